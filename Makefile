@@ -1,0 +1,52 @@
+# Sunshine Credit Assistant. `make run` starts everything; `make test` tests everything.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL := var/models/sunshine.tar.gz
+TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
+
+.PHONY: setup run test test-postgres train chat bench lint clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    start every process (Redis if needed, Rasa, actions, web, worker, emulators)"
+	@echo "make test   run the whole test suite"
+	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
+	@echo "make setup  create .venv and install (called by run and test)"
+	@echo "make train  train the Rasa model if the training data changed"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-face.txt scripts/find-python310.sh
+	@PY310="$$(scripts/find-python310.sh)" || exit 1; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+		rm -rf $(VENV) && "$$PY310" -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip<26' 'setuptools<71' wheel
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-face.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps face_recognition==1.3.0
+	@touch $(STAMP)
+
+train: $(MODEL)
+
+$(MODEL): $(STAMP) $(TRAINING_DATA)
+	@mkdir -p var/models
+	$(VENV)/bin/rasa train --config bot/config.yml --domain bot/domain.yml --data bot/data nlu_data \
+		--out var/models --fixed-model-name sunshine
+	@touch $(MODEL)
+
+run: $(STAMP) $(MODEL)
+	$(PY) -m sunshine.launcher run
+
+chat: $(STAMP)
+	@$(PY) -m emulators.wechat.chat
+
+test: $(STAMP) $(MODEL)
+	$(PY) -m pytest
+
+test-postgres: $(STAMP) $(MODEL)
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+
+clean:
+	rm -rf var/models var/run .rasa

@@ -1,0 +1,1 @@
+"""Remote credit-report authorization: tokens, QR codes, consent."""

@@ -1,0 +1,1 @@
+"""Hand-off of a conversation from the bot to a loan officer."""

@@ -1,0 +1,172 @@
+"""The records that must not be lost: customers, credit lines, products,
+applications, authorizations, hand-offs, officers and the audit log.
+
+Money is kept in whole yuan (integers). ID numbers and phones are never
+stored in plain text: a keyed fingerprint for look-up, a sealed copy where
+the bank must read them back, and a masked form for display.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import declarative_base, relationship
+
+Base = declarative_base()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Officer(Base):
+    """A loan officer (客户经理) or supervisor who uses the console."""
+    __tablename__ = "officers"
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), unique=True, nullable=False)
+    display_name = Column(String(64), nullable=False)
+    password_hash = Column(String(255), nullable=False)
+    role = Column(String(16), nullable=False, default="officer")  # officer | supervisor
+    wecom_userid = Column(String(64))
+    active = Column(Boolean, nullable=False, default=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class Customer(Base):
+    """A person known to the bank: household head, merchant or civil servant."""
+    __tablename__ = "customers"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False)
+    id_fingerprint = Column(String(64), unique=True, nullable=False)
+    id_sealed = Column(Text, nullable=False)
+    id_masked = Column(String(32), nullable=False)
+    phone_fingerprint = Column(String(64), index=True)
+    phone_sealed = Column(Text)
+    phone_masked = Column(String(16))
+    customer_type = Column(String(16), nullable=False, default="farmer")  # farmer | merchant | civil_servant
+    village = Column(String(64))
+    wechat_openid = Column(String(64), unique=True)
+    subscribed = Column(Boolean, nullable=False, default=True)
+    officer_id = Column(Integer, ForeignKey("officers.id"))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    officer = relationship("Officer")
+    credit_lines = relationship("CreditLine", back_populates="customer")
+
+
+class FamilyMember(Base):
+    """A relation between two customers of one household (spouse, child, ...)."""
+    __tablename__ = "family_members"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    member_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    role = Column(String(16), nullable=False)
+
+    member = relationship("Customer", foreign_keys=[member_id])
+    __table_args__ = (UniqueConstraint("customer_id", "member_id"),)
+
+
+class CreditLine(Base):
+    """A pre-granted line from the village credit file (整村授信)."""
+    __tablename__ = "credit_lines"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    amount = Column(Integer, nullable=False)
+    used_amount = Column(Integer, nullable=False, default=0)
+    valid_until = Column(Date, nullable=False)
+    source = Column(String(32), nullable=False, default="whole_village")
+    tags = Column(JSON, nullable=False, default=dict)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    customer = relationship("Customer", back_populates="credit_lines")
+
+
+class LoanProduct(Base):
+    """A loan product, synchronised from lending/products.yml."""
+    __tablename__ = "loan_products"
+    code = Column(String(32), primary_key=True)
+    name = Column(String(64), nullable=False)
+    customer_types = Column(JSON, nullable=False)
+    min_amount = Column(Integer, nullable=False)
+    max_amount = Column(Integer, nullable=False)
+    terms_months = Column(JSON, nullable=False)
+    annual_rate = Column(Numeric(6, 4), nullable=False)
+    needs_guarantor = Column(Boolean, nullable=False, default=False)
+    authorizing_parties = Column(JSON, nullable=False)
+    description = Column(Text, nullable=False, default="")
+
+
+class LoanApplication(Base):
+    __tablename__ = "loan_applications"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    product_code = Column(String(32), ForeignKey("loan_products.code"), nullable=False)
+    amount = Column(Integer, nullable=False)
+    term_months = Column(Integer, nullable=False)
+    purpose = Column(String(200), nullable=False, default="")
+    status = Column(String(32), nullable=False, default="draft")
+    idempotency_key = Column(String(64), unique=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    customer = relationship("Customer")
+    product = relationship("LoanProduct")
+
+
+class Authorization(Base):
+    """One party's consent to a credit-report query, reached by a QR token."""
+    __tablename__ = "authorizations"
+    id = Column(Integer, primary_key=True)
+    application_id = Column(Integer, ForeignKey("loan_applications.id"), index=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    party_role = Column(String(16), nullable=False)  # applicant | spouse | guarantor
+    party_name = Column(String(64), nullable=False)
+    party_id_masked = Column(String(32), nullable=False)
+    purpose = Column(String(200), nullable=False)
+    requested_by = Column(String(64), nullable=False)
+    token_hash = Column(String(64), unique=True, nullable=False)
+    status = Column(String(16), nullable=False, default="pending")
+    expires_at = Column(DateTime, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    consented_at = Column(DateTime)
+
+
+class HandOff(Base):
+    """A conversation handed from the bot to a loan officer."""
+    __tablename__ = "hand_offs"
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"))
+    officer_id = Column(Integer, ForeignKey("officers.id"))
+    application_id = Column(Integer, ForeignKey("loan_applications.id"))
+    reason = Column(String(32), nullable=False)
+    summary = Column(JSON, nullable=False, default=dict)
+    priority = Column(Integer, nullable=False, default=0)
+    status = Column(String(16), nullable=False, default="open")  # open | claimed | closed
+    deadline = Column(DateTime, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    closed_at = Column(DateTime)
+
+    customer = relationship("Customer")
+    officer = relationship("Officer")
+
+
+class AuditEntry(Base):
+    """Who did what to which record, when and why."""
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    actor = Column(String(64), nullable=False)
+    action = Column(String(64), nullable=False)
+    subject_type = Column(String(32), nullable=False)
+    subject_id = Column(String(64), nullable=False)
+    detail = Column(JSON, nullable=False, default=dict)
+
+
+def audit(session, actor: str, action: str, subject_type: str, subject_id, **detail) -> AuditEntry:
+    """Add an audit-log entry to the session's unit of work."""
+    entry = AuditEntry(actor=actor, action=action, subject_type=subject_type,
+                       subject_id=str(subject_id), detail=detail)
+    session.add(entry)
+    return entry

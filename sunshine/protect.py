@@ -1,0 +1,76 @@
+"""Personal data: masking for display and logs, fingerprints for look-up,
+sealing (symmetric encryption) for what must be read back."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+
+from cryptography.fernet import Fernet
+
+_ID_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9])")
+_PHONE_RE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+
+
+def mask_id_number(id_number: str) -> str:
+    """3213********1234: first four and last four characters kept."""
+    s = id_number.strip()
+    if len(s) < 8:
+        return "*" * len(s)
+    return s[:4] + "*" * (len(s) - 8) + s[-4:]
+
+
+def mask_phone(phone: str) -> str:
+    s = phone.strip()
+    return s[:3] + "****" + s[-4:] if len(s) == 11 else "*" * len(s)
+
+
+def mask_name(name: str) -> str:
+    """张建国 -> 张**; a name is kept to its family character."""
+    return name[:1] + "*" * (len(name) - 1) if name else name
+
+
+def mask_text(text: str) -> str:
+    """Mask ID numbers and mobile numbers wherever they occur in free text."""
+    text = _ID_RE.sub(lambda m: mask_id_number(m.group(0)), text)
+    return _PHONE_RE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
+
+
+def fingerprint(secret_key: str, value: str) -> str:
+    """A keyed hash for equality look-ups (e.g. ID number) without storing the value."""
+    return hmac.new(secret_key.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
+def _fernet(secret_key: str) -> Fernet:
+    key = hashlib.sha256(b"sunshine-seal:" + secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(secret_key: str, value: str) -> str:
+    return _fernet(secret_key).encrypt(value.encode()).decode()
+
+
+def unseal(secret_key: str, token: str) -> str:
+    return _fernet(secret_key).decrypt(token.encode()).decode()
+
+
+class MaskingFilter(logging.Filter):
+    """Log filter that masks ID and phone numbers in every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,171 @@
+"""Settings: every secret, address and limit comes from the environment.
+
+A `.env` file in the working directory is read first when present; real
+environment variables win over it. `load()` validates and returns a frozen
+`Settings`; bad values raise `ConfigError` with one line that says what is
+wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{VAR / 'sunshine.db'}"
+    # Empty: `make run` starts a private redis-server and fills this in.
+    redis_url: str = ""
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055"
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "dev-only-secret-change-me"
+    web_port: int = 8000
+    web_workers: int = 2
+
+    wechat_token: str = "sunshinedevtoken"
+    wechat_appid: str = "wx0000000000demo01"
+    wechat_secret: str = "demo-app-secret"
+    wechat_aes_key: str = ""
+    wechat_max_clock_skew: int = 300
+    wechat_api_base: str = "http://127.0.0.1:8100"
+    wechat_reply_budget_s: float = 4.0
+    wxa_appid: str = "wx0000000000demo02"
+    wxa_secret: str = "demo-wxa-secret"
+
+    bureau_url: str = "http://127.0.0.1:8200"
+    wechat_emulator_port: int = 8100
+    bureau_emulator_port: int = 8200
+
+    # Seconds an authorization QR token stays valid.
+    authorization_ttl_s: int = 1800
+    log_level: str = "INFO"
+
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def wechat_mode(self) -> str:
+        """'safe' (AES) when a key is set, else 'plaintext'.
+
+        Compatible mode needs no setting of its own: with a key set, a body
+        that carries both plaintext fields and `Encrypt` is decrypted.
+        """
+        return "safe" if self.wechat_aes_key else "plaintext"
+
+    def public(self) -> dict:
+        """The settings that may be printed: secrets replaced by '***'."""
+        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token"}
+        out = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = "***" if (f.name in hidden and value) else value
+        out["database_url"] = _hide_password(self.database_url)
+        out["redis_url"] = _hide_password(self.redis_url)
+        return out
+
+
+def _hide_password(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _convert(name: str, raw: str, kind: type):
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name.upper()}={raw!r} is not a whole number; set it to e.g. 300") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name.upper()}={raw!r} is not a number; set it to e.g. 4.0") from None
+    return raw
+
+
+def validate(s: Settings) -> None:
+    """Raise ConfigError for the first setting that cannot work."""
+    if s.wechat_aes_key:
+        if len(s.wechat_aes_key) != 43:
+            raise ConfigError(
+                f"WECHAT_AES_KEY must be the 43-character EncodingAESKey from the WeChat admin page "
+                f"(got {len(s.wechat_aes_key)} characters); leave it empty for plaintext mode"
+            )
+        try:
+            if len(base64.b64decode(s.wechat_aes_key + "=", validate=True)) != 32:
+                raise binascii.Error
+        except binascii.Error:
+            raise ConfigError(
+                "WECHAT_AES_KEY is not valid base64 of a 32-byte key; copy the EncodingAESKey again "
+                "from the WeChat admin page"
+            ) from None
+    if not re.fullmatch(r"[A-Za-z0-9]{3,32}", s.wechat_token):
+        raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
+    if s.wechat_max_clock_skew < 0:
+        raise ConfigError("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
+    if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
+        raise ConfigError("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
+    for name in ("database_url",):
+        value = getattr(s, name)
+        if "://" not in value:
+            raise ConfigError(f"{name.upper()}={value!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
+                              "postgresql://user@host/db")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
+    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url"):
+        value = getattr(s, name)
+        if not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")
+    if s.secret_key == Settings.secret_key and os.environ.get("SUNSHINE_ENV") == "production":
+        raise ConfigError("SECRET_KEY is the development default; set a long random value in production")
+
+
+def load(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Build Settings from `.env` and the environment (environment wins)."""
+    source = _read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")
+    source.update(os.environ if env is None else env)
+    kwargs = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = source.get(f.name.upper())
+        if raw is None or raw == "" and f.name not in ("wechat_aes_key", "redis_url"):
+            continue
+        kind = type(f.default) if f.default is not None else str
+        kwargs[f.name] = _convert(f.name, raw.strip(), kind)
+    settings = Settings(**kwargs)
+    validate(settings)
+    return settings
