@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 from sunshine.models import LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
-_FIELDS = ("name", "customer_types", "min_amount", "max_amount", "terms_months", "annual_rate",
+_FIELDS = ("name", "customer_types", "min_amount", "max_amount", "terms_months", "annual_rate_bp",
            "needs_guarantor", "authorizing_parties", "description")
 
 
 def read_products(path: Path = PRODUCTS_FILE) -> list[dict]:
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     for row in rows:
-        row["annual_rate"] = Decimal(str(row["annual_rate"]))
+        row["annual_rate_bp"] = int((Decimal(str(row.pop("annual_rate"))) * 10000).to_integral_value())
     return rows
 
 

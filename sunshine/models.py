@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String,
+from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, String,
                         Text, UniqueConstraint)
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -91,7 +91,7 @@ class LoanProduct(Base):
     min_amount = Column(Integer, nullable=False)
     max_amount = Column(Integer, nullable=False)
     terms_months = Column(JSON, nullable=False)
-    annual_rate = Column(Numeric(6, 4), nullable=False)
+    annual_rate_bp = Column(Integer, nullable=False)  # basis points: 435 = 4.35% a year
     needs_guarantor = Column(Boolean, nullable=False, default=False)
     authorizing_parties = Column(JSON, nullable=False)
     description = Column(Text, nullable=False, default="")

