@@ -1,0 +1,121 @@
+"""Exactly-once, in-time answers to WeChat messages.
+
+WeChat waits 5 s for the HTTP answer and re-delivers a message up to three
+times. The web process never calls the bot itself: it enqueues the message
+for the worker and waits up to the budget for the answer.
+
+Whoever decides first owns the delivery, atomically in Redis:
+- the worker, when its answer is ready inside the budget, marks the message
+  `passive` and hands the answer to the waiting web request, which returns
+  it in the HTTP response;
+- the web request, when the budget runs out, marks it `async`, answers
+  `success`, and the worker then sends the answer through the
+  customer-service message API.
+A retry of a message already seen never reaches the bot: it gets the same
+passive answer if there was one, else `success`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+KEY_TTL_S = 24 * 3600
+WECHAT_TEXT_LIMIT = 2048  # bytes per customer-service or passive text
+
+# KEYS: decided, result. ARGV: answer json, ttl. Returns 1 when the worker wins.
+_CLAIM_PASSIVE = """
+if redis.call('SET', KEYS[1], 'passive', 'NX', 'EX', ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def _keys(message_key: str) -> dict[str, str]:
+    base = f"wx:{message_key}"
+    return {"seen": f"{base}:seen", "decided": f"{base}:decided", "result": f"{base}:result",
+            "answer": f"{base}:answer"}
+
+
+def split_for_wechat(texts: list[str], limit: int = WECHAT_TEXT_LIMIT) -> list[str]:
+    """Pack bot messages into as few WeChat texts as fit `limit` bytes, in order.
+
+    Consecutive messages share one text (separated by a blank line) while
+    they fit; a single message longer than the limit is cut at character
+    boundaries.
+    """
+    pieces: list[str] = []
+    for text in texts:
+        while len(text.encode()) > limit:
+            cut = limit
+            while len(text[:cut].encode()) > limit:
+                cut -= 1
+            pieces.append(text[:cut])
+            text = text[cut:]
+        if text:
+            pieces.append(text)
+    packed: list[str] = []
+    for piece in pieces:
+        if packed and len((packed[-1] + "\n\n" + piece).encode()) <= limit:
+            packed[-1] += "\n\n" + piece
+        else:
+            packed.append(piece)
+    return packed
+
+
+def bot_texts(bot_messages: list[dict]) -> list[str]:
+    """The texts of Rasa's REST messages, images given as links."""
+    texts = []
+    for m in bot_messages:
+        if m.get("text"):
+            texts.append(m["text"])
+        if m.get("image"):
+            texts.append(m["image"])
+    return texts
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the web request returns: a passive text, or nothing (`success`)."""
+    passive_text: str | None
+    duplicate: bool = False
+
+
+class Relay:
+    """The web side: de-duplicate, enqueue, wait within the budget."""
+
+    def __init__(self, r: redis.Redis, jobs, budget_s: float):
+        self.r = r
+        self.jobs = jobs  # conversation.tasks.Jobs or any object with answer() and deliver()
+        self.budget_s = budget_s
+
+    def handle(self, openid: str, text: str, message_key: str) -> Outcome:
+        keys = _keys(message_key)
+        if not self.r.set(keys["seen"], "1", nx=True, ex=KEY_TTL_S):
+            answer = self.r.get(keys["answer"])
+            return Outcome(answer.decode() if answer else None, duplicate=True)
+        self.jobs.answer(openid, text, message_key)
+        got = self.r.blpop([keys["result"]], timeout=self.budget_s)
+        if got is None and not self.r.set(keys["decided"], "async", nx=True, ex=KEY_TTL_S):
+            # The worker won the race an instant before us: its answer is already pushed.
+            got = self.r.blpop([keys["result"]], timeout=1)
+        if got is None:
+            return Outcome(None)
+        chunks = split_for_wechat(json.loads(got[1]))
+        if not chunks:
+            return Outcome(None)
+        self.r.set(keys["answer"], chunks[0], ex=KEY_TTL_S)
+        if len(chunks) > 1:
+            self.jobs.deliver(openid, chunks[1:])
+        return Outcome(chunks[0])
+
+
+def worker_claims_passive(r: redis.Redis, message_key: str, texts: list[str]) -> bool:
+    """Called by the worker with the bot's answer: True when the web request will deliver it."""
+    keys = _keys(message_key)
+    return bool(r.eval(_CLAIM_PASSIVE, 2, keys["decided"], keys["result"],
+                       json.dumps(texts, ensure_ascii=False), KEY_TTL_S))

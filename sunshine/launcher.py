@@ -1,0 +1,241 @@
+"""`make run`: check the configuration, prepare the database, and start every
+process under one supervisor (honcho) that stops them all on Ctrl-C.
+
+    python -m sunshine.launcher check    # only the checks, one line per problem
+    python -m sunshine.launcher prepare  # checks, migrations and demo data
+    python -m sunshine.launcher run      # all of it, then every process
+
+A problem stops start-up with one line saying what is wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from sunshine import redis_server
+from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
+
+MODEL = VAR / "models" / "sunshine.tar.gz"
+RUN_DIR = VAR / "run"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+BIN = Path(sys.executable).parent
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    command: list[str]
+
+
+def _local_port(url: str) -> int | None:
+    parts = urlsplit(url)
+    if parts.hostname in LOCAL_HOSTS:
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    return None
+
+
+def services(s: Settings) -> list[Service]:
+    """The processes this machine runs, from the settings."""
+    py = str(BIN / "python")
+    out = [Service("web", s.web_port, [str(BIN / "gunicorn"), "--workers", str(s.web_workers),
+                                       "--worker-class", "gthread", "--threads", "16",
+                                       "--bind", f"127.0.0.1:{s.web_port}", "--timeout", "30",
+                                       "--graceful-timeout", "10", "webhooks:create_app()"])]
+    rasa_port = _local_port(s.rasa_url)
+    if rasa_port:
+        out.append(Service("rasa", rasa_port, [
+            str(BIN / "rasa"), "run", "--enable-api", "--model", str(MODEL),
+            "--endpoints", str(RUN_DIR / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
+            "--interface", "127.0.0.1", "--port", str(rasa_port)]))
+    action_port = _local_port(s.action_server_url)
+    if action_port:
+        out.append(Service("actions", action_port, [
+            str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)]))
+    out.append(Service("worker", 0, [py, "-m", "conversation.worker"]))
+    for name, url, module in (("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
+                              ("bureau-emulator", s.bureau_url, "emulators.bureau")):
+        port = _local_port(url)
+        if port:
+            out.append(Service(name, port, [py, "-m", module, "--port", str(port)]))
+    return out
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(s: Settings, private_redis_port: int | None) -> None:
+    wanted = [(svc.name, svc.port) for svc in services(s) if svc.port]
+    if private_redis_port:
+        wanted.append(("redis", private_redis_port))
+    for name, port in wanted:
+        if not port_free(port):
+            raise StartupError(f"port {port} ({name}) is already in use: stop what listens there "
+                               f"(ss -ltnp 'sport = :{port}') or choose another port in .env")
+
+
+def check_database(s: Settings) -> None:
+    from sqlalchemy import text
+    from sunshine.db import make_engine
+
+    engine = make_engine(s.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # driver errors differ per database: report the first line
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StartupError(f"cannot reach DATABASE_URL={Settings.public(s)['database_url']}: {reason}; "
+                           "start the database or correct DATABASE_URL") from None
+    finally:
+        engine.dispose()
+
+
+def check_model() -> None:
+    if not MODEL.is_file():
+        raise StartupError(f"no trained model at {MODEL.relative_to(ROOT)}: run `make train` (or `make run`)")
+
+
+def rasa_endpoints(s: Settings) -> str:
+    """Rasa's endpoints.yml: the action server, and Redis for trackers and locks."""
+    r = urlsplit(s.redis_url)
+    db = (r.path or "/0").lstrip("/") or "0"
+    password = f"\n  password: {r.password}" if r.password else ""
+    redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}{password}"
+    return (f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
+            f"tracker_store:\n  type: redis\n{redis_part}\n  key_prefix: tracker\n  record_exp: 2592000\n"
+            f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n")
+
+
+def prepare(s: Settings, load_demo_data: bool = True) -> None:
+    """Migrate the database and load the demo data (idempotent)."""
+    from sunshine.db import unit_of_work
+    from sunshine.demo import load_demo
+    from sunshine.migrate import upgrade
+
+    upgrade(s.database_url)
+    if load_demo_data:
+        with unit_of_work(s.database_url) as session:
+            load_demo(session, s.secret_key)
+
+
+def child_env(s: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(REDIS_URL=s.redis_url, DATABASE_URL=s.database_url, PYTHONUNBUFFERED="1",
+               RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1",
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    return env
+
+
+def _announce_when_ready(s: Settings, started: float) -> None:
+    url = f"http://127.0.0.1:{s.web_port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/readyz", timeout=2).status_code == 200:
+                print(f"\n=== 阳光信贷助手 ready in {time.monotonic() - started:.0f} s ===\n"
+                      f"  WeChat message URL  {url}/wechat\n"
+                      f"  officer console     {url}/console   (demo login: officer01 / sunshine-demo)\n"
+                      f"  readiness           {url}/readyz    metrics {url}/metrics\n"
+                      f"  API description     {url}/api/openapi.json\n"
+                      f"  WeChat emulator     {s.wechat_api_base}/_emulator/messages?touser=o_demo_zhangjianguo\n"
+                      f"  chat as a farmer:   make chat      (in another terminal)\n"
+                      f"  stop everything:    Ctrl-C\n", flush=True)
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    print("=== not ready after 10 minutes: see the process output above ===", flush=True)
+
+
+def _resolve_redis(s: Settings, private_port: int) -> tuple[Settings, int | None]:
+    if s.redis_url:
+        if not redis_server.reachable(s.redis_url, 2):
+            raise StartupError(f"cannot reach REDIS_URL={Settings.public(s)['redis_url']}: start that Redis "
+                               "or leave REDIS_URL empty to have `make run` start a private one")
+        return s, None
+    return replace(s, redis_url=f"redis://127.0.0.1:{private_port}/0"), private_port
+
+
+def run(s: Settings, private_port: int) -> int:
+    from honcho.manager import Manager
+
+    started = time.monotonic()
+    s, private_redis = _resolve_redis(s, private_port)
+    check_ports(s, private_redis)
+    check_database(s)
+    check_model()
+    prepare(s)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "endpoints.yml").write_text(rasa_endpoints(s), encoding="utf-8")
+    redis_proc: subprocess.Popen | None = None
+    if private_redis:
+        redis_proc = redis_server.start(private_redis, RUN_DIR / "redis")
+        print(f"started a private Redis at {s.redis_url} (REDIS_URL is empty)", flush=True)
+    try:
+        manager = Manager()
+        env = child_env(s)
+        for svc in services(s):
+            manager.add_process(svc.name, " ".join(_quote(c) for c in svc.command), env=env, cwd=str(ROOT))
+        threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
+        manager.loop()
+        return manager.returncode or 0
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+    return shlex.quote(arg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sunshine.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("check", "prepare", "run"))
+    parser.add_argument("--private-redis-port", type=int, default=int(os.environ.get("PRIVATE_REDIS_PORT", 6390)))
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    try:
+        s = load()
+        if args.command == "check":
+            s, private = _resolve_redis(s, args.private_redis_port)
+            check_ports(s, private)
+            check_database(s)
+            check_model()
+            print("configuration ok")
+            return 0
+        if args.command == "prepare":
+            check_database(s)
+            prepare(s)
+            print("database migrated and demo data loaded")
+            return 0
+        return run(s, args.private_redis_port)
+    except (ConfigError, StartupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

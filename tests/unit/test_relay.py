@@ -1,0 +1,86 @@
+"""The exactly-once protocol between the web request and the worker, on a real Redis."""
+import threading
+import time
+
+from conversation.relay import Relay, split_for_wechat, worker_claims_passive
+from sunshine.redis import connect
+
+
+class ThreadWorker:
+    """Plays the worker: answers after `delay` seconds, in a thread, through the real claim."""
+
+    def __init__(self, r, delay, texts=("您好",)):
+        self.r, self.delay, self.texts = r, delay, list(texts)
+        self.asked, self.sent, self.threads = [], [], []
+
+    def answer(self, openid, text, key):
+        self.asked.append(text)
+
+        def run():
+            time.sleep(self.delay)
+            if not worker_claims_passive(self.r, key, self.texts):
+                self.sent.append(split_for_wechat(self.texts))
+        t = threading.Thread(target=run)
+        t.start()
+        self.threads.append(t)
+
+    def deliver(self, openid, chunks):
+        self.sent.append(chunks)
+
+    def join(self):
+        for t in self.threads:
+            t.join()
+
+
+def test_fast_bot_answers_passively_once(redis_url):
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 0.05)
+    relay = Relay(r, worker, budget_s=2)
+    first = relay.handle("o1", "你好", "m1")
+    retry = relay.handle("o1", "你好", "m1")
+    worker.join()
+    assert first.passive_text == "您好" and not first.duplicate
+    assert retry.duplicate and retry.passive_text == "您好"
+    assert worker.asked == ["你好"] and worker.sent == []
+
+
+def test_slow_bot_answers_through_the_api_after_success(redis_url):
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 1.5)
+    started = time.monotonic()
+    outcome = Relay(r, worker, budget_s=0.5).handle("o1", "你好", "m2")
+    assert outcome.passive_text is None and time.monotonic() - started < 1.4
+    worker.join()
+    assert worker.sent == [["您好"]]
+
+
+def test_concurrent_retries_reach_the_bot_once(redis_url):
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 0.2)
+    relay = Relay(r, worker, budget_s=2)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(relay.handle("o1", "在吗", "m3"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    worker.join()
+    assert worker.asked == ["在吗"]
+    assert sum(1 for o in results if o.passive_text == "您好" and not o.duplicate) == 1
+    assert worker.sent == []
+
+
+def test_long_answers_are_split_in_order_and_rest_delivered(redis_url):
+    r = connect(redis_url)
+    long_texts = ["甲" * 600, "乙" * 600]  # 1800 bytes each
+    worker = ThreadWorker(r, 0.05, long_texts)
+    outcome = Relay(r, worker, budget_s=2).handle("o1", "说说", "m4")
+    worker.join()
+    assert outcome.passive_text == "甲" * 600 and worker.sent == [["乙" * 600]]
+
+
+def test_split_for_wechat():
+    assert split_for_wechat(["a", "b"]) == ["a\n\nb"]
+    parts = split_for_wechat(["字" * 1000])
+    assert [len(p.encode()) for p in parts] == [2046, 954]
+    assert "".join(parts) == "字" * 1000

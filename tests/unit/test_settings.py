@@ -1,0 +1,42 @@
+import pytest
+
+from sunshine.settings import ConfigError, load
+
+GOOD_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def test_defaults_load_without_environment(tmp_path):
+    s = load(env={}, dotenv=tmp_path / "none")
+    assert s.web_port == 8000 and s.wechat_mode == "plaintext" and s.wechat_max_clock_skew == 300
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path):
+    (tmp_path / ".env").write_text("WEB_PORT=9000\nWECHAT_APPID='wxfromdotenv'\n# comment\n")
+    s = load(env={"WEB_PORT": "9100"}, dotenv=tmp_path / ".env")
+    assert s.web_port == 9100 and s.wechat_appid == "wxfromdotenv"
+
+
+def test_safe_mode_with_a_valid_key(tmp_path):
+    assert load(env={"WECHAT_AES_KEY": GOOD_KEY}, dotenv=tmp_path / "x").wechat_mode == "safe"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"WECHAT_AES_KEY": "tooshort"}, "43-character"),
+    ({"WECHAT_AES_KEY": "!" * 43}, "base64"),
+    ({"WEB_PORT": "eighty"}, "WEB_PORT"),
+    ({"WECHAT_TOKEN": "has space"}, "WECHAT_TOKEN"),
+    ({"WECHAT_MAX_CLOCK_SKEW": "-1"}, "WECHAT_MAX_CLOCK_SKEW"),
+    ({"DATABASE_URL": "var/db.sqlite"}, "DATABASE_URL"),
+    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+    ({"RASA_URL": "localhost:5005"}, "RASA_URL"),
+])
+def test_bad_settings_say_what_is_wrong(tmp_path, env, words):
+    with pytest.raises(ConfigError) as exc:
+        load(env=env, dotenv=tmp_path / "x")
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_public_view_hides_secrets(tmp_path):
+    s = load(env={"WECHAT_SECRET": "s3cret", "DATABASE_URL": "postgresql://bank:pw@db/x"}, dotenv=tmp_path / "x")
+    shown = s.public()
+    assert shown["wechat_secret"] == "***" and "pw" not in shown["database_url"]
