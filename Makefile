@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL := var/models/sunshine.tar.gz
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-postgres train chat bench lint clean help
+.PHONY: setup run test test-postgres train chat clean help
 .DEFAULT_GOAL := help
 
 help:

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,34 +29,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def database_template(tmp_path_factory):
-    """A migrated database for this test session: its URL."""
+@contextmanager
+def fresh_database(folder: Path):
+    """A new, empty database: a file in `folder`, or a new PostgreSQL
+    database beside the one DATABASE_URL names (dropped afterwards)."""
     url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgresql"):
-        name = f"sunshine_test_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT", future=True)
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        test_url = url.rsplit("/", 1)[0] + "/" + name
-        upgrade(test_url)
+    if not url.startswith("postgresql"):
+        yield f"sqlite:///{folder / 'sunshine.sqlite'}"
+        return
+    name = f"sunshine_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    test_url = url.rsplit("/", 1)[0] + "/" + name
+    try:
         yield test_url
+    finally:
         from sunshine.db import engine_for
         engine_for(test_url).dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    else:
-        path = tmp_path_factory.mktemp("db") / "template.sqlite"
-        upgrade(f"sqlite:///{path}")
-        yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory):
+    """A migrated database for this test session: its URL."""
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture
 def db_url(database_template, tmp_path):
     """An empty, migrated database for one test."""
     if database_template.startswith("sqlite"):
-        path = tmp_path / "test.sqlite"
+        path = tmp_path / "test.sqlite"  # a copy of the migrated template: fast and isolated
         shutil.copy(database_template.split("///", 1)[1], path)
         return f"sqlite:///{path}"
     with unit_of_work(database_template) as session:

@@ -1,0 +1,89 @@
+"""Through the real processes: WeChat -> /wechat -> worker -> Rasa -> actions -> database."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import requests
+from sqlalchemy import select
+
+from emulators.wechat.user import WeChatUser
+from sunshine.db import unit_of_work
+from sunshine.launcher import port_free
+from sunshine.models import HandOff
+from sunshine.settings import ROOT, Settings
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def converse(stack, openid: str, text: str, quiet_s: float = 1.5, max_wait_s: float = 15) -> list[str]:
+    """Send one text as WeChat would; return the passive reply and any customer-service messages."""
+    s = Settings()
+    user = WeChatUser(stack.web + "/wechat", s.wechat_token, s.wechat_appid, openid=openid, timeout=6)
+    seen = len(requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json())
+    reply = user.send_text(text)
+    answers = [] if reply.empty else [reply.content]
+    deadline, last_change = time.monotonic() + max_wait_s, time.monotonic()
+    while time.monotonic() < deadline:
+        pushed = requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json()
+        if len(pushed) > seen:
+            answers += [m["content"] for m in pushed[seen:]]
+            seen, last_change = len(pushed), time.monotonic()
+        if answers and time.monotonic() - last_change > quiet_s:
+            break
+        time.sleep(0.2)
+    return answers
+
+
+def test_ready_means_every_dependency_answers(stack):
+    body = requests.get(stack.web + "/readyz", timeout=5).json()
+    assert body["checks"] == {"database": "ok", "redis": "ok", "rasa": "ok", "action_server": "ok"}
+
+
+def test_greeting_in_chinese_from_the_bot(stack):
+    answers = converse(stack, "o_demo_wangchunhua", "你好")
+    assert answers and CJK.search(answers[0])
+    assert "系统正在忙" not in "".join(answers)
+
+
+def test_loan_request_reads_the_pre_granted_line_from_the_database(stack):
+    answers = "".join(converse(stack, "o_demo_zhangjianguo", "我想贷款"))
+    assert "20万" in answers or "200000" in answers or "200,000" in answers, answers
+
+
+def test_hand_off_is_recorded(stack):
+    answers = converse(stack, "o_demo_zhaoxiaojun", "我要找人工客服")
+    assert answers
+    with unit_of_work(stack.env["DATABASE_URL"]) as session:
+        hand_off = session.scalar(select(HandOff).where(HandOff.openid == "o_demo_zhaoxiaojun"))
+    assert hand_off is not None and hand_off.status == "open"
+
+
+def test_authorization_link_and_qr_png(stack):
+    answers = "".join(converse(stack, "o_demo_qianyumei", "征信授权怎么弄"))
+    token = re.search(r"/auth/([A-Za-z0-9_-]{20,})", answers)
+    assert token, answers
+    qr = requests.get(f"{stack.web}/api/authorizations/{token.group(1)}/qr.png", timeout=5)
+    assert qr.status_code == 200 and qr.headers["Content-Type"] == "image/png" and qr.content[:4] == b"\x89PNG"
+    page = requests.get(f"{stack.web}/auth/{token.group(1)}", timeout=5)
+    assert page.status_code == 200 and "钱玉梅" in page.text
+
+
+def test_make_chat_scripted(stack):
+    result = subprocess.run(
+        [sys.executable, "-m", "emulators.wechat.chat", "--url", stack.web + "/wechat", "--api-base", stack.wechat_api,
+         "--openid", "o_demo_zhangjianguo"],
+        input="你好\n我想贷款\n", capture_output=True, text=True, env=stack.env, cwd=ROOT, timeout=90)
+    assert result.returncode == 0, result.stderr
+    bank_lines = [line for line in result.stdout.splitlines() if line.startswith("银行") and CJK.search(line)]
+    assert len(bank_lines) >= 2, result.stdout
+    assert "20万" in result.stdout or "200000" in result.stdout
+
+
+def test_ctrl_c_leaves_no_process_behind(stack):
+    ports = [int(stack.web.rsplit(":", 1)[1]), int(stack.wechat_api.rsplit(":", 1)[1])]
+    assert stack.stop() == []
+    assert stack.proc.returncode is not None
+    assert all(port_free(p) for p in ports)

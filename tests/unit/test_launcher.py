@@ -1,0 +1,51 @@
+"""Bad configuration stops start-up with one clear line, not a traceback."""
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from sunshine.launcher import rasa_endpoints, services
+from sunshine.settings import ROOT, Settings
+
+
+def check(tmp_path, **env):
+    full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    full.update({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env})
+    return subprocess.run([sys.executable, "-m", "sunshine.launcher", "check"], capture_output=True, text=True,
+                          env=full, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
+    ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
+    ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
+])
+def test_bad_configuration_is_one_line(tmp_path, env, words):
+    result = check(tmp_path, **env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_named(tmp_path, redis_url):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = check(tmp_path, WEB_PORT=str(port), REDIS_URL=redis_url)
+    assert result.returncode == 2
+    assert f"port {port} (web) is already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_rasa_endpoints_use_the_shared_redis():
+    text = rasa_endpoints(Settings(redis_url="redis://:pw@10.0.0.5:6380/3", action_server_url="http://a:5055"))
+    assert "url: http://a:5055/webhook" in text
+    assert text.count("url: 10.0.0.5") == 2 and "port: 6380" in text and "db: 3" in text and "password: pw" in text
+
+
+def test_services_skip_remote_hosts():
+    names = [s.name for s in services(Settings(wechat_api_base="https://api.weixin.qq.com",
+                                               bureau_url="https://bureau.example"))]
+    assert names == ["web", "rasa", "actions", "worker"]
