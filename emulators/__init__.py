@@ -1,0 +1,32 @@
+"""Emulators of the systems the bank does not run here (WeChat's servers, the
+credit bureau). They speak the real wire format, so the production clients
+are the same code pointed at a different base URL, and tests and `make chat`
+can see what was sent.
+
+- `emulators.wechat` — WeChat's API (`python -m emulators.wechat`), and
+  WeChat's side of the message webhook (`emulators.wechat.user.WeChatUser`,
+  the `make chat` console `python -m emulators.wechat.chat`).
+- `emulators.bureau` — the credit bureau's report API (`python -m emulators.bureau`).
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve a WSGI `app` on a free port (or `port`) in a daemon thread; yields its base URL
+    and stops the server on exit. For tests that need real HTTP."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"serve:{server.server_port}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

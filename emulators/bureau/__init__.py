@@ -1,0 +1,1 @@
+"""The credit bureau's personal credit-report API, emulated (`python -m emulators.bureau`)."""
