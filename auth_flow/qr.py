@@ -1,21 +1,8 @@
-"""QR codes for authorization links, as PNG."""
+"""QR codes for authorization links."""
 from __future__ import annotations
 
-import io
-
-import qrcode
-from qrcode.constants import ERROR_CORRECT_M
+from sunshine.qrcodes import png  # noqa: F401  (re-exported: the PNG of a link)
 
 
 def authorization_url(public_base_url: str, token: str) -> str:
     return f"{public_base_url.rstrip('/')}/auth/{token}"
-
-
-def png(data: str, box_size: int = 8) -> bytes:
-    """The QR code for `data` as PNG bytes (medium error correction, 4-module border)."""
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=box_size, border=4)
-    code.add_data(data)
-    code.make(fit=True)
-    buf = io.BytesIO()
-    code.make_image(fill_color="black", back_color="white").save(buf, format="PNG")
-    return buf.getvalue()

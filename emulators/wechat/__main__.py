@@ -3,40 +3,12 @@
 The port defaults to the WECHAT_EMULATOR_PORT setting (8100); the accounts it
 knows are WECHAT_APPID/WECHAT_SECRET and WXA_APPID/WXA_SECRET.
 """
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
 
-from werkzeug.serving import make_server
-
+from emulators import serve_main
 from emulators.wechat.api import create_app
-from sunshine.settings import ConfigError, load
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    parser = argparse.ArgumentParser(prog="python -m emulators.wechat", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=settings.wechat_emulator_port)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = make_server(args.host, args.port, create_app(settings), threaded=True)
-    print(f"WeChat API emulator on http://{args.host}:{args.port} "
-          f"(messages: /_emulator/messages?touser=OPENID)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve_main("python -m emulators.wechat", __doc__.splitlines()[0], create_app,
+                        lambda s: s.wechat_emulator_port,
+                        "WeChat API emulator (messages: /_emulator/messages?touser=OPENID)"))

@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import collections
 import hashlib
-import io
 import json
 import re
 import secrets
@@ -54,9 +53,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-import qrcode
 from flask import Flask, Response, request
-from qrcode.constants import ERROR_CORRECT_M
+
+from sunshine.qrcodes import png
 
 ERRMSG = {
     -1: "system error",
@@ -276,15 +275,6 @@ def _body() -> dict:
     return body
 
 
-def _png(data: str, box_size: int = 8) -> bytes:
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, box_size=box_size, border=4)
-    code.add_data(data)
-    code.make(fit=True)
-    buf = io.BytesIO()
-    code.make_image(fill_color="black", back_color="white").save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _check_message(body: dict) -> None:
     touser = body.get("touser")
     if not isinstance(touser, str) or not touser.strip():
@@ -437,7 +427,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         if record is None or (record["expire_at"] is not None and time.time() > record["expire_at"]):
             return Response("<html><body>ticket not found or expired</body></html>", status=404,
                             content_type="text/html")
-        return Response(_png(record["url"]), content_type="image/png")
+        return Response(png(record["url"]), content_type="image/png")
 
     @app.post("/wxa/getwxacodeunlimit")
     def wxacode_unlimit():
@@ -459,7 +449,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         with state.lock:
             state.wxacodes.append({"appid": account.appid, "scene": scene, "page": page or None,
                                    "created_at": _now_iso()})
-        return Response(_png(f"wxa://{account.appid}/{page or ''}?scene={scene}", box_size=box),
+        return Response(png(f"wxa://{account.appid}/{page or ''}?scene={scene}", box_size=box),
                         content_type="image/png")
 
     @app.get("/sns/jscode2session")
