@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _http_error(exc: HTTPException):
         if request.path.startswith("/api/"):
             return jsonify(error=exc.name, message=exc.description), exc.code
-        return f"{exc.code} {exc.name}", exc.code, {"Content-Type": "text/plain; charset=utf-8"}
+        return f"{exc.code} {exc.description}", exc.code, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.after_request
     def _security_headers(resp):
