@@ -1,0 +1,13 @@
+"""Custom actions for the Rasa action server (rasa-sdk).
+
+Run from the project root: `rasa run actions --actions bot.actions`.
+The SDK imports every module of this package and registers its actions.
+"""
+from bot.actions.applications import ActionApplicationStatus
+from bot.actions.authorization import ActionStartAuthorization
+from bot.actions.credit_line import ActionCreditLine
+from bot.actions.hand_off import ActionHandOff
+from bot.actions.products import ActionInterestRate, ActionProducts
+
+__all__ = ["ActionApplicationStatus", "ActionCreditLine", "ActionHandOff", "ActionInterestRate",
+           "ActionProducts", "ActionStartAuthorization"]

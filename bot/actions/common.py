@@ -1,0 +1,136 @@
+"""What every custom action shares: settings and database (read lazily, on
+each run, so tests and operators can change the environment), the customer
+behind a WeChat openid, and customer-facing wording.
+
+The WeChat openid is the Rasa sender id. Business rules live in the domain
+packages (lending, handoff, auth_flow); the actions only ask them and word
+the answer.
+"""
+from __future__ import annotations
+
+import abc
+import logging
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Dict, Iterator, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from lending.amounts import AmountError, find_amount, format_amount, parse_amount
+from sunshine.db import unit_of_work
+from sunshine.protect import mask_text
+from sunshine.settings import Settings, load
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_TYPE_LABELS = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
+SORRY_BUSY = "不好意思，系统有点忙，没查到结果。请过一会儿再发一次，或者回复“转人工”找客户经理。"
+
+
+def settings() -> Settings:
+    """The current settings (environment and .env), read at call time."""
+    return load()
+
+
+@contextmanager
+def database(cfg: Optional[Settings] = None) -> Iterator[Session]:
+    """A unit of work on the configured database."""
+    cfg = cfg or settings()
+    with unit_of_work(cfg.database_url) as session:
+        yield session
+
+
+def openid_of(tracker: Tracker) -> str:
+    return tracker.sender_id
+
+
+def yuan(amount: int) -> str:
+    """20万元, 3.5万元, 800元."""
+    return format_amount(amount)
+
+
+def day(d: date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def percent(rate_bp: int) -> str:
+    """435 basis points -> '4.35%'."""
+    return f"{rate_bp / 100:.2f}%"
+
+
+def latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
+    """The entity's value in the latest user message (after synonym mapping)."""
+    return next(tracker.get_latest_entity_values(entity), None)
+
+
+def slot_or_entity(tracker: Tracker, name: str) -> Optional[str]:
+    """The value the customer just said, else the one remembered in the slot."""
+    return latest_entity(tracker, name) or tracker.get_slot(name)
+
+
+def amount_asked(tracker: Tracker) -> tuple[Optional[int], Optional[str]]:
+    """(yuan, None) for the amount the customer gave, (None, why) when it cannot
+    be read, (None, None) when none was given."""
+    latest = [e for e in tracker.latest_message.get("entities") or [] if e.get("entity") == "amount"]
+    if len(latest) > 1:
+        # One amount cut in pieces (2 / . / 5万): read it from the message itself.
+        found = find_amount(tracker.latest_message.get("text") or "")
+        if found is not None:
+            return found, None
+    raw = slot_or_entity(tracker, "amount")
+    if not raw:
+        return None, None
+    try:
+        return parse_amount(raw), None
+    except AmountError as exc:
+        # The tokenizer may glue a word to the amount (5万买): look inside.
+        found = find_amount(raw)
+        return (found, None) if found is not None else (None, str(exc))
+
+
+def recent_user_messages(tracker: Tracker, limit: int = 5) -> List[str]:
+    """The last user messages, oldest first, ID and phone numbers masked."""
+    texts = [e.get("text") or "" for e in tracker.events if e.get("event") == "user"]
+    return [mask_text(t) for t in texts[-limit:] if t]
+
+
+def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
+    """What an officer needs to pick up the conversation (no raw personal numbers)."""
+    intent = tracker.latest_message.get("intent") or {}
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    slots = {k: mask_text(str(v)) for k, v in (tracker.slots or {}).items()
+             if v not in (None, "", []) and not k.startswith("requested_")}
+    return {
+        "last_intent": intent.get("name"),
+        "confidence": round(float(intent.get("confidence") or 0.0), 3),
+        "candidates": [r.get("name") for r in ranking[:3] if r.get("name")],
+        "slots": slots,
+        "recent_messages": recent_user_messages(tracker),
+    }
+
+
+class BankAction(Action, metaclass=abc.ABCMeta):
+    """An action that answers from the bank's records.
+
+    Abstract, so that the action server's registry (which registers every
+    concrete Action subclass it finds) skips this base class.
+
+    Subclasses implement `answer`; a failure of the database or a service is
+    logged and the customer gets a short apology instead of silence.
+    """
+
+    @abc.abstractmethod
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        """Reply to the customer; return the events to apply."""
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        try:
+            return self.answer(dispatcher, tracker, domain) or []
+        except Exception:  # the customer must get an answer; the log gets the cause
+            logger.exception("action %s failed for sender %s", self.name(), tracker.sender_id)
+            dispatcher.utter_message(text=SORRY_BUSY)
+            return []

@@ -1,0 +1,90 @@
+"""How much can I borrow: the pre-granted line (整村授信) from the database."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, day, latest_entity,
+                                openid_of, slot_or_entity, yuan)
+from lending.catalog import products_for
+from lending.credit_lines import CreditLineView, current_line
+from lending.customers import by_openid
+
+OFFER_OFFICER = "需要客户经理帮您办理吗？回复“好的”或“不用”。"
+
+
+def _requested_amount(tracker: Tracker, line: Optional[CreditLineView]) -> Optional[str]:
+    """A sentence about the amount the customer asked for, if any."""
+    wanted, problem = amount_asked(tracker)
+    if wanted is None:
+        return problem
+    if line is None:
+        return f"您想借{yuan(wanted)}，我记下了。"
+    if wanted <= line.available:
+        return f"您想借{yuan(wanted)}，在可用额度以内。"
+    return (f"您想借{yuan(wanted)}，超出了可用额度{yuan(line.available)}，"
+            "超出部分要客户经理评估后才能定。")
+
+
+class ActionCreditLine(BankAction):
+    """Answers apply_loan / ask_credit_line / inform with the customer's line."""
+
+    def name(self) -> Text:
+        return "action_credit_line"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        with database() as session:
+            customer = by_openid(session, openid_of(tracker))
+            if customer is None:
+                dispatcher.utter_message(text=self._unknown_customer(session, tracker))
+                return []
+            line = current_line(session, customer)
+            if line is None:
+                parts = [f"{customer.name}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
+                         "客户经理可以帮您看看能不能申请。"]
+                products = [p.name for p in products_for(session, customer.customer_type)]
+                if products:
+                    parts.append(f"适合您的产品有：{'、'.join(products)}。")
+                parts.append(OFFER_OFFICER)
+                dispatcher.utter_message(text="".join(parts))
+                return []
+            text = self._line_text(customer.id_masked, line, tracker)
+        dispatcher.utter_message(text=text)
+        return []
+
+    @staticmethod
+    def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker) -> str:
+        where = f"在{line.village}整村授信中" if line.village else ""
+        parts = [
+            f"{line.customer_name}您好（身份证{id_masked}），您{where}的预授信额度是{yuan(line.amount)}，"
+            f"已用{yuan(line.used)}，还能用{yuan(line.available)}，有效期到{day(line.valid_until)}。",
+        ]
+        if line.products:
+            parts.append(f"适合您的产品：{'、'.join(line.products)}。")
+        wanted = _requested_amount(tracker, line)
+        if wanted:
+            parts.append(wanted)
+        parts.append(OFFER_OFFICER)
+        return "".join(parts)
+
+    @staticmethod
+    def _unknown_customer(session, tracker: Tracker) -> str:
+        parts = ["我这边还没查到您微信绑定的客户信息，所以没法直接告诉您额度。"]
+        if latest_entity(tracker, "id_number") or latest_entity(tracker, "phone"):
+            parts.append("为了保护您的信息，身份证号和手机号要由客户经理核实，我这里不直接查询。")
+        else:
+            parts.append("您可以把姓名和身份证号告诉客户经理，核实后就能为您查额度、办贷款。")
+        customer_type = slot_or_entity(tracker, "customer_type")
+        if customer_type in CUSTOMER_TYPE_LABELS:
+            products = [p.name for p in products_for(session, customer_type)]
+            if products:
+                parts.append(f"{CUSTOMER_TYPE_LABELS[customer_type]}可以了解：{'、'.join(products)}。")
+        wanted = _requested_amount(tracker, None)
+        if wanted:
+            parts.append(wanted)
+        parts.append("需要我帮您转客户经理吗？回复“好的”或“不用”。")
+        return "".join(parts)
+

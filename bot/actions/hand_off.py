@@ -1,0 +1,43 @@
+"""Hand the conversation to a loan officer through the hand-off service."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.actions.common import BankAction, conversation_summary, database, openid_of
+from handoff.service import request_hand_off
+
+NLU_FALLBACK = "nlu_fallback"
+
+
+def _reason(tracker: Tracker) -> str:
+    intent = (tracker.latest_message.get("intent") or {}).get("name")
+    return "not_understood" if intent == NLU_FALLBACK else "customer_request"
+
+
+class ActionHandOff(BankAction):
+    """Records a hand-off (one open per customer) and tells the customer who will answer."""
+
+    def name(self) -> Text:
+        return "action_hand_off"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        reason = _reason(tracker)
+        with database() as session:
+            hand_off, created = request_hand_off(session, openid_of(tracker), reason,
+                                                 conversation_summary(tracker))
+            officer = hand_off.officer.display_name if hand_off.officer else None
+            minutes = max(1, round((hand_off.deadline - hand_off.created_at).total_seconds() / 60))
+        who = f"客户经理{officer}" if officer else "客户经理"
+        if not created:
+            text = f"已经在帮您联系{who}了，请稍等，回复会直接发到这里。"
+        elif reason == "not_understood":
+            text = (f"不好意思，我没能弄明白您的意思，已经请{who}来帮您，"
+                    f"一般{minutes}分钟内会在这里回复您，请留意消息。")
+        else:
+            text = f"好的，已经帮您转给{who}，一般{minutes}分钟内会在这里回复您，请留意消息。"
+        dispatcher.utter_message(text=text)
+        return []

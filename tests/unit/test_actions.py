@@ -1,0 +1,352 @@
+"""The custom actions against a real, migrated database holding the demo village.
+
+Each test builds a rasa-sdk Tracker the way the action server does (from the
+tracker dump Rasa sends) and runs the action with a CollectingDispatcher.
+"""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
+
+from auth_flow.service import find_by_token
+from bot.actions.applications import ActionApplicationStatus
+from bot.actions.authorization import ActionStartAuthorization
+from bot.actions.common import SORRY_BUSY
+from bot.actions.credit_line import ActionCreditLine
+from bot.actions.hand_off import ActionHandOff
+from bot.actions.products import ActionInterestRate, ActionProducts
+from sunshine.db import unit_of_work
+from sunshine.models import Authorization, CreditLine, Customer, HandOff, LoanApplication
+from tests.conftest import TEST_SECRET
+
+DEMO_OPENID = "o_demo_zhangjianguo"          # 张建国, farmer, 200000 yuan line until 2027-12-31
+UNKNOWN_OPENID = "o_nobody_knows_this_user"
+PUBLIC_BASE = "https://credit.example-bank.cn"
+DOMAIN = yaml.safe_load((Path(__file__).resolve().parents[2] / "bot" / "domain.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def bank_env(demo_db_url, monkeypatch):
+    """The action server's environment: the demo database and the test secret."""
+    monkeypatch.setenv("DATABASE_URL", demo_db_url)
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE)
+    monkeypatch.setenv("AUTHORIZATION_TTL_S", "1800")
+    return demo_db_url
+
+
+def user_event(text: str, intent: str, entities: list | None = None, confidence: float = 0.97) -> dict:
+    parse_data = {
+        "text": text,
+        "intent": {"name": intent, "confidence": confidence},
+        "intent_ranking": [{"name": intent, "confidence": confidence}],
+        "entities": entities or [],
+    }
+    return {"event": "user", "timestamp": 1.0, "text": text, "parse_data": parse_data,
+            "input_channel": "rest"}
+
+
+def entity(name: str, value: str, text: str | None = None) -> dict:
+    return {"entity": name, "value": value, "text": text or value, "start": 0, "end": len(text or value),
+            "extractor": "DIETClassifier", "confidence_entity": 0.99}
+
+
+def make_tracker(sender: str, *turns: dict, slots: dict | None = None) -> Tracker:
+    """A tracker as Rasa sends it: the user turns, each after action_listen."""
+    events: list[dict] = [{"event": "action", "name": "action_session_start"},
+                          {"event": "session_started"}]
+    for turn in turns:
+        events.append({"event": "action", "name": "action_listen"})
+        events.append(turn)
+    all_slots = {"amount": None, "term": None, "product": None, "customer_type": None, "party_role": None}
+    all_slots.update(slots or {})
+    return Tracker.from_dict({
+        "sender_id": sender,
+        "slots": all_slots,
+        "latest_message": turns[-1]["parse_data"],
+        "events": events,
+        "paused": False,
+        "followup_action": None,
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+    })
+
+
+def run(action, tracker: Tracker) -> tuple[str, list]:
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, DOMAIN)
+    assert dispatcher.messages, "the action must always answer"
+    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+
+
+def test_the_action_server_registers_exactly_the_domain_actions():
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("bot.actions")
+    assert sorted(executor.actions) == sorted(DOMAIN["actions"])
+
+
+# --- action_credit_line -----------------------------------------------------
+
+def test_credit_line_answers_with_the_line_from_the_database(bank_env):
+    text, events = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("我能贷多少", "ask_credit_line")))
+
+    assert "张建国" in text
+    assert "黄桥村" in text
+    assert "20万元" in text
+    assert "2027年12月31日" in text
+    assert "阳光e贷" in text and "富农担保贷" in text
+    assert "商e贷" not in text and "公e贷" not in text       # not for farmers
+    assert "3212**********0119" in text                      # masked ID
+    assert "321283197503120119" not in text
+    assert events == []
+
+
+def test_credit_line_follows_the_database_not_a_template(bank_env):
+    with unit_of_work(bank_env) as session:
+        customer = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
+        line = session.scalar(select(CreditLine).where(CreditLine.customer_id == customer.id))
+        line.used_amount = 50_000
+
+    text, _ = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("俺还能借多少", "ask_credit_line")))
+
+    assert "已用5万元" in text
+    assert "还能用15万元" in text
+
+
+def test_credit_line_compares_the_amount_asked_for(bank_env):
+    within = make_tracker(DEMO_OPENID, user_event("我想贷5万", "apply_loan", [entity("amount", "5万")]),
+                          slots={"amount": "5万"})
+    above = make_tracker(DEMO_OPENID, user_event("想借三十万", "apply_loan", [entity("amount", "三十万")]),
+                         slots={"amount": "三十万"})
+    garbled = make_tracker(DEMO_OPENID, user_event("借好多钱", "apply_loan", [entity("amount", "好多钱")]),
+                           slots={"amount": "好多钱"})
+
+    assert "您想借5万元，在可用额度以内" in run(ActionCreditLine(), within)[0]
+    text, _ = run(ActionCreditLine(), above)
+    assert "您想借30万元，超出了可用额度20万元" in text
+    assert "没看懂金额" in run(ActionCreditLine(), garbled)[0]
+
+
+def test_credit_line_reads_an_amount_glued_to_the_next_word(bank_env):
+    # jieba may cut 借5万买化肥 as 5 / 万买, so the entity can carry a stray character.
+    tracker = make_tracker(DEMO_OPENID, user_event("借5万买化肥", "apply_loan", [entity("amount", "5万买")]),
+                           slots={"amount": "5万买"})
+    assert "您想借5万元，在可用额度以内" in run(ActionCreditLine(), tracker)[0]
+
+
+def test_credit_line_reads_an_amount_split_into_pieces(bank_env):
+    tracker = make_tracker(DEMO_OPENID, user_event("想借2.5万", "apply_loan",
+                                                   [entity("amount", "2"), entity("amount", "5万")]),
+                           slots={"amount": "2"})
+    assert "您想借2.5万元" in run(ActionCreditLine(), tracker)[0]
+
+
+def test_credit_line_for_an_unknown_customer_is_honest(bank_env):
+    text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event("我能贷多少", "ask_credit_line")))
+
+    assert "没查到您微信绑定的客户信息" in text
+    assert "姓名和身份证号" in text
+    assert "转客户经理" in text
+    assert "万元" not in text              # no line shown, none invented
+
+
+def test_unknown_customer_giving_an_id_number_is_not_looked_up(bank_env):
+    tracker = make_tracker(UNKNOWN_OPENID, user_event("身份证321283197503120119", "inform",
+                                                      [entity("id_number", "321283197503120119")]))
+    text, _ = run(ActionCreditLine(), tracker)
+
+    assert "由客户经理核实" in text
+    assert "张建国" not in text and "20万元" not in text
+
+
+def test_unknown_customer_with_a_customer_type_gets_fitting_products(bank_env):
+    tracker = make_tracker(UNKNOWN_OPENID, user_event("我是开店的", "inform", [entity("customer_type", "merchant")]),
+                           slots={"customer_type": "merchant"})
+    text, _ = run(ActionCreditLine(), tracker)
+
+    assert "个体工商户可以了解：商e贷、富农担保贷" in text
+
+
+def test_credit_line_when_the_line_has_expired(bank_env):
+    with unit_of_work(bank_env) as session:
+        customer = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
+        session.scalar(select(CreditLine).where(CreditLine.customer_id == customer.id)).valid_until = date(2020, 1, 1)
+
+    text, _ = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("我的额度", "ask_credit_line")))
+
+    assert "没有有效的预授信额度" in text
+    assert "20万元" not in text
+
+
+# --- action_hand_off ----------------------------------------------------------
+
+def hand_offs(url: str, openid: str) -> list[HandOff]:
+    with unit_of_work(url) as session:
+        return list(session.scalars(select(HandOff).where(HandOff.openid == openid)))
+
+
+def test_hand_off_is_recorded_once_and_the_customer_told_who_answers(bank_env):
+    tracker = make_tracker(DEMO_OPENID,
+                           user_event("我身份证321283197503120119想借钱", "apply_loan"),
+                           user_event("转人工", "request_human"),
+                           slots={"amount": "5万"})
+
+    first, _ = run(ActionHandOff(), tracker)
+    second, _ = run(ActionHandOff(), tracker)
+
+    rows = hand_offs(bank_env, DEMO_OPENID)
+    assert len(rows) == 1
+    assert rows[0].reason == "customer_request"
+    assert rows[0].officer_id is not None                     # the customer's own officer
+    assert rows[0].status == "open"
+    assert "客户经理李经理" in first and "30分钟内" in first
+    assert "已经在帮您联系" in second
+    summary = rows[0].summary
+    assert summary["last_intent"] == "request_human"
+    assert summary["slots"] == {"amount": "5万"}
+    assert summary["recent_messages"][-1] == "转人工"
+    assert "321283197503120119" not in str(summary)          # personal numbers masked
+    assert "3212**********0119" in summary["recent_messages"][0]
+
+
+def test_hand_off_after_not_understanding(bank_env):
+    tracker = make_tracker(UNKNOWN_OPENID, user_event("嗯那个啥俺家那个", "nlu_fallback", confidence=0.3))
+
+    text, _ = run(ActionHandOff(), tracker)
+
+    rows = hand_offs(bank_env, UNKNOWN_OPENID)
+    assert [r.reason for r in rows] == ["not_understood"]
+    assert rows[0].customer_id is None                         # unknown: the branch queue
+    assert "没能弄明白" in text and "客户经理" in text
+
+
+# --- action_start_authorization -----------------------------------------------
+
+def authorizations(url: str) -> list[Authorization]:
+    with unit_of_work(url) as session:
+        return list(session.scalars(select(Authorization).order_by(Authorization.id)))
+
+
+def test_authorization_for_the_applicant_sends_a_working_link(bank_env):
+    text, events = run(ActionStartAuthorization(),
+                       make_tracker(DEMO_OPENID, user_event("征信授权咋弄", "authorize_credit_report")))
+
+    rows = authorizations(bank_env)
+    assert len(rows) == 1
+    auth = rows[0]
+    assert (auth.party_role, auth.party_name, auth.status) == ("applicant", "张建国", "pending")
+    assert auth.party_id_masked == "3212**********0119"
+    assert f"{PUBLIC_BASE}/auth/" in text and "30分钟内有效" in text
+    token = text.split(f"{PUBLIC_BASE}/auth/", 1)[1].split()[0]
+    with unit_of_work(bank_env) as session:
+        assert find_by_token(session, token).id == auth.id     # the link opens this authorization
+    assert events == []
+
+
+def test_authorization_for_the_spouse(bank_env):
+    tracker = make_tracker(DEMO_OPENID,
+                           user_event("我老婆也要授权", "authorize_credit_report", [entity("party_role", "spouse", "老婆")]),
+                           slots={"party_role": "spouse"})
+    text, events = run(ActionStartAuthorization(), tracker)
+
+    rows = authorizations(bank_env)
+    assert [(a.party_role, a.party_name) for a in rows] == [("spouse", "李秀英")]
+    assert "李**" in text and "李秀英" not in text
+    assert "3212**********0229" in text
+    assert f"{PUBLIC_BASE}/auth/" in text
+    assert events == [{"event": "slot", "timestamp": None, "name": "party_role", "value": None}]
+
+
+def test_authorization_for_a_guarantor_goes_through_the_officer(bank_env):
+    tracker = make_tracker(DEMO_OPENID, user_event("担保人怎么授权", "authorize_credit_report",
+                                                   [entity("party_role", "guarantor", "担保人")]))
+    text, _ = run(ActionStartAuthorization(), tracker)
+
+    assert authorizations(bank_env) == []
+    assert "担保人" in text and "转人工" in text
+    assert "/auth/" not in text
+
+
+def test_authorization_for_an_unknown_customer_issues_nothing(bank_env):
+    text, _ = run(ActionStartAuthorization(),
+                  make_tracker(UNKNOWN_OPENID, user_event("我要授权查征信", "authorize_credit_report")))
+
+    assert authorizations(bank_env) == []
+    assert "没查到您微信绑定的客户信息" in text
+    assert "/auth/" not in text
+
+
+def test_authorization_link_lifetime_follows_the_setting(bank_env, monkeypatch):
+    monkeypatch.setenv("AUTHORIZATION_TTL_S", "7200")
+    text, _ = run(ActionStartAuthorization(),
+                  make_tracker(DEMO_OPENID, user_event("授权链接发我", "authorize_credit_report")))
+
+    assert "2小时内有效" in text
+    auth = authorizations(bank_env)[0]
+    assert 7100 < (auth.expires_at - auth.created_at).total_seconds() <= 7200
+
+
+# --- products, rates, application status ---------------------------------------
+
+def test_products_for_a_known_farmer_come_from_the_catalogue(bank_env):
+    text, _ = run(ActionProducts(), make_tracker(DEMO_OPENID, user_event("有啥贷款", "ask_products")))
+
+    assert "适合农户的贷款有" in text
+    assert "阳光e贷" in text and "4.35%" in text and "30万元" in text
+    assert "商e贷" not in text
+
+
+def test_one_named_product_in_detail(bank_env):
+    tracker = make_tracker(UNKNOWN_OPENID, user_event("富农担保贷要啥条件", "ask_products",
+                                                      [entity("product", "guaranteed_farm_loan", "富农担保贷")]))
+    text, _ = run(ActionProducts(), tracker)
+
+    assert text.startswith("富农担保贷：")
+    assert "需要一名担保人" in text and "5.20%" in text and "担保人授权" in text
+
+
+def test_interest_rate_with_the_amount_asked_about(bank_env):
+    tracker = make_tracker(DEMO_OPENID, user_event("借5万利息多少", "ask_interest_rate", [entity("amount", "5万")]),
+                           slots={"amount": "5万"})
+    text, _ = run(ActionInterestRate(), tracker)
+
+    assert "阳光e贷：年利率4.35%" in text
+    assert "借5万元，用满一年利息约2175元" in text
+
+
+def test_application_status(bank_env):
+    tracker = make_tracker(DEMO_OPENID, user_event("我的贷款批了没", "check_application_status"))
+    assert "没查到您提交过贷款申请" in run(ActionApplicationStatus(), tracker)[0]
+
+    with unit_of_work(bank_env) as session:
+        customer = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
+        session.add(LoanApplication(customer_id=customer.id, product_code="sunshine_e_loan", amount=50_000,
+                                    term_months=12, purpose="买化肥", status="submitted"))
+    text, _ = run(ActionApplicationStatus(), tracker)
+    assert "阳光e贷5万元（12个月），目前状态：已提交，等待审核" in text
+
+
+def test_application_status_for_an_unknown_customer(bank_env):
+    text, _ = run(ActionApplicationStatus(),
+                  make_tracker(UNKNOWN_OPENID, user_event("批了没", "check_application_status")))
+    assert "没查到您微信绑定的客户信息" in text
+
+
+# --- failures -----------------------------------------------------------------
+
+def test_a_broken_database_gets_an_apology_not_silence(bank_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'not-migrated.sqlite'}")
+    text, events = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("我能贷多少", "ask_credit_line")))
+
+    assert text == SORRY_BUSY
+    assert events == []
+    with unit_of_work(bank_env) as session:
+        assert session.scalar(select(func.count()).select_from(HandOff)) == 0
