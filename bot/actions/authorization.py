@@ -2,33 +2,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
 from auth_flow.qr import authorization_url
 from auth_flow.service import issue
 from bot.actions.common import BankAction, database, latest_entity, openid_of, settings
-from lending.customers import by_openid
-from sunshine.models import Customer, FamilyMember
+from lending.customers import by_openid, spouse_of
 from sunshine.protect import mask_name
 
 REQUESTED_BY = "bot"
-
-
-def spouse_of(session: Session, customer: Customer) -> Optional[Customer]:
-    """The customer's spouse from the household file, recorded from either side."""
-    link = session.scalar(select(FamilyMember).where(
-        FamilyMember.role == "spouse",
-        or_(FamilyMember.customer_id == customer.id, FamilyMember.member_id == customer.id)))
-    if link is None:
-        return None
-    other_id = link.member_id if link.customer_id == customer.id else link.customer_id
-    return session.get(Customer, other_id)
 
 
 class ActionStartAuthorization(BankAction):

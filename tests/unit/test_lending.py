@@ -70,3 +70,13 @@ def test_changed_line_is_audited(db_url, tmp_path):
         assert s.scalar(select(CreditLine.amount)) == 80000
         raised = s.scalar(select(AuditEntry).where(AuditEntry.action == "credit_line.raised"))
         assert raised.detail["old"] == 50000 and raised.detail["new"] == 80000
+
+
+def test_spouse_from_either_side_of_the_household(demo_db_url):
+    from lending.customers import spouse_of
+
+    with unit_of_work(demo_db_url) as s:
+        head = by_openid(s, "o_demo_zhangjianguo")
+        spouse = spouse_of(s, head)
+        assert spouse.name == "李秀英" and spouse_of(s, spouse).id == head.id
+        assert spouse_of(s, by_openid(s, "o_demo_qianyumei")) is None
