@@ -116,3 +116,14 @@ def test_bad_bodies_get_400_and_reach_no_bot(make_client, bot):
         assert b"Traceback" not in resp.data
     assert client.post("/wechat", data=b"<xml>" + b"x" * 70000 + b"</xml>", query_string=query).status_code == 413
     assert bot.asked == []
+
+
+def test_redis_down_still_answers_in_time(make_client, bot):
+    from conversation.tasks import BOT_UNAVAILABLE
+
+    client = make_client(redis_url="redis://127.0.0.1:1/0")
+    started = time.monotonic()
+    resp = client.post("/wechat", data=text_xml("你好", msg_id=1003),
+                       query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
+    assert resp.status_code == 200 and parse_message(resp.data).content == BOT_UNAVAILABLE
+    assert time.monotonic() - started < 4.5 and bot.asked == []
