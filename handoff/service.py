@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lending.customers import by_openid
@@ -37,7 +38,11 @@ def request_hand_off(session: Session, openid: str, reason: str, summary: dict |
     hand_off = HandOff(openid=openid, customer_id=customer.id if customer else None,
                        officer_id=customer.officer_id if customer else None, reason=reason,
                        summary=summary or {}, deadline=utcnow() + deadline)
-    session.add(hand_off)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(hand_off)
+    except IntegrityError:
+        # Another request opened one an instant ago (the unique index on open hand-offs).
+        return open_hand_off(session, openid), False
     audit(session, "bot", "hand_off.requested", "hand_off", hand_off.id, reason=reason)
     return hand_off, True

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, String,
-                        Text, UniqueConstraint)
+from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint, text)
 from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
@@ -150,6 +150,10 @@ class HandOff(Base):
 
     customer = relationship("Customer")
     officer = relationship("Officer")
+
+    # At most one open hand-off per WeChat user, even when two requests race.
+    __table_args__ = (Index("uq_hand_offs_open_openid", "openid", unique=True,
+                            sqlite_where=text("status != 'closed'"), postgresql_where=text("status != 'closed'")),)
 
 
 class AuditEntry(Base):

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 
 from auth_flow.qr import authorization_url, png
 from auth_flow.service import AuthorizationError, find_by_token, issue
+import handoff.service
 from handoff.service import HandOffError, request_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
@@ -49,3 +50,22 @@ def test_qr_png():
     data = png(authorization_url("https://bank.example/", "tok"))
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 300
     assert authorization_url("https://bank.example/", "tok") == "https://bank.example/auth/tok"
+
+
+
+def test_racing_requests_open_one_hand_off(demo_db_url, monkeypatch):
+    """A request that read 'no open hand-off' just before another committed one
+    is stopped by the unique index and gets the one that won."""
+    with unit_of_work(demo_db_url) as s:
+        winner, _ = request_hand_off(s, "o_demo_wangchunhua", "customer_request")
+    real, calls = handoff.service.open_hand_off, []
+
+    def first_read_is_stale(session, openid):
+        calls.append(openid)
+        return None if len(calls) == 1 else real(session, openid)
+
+    monkeypatch.setattr(handoff.service, "open_hand_off", first_read_is_stale)
+    with unit_of_work(demo_db_url) as s:
+        loser, created = request_hand_off(s, "o_demo_wangchunhua", "customer_request")
+        assert not created and loser.id == winner.id and len(calls) == 2
+        assert s.scalar(select(func.count()).select_from(HandOff)) == 1
