@@ -51,10 +51,16 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
         deliver_texts(openid, split_for_wechat(texts), settings)
 
 
-def deliver_texts(openid: str, chunks: list[str], settings: Settings | None = None) -> None:
-    """Send texts in order through the customer-service message API."""
+@lru_cache(maxsize=4)
+def wechat_api(settings: Settings):
+    """One WeChat API client (and HTTP session) per worker process and settings."""
     from clients.wechat import WeChatApi
 
-    api = WeChatApi.from_settings(settings or current_settings())
+    return WeChatApi.from_settings(settings)
+
+
+def deliver_texts(openid: str, chunks: list[str], settings: Settings | None = None) -> None:
+    """Send texts in order through the customer-service message API."""
+    api = wechat_api(settings or current_settings())
     for chunk in chunks:
         api.send_text(openid, chunk)

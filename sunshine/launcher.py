@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -196,7 +197,7 @@ def run(s: Settings, private_port: int) -> int:
         manager = Manager()
         env = child_env(s)
         for svc in services(s):
-            manager.add_process(svc.name, " ".join(_quote(c) for c in svc.command), env=env, cwd=str(ROOT))
+            manager.add_process(svc.name, shlex.join(svc.command), env=env, cwd=str(ROOT))
         threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
         manager.loop()
         return manager.returncode or 0
@@ -204,11 +205,6 @@ def run(s: Settings, private_port: int) -> int:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(10)
-
-
-def _quote(arg: str) -> str:
-    import shlex
-    return shlex.quote(arg)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,6 @@ class Settings:
     authorization_ttl_s: int = 1800
     log_level: str = "INFO"
 
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def wechat_mode(self) -> str:
@@ -68,8 +67,6 @@ class Settings:
         hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token"}
         out = {}
         for f in fields(self):
-            if f.name == "extra":
-                continue
             value = getattr(self, f.name)
             out[f.name] = "***" if (f.name in hidden and value) else value
         out["database_url"] = _hide_password(self.database_url)
@@ -159,8 +156,6 @@ def load(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Setti
     source.update(os.environ if env is None else env)
     kwargs = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         raw = source.get(f.name.upper())
         if raw is None or raw == "" and f.name not in ("wechat_aes_key", "redis_url"):
             continue

@@ -3,6 +3,7 @@ open an authorization link."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template
+from werkzeug.exceptions import HTTPException
 
 from auth_flow.qr import authorization_url, png
 from auth_flow.service import AuthorizationError, find_by_token
@@ -49,7 +50,6 @@ def authorization_page(token: str):
     """The H5 page a party opens from the QR code or link."""
     try:
         details = _authorization(token)
-    except Exception as exc:  # the 404 raised by abort(), shown as a friendly page
-        description = getattr(exc, "description", "授权码无效")
-        return render_template("auth_invalid.html", message=description), getattr(exc, "code", 404)
+    except HTTPException as exc:  # the 404 raised by abort(), shown as a friendly page
+        return render_template("auth_invalid.html", message=exc.description), exc.code
     return render_template("auth.html", auth=details)
