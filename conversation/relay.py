@@ -108,9 +108,11 @@ class Relay:
         chunks = split_for_wechat(json.loads(got[1]))
         if not chunks:
             return Outcome(None)
-        self.r.set(keys["answer"], chunks[0], ex=KEY_TTL_S)
         if len(chunks) > 1:
-            self.jobs.deliver(openid, chunks[1:])
+            # A passive first part could arrive after the API sent the rest: send all, in order.
+            self.jobs.deliver(openid, chunks)
+            return Outcome(None)
+        self.r.set(keys["answer"], chunks[0], ex=KEY_TTL_S)
         return Outcome(chunks[0])
 
 

@@ -1,5 +1,6 @@
 """Demo data: the bank's products, one village's households with pre-granted
-lines, WeChat bindings for a few of them, and officer accounts.
+lines, WeChat bindings for a few of them, officer accounts and two service
+stations.
 
 Loading it again changes nothing.
 """
@@ -15,7 +16,7 @@ from werkzeug.security import generate_password_hash
 from lending.catalog import sync_products
 from lending.customers import by_id_number
 from lending.village_file import ImportReport, import_file
-from sunshine.models import Customer, Officer
+from sunshine.models import Customer, Officer, ServiceStation
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 DEMO_OFFICER = "officer01"
@@ -34,6 +35,11 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
                                 wecom_userid=row["wecom_userid"],
                                 password_hash=generate_password_hash(row["password"])))
     session.flush()
+    for row in _rows("stations.csv"):
+        if session.scalar(select(ServiceStation).where(ServiceStation.code == row["code"])) is None:
+            officer_id = session.scalar(select(Officer.id).where(Officer.username == row["officer"]))
+            session.add(ServiceStation(code=row["code"], name=row["name"], village=row["village"],
+                                       officer_id=officer_id))
     report = import_file(session, secret_key, DEMO / "households.csv", actor="demo")
     officer_id = session.scalar(select(Officer.id).where(Officer.username == DEMO_OFFICER))
     session.execute(update(Customer).where(Customer.officer_id.is_(None)).values(officer_id=officer_id))

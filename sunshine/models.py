@@ -47,7 +47,6 @@ class Customer(Base):
     customer_type = Column(String(16), nullable=False, default="farmer")  # farmer | merchant | civil_servant
     village = Column(String(64))
     wechat_openid = Column(String(64), unique=True)
-    subscribed = Column(Boolean, nullable=False, default=True)
     officer_id = Column(Integer, ForeignKey("officers.id"))
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
@@ -154,6 +153,47 @@ class HandOff(Base):
     # At most one open hand-off per WeChat user, even when two requests race.
     __table_args__ = (Index("uq_hand_offs_open_openid", "openid", unique=True,
                             sqlite_where=text("status != 'closed'"), postgresql_where=text("status != 'closed'")),)
+
+
+class ServiceStation(Base):
+    """A village service station (惠农服务站); its QR code routes who scans it to its officer."""
+    __tablename__ = "service_stations"
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), unique=True, nullable=False)
+    name = Column(String(64), nullable=False)
+    village = Column(String(64), nullable=False)
+    officer_id = Column(Integer, ForeignKey("officers.id"))
+
+    officer = relationship("Officer")
+
+
+class Follower(Base):
+    """A WeChat user of the Official Account, customer of the bank or not."""
+    __tablename__ = "wechat_followers"
+    openid = Column(String(64), primary_key=True)
+    subscribed = Column(Boolean, nullable=False, default=True)
+    station_id = Column(Integer, ForeignKey("service_stations.id"))
+    subscribed_at = Column(DateTime)
+    unsubscribed_at = Column(DateTime)
+
+    station = relationship("ServiceStation")
+
+
+class ConversationMessage(Base):
+    """A message the bot did not carry: a customer's words for an officer, an
+    officer's reply, or an answer WeChat refused to deliver."""
+    __tablename__ = "conversation_messages"
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    hand_off_id = Column(Integer, ForeignKey("hand_offs.id"), index=True)
+    direction = Column(String(8), nullable=False)  # inbound | outbound
+    author = Column(String(64), nullable=False)  # customer | bot | officer:<username>
+    body = Column(Text, nullable=False)
+    # WeChat's MsgId (or openid:CreateTime), so that a retried delivery is stored once.
+    wechat_msg_key = Column(String(96), unique=True)
+    status = Column(String(16), nullable=False)  # received | sent | undelivered
+    errcode = Column(Integer)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
 class AuditEntry(Base):

@@ -33,6 +33,8 @@ class Settings:
     secret_key: str = "dev-only-secret-change-me"
     web_port: int = 8000
     web_workers: int = 2
+    # Background reply workers; each customer's messages always go to the same one, in order.
+    worker_processes: int = 2
 
     wechat_token: str = "sunshinedevtoken"
     wechat_appid: str = "wx0000000000demo01"
@@ -133,6 +135,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
     if s.wechat_max_clock_skew < 0:
         raise ConfigError("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
+    if not 1 <= s.worker_processes <= 64:
+        raise ConfigError("WORKER_PROCESSES must be between 1 and 64")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
         raise ConfigError("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
     for name in ("database_url",):

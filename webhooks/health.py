@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from sunshine.db import engine_for
 from sunshine.redis import connect
-from webhooks.metrics import render
+from sunshine.metrics import render
 
 bp = Blueprint("health", __name__)
 PROBE_TIMEOUT_S = 2.0

@@ -1,8 +1,9 @@
 """`/wechat`: the Official Account's message URL, as WeChat calls it.
 
-Parses and checks the request with wechatpy (signatures, AES in compatible
-and safe modes), hands text to the conversation relay, and renders the
-passive reply. Plaintext, compatible and safe modes are chosen by settings.
+Checks the request with wechatpy (signature, timestamp window, nonce replay,
+AES in compatible and safe modes), parses the message, lets
+`conversation.inbound` decide the answer, and renders the passive reply.
+Plaintext, compatible and safe modes are chosen by settings.
 """
 from __future__ import annotations
 
@@ -11,27 +12,21 @@ import time
 
 import redis
 from flask import Blueprint, Response, abort, current_app, request
-from sqlalchemy import update
+from werkzeug.exceptions import RequestEntityTooLarge
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from conversation.relay import Relay
-from conversation.tasks import BOT_UNAVAILABLE, Jobs
-from sunshine.db import unit_of_work
-from sunshine.models import Customer
+from conversation.inbound import Inbound
 from sunshine.redis import connect
-from webhooks.metrics import count
+from sunshine.metrics import count
 
 bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)
-
-NOT_UNDERSTOOD_MEDIA = "我现在只能看懂文字和语音。请直接打字或发语音告诉我您想办什么，比如“我想贷款”“我能贷多少”。"
-VOICE_NOT_RECOGNISED = "这条语音没有听清，麻烦您打字告诉我，或者再说一遍。"
-# Sent to the bot as an intent when someone follows the account.
-GREET_INTENT = "/greet"
+# Without a timestamp window a nonce is remembered this long.
+NONCE_MEMORY_S = 600
 
 
 def _settings():
@@ -48,8 +43,9 @@ def _refuse(status: int, reason: str):
     abort(status, description=reason)
 
 
-def _check_origin() -> None:
-    """Only WeChat knows the token: check the URL signature and its timestamp."""
+def _check_origin(replay_check: bool) -> None:
+    """Only WeChat knows the token: check the URL signature, its timestamp and,
+    for messages, that its nonce was not used before (a replayed request)."""
     args = request.args
     try:
         check_signature(_settings().wechat_token, args["signature"], args["timestamp"], args["nonce"])
@@ -62,12 +58,30 @@ def _check_origin() -> None:
         _refuse(403, "bad timestamp")
     if skew and abs(time.time() - stamp) > skew:
         _refuse(403, "stale timestamp")
+    if replay_check and skew and not _first_use_of_nonce(args["nonce"], 2 * skew):
+        _refuse(403, "replayed nonce")
+
+
+def _first_use_of_nonce(nonce: str, memory_s: int) -> bool:
+    """WeChat sends a fresh nonce with every request, retries included: a nonce
+    seen inside the window is a replay. Without Redis the check is skipped."""
+    try:
+        return bool(_redis().set(f"wx:nonce:{nonce[:64]}", "1", nx=True, ex=memory_s))
+    except redis.RedisError as exc:
+        log.warning("nonce replay check skipped, redis unavailable: %s", exc)
+        return True
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc):
+    log.info("wechat request refused (400): body over %s bytes", current_app.config["MAX_CONTENT_LENGTH"])
+    return "400 body too large", 400, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 @bp.get("/wechat")
 def verify_url():
     """WeChat's URL verification: echo `echostr` when the signature is right."""
-    _check_origin()
+    _check_origin(replay_check=False)
     return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
 
@@ -84,8 +98,8 @@ def _crypto() -> WeChatCrypto:
 def _read_body() -> tuple[bytes, bool]:
     """The message XML, decrypted when WeChat sent it encrypted."""
     body = request.get_data(cache=False)
-    head = body[:4096].upper()
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in body.upper():
+    upper = body.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
         _refuse(400, "xml with doctype or entities")
     if request.args.get("encrypt_type") != "aes":
         return body, False
@@ -111,27 +125,9 @@ def _reply(message, text: str | None, encrypted: bool) -> Response:
     return Response(xml, mimetype="application/xml")
 
 
-def _relay_text(openid: str, text: str, message_key: str) -> str | None:
-    r = _redis()
-    try:
-        outcome = Relay(r, Jobs(_settings()), _settings().wechat_reply_budget_s).handle(openid, text, message_key)
-    except redis.RedisError as exc:
-        log.error("redis unavailable, message %s answered with an apology: %s", message_key, exc)
-        return BOT_UNAVAILABLE
-    count(r, "wechat_replies_total",
-          delivery="duplicate" if outcome.duplicate else ("passive" if outcome.passive_text else "async"))
-    return outcome.passive_text
-
-
-def _mark_unsubscribed(openid: str) -> None:
-    """The customer stops following: mark them, keep every record."""
-    with unit_of_work(_settings().database_url) as session:
-        session.execute(update(Customer).where(Customer.wechat_openid == openid).values(subscribed=False))
-
-
 @bp.post("/wechat")
 def receive():
-    _check_origin()
+    _check_origin(replay_check=True)
     body, encrypted = _read_body()
     try:
         message = parse_message(body)
@@ -139,21 +135,5 @@ def receive():
         _refuse(400, f"not wechat xml: {type(exc).__name__}")
     if not getattr(message, "source", None):
         _refuse(400, "not wechat xml: no FromUserName")
-    openid = message.source
-    kind = message.type if message.type != "event" else f"event:{message.event}"
-    count(_redis(), "wechat_messages_total", type=kind)
-
-    event_key = f"{openid}:{message.create_time.timestamp():.0f}" if message.type == "event" else str(message.id)
-    if message.type == "text":
-        return _reply(message, _relay_text(openid, message.content, str(message.id)), encrypted)
-    if message.type == "voice":
-        text = (message.recognition or "").strip()
-        return _reply(message, _relay_text(openid, text, str(message.id)) if text else VOICE_NOT_RECOGNISED,
-                      encrypted)
-    if message.type in ("image", "video", "shortvideo", "location", "link"):
-        return _reply(message, NOT_UNDERSTOOD_MEDIA, encrypted)
-    if message.type == "event" and message.event in ("subscribe", "subscribe_scan", "scan"):
-        return _reply(message, _relay_text(openid, GREET_INTENT, event_key), encrypted)
-    if message.type == "event" and message.event == "unsubscribe":
-        _mark_unsubscribed(openid)
-    return _reply(message, None, encrypted)
+    count(_redis(), "wechat_messages_total", type=message.type if message.type != "event" else f"event:{message.event}")
+    return _reply(message, Inbound(_settings(), _redis()).handle(message), encrypted)

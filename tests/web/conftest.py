@@ -1,22 +1,26 @@
+from dataclasses import replace
+
 import pytest
 
-from tests.unit.test_relay import ThreadWorker
+from emulators import serve_in_thread
+from emulators.wechat.user import WeChatUser
 from sunshine.redis import connect
+from tests.unit.test_relay import ThreadWorker
 from webhooks import create_app
+
+
+class EchoWorker(ThreadWorker):
+    """The worker side, answering '已收到：<text>' through the real claim protocol."""
+
+    def answer(self, openid, text, key):
+        self.texts = [f"已收到：{text}"]
+        super().answer(openid, text, key)
 
 
 @pytest.fixture
 def bot(monkeypatch, demo_settings):
-    """The worker side, answering '已收到：<text>' through the real claim protocol."""
-    r = connect(demo_settings.redis_url)
-
-    class EchoWorker(ThreadWorker):
-        def answer(self, openid, text, key):
-            self.texts = [f"已收到：{text}"]
-            super().answer(openid, text, key)
-
-    worker = EchoWorker(r, 0.01)
-    monkeypatch.setattr("webhooks.wechat.Jobs", lambda settings: worker)
+    worker = EchoWorker(connect(demo_settings.redis_url), 0.01)
+    monkeypatch.setattr("conversation.inbound.Jobs", lambda settings: worker)
     yield worker
     worker.join()
 
@@ -24,6 +28,23 @@ def bot(monkeypatch, demo_settings):
 @pytest.fixture
 def make_client(demo_settings):
     def make(**overrides):
-        from dataclasses import replace
         return create_app(replace(demo_settings, **overrides)).test_client()
     return make
+
+
+@pytest.fixture
+def serve_webhook(demo_settings):
+    """Serve the web app over real HTTP; returns a factory of WeChat users talking to it."""
+    servers = []
+
+    def serve(openid="o_demo_zhangjianguo", **overrides):
+        settings = replace(demo_settings, **overrides)
+        server = serve_in_thread(create_app(settings))
+        url = server.__enter__()
+        servers.append(server)
+        return WeChatUser(f"{url}/wechat", settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
+                          openid=openid)
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)

@@ -1,13 +1,11 @@
 """`/wechat` with WeChat's published vectors (../shared/testdata/wechat/vectors.md)."""
+import secrets
 import time
 
-from sqlalchemy import select
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from sunshine.db import unit_of_work
-from sunshine.models import Customer
 
 # Section B: the Official Account sample.
 TOKEN, KEY, APPID = "spamtest", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2"
@@ -17,8 +15,8 @@ B1_BODY = ("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserNa
 VECTOR_SETTINGS = dict(wechat_token=TOKEN, wechat_aes_key=KEY, wechat_appid=APPID, wechat_max_clock_skew=0)
 
 
-def signed_query(token, **extra):
-    ts, nonce = str(int(time.time())), "8877"
+def signed_query(token, nonce=None, **extra):
+    ts, nonce = str(int(time.time())), nonce or secrets.token_hex(8)
     signer = WeChatSigner()
     signer.add_data(token, ts, nonce)
     return {"signature": signer.signature, "timestamp": ts, "nonce": nonce, **extra}
@@ -95,26 +93,17 @@ def test_media_gets_a_helpful_answer_without_the_bot(make_client, bot):
     assert "文字和语音" in parse_message(resp.data).content and bot.asked == []
 
 
-def test_unsubscribe_marks_the_customer_and_keeps_the_record(make_client, bot, demo_settings):
-    client = make_client()
-    xml = ("<xml><ToUserName>gh</ToUserName><FromUserName>o_demo_zhangjianguo</FromUserName><CreateTime>1</CreateTime>"
-           "<MsgType>event</MsgType><Event>unsubscribe</Event></xml>")
-    resp = client.post("/wechat", data=xml, query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
-    assert resp.data == b"success"
-    with unit_of_work(demo_settings.database_url) as s:
-        assert s.scalar(select(Customer).where(Customer.wechat_openid == "o_demo_zhangjianguo")).subscribed is False
-
-
 def test_bad_bodies_get_400_and_reach_no_bot(make_client, bot):
     client = make_client()
-    query = signed_query(client.application.config["SETTINGS"].wechat_token)
+    token = client.application.config["SETTINGS"].wechat_token
     bodies = [b"not xml at all", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><FromUserName>&a;</FromUserName></xml>',
               b"<xml><MsgType>text</MsgType></xml>"]
     for body in bodies:
-        resp = client.post("/wechat", data=body, query_string=query)
+        resp = client.post("/wechat", data=body, query_string=signed_query(token))
         assert resp.status_code == 400, body
         assert b"Traceback" not in resp.data
-    assert client.post("/wechat", data=b"<xml>" + b"x" * 70000 + b"</xml>", query_string=query).status_code == 413
+    too_large = client.post("/wechat", data=b"<xml>" + b"x" * 70000 + b"</xml>", query_string=signed_query(token))
+    assert too_large.status_code == 400 and too_large.data == b"400 body too large"
     assert bot.asked == []
 
 
@@ -127,3 +116,40 @@ def test_redis_down_still_answers_in_time(make_client, bot):
                        query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
     assert resp.status_code == 200 and parse_message(resp.data).content == BOT_UNAVAILABLE
     assert time.monotonic() - started < 4.5 and bot.asked == []
+
+
+def test_replayed_nonce_is_refused_inside_the_window(make_client, bot):
+    client = make_client()
+    token = client.application.config["SETTINGS"].wechat_token
+    query = signed_query(token, nonce="424242")
+    assert client.post("/wechat", data=text_xml("你好", msg_id=2001), query_string=query).status_code == 200
+    replay = client.post("/wechat", data=text_xml("你好", msg_id=2002), query_string=query)
+    assert replay.status_code == 403 and b"replayed nonce" in replay.data
+    assert bot.asked == ["你好"]
+
+
+def test_billion_laughs_and_external_entities_are_refused(make_client, bot):
+    client = make_client()
+    token = client.application.config["SETTINGS"].wechat_token
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+              b"<xml><Content>&lol2;</Content></xml>")
+    external = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Content>&e;</Content></xml>'
+    entity_only = b'<xml><!ENTITY e "x"><Content>a</Content></xml>'
+    for body in (laughs, external, entity_only):
+        resp = client.post("/wechat", data=body, query_string=signed_query(token))
+        assert resp.status_code == 400 and b"doctype" in resp.data
+    assert bot.asked == []
+
+
+def test_message_encrypted_for_another_appid_is_refused(make_client, bot):
+    from emulators.wechat.user import WeChatUser
+
+    client = make_client(wechat_aes_key=KEY, wechat_appid=APPID, wechat_token=TOKEN)
+    stranger = WeChatUser("http://unused/wechat", TOKEN, "wx_someone_else_01", KEY)
+    body = stranger.wire_body(stranger.text_xml("你好"))
+    resp = client.post("/wechat", data=body, query_string=stranger.query(body))
+    assert resp.status_code == 400 and b"another appid" in resp.data
+    garbage = body.replace("<Encrypt><![CDATA[", "<Encrypt><![CDATA[AAAA")
+    resp = client.post("/wechat", data=garbage, query_string=stranger.query(garbage))
+    assert resp.status_code == 400 and b"undecryptable" in resp.data
+    assert bot.asked == []

@@ -1,0 +1,91 @@
+"""Delivery through the customer-service message API, against the WeChat API
+emulator: refused and failed messages are kept for the officer, never lost or
+sent twice."""
+from dataclasses import replace
+
+import pytest
+import requests
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from conversation import tasks
+from conversation.relay import _keys
+from emulators import serve_in_thread
+from emulators.wechat.api import create_app
+from handoff.service import open_hand_off
+from sunshine.db import unit_of_work
+from sunshine.models import ConversationMessage
+from sunshine.redis import connect
+
+OPENID = "o_demo_zhangjianguo"
+
+
+@pytest.fixture
+def wechat(demo_settings):
+    """Settings pointing at a live WeChat API emulator; yields (settings, emulator URL)."""
+    tasks.wechat_api.cache_clear()
+    with serve_in_thread(create_app(demo_settings)) as base:
+        yield replace(demo_settings, wechat_api_base=base), base
+    tasks.wechat_api.cache_clear()
+
+
+def delivered(base, openid=OPENID):
+    return [m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid},
+                                               timeout=5).json()]
+
+
+def fault(base, **kw):
+    requests.post(f"{base}/_emulator/faults", json=kw, timeout=5).raise_for_status()
+
+
+def kept(settings):
+    with unit_of_work(settings.database_url) as s:
+        hand_off = open_hand_off(s, OPENID)
+        rows = s.execute(select(ConversationMessage.body, ConversationMessage.status, ConversationMessage.errcode)
+                         .order_by(ConversationMessage.id)).all()
+        return (hand_off.reason, hand_off.officer.username if hand_off.officer else None) if hand_off else None, rows
+
+
+def test_texts_are_delivered_in_order(wechat):
+    settings, base = wechat
+    tasks.deliver_texts(OPENID, ["第一条", "第二条", "第三条"], settings=settings)
+    assert delivered(base) == ["第一条", "第二条", "第三条"]
+    assert kept(settings) == (None, [])
+
+
+@pytest.mark.parametrize("errcode", [45015, 45047])
+def test_refused_texts_are_kept_and_the_officer_is_told(wechat, errcode):
+    settings, base = wechat
+    tasks.deliver_texts(OPENID, ["已送达"], settings=settings)
+    fault(base, errcode=errcode, count=1, path="/cgi-bin/message/custom/send")
+    tasks.deliver_texts(OPENID, ["您的贷款已批准", "请按时还款"], settings=settings)
+    assert delivered(base) == ["已送达"]
+    hand_off, rows = kept(settings)
+    assert hand_off == ("message_undelivered", "officer01")
+    assert rows == [("您的贷款已批准", "undelivered", errcode), ("请按时还款", "undelivered", errcode)]
+
+
+def test_unreachable_wechat_is_retried_later_then_kept(wechat):
+    settings, base = wechat
+    fault(base, status=503, count=1, path="/cgi-bin/message/custom/send")
+    tasks.deliver_texts(OPENID, ["一", "二"], settings=settings)
+    assert delivered(base) == []
+    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    scheduled = ScheduledJobRegistry(queue=queue).get_job_ids()
+    assert len(scheduled) == 1
+    job = queue.fetch_job(scheduled[0])
+    assert job.args == (OPENID, ["一", "二"], 1)
+    # The last attempt that fails keeps the texts for the officer.
+    fault(base, status=503, count=1, path="/cgi-bin/message/custom/send")
+    tasks.deliver_texts(OPENID, ["一", "二"], attempt=len(tasks.DELIVERY_RETRY_DELAYS_S), settings=settings)
+    assert kept(settings)[1] == [("一", "undelivered", None), ("二", "undelivered", None)]
+
+
+def test_rasa_down_gives_an_apology_and_hands_the_message_to_the_officer(demo_settings):
+    settings = replace(demo_settings, rasa_url="http://127.0.0.1:9")
+    tasks.answer_message(OPENID, "我想贷款", "m-rasa-down", settings=settings)
+    r = connect(settings.redis_url)
+    assert r.lrange(_keys("m-rasa-down")["result"], 0, -1) == [f'["{tasks.BOT_UNAVAILABLE}"]'.encode()]
+    hand_off, rows = kept(settings)
+    assert hand_off == ("bot_unavailable", "officer01") and rows == [("我想贷款", "received", None)]

@@ -1,0 +1,109 @@
+"""Exactly once and in time, over real HTTP: WeChat's retries, a slow bot, and
+the answer arriving through the WeChat API emulator."""
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import requests
+
+from conversation import tasks
+from emulators import serve_in_thread
+from emulators.wechat.api import create_app as create_wechat_emulator
+from sunshine.redis import connect
+from tests.unit.test_relay import ThreadWorker
+
+
+class EmulatorBot(ThreadWorker):
+    """The worker side with a bot that takes `delay` seconds; what misses the passive
+    window goes out through the real delivery code to the WeChat API emulator."""
+
+    def __init__(self, settings, delay):
+        super().__init__(connect(settings.redis_url), delay, ["您的额度是20万元"])
+        self.settings = settings
+
+    def deliver(self, openid, chunks, attempt=0, delay_s=0):
+        tasks.deliver_texts(openid, chunks, attempt, settings=self.settings)
+
+
+@pytest.fixture
+def emulated(demo_settings, monkeypatch):
+    """(settings pointing at a live WeChat API emulator, its URL, a factory of slow bots)."""
+    tasks.wechat_api.cache_clear()
+    with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
+        settings = replace(demo_settings, wechat_api_base=base)
+        bots = []
+
+        def slow_bot(delay):
+            bot = EmulatorBot(settings, delay)
+            monkeypatch.setattr("conversation.inbound.Jobs", lambda s: bot)
+            bots.append(bot)
+            return bot
+
+        yield settings, base, slow_bot
+        for bot in bots:
+            bot.join()
+    tasks.wechat_api.cache_clear()
+
+
+def delivered(base, openid):
+    return [m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid},
+                                               timeout=5).json()]
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_one_message_delivered_four_times_5s_apart_is_answered_once(emulated, serve_webhook):
+    settings, base, slow_bot = emulated
+    bot = slow_bot(delay=7.0)  # slower than the 4 s budget: the answer must go through the API
+    user = serve_webhook(wechat_api_base=base)
+    body = user.text_xml("我能贷多少")
+    replies = []
+
+    def deliver_at(offset):
+        time.sleep(offset)
+        replies.append(user.deliver(body, retries=False))  # fresh timestamp and nonce, as WeChat's retries
+
+    threads = [threading.Thread(target=deliver_at, args=(5.0 * n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bot.join()
+    assert bot.asked == ["我能贷多少"]
+    assert all(r.empty for r in replies) and max(r.elapsed_s for r in replies) < 4.5
+    assert delivered(base, user.openid) == ["您的额度是20万元"]
+
+
+def test_a_burst_of_concurrent_deliveries_reaches_the_bot_once(emulated, serve_webhook):
+    settings, base, slow_bot = emulated
+    bot = slow_bot(delay=0.3)
+    user = serve_webhook(wechat_api_base=base)
+    body = user.text_xml("利息咋算")
+    replies = []
+    threads = [threading.Thread(target=lambda: replies.append(user.deliver(body, retries=False))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bot.join()
+    assert bot.asked == ["利息咋算"]
+    assert [r.content for r in replies if not r.empty] == ["您的额度是20万元"]
+    assert delivered(base, user.openid) == []
+
+
+def test_slow_bot_gets_success_at_once_and_the_answer_through_the_api(emulated, serve_webhook):
+    settings, base, slow_bot = emulated
+    bot = slow_bot(delay=2.5)
+    user = serve_webhook(wechat_api_base=base, wechat_reply_budget_s=1.0)
+    reply = user.send_text("我想贷款")
+    assert reply.empty and reply.attempts == 1 and reply.elapsed_s < 2.0
+    assert delivered(base, user.openid) == []
+    assert wait_for(lambda: delivered(base, user.openid) == ["您的额度是20万元"])
