@@ -71,7 +71,7 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
     """Ask the bot and hand its answer to the waiting web request, or send it."""
     settings = settings or current_settings()
     try:
-        texts = bot_texts(RasaClient(settings.rasa_url).send(openid, text))
+        texts = bot_texts(rasa_client(settings.rasa_url).send(openid, text))
     except RasaUnavailable as exc:
         log.warning("bot unavailable for message %s: %s", message_key, exc)
         texts = [BOT_UNAVAILABLE]
@@ -90,6 +90,12 @@ def _hand_to_officer(settings: Settings, openid: str, text: str, message_key: st
             keep_customer_message(session, hand_off, text, message_key)
     except Exception:  # the database is down too: the apology still goes out
         log.exception("could not hand message %s to an officer", message_key)
+
+
+@lru_cache(maxsize=4)
+def rasa_client(url: str) -> RasaClient:
+    """One Rasa client (and kept-alive HTTP connection) per worker process."""
+    return RasaClient(url)
 
 
 @lru_cache(maxsize=4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,15 +17,10 @@ from sunshine.migrate import upgrade
 from sunshine.models import Base
 from sunshine.settings import Settings
 from sunshine import redis_server
+from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
 
 TEST_SECRET = "test-secret-key"
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -1,0 +1,89 @@
+"""The whole stack started by the same launcher as `make run`, on free ports,
+for the integration tests and the benchmarks: private Redis, Rasa, action
+server, web under gunicorn, workers and emulators."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+from sunshine.settings import ROOT
+
+STARTUP_TIMEOUT_S = 240
+
+
+class StackFailed(RuntimeError):
+    """The stack exited or was not ready in time; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen
+    env: dict[str, str]
+    web: str
+    wechat_api: str
+    rasa: str
+    log: Path
+
+    def stop(self, timeout: float = 60) -> list[psutil.Process]:
+        """Ctrl-C the launcher as a terminal would; return what is still alive after it exits."""
+        if self.proc.poll() is not None:
+            return []
+        tree = psutil.Process(self.proc.pid).children(recursive=True)
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+        time.sleep(1)
+        return [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(folder: Path, database_url: str, **settings: str) -> Stack:
+    """Launch the stack with its log in `folder`; returns once `/readyz` answers 200.
+    `settings` are extra environment variables (e.g. WEB_WORKERS="2")."""
+    ports = {name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "redis")}
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(
+        DATABASE_URL=database_url, WEB_PORT=str(ports["web"]), WEB_WORKERS="1",
+        RASA_URL=f"http://127.0.0.1:{ports['rasa']}", ACTION_SERVER_URL=f"http://127.0.0.1:{ports['actions']}",
+        WECHAT_API_BASE=f"http://127.0.0.1:{ports['wechat']}", BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
+        SECRET_KEY="local-stack-secret")
+    env.update(settings)
+    log = folder / "stack.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sunshine.launcher", "run"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    stack = Stack(proc, env, f"http://127.0.0.1:{ports['web']}", env["WECHAT_API_BASE"], env["RASA_URL"], log)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise StackFailed(f"the stack exited with {proc.returncode}:\n{stack.log_tail()}")
+        try:
+            if requests.get(stack.web + "/readyz", timeout=2).status_code == 200:
+                return stack
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stack.stop()
+            raise StackFailed(f"the stack was not ready within {STARTUP_TIMEOUT_S} s:\n{stack.log_tail()}")
+        time.sleep(1)
