@@ -9,10 +9,12 @@ import time
 import requests
 from sqlalchemy import select
 
+from conversation.inbound import PASSED_TO_OFFICER
 from emulators.wechat.user import WeChatUser
+from handoff.service import close_hand_off
 from sunshine.db import unit_of_work
 from sunshine.launcher import port_free
-from sunshine.models import HandOff
+from sunshine.models import ConversationMessage, HandOff
 from sunshine.settings import ROOT, Settings
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -53,12 +55,22 @@ def test_loan_request_reads_the_pre_granted_line_from_the_database(stack):
     assert "20万" in answers or "200000" in answers or "200,000" in answers, answers
 
 
-def test_hand_off_is_recorded(stack):
+def test_hand_off_switches_the_customer_to_the_officer_and_back(stack):
     answers = converse(stack, "o_demo_zhaoxiaojun", "我要找人工客服")
     assert answers
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         hand_off = session.scalar(select(HandOff).where(HandOff.openid == "o_demo_zhaoxiaojun"))
-    assert hand_off is not None and hand_off.status == "open"
+        assert hand_off is not None and hand_off.status == "open"
+    # While the officer has the conversation, the customer's words go to the officer, not to Rasa.
+    assert converse(stack, "o_demo_zhaoxiaojun", "我想问问30万能批不", max_wait_s=4) == [PASSED_TO_OFFICER]
+    with unit_of_work(stack.env["DATABASE_URL"]) as session:
+        hand_off = session.get(HandOff, hand_off.id)
+        kept = session.scalars(select(ConversationMessage.body).where(
+            ConversationMessage.hand_off_id == hand_off.id)).all()
+        assert kept == ["我想问问30万能批不"]
+        close_hand_off(session, hand_off, "officer:officer01")
+    answers = converse(stack, "o_demo_zhaoxiaojun", "你好")
+    assert answers and PASSED_TO_OFFICER not in answers and CJK.search(answers[0])
 
 
 def test_authorization_link_and_qr_png(stack):
