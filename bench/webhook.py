@@ -166,7 +166,7 @@ def rasa_level(stack: local_stack.Stack, users: int, per_user: int, tag: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhook", description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,8,32", help="concurrent users at each load level")
+    parser.add_argument("--levels", default="1,8,32,96", help="concurrent users at each load level")
     parser.add_argument("--messages", type=int, default=160, help="messages per load level and path")
     parser.add_argument("--web-workers", default="2")
     parser.add_argument("--worker-processes", default="4")
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             rasa_level(stack, 2, 3, "warm")
             runs = []
             for users in levels:
-                per_user = max(1, args.messages // users)
+                per_user = max(2, args.messages // users)
                 runs.append(webhook_level(stack, users, per_user, "run"))
                 runs.append(rasa_level(stack, users, per_user, "run"))
                 print(f"  {users} users done", flush=True)

@@ -109,3 +109,23 @@ def test_open_hand_off_sends_messages_to_the_officer_until_closed(serve_webhook,
         close_hand_off(s, hand_off, f"officer:{officer.username}")
     assert user.send_text("谢谢").content == "已收到：谢谢"
     assert bot.asked == ["谢谢"]
+
+
+def test_station_qr_code_is_made_through_the_wechat_api(demo_settings, tmp_path, monkeypatch, capsys):
+    import requests
+
+    from conversation.followers import main
+    from emulators import serve_in_thread
+    from emulators.wechat.api import create_app as create_wechat_emulator
+
+    with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
+        for name, value in (("DATABASE_URL", demo_settings.database_url), ("REDIS_URL", demo_settings.redis_url),
+                            ("WECHAT_API_BASE", base), ("SECRET_KEY", TEST_SECRET)):
+            monkeypatch.setenv(name, value)
+        out = tmp_path / "hq001.png"
+        assert main(["station-qr", "HQ001", "--out", str(out)]) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG" and "黄桥村惠农服务站" in capsys.readouterr().out
+        made = requests.get(f"{base}/_emulator/qrcodes", timeout=5).json()
+        assert [q.get("scene_str") for q in made] == ["station:HQ001"]
+        assert main(["station-qr", "NOPE", "--out", str(tmp_path / "x.png")]) == 1
+        assert "no service station" in capsys.readouterr().err
