@@ -12,12 +12,38 @@ from sunshine.models import LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
 _FIELDS = ("name", "customer_types", "min_amount", "max_amount", "terms_months", "annual_rate_bp",
-           "needs_guarantor", "authorizing_parties", "description")
+           "needs_guarantor", "needs_collateral", "auto_approval_limit", "authorizing_parties", "description")
+CUSTOMER_TYPES = ("farmer", "merchant", "civil_servant")
+PARTIES = ("applicant", "spouse", "guarantor")
+
+
+class ProductFileError(ValueError):
+    """products.yml cannot be used; the message names the product and the field."""
+
+
+def _check(row: dict) -> None:
+    code = row.get("code", "?")
+    missing = [k for k in ("code", "annual_rate", *_FIELDS) if k not in row and k != "annual_rate_bp"]
+    if missing:
+        raise ProductFileError(f"product {code}: missing {', '.join(missing)}")
+    if not set(row["customer_types"]) <= set(CUSTOMER_TYPES):
+        raise ProductFileError(f"product {code}: customer_types must be among {', '.join(CUSTOMER_TYPES)}")
+    if not set(row["authorizing_parties"]) <= set(PARTIES) or "applicant" not in row["authorizing_parties"]:
+        raise ProductFileError(f"product {code}: authorizing_parties must include applicant, among {PARTIES}")
+    if row["needs_guarantor"] != ("guarantor" in row["authorizing_parties"]):
+        raise ProductFileError(f"product {code}: a guarantor must authorize exactly when needs_guarantor")
+    if not 0 < row["min_amount"] <= row["max_amount"] or not 0 <= row["auto_approval_limit"] <= row["max_amount"]:
+        raise ProductFileError(f"product {code}: need 0 < min_amount <= max_amount and "
+                               "0 <= auto_approval_limit <= max_amount")
+    if not row["terms_months"] or not all(isinstance(t, int) and t > 0 for t in row["terms_months"]):
+        raise ProductFileError(f"product {code}: terms_months must be a list of whole months")
 
 
 def read_products(path: Path = PRODUCTS_FILE) -> list[dict]:
+    """The products in the file, validated; rates converted to basis points."""
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     for row in rows:
+        _check(row)
         row["annual_rate_bp"] = int((Decimal(str(row.pop("annual_rate"))) * 10000).to_integral_value())
     return rows
 

@@ -94,9 +94,17 @@ class LoanProduct(Base):
     needs_guarantor = Column(Boolean, nullable=False, default=False)
     authorizing_parties = Column(JSON, nullable=False)
     description = Column(Text, nullable=False, default="")
+    needs_collateral = Column(Boolean, nullable=False, default=False)
+    # Applications up to this amount, with no risk-rule hit, are approved automatically (0: never).
+    auto_approval_limit = Column(Integer, nullable=False, default=0)
+
+
+# Statuses after which an application is no longer live (see lending.applications).
+FINAL_APPLICATION_STATUSES = ("rejected", "withdrawn", "disbursed")
 
 
 class LoanApplication(Base):
+    """A loan application; lending.applications moves it through its statuses."""
     __tablename__ = "loan_applications"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
@@ -108,9 +116,52 @@ class LoanApplication(Base):
     idempotency_key = Column(String(64), unique=True)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    guarantor_id = Column(Integer, ForeignKey("customers.id"))
+    review_mode = Column(String(16))  # auto | officer, once under review
+    review_deadline = Column(DateTime)  # by when an officer must decide
+    escalated_at = Column(DateTime)  # the deadline passed and supervisors were alerted
+    risk_hits = Column(JSON, nullable=False, default=list)  # [{code, outcome, description, stage}]
+    loan_account = Column(String(32))  # the loan account opened at disbursement
 
-    customer = relationship("Customer")
+    customer = relationship("Customer", foreign_keys=[customer_id])
+    guarantor = relationship("Customer", foreign_keys=[guarantor_id])
     product = relationship("LoanProduct")
+    events = relationship("ApplicationEvent", back_populates="application", order_by="ApplicationEvent.id")
+
+    # At most one live application per customer and product, even when two requests race.
+    __table_args__ = (
+        Index("uq_loan_applications_live", "customer_id", "product_code", unique=True,
+              sqlite_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')"),
+              postgresql_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')")),
+        Index("ix_loan_applications_status_deadline", "status", "review_deadline"),
+    )
+
+
+class ApplicationEvent(Base):
+    """One step in an application's life: who moved it from which status to which, when and why."""
+    __tablename__ = "application_events"
+    id = Column(Integer, primary_key=True)
+    application_id = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    actor = Column(String(64), nullable=False)  # customer | auto | risk_rules | officer:<username> | system
+    action = Column(String(32), nullable=False)
+    from_status = Column(String(32))
+    to_status = Column(String(32), nullable=False)
+    reason = Column(Text, nullable=False, default="")
+    detail = Column(JSON, nullable=False, default=dict)
+
+    application = relationship("LoanApplication", back_populates="events")
+
+
+class WatchListEntry(Base):
+    """A person the bank watches (关注名单): applications are intercepted by the risk rules."""
+    __tablename__ = "watch_list"
+    id = Column(Integer, primary_key=True)
+    id_fingerprint = Column(String(64), unique=True, nullable=False)
+    id_masked = Column(String(32), nullable=False)
+    reason = Column(String(200), nullable=False)
+    added_by = Column(String(64), nullable=False)
+    added_at = Column(DateTime, nullable=False, default=utcnow)
 
 
 class Authorization(Base):

@@ -52,6 +52,8 @@ class Settings:
 
     # Seconds an authorization QR token stays valid.
     authorization_ttl_s: int = 1800
+    # Hours an officer has to decide an application sent to review (the bank's promised time).
+    loan_review_hours: int = 24
     log_level: str = "INFO"
 
 
@@ -137,6 +139,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
     if not 1 <= s.worker_processes <= 64:
         raise ConfigError("WORKER_PROCESSES must be between 1 and 64")
+    if not 1 <= s.loan_review_hours <= 720:
+        raise ConfigError("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
         raise ConfigError("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
     for name in ("database_url",):
