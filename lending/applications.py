@@ -1,0 +1,445 @@
+"""Loan applications: checks of what is asked, the status machine, risk rules
+and decisions, with every step recorded in `application_events`.
+
+    draft -> submitted -> awaiting_authorization -> under_review -> approved -> disbursed
+                 |                                      |  (auto or officer)
+                 +-> rejected (a rejecting rule)         +-> rejected
+    any live status -> withdrawn (the customer changes their mind)
+
+At submission the risk rules run: a rejecting hit ends the application,
+otherwise it waits for the credit-report authorizations. When the reports
+arrive (`report_arrived`) the rules run again: an application within its
+product's automatic-approval limit and without hits is decided on the spot;
+one above the limit or with a review hit goes to the officers' queue with a
+deadline, and `escalate_overdue` flags those whose deadline passed.
+
+The customer is told of each change of state through the `notify(openid,
+text)` callable, once the transaction commits (a rolled-back change tells no
+one); when one commit moves an application several steps, the last is told.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Mapping, Protocol
+
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from clients.bureau import CreditReport
+from lending.amounts import format_amount
+from lending.credit_lines import current_line, valid_line
+from lending.identity import birth_date
+from lending.reports import parties
+from lending.risk import RiskContext, RuleBook, RuleHit
+from sunshine.models import (FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct,
+                             Officer, utcnow)
+from sunshine.protect import unseal
+
+log = logging.getLogger(__name__)
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"submitted", "withdrawn"}),
+    "submitted": frozenset({"awaiting_authorization", "rejected", "withdrawn"}),
+    "awaiting_authorization": frozenset({"under_review", "withdrawn"}),
+    "under_review": frozenset({"approved", "rejected", "withdrawn"}),
+    "approved": frozenset({"disbursed", "withdrawn"}),
+    **{status: frozenset() for status in FINAL_APPLICATION_STATUSES},
+}
+# How the customer and the officer read each status.
+STATUS_LABELS = {
+    "draft": "还没提交", "submitted": "已提交", "awaiting_authorization": "等待征信授权",
+    "under_review": "审核中", "approved": "审批通过", "rejected": "没有通过", "withdrawn": "已撤销",
+    "disbursed": "已放款",
+}
+PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
+DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
+BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
+
+Notifier = Callable[[str, str], None]
+
+
+class LendingError(ValueError):
+    """A request the bank cannot carry out; the message is clear Chinese the bot can show."""
+
+
+class CustomerNotFound(LendingError):
+    pass
+
+
+class UnknownProduct(LendingError):
+    pass
+
+
+class ProductNotForCustomer(LendingError):
+    pass
+
+
+class AmountOutOfRange(LendingError):
+    pass
+
+
+class TermNotOffered(LendingError):
+    pass
+
+
+class GuarantorRequired(LendingError):
+    pass
+
+
+class ApplicationExists(LendingError):
+    """The customer already has a live application for this product."""
+
+
+class ApplicationNotFound(LendingError):
+    pass
+
+
+class IllegalTransition(LendingError):
+    """The application's status does not allow this step."""
+
+
+class DecisionError(LendingError):
+    """An officer's decision that cannot be taken (no reason given, inactive officer)."""
+
+
+class ReportsIncomplete(LendingError):
+    """A party who must authorize has no credit report yet."""
+
+
+class CoreBanking(Protocol):
+    def open_loan(self, application: LoanApplication) -> str:
+        """Book the loan and pay it out; returns the loan account (借据号)."""
+
+
+class CoreBankingStub:
+    """SIMULATION of the core-banking system: books nothing, pays nothing, and
+    returns a made-up loan account. Stands in until the bank's core-banking
+    interface is connected."""
+
+    def open_loan(self, application: LoanApplication) -> str:
+        return f"SIM{application.id:012d}"
+
+
+@dataclass
+class BatchReport:
+    approved: list[int] = field(default_factory=list)
+    over_limit: list[int] = field(default_factory=list)
+
+
+_NOTICES = "lending.notices"
+
+
+def _send_notices(session: Session) -> None:
+    for notify, openid, text in session.info.pop(_NOTICES, {}).values():
+        try:
+            notify(openid, text)
+        except Exception:  # the decision stands; the customer can still ask the bot
+            log.exception("could not notify the customer of an application change")
+
+
+def _drop_notices(session: Session) -> None:
+    session.info.pop(_NOTICES, None)
+
+
+def _notices(session: Session) -> dict:
+    """The notices waiting for this session's commit, by application id."""
+    if not session.info.get("lending.listening"):
+        event.listen(session, "after_commit", _send_notices)
+        event.listen(session, "after_rollback", _drop_notices)
+        session.info["lending.listening"] = True
+    return session.info.setdefault(_NOTICES, {})
+
+
+def _day_time(moment: datetime) -> str:
+    local = moment + BEIJING
+    return f"{local.month}月{local.day}日{local.hour:02d}:{local.minute:02d}"
+
+
+class Applications:
+    """The application service. `secret_key` reads the sealed ID numbers (age);
+    `notify(openid, text)` tells the customer; `review_within` is the officers' deadline."""
+
+    def __init__(self, secret_key: str, notify: Notifier, rules: RuleBook | None = None,
+                 review_within: timedelta = DEFAULT_REVIEW_WITHIN, core_banking: CoreBanking | None = None,
+                 clock: Callable[[], datetime] = utcnow):
+        self.secret_key = secret_key
+        self.notify = notify
+        self.rules = rules or RuleBook.load()
+        self.review_within = review_within
+        self.core_banking = core_banking or CoreBankingStub()
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings, notify: Notifier | None = None, **kwargs) -> "Applications":
+        """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
+        if notify is None:
+            from lending.notify import WeChatNotifier
+            notify = WeChatNotifier(settings)
+        return cls(settings.secret_key, notify, review_within=timedelta(hours=settings.loan_review_hours), **kwargs)
+
+    # --- asking ------------------------------------------------------------------
+
+    def draft(self, session: Session, customer_id: int, product_code: str, amount: int, term_months: int,
+              purpose: str = "", guarantor_id: int | None = None, idempotency_key: str | None = None,
+              actor: str = "customer") -> LoanApplication:
+        """A checked application in draft; the one already made under `idempotency_key`, if any."""
+        if idempotency_key:
+            existing = self._by_key(session, customer_id, idempotency_key)
+            if existing is not None:
+                return existing
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            raise CustomerNotFound("没有找到您的客户信息，请联系客户经理核实身份后再申请")
+        product = session.get(LoanProduct, product_code)
+        if product is None:
+            raise UnknownProduct("没有这个贷款产品，请从阳光e贷、商e贷、公e贷等产品中选择")
+        if customer.customer_type not in product.customer_types:
+            raise ProductNotForCustomer(f"{product.name}不面向您这类客户，可以问我“有哪些贷款产品”看看适合您的")
+        _check_amount(product, amount)
+        if term_months not in product.terms_months:
+            terms = "、".join(f"{t}个月" for t in product.terms_months)
+            raise TermNotOffered(f"{product.name}的期限只有{terms}，请从中选一个")
+        if product.needs_guarantor:
+            guarantor = session.get(Customer, guarantor_id) if guarantor_id else None
+            if guarantor is None or guarantor.id == customer.id:
+                raise GuarantorRequired(f"{product.name}需要一名担保人（不能是本人），请先告诉我们担保人是谁")
+        live = session.scalar(select(LoanApplication).where(
+            LoanApplication.customer_id == customer.id, LoanApplication.product_code == product.code,
+            LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES)))
+        if live is not None:
+            raise _already_applying(product, live)
+        application = LoanApplication(customer_id=customer.id, product_code=product.code, amount=amount,
+                                      term_months=term_months, purpose=purpose[:200], guarantor_id=guarantor_id,
+                                      idempotency_key=idempotency_key, status="draft", risk_hits=[],
+                                      created_at=self.clock())
+        try:
+            with session.begin_nested():
+                session.add(application)
+        except IntegrityError:
+            # Another request with the same key, or for the same product, won the race.
+            existing = idempotency_key and self._by_key(session, customer_id, idempotency_key)
+            if existing:
+                return existing
+            raise _already_applying(product, None) from None
+        self._record(session, application, None, "draft", actor, "created")
+        return application
+
+    def submit(self, session: Session, application_id: int, actor: str = "customer") -> LoanApplication:
+        """Submit a draft: the risk rules run, then it waits for the credit-report authorizations."""
+        application = self._get(session, application_id)
+        self._move(session, application, "submitted", actor, "submitted")
+        hits = self._evaluate(session, application, None)
+        if any(h.outcome == "reject" for h in hits):
+            self._reject_by_rules(session, application, hits)
+        else:
+            self._move(session, application, "awaiting_authorization", "system", "authorization_requested")
+        return application
+
+    def apply(self, session: Session, customer_id: int, product_code: str, amount: int, term_months: int,
+              idempotency_key: str, purpose: str = "", guarantor_id: int | None = None) -> LoanApplication:
+        """Draft and submit in one step (the bot's confirmation). The same key again returns the same application."""
+        application = self.draft(session, customer_id, product_code, amount, term_months, purpose=purpose,
+                                 guarantor_id=guarantor_id, idempotency_key=idempotency_key)
+        return self.submit(session, application.id) if application.status == "draft" else application
+
+    # --- deciding ----------------------------------------------------------------
+
+    def report_arrived(self, session: Session, application_id: int,
+                       reports: Mapping[str, CreditReport]) -> LoanApplication:
+        """The credit reports (by party role) are in: run the rules again and decide, or queue for an officer."""
+        application = self._get(session, application_id, lock=True)
+        missing = [role for role in parties(session, application) if role not in reports]
+        if missing:
+            raise ReportsIncomplete(f"还缺{'、'.join(PARTY_LABELS[r] for r in missing)}的征信报告")
+        hits = self._evaluate(session, application, reports)
+        product = application.product
+        to_officer = not any(h.outcome == "reject" for h in hits) and (
+            hits or application.amount > product.auto_approval_limit)
+        application.review_mode = "officer" if to_officer else "auto"
+        if to_officer:
+            application.review_deadline = self.clock() + self.review_within
+        self._move(session, application, "under_review", "system", "reports_arrived",
+                   reports={role: r.report_id for role, r in reports.items()}, review_mode=application.review_mode)
+        if to_officer:
+            return application
+        if hits:
+            self._reject_by_rules(session, application, hits)
+        else:
+            self._move(session, application, "approved", "auto", "approved",
+                       f"{format_amount(product.auto_approval_limit)}以内且未触发风险规则，自动审批通过")
+        return application
+
+    def approve(self, session: Session, application_id: int, officer: Officer, reason: str) -> LoanApplication:
+        """An officer approves an application under review."""
+        return self._decide(session, application_id, officer, reason, "approved")
+
+    def reject(self, session: Session, application_id: int, officer: Officer, reason: str) -> LoanApplication:
+        """An officer rejects an application under review."""
+        return self._decide(session, application_id, officer, reason, "rejected")
+
+    def withdraw(self, session: Session, application_id: int, actor: str = "customer",
+                 reason: str = "客户撤销申请") -> LoanApplication:
+        application = self._get(session, application_id, lock=True)
+        self._move(session, application, "withdrawn", actor, "withdrawn", reason)
+        return application
+
+    def disburse(self, session: Session, application_id: int) -> LoanApplication:
+        """Pay out an approved loan through core banking and count it as used on the credit line."""
+        application = self._get(session, application_id, lock=True)
+        _require(application, "disbursed")
+        application.loan_account = self.core_banking.open_loan(application)
+        line = valid_line(session, application.customer_id, self.clock().date())
+        if line is not None:
+            line.used_amount += application.amount
+        self._move(session, application, "disbursed", "core_banking", "disbursed",
+                   loan_account=application.loan_account)
+        return application
+
+    def escalate_overdue(self, session: Session, now: datetime | None = None) -> list[LoanApplication]:
+        """Flag every application whose officer deadline has passed (once each); returns them."""
+        now = now or self.clock()
+        overdue = session.scalars(officer_queue().where(
+            LoanApplication.review_deadline < now, LoanApplication.escalated_at.is_(None))
+            .with_for_update(skip_locked=True)).all()
+        for application in overdue:
+            application.escalated_at = now
+            self._record(session, application, "under_review", "under_review", "system", "escalated",
+                         f"超过审批时限（{_day_time(application.review_deadline)}）仍未处理，已升级给主管",
+                         deadline=application.review_deadline.isoformat())
+        return overdue
+
+    def approve_village(self, session: Session, village: str, officer: Officer, reason: str,
+                        max_amount: int | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> BatchReport:
+        """Approve a village's small applications waiting for an officer (整村批量审批).
+
+        Small: up to `max_amount`, or else up to each product's automatic-approval limit.
+        `progress(done, total)` is called after each application.
+        """
+        report = BatchReport()
+        queued = session.scalars(officer_queue().join(Customer, Customer.id == LoanApplication.customer_id)
+                                 .where(Customer.village == village)).all()
+        for done, application in enumerate(queued, 1):
+            limit = max_amount if max_amount is not None else application.product.auto_approval_limit
+            if application.amount <= limit:
+                self._decide(session, application.id, officer, reason, "approved")
+                report.approved.append(application.id)
+            else:
+                report.over_limit.append(application.id)
+            if progress:
+                progress(done, len(queued))
+        return report
+
+    # --- inside ------------------------------------------------------------------
+
+    @staticmethod
+    def _by_key(session: Session, customer_id: int, key: str) -> LoanApplication | None:
+        existing = session.scalar(select(LoanApplication).where(LoanApplication.idempotency_key == key))
+        if existing is not None and existing.customer_id != customer_id:
+            raise LendingError("申请编号重复，请重新发起申请")
+        return existing
+
+    @staticmethod
+    def _get(session: Session, application_id: int, lock: bool = False) -> LoanApplication:
+        application = session.get(LoanApplication, application_id, with_for_update=True if lock else None)
+        if application is None:
+            raise ApplicationNotFound("没有找到这笔贷款申请")
+        return application
+
+    def _decide(self, session: Session, application_id: int, officer: Officer, reason: str,
+                outcome: str) -> LoanApplication:
+        if not officer.active:
+            raise DecisionError("该客户经理账号已停用，不能审批")
+        if not reason.strip():
+            raise DecisionError("请填写审批意见")
+        application = self._get(session, application_id, lock=True)
+        self._move(session, application, outcome, f"officer:{officer.username}", outcome, reason.strip())
+        return application
+
+    def _evaluate(self, session: Session, application: LoanApplication,
+                  reports: Mapping[str, CreditReport] | None) -> list[RuleHit]:
+        now = self.clock()
+        customer = application.customer
+        line = current_line(session, customer, today=now.date(), excluding_application=application.id)
+        ctx = RiskContext(session=session, application=application, customer=customer, now=now, reports=reports,
+                          birth_date=birth_date(unseal(self.secret_key, customer.id_sealed)),
+                          available=line.available if line else 0)
+        hits = self.rules.evaluate(ctx, "report" if reports is not None else "submission")
+        application.risk_hits = [h.as_dict() for h in hits]
+        return hits
+
+    def _reject_by_rules(self, session: Session, application: LoanApplication, hits: list[RuleHit]) -> None:
+        rejecting = [h for h in hits if h.outcome == "reject"]
+        self._move(session, application, "rejected", "risk_rules", "rejected",
+                   "；".join(f"{h.code} {h.description}" for h in rejecting), rules=[h.code for h in rejecting])
+
+    def _move(self, session: Session, application: LoanApplication, to_status: str, actor: str, action: str,
+              reason: str = "", **detail) -> None:
+        _require(application, to_status)
+        self._record(session, application, application.status, to_status, actor, action, reason, **detail)
+        application.status = to_status
+        text = self._notice(session, application)
+        if text and application.customer.wechat_openid:
+            _notices(session)[application.id] = (self.notify, application.customer.wechat_openid, text)
+
+    def _record(self, session: Session, application: LoanApplication, from_status: str | None, to_status: str,
+                actor: str, action: str, reason: str = "", **detail) -> None:
+        session.add(ApplicationEvent(application_id=application.id, at=self.clock(), actor=actor, action=action,
+                                     from_status=from_status, to_status=to_status, reason=reason, detail=detail))
+
+    @staticmethod
+    def _notice(session: Session, application: LoanApplication) -> str | None:
+        """What the customer is told when the application reaches its current status."""
+        product = application.product.name
+        what = f"{product}申请（{format_amount(application.amount)}，{application.term_months}个月）"
+        status = application.status
+        if status == "submitted":
+            return f"您的{what}已提交，正在审核。"
+        if status == "awaiting_authorization":
+            who = "、".join(f"{PARTY_LABELS[role]}{c.name}" for role, c in parties(session, application).items())
+            return f"您的{what}已提交。请完成征信查询授权（需要授权：{who}），授权后马上为您审批。"
+        if status == "under_review" and application.review_mode == "officer":
+            return f"您的{what}已转给客户经理审核，会在{_day_time(application.review_deadline)}前给您答复。"
+        if status == "under_review":
+            return f"您的{what}正在自动审批，请稍候。"
+        if status == "approved":
+            return f"好消息！您的{what}已审批通过，放款后会再通知您。"
+        if status == "rejected":
+            return f"很抱歉，您的{what}这次没有通过审批。想了解原因或重新申请，请回复“转人工”联系客户经理。"
+        if status == "withdrawn":
+            return f"您的{what}已撤销，需要时可以随时重新申请。"
+        if status == "disbursed":
+            return (f"您的{product}贷款{format_amount(application.amount)}已放款，借据号{application.loan_account}，"
+                    "请留意到账短信。按时还款能保持良好信用。")
+        return None
+
+
+def officer_queue():
+    """Applications waiting for an officer: escalated first, then by deadline."""
+    return (select(LoanApplication)
+            .where(LoanApplication.status == "under_review", LoanApplication.review_mode == "officer")
+            .order_by(LoanApplication.escalated_at.is_(None), LoanApplication.review_deadline, LoanApplication.id))
+
+
+def _require(application: LoanApplication, to_status: str) -> None:
+    if to_status not in TRANSITIONS[application.status]:
+        raise IllegalTransition(f"这笔申请目前{STATUS_LABELS[application.status]}，"
+                                f"不能改为“{STATUS_LABELS[to_status]}”")
+
+
+def _check_amount(product: LoanProduct, amount) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise AmountOutOfRange("贷款金额要是整数元，比如 50000 或 5万")
+    if amount <= 0:
+        raise AmountOutOfRange("贷款金额要大于0")
+    if not product.min_amount <= amount <= product.max_amount:
+        raise AmountOutOfRange(f"{product.name}可以贷{format_amount(product.min_amount)}到"
+                               f"{format_amount(product.max_amount)}，您申请的{format_amount(amount)}不在这个范围内")
+
+
+def _already_applying(product: LoanProduct, live: LoanApplication | None) -> ApplicationExists:
+    where = f"（{STATUS_LABELS[live.status]}）" if live is not None else ""
+    return ApplicationExists(f"您已经有一笔{product.name}申请正在办理{where}，办完或撤销后才能再申请")
