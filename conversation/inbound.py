@@ -50,10 +50,18 @@ MEDIA_LABELS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "
 
 
 def message_key(message) -> str:
-    """What identifies one message across WeChat's retries: MsgId, or sender and time for events."""
-    if message.type == "event":
-        return f"{message.source}:{message.create_time.timestamp():.0f}"
-    return str(message.id)
+    """What identifies one message across WeChat's retries: MsgId, or sender and time for events.
+
+    Raises ValueError when they are missing or malformed (wechatpy converts fields lazily).
+    """
+    try:
+        if message.type == "event":
+            return f"{message.source}:{message.create_time.timestamp():.0f}"
+        if not message.id:
+            raise ValueError("message without MsgId")
+        return str(message.id)
+    except (TypeError, OverflowError, OSError) as exc:
+        raise ValueError(f"bad CreateTime or MsgId: {type(exc).__name__}") from None
 
 
 def _media_description(message) -> str:

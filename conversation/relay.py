@@ -11,12 +11,15 @@ Whoever decides first owns the delivery, atomically in Redis:
 - the web request, when the budget runs out, marks it `async`, answers
   `success`, and the worker then sends the answer through the
   customer-service message API.
-A retry of a message already seen never reaches the bot: it gets the same
-passive answer if there was one, else `success`.
+A retry of a message already seen never reaches the bot. It waits, within
+its own budget, for the first delivery's decision: the passive answer when
+there is one (the first HTTP response may have come too late for WeChat,
+which then reads only the retry's), else `success`.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import redis
@@ -24,11 +27,16 @@ import redis
 KEY_TTL_S = 24 * 3600
 WECHAT_TEXT_LIMIT = 2048  # bytes per customer-service or passive text
 
-# KEYS: decided, result. ARGV: answer json, ttl. Returns 1 when the worker wins.
+# How often a retry looks for the first delivery's decision.
+RETRY_POLL_S = 0.05
+
+# KEYS: decided, result, bot. ARGV: answer json, ttl. Returns 1 when the worker wins.
+# `result` wakes the waiting web request; `bot` keeps the answer for WeChat's retries.
 _CLAIM_PASSIVE = """
 if redis.call('SET', KEYS[1], 'passive', 'NX', 'EX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
   return 1
 end
 return 0
@@ -38,7 +46,7 @@ return 0
 def _keys(message_key: str) -> dict[str, str]:
     base = f"wx:{message_key}"
     return {"seen": f"{base}:seen", "decided": f"{base}:decided", "result": f"{base}:result",
-            "answer": f"{base}:answer"}
+            "bot": f"{base}:bot"}
 
 
 def split_for_wechat(texts: list[str], limit: int = WECHAT_TEXT_LIMIT) -> list[str]:
@@ -96,8 +104,7 @@ class Relay:
     def handle(self, openid: str, text: str, message_key: str) -> Outcome:
         keys = _keys(message_key)
         if not self.r.set(keys["seen"], "1", nx=True, ex=KEY_TTL_S):
-            answer = self.r.get(keys["answer"])
-            return Outcome(answer.decode() if answer else None, duplicate=True)
+            return Outcome(self._answer_for_retry(keys), duplicate=True)
         self.jobs.answer(openid, text, message_key)
         got = self.r.blpop([keys["result"]], timeout=self.budget_s)
         if got is None and not self.r.set(keys["decided"], "async", nx=True, ex=KEY_TTL_S):
@@ -106,18 +113,30 @@ class Relay:
         if got is None:
             return Outcome(None)
         chunks = split_for_wechat(json.loads(got[1]))
-        if not chunks:
-            return Outcome(None)
         if len(chunks) > 1:
             # A passive first part could arrive after the API sent the rest: send all, in order.
             self.jobs.deliver(openid, chunks)
-            return Outcome(None)
-        self.r.set(keys["answer"], chunks[0], ex=KEY_TTL_S)
-        return Outcome(chunks[0])
+        return Outcome(_passive(chunks))
+
+    def _answer_for_retry(self, keys: dict[str, str]) -> str | None:
+        """The passive answer of the first delivery, waiting for its decision within the budget."""
+        deadline = time.monotonic() + self.budget_s
+        while True:
+            answer, decided = self.r.mget(keys["bot"], keys["decided"])
+            if answer is not None:
+                return _passive(split_for_wechat(json.loads(answer)))
+            if decided is not None or time.monotonic() >= deadline:
+                return None  # answered through the API (or not at all yet: the API will carry it)
+            time.sleep(RETRY_POLL_S)
+
+
+def _passive(chunks: list[str]) -> str | None:
+    """What goes back in the HTTP response: the answer when it fits one WeChat text."""
+    return chunks[0] if len(chunks) == 1 else None
 
 
 def worker_claims_passive(r: redis.Redis, message_key: str, texts: list[str]) -> bool:
     """Called by the worker with the bot's answer: True when the web request will deliver it."""
     keys = _keys(message_key)
-    return bool(r.eval(_CLAIM_PASSIVE, 2, keys["decided"], keys["result"],
+    return bool(r.eval(_CLAIM_PASSIVE, 3, keys["decided"], keys["result"], keys["bot"],
                        json.dumps(texts, ensure_ascii=False), KEY_TTL_S))

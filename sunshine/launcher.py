@@ -54,7 +54,7 @@ def services(s: Settings) -> list[Service]:
     """The processes this machine runs, from the settings."""
     py = str(BIN / "python")
     out = [Service("web", s.web_port, [str(BIN / "gunicorn"), "--workers", str(s.web_workers),
-                                       "--worker-class", "gthread", "--threads", "16",
+                                       "--worker-class", "gthread", "--threads", str(s.web_threads),
                                        "--bind", f"127.0.0.1:{s.web_port}", "--timeout", "30",
                                        "--graceful-timeout", "10", "webhooks:create_app()"])]
     rasa_port = _local_port(s.rasa_url)

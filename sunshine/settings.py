@@ -33,8 +33,10 @@ class Settings:
     secret_key: str = "dev-only-secret-change-me"
     web_port: int = 8000
     web_workers: int = 2
+    # Threads per web worker: each waiting message holds one for up to the reply budget.
+    web_threads: int = 64
     # Background reply workers; each customer's messages always go to the same one, in order.
-    worker_processes: int = 2
+    worker_processes: int = 4
 
     wechat_token: str = "sunshinedevtoken"
     wechat_appid: str = "wx0000000000demo01"
@@ -137,6 +139,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
     if s.wechat_max_clock_skew < 0:
         raise ConfigError("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
+    if not 1 <= s.web_threads <= 1000:
+        raise ConfigError("WEB_THREADS must be between 1 and 1000")
     if not 1 <= s.worker_processes <= 64:
         raise ConfigError("WORKER_PROCESSES must be between 1 and 64")
     if not 1 <= s.loan_review_hours <= 720:

@@ -19,7 +19,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from conversation.inbound import Inbound
+from conversation.inbound import Inbound, message_key
 from sunshine.redis import connect
 from sunshine.metrics import count
 
@@ -135,5 +135,9 @@ def receive():
         _refuse(400, f"not wechat xml: {type(exc).__name__}")
     if not getattr(message, "source", None):
         _refuse(400, "not wechat xml: no FromUserName")
+    try:
+        message_key(message)
+    except ValueError as exc:
+        _refuse(400, f"not wechat xml: {exc}")
     count(_redis(), "wechat_messages_total", type=message.type if message.type != "event" else f"event:{message.event}")
     return _reply(message, Inbound(_settings(), _redis()).handle(message), encrypted)

@@ -85,3 +85,31 @@ def test_split_for_wechat():
     parts = split_for_wechat(["字" * 1000])
     assert [len(p.encode()) for p in parts] == [2046, 954]
     assert "".join(parts) == "字" * 1000
+
+
+def test_retry_gets_the_answer_the_first_delivery_gave_too_late(redis_url):
+    """The first HTTP response came after WeChat stopped waiting for it (the request
+    queued in the server): WeChat's retry must carry the answer itself."""
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 1.0)
+    first_relay, retry_relay = Relay(r, worker, budget_s=4), Relay(r, worker, budget_s=2)
+    first = []
+    t = threading.Thread(target=lambda: first.append(first_relay.handle("o1", "额度", "m5")))
+    t.start()
+    time.sleep(0.3)
+    retry = retry_relay.handle("o1", "额度", "m5")
+    t.join()
+    worker.join()
+    assert retry.duplicate and retry.passive_text == "您好" and first[0].passive_text == "您好"
+    assert worker.asked == ["额度"] and worker.sent == []
+
+
+def test_retry_after_an_api_delivery_gets_success_at_once(redis_url):
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 1.0)
+    assert Relay(r, worker, budget_s=0.5).handle("o1", "额度", "m6").passive_text is None
+    started = time.monotonic()
+    retry = Relay(r, worker, budget_s=2).handle("o1", "额度", "m6")
+    assert retry.duplicate and retry.passive_text is None and time.monotonic() - started < 0.5
+    worker.join()
+    assert worker.sent == [["您好"]]

@@ -97,7 +97,14 @@ def test_bad_bodies_get_400_and_reach_no_bot(make_client, bot):
     client = make_client()
     token = client.application.config["SETTINGS"].wechat_token
     bodies = [b"not xml at all", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><FromUserName>&a;</FromUserName></xml>',
-              b"<xml><MsgType>text</MsgType></xml>"]
+              b"<xml><MsgType>text</MsgType></xml>",
+              # Found by the fuzzer: wechatpy converts CreateTime and MsgId only when read.
+              b"<xml><FromUserName>o1</FromUserName><CreateTime>-62135596801</CreateTime><MsgType>event</MsgType>"
+              b"<Event>subscribe</Event></xml>",
+              b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
+              b"<Content>hi</Content><MsgId>abc</MsgId></xml>",
+              b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
+              b"<Content>hi</Content></xml>"]
     for body in bodies:
         resp = client.post("/wechat", data=body, query_string=signed_query(token))
         assert resp.status_code == 400, body
