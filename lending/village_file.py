@@ -13,19 +13,20 @@ import csv
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from lending.catalog import CUSTOMER_TYPES
 from lending.identity import InvalidIdNumber, normalize_id_number
-from sunshine.models import CreditLine, Customer, FamilyMember, audit
-from sunshine.protect import fingerprint, mask_id_number, mask_phone, seal
+from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, utcnow
+from sunshine.protect import fingerprint, mask_id_number, mask_phone, mask_text, seal
 
 COLUMNS = ("village", "household_head", "id_number", "phone", "customer_type", "credit_line",
            "valid_until", "members", "tags")
-CUSTOMER_TYPES = ("farmer", "merchant", "civil_servant")
 MEMBER_ROLES = ("spouse", "child", "parent", "sibling")
+NAME_LIMIT = 64  # names and villages, as the customers table stores them
 
 
 class RowError(ValueError):
@@ -72,6 +73,8 @@ def parse_row(line_no: int, row: dict[str, str]) -> Household:
         value = (row.get(key) or "").strip()
         if not value:
             raise RowError(f"缺少 {key}")
+        if len(value) > NAME_LIMIT:
+            raise RowError(f"{key} 超过{NAME_LIMIT}个字")
         return value
 
     try:
@@ -96,10 +99,16 @@ def parse_row(line_no: int, row: dict[str, str]) -> Household:
         bits = part.split(":")
         if len(bits) != 4 or bits[0] not in MEMBER_ROLES:
             raise RowError(f"家庭成员 {bits[0]!r} 格式应为 角色:姓名:身份证号:手机号")
+        name = bits[1].strip()
+        if not 0 < len(name) <= NAME_LIMIT:
+            raise RowError(f"家庭成员姓名应为1至{NAME_LIMIT}个字")
         try:
-            members.append((bits[0], Person(bits[1].strip(), normalize_id_number(bits[2]), _phone(bits[3]))))
+            member = Person(name, normalize_id_number(bits[2]), _phone(bits[3]))
         except InvalidIdNumber as exc:
-            raise RowError(f"家庭成员{bits[1]}：{exc}") from None
+            raise RowError(f"家庭成员{name}：{exc}") from None
+        if member.id_number == head.id_number:
+            raise RowError(f"家庭成员{name}的身份证号与户主相同")
+        members.append((bits[0], member))
     tags = {}
     for part in filter(None, (p.strip() for p in (row.get("tags") or "").split(";"))):
         key, sep, value = part.partition("=")
@@ -118,65 +127,129 @@ def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, row
 
 
-def _upsert_person(session: Session, key: str, person: Person, village: str, customer_type: str) -> Customer:
-    fp = fingerprint(key, person.id_number)
-    customer = session.scalar(select(Customer).where(Customer.id_fingerprint == fp))
-    if customer is None:
-        customer = Customer(name=person.name, id_fingerprint=fp, id_sealed=seal(key, person.id_number),
-                            id_masked=mask_id_number(person.id_number), village=village,
-                            customer_type=customer_type)
-        session.add(customer)
-    customer.name = person.name
-    customer.village = village
-    customer.customer_type = customer_type
-    if person.phone:
-        phone_fp = fingerprint(key, person.phone)
-        if customer.phone_fingerprint != phone_fp:
-            customer.phone_fingerprint = phone_fp
-            customer.phone_sealed = seal(key, person.phone)
-            customer.phone_masked = mask_phone(person.phone)
-    session.flush()
-    return customer
+BATCH_SIZE = 500  # households written together: a few statements per batch, memory flat in file size
 
 
-def apply_household(session: Session, secret_key: str, hh: Household, actor: str) -> str:
-    """Write one household; returns 'created', 'updated' or 'unchanged'."""
-    head = _upsert_person(session, secret_key, hh.head, hh.village, hh.customer_type)
-    for role, person in hh.members:
-        member = _upsert_person(session, secret_key, person, hh.village, hh.customer_type)
-        link = session.scalar(select(FamilyMember).where(
-            FamilyMember.customer_id == head.id, FamilyMember.member_id == member.id))
-        if link is None:
-            session.add(FamilyMember(customer_id=head.id, member_id=member.id, role=role))
-    line = session.scalar(select(CreditLine).where(CreditLine.customer_id == head.id,
-                                                   CreditLine.source == "whole_village"))
-    if line is None:
-        session.add(CreditLine(customer_id=head.id, amount=hh.credit_line, valid_until=hh.valid_until,
-                               tags=hh.tags))
-        audit(session, actor, "credit_line.granted", "customer", head.id, amount=hh.credit_line,
-              line_no=hh.line_no)
-        return "created"
-    if (line.amount, line.valid_until, line.tags) == (hh.credit_line, hh.valid_until, hh.tags):
-        return "unchanged"
-    if line.amount != hh.credit_line:
-        # 增持减退: a raised or lowered line is kept in the audit log.
-        audit(session, actor, "credit_line.raised" if hh.credit_line > line.amount else "credit_line.lowered",
-              "customer", head.id, old=line.amount, new=hh.credit_line, line_no=hh.line_no)
-    line.amount, line.valid_until, line.tags = hh.credit_line, hh.valid_until, hh.tags
-    return "updated"
+def import_file(session: Session, secret_key: str, path: Path, actor: str = "import",
+                progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
+    """Import a village credit file, streamed and written in batches with the session.
 
-
-def import_file(session: Session, secret_key: str, path: Path, actor: str = "import") -> ImportReport:
-    """Import a village credit file; each good row is committed with the session."""
+    `progress(rows_read, None)` is called after each batch.
+    """
     report = ImportReport()
+    batch: dict[str, Household] = {}  # by the head's ID number
+    rows = 0
     with path.open(encoding="utf-8-sig", newline="") as fh:
         for line_no, row in read_rows(fh):
+            rows += 1
             try:
                 hh = parse_row(line_no, row)
             except RowError as exc:
-                report.errors.append((line_no, str(exc)))
+                report.errors.append((line_no, mask_text(str(exc))))
                 continue
-            with session.begin_nested():
-                outcome = apply_household(session, secret_key, hh, actor)
-            setattr(report, outcome, getattr(report, outcome) + 1)
+            if hh.head.id_number in batch or len(batch) >= BATCH_SIZE:
+                # A household seen again is written after the first, as if row by row.
+                _write_batch(session, secret_key, list(batch.values()), actor, report)
+                batch.clear()
+                if progress:
+                    progress(rows - 1, None)
+            batch[hh.head.id_number] = hh
+    _write_batch(session, secret_key, list(batch.values()), actor, report)
+    if progress:
+        progress(rows, None)
     return report
+
+
+def _write_batch(session: Session, key: str, households: list[Household], actor: str, report: ImportReport) -> None:
+    if not households:
+        return
+    ids = _write_people(session, key, households)
+    _write_family_links(session, households, ids)
+    heads = [ids[hh.head.id_number] for hh in households]
+    lines = {row.customer_id: row for row in session.execute(
+        select(CreditLine.id, CreditLine.customer_id, CreditLine.amount, CreditLine.valid_until, CreditLine.tags)
+        .where(CreditLine.customer_id.in_(heads), CreditLine.source == "whole_village"))}
+    new_lines, changed_lines, entries = [], [], []
+    for hh, head_id in zip(households, heads):
+        line = lines.get(head_id)
+        if line is None:
+            new_lines.append({"customer_id": head_id, "amount": hh.credit_line, "valid_until": hh.valid_until,
+                              "tags": hh.tags, "source": "whole_village", "used_amount": 0})
+            entries.append(_audit_row(actor, "credit_line.granted", head_id, amount=hh.credit_line,
+                                      line_no=hh.line_no))
+            report.created += 1
+        elif (line.amount, line.valid_until, line.tags) == (hh.credit_line, hh.valid_until, hh.tags):
+            report.unchanged += 1
+        else:
+            if line.amount != hh.credit_line:
+                # 增持减退: a raised or lowered line is kept in the audit log.
+                entries.append(_audit_row(
+                    actor, "credit_line.raised" if hh.credit_line > line.amount else "credit_line.lowered",
+                    head_id, old=line.amount, new=hh.credit_line, line_no=hh.line_no))
+            changed_lines.append({"b_id": line.id, "amount": hh.credit_line, "valid_until": hh.valid_until,
+                                  "tags": hh.tags})
+            report.updated += 1
+    table = CreditLine.__table__
+    if new_lines:
+        session.execute(insert(table), new_lines)
+    if changed_lines:
+        session.execute(update(table).where(table.c.id == bindparam("b_id")), changed_lines)
+    if entries:
+        session.execute(insert(AuditEntry.__table__), entries)
+
+
+def _write_people(session: Session, key: str, households: list[Household]) -> dict[str, int]:
+    """Insert or update every head and member; returns customer ids by ID number."""
+    people: dict[str, tuple[Person, str, str]] = {}  # the last mention wins, as row by row
+    for hh in households:
+        for person in (hh.head, *(p for _, p in hh.members)):
+            people[person.id_number] = (person, hh.village, hh.customer_type)
+    fps = {id_number: fingerprint(key, id_number) for id_number in people}
+    table = Customer.__table__
+    stored = {row.id_fingerprint: row for row in session.execute(
+        select(table.c.id, table.c.id_fingerprint, table.c.name, table.c.village, table.c.customer_type,
+               table.c.phone_fingerprint).where(table.c.id_fingerprint.in_(fps.values())))}
+    new, changed, phones = [], [], []
+    for id_number, (person, village, customer_type) in people.items():
+        row = stored.get(fps[id_number])
+        phone_fp = fingerprint(key, person.phone) if person.phone else None
+        phone = {"phone_fingerprint": phone_fp, "phone_sealed": seal(key, person.phone),
+                 "phone_masked": mask_phone(person.phone)} if phone_fp else {}
+        if row is None:
+            new.append({"name": person.name, "id_fingerprint": fps[id_number], "id_sealed": seal(key, id_number),
+                        "id_masked": mask_id_number(id_number), "village": village, "customer_type": customer_type,
+                        "phone_fingerprint": None, "phone_sealed": None, "phone_masked": None, **phone})
+            continue
+        if (row.name, row.village, row.customer_type) != (person.name, village, customer_type):
+            changed.append({"b_id": row.id, "name": person.name, "village": village, "customer_type": customer_type})
+        if phone_fp and phone_fp != row.phone_fingerprint:
+            phones.append({"b_id": row.id, **phone})
+    if new:
+        session.execute(insert(table), new)
+    for rows in (changed, phones):
+        if rows:
+            session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
+    ids = {row.id_fingerprint: row.id for row in stored.values()}
+    if new:
+        ids.update(session.execute(select(table.c.id_fingerprint, table.c.id).where(
+            table.c.id_fingerprint.in_([r["id_fingerprint"] for r in new]))).all())
+    return {id_number: ids[fp] for id_number, fp in fps.items()}
+
+
+def _write_family_links(session: Session, households: list[Household], ids: dict[str, int]) -> None:
+    wanted = {(ids[hh.head.id_number], ids[p.id_number]): role for hh in households for role, p in hh.members}
+    if not wanted:
+        return
+    table = FamilyMember.__table__
+    present = set(session.execute(select(table.c.customer_id, table.c.member_id).where(
+        table.c.customer_id.in_({head for head, _ in wanted}))).all())
+    missing = [{"customer_id": head, "member_id": member, "role": role}
+               for (head, member), role in wanted.items() if (head, member) not in present]
+    if missing:
+        session.execute(insert(table), missing)
+
+
+def _audit_row(actor: str, action: str, customer_id: int, **detail) -> dict:
+    """An audit_log row for a bulk insert (sunshine.models.audit, for many at once)."""
+    return {"at": utcnow(), "actor": actor, "action": action, "subject_type": "customer",
+            "subject_id": str(customer_id), "detail": detail}

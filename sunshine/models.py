@@ -59,7 +59,7 @@ class FamilyMember(Base):
     __tablename__ = "family_members"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    member_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    member_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
     role = Column(String(16), nullable=False)
 
     member = relationship("Customer", foreign_keys=[member_id])

@@ -1,4 +1,4 @@
-"""application workflow: events, watch list, review deadlines, product approval limits
+"""application workflow: events, watch list, review deadlines, product approval limits, household look-up
 
 Revision ID: 0004
 Revises: 0003
@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_application_events_application_id', 'application_events', ['application_id'])
+    # Households are looked up from either side (spouse_of, the risk rules).
+    op.create_index('ix_family_members_member_id', 'family_members', ['member_id'])
     op.create_table(
         'watch_list',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -62,6 +64,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('watch_list')
+    op.drop_index('ix_family_members_member_id', 'family_members')
     op.drop_index('ix_application_events_application_id', 'application_events')
     op.drop_table('application_events')
     with op.batch_alter_table('loan_applications') as batch_op:
