@@ -15,8 +15,8 @@ B1_BODY = ("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserNa
 VECTOR_SETTINGS = dict(wechat_token=TOKEN, wechat_aes_key=KEY, wechat_appid=APPID, wechat_max_clock_skew=0)
 
 
-def signed_query(token, nonce=None, **extra):
-    ts, nonce = str(int(time.time())), nonce or secrets.token_hex(8)
+def signed_query(token, nonce=None, timestamp=None, **extra):
+    ts, nonce = str(timestamp or int(time.time())), nonce or secrets.token_hex(8)
     signer = WeChatSigner()
     signer.add_data(token, ts, nonce)
     return {"signature": signer.signature, "timestamp": ts, "nonce": nonce, **extra}
@@ -160,3 +160,24 @@ def test_message_encrypted_for_another_appid_is_refused(make_client, bot):
     resp = client.post("/wechat", data=garbage, query_string=stranger.query(garbage))
     assert resp.status_code == 400 and b"undecryptable" in resp.data
     assert bot.asked == []
+
+
+def test_forged_or_stale_posts_are_refused_and_change_nothing(make_client, bot, demo_settings):
+    from sqlalchemy import func, select
+
+    from sunshine.db import unit_of_work
+    from sunshine.models import Follower
+
+    client = make_client()
+    token = client.application.config["SETTINGS"].wechat_token
+    subscribe = ("<xml><ToUserName>gh</ToUserName><FromUserName>o_forged</FromUserName><CreateTime>1</CreateTime>"
+                 "<MsgType>event</MsgType><Event>subscribe</Event></xml>")
+    forged = {**signed_query(token), "signature": "0" * 40}
+    stale = signed_query(token, timestamp=int(time.time()) - 301)
+    for query, reason in ((forged, b"bad signature"), (stale, b"stale timestamp"), ({}, b"bad signature")):
+        for body in (text_xml("你好", msg_id=3001), subscribe):
+            resp = client.post("/wechat", data=body, query_string=query)
+            assert resp.status_code == 403 and reason in resp.data
+    assert bot.asked == []
+    with unit_of_work(demo_settings.database_url) as s:
+        assert s.scalar(select(func.count()).select_from(Follower)) == 0
