@@ -251,6 +251,7 @@ class Applications:
                        reports: Mapping[str, CreditReport]) -> LoanApplication:
         """The credit reports (by party role) are in: run the rules again and decide, or queue for an officer."""
         application = self._get(session, application_id, lock=True)
+        _require(application, "under_review")
         missing = [role for role in parties(session, application) if role not in reports]
         if missing:
             raise ReportsIncomplete(f"还缺{'、'.join(PARTY_LABELS[r] for r in missing)}的征信报告")

@@ -2,6 +2,8 @@
 import pytest
 from sqlalchemy import select
 
+from lending.applications import IllegalTransition
+from lending.catalog import sync_products
 from lending.customers import by_id_number, by_openid
 from lending.risk import RuleBook, RuleFileError, watch
 from sunshine.db import unit_of_work
@@ -88,7 +90,6 @@ def test_a_phone_shared_outside_the_household_and_an_id_in_two_households(db_url
     head, spouse, other = person_id("19800101", seq=1), person_id("19820202", seq=2), person_id("19790303", seq=3)
     son = person_id("20000404", seq=4)
     with unit_of_work(db_url) as s:
-        from lending.catalog import sync_products
         sync_products(s)
         report_ = import_village(s, tmp_path, [
             f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,spouse:乙:{spouse}:13800000001;child:丁:{son}:,",
@@ -113,7 +114,6 @@ def test_negative_items_in_a_credit_report(db_url, tmp_path, risk_digit, party, 
     clean, flagged = person_id("19800101", seq=1), person_id("19810101", risk_digit, seq=2)
     head, spouse = (flagged, clean) if party == "applicant" else (clean, flagged)
     with unit_of_work(db_url) as s:
-        from lending.catalog import sync_products
         sync_products(s)
         import_village(s, tmp_path, [f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,"
                                      f"spouse:乙:{spouse}:13800000002,"])
@@ -124,6 +124,20 @@ def test_negative_items_in_a_credit_report(db_url, tmp_path, risk_digit, party, 
         app = svc.report_arrived(s, app_id, {"applicant": report(head), "spouse": report(spouse)})
         assert app.status == status and app.risk_hits[0]["code"] == expected
         assert app.risk_hits[0]["description"].startswith("申请人" if party == "applicant" else "配偶")
+
+
+def test_reports_arriving_twice_change_nothing_the_second_time(db_url, tmp_path):
+    head = person_id("19800101", risk_digit=7)
+    with unit_of_work(db_url) as s:
+        sync_products(s)
+        import_village(s, tmp_path, [f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,,"])
+    svc, _ = service()
+    app_id = apply(db_url, svc, applicant_id(db_url, head))
+    with unit_of_work(db_url) as s:
+        svc.report_arrived(s, app_id, {"applicant": report(head)})
+        with pytest.raises(IllegalTransition, match="审核中"):
+            svc.report_arrived(s, app_id, {"applicant": report(person_id("19800101"))})  # a clean one
+    assert codes(db_url, app_id)[:2] == ("under_review", ["R08"])
 
 
 def test_the_rules_file_is_checked_when_loaded(tmp_path):
