@@ -8,22 +8,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from bot.actions.common import BankAction, database, day, openid_of, yuan
+from lending.applications import STATUS_LABELS
 from lending.customers import by_openid
 from sunshine.models import LoanApplication, LoanProduct
-
-# Application statuses as the customer should read them. A status not listed
-# here (added later by the application workflow) reads as "being processed".
-STATUS_LABELS = {
-    "draft": "还没提交",
-    "submitted": "已提交，等待审核",
-    "awaiting_authorization": "等待征信授权",
-    "reviewing": "审核中",
-    "under_review": "审核中",
-    "approved": "审批通过",
-    "rejected": "没有通过",
-    "disbursed": "已放款",
-    "cancelled": "已取消",
-}
 
 
 class ActionApplicationStatus(BankAction):

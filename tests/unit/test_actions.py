@@ -331,7 +331,7 @@ def test_application_status(bank_env):
         session.add(LoanApplication(customer_id=customer.id, product_code="sunshine_e_loan", amount=50_000,
                                     term_months=12, purpose="买化肥", status="submitted"))
     text, _ = run(ActionApplicationStatus(), tracker)
-    assert "阳光e贷5万元（12个月），目前状态：已提交，等待审核" in text
+    assert "阳光e贷5万元（12个月），目前状态：已提交" in text
 
 
 def test_application_status_for_an_unknown_customer(bank_env):
