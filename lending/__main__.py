@@ -3,17 +3,22 @@
     python -m lending import-credit-lines FILE        import a village credit file (CSV)
     python -m lending approve-village VILLAGE --officer USERNAME [--reason TEXT] [--max-amount YUAN]
                                                       approve a village's small loans waiting for an officer
-    python -m lending escalate-overdue                flag applications past their review deadline (for cron)
+    python -m lending escalate-overdue [--every SECONDS]
+                                                      flag applications past their review deadline
+                                                      (once, or every SECONDS: `make run` keeps it running)
 
 Exit status: 0 done, 1 done but some rows or applications were left out, 2 could not run.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from lending.applications import Applications
@@ -74,13 +79,26 @@ def approve_village(settings: Settings, village: str, username: str, reason: str
     return 1 if report.over_limit else 0
 
 
-def escalate_overdue(settings: Settings) -> int:
+def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
+    """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
     service = Applications.from_settings(settings, notify=lambda openid, text: None)
-    with unit_of_work(settings.database_url) as session:
-        escalated = service.escalate_overdue(session)
-        print(f"超过审批时限、已升级的申请：{len(escalated)}笔"
-              + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""))
-    return 0
+    while True:
+        try:
+            with unit_of_work(settings.database_url) as session:
+                escalated = service.escalate_overdue(session)
+                if escalated or every_s is None:
+                    print(f"超过审批时限、已升级的申请：{len(escalated)}笔"
+                          + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""), flush=True)
+        except SQLAlchemyError:
+            if every_s is None:
+                raise
+            logging.getLogger(__name__).exception("escalation round failed; trying again in %ss", every_s)
+        if every_s is None:
+            return 0
+        try:
+            time.sleep(every_s)
+        except KeyboardInterrupt:
+            return 0
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
@@ -95,7 +113,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     batch.add_argument("--reason", default="整村批量审批")
     batch.add_argument("--max-amount", type=int, help="largest amount approved (default: each product's "
                                                       "automatic-approval limit)")
-    commands.add_parser("escalate-overdue", help="flag applications past their review deadline")
+    esc = commands.add_parser("escalate-overdue", help="flag applications past their review deadline")
+    esc.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)
     try:
         settings = settings or load()
@@ -107,7 +126,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         return import_credit_lines(settings, args.file, args.actor)
     if args.command == "approve-village":
         return approve_village(settings, args.village, args.officer, args.reason, args.max_amount)
-    return escalate_overdue(settings)
+    return escalate_overdue(settings, args.every)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ def services(s: Settings) -> list[Service]:
         out.append(Service("actions", action_port, [
             str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)]))
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
+    out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
     for name, url, module in (("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
                               ("bureau-emulator", s.bureau_url, "emulators.bureau")):
         port = _local_port(url)
