@@ -142,11 +142,10 @@ class Inbound:
 
     def _followed(self, message, raw_scene: str | None) -> str | None:
         scene = parse_scene(raw_scene)
-        if scene is not None and scene.kind == AUTHORIZATION:
-            with unit_of_work(self.settings.database_url) as session:
+        with unit_of_work(self.settings.database_url) as session:
+            if scene is not None and scene.kind == AUTHORIZATION:
                 followed(session, message.source)
                 return self._authorization_link(session, scene.value)
-        with unit_of_work(self.settings.database_url) as session:
             station = station_by_code(session, scene.value) if scene and scene.kind == STATION else None
             followed(session, message.source, station)
             if station is not None:

@@ -1,3 +1,4 @@
+from contextlib import ExitStack
 from dataclasses import replace
 
 import pytest
@@ -35,16 +36,11 @@ def make_client(demo_settings):
 @pytest.fixture
 def serve_webhook(demo_settings):
     """Serve the web app over real HTTP; returns a factory of WeChat users talking to it."""
-    servers = []
+    with ExitStack() as servers:
+        def serve(openid="o_demo_zhangjianguo", **overrides):
+            settings = replace(demo_settings, **overrides)
+            url = servers.enter_context(serve_in_thread(create_app(settings)))
+            return WeChatUser(f"{url}/wechat", settings.wechat_token, settings.wechat_appid,
+                              settings.wechat_aes_key, openid=openid)
 
-    def serve(openid="o_demo_zhangjianguo", **overrides):
-        settings = replace(demo_settings, **overrides)
-        server = serve_in_thread(create_app(settings))
-        url = server.__enter__()
-        servers.append(server)
-        return WeChatUser(f"{url}/wechat", settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
-                          openid=openid)
-
-    yield serve
-    for server in servers:
-        server.__exit__(None, None, None)
+        yield serve
