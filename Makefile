@@ -44,9 +44,11 @@ chat: $(STAMP)
 	@$(PY) -m emulators.wechat.chat
 
 test: $(STAMP) $(MODEL)
+	@scripts/ensure-chromium.sh
 	$(PY) -m pytest
 
 test-postgres: $(STAMP) $(MODEL)
+	@scripts/ensure-chromium.sh
 	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m pytest
 
 # Each benchmark starts what it needs; figures are merged into var/bench/results.json.
