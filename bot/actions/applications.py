@@ -1,16 +1,16 @@
 """Where the customer's loan application stands."""
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from bot.actions.common import BankAction, database, day, openid_of, yuan
+from bot.actions.common import BankAction, applicant, database, day, percent, yuan
 from lending.applications import STATUS_LABELS
-from lending.customers import by_openid
-from sunshine.models import LoanApplication, LoanProduct
+from sunshine.models import ApplicationEvent, LoanApplication, LoanProduct
 
 
 class ActionApplicationStatus(BankAction):
@@ -22,7 +22,7 @@ class ActionApplicationStatus(BankAction):
     def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         with database() as session:
-            customer = by_openid(session, openid_of(tracker))
+            customer = applicant(session, tracker)
             if customer is None:
                 dispatcher.utter_message(text=(
                     "我这边还没查到您微信绑定的客户信息，查不了申请进度。"
@@ -42,5 +42,46 @@ class ActionApplicationStatus(BankAction):
                 text = (f"您{day(app.created_at.date())}申请的{product_name}{yuan(app.amount)}"
                         f"（{app.term_months}个月），目前状态：{status}。"
                         "有疑问回复“转人工”找客户经理。")
+        dispatcher.utter_message(text=text)
+        return []
+
+
+def _add_months(d: date, months: int) -> date:
+    year, month = divmod(d.month - 1 + months, 12)
+    return date(d.year + year, month + 1, min(d.day, 28))
+
+
+class ActionRepayment(BankAction):
+    """ask_repayment: the customer's disbursed loans with their due dates, and how to repay."""
+
+    def name(self) -> Text:
+        return "action_repayment"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        loans = []
+        with database() as session:
+            customer = applicant(session, tracker)
+            if customer is not None:
+                rows = session.execute(
+                    select(LoanApplication, LoanProduct, ApplicationEvent.at)
+                    .join(LoanProduct, LoanProduct.code == LoanApplication.product_code)
+                    .join(ApplicationEvent, (ApplicationEvent.application_id == LoanApplication.id)
+                          & (ApplicationEvent.to_status == "disbursed"))
+                    .where(LoanApplication.customer_id == customer.id, LoanApplication.status == "disbursed")
+                    .order_by(ApplicationEvent.at)).all()
+                for app, product, disbursed_at in rows:
+                    due = _add_months(disbursed_at.date(), app.term_months)
+                    loans.append(f"· {product.name}{yuan(app.amount)}（借据号{app.loan_account}），"
+                                 f"年利率{percent(product.annual_rate_bp)}，{day(due)}到期。")
+        how = ("还款方法：到期日前把钱存进贷款绑定的那张卡，系统自动扣款；"
+               "想提前还，在手机银行或到网点都能办，利息按实际天数算。千万别逾期，逾期要多收罚息、"
+               "影响征信；手头紧的话，提前回复“转人工”跟客户经理商量。")
+        if loans:
+            text = "您在用的贷款：\n" + "\n".join(loans) + "\n" + how
+        elif customer is not None:
+            text = "您现在没有要还的贷款。" + how
+        else:
+            text = how
         dispatcher.utter_message(text=text)
         return []

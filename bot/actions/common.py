@@ -19,6 +19,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from lending.amounts import AmountError, find_amount, format_amount, parse_amount
+from lending.catalog import products_for
+from lending.customers import by_openid
+from sunshine.models import Customer, LoanProduct
 from sunshine.db import unit_of_work
 from sunshine.protect import mask_text
 from sunshine.settings import Settings, load
@@ -44,6 +47,20 @@ def database(cfg: Optional[Settings] = None) -> Iterator[Session]:
 
 def openid_of(tracker: Tracker) -> str:
     return tracker.sender_id
+
+
+def applicant(session: Session, tracker: Tracker) -> Optional[Customer]:
+    """The customer the conversation is about: the one identified in the loan
+    form (customer_ref), else the one whose WeChat is bound to this openid."""
+    ref = tracker.get_slot("customer_ref")
+    if ref and str(ref).isdigit():
+        return session.get(Customer, int(ref))
+    return by_openid(session, openid_of(tracker))
+
+
+def product_choices(session: Session, customer: Customer) -> List[LoanProduct]:
+    """The products offered to this customer, in the order the bot numbers them."""
+    return products_for(session, customer.customer_type)
 
 
 def yuan(amount: int) -> str:

@@ -1,0 +1,218 @@
+"""Validation of the loan-application form: each answer is read, checked
+against the bank's records and products, and explained when it cannot be used.
+
+Slot values after validation: customer_ref / guarantor_ref hold the customer
+id, product the product code, amount whole yuan, term whole months (as text).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.orm import Session
+
+from bot.actions.common import applicant, database, openid_of, product_choices, settings, yuan
+from lending.amounts import AmountError, find_amount, parse_amount
+from lending.credit_lines import current_line
+from lending.customers import IdentificationFailed, by_openid, identify
+from lending.terms import TermError, format_term, parse_term
+from sunshine.models import LoanProduct, audit
+from sunshine.protect import mask_name, mask_text
+
+FORM = "loan_application_form"
+MAX_PURPOSE = 200
+
+
+def _product(session: Session, tracker: Tracker) -> Optional[LoanProduct]:
+    code = tracker.get_slot("product")
+    return session.get(LoanProduct, code) if code else None
+
+
+def amount_problem(product: LoanProduct, amount: int) -> Optional[str]:
+    """Why this amount cannot be asked for under this product, or None."""
+    if amount < product.min_amount:
+        return f"{product.name}最少借{yuan(product.min_amount)}，您说的{yuan(amount)}不够起借金额，请重新说个金额。"
+    if amount > product.max_amount:
+        return (f"{product.name}最多能借{yuan(product.max_amount)}，{yuan(amount)}超出了产品上限。"
+                f"请说个{yuan(product.max_amount)}以内的金额；需要更多的话，回复“转人工”请客户经理帮您看看。")
+    return None
+
+
+class ValidateLoanApplicationForm(FormValidationAction):
+    """validate_loan_application_form."""
+
+    def name(self) -> Text:
+        return "validate_loan_application_form"
+
+    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> List[Text]:
+        """The guarantor is asked for only when the chosen product needs one."""
+        with database() as session:
+            product = _product(session, tracker)
+            needs_guarantor = bool(product and product.needs_guarantor)
+        return [s for s in domain_slots if s != "guarantor_ref" or needs_guarantor]
+
+    async def extract_customer_ref(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: DomainDict) -> Dict[Text, Any]:
+        """A customer whose WeChat is bound to their record is not asked who they are."""
+        if tracker.get_slot("customer_ref"):
+            return {}
+        with database() as session:
+            customer = by_openid(session, openid_of(tracker))
+            return {"customer_ref": str(customer.id)} if customer else {}
+
+    def validate_customer_ref(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                              domain: DomainDict) -> Dict[Text, Any]:
+        with database() as session:
+            bound = by_openid(session, openid_of(tracker))
+            if bound is not None and str(value) == str(bound.id):
+                return {"customer_ref": str(bound.id), "customer_type": bound.customer_type}
+            try:
+                customer = identify(session, settings().secret_key, str(value or ""))
+            except IdentificationFailed as exc:
+                dispatcher.utter_message(text=str(exc))
+                return {"customer_ref": None}
+            openid = openid_of(tracker)
+            if customer.wechat_openid and customer.wechat_openid != openid:
+                dispatcher.utter_message(text=(
+                    "这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信申请，"
+                    "或回复“转人工”请客户经理核实。"))
+                return {"customer_ref": None}
+            if customer.wechat_openid is None:
+                customer.wechat_openid = openid
+                audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id,
+                      how="name_and_id_number")
+            dispatcher.utter_message(text=f"核对成功：{mask_name(customer.name)}（身份证{customer.id_masked}）。")
+            return {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
+
+    def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                         domain: DomainDict) -> Dict[Text, Any]:
+        with database() as session:
+            customer = applicant(session, tracker)
+            if customer is None:  # not identified yet: keep the choice, it is checked once we know them
+                return {"product": value if session.get(LoanProduct, str(value)) else None}
+            choices = product_choices(session, customer)
+            product = _choose(session, choices, str(value or ""))
+            if product is None:
+                names = "、".join(f"{i}. {p.name}" for i, p in enumerate(choices, 1))
+                dispatcher.utter_message(text=f"没对上您要的产品。适合您的有：{names}。回复序号或产品名称就行。")
+                return {"product": None}
+            if product not in choices:
+                names = "、".join(p.name for p in choices)
+                dispatcher.utter_message(text=f"{product.name}不面向您这类客户，适合您的是：{names}。")
+                return {"product": None}
+            slots: Dict[Text, Any] = {"product": product.code}
+            amount = tracker.get_slot("amount")
+            if amount and str(amount).isdigit() and amount_problem(product, int(amount)):
+                dispatcher.utter_message(text=amount_problem(product, int(amount)))
+                slots["amount"] = None
+            term = tracker.get_slot("term")
+            if term and str(term).isdigit() and int(term) not in product.terms_months:
+                slots["term"] = None
+            return slots
+
+    def validate_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                        domain: DomainDict) -> Dict[Text, Any]:
+        text = str(value or "")
+        try:
+            amount = parse_amount(text)
+        except AmountError as exc:
+            amount = find_amount(text)
+            if amount is None:
+                dispatcher.utter_message(text=str(exc))
+                return {"amount": None}
+        with database() as session:
+            product = _product(session, tracker)
+            if product is None:
+                return {"amount": str(amount)}
+            problem = amount_problem(product, amount)
+            if problem:
+                dispatcher.utter_message(text=problem)
+                return {"amount": None}
+            customer = applicant(session, tracker)
+            line = current_line(session, customer) if customer else None
+            hours = settings().loan_review_hours
+            if line is None:
+                dispatcher.utter_message(text=(
+                    f"好的，借{yuan(amount)}。您目前没有有效的预授信额度，这笔申请会由客户经理审核，"
+                    f"一般{hours}小时内答复。"))
+            elif amount > line.available:
+                dispatcher.utter_message(text=(
+                    f"您要借{yuan(amount)}，超过了您还能用的预授信额度{yuan(line.available)}。可以照样申请，"
+                    f"超出额度的要客户经理审核，一般{hours}小时内答复；想快点批，"
+                    f"可以改成{yuan(line.available)}以内，直接回复新金额就行。"))
+        return {"amount": str(amount)}
+
+    def validate_term(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                      domain: DomainDict) -> Dict[Text, Any]:
+        try:
+            months = parse_term(str(value or ""))
+        except TermError as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"term": None}
+        with database() as session:
+            product = _product(session, tracker)
+            if product is not None and months not in product.terms_months:
+                offered = "、".join(format_term(m) for m in sorted(product.terms_months))
+                dispatcher.utter_message(text=f"{product.name}的期限可以选：{offered}，请从中选一个。")
+                return {"term": None}
+        return {"term": str(months)}
+
+    def validate_purpose(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                         domain: DomainDict) -> Dict[Text, Any]:
+        given = {e.get("entity") for e in tracker.latest_message.get("entities") or []}
+        if given & {"amount", "term", "product"}:
+            return {"purpose": None}  # a change of another answer ("金额改成3万"), not the purpose
+        text = mask_text(str(value or "").strip())
+        if len(text) < 2 or _is_number_only(text):
+            dispatcher.utter_message(text="请说说这笔钱拿去做什么，比如：买化肥、进货、盖大棚、孩子上学。")
+            return {"purpose": None}
+        return {"purpose": text[:MAX_PURPOSE]}
+
+    def validate_guarantor_ref(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> Dict[Text, Any]:
+        with database() as session:
+            try:
+                guarantor = identify(session, settings().secret_key, str(value or ""))
+            except IdentificationFailed as exc:
+                dispatcher.utter_message(text=str(exc))
+                return {"guarantor_ref": None}
+            if str(guarantor.id) == str(tracker.get_slot("customer_ref")):
+                dispatcher.utter_message(text="担保人不能是您本人，请发担保人的姓名和身份证号。")
+                return {"guarantor_ref": None}
+            dispatcher.utter_message(text=f"担保人核对成功：{mask_name(guarantor.name)}（身份证{guarantor.id_masked}）。")
+            return {"guarantor_ref": str(guarantor.id)}
+
+
+def _choose(session: Session, choices: List[LoanProduct], text: str) -> Optional[LoanProduct]:
+    """The product meant by a code (from the NLU), a number in the list offered, or a name in the text."""
+    text = text.strip()
+    product = session.get(LoanProduct, text)
+    if product is not None:
+        return product
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and len(digits) <= 2 and 1 <= int(digits) <= len(choices):
+        return choices[int(digits) - 1]
+    for product in choices:
+        if product.name.lower() in text.lower():
+            return product
+    for word, n in {"第一": 1, "第二": 2, "第三": 3, "第四": 4}.items():
+        if word in text and n <= len(choices):
+            return choices[n - 1]
+    return None
+
+
+def _is_number_only(text: str) -> bool:
+    """'5万' or '一年': an amount or a term given where the purpose was asked."""
+    try:
+        parse_amount(text)
+        return True
+    except AmountError:
+        pass
+    try:
+        parse_term(text)
+        return len(text) <= 4
+    except TermError:
+        return False
