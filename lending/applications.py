@@ -382,7 +382,7 @@ class Applications:
         _require(application, to_status)
         self._record(session, application, application.status, to_status, actor, action, reason, **detail)
         application.status = to_status
-        text = self._notice(session, application)
+        text = self.notice(session, application)
         if text and application.customer.wechat_openid:
             _notices(session)[application.id] = (self.notify, application.customer.wechat_openid, text)
 
@@ -392,7 +392,7 @@ class Applications:
                                      from_status=from_status, to_status=to_status, reason=reason, detail=detail))
 
     @staticmethod
-    def _notice(session: Session, application: LoanApplication) -> str | None:
+    def notice(session: Session, application: LoanApplication) -> str | None:
         """What the customer is told when the application reaches its current status."""
         product = application.product.name
         what = f"{product}申请（{format_amount(application.amount)}，{application.term_months}个月）"

@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, openid_of, percent,
@@ -143,7 +142,7 @@ class ActionAskApplicationConfirmed(BankAction):
             product = _product(session, tracker)
             customer = applicant(session, tracker)
             amount, months = int(tracker.get_slot("amount")), int(tracker.get_slot("term"))
-            lines = [f"请核对您的申请：",
+            lines = ["请核对您的申请：",
                      f"· 申请人：{mask_name(customer.name)}（身份证{customer.id_masked}）",
                      f"· 产品：{product.name}，年利率{percent(product.annual_rate_bp)}",
                      f"· 金额：{yuan(amount)}",
@@ -196,11 +195,13 @@ class ActionSubmitLoanApplication(BankAction):
                     purpose=tracker.get_slot("purpose") or "",
                     guarantor_id=int(guarantor_ref) if guarantor_ref else None)
                 status = application.status
+                # A retried submission changes nothing: tell where the application stands.
+                current = service.notice(session, application)
         except LendingError as exc:
             dispatcher.utter_message(text=f"申请没能提交：{exc}")
             return not_submitted
         # The lending service words the result; the customer reads it here, not twice.
-        for text in notices:
+        for text in [t for t in notices or [current] if t]:
             dispatcher.utter_message(text=text)
         outcome = "awaiting_authorization" if status == "awaiting_authorization" else "not_submitted"
         return [*_clear_form(), SlotSet("application_status", outcome)]

@@ -6,12 +6,7 @@ tracker dump Rasa sends) and runs the action with a CollectingDispatcher.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
-import pytest
-import yaml
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from auth_flow.service import find_by_token
@@ -23,66 +18,8 @@ from bot.actions.hand_off import ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, CreditLine, Customer, HandOff, LoanApplication
-from tests.conftest import TEST_SECRET
-
-DEMO_OPENID = "o_demo_zhangjianguo"          # 张建国, farmer, 200000 yuan line until 2027-12-31
-UNKNOWN_OPENID = "o_nobody_knows_this_user"
-PUBLIC_BASE = "https://credit.example-bank.cn"
-DOMAIN = yaml.safe_load((Path(__file__).resolve().parents[2] / "bot" / "domain.yml").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def bank_env(demo_db_url, monkeypatch):
-    """The action server's environment: the demo database and the test secret."""
-    monkeypatch.setenv("DATABASE_URL", demo_db_url)
-    monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
-    monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE)
-    monkeypatch.setenv("AUTHORIZATION_TTL_S", "1800")
-    return demo_db_url
-
-
-def user_event(text: str, intent: str, entities: list | None = None, confidence: float = 0.97) -> dict:
-    parse_data = {
-        "text": text,
-        "intent": {"name": intent, "confidence": confidence},
-        "intent_ranking": [{"name": intent, "confidence": confidence}],
-        "entities": entities or [],
-    }
-    return {"event": "user", "timestamp": 1.0, "text": text, "parse_data": parse_data,
-            "input_channel": "rest"}
-
-
-def entity(name: str, value: str, text: str | None = None) -> dict:
-    return {"entity": name, "value": value, "text": text or value, "start": 0, "end": len(text or value),
-            "extractor": "DIETClassifier", "confidence_entity": 0.99}
-
-
-def make_tracker(sender: str, *turns: dict, slots: dict | None = None) -> Tracker:
-    """A tracker as Rasa sends it: the user turns, each after action_listen."""
-    events: list[dict] = [{"event": "action", "name": "action_session_start"},
-                          {"event": "session_started"}]
-    for turn in turns:
-        events.append({"event": "action", "name": "action_listen"})
-        events.append(turn)
-    all_slots = {"amount": None, "term": None, "product": None, "customer_type": None, "party_role": None}
-    all_slots.update(slots or {})
-    return Tracker.from_dict({
-        "sender_id": sender,
-        "slots": all_slots,
-        "latest_message": turns[-1]["parse_data"],
-        "events": events,
-        "paused": False,
-        "followup_action": None,
-        "active_loop": {},
-        "latest_action_name": "action_listen",
-    })
-
-
-def run(action, tracker: Tracker) -> tuple[str, list]:
-    dispatcher = CollectingDispatcher()
-    events = action.run(dispatcher, tracker, DOMAIN)
-    assert dispatcher.messages, "the action must always answer"
-    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+from tests.unit.bot_trackers import (DEMO_OPENID, DOMAIN, PUBLIC_BASE, UNKNOWN_OPENID, entity, make_tracker, run,
+                                    user_event)
 
 
 def test_the_action_server_registers_exactly_the_domain_actions():

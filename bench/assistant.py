@@ -1,0 +1,104 @@
+"""`python -m bench.assistant`: what the Rasa assistant costs.
+
+1. `rasa train` of bot/ + nlu_data/ from scratch into a temporary folder:
+   wall time and peak memory (resident set of the process and its children,
+   sampled every 0.2 s).
+2. With the whole stack running (`sunshine.local_stack`), one customer at a
+   time: `/model/parse` (NLU only) and a full turn through Rasa's REST channel
+   (NLU, dialogue policies, the action server and its database), over the
+   held-out messages. The parse is the in-run baseline of the turn.
+
+Figures: rasa_train_s, rasa_train_peak_mb, parse_p50_ms, parse_p95_ms,
+turn_p50_ms, turn_p95_ms.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from bench.results import percentile, record
+from rasa.shared.nlu.training_data.loading import load_data
+from sunshine import local_stack
+from sunshine.settings import ROOT
+
+RASA = str(Path(sys.executable).with_name("rasa"))
+HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+
+
+def measure_training(out: Path) -> tuple[float, float]:
+    """(seconds, peak MB) of one `rasa train` from scratch."""
+    started = time.monotonic()
+    proc = subprocess.Popen([RASA, "train", "--config", "bot/config.yml", "--domain", "bot/domain.yml",
+                             "--data", "bot/data", "nlu_data", "--out", str(out), "--force", "--quiet"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    if proc.returncode != 0:
+        raise SystemExit(f"rasa train failed with exit code {proc.returncode}")
+    return time.monotonic() - started, peak / 2**20
+
+
+def measure_turns(stack: local_stack.Stack, texts: list[str]) -> tuple[list[float], list[float]]:
+    parse_ms, turn_ms = [], []
+    with requests.Session() as http:
+        for i, text in enumerate(texts):
+            t0 = time.perf_counter()
+            http.post(f"{stack.rasa}/model/parse", json={"text": text}, timeout=30).raise_for_status()
+            t1 = time.perf_counter()
+            answer = http.post(f"{stack.rasa}/webhooks/rest/webhook",
+                               json={"sender": f"bench_turn_{i % 20}", "message": text}, timeout=30)
+            t2 = time.perf_counter()
+            answer.raise_for_status()
+            if not answer.json():
+                raise SystemExit(f"no answer to {text!r}")
+            parse_ms.append((t1 - t0) * 1000)
+            turn_ms.append((t2 - t1) * 1000)
+    return parse_ms, turn_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=300, help="held-out messages to send (default 300)")
+    parser.add_argument("--skip-training", action="store_true", help="measure parse and turn only")
+    args = parser.parse_args(argv)
+    figures: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-assistant-") as tmp:
+        folder = Path(tmp)
+        if not args.skip_training:
+            print("rasa train from scratch ...", flush=True)
+            seconds, peak_mb = measure_training(folder / "models")
+            figures.update(rasa_train_s=(seconds, "s", None), rasa_train_peak_mb=(peak_mb, "MB", None))
+            print(f"rasa train: {seconds:.0f} s, peak {peak_mb:.0f} MB", flush=True)
+        texts = [e.get("text") for e in load_data(str(HELDOUT)).intent_examples][: args.messages]
+        print("starting the stack ...", flush=True)
+        stack = local_stack.start(folder, f"sqlite:///{folder / 'bench.sqlite'}")
+        try:
+            measure_turns(stack, texts[:10])  # warm up: models, connections
+            parse_ms, turn_ms = measure_turns(stack, texts)
+        finally:
+            stack.stop()
+    p50, p95 = percentile(parse_ms, 50), percentile(parse_ms, 95)
+    figures.update(parse_p50_ms=(p50, "ms", None), parse_p95_ms=(p95, "ms", None),
+                   turn_p50_ms=(percentile(turn_ms, 50), "ms", p50), turn_p95_ms=(percentile(turn_ms, 95), "ms", p95))
+    record(figures)
+    print(f"{'figure':<22}{'value':>10}  baseline (parse, same run)")
+    for name, (value, unit, baseline) in figures.items():
+        print(f"{name:<22}{value:>10.1f} {unit:<3}{'' if baseline is None else f'{baseline:>8.1f}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
