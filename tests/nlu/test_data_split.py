@@ -1,0 +1,143 @@
+"""Checks on the NLU data that need no training.
+
+- The held-out set (tests/nlu/heldout.yml) shares no example text with the
+  training data (nlu_data/), and every intent (and faq/* response key) that
+  is trained on has held-out examples, as does every intent in the domain.
+- Every annotated `amount` parses with lending.amounts.parse_amount, every
+  `id_number` is 18 characters, every `phone` 11 digits starting with 1.
+- Every entity annotation starts and ends on a token boundary of jieba with
+  the project's user dictionary (what Rasa's JiebaTokenizer produces);
+  otherwise DIET cannot learn the entity and Rasa warns "Misaligned entity".
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lending.amounts import parse_amount
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_DIR = ROOT / "nlu_data"
+HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+DOMAIN = ROOT / "bot" / "domain.yml"
+JIEBA_DIR = TRAIN_DIR / "jieba"
+# Intents the integrator adds to the domain together with this data.
+NEW_INTENTS = {"cancel", "complain"}
+
+
+def _load(path: Path):
+    """One file, or every *.yml of a folder (not the jieba dictionary)."""
+    from rasa.shared.nlu.training_data.loading import load_data
+    files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
+    first, *rest = [load_data(str(f)) for f in files]
+    return first.merge(*rest)
+
+
+@pytest.fixture(scope="module")
+def train():
+    return _load(TRAIN_DIR)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return _load(HELDOUT)
+
+
+def _key(message) -> str:
+    return message.get("intent_response_key") or message.get("intent")
+
+
+def _examples(data):
+    return [m for m in data.intent_examples]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s，。,.!！?？~、]+", "", text).lower()
+
+
+def test_no_heldout_text_in_training(train, heldout):
+    trained = {_norm(m.get("text")) for m in _examples(train)}
+    leaked = [m.get("text") for m in _examples(heldout) if _norm(m.get("text")) in trained]
+    assert not leaked, f"held-out examples also in the training data: {leaked}"
+
+
+def test_heldout_has_no_duplicates(heldout):
+    texts = [_norm(m.get("text")) for m in _examples(heldout)]
+    dups = sorted({t for t in texts if texts.count(t) > 1})
+    assert not dups, f"duplicated held-out examples: {dups}"
+
+
+def test_every_intent_has_heldout_examples(train, heldout):
+    domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8"))
+    domain_intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
+    held_keys = {_key(m) for m in _examples(heldout)}
+    held_intents = {m.get("intent") for m in _examples(heldout)}
+    assert domain_intents <= held_intents, f"no held-out examples for {domain_intents - held_intents}"
+    train_keys = {_key(m) for m in _examples(train)}
+    assert train_keys <= held_keys, f"no held-out examples for {train_keys - held_keys}"
+    assert held_keys <= train_keys, f"held-out intents never trained: {held_keys - train_keys}"
+    assert NEW_INTENTS <= train_keys
+
+
+def _entities(data):
+    for m in _examples(data):
+        for e in m.get("entities") or []:
+            yield m.get("text"), e
+
+
+@pytest.mark.parametrize("which", ["train", "heldout"])
+def test_entity_values(which, request):
+    data = request.getfixturevalue(which)
+    bad = []
+    for text, e in _entities(data):
+        raw = text[e["start"]:e["end"]]
+        if e["entity"] == "amount":
+            try:
+                parse_amount(raw)
+            except ValueError as exc:
+                bad.append((text, raw, str(exc)))
+        elif e["entity"] == "id_number":
+            if len(raw) != 18 or not re.fullmatch(r"\d{17}[\dXx]", raw):
+                bad.append((text, raw, "not an 18-character ID number"))
+        elif e["entity"] == "phone":
+            if not re.fullmatch(r"1[3-9]\d{9}", raw):
+                bad.append((text, raw, "not an 11-digit mobile number"))
+    assert not bad, bad
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import jieba
+    jieba.setLogLevel(60)
+    for path in sorted(JIEBA_DIR.glob("*")):   # as Rasa's JiebaTokenizer loads them
+        jieba.load_userdict(str(path))
+    return jieba
+
+
+@pytest.mark.parametrize("which", ["train", "heldout"])
+def test_entities_on_token_boundaries(which, request, tokenizer):
+    data = request.getfixturevalue(which)
+    bad = []
+    for text, e in _entities(data):
+        tokens = list(tokenizer.tokenize(text))
+        starts = {s for _, s, _ in tokens}
+        ends = {t for _, _, t in tokens}
+        if e["start"] not in starts or e["end"] not in ends:
+            bad.append((text, text[e["start"]:e["end"]], "/".join(w for w, _, _ in tokens)))
+    assert not bad, "\n".join(map(str, bad))
+
+
+def test_phone_regex_not_inside_id_number():
+    spec = yaml.safe_load((TRAIN_DIR / "entities.yml").read_text(encoding="utf-8"))
+    regexes = {item["regex"]: item["examples"].strip().lstrip("- ").strip()
+               for item in spec["nlu"] if "regex" in item}
+    phone = re.compile(regexes["phone"])
+    id_number = re.compile(regexes["id_number"])
+    assert not phone.search("我叫李秀英身份证号321322196807230021")
+    assert not phone.search("320321198503151234")
+    assert phone.search("身份证320321198503151234手机13912345678").group() == "13912345678"
+    assert id_number.search("张建国 320321198503151234").group() == "320321198503151234"
+    assert not id_number.search("13912345678")
