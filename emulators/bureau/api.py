@@ -20,7 +20,10 @@ dated relative to the current month. Which ID numbers carry negative items
 
 (The sex digit itself is not used: it would make every man a bad borrower.)
 Consent is not checked here: that is auth_flow's job. The bureau only
-requires an authorization_id and a known purpose.
+requires an authorization_id and a known purpose. The authorization_id is the
+query's idempotency key: a request repeating one already answered (a client
+retrying after a timeout) gets the same report back (200) and leaves no second
+query record.
 
 Control endpoints:
     POST /_emulator/faults {"mode": "fail" | "slow", "count": 1, "status": 503, "delay": 3.0}
@@ -241,7 +244,7 @@ class Fault:
 def create_app() -> Flask:
     app = Flask("emulators.bureau")
     lock = threading.Lock()
-    state = {"faults": [], "queries": [], "reports": {}}
+    state = {"faults": [], "queries": [], "reports": {}, "by_authorization": {}, "requests": 0}
     app.extensions["bureau_emulator"] = state
 
     @app.get("/healthz")
@@ -271,6 +274,11 @@ def create_app() -> Flask:
             return _error(400, "invalid_id_number", "id_number is not a valid 18-character resident ID number")
         if body["purpose"] not in PURPOSES:
             return _error(400, "invalid_purpose", f"purpose must be one of {', '.join(PURPOSES)}")
+        with lock:
+            earlier = state["by_authorization"].get(str(body["authorization_id"]))
+            state["requests"] += 1
+        if earlier is not None:
+            return _json(state["reports"][earlier])
         now = datetime.now(timezone.utc)
         report = {
             "report_id": f"R{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}",
@@ -284,6 +292,7 @@ def create_app() -> Flask:
                                      "name": body["name"], "authorization_id": body["authorization_id"],
                                      "purpose": body["purpose"], "at": report["issued_at"]})
             state["reports"][report["report_id"]] = report
+            state["by_authorization"][str(body["authorization_id"])] = report["report_id"]
         return _json(report, 201)
 
     @app.get("/v1/reports/<report_id>")
@@ -325,6 +334,8 @@ def create_app() -> Flask:
             state["faults"].clear()
             state["queries"].clear()
             state["reports"].clear()
+            state["by_authorization"].clear()
+            state["requests"] = 0
         return _json({"ok": True})
 
     return app
