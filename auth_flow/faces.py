@@ -156,10 +156,18 @@ def verify(reference: np.ndarray, uploads: list[bytes], tolerance: float, min_mo
     if not MIN_FRAMES <= len(uploads) <= MAX_FRAMES:
         raise FaceError(f"需要{MIN_FRAMES}到{MAX_FRAMES}张连续画面，请重新拍摄")
     hashes_ = [sha256(u) for u in uploads]
-    marks = [_landmarks(load_image(u, LANDMARK_WIDTH)) for u in uploads]
+    marks, usable = [], []
+    for i, upload in enumerate(uploads):  # a blurred frame mid-turn may show no face: skip it
+        try:
+            marks.append(_landmarks(load_image(upload, LANDMARK_WIDTH)))
+            usable.append(i)
+        except NoFace:
+            continue
+    if len(marks) < MIN_FRAMES:
+        raise NoFace("没有检测到人脸，请正对摄像头、光线充足后重试")
     moved = 0.0 if len(set(hashes_)) == 1 else motion(marks)
-    frontal = min(range(len(uploads)), key=lambda i: turn(marks[i]))  # the selfie: the most frontal frame
-    distance = match(reference, load_image(uploads[frontal]))
+    frontal = min(range(len(marks)), key=lambda i: turn(marks[i]))  # the selfie: the most frontal frame
+    distance = match(reference, load_image(uploads[usable[frontal]]))
     return FaceResult(distance=distance, threshold=tolerance, matched=distance <= tolerance, motion=moved,
                       min_motion=min_motion, live=moved >= min_motion, image_sha256=hashes_)
 
