@@ -20,10 +20,10 @@ dated relative to the current month. Which ID numbers carry negative items
 
 (The sex digit itself is not used: it would make every man a bad borrower.)
 Consent is not checked here: that is auth_flow's job. The bureau only
-requires an authorization_id and a known purpose. The authorization_id is the
-query's idempotency key: a request repeating one already answered (a client
-retrying after a timeout) gets the same report back (200) and leaves no second
-query record.
+requires an authorization_id and a known purpose. A request with an
+`Idempotency-Key` header (clients.bureau sends the authorization id) that
+repeats one already answered (a client retrying after a timeout) gets the same
+report back (200) and leaves no second query record.
 
 Control endpoints:
     POST /_emulator/faults {"mode": "fail" | "slow", "count": 1, "status": 503, "delay": 3.0}
@@ -274,8 +274,9 @@ def create_app() -> Flask:
             return _error(400, "invalid_id_number", "id_number is not a valid 18-character resident ID number")
         if body["purpose"] not in PURPOSES:
             return _error(400, "invalid_purpose", f"purpose must be one of {', '.join(PURPOSES)}")
+        key = request.headers.get("Idempotency-Key")
         with lock:
-            earlier = state["by_authorization"].get(str(body["authorization_id"]))
+            earlier = state["by_authorization"].get((key, id_number)) if key else None
             state["requests"] += 1
         if earlier is not None:
             return _json(state["reports"][earlier])
@@ -292,7 +293,8 @@ def create_app() -> Flask:
                                      "name": body["name"], "authorization_id": body["authorization_id"],
                                      "purpose": body["purpose"], "at": report["issued_at"]})
             state["reports"][report["report_id"]] = report
-            state["by_authorization"][str(body["authorization_id"])] = report["report_id"]
+            if key:
+                state["by_authorization"][(key, id_number)] = report["report_id"]
         return _json(report, 201)
 
     @app.get("/v1/reports/<report_id>")
