@@ -10,8 +10,8 @@ second caller finds them and queries nothing. A timeout or a 5xx is retried with
 backoff under the same authorization id (the bureau treats a repeated authorization
 id as the same query); a refusal (4xx) is not retried. A query that still fails
 leaves the record `failed` with the reason, an audit entry, and the application
-waiting, where the officer sees it (`python -m auth_flow status APPLICATION_ID`)
-and can retry it (`python -m auth_flow retry-reports APPLICATION_ID`).
+waiting; `fetch_reports(..., retry_failed=True)` queries the failed ones again
+(no console page or command calls it yet).
 """
 from __future__ import annotations
 
