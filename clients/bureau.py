@@ -5,7 +5,9 @@
     if report.has_current_overdue: ...
 
 Every query is billable and leaves a hard-query record on the person's
-report, so the client never retries on its own: a timeout or a 5xx raises
+report, so the client never retries on its own (each request carries the
+authorization id as its `Idempotency-Key`, so a caller's retry after a timeout
+is the same query): a timeout or a 5xx raises
 `BureauUnavailable` and the caller decides. A request the bureau refuses
 (4xx) raises `BureauRejected` with the bureau's error code. Consent is the
 caller's business (auth_flow): the bureau only needs the authorization id.
@@ -89,7 +91,7 @@ class BureauClient:
         try:
             resp = self.http.post(url, json={"id_number": id_number, "name": name,
                                              "authorization_id": authorization_id, "purpose": purpose},
-                                  timeout=self.timeout)
+                                  headers={"Idempotency-Key": authorization_id}, timeout=self.timeout)
         except requests.Timeout as exc:
             raise BureauUnavailable(f"credit bureau at {self.base_url} did not answer within "
                                     f"{self.timeout:g} s") from exc

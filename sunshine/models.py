@@ -180,6 +180,13 @@ class Authorization(Base):
     expires_at = Column(DateTime, nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     consented_at = Column(DateTime)
+    # auth_flow (migration 0005): whose report, and how far the party has come.
+    party_customer_id = Column(Integer, ForeignKey("customers.id"))
+    party_phone_masked = Column(String(16))
+    attempts = Column(Integer, nullable=False, default=0)
+    identity_checked_at = Column(DateTime)
+    biometric_consent_at = Column(DateTime)
+    face_verified_at = Column(DateTime)
 
 
 class HandOff(Base):
@@ -265,3 +272,55 @@ def audit(session, actor: str, action: str, subject_type: str, subject_id, **det
                        subject_id=str(subject_id), detail=detail)
     session.add(entry)
     return entry
+
+
+# --- remote credit-report authorization (auth_flow) -------------------------------
+
+class FaceReference(Base):
+    """A party's enrolled reference face (ID-photo-like): only its 128-d encoding, encrypted."""
+    __tablename__ = "face_references"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    encoding_sealed = Column(Text, nullable=False)
+    image_sha256 = Column(String(64), nullable=False)
+    source = Column(String(16), nullable=False)  # officer | credit_file
+    enrolled_by = Column(String(64), nullable=False)
+    enrolled_at = Column(DateTime, nullable=False, default=utcnow)
+    active = Column(Boolean, nullable=False, default=True)
+
+
+class ConsentEvidence(Base):
+    """One step of a party's authorization, hashed together with the record before it
+    (a tamper-evident chain an auditor can export and check)."""
+    __tablename__ = "consent_evidence"
+    id = Column(Integer, primary_key=True)
+    authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
+    at = Column(DateTime, nullable=False)
+    event = Column(String(32), nullable=False)
+    party_role = Column(String(16), nullable=False)
+    party_name = Column(String(64), nullable=False)
+    party_id_masked = Column(String(32), nullable=False)
+    consent_text = Column(Text, nullable=False, default="")
+    face = Column(JSON, nullable=False, default=dict)  # distance, threshold, decision, liveness
+    image_sha256 = Column(JSON, nullable=False, default=list)
+    client_ip = Column(String(64), nullable=False, default="")
+    user_agent = Column(String(300), nullable=False, default="")
+    detail = Column(JSON, nullable=False, default=dict)
+    prev_hash = Column(String(64), nullable=False, unique=True)
+    record_hash = Column(String(64), nullable=False, unique=True)
+
+
+class CreditReportRecord(Base):
+    """A credit-report query made under one consent: at most one per authorization."""
+    __tablename__ = "credit_report_records"
+    id = Column(Integer, primary_key=True)
+    authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, unique=True)
+    application_id = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
+    party_role = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False, default="querying")  # querying | received | failed
+    attempts = Column(Integer, nullable=False, default=0)
+    report_id = Column(String(64))
+    report_sealed = Column(Text)  # the bureau's JSON, encrypted
+    error = Column(Text)
+    started_at = Column(DateTime, nullable=False, default=utcnow)
+    finished_at = Column(DateTime)

@@ -58,6 +58,26 @@ class Settings:
     loan_review_hours: int = 24
     log_level: str = "INFO"
 
+    # --- remote credit-report authorization (auth_flow) ---
+    # Largest face distance taken as the same person; stricter than face_recognition's 0.6,
+    # which is known to match different Chinese faces too often.
+    face_tolerance: float = 0.5
+    # Least non-planar head motion (landmark residual after the best planar fit, in eye
+    # distances) the frames of a live face must show: a photo held up stays planar.
+    face_liveness_min_motion: float = 0.07
+    # Failed identity or face checks before a token locks and the officer is told.
+    auth_max_attempts: int = 5
+    # Largest face upload (all frames together), in bytes.
+    auth_upload_max_bytes: int = 8_000_000
+    # Which WeChat code goes with the H5 QR code: "mp" (Official Account parametric QR code),
+    # "wxa" (mini-program code) or "none".
+    auth_wechat_code: str = "mp"
+    # The mini-program page that opens an authorization (its scene is the token).
+    wxa_auth_page: str = "pages/auth/index"
+    # Credit-bureau query: seconds per attempt, and attempts before the query is marked failed.
+    bureau_timeout_s: float = 5.0
+    bureau_attempts: int = 3
+
 
     @property
     def wechat_mode(self) -> str:
@@ -147,6 +167,14 @@ def validate(s: Settings) -> None:
         raise ConfigError("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
         raise ConfigError("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
+    if not 0.2 <= s.face_tolerance <= 0.6:
+        raise ConfigError("FACE_TOLERANCE must be between 0.2 and 0.6 (face_recognition's own default is 0.6)")
+    if not 1 <= s.auth_max_attempts <= 20:
+        raise ConfigError("AUTH_MAX_ATTEMPTS must be between 1 and 20")
+    if s.auth_wechat_code not in ("mp", "wxa", "none"):
+        raise ConfigError("AUTH_WECHAT_CODE must be mp, wxa or none")
+    if not 1 <= s.bureau_attempts <= 10:
+        raise ConfigError("BUREAU_ATTEMPTS must be between 1 and 10")
     for name in ("database_url",):
         value = getattr(s, name)
         if "://" not in value:

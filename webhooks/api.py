@@ -1,30 +1,72 @@
 """JSON API and H5 pages for the mini-program / H5 audience: the parties who
-open an authorization link."""
+open an authorization link. Routes parse, call auth_flow, render."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
 
-from auth_flow.qr import authorization_url, png
-from auth_flow.service import AuthorizationError, find_by_token
+from auth_flow import reports, service
+from auth_flow.evidence import Client
+from auth_flow.qr import authorization_url, png, wechat_code
+from auth_flow.service import AuthorizationError, StepRefused, find_by_token
 from sunshine.db import unit_of_work
+from sunshine.models import LoanApplication
 from webhooks.openapi import SPEC
 
 bp = Blueprint("api", __name__)
-ROLE_NAMES = {"applicant": "借款人本人", "spouse": "借款人配偶", "guarantor": "担保人"}
+ROLE_NAMES = service.ROLE_NAMES
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _client() -> Client:
+    return Client(ip=request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip(),
+                  user_agent=request.headers.get("User-Agent", ""))
 
 
 def _authorization(token: str) -> dict:
-    s = current_app.config["SETTINGS"]
-    with unit_of_work(s.database_url) as session:
+    with unit_of_work(_settings().database_url) as session:
         try:
             auth = find_by_token(session, token)
         except AuthorizationError as exc:
             abort(404, description=str(exc))
-        return {"party_name": auth.party_name, "party_role": auth.party_role,
-                "party_role_name": ROLE_NAMES[auth.party_role], "party_id_masked": auth.party_id_masked,
-                "purpose": auth.purpose, "requested_by": auth.requested_by,
-                "expires_at": auth.expires_at.isoformat() + "Z", "status": auth.status}
+        return service.public_view(session, auth)
+
+
+def _error(status: int, message: str, **extra):
+    return jsonify(error=_NAMES[status], message=message, **extra), status
+
+
+_NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
+          422: "Unprocessable Entity"}
+
+
+def _step(fn, *args):
+    """Run one step in a unit of work that commits even when the step is refused
+    (the refusal is evidence); map the outcome to a JSON response."""
+    error = None
+    with unit_of_work(_settings().database_url) as session:
+        try:
+            result = fn(session, *args)
+        except AuthorizationError as exc:
+            error = (404, str(exc))
+        except StepRefused as exc:
+            error = (409, str(exc))
+    if error:
+        return None, _error(*error)
+    if isinstance(result, service.Outcome) and not result.ok:
+        return result, _error(422, result.message, attempts_left=result.attempts_left, locked=result.locked)
+    return result, None
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="请求内容应为JSON对象")
+    return body
 
 
 @bp.get("/api/openapi.json")
@@ -40,9 +82,99 @@ def authorization(token: str):
 @bp.get("/api/authorizations/<token>/qr.png")
 def authorization_qr(token: str):
     _authorization(token)
-    s = current_app.config["SETTINGS"]
-    return Response(png(authorization_url(s.public_base_url, token)), mimetype="image/png",
+    return Response(png(authorization_url(_settings().public_base_url, token)), mimetype="image/png",
                     headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/api/authorizations/<token>/wechat-code.png")
+def authorization_wechat_code(token: str):
+    """The Official Account parametric QR code or the mini-program code, as AUTH_WECHAT_CODE says."""
+    details = _authorization(token)
+    from clients.wechat import WeChatApi, WeChatApiError
+
+    s = _settings()
+    if s.auth_wechat_code == "none":
+        abort(404, description="未启用微信码，请使用二维码链接")
+    try:
+        image = wechat_code(WeChatApi.from_settings(s), s, token, details["expires_at"])
+    except WeChatApiError as exc:
+        current_app.logger.warning("WeChat code for an authorization failed: %s", exc)
+        abort(502, description="微信服务暂时不可用，请使用二维码链接")
+    return Response(image, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@bp.post("/api/authorizations/<token>/identity")
+def authorization_identity(token: str):
+    body, s = _json_body(), _settings()
+    if body.get("wx_code"):
+        from clients.wechat import WeChatApi
+
+        _, failure = _step(service.check_identity_wxa, WeChatApi.from_settings(s), token, str(body["wx_code"]),
+                           _client(), s.auth_max_attempts)
+    else:
+        name, digits = body.get("name"), body.get("id_digits")
+        if not isinstance(name, str) or not isinstance(digits, str) or not name.strip() or not digits.strip():
+            return _error(400, "请填写姓名和身份证号后6位")
+        _, failure = _step(service.check_identity, s.secret_key, token, name, digits, _client(),
+                           s.auth_max_attempts)
+    return failure or jsonify(ok=True, message="身份核对通过")
+
+
+@bp.post("/api/authorizations/<token>/biometric-consent")
+def authorization_biometric_consent(token: str):
+    agree = _json_body().get("agree")
+    _, failure = _step(service.give_biometric_consent, token, agree, _client())
+    return failure or jsonify(ok=True, message="已同意人脸核验")
+
+
+@bp.post("/api/authorizations/<token>/face")
+def authorization_face(token: str):
+    """Frames (multipart field `frames`, JPEG or PNG) taken while the party turns their head."""
+    s = _settings()
+    if (request.content_length or 0) > s.auth_upload_max_bytes:
+        return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
+    try:
+        _, _, files = parse_form_data(request.environ, max_content_length=s.auth_upload_max_bytes,
+                                      max_form_memory_size=s.auth_upload_max_bytes)
+    except RequestEntityTooLarge:
+        return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
+    uploads = [f.read() for f in files.getlist("frames")]
+    if not uploads:
+        return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
+    result, failure = _step(service.check_face, s.secret_key, token, uploads, _client(), s.auth_max_attempts,
+                            s.face_tolerance, s.face_liveness_min_motion)
+    return failure or jsonify(ok=True, message=result.message, face=result.face)
+
+
+@bp.post("/api/authorizations/<token>/consent")
+def authorization_consent(token: str):
+    """The party consents (or refuses); when the last party consents the reports are fetched."""
+    s = _settings()
+    auth, failure = _step(service.give_consent, token, _json_body().get("agree"), _client())
+    if failure:
+        return failure
+    if auth.status != "consented":
+        return jsonify(ok=True, status=auth.status, message="您已拒绝授权，本次不会查询您的征信")
+    outcome = None
+    if auth.application_id:
+        _tell_applicant(s, auth.application_id)
+        outcome = reports.fetch_reports(s, auth.application_id)
+    return jsonify(ok=True, status="consented", message="授权成功，感谢您的配合",
+                   reports=outcome.state if outcome else None)
+
+
+def _tell_applicant(s, application_id: int) -> None:
+    """The applicant hears in WeChat who has authorized so far."""
+    from lending.notify import WeChatNotifier
+
+    with unit_of_work(s.database_url) as session:
+        application = session.get(LoanApplication, application_id)
+        openid, text = application.customer.wechat_openid, reports.progress_text(session, application)
+    if openid:
+        try:
+            WeChatNotifier(s)(openid, text)
+        except Exception:  # the consent stands; the applicant can still ask the bot
+            current_app.logger.exception("could not tell the applicant of an authorization")
 
 
 @bp.get("/auth/<token>")
@@ -52,4 +184,4 @@ def authorization_page(token: str):
         details = _authorization(token)
     except HTTPException as exc:  # the 404 raised by abort(), shown as a friendly page
         return render_template("auth_invalid.html", message=exc.description), exc.code
-    return render_template("auth.html", auth=details)
+    return render_template("auth.html", auth=details, token=token)

@@ -4,6 +4,17 @@ _ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "message
           "required": ["error", "message"]}
 _TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 
+_E = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_STEP_RESPONSES = {
+    "200": {"description": "Step done", "content": {"application/json": {"schema": {"type": "object"}}}},
+    "400": {"description": "Malformed request (not JSON, missing fields, no frames)", **_E},
+    "404": {"description": "Unknown, expired, used, superseded or locked token", **_E},
+    "409": {"description": "Step out of order, declined, or no reference face enrolled", **_E},
+    "413": {"description": "Upload larger than AUTH_UPLOAD_MAX_BYTES", **_E},
+    "422": {"description": "Check failed (identity, no face, several faces, not an image, mismatch, not "
+                           "live); `attempts_left` and `locked` say what remains", **_E},
+}
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {"title": "阳光信贷助手 API", "version": "0.1.0",
@@ -28,6 +39,39 @@ SPEC = {
                 "responses": {
                     "200": {"description": "PNG image", "content": {"image/png": {}}},
                     "404": {"description": "Unknown, used or expired token",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                },
+            }
+        },
+        **{f"/api/authorizations/{{token}}/{step}": {"post": {**op, "parameters": [_TOKEN],
+                                                              "responses": _STEP_RESPONSES}}
+           for step, op in (
+            ("identity", {"summary": "Step 1: the party's name and last 6 ID digits, or a mini-program wx.login code",
+                          "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                              "name": {"type": "string"}, "id_digits": {"type": "string"},
+                              "wx_code": {"type": "string"}}}}}}}),
+            ("biometric-consent", {"summary": "Step 2: the separate consent to face processing",
+                                   "requestBody": {"content": {"application/json": {"schema": {
+                                       "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
+            ("face", {"summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
+                      "requestBody": {"content": {"multipart/form-data": {"schema": {
+                          "type": "object", "properties": {"frames": {"type": "array", "items": {
+                              "type": "string", "format": "binary"}}}}}}}}),
+            ("consent", {"summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
+                                    "of an application fetches the reports",
+                         "requestBody": {"content": {"application/json": {"schema": {
+                             "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
+        )},
+        "/api/authorizations/{token}/wechat-code.png": {
+            "get": {
+                "summary": "The WeChat code (Official Account parametric QR code or mini-program code, "
+                           "AUTH_WECHAT_CODE) of the authorization",
+                "parameters": [_TOKEN],
+                "responses": {
+                    "200": {"description": "PNG image", "content": {"image/png": {}}},
+                    "404": {"description": "Unknown, used or expired token, or no WeChat code configured",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "502": {"description": "WeChat unavailable",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 },
             }

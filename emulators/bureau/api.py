@@ -20,7 +20,10 @@ dated relative to the current month. Which ID numbers carry negative items
 
 (The sex digit itself is not used: it would make every man a bad borrower.)
 Consent is not checked here: that is auth_flow's job. The bureau only
-requires an authorization_id and a known purpose.
+requires an authorization_id and a known purpose. A request with an
+`Idempotency-Key` header (clients.bureau sends the authorization id) that
+repeats one already answered (a client retrying after a timeout) gets the same
+report back (200) and leaves no second query record.
 
 Control endpoints:
     POST /_emulator/faults {"mode": "fail" | "slow", "count": 1, "status": 503, "delay": 3.0}
@@ -241,7 +244,7 @@ class Fault:
 def create_app() -> Flask:
     app = Flask("emulators.bureau")
     lock = threading.Lock()
-    state = {"faults": [], "queries": [], "reports": {}}
+    state = {"faults": [], "queries": [], "reports": {}, "by_authorization": {}, "requests": 0}
     app.extensions["bureau_emulator"] = state
 
     @app.get("/healthz")
@@ -271,6 +274,12 @@ def create_app() -> Flask:
             return _error(400, "invalid_id_number", "id_number is not a valid 18-character resident ID number")
         if body["purpose"] not in PURPOSES:
             return _error(400, "invalid_purpose", f"purpose must be one of {', '.join(PURPOSES)}")
+        key = request.headers.get("Idempotency-Key")
+        with lock:
+            earlier = state["by_authorization"].get((key, id_number)) if key else None
+            state["requests"] += 1
+        if earlier is not None:
+            return _json(state["reports"][earlier])
         now = datetime.now(timezone.utc)
         report = {
             "report_id": f"R{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}",
@@ -284,6 +293,8 @@ def create_app() -> Flask:
                                      "name": body["name"], "authorization_id": body["authorization_id"],
                                      "purpose": body["purpose"], "at": report["issued_at"]})
             state["reports"][report["report_id"]] = report
+            if key:
+                state["by_authorization"][(key, id_number)] = report["report_id"]
         return _json(report, 201)
 
     @app.get("/v1/reports/<report_id>")
@@ -325,6 +336,8 @@ def create_app() -> Flask:
             state["faults"].clear()
             state["queries"].clear()
             state["reports"].clear()
+            state["by_authorization"].clear()
+            state["requests"] = 0
         return _json({"ok": True})
 
     return app

@@ -1,0 +1,93 @@
+"""The authorization page in Debian's Chromium, its camera fed by Chromium's fake
+capture device from a y4m file: a moving face goes from the QR link to consent; a
+still image of the same face fails the liveness check."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emulators import serve_in_thread
+from sunshine.db import unit_of_work
+from sunshine.models import Authorization
+from tests.unit import auth_media as media
+from tests.unit.test_auth_flow import application  # noqa: F401  (fixture)
+from webhooks import create_app
+
+
+def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
+    """YUV4MPEG2 (4:2:0), the format Chromium's --use-file-for-fake-video-capture reads."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            y, u, v = Image.fromarray(rgb).convert("YCbCr").split()
+            out.write(b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes()
+                      + v.resize((w // 2, h // 2)).tobytes())
+
+
+
+
+def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then):
+    """Go through the page up to the face check, then call `then(page)` while the server runs."""
+    video = tmp_path / "camera.y4m"
+    write_y4m(video, frames)
+    browser = launch_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                              f"--use-file-for-fake-video-capture={video}")
+    with serve_in_thread(create_app(settings)) as base:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"])
+        page = context.new_page()
+        page.goto(f"{base}/auth/{token}")
+        assert "征信查询授权" in page.title()
+        page.fill("#name", name)
+        page.fill("#id-digits", digits)
+        page.click("#identity-go")
+        page.click("#biometric-go")
+        page.wait_for_function("document.getElementById('camera').readyState >= 2", timeout=15000)
+        page.click("#face-go")
+        page.wait_for_function("['人脸核验通过', '再试', '锁定'].some(function (t) {"
+                               " return document.getElementById('message').textContent.includes(t); })",
+                               timeout=60000)
+        then(page)
+
+
+@pytest.fixture
+def applicant(demo_settings, application):  # noqa: F811
+    from sunshine.protect import unseal
+    from tests.conftest import TEST_SECRET
+    from sunshine.models import Customer
+    _, tokens, names = application
+    with unit_of_work(demo_settings.database_url) as s:
+        auth = s.query(Authorization).filter_by(party_role="applicant").one()
+        digits = unseal(TEST_SECRET, s.get(Customer, auth.party_customer_id).id_sealed)[-6:]
+    return tokens["applicant"], names["applicant"], digits
+
+
+def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_settings, applicant, tmp_path):
+    token, name, digits = applicant
+    frames = list(media.clip_frames()[150:234])
+
+    def consent(page):
+        assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")
+        page.click("#consent-go")
+        page.wait_for_function("document.getElementById('message').dataset.result === 'consented'", timeout=30000)
+        assert "授权成功" in page.text_content("#message")
+
+    run_page(launch_chromium, demo_settings, tmp_path, token, frames, name, digits, consent)
+    with unit_of_work(demo_settings.database_url) as s:
+        assert s.query(Authorization).filter_by(party_role="applicant").one().status == "consented"
+
+
+def test_a_still_image_fails_the_liveness_check(launch_chromium, demo_settings, applicant, tmp_path):
+    token, name, digits = applicant
+    still = [media.clip_frames()[150]] * 30
+
+    def refused(page):
+        assert "转头" in page.text_content("#message") and "还可以再试" in page.text_content("#message")
+        assert page.is_hidden("#step-consent")
+
+    run_page(launch_chromium, demo_settings, tmp_path, token, still, name, digits, refused)
+    with unit_of_work(demo_settings.database_url) as s:
+        assert s.query(Authorization).filter_by(party_role="applicant").one().status == "pending"

@@ -1,0 +1,62 @@
+"""Face images and camera frames for the authorization tests, from ../shared/testdata/faces/."""
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FACES = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "faces"
+if not FACES.is_dir():
+    FACES = Path("/work/shared/testdata/faces")
+CLIP = FACES / "short_hamilton_clip.mp4"
+MOVING = range(150, 186, 6)  # frames of the clip where the head turns
+
+
+def image(name: str) -> bytes:
+    return (FACES / name).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def clip_frames() -> tuple[np.ndarray, ...]:
+    """Every frame of the moving-face clip (RGB), decoded with imageio-ffmpeg's ffmpeg."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(CLIP))
+    meta = next(reader)
+    width, height = meta["size"]
+    return tuple(np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader)
+
+
+def jpeg(pixels: np.ndarray | Image.Image) -> bytes:
+    img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def live_frames() -> list[bytes]:
+    """What the page uploads for a live, turning head."""
+    frames = clip_frames()
+    return [jpeg(frames[k]) for k in MOVING]
+
+
+def reference() -> bytes:
+    """A frame of the clip, enrolled as the singer's reference photo."""
+    return jpeg(clip_frames()[126])
+
+
+def photo_held_up(data: bytes, n: int = 6, seed: int = 0) -> list[bytes]:
+    """A printed photo moved and tilted in front of the camera: perspective views of one plane."""
+    rng = np.random.default_rng(seed)
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    out = []
+    for _ in range(n):
+        h = np.eye(3) + np.r_[rng.uniform(-0.08, 0.08, 6), rng.uniform(-2e-4, 2e-4, 2), 0].reshape(3, 3) \
+            * [[1, 1, 40], [1, 1, 40], [1, 1, 0]]
+        inv = np.linalg.inv(h)
+        inv /= inv[2, 2]
+        out.append(jpeg(img.transform(img.size, Image.PERSPECTIVE, tuple(inv.flatten()[:8]), Image.BILINEAR)))
+    return out

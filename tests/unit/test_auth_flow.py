@@ -1,0 +1,243 @@
+"""auth_flow end to end on a real database: a three-party application, each party
+through identity, biometric consent, face check and consent, then the reports from
+the bureau emulator over real HTTP; and every refusal on the way."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from auth_flow import evidence, faces, reports, service
+from auth_flow.evidence import Client
+from emulators import serve_in_thread
+from emulators.bureau.api import create_app as bureau_app
+from lending.customers import by_openid
+from sunshine.db import unit_of_work
+from sunshine.models import (Authorization, ConsentEvidence, CreditReportRecord, HandOff, LoanApplication)
+from tests.conftest import TEST_SECRET
+from tests.unit import auth_media as media
+from tests.unit.lending_helpers import service as lending_service
+
+CLIENT = Client("10.0.0.9", "Mozilla/5.0 MicroMessenger/8.0")
+TOL, MOTION, MAX = 0.5, 0.07, 5
+
+
+@pytest.fixture
+def bureau():
+    app = bureau_app()
+    with serve_in_thread(app) as url:
+        yield url, app.extensions["bureau_emulator"]
+
+
+@pytest.fixture
+def application(demo_settings):
+    """A guaranteed farm loan of 张建国 (spouse 李秀英, guarantor 王春华), each party's
+    reference face enrolled (the singer's clip frame for all three)."""
+    svc, _ = lending_service()
+    with unit_of_work(demo_settings.database_url) as s:
+        head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
+        app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1",
+                        guarantor_id=guarantor.id)
+        issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        for i in issued:
+            service.enroll_reference(s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id),
+                                     media.reference(), "officer01")
+        tokens = {i.authorization.party_role: i.token for i in issued}
+        names = {i.authorization.party_role: i.authorization.party_name for i in issued}
+    return app.id, tokens, names
+
+
+def id_digits(s, token):
+    from sunshine.protect import unseal
+    auth = service.find_by_token(s, token)
+    return unseal(TEST_SECRET, s.get(type(auth.party_customer_id and by_openid(s, "o_demo_zhangjianguo")),
+                                     auth.party_customer_id).id_sealed)[-6:]
+
+
+def authorize(url, token, name, frames=None):
+    with unit_of_work(url) as s:
+        assert service.check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX).ok
+        service.give_biometric_consent(s, token, True, CLIENT)
+    with unit_of_work(url) as s:
+        result = service.check_face(s, TEST_SECRET, token, frames or media.live_frames(), CLIENT, MAX, TOL, MOTION)
+        assert result.ok, result.message
+    with unit_of_work(url) as s:
+        service.give_consent(s, token, True, CLIENT)
+
+
+def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_settings, application, bureau):
+    url, state = bureau
+    settings = replace(demo_settings, bureau_url=url)
+    app_id, tokens, names = application
+    svc, told = lending_service()
+    for role in ("applicant", "spouse"):
+        authorize(settings.database_url, tokens[role], names[role])
+        assert reports.fetch_reports(settings, app_id, applications=svc).state == "waiting"
+    assert state["queries"] == []          # nothing is queried before every party consented
+    authorize(settings.database_url, tokens["guarantor"], names["guarantor"])
+    assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
+    assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
+    assert len(state["queries"]) == 3 and len({q["authorization_id"] for q in state["queries"]}) == 3
+    with unit_of_work(settings.database_url) as s:
+        app = s.get(LoanApplication, app_id)
+        assert app.status == "under_review" and app.review_mode == "officer"   # 担保贷: always an officer
+        assert {r.status for r in s.scalars(select(CreditReportRecord))} == {"received"}
+        records = list(evidence.export(s))
+    assert evidence.verify_chain(records) == []
+    consents = [r for r in records if r["event"] == "consented"]
+    assert len(consents) == 3 and all("征信" in r["consent_text"] for r in consents)
+    assert all(r["face"]["decision"] == "pass" and r["face"]["distance"] <= TOL for r in consents)
+    faces_ok = [r for r in records if r["event"] == "face_passed"]
+    assert all(len(r["image_sha256"]) == 6 and r["client_ip"] == "10.0.0.9" for r in faces_ok)
+    with pytest.raises(service.AuthorizationError, match="已使用"):   # single use
+        with unit_of_work(settings.database_url) as s:
+            service.find_by_token(s, tokens["applicant"])
+
+
+def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_queried_twice(
+        demo_settings, application, bureau, monkeypatch):
+    url, state = bureau
+    monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
+    settings = replace(demo_settings, bureau_url=url, bureau_attempts=2)
+    app_id, tokens, names = application
+    for role in tokens:
+        authorize(settings.database_url, tokens[role], names[role])
+    import requests
+    requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "count": 6, "status": 503})
+    svc, _ = lending_service()
+    outcome = reports.fetch_reports(settings, app_id, applications=svc)
+    assert outcome.state == "failed" and len(outcome.failed) == 3
+    assert "已尝试2次" in next(iter(outcome.failed.values()))
+    assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
+    assert reports.fetch_reports(settings, app_id, applications=svc, retry_failed=True).state == "received"
+    assert len(state["queries"]) == 3            # one per consent, retries included
+    with unit_of_work(settings.database_url) as s:
+        assert s.get(LoanApplication, app_id).status == "under_review"
+
+
+def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_settings, application, bureau,
+                                                                    monkeypatch):
+    url, state = bureau
+    monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
+    settings = replace(demo_settings, bureau_url=url, bureau_timeout_s=0.3)
+    app_id, tokens, names = application
+    for role in tokens:
+        authorize(settings.database_url, tokens[role], names[role])
+    import requests
+    requests.post(f"{url}/_emulator/faults", json={"mode": "slow", "count": 1, "delay": 0.6})
+    svc, _ = lending_service()
+    assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
+    assert len(state["queries"]) == 3 and state["requests"] >= 3
+
+
+def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(demo_settings, application):
+    url = demo_settings.database_url
+    _, tokens, names = application
+    token = tokens["spouse"]
+    with unit_of_work(url) as s:
+        out = service.check_identity(s, TEST_SECRET, token, names["spouse"], "000000", CLIENT, MAX)
+        assert not out.ok and "还可以再试4次" in out.message
+    with unit_of_work(url) as s:
+        with pytest.raises(service.StepRefused, match="先核对"):
+            service.give_biometric_consent(s, token, True, CLIENT)
+    with unit_of_work(url) as s:
+        with pytest.raises(service.StepRefused, match="先完成"):
+            service.give_consent(s, token, True, CLIENT)      # consent without a face check
+    with unit_of_work(url) as s:
+        assert service.check_identity(s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX).ok
+        service.give_biometric_consent(s, token, True, CLIENT)
+    attempts = [
+        ([media.image("biden.jpg")] * 3, "不一致"),            # another person (and a still feed)
+        ([media.image("two_people.jpg")] * 3, "多张人脸"),
+        ([media.image("dogs_no_face.jpg")] * 3, "没有检测到人脸"),
+    ]
+    for frames, why in attempts:
+        with unit_of_work(url) as s:
+            out = service.check_face(s, TEST_SECRET, token, frames, CLIENT, MAX, TOL, MOTION)
+            assert not out.ok and why in out.message and not out.locked
+    with unit_of_work(url) as s:   # a photo held up to the camera: the right face, but planar
+        photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
+        out = service.check_face(s, TEST_SECRET, token, photo, CLIENT, MAX, TOL, MOTION)
+        assert out.locked and "锁定" in out.message
+    with unit_of_work(url) as s:
+        assert s.scalar(select(Authorization.status).where(Authorization.party_role == "spouse")) == "locked"
+        hand_off = s.scalar(select(HandOff))
+        assert hand_off.reason == "authorization_locked" and hand_off.openid == "o_demo_zhangjianguo"
+        events = [e.event for e in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))]
+    assert events.count("face_failed") == 2 and events.count("face_unusable") == 2 and events[-1] == "locked"
+    with unit_of_work(url) as s:
+        with pytest.raises(service.AuthorizationError, match="锁定"):
+            service.check_face(s, TEST_SECRET, token, media.live_frames(), CLIENT, MAX, TOL, MOTION)
+    with unit_of_work(url) as s:
+        assert s.scalar(select(ConsentEvidence.event).order_by(ConsentEvidence.id.desc()).limit(1)) == "refused"
+
+
+def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings, application):
+    url = demo_settings.database_url
+    app_id, tokens, names = application
+    with unit_of_work(url) as s:   # the spouse's name with the applicant's token
+        out = service.check_identity(s, TEST_SECRET, tokens["applicant"], names["spouse"],
+                                     id_digits(s, tokens["spouse"]), CLIENT, MAX)
+        assert not out.ok
+    with unit_of_work(url) as s:   # the officer reissues: the old links stop working
+        new, _ = service.issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
+        assert len(new) == 3
+    with unit_of_work(url) as s:
+        with pytest.raises(service.AuthorizationError, match="作废"):
+            service.find_by_token(s, tokens["applicant"])
+        with pytest.raises(service.AuthorizationError, match="无效"):
+            service.open_for_step(s, "forged-" + tokens["applicant"][7:], "identity", CLIENT)
+
+
+def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, application):
+    url = demo_settings.database_url
+    _, tokens, names = application
+    authorize(url, tokens["applicant"], names["applicant"])
+    with unit_of_work(url) as s:
+        records = list(evidence.export(s))
+    assert len(records) == 4 and evidence.verify_chain(records) == []
+    changed = [dict(r) for r in records]
+    changed[1]["client_ip"] = "1.2.3.4"
+    assert evidence.verify_chain(changed) == ["record %d: content does not match its hash" % records[1]["id"]]
+    assert "does not follow" in evidence.verify_chain(records[:1] + records[2:])[0]
+
+
+def test_reference_encodings_are_encrypted_and_images_not_kept(demo_settings, application):
+    with unit_of_work(demo_settings.database_url) as s:
+        from sunshine.models import FaceReference
+        ref = s.scalar(select(FaceReference))
+        assert ref.encoding_sealed.startswith("gAAAA")             # Fernet
+        encoding = faces.unseal_encoding(TEST_SECRET, ref.encoding_sealed)
+        assert encoding.shape == (128,)
+        with pytest.raises(Exception):
+            faces.unseal_encoding("another-key", ref.encoding_sealed)
+        assert s.scalar(select(func.count()).select_from(FaceReference)) == 3
+
+
+@pytest.mark.parametrize("name,same", [("obama2.jpg", True), ("obama_small.jpg", True), ("biden.jpg", False),
+                                       ("kit_harington_john1.jpeg", False)])
+def test_face_match_against_a_reference(name, same):
+    reference = faces.encode(faces.load_image(media.image("obama.jpg")))
+    distance = faces.match(reference, faces.load_image(media.image(name)))
+    assert (distance <= TOL) is same
+
+
+def test_unusable_images_are_refused():
+    with pytest.raises(faces.SeveralFaces):
+        faces.encode(faces.load_image(media.image("two_people.jpg")))
+    with pytest.raises(faces.NoFace):
+        faces.encode(faces.load_image(media.image("dogs_no_face.jpg")))
+    with pytest.raises(faces.NotAnImage):
+        faces.load_image(b"GIF89a\x00\x00garbage")
+
+
+def test_liveness_moving_head_passes_still_and_photo_fail():
+    ref = faces.encode(faces.load_image(media.reference()))
+    assert faces.verify(ref, media.live_frames(), TOL, MOTION).passed
+    still = faces.verify(ref, [media.jpeg(media.clip_frames()[150])] * 6, TOL, MOTION)
+    assert still.motion == 0 and not still.live
+    for seed in range(3):
+        photo = faces.verify(ref, media.photo_held_up(media.jpeg(media.clip_frames()[150]), seed=seed), TOL, MOTION)
+        assert not photo.live, photo.as_dict()
