@@ -1,68 +1,46 @@
-"""Credit-report authorization: issue a request for one party and send the H5 link."""
+"""Credit-report authorization in the conversation: what it is, who must give
+it, a link (and QR code) for each party of the customer's application, and
+who has and has not authorized yet. The rules are auth_flow's."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from auth_flow.qr import authorization_url
-from auth_flow.service import issue
-from bot.actions.common import BankAction, database, latest_entity, openid_of, settings
-from lending.customers import by_openid, spouse_of
+from auth_flow.reports import missing_consents, progress_text
+from auth_flow.service import issue_for_application
+from bot.actions.common import BankAction, applicant, database, settings
+from lending.applications import PARTY_LABELS
+from lending.catalog import products_for
+from lending.notify import WeChatNotifier
+from sunshine.models import Authorization, Customer, LoanApplication, utcnow
 from sunshine.protect import mask_name
 
 REQUESTED_BY = "bot"
+EXPLAIN = ("征信授权就是您同意银行查一次您的征信报告，只用于这笔贷款审批。"
+           "不用跑网点：点开链接，核对信息、刷脸、点同意，几秒钟就好。")
+REISSUE_WORDS = ("重新", "再发", "过期", "没收到", "失效", "打不开")
 
 
-class ActionStartAuthorization(BankAction):
-    """Issues an authorization for the applicant (or the spouse) and sends the link."""
+def _waiting_application(session: Session, customer: Customer) -> Optional[LoanApplication]:
+    return session.scalar(select(LoanApplication).where(
+        LoanApplication.customer_id == customer.id, LoanApplication.status == "awaiting_authorization")
+        .order_by(LoanApplication.id.desc()).limit(1))
 
-    def name(self) -> Text:
-        return "action_start_authorization"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        # Only what the customer said just now: an earlier "我老婆" must not
-        # send the next link to the spouse.
-        role = latest_entity(tracker, "party_role") or "applicant"
-        events = [SlotSet("party_role", None)] if tracker.get_slot("party_role") else []
-        cfg = settings()
-        with database(cfg) as session:
-            customer = by_openid(session, openid_of(tracker))
-            if customer is None:
-                dispatcher.utter_message(text=(
-                    "征信授权要先确认是您本人。我这边还没查到您微信绑定的客户信息，"
-                    "回复“转人工”，客户经理核实身份后会把授权链接发给您。"))
-                return events
-            if role == "guarantor":
-                dispatcher.utter_message(text=(
-                    "担保人的征信授权，要先由客户经理登记担保人信息，再把授权链接发给担保人本人。"
-                    "回复“转人工”，客户经理会跟您对接。"))
-                return events
-            party = customer
-            if role == "spouse":
-                party = spouse_of(session, customer)
-                if party is None:
-                    dispatcher.utter_message(text=(
-                        "系统里还没有您爱人的信息，没法发授权链接。"
-                        "回复“转人工”，请客户经理帮您补登记。"))
-                    return events
-            ttl = timedelta(seconds=cfg.authorization_ttl_s)
-            issued = issue(session, customer, party, role, REQUESTED_BY, ttl)
-            party_name, party_id = party.name, party.id_masked
-        url = authorization_url(cfg.public_base_url, issued.token)
-        valid = _validity(ttl)
-        if role == "spouse":
-            text = (f"这是给您爱人{mask_name(party_name)}（身份证{party_id}）的征信授权链接，"
-                    f"请转给本人打开，核对信息后刷脸完成授权，{valid}：\n{url}")
-        else:
-            text = (f"请点开下面的链接，核对信息后刷脸，就能完成征信查询授权，{valid}：\n{url}\n"
-                    "授权只用于这次贷款审批，链接请不要转给别人。")
-        dispatcher.utter_message(text=text)
-        return events
+def _links_pending(session: Session, application: LoanApplication) -> bool:
+    """Every party still to authorize holds a link that works."""
+    missing = set(missing_consents(session, application))
+    live = {a.party_role for a in session.scalars(select(Authorization).where(
+        Authorization.application_id == application.id, Authorization.status == "pending",
+        Authorization.expires_at > utcnow()))}
+    return missing <= live
 
 
 def _validity(ttl: timedelta) -> str:
@@ -70,3 +48,60 @@ def _validity(ttl: timedelta) -> str:
     if minutes >= 120 and minutes % 60 == 0:
         return f"{minutes // 60}小时内有效"
     return f"{max(minutes, 1)}分钟内有效"
+
+
+class ActionStartAuthorization(BankAction):
+    """authorize_credit_report, and right after an application is submitted."""
+
+    def name(self) -> Text:
+        return "action_start_authorization"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        events = [SlotSet("party_role", None)] if tracker.get_slot("party_role") else []
+        cfg = settings()
+        ttl = timedelta(seconds=cfg.authorization_ttl_s)
+        text_said = tracker.latest_message.get("text") or ""
+        forwarded: list[tuple[str, str]] = []
+        with database(cfg) as session:
+            customer = applicant(session, tracker)
+            if customer is None:
+                dispatcher.utter_message(text=EXPLAIN + "授权要先申请贷款：回复“我要贷款”，核对身份后就能办。")
+                return events
+            application = _waiting_application(session, customer)
+            if application is None:
+                dispatcher.utter_message(text=self._before_applying(session, customer))
+                return events
+            if _links_pending(session, application) and not any(w in text_said for w in REISSUE_WORDS):
+                dispatcher.utter_message(text=progress_text(session, application)
+                                         + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。")
+                return events
+            issued, _ = issue_for_application(session, application, REQUESTED_BY, ttl)
+            lines = [EXPLAIN]
+            for item in issued:
+                auth, url = item.authorization, authorization_url(cfg.public_base_url, item.token)
+                qr = f"{cfg.public_base_url.rstrip('/')}/api/authorizations/{item.token}/qr.png"
+                if auth.party_role == "applicant":
+                    lines.append(f"您本人的授权链接（{_validity(ttl)}，请不要转给别人）：\n{url}")
+                    continue
+                label = PARTY_LABELS[auth.party_role]
+                lines.append(f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{auth.party_id_masked}）本人打开，"
+                             f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}")
+                party = session.get(Customer, auth.party_customer_id)
+                if party is not None and party.wechat_openid:
+                    forwarded.append((party.wechat_openid,
+                                      f"{mask_name(customer.name)}申请贷款，需要您授权查询征信（{label}）。"
+                                      f"请本人打开链接核对、刷脸、同意，{_validity(ttl)}：\n{url}"))
+            lines.append(progress_text(session, application))
+        notify = WeChatNotifier(cfg) if forwarded else None
+        for openid, text in forwarded:
+            notify(openid, text)
+        dispatcher.utter_message(text="\n".join(lines))
+        return events
+
+    @staticmethod
+    def _before_applying(session: Session, customer: Customer) -> str:
+        parties = {role for p in products_for(session, customer.customer_type) for role in p.authorizing_parties}
+        who = "、".join(PARTY_LABELS[r] for r in ("applicant", "spouse", "guarantor") if r in parties)
+        return (f"{EXPLAIN}按您能办的产品，可能需要授权的人：{who}（有担保人的产品才要担保人）。"
+                "您现在没有等待授权的贷款申请：回复“我要贷款”，申请提交后我马上把授权链接发给您和家人。")

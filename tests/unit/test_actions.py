@@ -9,16 +9,14 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from auth_flow.service import find_by_token
 from bot.actions.applications import ActionApplicationStatus
-from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
 from bot.actions.hand_off import ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
 from sunshine.db import unit_of_work
-from sunshine.models import Authorization, CreditLine, Customer, HandOff, LoanApplication
-from tests.unit.bot_trackers import (DEMO_OPENID, DOMAIN, PUBLIC_BASE, UNKNOWN_OPENID, entity, make_tracker, run,
+from sunshine.models import CreditLine, Customer, HandOff, LoanApplication
+from tests.unit.bot_trackers import (DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run,
                                     user_event)
 
 
@@ -163,72 +161,6 @@ def test_hand_off_after_not_understanding(bank_env):
     assert [r.reason for r in rows] == ["not_understood"]
     assert rows[0].customer_id is None                         # unknown: the branch queue
     assert "没能弄明白" in text and "客户经理" in text
-
-
-# --- action_start_authorization -----------------------------------------------
-
-def authorizations(url: str) -> list[Authorization]:
-    with unit_of_work(url) as session:
-        return list(session.scalars(select(Authorization).order_by(Authorization.id)))
-
-
-def test_authorization_for_the_applicant_sends_a_working_link(bank_env):
-    text, events = run(ActionStartAuthorization(),
-                       make_tracker(DEMO_OPENID, user_event("征信授权咋弄", "authorize_credit_report")))
-
-    rows = authorizations(bank_env)
-    assert len(rows) == 1
-    auth = rows[0]
-    assert (auth.party_role, auth.party_name, auth.status) == ("applicant", "张建国", "pending")
-    assert auth.party_id_masked == "3212**********0119"
-    assert f"{PUBLIC_BASE}/auth/" in text and "30分钟内有效" in text
-    token = text.split(f"{PUBLIC_BASE}/auth/", 1)[1].split()[0]
-    with unit_of_work(bank_env) as session:
-        assert find_by_token(session, token).id == auth.id     # the link opens this authorization
-    assert events == []
-
-
-def test_authorization_for_the_spouse(bank_env):
-    tracker = make_tracker(DEMO_OPENID,
-                           user_event("我老婆也要授权", "authorize_credit_report", [entity("party_role", "spouse", "老婆")]),
-                           slots={"party_role": "spouse"})
-    text, events = run(ActionStartAuthorization(), tracker)
-
-    rows = authorizations(bank_env)
-    assert [(a.party_role, a.party_name) for a in rows] == [("spouse", "李秀英")]
-    assert "李**" in text and "李秀英" not in text
-    assert "3212**********0229" in text
-    assert f"{PUBLIC_BASE}/auth/" in text
-    assert events == [{"event": "slot", "timestamp": None, "name": "party_role", "value": None}]
-
-
-def test_authorization_for_a_guarantor_goes_through_the_officer(bank_env):
-    tracker = make_tracker(DEMO_OPENID, user_event("担保人怎么授权", "authorize_credit_report",
-                                                   [entity("party_role", "guarantor", "担保人")]))
-    text, _ = run(ActionStartAuthorization(), tracker)
-
-    assert authorizations(bank_env) == []
-    assert "担保人" in text and "转人工" in text
-    assert "/auth/" not in text
-
-
-def test_authorization_for_an_unknown_customer_issues_nothing(bank_env):
-    text, _ = run(ActionStartAuthorization(),
-                  make_tracker(UNKNOWN_OPENID, user_event("我要授权查征信", "authorize_credit_report")))
-
-    assert authorizations(bank_env) == []
-    assert "没查到您微信绑定的客户信息" in text
-    assert "/auth/" not in text
-
-
-def test_authorization_link_lifetime_follows_the_setting(bank_env, monkeypatch):
-    monkeypatch.setenv("AUTHORIZATION_TTL_S", "7200")
-    text, _ = run(ActionStartAuthorization(),
-                  make_tracker(DEMO_OPENID, user_event("授权链接发我", "authorize_credit_report")))
-
-    assert "2小时内有效" in text
-    auth = authorizations(bank_env)[0]
-    assert 7100 < (auth.expires_at - auth.created_at).total_seconds() <= 7200
 
 
 # --- products, rates, application status ---------------------------------------

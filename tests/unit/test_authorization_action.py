@@ -1,0 +1,101 @@
+"""action_start_authorization against the demo village: one link per party of
+the customer's application, progress, re-sending, and nothing without an application."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from auth_flow.service import find_by_token
+from bot.actions.authorization import ActionStartAuthorization
+from lending.customers import by_openid
+from sunshine.db import unit_of_work
+from sunshine.models import Authorization
+from tests.unit.bot_trackers import DEMO_OPENID, PUBLIC_BASE, UNKNOWN_OPENID, make_tracker, run, user_event
+from tests.unit.lending_helpers import service
+
+LINK = f"{PUBLIC_BASE}/auth/"
+
+
+def apply_for_zhang(url: str) -> int:
+    """张建国 applies for 阳光e贷 (applicant and spouse must authorize)."""
+    applications, _ = service()
+    with unit_of_work(url) as session:
+        zhang = by_openid(session, DEMO_OPENID)
+        return applications.apply(session, zhang.id, "sunshine_e_loan", 50000, 12, "test-key", purpose="买化肥").id
+
+
+def ask(text: str = "征信授权咋弄", openid: str = DEMO_OPENID) -> str:
+    return run(ActionStartAuthorization(), make_tracker(openid, user_event(text, "authorize_credit_report")))[0]
+
+
+def tokens(text: str) -> list[str]:
+    return [part.split()[0] for part in text.split(LINK)[1:]]
+
+
+def pending(url: str) -> list[Authorization]:
+    with unit_of_work(url) as session:
+        return list(session.scalars(select(Authorization).where(Authorization.status == "pending")
+                                    .order_by(Authorization.id)))
+
+
+def test_each_party_of_the_application_gets_a_link_and_the_progress_is_told(bank_env):
+    application_id = apply_for_zhang(bank_env)
+
+    text = ask()
+
+    rows = pending(bank_env)
+    assert [(a.party_role, a.party_name, a.application_id) for a in rows] == [
+        ("applicant", "张建国", application_id), ("spouse", "李秀英", application_id)]
+    assert "刷脸" in text and "只用于这笔贷款审批" in text
+    assert "请把这个链接转给配偶李**（身份证3212**********0229）" in text
+    assert "/api/authorizations/" in text and "qr.png" in text
+    assert "已授权：暂无" in text and "还需授权：本人张建国、配偶李秀英" in text
+    own, spouse = tokens(text)
+    with unit_of_work(bank_env) as session:
+        assert find_by_token(session, own).party_role == "applicant"
+        assert find_by_token(session, spouse).party_role == "spouse"
+
+
+def test_asking_again_tells_progress_without_breaking_the_links_sent(bank_env):
+    apply_for_zhang(bank_env)
+    first = tokens(ask())
+
+    again = ask("我老婆授权了没")
+
+    assert tokens(again) == [] and "还需授权" in again and "重新发授权链接" in again
+    with unit_of_work(bank_env) as session:
+        assert all(find_by_token(session, t) for t in first)          # still valid
+
+
+def test_a_lost_link_is_sent_again_and_the_old_one_stops_working(bank_env):
+    apply_for_zhang(bank_env)
+    first = tokens(ask())
+
+    fresh = tokens(ask("链接过期了重新发一下"))
+
+    assert len(fresh) == 2 and set(fresh).isdisjoint(first)
+    assert len(pending(bank_env)) == 2
+    with unit_of_work(bank_env) as session:
+        for old in first:
+            try:
+                find_by_token(session, old)
+            except ValueError as exc:
+                assert "作废" in str(exc)
+            else:
+                raise AssertionError("a superseded link must not open")
+
+
+def test_without_an_application_the_bot_explains_and_issues_nothing(bank_env):
+    text = ask()
+    assert "征信授权就是" in text and "我要贷款" in text and "配偶" in text
+    assert LINK not in text and pending(bank_env) == []
+
+
+def test_an_unknown_customer_is_asked_to_apply_first(bank_env):
+    text = ask(openid=UNKNOWN_OPENID)
+    assert "我要贷款" in text and LINK not in text and pending(bank_env) == []
+
+
+def test_link_lifetime_follows_the_setting(bank_env, monkeypatch):
+    monkeypatch.setenv("AUTHORIZATION_TTL_S", "7200")
+    apply_for_zhang(bank_env)
+    assert "2小时内有效" in ask()
