@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 MODEL := var/models/sunshine.tar.gz
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-postgres train chat bench nlu-report clean help
+.PHONY: setup run test test-postgres lint train chat bench nlu-report clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    start every process (Redis if needed, Rasa, actions, web, worker, emulators)"
 	@echo "make test   run the whole test suite"
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
+	@echo "make lint   static checks (ruff)"
 	@echo "make nlu-report  cross-validate the NLU and test it on held-out data; tables go to the README"
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
 	@echo "make setup  create .venv and install (called by run and test)"
@@ -57,6 +58,10 @@ BENCHMARKS := bench.webhook bench.lending bench.assistant bench.auth
 
 bench: $(STAMP) $(MODEL)
 	@set -e; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m $$b; done
+
+# Pyflakes' errors (unused imports and names, undefined names) and syntax errors.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check --select F,E9 --exclude .venv .
 
 nlu-report: $(STAMP) $(MODEL)
 	$(PY) -m bench.nlu_report

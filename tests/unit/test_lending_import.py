@@ -1,7 +1,6 @@
 """Village credit files in batches, and the `python -m lending` commands."""
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, text
 
 from bench.lending import village_row, write_village_file

@@ -102,7 +102,7 @@ def test_a_burst_of_concurrent_deliveries_reaches_the_bot_once(emulated, serve_w
 
 def test_slow_bot_gets_success_at_once_and_the_answer_through_the_api(emulated, serve_webhook):
     settings, base, slow_bot = emulated
-    bot = slow_bot(delay=2.5)
+    slow_bot(delay=2.5)
     user = serve_webhook(wechat_api_base=base, wechat_reply_budget_s=1.0)
     reply = user.send_text("我想贷款")
     assert reply.empty and reply.attempts == 1 and reply.elapsed_s < 2.0
