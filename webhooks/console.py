@@ -153,12 +153,16 @@ def _queue_context(officer_filter: int | None) -> dict:
     officer: Officer = g.officer
     supervisor = officer.role == handoffs.SUPERVISOR
     now = utcnow()
-    query = (select(HandOff).where(HandOff.status != "closed", handoffs.visible_to(officer))
-             .options(joinedload(HandOff.customer), joinedload(HandOff.officer))
+    # Plain rows, not objects: the queue may hold thousands.
+    query = (select(HandOff.id, HandOff.openid, HandOff.priority, HandOff.status, HandOff.reason, HandOff.deadline,
+                    HandOff.summary, Customer.name.label("customer_name"), Officer.username.label("officer_username"),
+                    Officer.display_name.label("officer_name"))
+             .outerjoin(Customer, Customer.id == HandOff.customer_id).outerjoin(Officer, Officer.id == HandOff.officer_id)
+             .where(HandOff.status != "closed", handoffs.visible_to(officer))
              .order_by(HandOff.priority.desc(), HandOff.deadline, HandOff.id))
     if supervisor and officer_filter:
         query = query.where(HandOff.officer_id == officer_filter)
-    hand_offs = g.db.scalars(query).all()
+    hand_offs = g.db.execute(query).all()
     applications = officer_queue().options(joinedload(LoanApplication.customer), joinedload(LoanApplication.product))
     if not supervisor:
         applications = applications.join(Customer, Customer.id == LoanApplication.customer_id).where(
@@ -168,6 +172,7 @@ def _queue_context(officer_filter: int | None) -> dict:
             Customer.officer_id == officer_filter)
     applications = g.db.scalars(applications).all()
     return {"hand_offs": hand_offs, "applications": applications, "now": now, "supervisor": supervisor,
+            "hand_off_link": url_for("console.queue") + "/hand-offs/",
             "overdue": [h for h in hand_offs if h.deadline < now] if supervisor else [],
             "overdue_applications": [a for a in applications if a.review_deadline and a.review_deadline < now]
             if supervisor else []}
@@ -209,9 +214,9 @@ def queue_json():
     """The open hand-offs the officer sees, most urgent first."""
     ctx = _queue_context(_officer_filter())
     return jsonify(hand_offs=[{
-        "id": h.id, "customer": h.customer.name if h.customer else None, "reason": h.reason,
+        "id": h.id, "customer": h.customer_name, "reason": h.reason,
         "reason_label": handoffs.REASON_LABELS[h.reason], "status": h.status, "priority": h.priority,
-        "officer": h.officer.username if h.officer else None, "deadline": iso(h.deadline),
+        "officer": h.officer_username, "deadline": iso(h.deadline),
         "overdue": h.deadline < ctx["now"], "openid": h.openid} for h in ctx["hand_offs"]],
         applications=[{"id": a.id, "customer": a.customer.name, "product": a.product.name, "amount": a.amount,
                        "deadline": iso(a.review_deadline) if a.review_deadline else None,
