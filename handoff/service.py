@@ -53,8 +53,10 @@ def responsible_officer_id(session: Session, openid: str, customer: Customer | N
 
 
 def request_hand_off(session: Session, openid: str, reason: str, summary: dict | None = None,
-                     deadline: timedelta = DEFAULT_DEADLINE) -> tuple[HandOff, bool]:
-    """Open a hand-off for this WeChat user, or return the one already open.
+                     deadline: timedelta = DEFAULT_DEADLINE,
+                     application_id: int | None = None) -> tuple[HandOff, bool]:
+    """Open a hand-off for this WeChat user (about `application_id`, if any), or return the
+    one already open.
 
     Returns (hand_off, created).
     """
@@ -66,7 +68,8 @@ def request_hand_off(session: Session, openid: str, reason: str, summary: dict |
     customer = by_openid(session, openid)
     hand_off = HandOff(openid=openid, customer_id=customer.id if customer else None,
                        officer_id=responsible_officer_id(session, openid, customer), reason=reason,
-                       summary=summary or {}, priority=PRIORITIES[reason], deadline=utcnow() + deadline)
+                       summary=summary or {}, priority=PRIORITIES[reason], deadline=utcnow() + deadline,
+                       application_id=application_id)
     try:
         with session.begin_nested():
             session.add(hand_off)

@@ -138,3 +138,18 @@ def test_a_reply_whose_job_was_lost_is_queued_again(emulators, monkeypatch):
         job.perform()
     assert [m["content"] for m in received(wechat, OPENID)] == ["您好，我是李经理"]
     assert message(settings, message_id) == ("sent", None)
+
+
+def test_the_watcher_reminds_the_officer_of_a_deadline_about_to_pass(emulators):
+    from handoff.__main__ import watch_once
+
+    settings, _, wecom = emulators
+    with unit_of_work(settings.database_url) as s:
+        h.request_hand_off(s, OPENID, "customer_request", deadline=timedelta(minutes=2))
+    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    assert watch_once(settings, jobs.HandOffJobs(settings)) == 2  # the new hand-off, and its deadline
+    for job in queue.jobs:
+        job.perform()
+    texts = [m["content"] for m in received(wecom, "li.jingli")]
+    assert len(texts) == 2 and texts[0].startswith("新的转人工会话") and texts[1].startswith("转人工会话快到时限了")
+    assert watch_once(settings, jobs.HandOffJobs(settings)) == 0

@@ -221,6 +221,13 @@ def test_officer_approves_or_rejects_with_a_reason_through_the_lending_service(l
     assert "这笔申请目前审批通过" in resp.data.decode()
 
 
+def test_a_hand_off_about_an_application_links_to_it(login, demo_settings):
+    app_id = _application_under_review(demo_settings)
+    hid = hand_off(demo_settings, reason="above_auto_limit", application_id=app_id)
+    page = login().get(f"/console/hand-offs/{hid}").data.decode()
+    assert f'href="/console/applications/{app_id}">申请 {app_id}</a>' in page and "超过自动审批额度" in page
+
+
 def test_another_officers_application_is_403(login, demo_settings):
     app_id = _application_under_review(demo_settings)
     with unit_of_work(demo_settings.database_url) as s:
