@@ -37,6 +37,7 @@ MESSAGE_STATUS = {"received": "", "queued": "发送中", "sent": "已送达", "t
                   "template_sent": "已用模板消息送达", "undelivered": "未送达"}
 AUTHORIZATION_STATUS = {"pending": "待授权", "consented": "已授权", "expired": "已过期", "locked": "已锁定",
                         "revoked": "已撤销"}
+TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资产"}
 UNDELIVERED_HINTS = {45015: "客户超过48小时没有发消息，微信不允许直接回复；可以改用模板消息发送",
                      45047: "客户未回复前发的消息太多，微信暂不允许再发；可以稍后重发"}
 
@@ -242,7 +243,7 @@ def _profile(customer: Customer | None) -> dict | None:
     return {
         "customer": customer, "type": CUSTOMER_TYPES.get(customer.customer_type, customer.customer_type),
         "line": current_line(db, customer),
-        "tags": {k: v for line in lines for k, v in (line.tags or {}).items()},
+        "tags": {TAG_LABELS.get(k, k): v for line in lines for k, v in (line.tags or {}).items()},
         "applications": db.scalars(select(LoanApplication).where(LoanApplication.customer_id == customer.id)
                                    .options(joinedload(LoanApplication.product))
                                    .order_by(LoanApplication.id.desc())).all(),
@@ -252,8 +253,20 @@ def _profile(customer: Customer | None) -> dict | None:
     }
 
 
+def _author(author: str) -> str:
+    """客户, 机器人, or the officer's name."""
+    if author == "customer":
+        return "客户"
+    if author == "bot":
+        return "机器人"
+    if "officer_names" not in g:
+        g.officer_names = dict(g.db.execute(select(Officer.username, Officer.display_name)).all())
+    username = author.split(":", 1)[-1]
+    return g.officer_names.get(username, username)
+
+
 def _message_json(m: ConversationMessage) -> dict:
-    return {"id": m.id, "direction": m.direction, "author": m.author, "body": m.body, "status": m.status,
+    return {"id": m.id, "direction": m.direction, "author": _author(m.author), "body": m.body, "status": m.status,
             "status_label": MESSAGE_STATUS.get(m.status, m.status), "errcode": m.errcode,
             "hint": UNDELIVERED_HINTS.get(m.errcode, "可以重发") if m.status == "undelivered" else "",
             "at": beijing(m.created_at), "hand_off_id": m.hand_off_id}

@@ -43,11 +43,6 @@
 
   // -- one conversation: new messages and delivery states ------------------------------
   var list = document.getElementById("messages");
-  function author(m) {
-    if (m.author === "customer") { return "客户"; }
-    if (m.author === "bot") { return "机器人"; }
-    return m.author.split(":").pop();
-  }
   function render(messages) {
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.textContent = "";
@@ -56,7 +51,7 @@
       li.className = m.direction;
       li.dataset.id = m.id;
       meta.className = "meta";
-      meta.textContent = author(m) + " " + m.at + " " + m.status_label;
+      meta.textContent = m.author + " " + m.at + " " + m.status_label;
       li.appendChild(meta);
       li.appendChild(document.createTextNode(m.body));
       if (m.status === "undelivered") {
@@ -76,18 +71,19 @@
     });
     if (atBottom) { list.scrollTop = list.scrollHeight; }
   }
+  var last = null;
+  function show(body) {
+    var seen = JSON.stringify(body);
+    if (seen === last) { return; }
+    if (last !== null) { render(body.messages); }
+    last = seen;
+    document.getElementById("hand-off-status").textContent = body.status_label + " · " + (body.officer || "支行队列");
+  }
   if (list) {
-    var last = null;
     list.scrollTop = list.scrollHeight;
     var pollMessages = function () {
-      getJSON(list.dataset.url).then(function (body) {
-        var seen = JSON.stringify(body);
-        if (seen !== last) {
-          if (last !== null) { render(body.messages); }
-          last = seen;
-          document.getElementById("hand-off-status").textContent = body.status_label + " · " + (body.officer || "支行队列");
-        }
-      }).catch(function () {}).then(function () { setTimeout(pollMessages, 1500); });
+      getJSON(list.dataset.url).then(show).catch(function () {})
+        .then(function () { setTimeout(pollMessages, 1500); });
     };
     pollMessages();
   }
@@ -104,7 +100,7 @@
         .then(function (res) {
           if (!res.ok) { error.textContent = res.body.message; return; }
           reply.elements.text.value = "";
-          return getJSON(list.dataset.url).then(function (body) { render(body.messages); last = JSON.stringify(body); });
+          return getJSON(list.dataset.url).then(show);
         })
         .catch(function () { error.textContent = "网络不通，回复没有发出，请再试一次"; });
     });
