@@ -8,10 +8,12 @@ jobs (handoff.jobs), after the records are committed.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
+import redis
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from sqlalchemy import func, select
@@ -26,8 +28,13 @@ from lending.credit_lines import current_line
 from sunshine.db import unit_of_work
 from sunshine.models import (ApplicationEvent, AuditEntry, Authorization, ConversationMessage, Customer, HandOff,
                              LoanApplication, Officer, utcnow)
+from sunshine.redis import connect
 
+log = logging.getLogger(__name__)
 _BEIJING = timezone(timedelta(hours=8), "CST")
+# After this many wrong passwords for one user name, its logins are refused for LOGIN_LOCK_S.
+MAX_LOGIN_FAILURES = 5
+LOGIN_LOCK_S = 15 * 60
 bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static", static_url_path="/static")
 api = Blueprint("console_api", __name__, url_prefix="/api/console")
 
@@ -122,16 +129,40 @@ def login():
     return render_template("console/login.html", error=None, next=request.args.get("next", ""))
 
 
+def _failures(username: str, change: str = "") -> int:
+    """Failed logins for this user name in the last LOGIN_LOCK_S; `change` "add" counts one more,
+    "clear" forgets them. 0 when Redis is down (its outage never locks officers out)."""
+    key = f"sunshine:console:login_failures:{username}"
+    try:
+        r = connect(_settings().redis_url)
+        if change == "clear":
+            r.delete(key)
+            return 0
+        if change == "add":
+            count = r.incr(key)
+            r.expire(key, LOGIN_LOCK_S)
+            return count
+        return int(r.get(key) or 0)
+    except (redis.RedisError, ValueError) as exc:
+        log.warning("login failure count unavailable: %s", exc)
+        return 0
+
+
 @bp.post("/login")
 def login_submit():
     _check_csrf()
-    username = request.form.get("username", "").strip()
+    username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
     target = request.form.get("next", "")
+    if _failures(username) >= MAX_LOGIN_FAILURES:
+        return render_template("console/login.html", next=target,
+                               error=f"密码错误次数太多，请{LOGIN_LOCK_S // 60}分钟后再试，或请主管重置密码"), 429
     with unit_of_work(_settings().database_url) as db:
         officer = db.scalar(select(Officer).where(Officer.username == username, Officer.active.is_(True)))
         if officer is None or not check_password_hash(officer.password_hash, password):
+            _failures(username, "add")
             return render_template("console/login.html", error="用户名或密码不对", next=target), 401
+        _failures(username, "clear")
         session.clear()
         session.update(officer_id=officer.id, officer_name=officer.display_name, role=officer.role)
         db.add(AuditEntry(actor=handoffs.actor_of(officer), action="console.login", subject_type="officer",

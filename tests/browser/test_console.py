@@ -8,10 +8,14 @@ from __future__ import annotations
 import time
 
 import requests
+from sqlalchemy import func, select
 
 from conversation.inbound import PASSED_TO_OFFICER
+from emulators.wechat.user import WeChatUser
 from handoff.service import CLOSING_NOTE, open_hand_off
 from sunshine.db import unit_of_work
+from sunshine.models import HandOff
+from sunshine.settings import Settings
 from tests.integration.conftest import stack  # noqa: F401  (the whole stack, as `make run` starts it)
 from tests.integration.test_stack import converse
 
@@ -52,7 +56,13 @@ def test_officer_answers_a_hand_off_in_the_browser_and_hands_back_to_the_bot(sta
     page.click(f'tr[data-hand-off="{hand_off_id}"] a')
     page.wait_for_selector("#reply")
 
-    assert converse(stack, OPENID, "<b>谢谢</b>") == [PASSED_TO_OFFICER]
+    # 转人工 again: the officer gets the message, the customer still has one hand-off
+    assert converse(stack, OPENID, "转人工") == [PASSED_TO_OFFICER]
+    s = Settings()
+    user = WeChatUser(stack.web + "/wechat", s.wechat_token, s.wechat_appid, openid=OPENID, timeout=6)
+    assert user.send_text("<b>谢谢</b>").empty  # acknowledged once already
+    with unit_of_work(stack.env["DATABASE_URL"]) as db:
+        assert db.scalar(select(func.count()).select_from(HandOff).where(HandOff.openid == OPENID)) == 1
     page.wait_for_selector('#messages li:has-text("<b>谢谢</b>")', timeout=10_000)
     assert page.locator("#messages b").count() == 0  # shown as text, not markup
 

@@ -236,3 +236,15 @@ def test_another_officers_application_is_403(login, demo_settings):
             select(Officer.id).where(Officer.username == "supervisor01"))
     assert login().get(f"/console/applications/{app_id}").status_code == 403
     assert login("supervisor01").get(f"/console/applications/{app_id}").status_code == 200
+
+
+def test_five_wrong_passwords_lock_the_user_name_for_a_while(make_client, login):
+    client = make_client()
+    for _ in range(5):
+        token = csrf_of(client.get("/console/login").data)
+        resp = client.post("/console/login", data={"username": "officer01", "password": "guess", "csrf": token})
+        assert resp.status_code == 401 and "用户名或密码不对" in resp.data.decode()
+    token = csrf_of(client.get("/console/login").data)
+    resp = client.post("/console/login", data={"username": "officer01", "password": "sunshine-demo", "csrf": token})
+    assert resp.status_code == 429 and "密码错误次数太多" in resp.data.decode()
+    login("supervisor01")  # other user names are not affected
