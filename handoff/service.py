@@ -147,13 +147,19 @@ def _check_open(hand_off: HandOff, doing: str) -> None:
         raise HandOffError(f"这个会话已经结束，不能再{doing}；客户再找客户经理时会有新的会话")
 
 
-def open_queue(session: Session, officer: Officer, only_officer_id: int | None = None) -> list[HandOff]:
-    """Open hand-offs the officer sees, most urgent first (priority, then deadline)."""
-    query = (select(HandOff).where(HandOff.status != "closed", visible_to(officer))
+def queue_rows(session: Session, officer: Officer, only_officer_id: int | None = None) -> list:
+    """Open hand-offs the officer sees, most urgent first (priority, then deadline), as plain rows
+    (the queue may hold thousands): id, openid, priority, status, reason, deadline, summary,
+    customer_name, officer_username, officer_name."""
+    query = (select(HandOff.id, HandOff.openid, HandOff.priority, HandOff.status, HandOff.reason, HandOff.deadline,
+                    HandOff.summary, Customer.name.label("customer_name"), Officer.username.label("officer_username"),
+                    Officer.display_name.label("officer_name"))
+             .outerjoin(Customer, Customer.id == HandOff.customer_id).outerjoin(Officer, Officer.id == HandOff.officer_id)
+             .where(HandOff.status != "closed", visible_to(officer))
              .order_by(HandOff.priority.desc(), HandOff.deadline, HandOff.id))
     if only_officer_id is not None:
         query = query.where(HandOff.officer_id == only_officer_id)
-    return list(session.scalars(query))
+    return session.execute(query).all()
 
 
 def claim(session: Session, hand_off: HandOff, officer: Officer) -> None:

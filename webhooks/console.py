@@ -185,23 +185,12 @@ def _queue_context(officer_filter: int | None) -> dict:
     officer: Officer = g.officer
     supervisor = officer.role == handoffs.SUPERVISOR
     now = utcnow()
-    # Plain rows, not objects: the queue may hold thousands.
-    query = (select(HandOff.id, HandOff.openid, HandOff.priority, HandOff.status, HandOff.reason, HandOff.deadline,
-                    HandOff.summary, Customer.name.label("customer_name"), Officer.username.label("officer_username"),
-                    Officer.display_name.label("officer_name"))
-             .outerjoin(Customer, Customer.id == HandOff.customer_id).outerjoin(Officer, Officer.id == HandOff.officer_id)
-             .where(HandOff.status != "closed", handoffs.visible_to(officer))
-             .order_by(HandOff.priority.desc(), HandOff.deadline, HandOff.id))
-    if supervisor and officer_filter:
-        query = query.where(HandOff.officer_id == officer_filter)
-    hand_offs = g.db.execute(query).all()
+    hand_offs = handoffs.queue_rows(g.db, officer, officer_filter if supervisor else None)
     applications = officer_queue().options(joinedload(LoanApplication.customer), joinedload(LoanApplication.product))
-    if not supervisor:
+    owner = officer_filter if supervisor else officer.id  # an officer: their customers' applications
+    if owner:
         applications = applications.join(Customer, Customer.id == LoanApplication.customer_id).where(
-            Customer.officer_id == officer.id)
-    elif officer_filter:
-        applications = applications.join(Customer, Customer.id == LoanApplication.customer_id).where(
-            Customer.officer_id == officer_filter)
+            Customer.officer_id == owner)
     applications = g.db.scalars(applications).all()
     return {"hand_offs": hand_offs, "applications": applications, "now": now, "supervisor": supervisor,
             "hand_off_link": url_for("console.queue") + "/hand-offs/",

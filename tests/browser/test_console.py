@@ -23,7 +23,7 @@ OPENID = "o_browser_console"
 REPLY = "您好，我是李经理。您想贷多少、做什么用？"
 
 
-def pushed(stack, openid=OPENID) -> list[str]:
+def pushed(stack, openid=OPENID) -> list[str]:  # noqa: F811
     return [m["content"] for m in requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid},
                                                timeout=5).json()]
 

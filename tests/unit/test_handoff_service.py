@@ -57,8 +57,10 @@ def test_officer_sees_own_and_branch_queue_supervisor_everything(demo_db_url):
         followed(s, "o_station_scan", station_by_code(s, "HQ002"))
         others, _ = h.request_hand_off(s, "o_station_scan", "customer_request")
         li, zhou = officer(s, "officer01"), officer(s, "supervisor01")
-        assert {x.id for x in h.open_queue(s, li)} == {own.id, branch.id}
-        assert {x.id for x in h.open_queue(s, zhou)} == {own.id, branch.id, others.id}
+        assert {x.id for x in h.queue_rows(s, li)} == {own.id, branch.id}
+        assert [x.id for x in h.queue_rows(s, zhou)] == [own.id, branch.id, others.id]  # same priority: by deadline
+        assert [x.id for x in h.queue_rows(s, zhou, only_officer_id=li.id)] == [own.id]
+        assert h.queue_rows(s, li)[0].customer_name == "张建国"
         with pytest.raises(h.NotAllowed):
             h.check_access(li, others)
         with pytest.raises(h.NotAllowed):
