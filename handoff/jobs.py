@@ -121,9 +121,12 @@ def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale:
                                   .where(OfficerNotice.status == "pending").order_by(OfficerNotice.id)
                                   .limit(500)).all()
         for notice, openid in notices:
-            notice.status = "queued"
-            jobs.send_notice(notice, openid)
-            queued += 1
+            # Marked in Redis, not in the database (no write here to collide with the webhook's on
+            # SQLite); a notice still pending when the mark expires lost its job and is queued again.
+            if jobs.connection.set(f"sunshine:handoff:notice_queued:{notice.id}", 1, nx=True,
+                                   ex=max(1, int(REQUEUE_AFTER.total_seconds()))):
+                jobs.send_notice(notice, openid)
+                queued += 1
         if not requeue_stale:
             return queued
         stale = session.scalars(select(ConversationMessage).where(
