@@ -156,7 +156,7 @@ def login_submit():
     target = request.form.get("next", "")
     if _failures(username) >= MAX_LOGIN_FAILURES:
         return render_template("console/login.html", next=target,
-                               error=f"密码错误次数太多，请{LOGIN_LOCK_S // 60}分钟后再试，或请主管重置密码"), 429
+                               error=f"密码错误次数太多，请{LOGIN_LOCK_S // 60}分钟后再试"), 429
     with unit_of_work(_settings().database_url) as db:
         officer = db.scalar(select(Officer).where(Officer.username == username, Officer.active.is_(True)))
         if officer is None or not check_password_hash(officer.password_hash, password):
