@@ -1,6 +1,8 @@
 """The Rasa server, reached through its REST channel."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import requests
 
 
@@ -24,3 +26,17 @@ class RasaClient:
             return resp.json()
         except (requests.RequestException, ValueError) as exc:
             raise RasaUnavailable(f"Rasa at {self.base_url} failed: {type(exc).__name__}") from exc
+
+    def history(self, sender: str, timeout: float = 3.0) -> list[dict]:
+        """What the customer and the bot said, oldest first, from the tracker (Rasa's HTTP API):
+        [{"author": "customer" | "bot", "text": ..., "at": unix seconds}]."""
+        try:
+            resp = self._http.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker",
+                                  params={"include_events": "ALL"}, timeout=timeout)
+            resp.raise_for_status()
+            events = resp.json().get("events") or []
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            raise RasaUnavailable(f"Rasa at {self.base_url} failed: {type(exc).__name__}") from exc
+        authors = {"user": "customer", "bot": "bot"}
+        return [{"author": authors[e["event"]], "text": e["text"], "at": e.get("timestamp")}
+                for e in events if e.get("event") in authors and e.get("text")]

@@ -293,6 +293,11 @@ class WeChatApi:
         self._call(self.oa.message.send_mini_program_page, openid,
                    {"title": title, "appid": appid, "pagepath": pagepath, "thumb_media_id": thumb_media_id})
 
+    # -- template messages (reach a customer outside the 48-hour window) ------------
+    def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> None:
+        """A template message: `data` is {"keyword": {"value": "..."}} as the template defines."""
+        self._call(self.oa.message.send_template, openid, template_id, data, url=url)
+
     # -- QR codes ------------------------------------------------------------
     def create_scene_qrcode(self, scene_str: str, expire_seconds: int | None = 1800) -> SceneQrCode:
         """A temporary parametric QR code (permanent when `expire_seconds` is None) for `scene_str`

@@ -324,3 +324,27 @@ class CreditReportRecord(Base):
     error = Column(Text)
     started_at = Column(DateTime, nullable=False, default=utcnow)
     finished_at = Column(DateTime)
+
+# -- officers: hand-off notifications and the console's queue (handoff/, webhooks/console.py) --
+
+class OfficerNotice(Base):
+    """A WeCom message to an officer about a hand-off: a new one, a deadline about to
+    pass, or (to supervisors) one overdue. Stored before it is sent, once per kind."""
+    __tablename__ = "officer_notices"
+    id = Column(Integer, primary_key=True)
+    hand_off_id = Column(Integer, ForeignKey("hand_offs.id"), nullable=False, index=True)
+    officer_id = Column(Integer, ForeignKey("officers.id"), nullable=False)
+    kind = Column(String(16), nullable=False)  # new | deadline | overdue
+    text = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default="pending")  # pending | sent | failed
+    errcode = Column(Integer)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime)
+
+    officer = relationship("Officer")
+    __table_args__ = (UniqueConstraint("hand_off_id", "officer_id", "kind"),)
+
+
+# The console's queue: open hand-offs by officer, and by deadline.
+Index("ix_hand_offs_status_deadline", HandOff.status, HandOff.deadline)
+Index("ix_hand_offs_officer_status", HandOff.officer_id, HandOff.status)

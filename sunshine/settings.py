@@ -77,6 +77,16 @@ class Settings:
     # Credit-bureau query: seconds per attempt, and attempts before the query is marked failed.
     bureau_timeout_s: float = 5.0
     bureau_attempts: int = 3
+    # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console.py) --
+    wecom_api_base: str = "http://127.0.0.1:8300"
+    wecom_corpid: str = "ww0000000000demo01"
+    wecom_secret: str = "demo-wecom-secret"
+    wecom_agentid: int = 1000002
+    wecom_emulator_port: int = 8300
+    # Template for an officer's reply the customer-service API refused (45015: 48 hours without a message).
+    wechat_reply_template_id: str = "tpl_officer_reply_demo"
+    # Minutes before a hand-off's deadline its officer is reminded in WeCom.
+    handoff_warn_minutes: int = 5
 
 
     @property
@@ -90,7 +100,7 @@ class Settings:
 
     def public(self) -> dict:
         """The settings that may be printed: secrets replaced by '***'."""
-        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token"}
+        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token", "wecom_secret"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -182,7 +192,10 @@ def validate(s: Settings) -> None:
                               "postgresql://user@host/db")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
-    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url"):
+    if not 1 <= s.handoff_warn_minutes <= 240:
+        raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
+    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url",
+                 "wecom_api_base"):
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")

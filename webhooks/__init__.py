@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(wechat.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(console.api)
     app.register_blueprint(health.bp)
 
     @app.errorhandler(HTTPException)

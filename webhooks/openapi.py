@@ -2,6 +2,8 @@
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
           "required": ["error", "message"]}
+_JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 
 _E = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -74,6 +76,48 @@ SPEC = {
                     "502": {"description": "WeChat unavailable",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 },
+            }
+        },
+        # -- the officer console (session cookie from /console/login; POSTs need X-CSRF-Token) --
+        "/api/console/changes": {
+            "get": {
+                "summary": "A version that changes whenever a hand-off, message or application changes",
+                "responses": {"200": {"description": "{\"version\": \"...\"}"},
+                              "401": {"description": "Not logged in", "content": _JSON_ERROR}},
+            }
+        },
+        "/api/console/queue": {
+            "get": {
+                "summary": "Open hand-offs the officer sees (own and branch queue; supervisors all) and "
+                           "applications awaiting review, most urgent first",
+                "parameters": [{"name": "officer", "in": "query", "required": False, "schema": {"type": "integer"},
+                                "description": "supervisors: one officer's queue"}],
+                "responses": {"200": {"description": "{hand_offs: [...], applications: [...]}"},
+                              "401": {"description": "Not logged in", "content": _JSON_ERROR}},
+            }
+        },
+        "/api/console/hand-offs/{id}/messages": {
+            "get": {
+                "summary": "The customer's messages kept for officers, and officers' replies with their delivery",
+                "parameters": [_ID],
+                "responses": {"200": {"description": "{status, status_label, officer, messages: [...]}"},
+                              "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                              "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                              "404": {"description": "No such hand-off", "content": _JSON_ERROR}},
+            }
+        },
+        "/api/console/hand-offs/{id}/replies": {
+            "post": {
+                "summary": "Reply to the customer (sent through the customer-service message API by a worker)",
+                "parameters": [_ID],
+                "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "properties": {"text": {"type": "string"}, "csrf": {"type": "string"}},
+                    "required": ["text"]}}}},
+                "responses": {"201": {"description": "The stored reply, status queued"},
+                              "400": {"description": "Missing or forged CSRF token", "content": _JSON_ERROR},
+                              "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                              "409": {"description": "Closed hand-off, empty or too long reply",
+                                      "content": _JSON_ERROR}},
             }
         },
     },

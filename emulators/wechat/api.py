@@ -9,6 +9,8 @@ fresh emulator; `app.extensions["wechat_emulator"]` is its `EmulatorState`.
 API endpoints (as on api.weixin.qq.com / mp.weixin.qq.com):
 - `GET  /cgi-bin/token?grant_type=client_credential&appid=&secret=`
 - `POST /cgi-bin/message/custom/send?access_token=`   (Official Account token)
+- `POST /cgi-bin/message/template/send?access_token=` (Official Account token; listed by
+  `/_emulator/messages` with msgtype "template", payload {template_id, data, url})
 - `POST /cgi-bin/qrcode/create?access_token=`        (Official Account token)
 - `GET  /cgi-bin/showqrcode?ticket=`                 (PNG; real host: mp.weixin.qq.com)
 - `POST /wxa/getwxacodeunlimit?access_token=`        (mini-program token; PNG or JSON error)
@@ -378,6 +380,20 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         _check_message(body)
         state.record_message(account, body)
         return _json({"errcode": 0, "errmsg": "ok"})
+
+    @app.post("/cgi-bin/message/template/send")
+    def template_send():
+        account = state.check_token(request.args.get("access_token"), "oa")
+        body = _body()
+        data = body.get("data")
+        if not body.get("touser") or not body.get("template_id"):
+            raise WeChatError(47001)
+        if not isinstance(data, dict) or not all(isinstance(v, dict) and "value" in v for v in data.values()):
+            raise WeChatError(47001)
+        state.record_message(account, {"touser": body["touser"], "msgtype": "template",
+                                       "template": {"template_id": body["template_id"], "data": data,
+                                                    "url": body.get("url")}})
+        return _json({"errcode": 0, "errmsg": "ok", "msgid": secrets.randbelow(2 ** 53)})
 
     @app.post("/cgi-bin/qrcode/create")
     def qrcode_create():

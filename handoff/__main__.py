@@ -1,0 +1,61 @@
+"""`python -m handoff watch [--every SECONDS]`: the hand-off watcher that `make run` keeps running.
+
+Each round it stores WeCom notices of deadlines about to pass (HANDOFF_WARN_MINUTES) and of
+overdue hand-offs (to supervisors), and enqueues every notice not yet sent; every minute it
+also queues again officers' replies whose job was lost. Exit status 2: could not run.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from handoff.jobs import HandOffJobs, dispatch
+from handoff.service import sweep_deadlines
+from sunshine.db import unit_of_work
+from sunshine.protect import configure_logging
+from sunshine.settings import ConfigError, Settings, load
+
+log = logging.getLogger("handoff.watch")
+
+
+def watch_once(settings: Settings, jobs: HandOffJobs, requeue_stale: bool = True) -> int:
+    with unit_of_work(settings.database_url) as session:
+        sweep_deadlines(session, timedelta(minutes=settings.handoff_warn_minutes))
+    return dispatch(settings, jobs, requeue_stale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handoff", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("watch",))
+    parser.add_argument("--every", type=float, default=0, help="repeat every SECONDS (0: once)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    jobs = HandOffJobs(settings)
+    rounds = 0
+    while True:
+        try:
+            queued = watch_once(settings, jobs, requeue_stale=rounds % max(1, int(60 / (args.every or 60))) == 0)
+            if queued:
+                log.info("queued %d notice(s) and message(s)", queued)
+        except SQLAlchemyError as exc:  # the database is back in a moment: the next round catches up
+            log.error("hand-off watch round failed: %s", exc)
+            if not args.every:
+                return 2
+        if not args.every:
+            return 0
+        rounds += 1
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

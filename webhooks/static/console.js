@@ -1,0 +1,108 @@
+// The officer console: deadlines counting down, the queue and the conversation kept
+// current by polling, replies sent without reloading. Text from customers and officers
+// is only ever put into the page as text (textContent), never as HTML.
+(function () {
+  "use strict";
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+  function countdown() {
+    var now = Date.now();
+    document.querySelectorAll("[data-deadline]").forEach(function (el) {
+      var left = Math.round((Date.parse(el.dataset.deadline) - now) / 1000);
+      var abs = Math.abs(left), h = Math.floor(abs / 3600), m = Math.floor(abs % 3600 / 60), s = abs % 60;
+      var span = (h ? h + "小时" : "") + (h || m ? m + "分" : "") + (h ? "" : s + "秒");
+      el.textContent = left >= 0 ? "剩 " + span : "已超时 " + span;
+      el.classList.toggle("overdue", left < 0);
+    });
+  }
+  countdown();
+  setInterval(countdown, 1000);
+
+  function getJSON(url) {
+    return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}}).then(function (r) {
+      if (r.status === 401) { location.reload(); }
+      return r.json();
+    });
+  }
+
+  // -- the queue: reload its tables when anything changed --------------------------
+  var queue = document.getElementById("queue");
+  if (queue) {
+    var version = null;
+    var pollQueue = function () {
+      getJSON(queue.dataset.changesUrl).then(function (body) {
+        if (version !== null && body.version !== version) {
+          return fetch(queue.dataset.rowsUrl, {credentials: "same-origin"}).then(function (r) { return r.text(); })
+            .then(function (html) { queue.innerHTML = html; countdown(); version = body.version; });
+        }
+        version = body.version;
+      }).catch(function () {}).then(function () { setTimeout(pollQueue, 1000); });
+    };
+    pollQueue();
+  }
+
+  // -- one conversation: new messages and delivery states ------------------------------
+  var list = document.getElementById("messages");
+  function render(messages) {
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.textContent = "";
+    messages.forEach(function (m) {
+      var li = document.createElement("li"), meta = document.createElement("span");
+      li.className = m.direction;
+      li.dataset.id = m.id;
+      meta.className = "meta";
+      meta.textContent = m.author + " " + m.at + " " + m.status_label;
+      li.appendChild(meta);
+      li.appendChild(document.createTextNode(m.body));
+      if (m.status === "undelivered") {
+        var hint = document.createElement("span"), form = document.createElement("form");
+        var token = document.createElement("input"), button = document.createElement("button");
+        hint.className = "meta error";
+        hint.textContent = m.hint;
+        form.method = "post";
+        form.action = "/console/messages/" + m.id + "/resend";
+        token.type = "hidden"; token.name = "csrf"; token.value = csrf;
+        button.type = "submit";
+        button.textContent = m.errcode === 45015 ? "用模板消息发送" : "重发";
+        form.appendChild(token); form.appendChild(button);
+        li.appendChild(hint); li.appendChild(form);
+      }
+      list.appendChild(li);
+    });
+    if (atBottom) { list.scrollTop = list.scrollHeight; }
+  }
+  var last = null;
+  function show(body) {
+    var seen = JSON.stringify(body);
+    if (seen === last) { return; }
+    if (last !== null) { render(body.messages); }
+    last = seen;
+    document.getElementById("hand-off-status").textContent = body.status_label + " · " + (body.officer || "支行队列");
+  }
+  if (list) {
+    list.scrollTop = list.scrollHeight;
+    var pollMessages = function () {
+      getJSON(list.dataset.url).then(show).catch(function () {})
+        .then(function () { setTimeout(pollMessages, 1500); });
+    };
+    pollMessages();
+  }
+
+  var reply = document.getElementById("reply");
+  if (reply) {
+    reply.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var error = document.getElementById("reply-error");
+      error.textContent = "";
+      fetch(reply.dataset.api, {method: "POST", credentials: "same-origin", body: new FormData(reply),
+                                headers: {"X-CSRF-Token": csrf, "Accept": "application/json"}})
+        .then(function (r) { return r.json().then(function (body) { return {ok: r.ok, body: body}; }); })
+        .then(function (res) {
+          if (!res.ok) { error.textContent = res.body.message; return; }
+          reply.elements.text.value = "";
+          return getJSON(list.dataset.url).then(show);
+        })
+        .catch(function () { error.textContent = "网络不通，回复没有发出，请再试一次"; });
+    });
+  }
+})();
