@@ -69,8 +69,10 @@ def services(s: Settings) -> list[Service]:
             str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)]))
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
     out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
+    out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
     for name, url, module in (("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
-                              ("bureau-emulator", s.bureau_url, "emulators.bureau")):
+                              ("bureau-emulator", s.bureau_url, "emulators.bureau"),
+                              ("sms-emulator", s.sms_api_base, "emulators.sms")):
         port = _local_port(url)
         if port:
             out.append(Service(name, port, [py, "-m", module, "--port", str(port)]))

@@ -78,6 +78,15 @@ class Settings:
     bureau_timeout_s: float = 5.0
     bureau_attempts: int = 3
 
+    # --- auth_flow: WeChat identity on the H5 page, SMS codes, report recovery ---
+    # WeChat's web-authorization host (the page's OAuth redirect goes there; the emulator in tests).
+    wechat_open_base: str = "https://open.weixin.qq.com"
+    # The bank's SMS gateway (codes for a party without a bound WeChat).
+    sms_api_base: str = "http://127.0.0.1:8300"
+    sms_api_key: str = "dev-sms-key"
+    sms_emulator_port: int = 8300
+    # Seconds after which a credit-report query still `querying` (its process died) is re-run.
+    report_query_stale_s: int = 120
 
     @property
     def wechat_mode(self) -> str:
@@ -90,7 +99,7 @@ class Settings:
 
     def public(self) -> dict:
         """The settings that may be printed: secrets replaced by '***'."""
-        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token"}
+        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token", "sms_api_key"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -175,6 +184,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("AUTH_WECHAT_CODE must be mp, wxa or none")
     if not 1 <= s.bureau_attempts <= 10:
         raise ConfigError("BUREAU_ATTEMPTS must be between 1 and 10")
+    if s.report_query_stale_s < 10:
+        raise ConfigError("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
     for name in ("database_url",):
         value = getattr(s, name)
         if "://" not in value:
@@ -182,7 +193,8 @@ def validate(s: Settings) -> None:
                               "postgresql://user@host/db")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
-    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url"):
+    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url",
+                 "wechat_open_base", "sms_api_base"):
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")
