@@ -1,15 +1,27 @@
-"""`python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER` | `export-evidence FILE.jsonl`."""
+"""Authorization operations from the command line (DATABASE_URL, SECRET_KEY, BUREAU_URL from the settings).
+
+    python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
+    python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
+    python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
+    python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
+                                                                     (once, or every SECONDS: `make run` does)
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 
-from auth_flow import evidence, faces, service
+from sqlalchemy.exc import SQLAlchemyError
+
+from auth_flow import evidence, faces, reports, service
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
-from sunshine.protect import mask_id_number
+from sunshine.models import LoanApplication
+from sunshine.protect import configure_logging, mask_id_number
 from sunshine.settings import load
 
 
@@ -22,8 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     enroll.add_argument("--officer", required=True)
     export = commands.add_parser("export-evidence", help="write the consent-evidence chain as JSON lines")
     export.add_argument("out", type=Path)
+    retry = commands.add_parser("retry-reports", help="query an application's failed or stuck reports again")
+    retry.add_argument("application_id", type=int)
+    sweep = commands.add_parser("sweep-reports", help="fetch reports whose consents are complete but not queried")
+    sweep.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)
     settings = load()
+    configure_logging(settings.log_level)
+    if args.command == "retry-reports":
+        return retry_reports(settings, args.application_id)
+    if args.command == "sweep-reports":
+        return sweep_reports(settings, args.every)
     if args.command == "enroll-face":
         with unit_of_work(settings.database_url) as session:
             customer = by_id_number(session, settings.secret_key, args.id_number)
@@ -47,6 +68,40 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(records)} evidence records written to {args.out}; chain "
           + ("intact" if not problems else "BROKEN:\n" + "\n".join(problems)))
     return 1 if problems else 0
+
+
+def retry_reports(settings, application_id: int) -> int:
+    with unit_of_work(settings.database_url) as session:
+        if session.get(LoanApplication, application_id) is None:
+            print(f"error: no application {application_id}", file=sys.stderr)
+            return 2
+    outcome = reports.fetch_reports(settings, application_id, retry_failed=True)
+    detail = {"waiting": f"consents missing: {', '.join(outcome.missing)}",
+              "claimed_elsewhere": "nothing to query (reports in, or a query still running)",
+              "failed": "; ".join(f"{role}: {why}" for role, why in outcome.failed.items()),
+              "received": "reports handed to the lending service"}[outcome.state]
+    print(f"application {application_id}: {outcome.state} ({detail})")
+    return 0 if outcome.state == "received" else 1
+
+
+def sweep_reports(settings, every_s: float | None) -> int:
+    """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
+    while True:
+        try:
+            done = {app_id: state for app_id, state in reports.sweep_reports(settings).items()
+                    if state != "claimed_elsewhere"}
+            if done or every_s is None:
+                print(f"credit reports swept: {done or 'nothing to do'}", flush=True)
+        except SQLAlchemyError:
+            if every_s is None:
+                raise
+            logging.getLogger(__name__).exception("report sweep failed; trying again in %ss", every_s)
+        if every_s is None:
+            return 0
+        try:
+            time.sleep(every_s)
+        except KeyboardInterrupt:
+            return 0
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """From the last consent to the reports in the lending service.
 
-When every party the product requires has consented, `fetch_reports` queries their
-credit reports from the bureau in parallel and hands them to
-`lending.applications.Applications.report_arrived`, which decides.
+When every party the product requires has consented, the web request enqueues
+`fetch_job` (conversation.tasks.Jobs.fetch_reports) after its commit; a worker runs
+`fetch_reports`, which queries the parties' credit reports from the bureau in parallel
+and hands them to `lending.applications.Applications.report_arrived`, which decides.
 
 Never twice for one consent: before any query, one `credit_report_records` row per
 authorization is inserted (unique on the authorization) in its own transaction; a
 second caller finds them and queries nothing. A timeout or a 5xx is retried with
-backoff under the same authorization id (the bureau treats a repeated authorization
-id as the same query); a refusal (4xx) is not retried. A query that still fails
-leaves the record `failed` with the reason, an audit entry, and the application
-waiting; `fetch_reports(..., retry_failed=True)` queries the failed ones again
-(no console page or command calls it yet).
+backoff under the same authorization id, sent as the bureau's Idempotency-Key (the
+bureau answers a repeated key with the same report and no second query record); a
+refusal (4xx) is not retried. A query that still fails leaves the record `failed`
+with the reason, the application waiting, and the officer told (auth_flow.notices);
+`python -m auth_flow retry-reports APPLICATION_ID` queries the failed ones again.
+
+Restart-safe: a record still `querying` after REPORT_QUERY_STALE_S (its process died
+mid-query) is taken back by the next `fetch_reports` of that application (one taker:
+a conditional UPDATE) and queried again under the same key. `sweep_reports` (run
+every minute by `python -m auth_flow sweep-reports --every 60`, a `make run` process)
+finds those, and applications whose consents are complete but whose job never ran.
 """
 from __future__ import annotations
 
@@ -20,10 +27,12 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from auth_flow import notices
 from clients.bureau import BureauClient, BureauError, BureauRejected, CreditReport
 from lending.applications import PARTY_LABELS, Applications
 from lending.reports import parties
@@ -50,8 +59,16 @@ def missing_consents(session, application: LoanApplication) -> list[str]:
     return [role for role in parties(session, application) if role not in consented]
 
 
+def _take_back(session, record: CreditReportRecord, *conditions) -> bool:
+    """Set `record` querying again if it still meets `conditions` (one taker among racing processes)."""
+    taken = session.execute(update(CreditReportRecord).where(CreditReportRecord.id == record.id, *conditions)
+                            .values(status="querying", error=None, started_at=utcnow())
+                            .execution_options(synchronize_session=False)).rowcount
+    return taken == 1
+
+
 def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | None, list[tuple]]:
-    """Insert the query records (or take back the failed ones): the list of queries to make."""
+    """Insert the query records (or take back the failed or stale ones): the list of queries to make."""
     with unit_of_work(settings.database_url) as session:
         application = session.get(LoanApplication, application_id)
         missing = missing_consents(session, application)
@@ -59,7 +76,8 @@ def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | N
             return Fetch("waiting", missing=missing), []
         if application.status != "awaiting_authorization":
             return Fetch("claimed_elsewhere"), []
-        jobs = []
+        stale_before = utcnow() - timedelta(seconds=settings.report_query_stale_s)
+        jobs, requeried = [], []
         for role, person in parties(session, application).items():
             auth = session.scalar(select(Authorization).where(
                 Authorization.application_id == application.id, Authorization.party_role == role,
@@ -67,11 +85,16 @@ def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | N
             record = session.scalar(select(CreditReportRecord).where(
                 CreditReportRecord.authorization_id == auth.id))
             if record is None:
-                record = CreditReportRecord(authorization_id=auth.id, application_id=application.id,
-                                            party_role=role, status="querying", attempts=0)
-                session.add(record)
+                session.add(CreditReportRecord(authorization_id=auth.id, application_id=application.id,
+                                               party_role=role, status="querying", attempts=0))
             elif record.status == "failed" and retry_failed:
-                record.status, record.error = "querying", None
+                if not _take_back(session, record, CreditReportRecord.status == "failed"):
+                    continue
+            elif record.status == "querying" and record.started_at < stale_before:
+                if not _take_back(session, record, CreditReportRecord.status == "querying",
+                                  CreditReportRecord.started_at < stale_before):
+                    continue
+                requeried.append(role)
             else:
                 continue
             jobs.append((role, unseal(settings.secret_key, person.id_sealed), person.name, str(auth.id)))
@@ -82,8 +105,11 @@ def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | N
             return Fetch("claimed_elsewhere"), []
         if not jobs:
             return Fetch("claimed_elsewhere"), []
+        if requeried:
+            log.warning("application %s: credit-report queries of %s stuck in `querying`, queried again",
+                        application.id, requeried)
         audit(session, "system", "credit_reports.querying", "loan_application", application.id,
-              parties=[j[0] for j in jobs])
+              parties=[j[0] for j in jobs], requeried=requeried)
         return None, jobs
 
 
@@ -104,8 +130,10 @@ def _query(bureau: BureauClient, attempts: int, id_number: str, name: str, autho
 
 
 def fetch_reports(settings, application_id: int, bureau: BureauClient | None = None,
-                  applications: Applications | None = None, retry_failed: bool = False) -> Fetch:
-    """Query every report of the application once consents are complete; give them to lending."""
+                  applications: Applications | None = None, retry_failed: bool = False,
+                  notify: notices.OfficerNotifier | None = None) -> Fetch:
+    """Query every report of the application once consents are complete; give them to lending.
+    The officer hears when the reports are in, or that a query failed (`notify`)."""
     done, jobs = _claim(settings, application_id, retry_failed)
     if done is not None:
         return done
@@ -128,14 +156,38 @@ def fetch_reports(settings, application_id: int, bureau: BureauClient | None = N
                 record.report_sealed = seal(settings.secret_key, json.dumps(report.raw, ensure_ascii=False))
         if failed:
             audit(session, "system", "credit_reports.failed", "loan_application", application_id, failed=failed)
+            notices.reports_failed(session, session.get(LoanApplication, application_id), failed, notify)
             return Fetch("failed", failed=failed)
         reports = received_reports(session, settings.secret_key, application_id)
         if set(reports) != set(parties(session, session.get(LoanApplication, application_id))):
             return Fetch("claimed_elsewhere")  # another query of this application is still out
+        report_ids = {role: r.report_id for role, r in reports.items()}
+        notices.reports_received(session, session.get(LoanApplication, application_id), report_ids, notify)
         applications.report_arrived(session, application_id, reports)
         audit(session, "system", "credit_reports.received", "loan_application", application_id,
-              reports={role: r.report_id for role, r in reports.items()})
+              reports=report_ids)
     return Fetch("received")
+
+
+def fetch_job(application_id: int) -> str:
+    """The background job (RQ) enqueued after the last consent: `fetch_reports` in a worker."""
+    from conversation.tasks import current_settings
+
+    outcome = fetch_reports(current_settings(), application_id)
+    log.info("credit reports of application %s: %s", application_id, outcome.state)
+    return outcome.state
+
+
+def sweep_reports(settings, applications: Applications | None = None,
+                  notify: notices.OfficerNotifier | None = None) -> dict[int, str]:
+    """Fetch the reports of every application whose consents are complete but whose reports
+    are neither in nor being queried (its job died or never ran); {application id: state}."""
+    with unit_of_work(settings.database_url) as session:
+        waiting = session.scalars(select(LoanApplication).where(
+            LoanApplication.status == "awaiting_authorization").order_by(LoanApplication.id)).all()
+        ready = [a.id for a in waiting if not missing_consents(session, a)]
+    return {app_id: fetch_reports(settings, app_id, applications=applications, notify=notify).state
+            for app_id in ready}
 
 
 def received_reports(session, secret_key: str, application_id: int) -> dict[str, CreditReport]:

@@ -4,7 +4,9 @@ Only the token's SHA-256 is stored, so a database reader cannot use a token. A p
 goes through the steps in order, each recorded in the evidence chain
 (auth_flow.evidence):
 
-    identity (name + last 6 of the ID number, or the mini-program login)
+    identity (name + last 6 of the ID number, with the party's own WeChat from the
+              page's web authorization or, without a bound WeChat, an SMS code to the phone
+              on file; or the mini-program login)
     -> biometric consent (its own consent, PIPL art. 29)
     -> face check (match with the enrolled reference + liveness)
     -> consent to the credit-report query  => status "consented", token used up
@@ -36,6 +38,10 @@ ROLE_NAMES = {"applicant": "借款人本人", "spouse": "借款人配偶", "guar
 DEFAULT_PURPOSE = "贷款审批"
 BANK = "阳光农村商业银行"
 ID_DIGITS = 6  # the last digits of the ID number a party types
+SMS_CODE_DIGITS = 6
+SMS_CODE_TTL = timedelta(minutes=5)
+SMS_RESEND_AFTER = timedelta(seconds=60)
+SMS_MAX_SENDS = 5
 
 BIOMETRIC_CONSENT_TEXT = (
     f"为确认是您本人授权，{BANK}将采集您的人脸图像，与您登记的证件照比对，并检测是否为真人操作。"
@@ -186,20 +192,82 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
                       "party_role": auth.party_role, "party": mask_name(auth.party_name)})
 
 
+def identity_factor(party: Customer) -> str:
+    """The factor that goes with the name/ID check on the H5 page: the party's own WeChat
+    ("wechat", when one is bound to them) or a code sent to their phone on file ("sms")."""
+    return "wechat" if party.wechat_openid else "sms"
+
+
+def _code_hash(secret_key: str, auth: Authorization, code: str) -> str:
+    return hmac.new(secret_key.encode(), f"{auth.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_sms_code(session: Session, secret_key: str, token: str, sms, client: Client) -> str:
+    """Text a 6-digit code (valid SMS_CODE_TTL) to the phone on file of a party without a bound
+    WeChat; `sms` is a clients.sms.SmsClient. Returns the masked phone it went to."""
+    from clients.sms import SmsError
+
+    auth = open_for_step(session, token, "sms_code", client)
+    party = _party(session, auth)
+    if identity_factor(party) != "sms":
+        raise StepRefused("您的微信已与银行绑定，请直接用本人微信打开授权链接，不需要短信验证码")
+    if not party.phone_sealed:
+        raise StepRefused("银行没有登记您的手机号，无法发送验证码，请联系客户经理")
+    now = utcnow()
+    if auth.sms_code_expires_at and now < auth.sms_code_expires_at - SMS_CODE_TTL + SMS_RESEND_AFTER:
+        raise StepRefused(f"验证码刚刚发出，请{SMS_RESEND_AFTER.seconds}秒后再重新获取")
+    if auth.sms_sends >= SMS_MAX_SENDS:
+        raise StepRefused("验证码发送次数过多，请联系客户经理重新发起授权")
+    code = f"{secrets.randbelow(10 ** SMS_CODE_DIGITS):0{SMS_CODE_DIGITS}d}"
+    try:
+        sms.send(unseal(secret_key, party.phone_sealed),
+                 f"【{BANK}】您的征信查询授权验证码为{code}，{SMS_CODE_TTL.seconds // 60}分钟内有效。"
+                 "请勿告诉任何人（包括银行工作人员）。")
+    except SmsError as exc:
+        log.warning("SMS code for authorization %s not sent: %s", auth.id, exc)
+        raise StepRefused("短信发送失败，请稍后再试") from None
+    auth.sms_code_hash, auth.sms_code_expires_at = _code_hash(secret_key, auth, code), now + SMS_CODE_TTL
+    auth.sms_sends += 1
+    evidence.append(session, auth, "sms_code_sent", client, phone=party.phone_masked)
+    return party.phone_masked
+
+
 def check_identity(session: Session, secret_key: str, token: str, name: str, id_digits: str, client: Client,
-                   max_attempts: int) -> Outcome:
-    """Step 1: the party's name and the last digits of their ID number."""
+                   max_attempts: int, wechat_openid: str | None = None, sms_code: str | None = None) -> Outcome:
+    """Step 1 on the H5 page: the party's name and the last digits of their ID number, and
+    a second factor: `wechat_openid` (from WeChat's web authorization) must be the party's bound
+    WeChat, or, for a party without one, `sms_code` the code texted to their phone."""
     auth = open_for_step(session, token, "identity", client)
     party = _party(session, auth)
+    factor = identity_factor(party)
+    if factor == "wechat" and not wechat_openid:
+        evidence.append(session, auth, "refused", client, step="identity", reason="no_wechat_identity")
+        raise StepRefused("请在微信里打开授权链接，以确认是您本人的微信")
+    if factor == "sms" and not (sms_code or "").strip():
+        raise StepRefused("请先获取短信验证码并填写")
     id_number = unseal(secret_key, party.id_sealed)
     given = (id_digits or "").strip().upper()
-    if (name or "").strip() == party.name and len(given) == ID_DIGITS and \
-            hmac.compare_digest(given, id_number[-ID_DIGITS:]):
+    name_ok = (name or "").strip() == party.name and len(given) == ID_DIGITS and \
+        hmac.compare_digest(given, id_number[-ID_DIGITS:])
+    if factor == "wechat":
+        second_ok = hmac.compare_digest(wechat_openid, party.wechat_openid)
+        detail = {"wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()}
+        why = "当前微信不是被查询人本人的微信，请本人用自己的微信打开"
+    else:
+        second_ok = bool(auth.sms_code_hash) and auth.sms_code_expires_at >= utcnow() and \
+            hmac.compare_digest(_code_hash(secret_key, auth, sms_code.strip()), auth.sms_code_hash)
+        detail = {"phone": party.phone_masked}
+        why = "短信验证码不正确或已过期，请重新获取"
+    method = {"method": "name_id_digits", "factor": "wechat_oauth" if factor == "wechat" else "sms_code"}
+    if name_ok and second_ok:
         auth.identity_checked_at = utcnow()
-        evidence.append(session, auth, "identity_checked", client, method="name_id_digits")
+        auth.sms_code_hash = None  # a code works once
+        evidence.append(session, auth, "identity_checked", client, **method, **detail)
         return Outcome(True, "身份核对通过", max_attempts - auth.attempts)
-    evidence.append(session, auth, "identity_failed", client, method="name_id_digits")
-    return _failed(session, auth, "姓名或身份证号后6位与授权信息不一致，请核对后重新输入", max_attempts, client)
+    evidence.append(session, auth, "identity_failed", client, **method, **detail, name_id_ok=name_ok,
+                    factor_ok=second_ok)
+    return _failed(session, auth, why if name_ok else "姓名或身份证号后6位与授权信息不一致，请核对后重新输入",
+                   max_attempts, client)
 
 
 def check_identity_wxa(session: Session, api, token: str, js_code: str, client: Client,
@@ -218,7 +286,7 @@ def check_identity_wxa(session: Session, api, token: str, js_code: str, client: 
         return _failed(session, auth, "微信登录校验失败，请关闭页面后重新打开", max_attempts, client)
     if hmac.compare_digest(openid, party.wechat_openid):
         auth.identity_checked_at = utcnow()
-        evidence.append(session, auth, "identity_checked", client, method="wxa_login")
+        evidence.append(session, auth, "identity_checked", client, method="wxa_login", factor="wxa_login")
         return Outcome(True, "身份核对通过", max_attempts - auth.attempts)
     evidence.append(session, auth, "identity_failed", client, method="wxa_login")
     return _failed(session, auth, "当前微信不是被查询人本人的微信，请本人用自己的微信打开", max_attempts, client)
@@ -289,8 +357,10 @@ def check_face(session: Session, secret_key: str, token: str, uploads: list[byte
     return _failed(session, auth, why, max_attempts, client, face=face)
 
 
-def give_consent(session: Session, token: str, agree: bool, client: Client) -> Authorization:
-    """Step 4: consent to the credit-report query; the token is used up."""
+def give_consent(session: Session, token: str, agree: bool, client: Client, notify=None) -> Authorization:
+    """Step 4: consent to the credit-report query; the token is used up. The officer hears of
+    it (and of a refusal) through `notify` (an auth_flow.notices.OfficerNotifier; default: recorded)."""
+    from auth_flow import notices
     auth = open_for_step(session, token, "consent", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None or auth.face_verified_at is None:
         evidence.append(session, auth, "refused", client, step="consent", reason="face_not_verified")
@@ -300,6 +370,8 @@ def give_consent(session: Session, token: str, agree: bool, client: Client) -> A
         auth.status = "refused"
         evidence.append(session, auth, "consent_refused", client, consent_text=text)
         audit(session, "h5", "authorization.refused", "authorization", auth.id)
+        if auth.application_id:
+            notices.consent_recorded(session, auth, notify)
         return auth
     face = session.scalar(select(evidence.ConsentEvidence.face).where(
         evidence.ConsentEvidence.authorization_id == auth.id, evidence.ConsentEvidence.event == "face_passed")
@@ -307,6 +379,9 @@ def give_consent(session: Session, token: str, agree: bool, client: Client) -> A
     auth.status, auth.consented_at = "consented", utcnow()
     evidence.append(session, auth, "consented", client, consent_text=text, face=face or {})
     audit(session, "h5", "authorization.consented", "authorization", auth.id, party_role=auth.party_role)
+    if auth.application_id:
+        session.flush()
+        notices.consent_recorded(session, auth, notify)
     return auth
 
 
@@ -322,4 +397,5 @@ def public_view(session: Session, auth: Authorization) -> dict:
                       "biometric_consent": auth.biometric_consent_at is not None,
                       "face": auth.face_verified_at is not None},
             "id_digits": ID_DIGITS, "biometric_consent_text": BIOMETRIC_CONSENT_TEXT,
+            "identity_factor": identity_factor(_party(session, auth)),
             "consent_text": consent_text(auth, application)}

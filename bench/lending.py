@@ -34,10 +34,11 @@ from emulators import serve_in_thread
 from emulators.bureau.api import create_app, with_check_digit
 from lending.applications import Applications
 from lending.catalog import sync_products
-from lending.reports import parties, query_reports
+from lending.reports import parties
 from lending.village_file import COLUMNS, import_file
 from sunshine.db import unit_of_work
 from sunshine.migrate import upgrade
+from sunshine.protect import unseal
 from sunshine.models import Authorization, Customer, LoanApplication
 
 SECRET = "bench-secret-key"
@@ -147,7 +148,9 @@ def measure_decisions(url: str, bureau_url: str) -> tuple[float, float, float]:
     started = time.perf_counter()
     for app_id in pending:
         with unit_of_work(url) as session:
-            reports = query_reports(session, SECRET, session.get(LoanApplication, app_id), bureau)
+            people = parties(session, session.get(LoanApplication, app_id))
+            reports = {role: bureau.query_report(unseal(SECRET, p.id_sealed), p.name, f"{app_id}:{role}")
+                       for role, p in people.items()}
         arrived = time.perf_counter()
         with unit_of_work(url) as session:
             status = service.report_arrived(session, app_id, reports).status

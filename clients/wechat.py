@@ -31,6 +31,7 @@ import redis as redis_lib
 import requests
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
+from wechatpy.oauth import WeChatOAuth
 from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
@@ -52,6 +53,7 @@ TOKEN_ERRORS = frozenset({INVALID_CREDENTIAL, INVALID_ACCESS_TOKEN, EXPIRED_ACCE
 EARLY_REFRESH_S = 300
 PRODUCTION_API_BASE = "https://api.weixin.qq.com"
 PRODUCTION_QRCODE_BASE = "https://mp.weixin.qq.com"
+PRODUCTION_OPEN_BASE = "https://open.weixin.qq.com"
 
 
 class WeChatApiError(Exception):
@@ -228,8 +230,10 @@ class WeChatApi:
 
     def __init__(self, api_base: str, appid: str, secret: str, wxa_appid: str = "", wxa_secret: str = "", *,
                  redis: redis_lib.Redis | None = None, timeout: float = 5.0, max_token_refreshes: int = 2,
-                 qrcode_image_base: str | None = None):
+                 qrcode_image_base: str | None = None, open_base: str = PRODUCTION_OPEN_BASE):
         self.api_base = api_base.rstrip("/")
+        self.open_base = open_base.rstrip("/")
+        self.timeout = timeout
         self.oa = BankWeChatClient(api_base, appid, secret, redis=redis, timeout=timeout,
                                    max_token_refreshes=max_token_refreshes)
         self.wxa = (BankWeChatClient(api_base, wxa_appid, wxa_secret, redis=redis, timeout=timeout,
@@ -245,7 +249,8 @@ class WeChatApi:
 
             redis = connect(settings.redis_url)
         return cls(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret,
-                   settings.wxa_appid, settings.wxa_secret, redis=redis, timeout=timeout)
+                   settings.wxa_appid, settings.wxa_secret, redis=redis, timeout=timeout,
+                   open_base=settings.wechat_open_base)
 
     # -- plumbing ------------------------------------------------------------
     @staticmethod
@@ -333,3 +338,21 @@ class WeChatApi:
                   "access_token": None}
         res = self._call(client.get, "sns/jscode2session", params=params, api_base_url=client.api_base + "/")
         return WxaSession(openid=res["openid"], session_key=res["session_key"], unionid=res.get("unionid"))
+
+    # -- web authorization (OAuth 2.0, snsapi_base) for H5 pages -----------------
+    def _oauth(self, redirect_uri: str = "", state: str = "") -> WeChatOAuth:
+        """wechatpy's WeChatOAuth for the Official Account, pointed at our hosts, with a timeout."""
+        oauth = WeChatOAuth(self.oa.appid, self.oa.secret, redirect_uri, scope="snsapi_base", state=state)
+        oauth.API_BASE_URL = self.api_base + "/"
+        oauth.OAUTH_BASE_URL = self.open_base + "/connect/"
+        oauth._http = _TimeoutSession(self.timeout)
+        return oauth
+
+    def oauth_authorize_url(self, redirect_uri: str, state: str) -> str:
+        """Where to send the browser so that WeChat comes back to `redirect_uri` with a code
+        naming the user (silently: snsapi_base asks the user nothing)."""
+        return self._oauth(redirect_uri, state).authorize_url
+
+    def oauth_openid(self, code: str) -> str:
+        """The openid of the WeChat user who came back with `code` (one-time, 5 minutes)."""
+        return self._call(self._oauth().fetch_access_token, code)["openid"]

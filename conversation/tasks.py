@@ -58,6 +58,12 @@ class Jobs:
         self._queue(openid).enqueue(answer_message, openid, text, message_key, job_timeout=120,
                                     result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)
 
+    def fetch_reports(self, application_id: int) -> None:
+        """Query an application's credit reports in a worker (auth_flow.reports.fetch_job)."""
+        self._queue(f"application:{application_id}").enqueue(
+            "auth_flow.reports.fetch_job", application_id, job_timeout=300, result_ttl=0,
+            failure_ttl=FAILED_JOB_TTL_S)
+
     def deliver(self, openid: str, chunks: list[str], attempt: int = 0, delay_s: float = 0) -> None:
         args = (deliver_texts, openid, chunks, attempt)
         options = dict(job_timeout=60, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)

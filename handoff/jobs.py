@@ -49,6 +49,18 @@ class HandOffJobs:
     def send_notice(self, notice: OfficerNotice, openid: str) -> None:
         self._enqueue(openid, send_notice, notice.id)
 
+    def tell_officer(self, wecom_userid: str, text: str) -> None:
+        """A WeCom text to an officer about an application (its record is the application's history)."""
+        self._enqueue(wecom_userid, tell_officer, wecom_userid, text)
+
+
+def tell_officer(wecom_userid: str, text: str, settings: Settings | None = None) -> None:
+    """Send one WeCom text; a refusal is logged (the application's history keeps the notice)."""
+    try:
+        WeCom.from_settings(settings or current_settings()).send_text([wecom_userid], text)
+    except WeComError as exc:
+        log.warning("WeCom text to an officer undelivered: %s", exc)
+
 
 def send_message(message_id: int, settings: Settings | None = None) -> None:
     """Send a queued outbound message as a customer-service text; record sent or undelivered (with

@@ -418,6 +418,20 @@ class Applications:
         return None
 
 
+def note(session: Session, application_id: int, actor: str, action: str, reason: str = "",
+         **detail) -> ApplicationEvent:
+    """Record in an application's history a step that does not change its status
+    (a party's credit-report consent, the reports' arrival, a failed query)."""
+    application = session.get(LoanApplication, application_id)
+    if application is None:
+        raise ApplicationNotFound("没有找到这笔贷款申请")
+    event_ = ApplicationEvent(application_id=application_id, actor=actor, action=action,
+                              from_status=application.status, to_status=application.status, reason=reason,
+                              detail=detail)
+    session.add(event_)
+    return event_
+
+
 def officer_queue():
     """Applications waiting for an officer: escalated first, then by deadline."""
     return (select(LoanApplication)

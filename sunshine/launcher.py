@@ -70,9 +70,11 @@ def services(s: Settings) -> list[Service]:
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
     out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
     out.append(Service("handoff-watch", 0, [py, "-m", "handoff", "watch", "--every", "2"]))
+    out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
     for name, url, module in (("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
                               ("bureau-emulator", s.bureau_url, "emulators.bureau"),
-                              ("wecom-emulator", s.wecom_api_base, "emulators.wecom")):
+                              ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
+                              ("sms-emulator", s.sms_api_base, "emulators.sms")):
         port = _local_port(url)
         if port:
             out.append(Service(name, port, [py, "-m", module, "--port", str(port)]))

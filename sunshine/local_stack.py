@@ -60,13 +60,14 @@ class Stack:
 def start(folder: Path, database_url: str, **settings: str) -> Stack:
     """Launch the stack with its log in `folder`; returns once `/readyz` answers 200.
     `settings` are extra environment variables (e.g. WEB_WORKERS="2")."""
-    ports = {name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "redis")}
+    ports = {name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "sms", "redis")}
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
         DATABASE_URL=database_url, WEB_PORT=str(ports["web"]), WEB_WORKERS="1",
         RASA_URL=f"http://127.0.0.1:{ports['rasa']}", ACTION_SERVER_URL=f"http://127.0.0.1:{ports['actions']}",
         WECHAT_API_BASE=f"http://127.0.0.1:{ports['wechat']}", BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
+        SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}", WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
         SECRET_KEY="local-stack-secret")
     env.update(settings)

@@ -187,6 +187,10 @@ class Authorization(Base):
     identity_checked_at = Column(DateTime)
     biometric_consent_at = Column(DateTime)
     face_verified_at = Column(DateTime)
+    # auth_flow (migration 0006): the SMS code of a party without a bound WeChat (HMAC, never the code).
+    sms_code_hash = Column(String(64))
+    sms_code_expires_at = Column(DateTime)
+    sms_sends = Column(Integer, nullable=False, default=0)
 
 
 class HandOff(Base):

@@ -88,6 +88,15 @@ class Settings:
     # Minutes before a hand-off's deadline its officer is reminded in WeCom.
     handoff_warn_minutes: int = 5
 
+    # --- auth_flow: WeChat identity on the H5 page, SMS codes, report recovery ---
+    # WeChat's web-authorization host (the page's OAuth redirect goes there; the emulator in tests).
+    wechat_open_base: str = "http://127.0.0.1:8100"
+    # The bank's SMS gateway (codes for a party without a bound WeChat).
+    sms_api_base: str = "http://127.0.0.1:8400"
+    sms_api_key: str = "dev-sms-key"
+    sms_emulator_port: int = 8400
+    # Seconds after which a credit-report query still `querying` (its process died) is re-run.
+    report_query_stale_s: int = 120
 
     @property
     def wechat_mode(self) -> str:
@@ -100,7 +109,8 @@ class Settings:
 
     def public(self) -> dict:
         """The settings that may be printed: secrets replaced by '***'."""
-        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token", "wecom_secret"}
+        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token", "wecom_secret",
+                  "sms_api_key"}
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -185,6 +195,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("AUTH_WECHAT_CODE must be mp, wxa or none")
     if not 1 <= s.bureau_attempts <= 10:
         raise ConfigError("BUREAU_ATTEMPTS must be between 1 and 10")
+    if s.report_query_stale_s < 10:
+        raise ConfigError("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
     for name in ("database_url",):
         value = getattr(s, name)
         if "://" not in value:
@@ -195,7 +207,7 @@ def validate(s: Settings) -> None:
     if not 1 <= s.handoff_warn_minutes <= 240:
         raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url",
-                 "wecom_api_base"):
+                 "wecom_api_base", "wechat_open_base", "sms_api_base"):
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")

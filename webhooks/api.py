@@ -2,7 +2,9 @@
 open an authorization link. Routes parse, call auth_flow, render."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+import secrets
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
@@ -105,6 +107,8 @@ def authorization_wechat_code(token: str):
 
 @bp.post("/api/authorizations/<token>/identity")
 def authorization_identity(token: str):
+    """Name and ID digits, with the WeChat identity of this browser session (web authorization)
+    or `sms_code`; or, from the mini-program, `wx_code` (wx.login)."""
     body, s = _json_body(), _settings()
     if body.get("wx_code"):
         from clients.wechat import WeChatApi
@@ -112,12 +116,24 @@ def authorization_identity(token: str):
         _, failure = _step(service.check_identity_wxa, WeChatApi.from_settings(s), token, str(body["wx_code"]),
                            _client(), s.auth_max_attempts)
     else:
-        name, digits = body.get("name"), body.get("id_digits")
+        name, digits, code = body.get("name"), body.get("id_digits"), body.get("sms_code")
         if not isinstance(name, str) or not isinstance(digits, str) or not name.strip() or not digits.strip():
             return _error(400, "请填写姓名和身份证号后6位")
+        if code is not None and not isinstance(code, str):
+            return _error(400, "短信验证码应为6位数字")
         _, failure = _step(service.check_identity, s.secret_key, token, name, digits, _client(),
-                           s.auth_max_attempts)
+                           s.auth_max_attempts, session.get(OPENID_KEY), code)
     return failure or jsonify(ok=True, message="身份核对通过")
+
+
+@bp.post("/api/authorizations/<token>/sms-code")
+def authorization_sms_code(token: str):
+    """Text a code to the phone on file of a party without a bound WeChat."""
+    from clients.sms import SmsClient
+
+    s = _settings()
+    phone, failure = _step(service.send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client())
+    return failure or jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
 
 
 @bp.post("/api/authorizations/<token>/biometric-consent")
@@ -155,33 +171,68 @@ def authorization_consent(token: str):
         return failure
     if auth.status != "consented":
         return jsonify(ok=True, status=auth.status, message="您已拒绝授权，本次不会查询您的征信")
-    outcome = None
+    queued = False
     if auth.application_id:
-        _tell_applicant(s, auth.application_id)
-        outcome = reports.fetch_reports(s, auth.application_id)
+        queued = _after_consent(s, auth.application_id)
     return jsonify(ok=True, status="consented", message="授权成功，感谢您的配合",
-                   reports=outcome.state if outcome else None)
+                   reports="queued" if queued else None)
 
 
-def _tell_applicant(s, application_id: int) -> None:
-    """The applicant hears in WeChat who has authorized so far."""
+def _after_consent(s, application_id: int) -> bool:
+    """The applicant hears in WeChat who has authorized so far; after the last consent the
+    reports are queried by a worker (True). Redis down: the report sweep queries them later."""
+    from conversation.tasks import Jobs
     from lending.notify import WeChatNotifier
 
-    with unit_of_work(s.database_url) as session:
-        application = session.get(LoanApplication, application_id)
-        openid, text = application.customer.wechat_openid, reports.progress_text(session, application)
-    if openid:
-        try:
+    with unit_of_work(s.database_url) as db:
+        application = db.get(LoanApplication, application_id)
+        openid, text = application.customer.wechat_openid, reports.progress_text(db, application)
+        complete = not reports.missing_consents(db, application)
+    try:
+        if openid:
             WeChatNotifier(s)(openid, text)
-        except Exception:  # the consent stands; the applicant can still ask the bot
-            current_app.logger.exception("could not tell the applicant of an authorization")
+        if complete:
+            Jobs(s).fetch_reports(application_id)
+    except Exception:  # the consent stands; the applicant can ask the bot, the sweep fetches the reports
+        current_app.logger.exception("could not queue the notice or the reports of application %s", application_id)
+        return False
+    return complete
+
+
+OPENID_KEY, STATE_KEY, NEXT_KEY = "wechat_openid", "oauth_state", "oauth_token"
 
 
 @bp.get("/auth/<token>")
 def authorization_page(token: str):
-    """The H5 page a party opens from the QR code or link."""
+    """The H5 page a party opens from the QR code or link. Without a WeChat identity in this
+    browser session it first goes through WeChat's web authorization (snsapi_base, silent)."""
     try:
         details = _authorization(token)
     except HTTPException as exc:  # the 404 raised by abort(), shown as a friendly page
         return render_template("auth_invalid.html", message=exc.description), exc.code
+    if not session.get(OPENID_KEY):
+        from clients.wechat import WeChatApi
+
+        s = _settings()
+        session[STATE_KEY], session[NEXT_KEY] = secrets.token_urlsafe(16), token
+        callback = f"{s.public_base_url.rstrip('/')}/auth/wechat-callback"
+        return redirect(WeChatApi.from_settings(s).oauth_authorize_url(callback, session[STATE_KEY]))
     return render_template("auth.html", auth=details, token=token)
+
+
+@bp.get("/auth/wechat-callback")
+def authorization_wechat_callback():
+    """WeChat comes back with a code naming the user: keep their openid in the signed session."""
+    from clients.wechat import WeChatApi, WeChatApiError
+
+    expected, token = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
+    code, state = request.args.get("code", ""), request.args.get("state", "")
+    failed = "微信身份确认失败，请关闭页面，再从微信里重新打开授权链接"
+    if not expected or not token or not code or not secrets.compare_digest(state, expected):
+        return render_template("auth_invalid.html", message=failed), 400
+    try:
+        session[OPENID_KEY] = WeChatApi.from_settings(_settings()).oauth_openid(code)
+    except WeChatApiError as exc:
+        current_app.logger.warning("WeChat web authorization failed: %s", exc)
+        return render_template("auth_invalid.html", message=failed), 502 if exc.errcode is None else 400
+    return redirect(f"/auth/{token}")

@@ -48,10 +48,13 @@ SPEC = {
         **{f"/api/authorizations/{{token}}/{step}": {"post": {**op, "parameters": [_TOKEN],
                                                               "responses": _STEP_RESPONSES}}
            for step, op in (
-            ("identity", {"summary": "Step 1: the party's name and last 6 ID digits, or a mini-program wx.login code",
+            ("identity", {"summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
+                                     "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
                           "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                               "name": {"type": "string"}, "id_digits": {"type": "string"},
-                              "wx_code": {"type": "string"}}}}}}}),
+                              "sms_code": {"type": "string"}, "wx_code": {"type": "string"}}}}}}}),
+            ("sms-code", {"summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without "
+                                     "a bound WeChat"}),
             ("biometric-consent", {"summary": "Step 2: the separate consent to face processing",
                                    "requestBody": {"content": {"application/json": {"schema": {
                                        "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
@@ -60,7 +63,7 @@ SPEC = {
                           "type": "object", "properties": {"frames": {"type": "array", "items": {
                               "type": "string", "format": "binary"}}}}}}}}),
             ("consent", {"summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
-                                    "of an application fetches the reports",
+                                    "of an application queues the reports' query",
                          "requestBody": {"content": {"application/json": {"schema": {
                              "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
         )},

@@ -15,6 +15,11 @@ API endpoints (as on api.weixin.qq.com / mp.weixin.qq.com):
 - `GET  /cgi-bin/showqrcode?ticket=`                 (PNG; real host: mp.weixin.qq.com)
 - `POST /wxa/getwxacodeunlimit?access_token=`        (mini-program token; PNG or JSON error)
 - `GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code`
+- `GET  /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=`
+  (web authorization; real host: open.weixin.qq.com): redirects to `redirect_uri?code=&state=`
+  for the WeChat user set by `/_emulator/oauth_user`, or shows WeChat's "open in WeChat" page
+- `GET  /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code`
+  (one-time code, valid 5 minutes) -> `{"access_token", "expires_in", "refresh_token", "openid", "scope"}`
 
 Access tokens behave as WeChat's: valid `expires_in` (7200) seconds; after a
 new token is fetched for an appid the older ones stay valid for a grace
@@ -39,6 +44,8 @@ Control endpoints:
 - `GET  /_emulator/qrcodes`, `GET /_emulator/wxacodes`: codes created.
 - `POST /_emulator/jscodes` `{"openid": ..., "code": optional, "unionid": optional}`: what
   wx.login does: a one-time code that jscode2session exchanges for that openid.
+- `POST /_emulator/oauth_user` `{"openid": ...}` (null: none): the WeChat user the authorize
+  page answers for, as if that person had opened the page in their WeChat.
 - `POST /_emulator/config` `{"token_ttl_s", "token_grace_s", "wxa_pages": [...] | null}`.
 - `GET  /healthz`.
 """
@@ -54,6 +61,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
@@ -163,6 +171,8 @@ class EmulatorState:
         self.wxacodes: list[dict] = []
         self.jscodes: dict[str, dict] = {}
         self.used_codes: set[str] = set()
+        self.oauth_user: str | None = None
+        self.oauth_codes: dict[str, dict] = {}
         self.calls: collections.deque = collections.deque(maxlen=10000)
         self._seq = 0
 
@@ -497,6 +507,54 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             answer["unionid"] = known["unionid"]
         return _json(answer)
 
+    @app.get("/connect/oauth2/authorize")
+    def oauth_authorize():
+        args = request.args
+        with state.lock:
+            account, openid = state.apps.get(args.get("appid", "")), state.oauth_user
+        if account is None or account.kind != "oa":
+            raise WeChatError(40013)
+        redirect_uri = args.get("redirect_uri", "")
+        if not redirect_uri.startswith(("http://", "https://")) or args.get("response_type") != "code" \
+                or args.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
+            raise WeChatError(47001)
+        if openid is None:
+            return Response("<html><body>请在微信客户端打开链接</body></html>", status=200,
+                            content_type="text/html; charset=utf-8")
+        code = secrets.token_hex(16)
+        with state.lock:
+            state.oauth_codes[code] = {"openid": openid, "appid": account.appid, "scope": args["scope"],
+                                       "expires_at": time.time() + 300}
+        sep = "&" if "?" in redirect_uri else "?"
+        target = f"{redirect_uri}{sep}{urlencode({'code': code, 'state': args.get('state', '')})}"
+        return Response(status=302, headers={"Location": target})
+
+    @app.get("/sns/oauth2/access_token")
+    def oauth_access_token():
+        args = request.args
+        with state.lock:
+            account = state.apps.get(args.get("appid", ""))
+        if account is None:
+            raise WeChatError(40013)
+        if not secrets.compare_digest(account.secret, args.get("secret", "")):
+            raise WeChatError(40125)
+        if args.get("grant_type") != "authorization_code":
+            raise WeChatError(40002)
+        code = args.get("code", "")
+        if not code:
+            raise WeChatError(41008)
+        with state.lock:
+            if code in state.used_codes:
+                raise WeChatError(40163)
+            grant = state.oauth_codes.pop(code, None)
+            if grant is not None:
+                state.used_codes.add(code)
+        if grant is None or grant["appid"] != account.appid or grant["expires_at"] < time.time():
+            raise WeChatError(40029)
+        return _json({"access_token": secrets.token_urlsafe(32), "expires_in": 7200,
+                      "refresh_token": secrets.token_urlsafe(32), "openid": grant["openid"],
+                      "scope": grant["scope"]})
+
     # -- control -------------------------------------------------------------
     @app.get("/healthz")
     def healthz():
@@ -571,6 +629,15 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             state.jscodes[code] = {"openid": spec["openid"], "unionid": spec.get("unionid")}
             state.used_codes.discard(code)
         return _json({"code": code, "openid": spec["openid"]})
+
+    @app.post("/_emulator/oauth_user")
+    def oauth_user():
+        spec = request.get_json(force=True, silent=True)
+        if not isinstance(spec, dict) or not (spec.get("openid") is None or isinstance(spec["openid"], str)):
+            return _json({"error": "body must be {\"openid\": str | null}"}, 400)
+        with state.lock:
+            state.oauth_user = spec.get("openid") or None
+        return _json({"openid": state.oauth_user})
 
     @app.post("/_emulator/config")
     def config():

@@ -10,8 +10,10 @@ import pytest
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright():
+    """Playwright's sync API runs an event loop in this thread until it stops: per module, so
+    that later tests (Rasa SDK actions calling asyncio.run) do not find a loop running."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium package (scripts/ensure-chromium.sh)")
     from playwright.sync_api import sync_playwright

@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import requests
+
 from emulators import serve_in_thread
+from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization
+from tests.conftest import free_port
 from tests.unit import auth_media as media
 from tests.unit.test_auth_flow import application  # noqa: F401  (fixture)
 from webhooks import create_app
@@ -30,26 +34,40 @@ def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
 
 
 def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then):
-    """Go through the page up to the face check, then call `then(page)` while the server runs."""
+    """Open the link in 张建国's WeChat (through WeChat's web authorization, emulated), go through
+    the page up to the face check, then call `then(page)` while the servers run."""
     video = tmp_path / "camera.y4m"
     write_y4m(video, frames)
     browser = launch_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                               f"--use-file-for-fake-video-capture={video}")
-    with serve_in_thread(create_app(settings)) as base:
-        context = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"])
-        page = context.new_page()
-        page.goto(f"{base}/auth/{token}")
-        assert "征信查询授权" in page.title()
-        page.fill("#name", name)
-        page.fill("#id-digits", digits)
-        page.click("#identity-go")
-        page.click("#biometric-go")
-        page.wait_for_function("document.getElementById('camera').readyState >= 2", timeout=15000)
-        page.click("#face-go")
-        page.wait_for_function("['人脸核验通过', '再试', '锁定'].some(function (t) {"
-                               " return document.getElementById('message').textContent.includes(t); })",
-                               timeout=60000)
-        then(page)
+    port = free_port()
+    with serve_in_thread(wechat_app(settings)) as wx:
+        requests.post(f"{wx}/_emulator/oauth_user", json={"openid": "o_demo_zhangjianguo"})
+        settings = replace(settings, wechat_api_base=wx, wechat_open_base=wx,
+                           public_base_url=f"http://127.0.0.1:{port}")
+        with serve_in_thread(create_app(settings), port=port) as base:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"])
+            page = context.new_page()
+            visited = []
+            page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
+            page.goto(f"{base}/auth/{token}")
+            assert "征信查询授权" in page.title()
+            assert any(u.startswith(f"{wx}/connect/oauth2/authorize?") for u in visited), visited
+            assert any(u.startswith(f"{base}/auth/wechat-callback?code=") for u in visited), visited
+            fill_and_check(page, name, digits, then)
+
+
+def fill_and_check(page, name, digits, then):
+    page.fill("#name", name)
+    page.fill("#id-digits", digits)
+    page.click("#identity-go")
+    page.click("#biometric-go")
+    page.wait_for_function("document.getElementById('camera').readyState >= 2", timeout=15000)
+    page.click("#face-go")
+    page.wait_for_function("['人脸核验通过', '再试', '锁定'].some(function (t) {"
+                           " return document.getElementById('message').textContent.includes(t); })",
+                           timeout=60000)
+    then(page)
 
 
 @pytest.fixture

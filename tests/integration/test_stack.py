@@ -85,8 +85,11 @@ def test_authorization_link_and_qr_png(stack):
     assert token, answers
     qr = requests.get(f"{stack.web}/api/authorizations/{token.group(1)}/qr.png", timeout=5)
     assert qr.status_code == 200 and qr.headers["Content-Type"] == "image/png" and qr.content[:4] == b"\x89PNG"
-    page = requests.get(f"{stack.web}/auth/{token.group(1)}", timeout=5)
+    # opened in 钱玉梅's WeChat: through WeChat's web authorization (the emulator) and back
+    requests.post(f"{stack.wechat_api}/_emulator/oauth_user", json={"openid": "o_demo_qianyumei"}, timeout=5)
+    page = requests.Session().get(f"{stack.web}/auth/{token.group(1)}", timeout=5)
     assert page.status_code == 200 and "钱玉梅" in page.text
+    assert [r.status_code for r in page.history] == [302, 302, 302]
 
 
 def test_make_chat_scripted(stack):

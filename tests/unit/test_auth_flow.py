@@ -6,13 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
 from auth_flow import evidence, faces, reports, service
 from auth_flow.evidence import Client
 from emulators import serve_in_thread
+from clients.sms import SmsClient
 from emulators.bureau.api import create_app as bureau_app
+from emulators.sms.api import create_app as sms_app
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import (Authorization, ConsentEvidence, CreditReportRecord, HandOff, LoanApplication)
@@ -29,6 +33,30 @@ def bureau():
     app = bureau_app()
     with serve_in_thread(app) as url:
         yield url, app.extensions["bureau_emulator"]
+
+
+@pytest.fixture
+def sms():
+    """The SMS-gateway emulator over real HTTP: (a client of it, the texts it received)."""
+    app = sms_app(api_key="test-sms-key")
+    with serve_in_thread(app) as url:
+        yield SmsClient(url, "test-sms-key"), app.extensions["sms_emulator"]["messages"]
+
+
+def sms_code(sms, token, url=None):
+    """Have the code texted (as the page's button does) and read it off the emulator."""
+    client, texts = sms
+    with unit_of_work(url) as s:
+        service.send_sms_code(s, TEST_SECRET, token, client, CLIENT)
+    return re.search(r"验证码为(\d{6})", texts[-1]["content"]).group(1)
+
+
+def second_factor(url, token, sms) -> dict:
+    """What the page adds to the name/ID check: the party's own WeChat, or the SMS code."""
+    with unit_of_work(url) as s:
+        party = service._party(s, service.find_by_token(s, token))
+        openid = party.wechat_openid
+    return {"wechat_openid": openid} if openid else {"sms_code": sms_code(sms, token, url)}
 
 
 @pytest.fixture
@@ -56,9 +84,10 @@ def id_digits(s, token):
                                      auth.party_customer_id).id_sealed)[-6:]
 
 
-def authorize(url, token, name, frames=None):
+def authorize(url, token, name, sms, frames=None):
+    factor = second_factor(url, token, sms)
     with unit_of_work(url) as s:
-        assert service.check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX).ok
+        assert service.check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor).ok
         service.give_biometric_consent(s, token, True, CLIENT)
     with unit_of_work(url) as s:
         result = service.check_face(s, TEST_SECRET, token, frames or media.live_frames(), CLIENT, MAX, TOL, MOTION)
@@ -67,16 +96,16 @@ def authorize(url, token, name, frames=None):
         service.give_consent(s, token, True, CLIENT)
 
 
-def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_settings, application, bureau):
+def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_settings, application, bureau, sms):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id, tokens, names = application
     svc, told = lending_service()
     for role in ("applicant", "spouse"):
-        authorize(settings.database_url, tokens[role], names[role])
+        authorize(settings.database_url, tokens[role], names[role], sms)
         assert reports.fetch_reports(settings, app_id, applications=svc).state == "waiting"
     assert state["queries"] == []          # nothing is queried before every party consented
-    authorize(settings.database_url, tokens["guarantor"], names["guarantor"])
+    authorize(settings.database_url, tokens["guarantor"], names["guarantor"], sms)
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
     assert len(state["queries"]) == 3 and len({q["authorization_id"] for q in state["queries"]}) == 3
@@ -97,13 +126,13 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
 
 
 def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_queried_twice(
-        demo_settings, application, bureau, monkeypatch):
+        demo_settings, application, bureau, sms, monkeypatch):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=2)
     app_id, tokens, names = application
     for role in tokens:
-        authorize(settings.database_url, tokens[role], names[role])
+        authorize(settings.database_url, tokens[role], names[role], sms)
     import requests
     requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "count": 6, "status": 503})
     svc, _ = lending_service()
@@ -117,14 +146,14 @@ def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_
         assert s.get(LoanApplication, app_id).status == "under_review"
 
 
-def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_settings, application, bureau,
+def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_settings, application, bureau, sms,
                                                                     monkeypatch):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_timeout_s=0.3)
     app_id, tokens, names = application
     for role in tokens:
-        authorize(settings.database_url, tokens[role], names[role])
+        authorize(settings.database_url, tokens[role], names[role], sms)
     import requests
     requests.post(f"{url}/_emulator/faults", json={"mode": "slow", "count": 1, "delay": 0.6})
     svc, _ = lending_service()
@@ -132,12 +161,13 @@ def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_setting
     assert len(state["queries"]) == 3 and state["requests"] >= 3
 
 
-def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(demo_settings, application):
+def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(demo_settings, application, sms):
     url = demo_settings.database_url
     _, tokens, names = application
     token = tokens["spouse"]
+    code = sms_code(sms, token, url)
     with unit_of_work(url) as s:
-        out = service.check_identity(s, TEST_SECRET, token, names["spouse"], "000000", CLIENT, MAX)
+        out = service.check_identity(s, TEST_SECRET, token, names["spouse"], "000000", CLIENT, MAX, sms_code=code)
         assert not out.ok and "还可以再试4次" in out.message
     with unit_of_work(url) as s:
         with pytest.raises(service.StepRefused, match="先核对"):
@@ -146,7 +176,8 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
         with pytest.raises(service.StepRefused, match="先完成"):
             service.give_consent(s, token, True, CLIENT)      # consent without a face check
     with unit_of_work(url) as s:
-        assert service.check_identity(s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX).ok
+        assert service.check_identity(s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX,
+                                      sms_code=code).ok
         service.give_biometric_consent(s, token, True, CLIENT)
     attempts = [
         ([media.image("biden.jpg")] * 3, "不一致"),            # another person (and a still feed)
@@ -179,7 +210,7 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
     app_id, tokens, names = application
     with unit_of_work(url) as s:   # the spouse's name with the applicant's token
         out = service.check_identity(s, TEST_SECRET, tokens["applicant"], names["spouse"],
-                                     id_digits(s, tokens["spouse"]), CLIENT, MAX)
+                                     id_digits(s, tokens["spouse"]), CLIENT, MAX, wechat_openid="o_demo_zhangjianguo")
         assert not out.ok
     with unit_of_work(url) as s:   # the officer reissues: the old links stop working
         new, _ = service.issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
@@ -191,10 +222,10 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
             service.open_for_step(s, "forged-" + tokens["applicant"][7:], "identity", CLIENT)
 
 
-def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, application):
+def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, application, sms):
     url = demo_settings.database_url
     _, tokens, names = application
-    authorize(url, tokens["applicant"], names["applicant"])
+    authorize(url, tokens["applicant"], names["applicant"], sms)
     with unit_of_work(url) as s:
         records = list(evidence.export(s))
     assert len(records) == 4 and evidence.verify_chain(records) == []

@@ -48,6 +48,7 @@ def test_rasa_endpoints_use_the_shared_redis():
 def test_services_skip_remote_hosts():
     names = [s.name for s in services(Settings(wechat_api_base="https://api.weixin.qq.com",
                                                bureau_url="https://bureau.example",
-                                               wecom_api_base="https://qyapi.weixin.qq.com"))]
+                                               wecom_api_base="https://qyapi.weixin.qq.com",
+                                               sms_api_base="https://sms.example"))]
     assert names == ["web", "rasa", "actions", "worker.0", "worker.1", "worker.2", "worker.3", "escalator",
-                     "handoff-watch"]
+                     "handoff-watch", "report-sweeper"]

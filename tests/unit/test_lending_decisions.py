@@ -1,19 +1,21 @@
 """Credit reports from the bureau emulator, village batch approval, credit-line matching, WeChat notices."""
-import pytest
+from dataclasses import replace
+
 from rq import Queue
 from sqlalchemy import select
 
-from clients.bureau import BureauClient
+from auth_flow.reports import fetch_reports, received_reports
 from conversation.tasks import deliver_texts, queue_name
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app
 from lending.credit_lines import current_line
 from lending.customers import by_id_number, by_openid
 from lending.notify import WeChatNotifier
-from lending.reports import parties, query_reports
+from lending.reports import parties
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, LoanApplication, Officer
 from sunshine.redis import connect
+from sunshine.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.unit.lending_helpers import T0, import_village, person_id, report, service
 
@@ -38,16 +40,17 @@ def test_a_guaranteed_loan_needs_three_reports_from_the_bureau(demo_db_url):
             consent(s, app, role, person)
         app_id = app.id
     assert "本人张建国、配偶李秀英、担保人王春华" in told.sent[-1][1]
-    with serve_in_thread(create_app()) as url, unit_of_work(demo_db_url) as s:
-        app = s.get(LoanApplication, app_id)
-        with pytest.raises(KeyError, match="guarantor has not consented"):
-            query_reports(s, TEST_SECRET, app, BureauClient(url))
-        consent(s, app, "guarantor", people["guarantor"])
-        s.flush()
-        reports = query_reports(s, TEST_SECRET, app, BureauClient(url))
+    with serve_in_thread(create_app()) as url:
+        settings = replace(Settings(), database_url=demo_db_url, secret_key=TEST_SECRET, bureau_url=url)
+        assert fetch_reports(settings, app_id, applications=svc).missing == ["guarantor"]
+        with unit_of_work(demo_db_url) as s:
+            consent(s, s.get(LoanApplication, app_id), "guarantor", people["guarantor"])
+        assert fetch_reports(settings, app_id, applications=svc).state == "received"
+    with unit_of_work(demo_db_url) as s:
+        reports = received_reports(s, TEST_SECRET, app_id)
         assert {r: rep.subject["name"] for r, rep in reports.items()} == {"applicant": "张建国", "spouse": "李秀英",
                                                                         "guarantor": "王春华"}
-        app = svc.report_arrived(s, app_id, reports)
+        app = s.get(LoanApplication, app_id)
         # Guaranteed loans are never approved automatically (limit 0): an officer decides.
         assert (app.status, app.review_mode, app.risk_hits) == ("under_review", "officer", [])
 

@@ -1,0 +1,1 @@
+"""The bank's SMS gateway, emulated (`python -m emulators.sms`)."""
