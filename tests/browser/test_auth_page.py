@@ -3,6 +3,8 @@ capture device from a y4m file: a moving face goes from the QR link to consent; 
 still image of the same face fails the liveness check."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 
 import numpy as np
 import pytest
