@@ -14,14 +14,14 @@ from lending.customers import by_openid
 from sunshine.models import (ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit,
                              utcnow)
 
-REASONS = ("customer_request", "not_understood", "above_auto_limit", "authorization_locked", "bot_unavailable",
-           "message_undelivered")
-REASON_LABELS = {"customer_request": "客户要求转人工", "not_understood": "机器人两次没听懂",
+REASONS = ("customer_request", "complaint", "not_understood", "above_auto_limit", "authorization_locked",
+           "bot_unavailable", "message_undelivered")
+REASON_LABELS = {"customer_request": "客户要求转人工", "complaint": "客户不满意", "not_understood": "机器人两次没听懂",
                  "above_auto_limit": "超过自动审批额度", "authorization_locked": "授权被锁定",
                  "bot_unavailable": "机器人暂时不可用", "message_undelivered": "消息未能送达"}
 # Higher first in the officers' queue.
-PRIORITIES = {"authorization_locked": 3, "above_auto_limit": 2, "message_undelivered": 2, "bot_unavailable": 2,
-              "customer_request": 1, "not_understood": 1}
+PRIORITIES = {"authorization_locked": 3, "complaint": 2, "above_auto_limit": 2, "message_undelivered": 2,
+              "bot_unavailable": 2, "customer_request": 1, "not_understood": 1}
 DEFAULT_DEADLINE = timedelta(minutes=30)
 # WeChat refuses a customer-service text longer than 2048 bytes (errcode 45002).
 REPLY_MAX_BYTES = 2048

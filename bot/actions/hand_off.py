@@ -9,12 +9,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions.common import BankAction, conversation_summary, database, openid_of
 from handoff.service import request_hand_off
 
-NLU_FALLBACK = "nlu_fallback"
+REASON_BY_INTENT = {"nlu_fallback": "not_understood", "complain": "complaint"}
 
 
 def _reason(tracker: Tracker) -> str:
     intent = (tracker.latest_message.get("intent") or {}).get("name")
-    return "not_understood" if intent == NLU_FALLBACK else "customer_request"
+    return REASON_BY_INTENT.get(intent, "customer_request")
 
 
 class ActionHandOff(BankAction):
@@ -34,6 +34,9 @@ class ActionHandOff(BankAction):
         who = f"客户经理{officer}" if officer else "客户经理"
         if not created:
             text = f"已经在帮您联系{who}了，请稍等，回复会直接发到这里。"
+        elif reason == "complaint":
+            text = (f"您的情况我已经转给{who}，会优先处理，一般{minutes}分钟内在这里回复您。"
+                    "给您添麻烦了，请多包涵。")
         elif reason == "not_understood":
             text = (f"不好意思，我没能弄明白您的意思，已经请{who}来帮您，"
                     f"一般{minutes}分钟内会在这里回复您，请留意消息。")

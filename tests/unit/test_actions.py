@@ -163,6 +163,16 @@ def test_hand_off_after_not_understanding(bank_env):
     assert "没能弄明白" in text and "客户经理" in text
 
 
+def test_an_upset_customer_is_handed_off_first_in_the_queue(bank_env):
+    tracker = make_tracker(DEMO_OPENID, user_event("你们这啥破服务", "complain"))
+
+    text, _ = run(ActionHandOff(), tracker)
+
+    rows = hand_offs(bank_env, DEMO_OPENID)
+    assert [(r.reason, r.priority) for r in rows] == [("complaint", 2)]
+    assert "优先处理" in text and "客户经理李经理" in text
+
+
 # --- products, rates, application status ---------------------------------------
 
 def test_products_for_a_known_farmer_come_from_the_catalogue(bank_env):
