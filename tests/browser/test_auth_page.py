@@ -32,8 +32,6 @@ def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
                       + v.resize((w // 2, h // 2)).tobytes())
 
 
-
-
 def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then):
     """Open the link in 张建国's WeChat (through WeChat's web authorization, emulated), go through
     the page up to the face check, then call `then(page)` while the servers run."""
@@ -85,7 +83,9 @@ def applicant(demo_settings, application):  # noqa: F811
 
 def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_settings, applicant, tmp_path):
     token, name, digits = applicant
-    frames = list(media.clip_frames()[150:234])
+    # From near the enrolled frame (126) through the head turn (150-186): frames far from
+    # it match at 0.5 and more (the clip is small and blurred), too close to the threshold.
+    frames = list(media.clip_frames()[114:190])
 
     def consent(page):
         assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")

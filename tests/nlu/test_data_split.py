@@ -27,6 +27,8 @@ JIEBA_DIR = TRAIN_DIR / "jieba"
 # Intents the integrator adds to the domain together with this data.
 NEW_INTENTS = {"cancel", "complain"}
 
+pytestmark = pytest.mark.no_database  # files only
+
 
 def _load(path: Path):
     """One file, or every *.yml of a folder (not the jieba dictionary)."""
