@@ -8,6 +8,7 @@ jobs (handoff.jobs), after the records are committed.
 """
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash
 
+from auth_flow.qr import authorization_url, png
+from auth_flow.service import ROLE_NAMES, issue_for_application
 from clients.rasa import RasaClient, RasaUnavailable
 from handoff import service as handoffs
 from handoff.jobs import HandOffJobs
@@ -433,6 +436,28 @@ def application_page(application_id: int):
     application = _application(application_id)
     return render_template("console/application.html", a=application, profile=_profile(application.customer),
                            now=utcnow())
+
+
+@bp.post("/applications/<int:application_id>/authorization-codes")
+@login_required
+def authorization_codes(application_id: int):
+    """Issue fresh authorization codes for every party still to consent (earlier links stop
+    working) and show them on one printable page."""
+    application = _application(application_id)
+    if application.status != "awaiting_authorization":
+        flash("这笔申请现在不需要征信授权", "error")
+        return redirect(url_for("console.application_page", application_id=application_id))
+    settings = _settings()
+    issued, consented = issue_for_application(g.db, application, f"officer:{g.officer.username}",
+                                              timedelta(seconds=settings.authorization_ttl_s))
+    codes = [{"role": ROLE_NAMES[i.authorization.party_role], "name": i.authorization.party_name,
+              "id_masked": i.authorization.party_id_masked, "expires_at": i.authorization.expires_at,
+              "url": authorization_url(settings.public_base_url, i.token),
+              "png": base64.b64encode(png(authorization_url(settings.public_base_url, i.token))).decode()}
+             for i in issued]
+    g.db.commit()
+    return render_template("console/authorization_codes.html", a=application, codes=codes,
+                           consented=[ROLE_NAMES[c.party_role] for c in consented])
 
 
 @bp.post("/applications/<int:application_id>/decision")

@@ -270,3 +270,28 @@ def test_a_write_conflict_on_the_customers_message_is_retried_not_sent_to_the_bo
     assert len(calls) == 2 and bot.asked == []
     with unit_of_work(demo_settings.database_url) as s:
         assert [m.body for m in h.conversation(s, OPENID)] == ["我想问问利息"] and s.get(HandOff, hid)
+
+
+def test_officer_reissues_and_prints_the_authorization_codes(login, demo_settings):
+    from auth_flow.service import AuthorizationError, find_by_token
+    from tests.unit.lending_helpers import service
+
+    applications, _ = service()
+    with unit_of_work(demo_settings.database_url) as s:
+        app_id = applications.apply(s, by_openid(s, OPENID).id, "sunshine_e_loan", 50000, 12, "print-test").id
+    officer = login()
+    page = officer.get(f"/console/applications/{app_id}").data.decode()
+    assert "生成并打印授权二维码" in page
+    assert officer.post(f"/console/applications/{app_id}/authorization-codes").status_code == 400   # no CSRF
+    resp = officer.post(f"/console/applications/{app_id}/authorization-codes", data={"csrf": officer.csrf})
+    page = resp.data.decode()
+    assert resp.status_code == 200 and page.count('src="data:image/png;base64,') == 2
+    assert "借款人本人：张建国" in page and "借款人配偶：李秀英" in page and "3212**********0229" in page
+    tokens = re.findall(r"/auth/([A-Za-z0-9_-]{20,})</p>", page)
+    again = officer.post(f"/console/applications/{app_id}/authorization-codes", data={"csrf": officer.csrf})
+    with unit_of_work(demo_settings.database_url) as s:
+        for token in tokens:                                     # reissued: the printed ones are void
+            with pytest.raises(AuthorizationError):
+                find_by_token(s, token)
+        fresh = re.findall(r"/auth/([A-Za-z0-9_-]{20,})</p>", again.data.decode())
+        assert [find_by_token(s, t).requested_by for t in fresh] == ["officer:officer01"] * 2
