@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL := var/models/sunshine.tar.gz
+# Rasa keeps trained components in a cache keyed by their data and settings; one
+# cache per user (not per checkout) lets a fresh clone reuse what is already trained.
+export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
 .PHONY: setup run test test-postgres lint train chat bench nlu-report clean help
