@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-import time
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 
 from auth_flow import evidence, faces, reports, service
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
+from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging, mask_id_number
 from sunshine.settings import load
 
@@ -86,22 +84,13 @@ def retry_reports(settings, application_id: int) -> int:
 
 def sweep_reports(settings, every_s: float | None) -> int:
     """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
-    while True:
-        try:
-            done = {app_id: state for app_id, state in reports.sweep_reports(settings).items()
-                    if state != "claimed_elsewhere"}
-            if done or every_s is None:
-                print(f"credit reports swept: {done or 'nothing to do'}", flush=True)
-        except SQLAlchemyError:
-            if every_s is None:
-                raise
-            logging.getLogger(__name__).exception("report sweep failed; trying again in %ss", every_s)
-        if every_s is None:
-            return 0
-        try:
-            time.sleep(every_s)
-        except KeyboardInterrupt:
-            return 0
+    def one_round(once: bool) -> None:
+        done = {app_id: state for app_id, state in reports.sweep_reports(settings).items()
+                if state != "claimed_elsewhere"}
+        if done or once:
+            print(f"credit reports swept: {done or 'nothing to do'}", flush=True)
+
+    return run_rounds(one_round, every_s, "report sweep")
 
 
 if __name__ == "__main__":

@@ -12,19 +12,17 @@ Exit status: 0 done, 1 done but some rows or applications were left out, 2 could
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from lending.applications import Applications
 from lending.village_file import RowError, import_file
 from sunshine.db import unit_of_work
 from sunshine.models import Officer
+from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging
 from sunshine.settings import ConfigError, Settings, load
 
@@ -82,23 +80,15 @@ def approve_village(settings: Settings, village: str, username: str, reason: str
 def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
     """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
     service = Applications.from_settings(settings, notify=lambda openid, text: None)
-    while True:
-        try:
-            with unit_of_work(settings.database_url) as session:
-                escalated = service.escalate_overdue(session)
-                if escalated or every_s is None:
-                    print(f"超过审批时限、已升级的申请：{len(escalated)}笔"
-                          + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""), flush=True)
-        except SQLAlchemyError:
-            if every_s is None:
-                raise
-            logging.getLogger(__name__).exception("escalation round failed; trying again in %ss", every_s)
-        if every_s is None:
-            return 0
-        try:
-            time.sleep(every_s)
-        except KeyboardInterrupt:
-            return 0
+
+    def one_round(once: bool) -> None:
+        with unit_of_work(settings.database_url) as session:
+            escalated = service.escalate_overdue(session)
+            if escalated or once:
+                print(f"超过审批时限、已升级的申请：{len(escalated)}笔"
+                      + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""), flush=True)
+
+    return run_rounds(one_round, every_s, "escalation round")
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:

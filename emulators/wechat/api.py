@@ -478,8 +478,9 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         return Response(png(f"wxa://{account.appid}/{page or ''}?scene={scene}", box_size=box),
                         content_type="image/png")
 
-    @app.get("/sns/jscode2session")
-    def jscode2session():
+    def code_exchange(code_param: str):
+        """The account and code of a code-for-identity request (jscode2session, web OAuth),
+        after WeChat's checks of appid, secret, grant_type and a code being there."""
         args = request.args
         with state.lock:
             account = state.apps.get(args.get("appid", ""))
@@ -489,9 +490,14 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             raise WeChatError(40125)
         if args.get("grant_type") != "authorization_code":
             raise WeChatError(40002)
-        code = args.get("js_code", "")
+        code = args.get(code_param, "")
         if not code:
             raise WeChatError(41008)
+        return account, code
+
+    @app.get("/sns/jscode2session")
+    def jscode2session():
+        account, code = code_exchange("js_code")
         if not _CODE_RE.fullmatch(code) or code.lower().startswith(("bad", "invalid")):
             raise WeChatError(40029)
         with state.lock:
@@ -531,18 +537,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
 
     @app.get("/sns/oauth2/access_token")
     def oauth_access_token():
-        args = request.args
-        with state.lock:
-            account = state.apps.get(args.get("appid", ""))
-        if account is None:
-            raise WeChatError(40013)
-        if not secrets.compare_digest(account.secret, args.get("secret", "")):
-            raise WeChatError(40125)
-        if args.get("grant_type") != "authorization_code":
-            raise WeChatError(40002)
-        code = args.get("code", "")
-        if not code:
-            raise WeChatError(41008)
+        account, code = code_exchange("code")
         with state.lock:
             if code in state.used_codes:
                 raise WeChatError(40163)
