@@ -53,6 +53,10 @@ class AuthorizationError(ValueError):
     """The token is unknown, expired, used or locked; the message is for the customer."""
 
 
+class UnknownToken(AuthorizationError):
+    """No request has this token (mistyped or guessed); callers count these per client."""
+
+
 class StepRefused(ValueError):
     """A step that cannot be taken now (out of order, missing reference); nothing was counted."""
 
@@ -129,7 +133,7 @@ def find_by_token(session: Session, token: str) -> Authorization:
     """The pending authorization this token opens; raises AuthorizationError otherwise."""
     auth = session.scalar(select(Authorization).where(Authorization.token_hash == _hash(token)))
     if auth is None:
-        raise AuthorizationError("授权码无效，请向客户经理重新获取")
+        raise UnknownToken("授权码无效，请向客户经理重新获取")
     if auth.status != "pending":
         raise AuthorizationError(_STATUS_MESSAGES.get(auth.status, "该授权码已使用，无需重复授权"))
     if auth.expires_at < utcnow():

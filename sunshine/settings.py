@@ -97,6 +97,9 @@ class Settings:
     sms_emulator_port: int = 8400
     # Seconds after which a credit-report query still `querying` (its process died) is re-run.
     report_query_stale_s: int = 120
+    # Reverse proxies / load balancers in front of the web process whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed (0: none; clients' own headers are then ignored).
+    trusted_proxies: int = 0
 
     @property
     def wechat_mode(self) -> str:
@@ -204,6 +207,8 @@ def validate(s: Settings) -> None:
                               "postgresql://user@host/db")
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
+    if not 0 <= s.trusted_proxies <= 5:
+        raise ConfigError("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
     if not 1 <= s.handoff_warn_minutes <= 240:
         raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url",

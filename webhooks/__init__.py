@@ -1,22 +1,45 @@
 """The web process: WeChat webhook, JSON APIs, H5 pages, officer console, health."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+import secrets
+
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
 
 MAX_BODY_BYTES = 64 * 1024
+# What the pages may load: their own scripts (and inline ones carrying this response's
+# nonce), inline styles, their own images and QR codes (data:), the camera stream, fetch
+# to this origin; never framed, no plugins, no <base>, forms only to this origin.
+CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HSTS = "max-age=31536000"
+
+
+def csp_nonce() -> str:
+    """This response's script nonce (templates: `<script nonce="{{ csp_nonce() }}">`)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    https = settings.public_base_url.startswith("https://")
     app.config.update(SETTINGS=settings, SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", JSON_AS_ASCII=False)
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
+                      JSON_AS_ASCII=False)
     app.json.ensure_ascii = False
+    if settings.trusted_proxies:  # the client address and scheme as the load balancer(s) saw them
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     from webhooks import api, console, health, wechat
 
@@ -28,15 +51,22 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        # Retry-After (429) and Allow (405) go with the answer.
+        headers = [h for h in exc.get_headers() if h[0] != "Content-Type"]
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.name, message=exc.description), exc.code
-        return f"{exc.code} {exc.description}", exc.code, {"Content-Type": "text/plain; charset=utf-8"}
+            return jsonify(error=exc.name, message=exc.description), exc.code, headers
+        return f"{exc.code} {exc.description}", exc.code, \
+            headers + [("Content-Type", "text/plain; charset=utf-8")]
 
     @app.after_request
     def _security_headers(resp):
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", CSP.format(nonce=csp_nonce()))
+        if https or request.is_secure:
+            resp.headers.setdefault("Strict-Transport-Security", HSTS)
         return resp
 
     return app

@@ -5,15 +5,16 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 from werkzeug.formparser import parse_form_data
 
 from auth_flow import reports, service
 from auth_flow.evidence import Client
 from auth_flow.qr import authorization_url, png, wechat_code
-from auth_flow.service import AuthorizationError, StepRefused, find_by_token
+from auth_flow.service import AuthorizationError, StepRefused, UnknownToken, find_by_token
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
+from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
 from webhooks.openapi import SPEC
 
 bp = Blueprint("api", __name__)
@@ -25,15 +26,32 @@ def _settings():
 
 
 def _client() -> Client:
-    return Client(ip=request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip(),
-                  user_agent=request.headers.get("User-Agent", ""))
+    """The client's address as the trusted proxies (TRUSTED_PROXIES, werkzeug's ProxyFix) report it."""
+    return Client(ip=request.remote_addr or "", user_agent=request.headers.get("User-Agent", ""))
+
+
+def _limit(limit: Limit, count: bool = False) -> None:
+    """429 with Retry-After when this client is over `limit`; `count` counts this request first."""
+    limiter, who = Limiter(_settings().redis_url), _client().ip
+    wait = limiter.hit(limit, who) if count else limiter.retry_after(limit, who)
+    if wait:
+        current_app.logger.info("rate limit %s reached by a client", limit.name)
+        raise TooManyRequests(description=limit.message, retry_after=wait)
+
+
+def _unknown_token() -> None:
+    """A client trying tokens that open nothing is stopped after TOKEN_LOOKUPS of them."""
+    Limiter(_settings().redis_url).add(TOKEN_LOOKUPS, _client().ip)
 
 
 def _authorization(token: str) -> dict:
+    _limit(TOKEN_LOOKUPS)
     with unit_of_work(_settings().database_url) as session:
         try:
             auth = find_by_token(session, token)
         except AuthorizationError as exc:
+            if isinstance(exc, UnknownToken):
+                _unknown_token()
             abort(404, description=str(exc))
         return service.public_view(session, auth)
 
@@ -49,11 +67,14 @@ _NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload T
 def _step(fn, *args):
     """Run one step in a unit of work that commits even when the step is refused
     (the refusal is evidence); map the outcome to a JSON response."""
+    _limit(TOKEN_LOOKUPS)
     error = None
     with unit_of_work(_settings().database_url) as session:
         try:
             result = fn(session, *args)
         except AuthorizationError as exc:
+            if isinstance(exc, UnknownToken):
+                _unknown_token()
             error = (404, str(exc))
         except StepRefused as exc:
             error = (409, str(exc))
@@ -147,6 +168,7 @@ def authorization_biometric_consent(token: str):
 def authorization_face(token: str):
     """Frames (multipart field `frames`, JPEG or PNG) taken while the party turns their head."""
     s = _settings()
+    _limit(FACE_ATTEMPTS, count=True)
     if (request.content_length or 0) > s.auth_upload_max_bytes:
         return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
     try:
@@ -208,8 +230,9 @@ def authorization_page(token: str):
     browser session it first goes through WeChat's web authorization (snsapi_base, silent)."""
     try:
         details = _authorization(token)
-    except HTTPException as exc:  # the 404 raised by abort(), shown as a friendly page
-        return render_template("auth_invalid.html", message=exc.description), exc.code
+    except HTTPException as exc:  # the 404 (or 429) raised above, shown as a friendly page
+        return render_template("auth_invalid.html", message=exc.description), exc.code, \
+            [h for h in exc.get_headers() if h[0] == "Retry-After"]
     if not session.get(OPENID_KEY):
         from clients.wechat import WeChatApi
 

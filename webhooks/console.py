@@ -14,12 +14,11 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-import redis
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session,
                    url_for)
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from auth_flow.qr import authorization_url, png
 from auth_flow.service import ROLE_NAMES, issue_for_application
@@ -31,13 +30,10 @@ from lending.credit_lines import current_line
 from sunshine.db import unit_of_work
 from sunshine.models import (ApplicationEvent, AuditEntry, Authorization, ConversationMessage, Customer, HandOff,
                              LoanApplication, Officer, utcnow)
-from sunshine.redis import connect
+from sunshine.ratelimit import LOGIN_FAILURES, LOGIN_FAILURES_BY_CLIENT, Limit, Limiter
 
 log = logging.getLogger(__name__)
 _BEIJING = timezone(timedelta(hours=8), "CST")
-# After this many wrong passwords for one user name, its logins are refused for LOGIN_LOCK_S.
-MAX_LOGIN_FAILURES = 5
-LOGIN_LOCK_S = 15 * 60
 bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static", static_url_path="/static")
 api = Blueprint("console_api", __name__, url_prefix="/api/console")
 
@@ -132,23 +128,13 @@ def login():
     return render_template("console/login.html", error=None, next=request.args.get("next", ""))
 
 
-def _failures(username: str, change: str = "") -> int:
-    """Failed logins for this user name in the last LOGIN_LOCK_S; `change` "add" counts one more,
-    "clear" forgets them. 0 when Redis is down (its outage never locks officers out)."""
-    key = f"sunshine:console:login_failures:{username}"
-    try:
-        r = connect(_settings().redis_url)
-        if change == "clear":
-            r.delete(key)
-            return 0
-        if change == "add":
-            count = r.incr(key)
-            r.expire(key, LOGIN_LOCK_S)
-            return count
-        return int(r.get(key) or 0)
-    except (redis.RedisError, ValueError) as exc:
-        log.warning("login failure count unavailable: %s", exc)
-        return 0
+# A hash to check a password against when the user name is unknown, so that the answer
+# takes as long as for a known one (user names cannot be found by timing).
+_NO_SUCH_OFFICER = generate_password_hash(secrets.token_hex(16))
+
+
+def _login_refused(target: str, limit: Limit, wait: int):
+    return render_template("console/login.html", next=target, error=limit.message), 429, {"Retry-After": str(wait)}
 
 
 @bp.post("/login")
@@ -157,15 +143,19 @@ def login_submit():
     username = request.form.get("username", "").strip()[:64]
     password = request.form.get("password", "")
     target = request.form.get("next", "")
-    if _failures(username) >= MAX_LOGIN_FAILURES:
-        return render_template("console/login.html", next=target,
-                               error=f"密码错误次数太多，请{LOGIN_LOCK_S // 60}分钟后再试"), 429
+    limiter, client = Limiter(_settings().redis_url), request.remote_addr or ""
+    for limit, who in ((LOGIN_FAILURES, username), (LOGIN_FAILURES_BY_CLIENT, client)):
+        wait = limiter.retry_after(limit, who)
+        if wait:
+            return _login_refused(target, limit, wait)
     with unit_of_work(_settings().database_url) as db:
         officer = db.scalar(select(Officer).where(Officer.username == username, Officer.active.is_(True)))
-        if officer is None or not check_password_hash(officer.password_hash, password):
-            _failures(username, "add")
+        matches = check_password_hash(officer.password_hash if officer else _NO_SUCH_OFFICER, password)
+        if officer is None or not matches:
+            limiter.add(LOGIN_FAILURES, username)
+            limiter.add(LOGIN_FAILURES_BY_CLIENT, client)
             return render_template("console/login.html", error="用户名或密码不对", next=target), 401
-        _failures(username, "clear")
+        limiter.clear(LOGIN_FAILURES, username)
         session.clear()
         session.update(officer_id=officer.id, officer_name=officer.display_name, role=officer.role)
         db.add(AuditEntry(actor=handoffs.actor_of(officer), action="console.login", subject_type="officer",

@@ -18,6 +18,11 @@
   countdown();
   setInterval(countdown, 1000);
 
+  // Buttons that print the page (the CSP allows no inline onclick).
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () { window.print(); });
+  });
+
   function getJSON(url) {
     return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}}).then(function (r) {
       if (r.status === 401) { location.reload(); }
