@@ -41,7 +41,7 @@ from sunshine.migrate import upgrade
 from sunshine.protect import unseal
 from sunshine.models import Authorization, Customer, LoanApplication
 
-SECRET = "bench-secret-key"
+SECRET = "bench-secret-key"  # noqa: S105  a benchmark's throw-away secret
 DECISIONS = 400
 HOUSEHOLDS = 100_000
 

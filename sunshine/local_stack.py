@@ -69,11 +69,11 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
         SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}", WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
-        SECRET_KEY="local-stack-secret")
+        SECRET_KEY="local-stack-secret")  # noqa: S106  the throw-away secret of a local test stack
     env.update(settings)
     log = folder / "stack.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sunshine.launcher", "run"], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "sunshine.launcher", "run"], cwd=ROOT, env=env,  # noqa: S603  our own fixed argv (the launcher), no shell
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     stack = Stack(proc, env, f"http://127.0.0.1:{ports['web']}", env["WECHAT_API_BASE"], env["RASA_URL"], log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

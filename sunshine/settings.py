@@ -30,7 +30,7 @@ class Settings:
     rasa_url: str = "http://127.0.0.1:5005"
     action_server_url: str = "http://127.0.0.1:5055"
     public_base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "dev-only-secret-change-me"
+    secret_key: str = "dev-only-secret-change-me"  # noqa: S105  development default, refused in production
     web_port: int = 8000
     web_workers: int = 2
     # Threads per web worker: each waiting message holds one for up to the reply budget.
@@ -38,15 +38,15 @@ class Settings:
     # Background reply workers; each customer's messages always go to the same one, in order.
     worker_processes: int = 4
 
-    wechat_token: str = "sunshinedevtoken"
+    wechat_token: str = "sunshinedevtoken"  # noqa: S105  development default, refused in production
     wechat_appid: str = "wx0000000000demo01"
-    wechat_secret: str = "demo-app-secret"
+    wechat_secret: str = "demo-app-secret"  # noqa: S105  development default, refused in production
     wechat_aes_key: str = ""
     wechat_max_clock_skew: int = 300
     wechat_api_base: str = "http://127.0.0.1:8100"
     wechat_reply_budget_s: float = 4.0
     wxa_appid: str = "wx0000000000demo02"
-    wxa_secret: str = "demo-wxa-secret"
+    wxa_secret: str = "demo-wxa-secret"  # noqa: S105  development default, refused in production
 
     bureau_url: str = "http://127.0.0.1:8200"
     wechat_emulator_port: int = 8100
@@ -80,7 +80,7 @@ class Settings:
     # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console.py) --
     wecom_api_base: str = "http://127.0.0.1:8300"
     wecom_corpid: str = "ww0000000000demo01"
-    wecom_secret: str = "demo-wecom-secret"
+    wecom_secret: str = "demo-wecom-secret"  # noqa: S105  development default, refused in production
     wecom_agentid: int = 1000002
     wecom_emulator_port: int = 8300
     # Template for an officer's reply the customer-service API refused (45015: 48 hours without a message).
@@ -93,7 +93,7 @@ class Settings:
     wechat_open_base: str = "http://127.0.0.1:8100"
     # The bank's SMS gateway (codes for a party without a bound WeChat).
     sms_api_base: str = "http://127.0.0.1:8400"
-    sms_api_key: str = "dev-sms-key"
+    sms_api_key: str = "dev-sms-key"  # noqa: S105  development default, refused in production
     sms_emulator_port: int = 8400
     # Seconds after which a credit-report query still `querying` (its process died) is re-run.
     report_query_stale_s: int = 120
@@ -121,6 +121,10 @@ class Settings:
         out["database_url"] = _hide_password(self.database_url)
         out["redis_url"] = _hide_password(self.redis_url)
         return out
+
+
+# Secrets whose development defaults (below: ruff S105) are refused when SUNSHINE_ENV=production.
+DEVELOPMENT_SECRETS = ("secret_key", "wechat_token", "wechat_secret", "wxa_secret", "wecom_secret", "sms_api_key")
 
 
 def _hide_password(url: str) -> str:
@@ -216,8 +220,10 @@ def validate(s: Settings) -> None:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")
-    if s.secret_key == Settings.secret_key and os.environ.get("SUNSHINE_ENV") == "production":
-        raise ConfigError("SECRET_KEY is the development default; set a long random value in production")
+    if os.environ.get("SUNSHINE_ENV") == "production":
+        left = [name.upper() for name in DEVELOPMENT_SECRETS if getattr(s, name) == getattr(Settings, name)]
+        if left:
+            raise ConfigError(f"{', '.join(left)} still the development default; set real values in production")
 
 
 def load(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:

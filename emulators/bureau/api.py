@@ -99,7 +99,7 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
     """The credit content for `id_number`: the same for the same ID number in the same month."""
     today = today or date.today()
     month0 = date(today.year, today.month, 1)
-    rng = random.Random(int.from_bytes(hashlib.sha256(id_number.encode()).digest()[:8], "big"))
+    rng = random.Random(int.from_bytes(hashlib.sha256(id_number.encode()).digest()[:8], "big"))  # noqa: S311  emulator: a deterministic fake report per ID number, not a secret
     risk = risk_class(id_number)
     birth = id_number[6:14]
     account_seq = 0
@@ -107,7 +107,7 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
     def account_id() -> str:
         nonlocal account_seq
         account_seq += 1
-        return f"L{hashlib.sha1(f'{id_number}:{account_seq}'.encode()).hexdigest()[:14].upper()}"
+        return f"L{hashlib.sha1(f'{id_number}:{account_seq}'.encode()).hexdigest()[:14].upper()}"  # noqa: S324  emulator: a fake loan account number, not a security use
 
     def months_back(d: date) -> int:
         return (month0.year - d.year) * 12 + month0.month - d.month

@@ -506,7 +506,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             state.used_codes.add(code)
             known = state.jscodes.pop(code, None)
         if known is None:
-            digest = hashlib.sha1(f"{account.appid}:{code}".encode()).digest()
+            digest = hashlib.sha1(f"{account.appid}:{code}".encode()).digest()  # noqa: S324  emulator: derives a fake openid from a login code, as WeChat's opaque ids
             known = {"openid": "o" + base64.urlsafe_b64encode(digest).decode()[:27]}
         answer = {"session_key": base64.b64encode(secrets.token_bytes(16)).decode(), "openid": known["openid"]}
         if known.get("unionid"):

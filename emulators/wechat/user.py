@@ -73,7 +73,7 @@ def msg_signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
 
 def account_id_for(appid: str) -> str:
     """A stable stand-in for the account's original ID (gh_ + 12 hex), which settings do not hold."""
-    return "gh_" + hashlib.sha1(appid.encode()).hexdigest()[:12]
+    return "gh_" + hashlib.sha1(appid.encode()).hexdigest()[:12]  # noqa: S324  emulator: a fake gh_ account id
 
 
 def cdata(text: str) -> str:
@@ -176,7 +176,7 @@ class WeChatUser:
         return self._xml("text", [("Content", text)], next_msgid())
 
     def voice_xml(self, recognition: str, media_id: str | None = None) -> str:
-        media_id = media_id or "voice_" + hashlib.sha1(f"{time.time()}{random.random()}".encode()).hexdigest()[:24]
+        media_id = media_id or "voice_" + hashlib.sha1(f"{time.time()}{random.random()}".encode()).hexdigest()[:24]  # noqa: S311,S324  emulator: a fake media id
         return self._xml("voice", [("MediaId", media_id), ("Format", "amr"), ("Recognition", recognition)],
                          next_msgid())
 
@@ -225,7 +225,7 @@ class WeChatUser:
     def query(self, body: str, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
         """The query string WeChat puts on the POST of `body` (the wire body)."""
         timestamp = timestamp or str(int(time.time()))
-        nonce = nonce or str(random.randint(100000000, 2 ** 31 - 1))
+        nonce = nonce or str(random.randint(100000000, 2 ** 31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
         params = {"signature": signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                   "openid": self.openid}
         if self.mode != "plaintext":
@@ -315,8 +315,8 @@ class WeChatUser:
     # -- URL verification ----------------------------------------------------
     def verify_url(self, echostr: str = "") -> str:
         """The GET WeChat sends when the URL is configured: returns the webhook's answer body."""
-        echostr = echostr or str(random.randint(10 ** 17, 10 ** 18))
-        timestamp, nonce = str(int(time.time())), str(random.randint(100000000, 2 ** 31 - 1))
+        echostr = echostr or str(random.randint(10 ** 17, 10 ** 18))  # noqa: S311  emulator: echostr is echoed back, not secret
+        timestamp, nonce = str(int(time.time())), str(random.randint(100000000, 2 ** 31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
         params = {"signature": signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                   "echostr": echostr}
         resp = self.http.get(self.webhook_url, params=params, timeout=self.timeout)

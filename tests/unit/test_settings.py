@@ -40,3 +40,12 @@ def test_public_view_hides_secrets(tmp_path):
     s = load(env={"WECHAT_SECRET": "s3cret", "DATABASE_URL": "postgresql://bank:pw@db/x"}, dotenv=tmp_path / "x")
     shown = s.public()
     assert shown["wechat_secret"] == "***" and "pw" not in shown["database_url"]
+
+
+def test_production_refuses_every_development_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("SUNSHINE_ENV", "production")
+    env = {"SECRET_KEY": "a-long-random-value"}
+    with pytest.raises(ConfigError, match="WECHAT_TOKEN, WECHAT_SECRET, WXA_SECRET, WECOM_SECRET, SMS_API_KEY still"):
+        load(env, dotenv=tmp_path / "none")
+    env.update(WECHAT_TOKEN="realtoken1", WECHAT_SECRET="s1", WXA_SECRET="s2", WECOM_SECRET="s3", SMS_API_KEY="k")
+    assert load(env, dotenv=tmp_path / "none").wechat_token == "realtoken1"
