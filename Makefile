@@ -9,7 +9,7 @@ MODEL := var/models/sunshine.tar.gz
 export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-postgres lint train chat bench nlu-report clean help
+.PHONY: setup run test test-postgres lint train chat bench nlu-report clean help audit
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
 	@echo "make setup  create .venv and install (called by run and test)"
 	@echo "make train  train the Rasa model if the training data changed"
+	@echo "make audit  known vulnerabilities of the installed packages (pip-audit) and ruff's security rules"
 
 setup: $(STAMP)
 
@@ -71,3 +72,22 @@ nlu-report: $(STAMP) $(MODEL)
 
 clean:
 	rm -rf var/models var/run .rasa
+
+# pip-audit lives in its own environment (it needs a newer `packaging` than Rasa allows). It audits
+# what `make setup` installed from requirements*.txt (the resolved set, dependencies included)
+# against PyPI's vulnerability data; audit-ignore.txt lists what is accepted, with the reason.
+AUDIT_VENV := var/audit-venv
+
+$(AUDIT_VENV)/.installed: requirements-audit.txt scripts/find-python310.sh
+	@PY310="$$(scripts/find-python310.sh)" || exit 1; rm -rf $(AUDIT_VENV) && "$$PY310" -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-audit.txt
+	@touch $@
+
+audit: $(STAMP) $(AUDIT_VENV)/.installed
+	$(VENV)/bin/ruff check --select S --exclude .venv,var,tests .
+	@# tests: every rule but asserts, fixture secrets, running our own scripts, requests to local emulators
+	$(VENV)/bin/ruff check --select S --ignore S101,S105,S106,S107,S603,S607,S113 tests
+	@mkdir -p var/audit; rm -f var/audit/pip-audit.json
+	-$(AUDIT_VENV)/bin/pip-audit --vulnerability-service pypi --progress-spinner off \
+		--path $(VENV)/lib/python3.10/site-packages --format json --output var/audit/pip-audit.json
+	$(PY) scripts/audit_report.py var/audit/pip-audit.json audit-ignore.txt

@@ -149,7 +149,10 @@ def child_env(s: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(REDIS_URL=s.redis_url, DATABASE_URL=s.database_url, PYTHONUNBUFFERED="1",
                RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
+               # rasa-sdk's action server listens on SANIC_HOST, by default every interface: anyone
+               # who reached it could run the bot's actions (apply for a loan) with a forged tracker.
+               SANIC_HOST="127.0.0.1")
     return env
 
 
