@@ -35,6 +35,8 @@ from wechatpy.oauth import WeChatOAuth
 from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
+from sunshine.protect import redact_credentials
+
 log = logging.getLogger(__name__)
 
 # errcodes callers handle
@@ -263,7 +265,7 @@ class WeChatApi:
                 raise WeChatUnavailable(f"HTTP {status} from WeChat") from exc
             raise WeChatApiError(int(exc.errcode), str(exc.errmsg)) from exc
         except requests.RequestException as exc:
-            raise WeChatUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise WeChatUnavailable(f"{type(exc).__name__}: {redact_credentials(str(exc))}") from exc
         except ValueError as exc:  # a token answer that is not JSON
             raise WeChatUnavailable(f"unreadable answer from WeChat: {exc}") from exc
         except redis_lib.RedisError as exc:

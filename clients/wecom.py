@@ -21,6 +21,7 @@ from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from clients.wechat import TOKEN_ERRORS
+from sunshine.protect import redact_credentials
 
 PRODUCTION_API_BASE = "https://qyapi.weixin.qq.com"
 
@@ -81,7 +82,7 @@ class WeCom:
                     continue
                 raise WeComError(int(exc.errcode) if exc.errcode else None, str(exc.errmsg)) from exc
             except (requests.RequestException, ValueError, redis_lib.RedisError) as exc:
-                raise WeComError(None, f"{type(exc).__name__}: {exc}") from exc
+                raise WeComError(None, f"{type(exc).__name__}: {redact_credentials(str(exc))}") from exc
             if result.get("invaliduser"):
                 raise WeComError(81013, f"unknown WeCom user(s): {result['invaliduser']}")
             return

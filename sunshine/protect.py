@@ -12,6 +12,11 @@ from cryptography.fernet import Fernet
 
 _ID_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9])")
 _PHONE_RE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+# Credentials that travel in URLs and headers: WeChat's and WeCom's secrets and access tokens
+# (query parameters), bearer keys, and the authorization tokens in the H5 page's paths.
+_CREDENTIAL_RE = re.compile(r"(?i)\b(secret|appsecret|corpsecret|access_token|api_key|js_code|code)=([^&\s'\"<>]+)")
+_BEARER_RE = re.compile(r"(?i)\b(Bearer\s+)\S+")
+_AUTH_PATH_RE = re.compile(r"(/auth/|/api/authorizations/)(?!wechat-callback)([A-Za-z0-9_-]{4})[A-Za-z0-9_-]{4,}")
 
 
 def mask_id_number(id_number: str) -> str:
@@ -38,6 +43,19 @@ def mask_text(text: str) -> str:
     return _PHONE_RE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
 
 
+def redact_credentials(text: str) -> str:
+    """Hide secrets, access tokens, bearer keys and authorization tokens (first 4 characters
+    kept) wherever they occur in text, e.g. in an exception that quotes a request's URL."""
+    text = _CREDENTIAL_RE.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _BEARER_RE.sub(lambda m: f"{m.group(1)}***", text)
+    return _AUTH_PATH_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+def mask_log(text: str) -> str:
+    """What a log line may show: ID and phone numbers masked, credentials hidden."""
+    return redact_credentials(mask_text(text))
+
+
 def fingerprint(secret_key: str, value: str) -> str:
     """A keyed hash for equality look-ups (e.g. ID number) without storing the value."""
     return hmac.new(secret_key.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()
@@ -56,21 +74,16 @@ def unseal(secret_key: str, token: str) -> str:
     return _fernet(secret_key).decrypt(token.encode()).decode()
 
 
-class MaskingFilter(logging.Filter):
-    """Log filter that masks ID and phone numbers in every record."""
+class MaskingFormatter(logging.Formatter):
+    """Formats a record, its traceback included, then masks it with `mask_log`."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_text(message)
-        if masked != message:
-            record.msg, record.args = masked, ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_log(super().format(record))
 
 
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(MaskingFilter())
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

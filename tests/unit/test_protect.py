@@ -1,6 +1,6 @@
 import logging
 
-from sunshine.protect import MaskingFilter, fingerprint, mask_id_number, mask_name, mask_phone, mask_text, seal, unseal
+from sunshine.protect import MaskingFormatter, fingerprint, mask_id_number, mask_name, mask_phone, mask_text, seal, unseal
 
 
 def test_masks():
@@ -24,9 +24,26 @@ def test_seal_round_trip_and_opaque():
     assert "13912340001" not in token and unseal("k", token) == "13912340001"
 
 
-def test_log_filter_masks(caplog):
+def test_log_formatter_masks_messages_and_tracebacks():
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskingFormatter("%(message)s"))
     logger = logging.getLogger("test.mask")
-    logger.addFilter(MaskingFilter())
-    with caplog.at_level(logging.INFO, logger="test.mask"):
-        logger.info("customer %s called from %s", "321283197503120119", "13912340001")
-    assert "321283197503120119" not in caplog.text and "139****0001" in caplog.text
+    logger.addHandler(handler)
+    try:
+        logger.warning("customer %s called from %s", "321283197503120119", "13912340001")
+        try:
+            raise ConnectionError("GET /cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s3cr3t-value "
+                                  "Authorization: Bearer k3y-value /auth/AbCdEfGhIjKlMnOp 321283197503120119")
+        except ConnectionError:
+            logger.exception("WeChat unreachable")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "321283197503120119" not in text and "13912340001" not in text and "139****0001" in text
+    assert "s3cr3t-value" not in text and "secret=***" in text and "appid=wx1" in text
+    assert "k3y-value" not in text and "Bearer ***" in text
+    assert "AbCdEfGhIjKlMnOp" not in text and "/auth/AbCd***" in text
+    assert "Traceback" in text and text.count("3212**********0119") == 2
