@@ -18,9 +18,12 @@
   countdown();
   setInterval(countdown, 1000);
 
-  // Buttons that print the page (the CSP allows no inline onclick).
+  // Behaviour the CSP allows no inline handler for: print buttons, selects that submit their form.
   document.querySelectorAll("[data-print]").forEach(function (button) {
     button.addEventListener("click", function () { window.print(); });
+  });
+  document.querySelectorAll("[data-submit-on-change]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
   });
 
   function getJSON(url) {
