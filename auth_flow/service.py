@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from auth_flow import evidence, faces
 from auth_flow.evidence import Client
 from sunshine.models import (Authorization, Customer, FaceReference, LoanApplication, audit, utcnow)
-from sunshine.protect import mask_name, unseal
+from sunshine.protect import constant_time_equal, mask_name, unseal
 
 log = logging.getLogger(__name__)
 
@@ -252,14 +252,14 @@ def check_identity(session: Session, secret_key: str, token: str, name: str, id_
     id_number = unseal(secret_key, party.id_sealed)
     given = (id_digits or "").strip().upper()
     name_ok = (name or "").strip() == party.name and len(given) == ID_DIGITS and \
-        hmac.compare_digest(given, id_number[-ID_DIGITS:])
+        constant_time_equal(given, id_number[-ID_DIGITS:])
     if factor == "wechat":
-        second_ok = hmac.compare_digest(wechat_openid, party.wechat_openid)
+        second_ok = constant_time_equal(wechat_openid, party.wechat_openid)
         detail = {"wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()}
         why = "当前微信不是被查询人本人的微信，请本人用自己的微信打开"
     else:
         second_ok = bool(auth.sms_code_hash) and auth.sms_code_expires_at >= utcnow() and \
-            hmac.compare_digest(_code_hash(secret_key, auth, sms_code.strip()), auth.sms_code_hash)
+            constant_time_equal(_code_hash(secret_key, auth, sms_code.strip()), auth.sms_code_hash)
         detail = {"phone": party.phone_masked}
         why = "短信验证码不正确或已过期，请重新获取"
     method = {"method": "name_id_digits", "factor": "wechat_oauth" if factor == "wechat" else "sms_code"}
@@ -288,7 +288,7 @@ def check_identity_wxa(session: Session, api, token: str, js_code: str, client: 
     except WeChatApiError as exc:
         evidence.append(session, auth, "identity_failed", client, method="wxa_login", errcode=exc.errcode)
         return _failed(session, auth, "微信登录校验失败，请关闭页面后重新打开", max_attempts, client)
-    if hmac.compare_digest(openid, party.wechat_openid):
+    if constant_time_equal(openid, party.wechat_openid):
         auth.identity_checked_at = utcnow()
         evidence.append(session, auth, "identity_checked", client, method="wxa_login", factor="wxa_login")
         return Outcome(True, "身份核对通过", max_attempts - auth.attempts)

@@ -56,6 +56,12 @@ def mask_log(text: str) -> str:
     return redact_credentials(mask_text(text))
 
 
+def constant_time_equal(given: str, expected: str) -> bool:
+    """Compare a secret someone sent with the expected one in constant time; any text
+    (hmac.compare_digest refuses non-ASCII str with a TypeError)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def fingerprint(secret_key: str, value: str) -> str:
     """A keyed hash for equality look-ups (e.g. ID number) without storing the value."""
     return hmac.new(secret_key.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()

@@ -6,6 +6,7 @@ import secrets
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
@@ -20,6 +21,15 @@ CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 
 HSTS = "max-age=31536000"
 
 
+class RowId(IntegerConverter):
+    """`<int:...>` in every route: a number a database row id can be (PostgreSQL's integer);
+    a larger one is an unknown page (404), never a database overflow."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2 ** 31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def csp_nonce() -> str:
     """This response's script nonce (templates: `<script nonce="{{ csp_nonce() }}">`)."""
     if "csp_nonce" not in g:
@@ -31,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    app.url_map.converters["int"] = RowId
     https = settings.public_base_url.startswith("https://")
     app.config.update(SETTINGS=settings, SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,

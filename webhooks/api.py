@@ -14,6 +14,7 @@ from auth_flow.qr import authorization_url, png, wechat_code
 from auth_flow.service import AuthorizationError, StepRefused, UnknownToken, find_by_token
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
+from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
 from webhooks.openapi import SPEC
 
@@ -251,7 +252,7 @@ def authorization_wechat_callback():
     expected, token = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
     code, state = request.args.get("code", ""), request.args.get("state", "")
     failed = "微信身份确认失败，请关闭页面，再从微信里重新打开授权链接"
-    if not expected or not token or not code or not secrets.compare_digest(state, expected):
+    if not expected or not token or not code or not constant_time_equal(state, expected):
         return render_template("auth_invalid.html", message=failed), 400
     try:
         session[OPENID_KEY] = WeChatApi.from_settings(_settings()).oauth_openid(code)

@@ -30,6 +30,7 @@ from lending.credit_lines import current_line
 from sunshine.db import unit_of_work
 from sunshine.models import (ApplicationEvent, AuditEntry, Authorization, ConversationMessage, Customer, HandOff,
                              LoanApplication, Officer, utcnow)
+from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import LOGIN_FAILURES, LOGIN_FAILURES_BY_CLIENT, Limit, Limiter
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _csrf_token() -> str:
 
 def _check_csrf() -> None:
     sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token", "")
-    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+    if not sent or not constant_time_equal(sent, session.get("csrf", "")):
         abort(400, description="表单已过期，请刷新页面后重试")
 
 

@@ -4,9 +4,16 @@ _ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "message
           "required": ["error", "message"]}
 _JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+_TOKEN = {"name": "token", "in": "path", "required": True,
+          "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
 
 _E = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_TOO_MANY = {"description": "Too many unknown tokens (or face uploads) from this client; `Retry-After` says "
+                            "when to try again", **_E}
+
+
+def _json(properties: dict, required: list[str]) -> dict:
+    return {"application/json": {"schema": {"type": "object", "properties": properties, "required": required}}}
 _STEP_RESPONSES = {
     "200": {"description": "Step done", "content": {"application/json": {"schema": {"type": "object"}}}},
     "400": {"description": "Malformed request (not JSON, missing fields, no frames)", **_E},
@@ -15,6 +22,7 @@ _STEP_RESPONSES = {
     "413": {"description": "Upload larger than AUTH_UPLOAD_MAX_BYTES", **_E},
     "422": {"description": "Check failed (identity, no face, several faces, not an image, mismatch, not "
                            "live); `attempts_left` and `locked` say what remains", **_E},
+    "429": _TOO_MANY,
 }
 
 SPEC = {
@@ -31,6 +39,7 @@ SPEC = {
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorization"}}}},
                     "404": {"description": "Unknown, used or expired token",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "429": _TOO_MANY,
                 },
             }
         },
@@ -42,6 +51,7 @@ SPEC = {
                     "200": {"description": "PNG image", "content": {"image/png": {}}},
                     "404": {"description": "Unknown, used or expired token",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "429": _TOO_MANY,
                 },
             }
         },
@@ -76,6 +86,7 @@ SPEC = {
                     "200": {"description": "PNG image", "content": {"image/png": {}}},
                     "404": {"description": "Unknown, used or expired token, or no WeChat code configured",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "429": _TOO_MANY,
                     "502": {"description": "WeChat unavailable",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 },
@@ -85,7 +96,8 @@ SPEC = {
         "/api/console/changes": {
             "get": {
                 "summary": "A version that changes whenever a hand-off, message or application changes",
-                "responses": {"200": {"description": "{\"version\": \"...\"}"},
+                "responses": {"200": {"description": "The version", "content": _json({"version": {"type": "string"}},
+                                                                                    ["version"])},
                               "401": {"description": "Not logged in", "content": _JSON_ERROR}},
             }
         },
@@ -95,7 +107,8 @@ SPEC = {
                            "applications awaiting review, most urgent first",
                 "parameters": [{"name": "officer", "in": "query", "required": False, "schema": {"type": "integer"},
                                 "description": "supervisors: one officer's queue"}],
-                "responses": {"200": {"description": "{hand_offs: [...], applications: [...]}"},
+                "responses": {"200": {"description": "The queue", "content": _json(
+                    {"hand_offs": {"type": "array"}, "applications": {"type": "array"}}, ["hand_offs", "applications"])},
                               "401": {"description": "Not logged in", "content": _JSON_ERROR}},
             }
         },
@@ -103,7 +116,10 @@ SPEC = {
             "get": {
                 "summary": "The customer's messages kept for officers, and officers' replies with their delivery",
                 "parameters": [_ID],
-                "responses": {"200": {"description": "{status, status_label, officer, messages: [...]}"},
+                "responses": {"200": {"description": "The conversation", "content": _json(
+                    {"status": {"type": "string"}, "status_label": {"type": "string"},
+                     "officer": {"type": ["string", "null"]}, "messages": {"type": "array"}},
+                    ["status", "messages"])},
                               "401": {"description": "Not logged in", "content": _JSON_ERROR},
                               "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
                               "404": {"description": "No such hand-off", "content": _JSON_ERROR}},
@@ -116,9 +132,13 @@ SPEC = {
                 "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
                     "type": "object", "properties": {"text": {"type": "string"}, "csrf": {"type": "string"}},
                     "required": ["text"]}}}},
-                "responses": {"201": {"description": "The stored reply, status queued"},
+                "responses": {"201": {"description": "The stored reply, status queued", "content": _json(
+                                  {"id": {"type": "integer"}, "status": {"type": "string"}, "body": {"type": "string"}},
+                                  ["id", "status", "body"])},
                               "400": {"description": "Missing or forged CSRF token", "content": _JSON_ERROR},
+                              "401": {"description": "Not logged in", "content": _JSON_ERROR},
                               "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                              "404": {"description": "No such hand-off", "content": _JSON_ERROR},
                               "409": {"description": "Closed hand-off, empty or too long reply",
                                       "content": _JSON_ERROR}},
             }
