@@ -47,13 +47,15 @@ def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, t
         with serve_in_thread(create_app(settings), port=port) as base:
             context = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"])
             page = context.new_page()
-            visited = []
+            visited, console = [], []
             page.on("request", lambda r: visited.append(r.url) if r.is_navigation_request() else None)
+            page.on("console", lambda m: console.append(m.text))
             page.goto(f"{base}/auth/{token}")
             assert "征信查询授权" in page.title()
             assert any(u.startswith(f"{wx}/connect/oauth2/authorize?") for u in visited), visited
             assert any(u.startswith(f"{base}/auth/wechat-callback?code=") for u in visited), visited
             fill_and_check(page, name, digits, then)
+            assert not [m for m in console if "Content Security Policy" in m], console   # the CSP blocked nothing
 
 
 def fill_and_check(page, name, digits, then):
@@ -61,9 +63,10 @@ def fill_and_check(page, name, digits, then):
     page.fill("#id-digits", digits)
     page.click("#identity-go")
     page.click("#biometric-go")
-    page.wait_for_function("document.getElementById('camera').readyState >= 2", timeout=15000)
+    # Predicates as functions, not strings: the page's CSP forbids evaluating strings.
+    page.wait_for_function("() => document.getElementById('camera').readyState >= 2", timeout=15000)
     page.click("#face-go")
-    page.wait_for_function("['人脸核验通过', '再试', '锁定'].some(function (t) {"
+    page.wait_for_function("() => ['人脸核验通过', '再试', '锁定'].some(function (t) {"
                            " return document.getElementById('message').textContent.includes(t); })",
                            timeout=60000)
     then(page)
@@ -90,7 +93,8 @@ def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_setti
     def consent(page):
         assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")
         page.click("#consent-go")
-        page.wait_for_function("document.getElementById('message').dataset.result === 'consented'", timeout=30000)
+        page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'",
+                               timeout=30000)
         assert "授权成功" in page.text_content("#message")
 
     run_page(launch_chromium, demo_settings, tmp_path, token, frames, name, digits, consent)
