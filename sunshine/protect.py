@@ -81,10 +81,25 @@ def unseal(secret_key: str, token: str) -> str:
 
 
 class MaskingFormatter(logging.Formatter):
-    """Formats a record, its traceback included, then masks it with `mask_log`."""
+    """Formats a record, its traceback included (with `inner`, another formatter, when
+    given), then masks it with `mask_log`."""
+
+    def __init__(self, fmt: str | None = None, inner: logging.Formatter | None = None):
+        super().__init__(fmt)
+        self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_log(super().format(record))
+        return mask_log(self.inner.format(record) if self.inner else super().format(record))
+
+
+def mask_every_handler() -> None:
+    """Mask what the handlers a framework already set up will write (the action server's:
+    rasa-sdk installs its own coloured handler before it imports our actions)."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if not isinstance(handler.formatter, MaskingFormatter):
+            handler.setFormatter(MaskingFormatter(inner=handler.formatter or logging.Formatter()))
 
 
 def configure_logging(level: str = "INFO") -> None:

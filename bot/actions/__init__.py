@@ -3,6 +3,7 @@
 Run from the project root: `rasa run actions --actions bot.actions`.
 The SDK imports every module of this package and registers its actions.
 """
+from sunshine.protect import mask_every_handler
 from bot.actions.applications import ActionApplicationStatus, ActionRepayment
 from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.credit_line import ActionCreditLine
@@ -17,3 +18,6 @@ __all__ = ["ActionApplicationStatus", "ActionAskAmount", "ActionAskApplicationCo
            "ActionAskGuarantorRef", "ActionAskProduct", "ActionAskPurpose", "ActionAskTerm", "ActionCreditLine", "ActionHandOff", "ActionInterestRate",
            "ActionProducts", "ActionRepayment", "ActionStartAuthorization", "ActionStopLoanApplication",
            "ActionSubmitLoanApplication", "ValidateLoanApplicationForm"]
+
+# The action server logs through rasa-sdk's handlers: mask ID and phone numbers and credentials there too.
+mask_every_handler()

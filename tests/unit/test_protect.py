@@ -47,3 +47,23 @@ def test_log_formatter_masks_messages_and_tracebacks():
     assert "k3y-value" not in text and "Bearer ***" in text
     assert "AbCdEfGhIjKlMnOp" not in text and "/auth/AbCd***" in text
     assert "Traceback" in text and text.count("3212**********0119") == 2
+
+
+def test_handlers_set_up_by_a_framework_are_masked_too():
+    import io
+
+    from sunshine.protect import mask_every_handler
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("framework: %(message)s"))   # as rasa-sdk's coloredlogs does
+    logger = logging.getLogger("test.framework")
+    logger.addHandler(handler)
+    try:
+        mask_every_handler()
+        mask_every_handler()                                          # twice: wrapped once
+        logger.warning("slot id_number=%s phone=%s", "321283197503120119", "13912340001")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "framework: slot id_number=3212**********0119 phone=139****0001\n"
+    assert not isinstance(handler.formatter.inner, type(handler.formatter))
