@@ -59,8 +59,9 @@ def services(s: Settings) -> list[Service]:
                                        "--graceful-timeout", "10", "webhooks:create_app()"])]
     rasa_port = _local_port(s.rasa_url)
     if rasa_port:
+        # `rasa run` with the action server's answers checked by a prepared validator (bot/server.py).
         out.append(Service("rasa", rasa_port, [
-            str(BIN / "rasa"), "run", "--enable-api", "--model", str(MODEL),
+            py, "-m", "bot.server", "run", "--enable-api", "--model", str(MODEL),
             "--endpoints", str(RUN_DIR / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "--interface", "127.0.0.1", "--port", str(rasa_port)]))
     action_port = _local_port(s.action_server_url)
