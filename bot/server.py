@@ -10,10 +10,9 @@ its validator kept; an invalid answer still goes through Rasa's own check,
 which raises Rasa's error.
 
 Rasa also looks up the class of every stored event by walking all subclasses
-of `Event` (and asking `inspect.isabstract` of each), twice per event and turn
-with the Redis tracker store (read, then read again to merge before the
-write): most of the time of loading a tracker. Here each event type's class
-is looked up once.
+of `Event` (and asking `inspect.isabstract` of each) for every event it
+loads, each turn: most of the time of loading a tracker. Here each event
+type's class is looked up once.
 """
 from __future__ import annotations
 
