@@ -9,11 +9,13 @@
    held-out messages. The parse is the in-run baseline of the turn.
 
 Figures: rasa_train_s, rasa_train_peak_mb, parse_p50_ms, parse_p95_ms,
-turn_p50_ms, turn_p95_ms.
+turn_p50_ms, turn_p95_ms. It also prints the held-out intents of the slowest
+5% of turns (the tail the p95 is made of).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import subprocess
 import sys
 import tempfile
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds, peak_mb = measure_training(folder / "models")
             figures.update(rasa_train_s=(seconds, "s", None), rasa_train_peak_mb=(peak_mb, "MB", None))
             print(f"rasa train: {seconds:.0f} s, peak {peak_mb:.0f} MB", flush=True)
-        texts = [e.get("text") for e in load_data(str(HELDOUT)).intent_examples][: args.messages]
+        examples = load_data(str(HELDOUT)).intent_examples[: args.messages]
+        texts = [e.get("text") for e in examples]
         print("starting the stack ...", flush=True)
         stack = local_stack.start(folder, f"sqlite:///{folder / 'bench.sqlite'}")
         try:
@@ -97,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':<22}{'value':>10}  baseline (parse, same run)")
     for name, (value, unit, baseline) in figures.items():
         print(f"{name:<22}{value:>10.1f} {unit:<3}{'' if baseline is None else f'{baseline:>8.1f}'}")
+    slowest = sorted(range(len(turn_ms)), key=turn_ms.__getitem__)[-max(1, len(turn_ms) // 20):]
+    tail = collections.Counter(examples[i].get("intent") for i in slowest)
+    print("slowest 5% of turns by intent: " + ", ".join(f"{intent} {n}" for intent, n in tail.most_common()))
     return 0
 
 

@@ -6,8 +6,9 @@ from functools import lru_cache
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from sunshine.settings import VAR
 
@@ -18,6 +19,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         VAR.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if make_url(url).database not in (None, "", ":memory:"):
+            # SQLAlchemy 1.4 opens a new connection to a SQLite file (and runs the pragmas
+            # below) for every session, a few ms each: keep them, as SQLAlchemy 2.0 does,
+            # with no cap on how many are open at once (as before).
+            kwargs.update(poolclass=QueuePool, max_overflow=-1)
     elif url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(url, **kwargs)

@@ -59,8 +59,9 @@ def services(s: Settings) -> list[Service]:
                                        "--graceful-timeout", "10", "webhooks:create_app()"])]
     rasa_port = _local_port(s.rasa_url)
     if rasa_port:
+        # `rasa run` with the action server's answers checked by a prepared validator (bot/server.py).
         out.append(Service("rasa", rasa_port, [
-            str(BIN / "rasa"), "run", "--enable-api", "--model", str(MODEL),
+            py, "-m", "bot.server", "run", "--enable-api", "--model", str(MODEL),
             "--endpoints", str(RUN_DIR / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "--interface", "127.0.0.1", "--port", str(rasa_port)]))
     action_port = _local_port(s.action_server_url)
@@ -123,13 +124,15 @@ def check_model() -> None:
 
 
 def rasa_endpoints(s: Settings) -> str:
-    """Rasa's endpoints.yml: the action server, and Redis for trackers and locks."""
+    """Rasa's endpoints.yml: the action server, and Redis for trackers (Rasa's store
+    without its read-back before each write: bot/tracker_store.py) and locks."""
     r = urlsplit(s.redis_url)
     db = (r.path or "/0").lstrip("/") or "0"
     password = f"\n  password: {r.password}" if r.password else ""
     redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}{password}"
     return (f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
-            f"tracker_store:\n  type: redis\n{redis_part}\n  key_prefix: tracker\n  record_exp: 2592000\n"
+            f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
+            f"  key_prefix: tracker\n  record_exp: 2592000\n"
             f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n")
 
 

@@ -1,0 +1,38 @@
+"""Rasa's Redis tracker store, without reading the whole tracker back before
+each write (endpoints.yml: `type: bot.tracker_store.RedisTrackerStore`).
+
+Rasa 3.6's RedisTrackerStore.save reads the stored tracker, rebuilds every
+event of it, replays the new tracker back to the stored one's last event and
+compares the two, to merge in events another process may have written in
+between. That is three passes over the whole conversation (every session of
+the last 30 days) on every turn: 17 ms at 100 events, 70 ms at 500, on top of
+the read at the start of the turn. Here the stored events are compared as
+JSON with the start of the tracker being written; only when they differ
+(someone else wrote) does Rasa's own merge run. Same key, same format.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core import tracker_store
+from rasa.shared.core.trackers import DialogueStateTracker
+
+
+def continues(events: List[Dict[Text, Any]], stored: List[Dict[Text, Any]]) -> bool:
+    """Whether `events` are the `stored` events followed by new ones."""
+    return len(stored) <= len(events) and events[:len(stored)] == stored
+
+
+class RedisTrackerStore(tracker_store.RedisTrackerStore):
+    """Stores conversation history in Redis, as Rasa's does."""
+
+    async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
+        key = self.key_prefix + tracker.sender_id
+        stored = self.red.get(key)
+        dialogue = tracker.as_dialogue().as_dict()
+        if stored is not None and not continues(dialogue["events"], json.loads(stored).get("events") or []):
+            await super().save(tracker, timeout)  # written meanwhile: Rasa merges
+            return
+        await self.stream_events(tracker)
+        self.red.set(key, json.dumps(dialogue), ex=timeout or self.record_exp)
