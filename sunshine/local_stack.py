@@ -53,6 +53,40 @@ class Stack:
         time.sleep(1)
         return [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
+    def processes(self, service: str) -> list[psutil.Process]:
+        """The live processes of one launcher service ("redis", "rasa", "actions", "web", "worker.0", ...),
+        the service's own process first, then its children (e.g. gunicorn's workers)."""
+        found = []
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if p.environ().get("SUNSHINE_SERVICE") == service and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        pids = {p.pid for p in found}
+        return sorted(found, key=lambda p: (p.ppid() in pids, p.pid))
+
+    def kill(self, service: str, child: bool = False) -> int:
+        """SIGKILL a service's own process (or, with `child`, one of its children, e.g. a gunicorn
+        worker) as a crash would; returns the pid killed. The launcher restarts it."""
+        procs = self.processes(service)
+        pids = {p.pid for p in procs}
+        targets = [p for p in procs if (p.ppid() in pids) == child]
+        if not targets:
+            raise LookupError(f"no {'child of ' if child else ''}{service} process running")
+        targets[0].send_signal(signal.SIGKILL)
+        return targets[0].pid
+
+    def wait_restarted(self, service: str, old_pid: int, timeout: float = 120) -> int:
+        """Wait until the service runs again under a new pid; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            procs = [p for p in self.processes(service) if p.pid != old_pid]
+            if procs:
+                return procs[0].pid
+            time.sleep(0.2)
+        raise StackFailed(f"{service} was not restarted within {timeout:.0f} s:\n{self.log_tail()}")
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
