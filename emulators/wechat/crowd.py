@@ -18,7 +18,9 @@ duplicate. The result names the MsgIds of both, for failure messages. The
 customer-service messages carry no MsgId, so the names are the in-order
 reading: exact when the fault is in a visit's last message, and a lost and a
 duplicated answer in one customer's visit cancel out in the counts (a visit
-is a few messages, so that needs two faults in a few seconds).
+is a few messages, so that needs two faults in a few seconds). A passive
+reply whose text is one of `acknowledgements` (e.g. "received, please wait")
+is not the answer: such a message still needs one customer-service answer.
 
     crowd = Crowd(web + "/wechat", emulator, token, appid, aes_key, users=8)
     crowd.start(duration_s=60)          # in the background
@@ -63,6 +65,7 @@ class Message:
     text: str
     sent_at: float  # wall clock (the emulator records answers by wall clock)
     kind: str = "pending"  # passive | async | failed
+    reply: str = ""  # the passive reply's text
     latency_ms: float | None = None  # HTTP answer time (passive or `success`), retries included
     attempts: int = 0
     error: str = ""
@@ -140,7 +143,7 @@ class Crowd:
 
     def __init__(self, webhook_url: str, emulator_url: str, token: str, appid: str, aes_key: str = "", *,
                  users: int = 8, conversation: Callable[[int, int], Iterable[str]] = questions,
-                 prefix: str | None = None, **user_options):
+                 prefix: str | None = None, acknowledgements: Iterable[str] = (), **user_options):
         self.webhook_url = webhook_url
         self.emulator_url = emulator_url.rstrip("/")
         self.token, self.appid, self.aes_key = token, appid, aes_key
@@ -148,6 +151,7 @@ class Crowd:
         self.conversation = conversation
         self.prefix = prefix or f"o_crowd_{secrets.token_hex(3)}_"
         self.user_options = user_options
+        self.acknowledgements = frozenset(acknowledgements)
         self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._stopping = threading.Event()
@@ -207,6 +211,7 @@ class Crowd:
         message.latency_ms = 1000 * (time.monotonic() - began)
         message.attempts = reply.attempts
         message.kind = "async" if reply.empty else "passive"
+        message.reply = "" if reply.empty else reply.content
 
     def counts(self) -> dict[str, int]:
         """Live counts while the crowd runs: sent, passive, asynchronous, failed, retried, in_flight."""
@@ -252,6 +257,10 @@ class Crowd:
                 self._answers.setdefault(m["touser"], []).append(m)
         return self._answers
 
+    def _needs_answer(self, m: Message) -> bool:
+        """Whether the message still needs a customer-service answer."""
+        return m.kind != "passive" or m.reply in self.acknowledgements
+
     def reconcile(self, settle_s: float = SETTLE_S) -> Result:
         """Wait up to `settle_s` until every message not answered passively has an answer, then match."""
         with self._lock:
@@ -259,7 +268,7 @@ class Crowd:
         by_user: dict[str, list[Message]] = {}
         for m in messages:
             by_user.setdefault(m.openid, []).append(m)
-        expected = {u: sum(m.kind != "passive" for m in ms) for u, ms in by_user.items()}
+        expected = {u: sum(self._needs_answer(m) for m in ms) for u, ms in by_user.items()}
         deadline = time.monotonic() + settle_s
         while True:
             pushed = self._pushed()
@@ -275,7 +284,7 @@ class Crowd:
         for openid in sorted(set(by_user) | set(pushed)):
             answers = pushed.get(openid, [])
             last_answer = max([last_answer] + [_wall(a) for a in answers])
-            lost_here, extras = _match(by_user.get(openid, []), answers)
+            lost_here, extras = _match(by_user.get(openid, []), answers, self._needs_answer)
             lost += lost_here
             for msg_id, answer in extras:
                 duplicated.append(msg_id)
@@ -292,10 +301,12 @@ def _wall(answer: dict) -> float:
     return datetime.fromisoformat(answer["received_at"]).timestamp()
 
 
-def _match(messages: list[Message], answers: list[dict]) -> tuple[list[int], list[tuple[int, dict]]]:
+def _match(messages: list[Message], answers: list[dict],
+           needs_answer: Callable[[Message], bool] = lambda m: m.kind != "passive",
+           ) -> tuple[list[int], list[tuple[int, dict]]]:
     """One customer's messages against its customer-service answers, both in order.
 
-    A passive message needs none; any other takes the next answer received
+    A message `needs_answer` does not need takes none; any other takes the next answer received
     after it was sent. An answer received before the message that would take
     it is an extra one. Returns the MsgIds left without an answer, and each
     extra answer with the MsgId of the last message sent before it (0: none)."""
@@ -308,7 +319,7 @@ def _match(messages: list[Message], answers: list[dict]) -> tuple[list[int], lis
         extras.append((before[-1] if before else 0, answer))
 
     for m in messages:
-        if m.kind == "passive":
+        if not needs_answer(m):
             continue
         while queue and _wall(queue[0]) < m.sent_at:
             extra(queue.pop(0))
