@@ -12,6 +12,7 @@ import zlib
 from datetime import timedelta
 from functools import lru_cache
 
+import requests
 from rq import Queue
 
 from clients.rasa import RasaClient, RasaUnavailable
@@ -86,6 +87,9 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
     if texts is None:
         try:
             texts = bot_texts(rasa_client(settings.rasa_url).send(openid, text))
+            if not texts and not _action_server_up(settings):
+                # Rasa carries on without the custom action's events: the answer was lost.
+                raise RasaUnavailable("no answer: the action server is down")
         except RasaUnavailable as exc:
             log.warning("bot unavailable for message %s: %s", message_key, exc)
             texts = [BOT_UNAVAILABLE]
@@ -95,6 +99,13 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
         return
     if not worker_claims_passive(r, message_key, texts):
         deliver_texts(openid, split_for_wechat(texts), settings=settings, progress_key=sent_count_key(message_key))
+
+
+def _action_server_up(settings: Settings) -> bool:
+    try:
+        return requests.get(settings.action_server_url.rstrip("/") + "/health", timeout=2).ok
+    except requests.RequestException:
+        return False
 
 
 def _hand_to_officer(settings: Settings, openid: str, text: str, message_key: str) -> None:
