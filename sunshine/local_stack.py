@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -38,6 +38,7 @@ class Stack:
     wechat_api: str
     rasa: str
     log: Path
+    _before_kill: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
     def stop(self, timeout: float = 60) -> list[psutil.Process]:
         """Ctrl-C the launcher as a terminal would; return what is still alive after it exits."""
@@ -74,15 +75,17 @@ class Stack:
         targets = [p for p in procs if (p.ppid() in pids) == child]
         if not targets:
             raise LookupError(f"no {'child of ' if child else ''}{service} process running")
+        self._before_kill[service] = pids
         targets[0].send_signal(signal.SIGKILL)
         return targets[0].pid
 
     def wait_restarted(self, service: str, old_pid: int, timeout: float = 120) -> int:
-        """Wait until the service runs again under a new pid; returns it."""
+        """Wait until the service's own process runs again under a new pid; returns it."""
+        old = self._before_kill.get(service, set()) | {old_pid}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            procs = [p for p in self.processes(service) if p.pid != old_pid]
-            if procs:
+            procs = self.processes(service)
+            if procs and procs[0].pid not in old:
                 return procs[0].pid
             time.sleep(0.2)
         raise StackFailed(f"{service} was not restarted within {timeout:.0f} s:\n{self.log_tail()}")

@@ -11,17 +11,24 @@ everything, as a production supervisor (systemd, supervisord) would.
 - Every restart is printed and counted (`on_restart(name)`, e.g. into /metrics).
 - A process can be given a readiness check: the processes after it start
   only once it answers (the private Redis before the processes that use it).
+- A service has died when its own process has exited, even if children it
+  forked still hold its output open (RQ's scheduler process); what it leaves
+  behind in its process group is killed with it, as systemd does with a
+  unit's control group.
 """
 from __future__ import annotations
 
 import datetime
 import multiprocessing
 import queue
+import os
 import signal
+import threading
 import time
 from typing import Callable
 
 from honcho.manager import KILL_WAIT, SIGNALS, Manager
+from honcho.process import Process
 
 STABLE_RUN_S = 30.0
 MAX_BACKOFF_S = 30.0
@@ -29,9 +36,37 @@ MAX_QUICK_FAILURES = 5
 READY_WAIT_S = 30.0
 
 
+class ServiceProcess(Process):
+    """honcho's Process, except that it reports the stop when the service's own process exits."""
+
+    def run(self, events=None, ignore_signals=False):
+        self._events = events
+        self._child = self._child_ctor(self.cmd, env=self.env, cwd=self.cwd)
+        self._send_message({"pid": self._child.pid}, type="start")
+        if ignore_signals:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        output = threading.Thread(target=self._relay_output, daemon=True)
+        output.start()
+        self._child.wait()
+        try:  # the service's own process group: what it forked goes with it
+            os.killpg(self._child.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        output.join(2)
+        self._send_message({"returncode": self._child.returncode}, type="stop")
+
+    def _relay_output(self):
+        for line in iter(self._child.stdout.readline, b""):
+            if not self.quiet:
+                self._send_message(line)
+        self._child.stdout.close()
+
+
 class Supervisor(Manager):
     def __init__(self, backoff_s: float = 1.0, on_restart: Callable[[str], None] | None = None, printer=None):
         super().__init__(printer)
+        self._process_ctor = ServiceProcess
         self.backoff_s = backoff_s
         self.on_restart = on_restart or (lambda name: None)
         self.restarts: dict[str, int] = {}

@@ -18,14 +18,15 @@ import requests
 from sqlalchemy import select
 
 from conversation.inbox import HELD_FOR_LATER
-from conversation.tasks import BOT_UNAVAILABLE, Jobs
+from conversation.tasks import BOT_UNAVAILABLE, Jobs, queue_name
 from emulators.wechat.crowd import Crowd, Result
 from emulators.wechat.user import WeChatUser
 from sunshine import local_stack
 from sunshine.db import unit_of_work
-from sunshine.models import ConversationMessage, HandOff, OfficerNotice
+from sunshine.models import (ApplicationEvent, ConversationMessage, CreditReportRecord, HandOff, LoanApplication,
+                             OfficerNotice)
 from sunshine.settings import Settings
-from tests.conftest import fresh_database
+from tests.conftest import TEST_SECRET, fresh_database
 
 pytestmark = pytest.mark.faults
 SETTINGS = Settings()
@@ -40,8 +41,10 @@ def stack(tmp_path_factory):
             # Two web workers (one is killed), two reply workers, a short passive budget so that
             # answers also go through the customer-service API, and a restart back-off long enough
             # for a message to arrive while a process is down.
-            s = local_stack.start(folder, db_url, SECRET_KEY="faults-secret", WEB_WORKERS="2",
-                                  WORKER_PROCESSES="2", WECHAT_REPLY_BUDGET_S="1.5", RESTART_BACKOFF_S="2")
+            # The bureau's timeout is long enough for a slow query to be in flight when its worker dies.
+            s = local_stack.start(folder, db_url, SECRET_KEY=TEST_SECRET, WEB_WORKERS="2",
+                                  WORKER_PROCESSES="2", WECHAT_REPLY_BUDGET_S="1.5", RESTART_BACKOFF_S="2",
+                                  BUREAU_TIMEOUT_S="20")
         except local_stack.StackFailed as exc:
             pytest.fail(str(exc))
         yield s
@@ -121,6 +124,80 @@ def test_a_killed_reply_worker_finishes_its_jobs_after_restart(stack):
     result = crowd_during(stack, lambda: (kill_and_wait(stack, "worker.0"), kill_and_wait(stack, "worker.1")))
     assert_answered_once(stack, result)
     assert restarts(stack, "worker.0") + restarts(stack, "worker.1") == before + 2
+
+
+class SmsTexts:
+    """The texts the stack's SMS emulator received, read as the auth-flow test helpers read a list."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def __getitem__(self, index):
+        return requests.get(f"{self.base}/_emulator/messages", timeout=5).json()[index]
+
+
+def consented_application(stack) -> int:
+    """张建国's guaranteed farm loan with every party's consent given, as the unit tests of auth_flow do it."""
+    from datetime import timedelta
+
+    from auth_flow import service
+    from clients.sms import SmsClient
+    from lending.customers import by_openid
+    from tests.unit import auth_media as media
+    from tests.unit.lending_helpers import service as lending_service
+    from tests.unit.test_auth_flow import authorize
+
+    url = stack.env["DATABASE_URL"]
+    svc, _ = lending_service()
+    with unit_of_work(url) as s:
+        head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
+        app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="faults-1",
+                        guarantor_id=guarantor.id)
+        issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        for i in issued:
+            service.enroll_reference(s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id),
+                                     media.reference(), "officer01")
+        parties = [(i.token, i.authorization.party_name) for i in issued]
+        app_id = app.id
+    sms = (SmsClient(stack.env["SMS_API_BASE"], Settings().sms_api_key), SmsTexts(stack.env["SMS_API_BASE"]))
+    for token, name in parties:
+        authorize(url, token, name, sms)
+    return app_id
+
+
+def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(stack):
+    """The reports' job is in the middle of a slow bureau query when its worker dies: the restarted
+    worker takes the job back, queries again under the same key, and the application is decided once."""
+    app_id = consented_application(stack)
+    bureau = stack.env["BUREAU_URL"]
+    requests.post(f"{bureau}/_emulator/faults", json={"mode": "slow", "delay": 6, "count": 3}, timeout=5)
+    Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2)).fetch_reports(app_id)
+    url = stack.env["DATABASE_URL"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the job has claimed the queries and waits for the bureau
+        with unit_of_work(url) as session:
+            querying = session.scalars(select(CreditReportRecord.status).where(
+                CreditReportRecord.application_id == app_id)).all()
+        if querying.count("querying") == 3:
+            break
+        time.sleep(0.2)
+    assert querying == ["querying"] * 3
+    kill_and_wait(stack, "worker." + queue_name(f"application:{app_id}", 2).rsplit(".", 1)[1])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with unit_of_work(url) as session:
+            status = session.get(LoanApplication, app_id).status
+        if status != "awaiting_authorization":
+            break
+        time.sleep(0.5)
+    with unit_of_work(url) as session:
+        assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
+        assert session.scalars(select(CreditReportRecord.status).where(
+            CreditReportRecord.application_id == app_id)).all() == ["received"] * 3
+        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+    assert events.count("reports_arrived") == 1, events
+    queries = requests.get(f"{bureau}/_emulator/queries", timeout=5).json()
+    assert len(queries) == 3  # the second asking of each report was not a second query at the bureau
 
 
 def test_wechat_api_slow_failing_and_token_expired(stack):

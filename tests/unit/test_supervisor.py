@@ -104,3 +104,22 @@ def test_a_readiness_check_holds_back_the_later_processes(quiet_signals, tmp_pat
     sup.terminate()
     thread.join(15)
     assert not thread.is_alive()
+
+
+def test_a_service_whose_forked_child_holds_its_output_is_restarted_and_the_child_killed(quiet_signals):
+    """RQ's worker forks its scheduler: the worker's death must be seen even though the
+    scheduler still holds the output pipe, and the scheduler must not outlive it."""
+    code = "import os, time; os.fork(); time.sleep(60)"
+    sup, out, restarted = make()
+    sup.add_process("forking", "exec " + shlex.join([sys.executable, "-c", code]))
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: sup._processes["forking"].get("pid"))
+    first = sup._processes["forking"]["pid"]
+    assert wait_for(lambda: psutil.Process(first).children())
+    forked = psutil.Process(first).children()[0]
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: restarted == ["forking"])
+    assert wait_for(lambda: not forked.is_running() or forked.status() == psutil.STATUS_ZOMBIE)
+    sup.terminate()
+    thread.join(15)
+    assert not thread.is_alive()
