@@ -27,7 +27,9 @@ from sunshine import redis_server
 from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
 
 MODEL = VAR / "models" / "sunshine.tar.gz"
-RUN_DIR = VAR / "run"
+# Rasa's endpoints.yml and the private Redis's append-only file; a stack of its own
+# (sunshine.local_stack) gets a folder of its own.
+RUN_DIR = Path(os.environ.get("SUNSHINE_RUN_DIR") or VAR / "run")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 BIN = Path(sys.executable).parent
 

@@ -106,7 +106,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
         SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}", WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
-        SECRET_KEY="local-stack-secret")
+        SECRET_KEY="local-stack-secret", SUNSHINE_RUN_DIR=str(folder / "run"))
     env.update(settings)
     log = folder / "stack.log"
     with log.open("wb") as out:

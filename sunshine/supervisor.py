@@ -10,7 +10,8 @@ everything, as a production supervisor (systemd, supervisord) would.
 - Ctrl-C / SIGTERM stop everything and restart nothing.
 - Every restart is printed and counted (`on_restart(name)`, e.g. into /metrics).
 - A process can be given a readiness check: the processes after it start
-  only once it answers (the private Redis before the processes that use it).
+  only once it answers, and on the way down it is stopped only after them
+  (the private Redis, which the others use until they have stopped).
 - A service has died when its own process has exited, even if children it
   forked still hold its output open (RQ's scheduler process); what it leaves
   behind in its process group is killed with it, as systemd does with a
@@ -129,6 +130,7 @@ class Supervisor(Manager):
             if self._terminating:
                 if exit_start is None:
                     exit_start = self._clock.now()
+                self._killall()  # the dependencies, once the others have stopped
                 if self._all_stopped() and msg is None:
                     break
                 if self._clock.now() - exit_start > datetime.timedelta(seconds=KILL_WAIT):
@@ -175,8 +177,13 @@ class Supervisor(Manager):
         return all(p.get("returncode") is not None or "process" not in p for p in self._processes.values())
 
     def _killall(self, force=False):
+        others_stopped = all("returncode" in p for n, p in self._processes.items() if n not in self._ready)
+        sent = "killed" if force else "signalled"
         for n, p in self._processes.items():
-            if "returncode" not in p and p.get("pid"):
+            if n in self._ready and not (force or others_stopped):
+                continue  # a dependency stops after the processes that use it
+            if "returncode" not in p and p.get("pid") and not p.get(sent):
+                p[sent] = True
                 signame = "SIGKILL" if force else "SIGTERM"
                 self._system_print("sending %s to %s (pid %s)\n" % (signame, n, p["pid"]))
                 if force:

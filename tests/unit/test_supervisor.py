@@ -123,3 +123,20 @@ def test_a_service_whose_forked_child_holds_its_output_is_restarted_and_the_chil
     sup.terminate()
     thread.join(15)
     assert not thread.is_alive()
+
+
+def test_on_the_way_down_a_dependency_stops_after_the_others(quiet_signals, tmp_path):
+    flag = tmp_path / "up"
+    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(0))); "
+            "time.sleep(60)")
+    sup, out, _ = make()
+    sup.add_process("redis", SLEEPER, ready=lambda: flag.touch() or True)
+    sup.add_process("user", "exec " + shlex.join([sys.executable, "-c", code]))
+    thread = run_in_thread(sup)
+    assert wait_for(lambda: sup._processes["user"].get("pid"))
+    time.sleep(0.5)
+    sup.terminate()
+    thread.join(15)
+    lines = out.getvalue().splitlines()
+    order = [i for i, line in enumerate(lines) if "user stopped" in line or "sending SIGTERM to redis" in line]
+    assert len(order) == 2 and "user stopped" in lines[order[0]], lines
