@@ -155,8 +155,9 @@ def seen_key(message_key: str) -> str:
 
 
 def decide_async(r: redis.Redis, message_key: str) -> None:
-    """No web request waits for this message's answer (it was held while Redis was down): the API carries it."""
-    r.set(_keys(message_key)["decided"], "async", nx=True, ex=KEY_TTL_S)
+    """No web request waits for this message's answer (it was held while Redis was down): the API carries
+    it, even if a job claimed it for a web request that had already answered "please wait"."""
+    r.set(_keys(message_key)["decided"], "async", ex=KEY_TTL_S)
 
 
 def remembered_answer(r: redis.Redis, message_key: str) -> list[str] | None:

@@ -7,7 +7,9 @@ stays in RQ's started-job registry, where RQ would only mark it failed. When
 the worker of a partition starts, it puts such jobs of a dead worker of its
 partition on this machine back at the front of its queue, marked
 `abandoned` in their meta; the jobs themselves are safe to run again
-(`tasks.answer_message`, `auth_flow.reports.fetch_job`).
+(`tasks.answer_message`, `auth_flow.reports.fetch_job`). It also takes over
+the scheduler lock a dead worker of its partition still holds, so that
+delayed jobs (delivery retries) run at once, not after RQ's fallback period.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from conversation.tasks import partition_queue
@@ -63,6 +66,20 @@ def requeue_abandoned(queue: Queue, partition: int) -> list[str]:
     return requeued
 
 
+def release_dead_scheduler_lock(queue: Queue, partition: int) -> bool:
+    """RQ's scheduler (the delayed delivery retries) runs where its lock is held; a worker of this
+    partition that died holds it until it expires, up to RQ's 10-minute fallback: released now."""
+    key = RQScheduler.get_locking_key(queue.name)
+    holder = (queue.connection.get(key) or b"").decode()
+    registered = {w.name for w in SimpleWorker.all(queue=queue)}
+    if not holder.isdigit() or worker_name(partition, int(holder)) not in registered \
+            or psutil.pid_exists(int(holder)):
+        return False
+    queue.connection.delete(key)
+    log.warning("released the scheduler lock of %s held by dead worker %s", queue.name, holder)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = load()
     parser = argparse.ArgumentParser(prog="python -m conversation.worker")
@@ -74,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     queue = Queue(partition_queue(partition), connection=connection)
     # SimpleWorker runs jobs in this process: no fork per message, imports stay warm.
     requeue_abandoned(queue, partition)
+    release_dead_scheduler_lock(queue, partition)
     worker = SimpleWorker([queue], connection=connection, name=worker_name(partition, os.getpid()))
     # The scheduler runs the delayed delivery retries.
     worker.work(with_scheduler=True)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from clients.wechat import WeChatApiError
 from clients.wecom import WeCom, WeComError
 from conversation.tasks import FAILED_JOB_TTL_S, current_settings, queue_name, wechat_api
-from sunshine.db import unit_of_work
+from sunshine.db import in_unit_of_work, unit_of_work
 from sunshine.models import ConversationMessage, HandOff, OfficerNotice, utcnow
 from sunshine.redis import connect
 from sunshine.settings import Settings
@@ -77,9 +77,7 @@ def send_message(message_id: int, settings: Settings | None = None) -> None:
     except WeChatApiError as exc:
         log.warning("officer message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
-    with unit_of_work(settings.database_url) as session:
-        message = session.get(ConversationMessage, message_id)
-        message.status, message.errcode = status, errcode
+    _record(settings, ConversationMessage, message_id, status=status, errcode=errcode)
 
 
 def send_as_template(message_id: int, settings: Settings | None = None) -> None:
@@ -99,9 +97,7 @@ def send_as_template(message_id: int, settings: Settings | None = None) -> None:
     except WeChatApiError as exc:
         log.warning("template message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
-    with unit_of_work(settings.database_url) as session:
-        message = session.get(ConversationMessage, message_id)
-        message.status, message.errcode = status, errcode
+    _record(settings, ConversationMessage, message_id, status=status, errcode=errcode)
 
 
 def send_notice(notice_id: int, settings: Settings | None = None) -> None:
@@ -118,9 +114,19 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
     except WeComError as exc:
         log.warning("WeCom notice %s undelivered: %s", notice_id, exc)
         status, errcode = "failed", exc.errcode
-    with unit_of_work(settings.database_url) as session:
-        notice = session.get(OfficerNotice, notice_id)
-        notice.status, notice.errcode, notice.sent_at = status, errcode, utcnow() if status == "sent" else None
+    _record(settings, OfficerNotice, notice_id, status=status, errcode=errcode,
+            sent_at=utcnow() if status == "sent" else None)
+
+
+def _record(settings: Settings, model, record_id: int, **values) -> None:
+    """Record what became of a sending; retried on a write conflict, since a sending that
+    is not recorded would be queued and sent again."""
+    def record(session):
+        row = session.get(model, record_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+
+    in_unit_of_work(settings.database_url, record)
 
 
 def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:

@@ -1,12 +1,14 @@
 """Database engine and unit of work (SQLAlchemy 1.4, used in 2.0 style)."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sunshine.settings import VAR
@@ -59,3 +61,21 @@ def unit_of_work(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+
+
+def in_unit_of_work(url: str, work: Callable[[Session], T], attempts: int = 3) -> T:
+    """`work(session)` in a unit of work, run afresh when SQLite refuses its write: a transaction that
+    read before another process wrote gets "database is locked" at once (the busy timeout does not
+    apply). For background jobs whose write must not be lost to that (a notice's status, a hand-off)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with unit_of_work(url) as session:
+                return work(session)
+        except OperationalError:
+            if attempt == attempts or not url.startswith("sqlite"):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")

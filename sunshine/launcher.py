@@ -151,7 +151,10 @@ def child_env(s: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(REDIS_URL=s.redis_url, DATABASE_URL=s.database_url, PYTHONUNBUFFERED="1",
                RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
+               # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
+               # holding up that customer's next turn; a turn takes well under a second.
+               TICKET_LOCK_LIFETIME="15")
     return env
 
 

@@ -60,7 +60,10 @@ class Stack:
         found = []
         for p in psutil.Process(self.proc.pid).children(recursive=True):
             try:
-                if p.environ().get("SUNSHINE_SERVICE") == service and p.status() != psutil.STATUS_ZOMBIE:
+                # redis-server writes its process title over its environment: known by its name.
+                ours = p.environ().get("SUNSHINE_SERVICE") == service or (service == "redis"
+                                                                          and p.name() == "redis-server")
+                if ours and p.status() != psutil.STATUS_ZOMBIE:
                     found.append(p)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue

@@ -1,13 +1,16 @@
 """A job whose worker died in the middle is put back when the partition's worker starts again."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from rq import Queue
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
+from rq.worker import SimpleWorker
 
-from conversation.worker import requeue_abandoned, worker_name
+from conversation.worker import release_dead_scheduler_lock, requeue_abandoned, worker_name
 from sunshine.redis import connect
 
 
@@ -38,3 +41,18 @@ def test_jobs_of_a_dead_worker_go_back_to_the_front_of_the_queue(redis_url):
     assert dead.meta["abandoned"] == 1
     assert set(StartedJobRegistry(queue=queue).get_job_ids()) == {alive.id, other.id}
     assert requeue_abandoned(queue, 0) == []  # once
+
+
+def test_the_scheduler_lock_of_a_dead_worker_of_the_partition_is_released(redis_url):
+    connection = connect(redis_url)
+    queue = Queue("replies.0", connection=connection)
+    key = RQScheduler.get_locking_key(queue.name)
+    dead, alive = dead_pid(), os.getpid()
+    for pid in (dead, alive):
+        SimpleWorker([queue], connection=connection, name=worker_name(0, pid)).register_birth()
+    connection.set(key, alive)
+    assert not release_dead_scheduler_lock(queue, 0) and connection.get(key) == str(alive).encode()
+    connection.set(key, 4_000_000)  # not a worker of this partition here (another machine's): kept
+    assert not release_dead_scheduler_lock(queue, 0) and connection.exists(key)
+    connection.set(key, dead)
+    assert release_dead_scheduler_lock(queue, 0) and not connection.exists(key)
