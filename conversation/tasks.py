@@ -27,6 +27,8 @@ from sunshine.settings import Settings, load
 log = logging.getLogger(__name__)
 QUEUE = "replies"
 BOT_UNAVAILABLE = "智能助手暂时出了点问题，您的消息已转给客户经理，请稍等，客户经理会在这里回复您。"
+# What the customer reads when the bot gave no answer at all: never left without one.
+NOT_ANSWERED = "抱歉，这条消息我没能处理好，麻烦您再说一遍；着急的话请回复“转人工”。"
 # Seconds before each new attempt when WeChat's API cannot be reached; then the officer is told.
 DELIVERY_RETRY_DELAYS_S = (5, 30, 120)
 FAILED_JOB_TTL_S = 7 * 24 * 3600
@@ -90,13 +92,14 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
             if not texts and not _action_server_up(settings):
                 # Rasa carries on without the custom action's events: the answer was lost.
                 raise RasaUnavailable("no answer: the action server is down")
+            if not texts:  # e.g. a custom action failed while the action server restarted
+                log.warning("the bot gave no answer to message %s", message_key)
+                texts = [NOT_ANSWERED]
         except RasaUnavailable as exc:
             log.warning("bot unavailable for message %s: %s", message_key, exc)
             texts = [BOT_UNAVAILABLE]
             _hand_to_officer(settings, openid, text, message_key)
         remember_answer(r, message_key, texts)
-    if not texts:
-        return
     if not worker_claims_passive(r, message_key, texts):
         deliver_texts(openid, split_for_wechat(texts), settings=settings, progress_key=sent_count_key(message_key))
 
