@@ -41,7 +41,7 @@ def worker_name(partition: int, pid: int) -> str:
 
 
 def requeue_abandoned(queue: Queue, partition: int) -> list[str]:
-    """Put back the jobs that a dead worker of this partition on this machine had started; their ids."""
+    """Put back the jobs that a dead worker of this partition on this machine had taken; their ids."""
     registry = StartedJobRegistry(queue=queue)
     prefix = worker_name(partition, 0)[:-1]
     requeued = []
@@ -61,8 +61,18 @@ def requeue_abandoned(queue: Queue, partition: int) -> list[str]:
         job.save_meta()
         registry.requeue(job, at_front=True)
         requeued.append(job_id)
+    # A worker killed between taking a job off the queue and registering it as started leaves it
+    # in RQ's intermediate queue (where RQ would mark it failed a minute later): put back too.
+    started = {raw.decode() for raw in queue.connection.zrange(registry.key, 0, -1)}
+    for raw_id in reversed(queue.connection.lrange(queue.intermediate_queue_key, 0, -1)):
+        job_id = raw_id.decode()
+        if job_id in started or job_id in requeued:
+            continue
+        queue.connection.lrem(queue.intermediate_queue_key, 1, job_id)
+        queue.push_job_id(job_id, at_front=True)
+        requeued.append(job_id)
     if requeued:
-        log.warning("put back %d job(s) started by a worker that died: %s", len(requeued), requeued)
+        log.warning("put back %d job(s) taken by a worker that died: %s", len(requeued), requeued)
     return requeued
 
 

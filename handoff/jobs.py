@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from clients.wechat import WeChatApiError
 from clients.wecom import WeCom, WeComError
@@ -119,14 +119,11 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
 
 
 def _record(settings: Settings, model, record_id: int, **values) -> None:
-    """Record what became of a sending; retried on a write conflict, since a sending that
-    is not recorded would be queued and sent again."""
-    def record(session):
-        row = session.get(model, record_id)
-        for name, value in values.items():
-            setattr(row, name, value)
-
-    in_unit_of_work(settings.database_url, record)
+    """Record what became of a sending, as one UPDATE (a transaction that only writes waits for
+    SQLite's lock, where one that read first is refused) and retried: a sending that is not
+    recorded would be queued and sent again."""
+    in_unit_of_work(settings.database_url, lambda session: session.execute(
+        update(model).where(model.id == record_id).values(**values).execution_options(synchronize_session=False)))
 
 
 def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:

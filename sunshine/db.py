@@ -1,6 +1,7 @@
 """Database engine and unit of work (SQLAlchemy 1.4, used in 2.0 style)."""
 from __future__ import annotations
 
+import random
 import time
 from contextlib import contextmanager
 from functools import lru_cache
@@ -66,7 +67,7 @@ def unit_of_work(url: str) -> Iterator[Session]:
 T = TypeVar("T")
 
 
-def in_unit_of_work(url: str, work: Callable[[Session], T], attempts: int = 3) -> T:
+def in_unit_of_work(url: str, work: Callable[[Session], T], attempts: int = 6) -> T:
     """`work(session)` in a unit of work, run afresh when SQLite refuses its write: a transaction that
     read before another process wrote gets "database is locked" at once (the busy timeout does not
     apply). For background jobs whose write must not be lost to that (a notice's status, a hand-off)."""
@@ -77,5 +78,5 @@ def in_unit_of_work(url: str, work: Callable[[Session], T], attempts: int = 3) -
         except OperationalError:
             if attempt == attempts or not url.startswith("sqlite"):
                 raise
-            time.sleep(0.05 * attempt)
+            time.sleep(random.uniform(0.05, 0.1) * 2 ** attempt)  # about 6 s in all
     raise AssertionError("unreachable")

@@ -57,25 +57,25 @@ class Stack:
     def processes(self, service: str) -> list[psutil.Process]:
         """The live processes of one launcher service ("redis", "rasa", "actions", "web", "worker.0", ...),
         the service's own process first, then its children (e.g. gunicorn's workers)."""
-        found = []
+        found = {}
         for p in psutil.Process(self.proc.pid).children(recursive=True):
             try:
                 # redis-server writes its process title over its environment: known by its name.
                 ours = p.environ().get("SUNSHINE_SERVICE") == service or (service == "redis"
                                                                           and p.name() == "redis-server")
                 if ours and p.status() != psutil.STATUS_ZOMBIE:
-                    found.append(p)
+                    found[p] = p.ppid()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         pids = {p.pid for p in found}
-        return sorted(found, key=lambda p: (p.ppid() in pids, p.pid))
+        return sorted(found, key=lambda p: (found[p] in pids, p.pid))
 
     def kill(self, service: str, child: bool = False) -> int:
         """SIGKILL a service's own process (or, with `child`, one of its children, e.g. a gunicorn
         worker) as a crash would; returns the pid killed. The launcher restarts it."""
         procs = self.processes(service)
         pids = {p.pid for p in procs}
-        targets = [p for p in procs if (p.ppid() in pids) == child]
+        targets = procs[1:] if child else procs[:1]
         if not targets:
             raise LookupError(f"no {'child of ' if child else ''}{service} process running")
         self._before_kill[service] = pids

@@ -56,3 +56,15 @@ def test_the_scheduler_lock_of_a_dead_worker_of_the_partition_is_released(redis_
     assert not release_dead_scheduler_lock(queue, 0) and connection.exists(key)
     connection.set(key, dead)
     assert release_dead_scheduler_lock(queue, 0) and not connection.exists(key)
+
+
+def test_a_job_taken_off_the_queue_but_not_yet_started_goes_back_too(redis_url):
+    """RQ moves a job to its intermediate queue, then registers it as started: a worker killed
+    in between leaves it there."""
+    connection = connect(redis_url)
+    queue = Queue("replies.0", connection=connection)
+    first, second = queue.enqueue("builtins.print", "a"), queue.enqueue("builtins.print", "b")
+    connection.lmove(queue.key, queue.intermediate_queue_key)  # the killed worker's dequeue
+    assert queue.job_ids == [second.id]
+    assert requeue_abandoned(queue, 0) == [first.id]
+    assert queue.job_ids == [first.id, second.id] and connection.llen(queue.intermediate_queue_key) == 0
