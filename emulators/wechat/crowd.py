@@ -66,7 +66,14 @@ class Message:
     latency_ms: float | None = None  # HTTP answer time (passive or `success`), retries included
     attempts: int = 0
     error: str = ""
+    answer: str | None = None  # the passive text, or the customer-service message matched to it
+    answered_at: float | None = None  # wall clock: the passive reply, or when the emulator got the message
     answered_by: list[int] = field(default_factory=list)  # emulator message ids matched to it
+
+    @property
+    def answer_ms(self) -> float | None:
+        """From sending to the answer reaching the customer (passive or through the API); None: no answer."""
+        return None if self.answered_at is None else 1000 * (self.answered_at - self.sent_at)
 
 
 @dataclass
@@ -118,6 +125,11 @@ class Result:
     @property
     def latencies_ms(self) -> list[float]:
         return [m.latency_ms for m in self.messages if m.latency_ms is not None]
+
+    @property
+    def answer_times_ms(self) -> list[float]:
+        """Per answered message: from sending to the answer reaching the customer."""
+        return [m.answer_ms for m in self.messages if m.answer_ms is not None]
 
     @property
     def msgs_per_s(self) -> float:
@@ -207,6 +219,8 @@ class Crowd:
         message.latency_ms = 1000 * (time.monotonic() - began)
         message.attempts = reply.attempts
         message.kind = "async" if reply.empty else "passive"
+        if not reply.empty:
+            message.answer, message.answered_at = reply.describe(), message.sent_at + message.latency_ms / 1000
 
     def counts(self) -> dict[str, int]:
         """Live counts while the crowd runs: sent, passive, asynchronous, failed, retried, in_flight."""
@@ -313,7 +327,9 @@ def _match(messages: list[Message], answers: list[dict]) -> tuple[list[int], lis
         while queue and _wall(queue[0]) < m.sent_at:
             extra(queue.pop(0))
         if queue:
-            m.answered_by.append(queue.pop(0)["id"])
+            answer = queue.pop(0)
+            m.answered_by.append(answer["id"])
+            m.answer, m.answered_at = answer.get("content") or answer.get("msgtype", ""), _wall(answer)
         else:
             lost.append(m.msg_id)
     for answer in queue:
