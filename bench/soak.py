@@ -36,6 +36,7 @@ from bench.lending import village_row, write_village_file
 from bench.results import percentile, record
 from bench.webhook import AES_KEY
 from bench.webhook import crowd as webhook_crowd
+from bot.actions.common import SORRY_BUSY
 from conversation.tasks import BOT_UNAVAILABLE
 from emulators.wechat.crowd import Result
 from lending.village_file import import_file
@@ -183,7 +184,9 @@ class Soak:
 
     @property
     def apologies(self) -> int:
-        return sum(m.answer is not None and BOT_UNAVAILABLE in m.answer for m in self.result.messages)
+        """Answers that say the bot or an action failed ("系统正在忙", "系统有点忙")."""
+        return sum(m.answer is not None and (BOT_UNAVAILABLE in m.answer or SORRY_BUSY in m.answer)
+                   for m in self.result.messages)
 
     @property
     def errors(self) -> int:
@@ -257,7 +260,7 @@ def report(run: Soak) -> str:
         f"answer time p50 {percentile(times, 50):.0f} ms, p95 {percentile(times, 95):.0f} ms, "
         f"p99 {percentile(times, 99):.0f} ms; HTTP answer p99 {percentile(r.latencies_ms, 99):.0f} ms",
         f"passive {r.passive}, through the API {r.asynchronous}, WeChat retries {r.retried}",
-        f"errors {run.errors}: undelivered {r.failed}, 系统正在忙 answers {run.apologies}, "
+        f"errors {run.errors}: undelivered {r.failed}, apologies (系统忙) {run.apologies}, "
         f"ERROR lines in the log {len(run.errors_logged)}",
         f"lost {r.lost} {r.lost_ids[:10]}, duplicated {r.duplicated} {r.duplicated_ids[:10]}",
         *[f"  lost: {m.msg_id} {m.openid} {m.text!r} ({m.kind}, sent {_clock(m.sent_at)})"
