@@ -65,10 +65,10 @@ HEADER = (f"{'path':<8} {'users':>5} {'msgs':>6} {'msg/s':>8} {'p50 ms':>8} {'p9
 
 
 def crowd(stack: local_stack.Stack, users: int, **options) -> Crowd:
-    """Simulated WeChat users against the stack's `/wechat`, in safe (AES) mode."""
+    """Simulated WeChat users against the stack's `/wechat`, in its mode (safe when it has an AES key)."""
     s = Settings()
-    return Crowd(stack.web + "/wechat", stack.wechat_api, s.wechat_token, s.wechat_appid, AES_KEY, users=users,
-                 **options)
+    return Crowd(stack.web + "/wechat", stack.wechat_api, s.wechat_token, s.wechat_appid,
+                 stack.env.get("WECHAT_AES_KEY", ""), users=users, **options)
 
 
 def webhook_level(stack: local_stack.Stack, users: int, per_user: int) -> Run:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from auth_flow.qr import authorization_url
 from auth_flow.service import AuthorizationError, find_by_token
@@ -21,7 +21,7 @@ from conversation.inbox import hold
 from conversation.relay import Relay
 from conversation.tasks import Jobs
 from handoff.service import customer_message_count, keep_customer_message, open_hand_off
-from sunshine.db import in_unit_of_work, unit_of_work
+from sunshine.db import unit_of_work
 from sunshine.metrics import count
 from sunshine.models import HandOff, utcnow
 from sunshine.protect import mask_name
@@ -103,22 +103,25 @@ class Inbound:
     def _for_officer(self, message, body: str) -> str | None | bool:
         """Keep the message for the officer when a hand-off is open: returns the
         reply (None: `success`), or False when the bot has the conversation."""
-        def keep(session) -> str | None | bool:
-            hand_off: HandOff | None = open_hand_off(session, message.source)
-            if hand_off is None:
-                return False
-            stored = keep_customer_message(session, hand_off, body, message_key(message))
-            first = stored and customer_message_count(session, hand_off) == 1
-            return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
-
-        try:
-            # SQLite refuses a write whose transaction read before another process wrote:
-            # run afresh (in_unit_of_work).
-            return in_unit_of_work(self.settings.database_url, keep)
-        except SQLAlchemyError:
-            log.exception("hand-off state unavailable for message %s", message_key(message))
-        # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
-        return False
+        for attempt in (1, 2):
+            try:
+                with unit_of_work(self.settings.database_url) as session:
+                    hand_off: HandOff | None = open_hand_off(session, message.source)
+                    if hand_off is None:
+                        return False
+                    stored = keep_customer_message(session, hand_off, body, message_key(message))
+                    first = stored and customer_message_count(session, hand_off) == 1
+                return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
+            except OperationalError:
+                # SQLite refuses a write whose transaction read before another process wrote
+                # ("database is locked" at once, not after the busy timeout): once more, afresh.
+                if attempt == 1:
+                    continue
+                log.exception("hand-off state unavailable for message %s", message_key(message))
+            except SQLAlchemyError:
+                log.exception("hand-off state unavailable for message %s", message_key(message))
+            # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
+            return False
 
     def _ask_bot(self, openid: str, text: str, key: str) -> str | None:
         try:

@@ -20,7 +20,7 @@ from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
 from conversation.relay import (KEY_TTL_S, bot_texts, remember_answer, remembered_answer, sent_count_key,
                                 split_for_wechat, worker_claims_passive)
 from handoff.service import keep_customer_message, keep_undelivered, request_hand_off
-from sunshine.db import in_unit_of_work, unit_of_work
+from sunshine.db import unit_of_work
 from sunshine.redis import connect
 from sunshine.settings import Settings, load
 
@@ -113,12 +113,10 @@ def _action_server_up(settings: Settings) -> bool:
 
 def _hand_to_officer(settings: Settings, openid: str, text: str, message_key: str) -> None:
     """The bot is down: the customer's officer gets the conversation and this message."""
-    def hand_off(session):
-        opened, _ = request_hand_off(session, openid, "bot_unavailable")
-        keep_customer_message(session, opened, text, message_key)
-
     try:
-        in_unit_of_work(settings.database_url, hand_off)
+        with unit_of_work(settings.database_url) as session:
+            hand_off, _ = request_hand_off(session, openid, "bot_unavailable")
+            keep_customer_message(session, hand_off, text, message_key)
     except Exception:  # the database is down too: the apology still goes out
         log.exception("could not hand message %s to an officer", message_key)
 

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from clients.wechat import WeChatApiError
 from clients.wecom import WeCom, WeComError
 from conversation.tasks import FAILED_JOB_TTL_S, current_settings, queue_name, wechat_api
-from sunshine.db import in_unit_of_work, unit_of_work
+from sunshine.db import unit_of_work
 from sunshine.models import ConversationMessage, HandOff, OfficerNotice, utcnow
 from sunshine.redis import connect
 from sunshine.settings import Settings
@@ -119,11 +119,10 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
 
 
 def _record(settings: Settings, model, record_id: int, **values) -> None:
-    """Record what became of a sending, as one UPDATE (a transaction that only writes waits for
-    SQLite's lock, where one that read first is refused) and retried: a sending that is not
-    recorded would be queued and sent again."""
-    in_unit_of_work(settings.database_url, lambda session: session.execute(
-        update(model).where(model.id == record_id).values(**values).execution_options(synchronize_session=False)))
+    """Record what became of a sending (a sending not recorded would be queued and sent again)."""
+    with unit_of_work(settings.database_url) as session:
+        session.execute(update(model).where(model.id == record_id).values(**values)
+                        .execution_options(synchronize_session=False))
 
 
 def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:

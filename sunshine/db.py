@@ -1,15 +1,12 @@
 """Database engine and unit of work (SQLAlchemy 1.4, used in 2.0 style)."""
 from __future__ import annotations
 
-import random
-import time
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable, Iterator, TypeVar
+from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sunshine.settings import VAR
@@ -37,7 +34,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock at the start, waiting up to the timeout for other
+            # writers. A deferred transaction that reads and then writes fails at once with
+            # "database is locked" when another process wrote in between (WAL's stale snapshot),
+            # which under load lost officers' notices and customers' authorization links.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
 
 
@@ -62,21 +63,3 @@ def unit_of_work(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-T = TypeVar("T")
-
-
-def in_unit_of_work(url: str, work: Callable[[Session], T], attempts: int = 6) -> T:
-    """`work(session)` in a unit of work, run afresh when SQLite refuses its write: a transaction that
-    read before another process wrote gets "database is locked" at once (the busy timeout does not
-    apply). For background jobs whose write must not be lost to that (a notice's status, a hand-off)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with unit_of_work(url) as session:
-                return work(session)
-        except OperationalError:
-            if attempt == attempts or not url.startswith("sqlite"):
-                raise
-            time.sleep(random.uniform(0.05, 0.1) * 2 ** attempt)  # about 6 s in all
-    raise AssertionError("unreachable")

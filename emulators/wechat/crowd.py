@@ -65,11 +65,17 @@ class Message:
     text: str
     sent_at: float  # wall clock (the emulator records answers by wall clock)
     kind: str = "pending"  # passive | async | failed
-    reply: str = ""  # the passive reply's text
     latency_ms: float | None = None  # HTTP answer time (passive or `success`), retries included
     attempts: int = 0
     error: str = ""
+    answer: str | None = None  # the passive text, or the customer-service message matched to it
+    answered_at: float | None = None  # wall clock: the passive reply, or when the emulator got the message
     answered_by: list[int] = field(default_factory=list)  # emulator message ids matched to it
+
+    @property
+    def answer_ms(self) -> float | None:
+        """From sending to the answer reaching the customer (passive or through the API); None: no answer."""
+        return None if self.answered_at is None else 1000 * (self.answered_at - self.sent_at)
 
 
 @dataclass
@@ -121,6 +127,11 @@ class Result:
     @property
     def latencies_ms(self) -> list[float]:
         return [m.latency_ms for m in self.messages if m.latency_ms is not None]
+
+    @property
+    def answer_times_ms(self) -> list[float]:
+        """Per answered message: from sending to the answer reaching the customer."""
+        return [m.answer_ms for m in self.messages if m.answer_ms is not None]
 
     @property
     def msgs_per_s(self) -> float:
@@ -211,7 +222,8 @@ class Crowd:
         message.latency_ms = 1000 * (time.monotonic() - began)
         message.attempts = reply.attempts
         message.kind = "async" if reply.empty else "passive"
-        message.reply = "" if reply.empty else reply.content
+        if not reply.empty:
+            message.answer, message.answered_at = reply.describe(), message.sent_at + message.latency_ms / 1000
 
     def counts(self) -> dict[str, int]:
         """Live counts while the crowd runs: sent, passive, asynchronous, failed, retried, in_flight."""
@@ -259,7 +271,7 @@ class Crowd:
 
     def _needs_answer(self, m: Message) -> bool:
         """Whether the message still needs a customer-service answer."""
-        return m.kind != "passive" or m.reply in self.acknowledgements
+        return m.kind != "passive" or m.answer in self.acknowledgements
 
     def reconcile(self, settle_s: float = SETTLE_S) -> Result:
         """Wait up to `settle_s` until every message not answered passively has an answer, then match."""
@@ -324,7 +336,9 @@ def _match(messages: list[Message], answers: list[dict],
         while queue and _wall(queue[0]) < m.sent_at:
             extra(queue.pop(0))
         if queue:
-            m.answered_by.append(queue.pop(0)["id"])
+            answer = queue.pop(0)
+            m.answered_by.append(answer["id"])
+            m.answer, m.answered_at = answer.get("content") or answer.get("msgtype", ""), _wall(answer)
         else:
             lost.append(m.msg_id)
     for answer in queue:

@@ -266,7 +266,7 @@ def test_a_killed_rasa_gives_a_fallback_and_tells_an_officer(stack):
         before = session.scalar(select(func.max(HandOff.id))) or 0
     result = crowd_during(stack, lambda: pids.append(stack.kill("rasa")), after_s=5, settle_s=15)
     assert_answered_once(stack, result)
-    replies = [m.reply for m in result.messages] + [
+    replies = [m.answer for m in result.messages] + [
         m["content"] for m in requests.get(f"{stack.wechat_api}/_emulator/messages", timeout=5).json()
         if m["touser"].startswith(result.messages[0].openid.rsplit("_", 2)[0])]
     assert BOT_UNAVAILABLE in replies

@@ -64,6 +64,9 @@ def test_every_message_answered_once_passive_or_through_the_api(emulated, monkey
     assert (result.passive, result.asynchronous, result.failed) == (12, 6, 0)
     assert (result.lost, result.duplicated, result.answered) == (0, 0, 18)
     assert all(len(m.answered_by) == 1 for m in result.messages if m.text == SLOW)
+    assert {m.text: m.answer for m in result.messages} == {t: f"答：{t}" for t in ("你好", SLOW, "谢谢")}
+    slow = [m.answer_ms for m in result.messages if m.text == SLOW]
+    assert len(result.answer_times_ms) == 18 and all(ms > 990 for ms in slow), slow  # the bot takes 1 s
     assert len(result.latencies_ms) == 18 and result.msgs_per_s > 0
 
 
