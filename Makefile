@@ -9,13 +9,14 @@ MODEL := var/models/sunshine.tar.gz
 export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-postgres lint train chat bench nlu-report clean help audit
+.PHONY: setup run test test-postgres lint train chat bench soak nlu-report clean help audit
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    start every process (Redis if needed, Rasa, actions, web, worker, emulators)"
 	@echo "make test   run the whole test suite"
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
+	@echo "make soak   10 minutes of simulated WeChat users against the whole stack (capacity, memory)"
 	@echo "make lint   static checks (ruff)"
 	@echo "make nlu-report  cross-validate the NLU and test it on held-out data; tables go to the README"
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
@@ -62,6 +63,11 @@ BENCHMARKS := bench.webhook bench.lending bench.assistant bench.auth bench.hando
 
 bench: $(STAMP) $(MODEL)
 	@set -e; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m $$b; done
+
+# The whole stack under a crowd of simulated WeChat users for 10 minutes (SOAK_ARGS="--minutes 2" for less);
+# fails when an answer is lost or duplicated.
+soak: $(STAMP) $(MODEL)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 # Pyflakes' errors (unused imports and names, undefined names) and syntax errors.
 lint: $(STAMP)

@@ -19,6 +19,8 @@ mid-query) is taken back by the next `fetch_reports` of that application (one ta
 a conditional UPDATE) and queried again under the same key. `sweep_reports` (run
 every minute by `python -m auth_flow sweep-reports --every 60`, a `make run` process)
 finds those, and applications whose consents are complete but whose job never ran.
+A job put back by the worker after its worker died (`conversation.worker`) takes its
+own `querying` records back at once (`retake=True`), without waiting for them to go stale.
 """
 from __future__ import annotations
 
@@ -67,8 +69,10 @@ def _take_back(session, record: CreditReportRecord, *conditions) -> bool:
     return taken == 1
 
 
-def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | None, list[tuple]]:
-    """Insert the query records (or take back the failed or stale ones): the list of queries to make."""
+def _claim(settings, application_id: int, retry_failed: bool,
+           retake: bool = False) -> tuple[Fetch | None, list[tuple]]:
+    """Insert the query records (or take back the failed or stale ones; with `retake`, every one
+    still `querying`: its process is known dead): the list of queries to make."""
     with unit_of_work(settings.database_url) as session:
         application = session.get(LoanApplication, application_id)
         missing = missing_consents(session, application)
@@ -90,9 +94,9 @@ def _claim(settings, application_id: int, retry_failed: bool) -> tuple[Fetch | N
             elif record.status == "failed" and retry_failed:
                 if not _take_back(session, record, CreditReportRecord.status == "failed"):
                     continue
-            elif record.status == "querying" and record.started_at < stale_before:
+            elif record.status == "querying" and (retake or record.started_at < stale_before):
                 if not _take_back(session, record, CreditReportRecord.status == "querying",
-                                  CreditReportRecord.started_at < stale_before):
+                                  CreditReportRecord.started_at == record.started_at):
                     continue
                 requeried.append(role)
             else:
@@ -131,10 +135,10 @@ def _query(bureau: BureauClient, attempts: int, id_number: str, name: str, autho
 
 def fetch_reports(settings, application_id: int, bureau: BureauClient | None = None,
                   applications: Applications | None = None, retry_failed: bool = False,
-                  notify: notices.OfficerNotifier | None = None) -> Fetch:
+                  notify: notices.OfficerNotifier | None = None, retake: bool = False) -> Fetch:
     """Query every report of the application once consents are complete; give them to lending.
     The officer hears when the reports are in, or that a query failed (`notify`)."""
-    done, jobs = _claim(settings, application_id, retry_failed)
+    done, jobs = _claim(settings, application_id, retry_failed, retake)
     if done is not None:
         return done
     bureau = bureau or BureauClient(settings.bureau_url, timeout=settings.bureau_timeout_s)
@@ -171,9 +175,12 @@ def fetch_reports(settings, application_id: int, bureau: BureauClient | None = N
 
 def fetch_job(application_id: int) -> str:
     """The background job (RQ) enqueued after the last consent: `fetch_reports` in a worker."""
+    from rq import get_current_job
+
     from conversation.tasks import current_settings
 
-    outcome = fetch_reports(current_settings(), application_id)
+    job = get_current_job()
+    outcome = fetch_reports(current_settings(), application_id, retake=bool(job and job.meta.get("abandoned")))
     log.info("credit reports of application %s: %s", application_id, outcome.state)
     return outcome.state
 

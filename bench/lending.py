@@ -46,14 +46,24 @@ DECISIONS = 400
 HOUSEHOLDS = 100_000
 
 
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "建国春华立新军玉梅秀英丽桂芳志强文明红霞海涛德福永平金山兰凤"
+
+
+def person_name(n: int) -> str:
+    """A Chinese name for person n (names repeat, as in a real county; the ID number tells people apart)."""
+    i = n // len(SURNAMES)
+    return SURNAMES[n % len(SURNAMES)] + GIVEN[i % len(GIVEN)] + GIVEN[(7 * i + 3) % len(GIVEN)]
+
+
 def village_row(n: int) -> dict:
     """Household n: a farmer head and spouse with clean credit reports (the emulator's digit 15 < 6)."""
     def id_number(birth_year: int, k: int) -> str:
         return with_check_digit(f"{320000 + n % 90000}{birth_year}{1 + n % 12:02d}{1 + n % 28:02d}"
                                 f"{(n // 90000) % 10}{(n // 10) % 6}{k}")
-    return {"village": f"村{n // 1000:03d}", "household_head": f"户主{n}", "id_number": id_number(1970 + n % 20, 1),
+    return {"village": f"村{n // 1000:03d}", "household_head": person_name(2 * n), "id_number": id_number(1970 + n % 20, 1),
             "phone": f"13{n:09d}", "customer_type": "farmer", "credit_line": str(50_000 + (n % 20) * 10_000),
-            "valid_until": "2027-12-31", "members": f"spouse:配偶{n}:{id_number(1972 + n % 20, 2)}:15{n:09d}",
+            "valid_until": "2027-12-31", "members": f"spouse:{person_name(2 * n + 1)}:{id_number(1972 + n % 20, 2)}:15{n:09d}",
             "tags": "occupation=水稻种植;income_band=5-10万"}
 
 

@@ -18,20 +18,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import requests
 
 from bench.results import percentile, record
-from emulators.wechat.user import DeliveryError, WeChatUser
+from emulators.wechat.crowd import Crowd, questions
 from sunshine import local_stack
 from sunshine.settings import Settings
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-# What customers ask; each gets exactly one answer from the bot.
-MESSAGES = ["你好", "我能贷多少", "利息咋算", "有哪些贷款产品", "怎么还款", "医院缴费咋弄", "谢谢", "俺想问问额度还剩多少",
-            "公e贷利率多少", "摇号验资怎么查"]
 ASYNC_SETTLE_S = 60
 
 
@@ -41,6 +37,7 @@ class Run:
     path: str
     users: int
     latencies_ms: list[float] = field(default_factory=list)
+    sent: int = 0
     passive: int = 0
     asynchronous: int = 0
     failed: int = 0
@@ -49,11 +46,6 @@ class Run:
     finished: float = 0.0
     lost: int = 0
     duplicated: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def sent(self) -> int:
-        return len(self.latencies_ms) + self.failed
 
     @property
     def msgs_per_s(self) -> float:
@@ -72,15 +64,42 @@ HEADER = (f"{'path':<8} {'users':>5} {'msgs':>6} {'msg/s':>8} {'p50 ms':>8} {'p9
           f"{'passive':>8} {'retried':>7} {'failed':>6} {'lost':>5} {'dup':>5}")
 
 
-def _pushed(stack: local_stack.Stack, openid: str) -> list[dict]:
-    return requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid}, timeout=10).json()
+def crowd(stack: local_stack.Stack, users: int, **options) -> Crowd:
+    """Simulated WeChat users against the stack's `/wechat`, in its mode (safe when it has an AES key)."""
+    s = Settings()
+    return Crowd(stack.web + "/wechat", stack.wechat_api, s.wechat_token, s.wechat_appid,
+                 stack.env.get("WECHAT_AES_KEY", ""), users=users, **options)
 
 
-def _run_users(run: Run, users: int, per_user: int, send) -> None:
-    """`users` threads each send `per_user` messages in turn; `send(user_index, text)`."""
-    def user_loop(index: int) -> None:
-        for text in itertools.islice(itertools.cycle(MESSAGES[index % len(MESSAGES):] + MESSAGES), per_user):
-            send(index, text)
+def webhook_level(stack: local_stack.Stack, users: int, per_user: int) -> Run:
+    result = crowd(stack, users).run(messages_per_user=per_user, settle_s=ASYNC_SETTLE_S)
+    return Run("webhook", users, result.latencies_ms, result.sent, result.passive, result.asynchronous,
+               result.failed, result.retried, result.started, result.finished, result.lost, result.duplicated)
+
+
+def rasa_level(stack: local_stack.Stack, users: int, per_user: int, tag: str) -> Run:
+    """The same questions straight to Rasa's REST channel: an answer is a non-empty 200."""
+    run = Run("rasa", users)
+    lock = threading.Lock()
+
+    def user_loop(i: int) -> None:
+        session = requests.Session()
+        for text in itertools.islice(questions(i, 0), per_user):
+            began = time.monotonic()
+            try:
+                resp = session.post(f"{stack.rasa}/webhooks/rest/webhook",
+                                    json={"sender": f"rest_bench_{tag}_{users}_{i}", "message": text}, timeout=30)
+                ok = resp.status_code == 200 and bool(resp.json())
+            except requests.RequestException:
+                ok = False
+            with lock:
+                run.sent += 1
+                if ok:
+                    run.latencies_ms.append(1000 * (time.monotonic() - began))
+                    run.passive += 1
+                else:
+                    run.failed += 1
+                    run.lost += 1
 
     threads = [threading.Thread(target=user_loop, args=(i,)) for i in range(users)]
     run.started = time.monotonic()
@@ -89,78 +108,6 @@ def _run_users(run: Run, users: int, per_user: int, send) -> None:
     for t in threads:
         t.join()
     run.finished = time.monotonic()
-
-
-def webhook_level(stack: local_stack.Stack, users: int, per_user: int, tag: str) -> Run:
-    s = Settings()
-    run = Run("webhook", users)
-    clients = [WeChatUser(stack.web + "/wechat", s.wechat_token, s.wechat_appid, AES_KEY,
-                          openid=f"o_bench_{tag}_{users}_{i}") for i in range(users)]
-    passive_by_user = [0] * users
-    sent_by_user = [0] * users
-    wall_start = time.time()
-
-    def send(i: int, text: str) -> None:
-        began = time.monotonic()
-        try:
-            reply = clients[i].send_text(text)
-        except DeliveryError:
-            with run.lock:
-                run.failed += 1
-                sent_by_user[i] += 1
-            return
-        with run.lock:
-            run.latencies_ms.append(1000 * (time.monotonic() - began))
-            run.retried += reply.attempts > 1
-            sent_by_user[i] += 1
-            if reply.empty:
-                run.asynchronous += 1
-            else:
-                run.passive += 1
-                passive_by_user[i] += 1
-
-    _run_users(run, users, per_user, send)
-    # Wait for the answers that go through the customer-service API, then count per user.
-    deadline = time.monotonic() + ASYNC_SETTLE_S
-    while True:
-        pushed = [_pushed(stack, c.openid) for c in clients]
-        if all(passive_by_user[i] + len(pushed[i]) >= sent_by_user[i] for i in range(users)) \
-                or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    time.sleep(1)  # a late duplicate would show up now
-    pushed = [_pushed(stack, c.openid) for c in clients]
-    last_push = max((datetime.fromisoformat(m["received_at"]).timestamp() for p in pushed for m in p), default=0)
-    if last_push:  # the level ends when its last answer reached the customer
-        run.finished = max(run.finished, run.started + (last_push - wall_start))
-    for i in range(users):
-        answers = passive_by_user[i] + len(pushed[i])
-        run.lost += max(0, sent_by_user[i] - answers)
-        run.duplicated += max(0, answers - sent_by_user[i])
-    return run
-
-
-def rasa_level(stack: local_stack.Stack, users: int, per_user: int, tag: str) -> Run:
-    run = Run("rasa", users)
-    sessions = [requests.Session() for _ in range(users)]
-
-    def send(i: int, text: str) -> None:
-        began = time.monotonic()
-        try:
-            resp = sessions[i].post(f"{stack.rasa}/webhooks/rest/webhook",
-                                    json={"sender": f"rest_bench_{tag}_{users}_{i}", "message": text}, timeout=30)
-            ok = resp.status_code == 200 and bool(resp.json())
-        except requests.RequestException:
-            ok = False
-        with run.lock:
-            if ok:
-                run.latencies_ms.append(1000 * (time.monotonic() - began))
-                run.passive += 1
-            else:
-                run.failed += 1
-                run.lost += 1
-
-    _run_users(run, users, per_user, send)
     return run
 
 
@@ -179,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                                   WEB_WORKERS=args.web_workers, WORKER_PROCESSES=args.worker_processes,
                                   LOG_LEVEL="WARNING")
         try:
-            webhook_level(stack, 2, 3, "warm")  # load models, JIT paths and connections
+            webhook_level(stack, 2, 3)  # load models, JIT paths and connections
             rasa_level(stack, 2, 3, "warm")
             runs = []
             for users in levels:
                 per_user = max(2, args.messages // users)
-                runs.append(webhook_level(stack, users, per_user, "run"))
+                runs.append(webhook_level(stack, users, per_user))
                 runs.append(rasa_level(stack, users, per_user, "run"))
                 print(f"  {users} users done", flush=True)
         finally:

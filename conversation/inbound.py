@@ -17,8 +17,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from auth_flow.qr import authorization_url
 from auth_flow.service import AuthorizationError, find_by_token
 from conversation.followers import AUTHORIZATION, STATION, followed, parse_scene, station_by_code, unfollowed
+from conversation.inbox import hold
 from conversation.relay import Relay
-from conversation.tasks import BOT_UNAVAILABLE, Jobs
+from conversation.tasks import Jobs
 from handoff.service import customer_message_count, keep_customer_message, open_hand_off
 from sunshine.db import unit_of_work
 from sunshine.metrics import count
@@ -127,8 +128,8 @@ class Inbound:
             relay = Relay(self.redis, Jobs(self.settings), self.settings.wechat_reply_budget_s)
             outcome = relay.handle(openid, text, key)
         except redis.RedisError as exc:
-            log.error("redis unavailable, message %s answered with an apology: %s", key, exc)
-            return BOT_UNAVAILABLE
+            log.error("redis unavailable for message %s: %s", key, exc)
+            return hold(self.settings, openid, text, key)
         count(self.redis, "wechat_replies_total",
               delivery="duplicate" if outcome.duplicate else ("passive" if outcome.passive_text else "async"))
         return outcome.passive_text

@@ -14,7 +14,14 @@ Whoever decides first owns the delivery, atomically in Redis:
 A retry of a message already seen never reaches the bot. It waits, within
 its own budget, for the first delivery's decision: the passive answer when
 there is one (the first HTTP response may have come too late for WeChat,
-which then reads only the retry's), else `success`.
+which then reads only the retry's), else `success`. When the first request
+died before deciding (its web worker was killed), the retry decides `async`
+in its place, so that the worker's answer still goes out.
+
+The worker's side is restart-safe: the bot's answer is kept under the message
+key before it is delivered, and the chunks sent through the API are counted,
+so a job run again after its worker died asks the bot nothing more and sends
+only what was not sent yet.
 """
 from __future__ import annotations
 
@@ -30,13 +37,17 @@ WECHAT_TEXT_LIMIT = 2048  # bytes per customer-service or passive text
 # How often a retry looks for the first delivery's decision.
 RETRY_POLL_S = 0.05
 
-# KEYS: decided, result, bot. ARGV: answer json, ttl. Returns 1 when the worker wins.
+# KEYS: decided, result, bot. ARGV: answer json, ttl. Returns 1 when the worker wins
+# (or won already, in an earlier run of the same job).
 # `result` wakes the waiting web request; `bot` keeps the answer for WeChat's retries.
 _CLAIM_PASSIVE = """
 if redis.call('SET', KEYS[1], 'passive', 'NX', 'EX', ARGV[2]) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+if redis.call('GET', KEYS[1]) == 'passive' then
   return 1
 end
 return 0
@@ -46,7 +57,7 @@ return 0
 def _keys(message_key: str) -> dict[str, str]:
     base = f"wx:{message_key}"
     return {"seen": f"{base}:seen", "decided": f"{base}:decided", "result": f"{base}:result",
-            "bot": f"{base}:bot"}
+            "bot": f"{base}:bot", "answer": f"{base}:answer", "sent": f"{base}:sent"}
 
 
 def split_for_wechat(texts: list[str], limit: int = WECHAT_TEXT_LIMIT) -> list[str]:
@@ -125,14 +136,43 @@ class Relay:
             answer, decided = self.r.mget(keys["bot"], keys["decided"])
             if answer is not None:
                 return _passive(split_for_wechat(json.loads(answer)))
-            if decided is not None or time.monotonic() >= deadline:
-                return None  # answered through the API (or not at all yet: the API will carry it)
+            if decided is not None:
+                return None  # answered through the API
+            if time.monotonic() >= deadline:
+                if self.r.set(keys["decided"], "async", nx=True, ex=KEY_TTL_S):
+                    return None  # the first request is gone undecided: the API will carry the answer
+                continue  # the worker decided an instant ago: read its answer
             time.sleep(RETRY_POLL_S)
 
 
 def _passive(chunks: list[str]) -> str | None:
     """What goes back in the HTTP response: the answer when it fits one WeChat text."""
     return chunks[0] if len(chunks) == 1 else None
+
+
+def seen_key(message_key: str) -> str:
+    return _keys(message_key)["seen"]
+
+
+def decide_async(r: redis.Redis, message_key: str) -> None:
+    """No web request waits for this message's answer (it was held while Redis was down): the API carries
+    it, even if a job claimed it for a web request that had already answered "please wait"."""
+    r.set(_keys(message_key)["decided"], "async", ex=KEY_TTL_S)
+
+
+def remembered_answer(r: redis.Redis, message_key: str) -> list[str] | None:
+    """The bot's answer to this message when an earlier run of its job already asked the bot."""
+    raw = r.get(_keys(message_key)["answer"])
+    return None if raw is None else json.loads(raw)
+
+
+def remember_answer(r: redis.Redis, message_key: str, texts: list[str]) -> None:
+    r.set(_keys(message_key)["answer"], json.dumps(texts, ensure_ascii=False), ex=KEY_TTL_S)
+
+
+def sent_count_key(message_key: str) -> str:
+    """Where the number of this answer's chunks already sent through the API is counted."""
+    return _keys(message_key)["sent"]
 
 
 def worker_claims_passive(r: redis.Redis, message_key: str, texts: list[str]) -> bool:

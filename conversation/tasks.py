@@ -12,11 +12,13 @@ import zlib
 from datetime import timedelta
 from functools import lru_cache
 
+import requests
 from rq import Queue
 
 from clients.rasa import RasaClient, RasaUnavailable
 from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
-from conversation.relay import bot_texts, split_for_wechat, worker_claims_passive
+from conversation.relay import (KEY_TTL_S, bot_texts, remember_answer, remembered_answer, sent_count_key,
+                                split_for_wechat, worker_claims_passive)
 from handoff.service import keep_customer_message, keep_undelivered, request_hand_off
 from sunshine.db import unit_of_work
 from sunshine.redis import connect
@@ -24,7 +26,9 @@ from sunshine.settings import Settings, load
 
 log = logging.getLogger(__name__)
 QUEUE = "replies"
-BOT_UNAVAILABLE = "系统正在忙，请稍后再发一次；着急的话请回复“转人工”，客户经理会联系您。"
+BOT_UNAVAILABLE = "智能助手暂时出了点问题，您的消息已转给客户经理，请稍等，客户经理会在这里回复您。"
+# What the customer reads when the bot gave no answer at all: never left without one.
+NOT_ANSWERED = "抱歉，这条消息我没能处理好，麻烦您再说一遍；着急的话请回复“转人工”。"
 # Seconds before each new attempt when WeChat's API cannot be reached; then the officer is told.
 DELIVERY_RETRY_DELAYS_S = (5, 30, 120)
 FAILED_JOB_TTL_S = 7 * 24 * 3600
@@ -74,18 +78,37 @@ class Jobs:
 
 
 def answer_message(openid: str, text: str, message_key: str, settings: Settings | None = None) -> None:
-    """Ask the bot and hand its answer to the waiting web request, or send it."""
+    """Ask the bot and hand its answer to the waiting web request, or send it.
+
+    Safe to run again after the worker died in the middle: the bot is asked
+    once per message, and only chunks not yet sent are sent.
+    """
     settings = settings or current_settings()
+    r = connect(settings.redis_url)
+    texts = remembered_answer(r, message_key)
+    if texts is None:
+        try:
+            texts = bot_texts(rasa_client(settings.rasa_url).send(openid, text))
+            if not texts and not _action_server_up(settings):
+                # Rasa carries on without the custom action's events: the answer was lost.
+                raise RasaUnavailable("no answer: the action server is down")
+            if not texts:  # e.g. a custom action failed while the action server restarted
+                log.warning("the bot gave no answer to message %s", message_key)
+                texts = [NOT_ANSWERED]
+        except RasaUnavailable as exc:
+            log.warning("bot unavailable for message %s: %s", message_key, exc)
+            texts = [BOT_UNAVAILABLE]
+            _hand_to_officer(settings, openid, text, message_key)
+        remember_answer(r, message_key, texts)
+    if not worker_claims_passive(r, message_key, texts):
+        deliver_texts(openid, split_for_wechat(texts), settings=settings, progress_key=sent_count_key(message_key))
+
+
+def _action_server_up(settings: Settings) -> bool:
     try:
-        texts = bot_texts(rasa_client(settings.rasa_url).send(openid, text))
-    except RasaUnavailable as exc:
-        log.warning("bot unavailable for message %s: %s", message_key, exc)
-        texts = [BOT_UNAVAILABLE]
-        _hand_to_officer(settings, openid, text, message_key)
-    if not texts:
-        return
-    if not worker_claims_passive(connect(settings.redis_url), message_key, texts):
-        deliver_texts(openid, split_for_wechat(texts), settings=settings)
+        return requests.get(settings.action_server_url.rstrip("/") + "/health", timeout=2).ok
+    except requests.RequestException:
+        return False
 
 
 def _hand_to_officer(settings: Settings, openid: str, text: str, message_key: str) -> None:
@@ -110,16 +133,23 @@ def wechat_api(settings: Settings):
     return WeChatApi.from_settings(settings)
 
 
-def deliver_texts(openid: str, chunks: list[str], attempt: int = 0, settings: Settings | None = None) -> None:
+def deliver_texts(openid: str, chunks: list[str], attempt: int = 0, settings: Settings | None = None,
+                  progress_key: str | None = None) -> None:
     """Send texts in order through the customer-service message API.
 
     Whatever WeChat refuses (45015 outside the 48-hour window, 45047 too many
     messages, ...) or cannot take after the retries is kept and put before
-    the customer's officer: never dropped, never sent twice.
+    the customer's officer: never dropped, never sent twice. With
+    `progress_key`, the chunks sent are counted in Redis and a second run
+    (the job again after its worker died) skips them.
     """
     settings = settings or current_settings()
     api = wechat_api(settings)
+    r = connect(settings.redis_url) if progress_key else None
+    done = int(r.get(progress_key) or 0) if r is not None else 0
     for i, chunk in enumerate(chunks):
+        if i < done:
+            continue
         try:
             api.send_text(openid, chunk)
         except WeChatUnavailable as exc:
@@ -129,10 +159,18 @@ def deliver_texts(openid: str, chunks: list[str], attempt: int = 0, settings: Se
                 Jobs(settings).deliver(openid, chunks[i:], attempt + 1, DELIVERY_RETRY_DELAYS_S[attempt])
             else:
                 _keep_undelivered(settings, openid, chunks[i:], None)
+            _mark_sent(r, progress_key, len(chunks))  # the rest is the retry job's (or the officer's) now
             return
         except WeChatApiError as exc:
             _keep_undelivered(settings, openid, chunks[i:], exc.errcode)
+            _mark_sent(r, progress_key, len(chunks))
             return
+        _mark_sent(r, progress_key, i + 1)
+
+
+def _mark_sent(r, progress_key: str | None, sent: int) -> None:
+    if r is not None:
+        r.set(progress_key, sent, ex=KEY_TTL_S)
 
 
 def _keep_undelivered(settings: Settings, openid: str, chunks: list[str], errcode: int | None) -> None:

@@ -1,6 +1,7 @@
 """`python -m handoff watch [--every SECONDS]`: the hand-off watcher that `make run` keeps running.
 
-Each round it stores WeCom notices of deadlines about to pass (HANDOFF_WARN_MINUTES) and of
+Each round it queues for the bot the customers' messages held in the database while Redis was
+down (conversation.inbox), stores WeCom notices of deadlines about to pass (HANDOFF_WARN_MINUTES) and of
 overdue hand-offs (to supervisors), and enqueues every notice not yet sent; every minute it
 also queues again officers' replies whose job was lost. Exit status 2: could not run.
 """
@@ -12,8 +13,10 @@ import sys
 import time
 from datetime import timedelta
 
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from conversation.inbox import relay_held
 from handoff.jobs import HandOffJobs, dispatch
 from handoff.service import sweep_deadlines
 from sunshine.db import unit_of_work
@@ -24,6 +27,10 @@ log = logging.getLogger("handoff.watch")
 
 
 def watch_once(settings: Settings, jobs: HandOffJobs, requeue_stale: bool = True) -> int:
+    try:
+        relay_held(settings)
+    except RedisError as exc:  # still down: they wait for the next round
+        log.warning("held messages wait for Redis: %s", exc)
     with unit_of_work(settings.database_url) as session:
         sweep_deadlines(session, timedelta(minutes=settings.handoff_warn_minutes))
     return dispatch(settings, jobs, requeue_stale)

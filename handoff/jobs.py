@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from clients.wechat import WeChatApiError
 from clients.wecom import WeCom, WeComError
@@ -77,9 +77,7 @@ def send_message(message_id: int, settings: Settings | None = None) -> None:
     except WeChatApiError as exc:
         log.warning("officer message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
-    with unit_of_work(settings.database_url) as session:
-        message = session.get(ConversationMessage, message_id)
-        message.status, message.errcode = status, errcode
+    _record(settings, ConversationMessage, message_id, status=status, errcode=errcode)
 
 
 def send_as_template(message_id: int, settings: Settings | None = None) -> None:
@@ -99,9 +97,7 @@ def send_as_template(message_id: int, settings: Settings | None = None) -> None:
     except WeChatApiError as exc:
         log.warning("template message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
-    with unit_of_work(settings.database_url) as session:
-        message = session.get(ConversationMessage, message_id)
-        message.status, message.errcode = status, errcode
+    _record(settings, ConversationMessage, message_id, status=status, errcode=errcode)
 
 
 def send_notice(notice_id: int, settings: Settings | None = None) -> None:
@@ -118,9 +114,15 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
     except WeComError as exc:
         log.warning("WeCom notice %s undelivered: %s", notice_id, exc)
         status, errcode = "failed", exc.errcode
+    _record(settings, OfficerNotice, notice_id, status=status, errcode=errcode,
+            sent_at=utcnow() if status == "sent" else None)
+
+
+def _record(settings: Settings, model, record_id: int, **values) -> None:
+    """Record what became of a sending (a sending not recorded would be queued and sent again)."""
     with unit_of_work(settings.database_url) as session:
-        notice = session.get(OfficerNotice, notice_id)
-        notice.status, notice.errcode, notice.sent_at = status, errcode, utcnow() if status == "sent" else None
+        session.execute(update(model).where(model.id == record_id).values(**values)
+                        .execution_options(synchronize_session=False))
 
 
 def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:

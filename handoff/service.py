@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -84,7 +84,8 @@ def request_hand_off(session: Session, openid: str, reason: str, summary: dict |
 def keep_customer_message(session: Session, hand_off: HandOff, body: str, wechat_msg_key: str) -> bool:
     """Store what the customer wrote while an officer has the conversation.
 
-    Returns False when this WeChat delivery was stored already (a retry).
+    Returns False when this WeChat delivery was stored already (a retry). A message
+    stored before without a hand-off (held while Redis was down) joins this one.
     """
     message = ConversationMessage(openid=hand_off.openid, hand_off_id=hand_off.id, direction="inbound",
                                   author="customer", body=body, wechat_msg_key=wechat_msg_key, status="received")
@@ -92,7 +93,10 @@ def keep_customer_message(session: Session, hand_off: HandOff, body: str, wechat
         with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return False
+        return session.execute(update(ConversationMessage).where(
+            ConversationMessage.wechat_msg_key == wechat_msg_key, ConversationMessage.hand_off_id.is_(None))
+            .values(hand_off_id=hand_off.id, status="received")
+            .execution_options(synchronize_session=False)).rowcount == 1
     return True
 
 

@@ -40,7 +40,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock at the start, waiting up to the timeout for other
+            # writers. A deferred transaction that reads and then writes fails at once with
+            # "database is locked" when another process wrote in between (WAL's stale snapshot),
+            # which under load lost officers' notices and customers' authorization links.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
 
 

@@ -1,5 +1,6 @@
 """`make run`: check the configuration, prepare the database, and start every
-process under one supervisor (honcho) that stops them all on Ctrl-C.
+process under one supervisor (`sunshine.supervisor`, built on honcho) that
+restarts a process that dies and stops them all on Ctrl-C.
 
     python -m sunshine.launcher check    # only the checks, one line per problem
     python -m sunshine.launcher prepare  # checks, migrations and demo data
@@ -13,7 +14,6 @@ import argparse
 import os
 import shlex
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +27,9 @@ from sunshine import redis_server
 from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
 
 MODEL = VAR / "models" / "sunshine.tar.gz"
-RUN_DIR = VAR / "run"
+# Rasa's endpoints.yml and the private Redis's append-only file; a stack of its own
+# (sunshine.local_stack) gets a folder of its own.
+RUN_DIR = Path(os.environ.get("SUNSHINE_RUN_DIR") or VAR / "run")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 BIN = Path(sys.executable).parent
 
@@ -155,7 +157,10 @@ def child_env(s: Settings) -> dict[str, str]:
                TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
                # rasa-sdk's action server listens on SANIC_HOST, by default every interface: anyone
                # who reached it could run the bot's actions (apply for a loan) with a forged tracker.
-               SANIC_HOST="127.0.0.1")
+               SANIC_HOST="127.0.0.1",
+               # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
+               # holding up that customer's next turn; a turn takes well under a second.
+               TICKET_LOCK_LIFETIME="15")
     return env
 
 
@@ -189,8 +194,15 @@ def _resolve_redis(s: Settings, private_port: int) -> tuple[Settings, int | None
     return replace(s, redis_url=f"redis://127.0.0.1:{private_port}/0"), private_port
 
 
+def _count_restart(s: Settings, name: str) -> None:
+    from sunshine.metrics import count
+    from sunshine.redis import connect
+
+    count(connect(s.redis_url), "service_restarts_total", service=name)
+
+
 def run(s: Settings, private_port: int) -> int:
-    from honcho.manager import Manager
+    from sunshine.supervisor import Supervisor
 
     started = time.monotonic()
     s, private_redis = _resolve_redis(s, private_port)
@@ -200,22 +212,20 @@ def run(s: Settings, private_port: int) -> int:
     prepare(s)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     (RUN_DIR / "endpoints.yml").write_text(rasa_endpoints(s), encoding="utf-8")
-    redis_proc: subprocess.Popen | None = None
+    manager = Supervisor(s.restart_backoff_s, on_restart=lambda name: _count_restart(s, name))
+    env = child_env(s)
     if private_redis:
-        redis_proc = redis_server.start(private_redis, RUN_DIR / "redis")
-        print(f"started a private Redis at {s.redis_url} (REDIS_URL is empty)", flush=True)
-    try:
-        manager = Manager()
-        env = child_env(s)
-        for svc in services(s):
-            manager.add_process(svc.name, shlex.join(svc.command), env=env, cwd=str(ROOT))
-        threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
-        manager.loop()
-        return manager.returncode or 0
-    finally:
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(10)
+        manager.add_process("redis", "exec " + shlex.join(redis_server.command(private_redis, RUN_DIR / "redis")),
+                            env=dict(env, SUNSHINE_SERVICE="redis"), cwd=str(ROOT), ready=lambda: redis_server.reachable(s.redis_url, 0.2))
+        print(f"starting a private Redis at {s.redis_url} (REDIS_URL is empty)", flush=True)
+    for svc in services(s):
+        # `exec`: the service itself is the supervised process, not a shell around it.
+        # SUNSHINE_SERVICE tells which service a process (and its children) belongs to.
+        manager.add_process(svc.name, "exec " + shlex.join(svc.command), env=dict(env, SUNSHINE_SERVICE=svc.name),
+                            cwd=str(ROOT))
+    threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
+    manager.loop()
+    return manager.returncode or 0
 
 
 def main(argv: list[str] | None = None) -> int:

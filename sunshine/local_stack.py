@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -38,6 +38,7 @@ class Stack:
     wechat_api: str
     rasa: str
     log: Path
+    _before_kill: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
     def stop(self, timeout: float = 60) -> list[psutil.Process]:
         """Ctrl-C the launcher as a terminal would; return what is still alive after it exits."""
@@ -52,6 +53,45 @@ class Stack:
             raise
         time.sleep(1)
         return [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    def processes(self, service: str) -> list[psutil.Process]:
+        """The live processes of one launcher service ("redis", "rasa", "actions", "web", "worker.0", ...),
+        the service's own process first, then its children (e.g. gunicorn's workers)."""
+        found = {}
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                # redis-server writes its process title over its environment: known by its name.
+                ours = p.environ().get("SUNSHINE_SERVICE") == service or (service == "redis"
+                                                                          and p.name() == "redis-server")
+                if ours and p.status() != psutil.STATUS_ZOMBIE:
+                    found[p] = p.ppid()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        pids = {p.pid for p in found}
+        return sorted(found, key=lambda p: (found[p] in pids, p.pid))
+
+    def kill(self, service: str, child: bool = False) -> int:
+        """SIGKILL a service's own process (or, with `child`, one of its children, e.g. a gunicorn
+        worker) as a crash would; returns the pid killed. The launcher restarts it."""
+        procs = self.processes(service)
+        pids = {p.pid for p in procs}
+        targets = procs[1:] if child else procs[:1]
+        if not targets:
+            raise LookupError(f"no {'child of ' if child else ''}{service} process running")
+        self._before_kill[service] = pids
+        targets[0].send_signal(signal.SIGKILL)
+        return targets[0].pid
+
+    def wait_restarted(self, service: str, old_pid: int, timeout: float = 120) -> int:
+        """Wait until the service's own process runs again under a new pid; returns it."""
+        old = self._before_kill.get(service, set()) | {old_pid}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            procs = self.processes(service)
+            if procs and procs[0].pid not in old:
+                return procs[0].pid
+            time.sleep(0.2)
+        raise StackFailed(f"{service} was not restarted within {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -69,7 +109,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
         SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}", WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
-        SECRET_KEY="local-stack-secret")  # noqa: S106  the throw-away secret of a local test stack
+        SECRET_KEY="local-stack-secret", SUNSHINE_RUN_DIR=str(folder / "run"))  # noqa: S106  the throw-away secret of a local test stack
     env.update(settings)
     log = folder / "stack.log"
     with log.open("wb") as out:

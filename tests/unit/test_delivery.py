@@ -10,7 +10,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from conversation import tasks
-from conversation.relay import _keys
+from conversation.relay import _keys, decide_async
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app
 from handoff.service import open_hand_off
@@ -89,3 +89,34 @@ def test_rasa_down_gives_an_apology_and_hands_the_message_to_the_officer(demo_se
     assert r.lrange(_keys("m-rasa-down")["result"], 0, -1) == [f'["{tasks.BOT_UNAVAILABLE}"]'.encode()]
     hand_off, rows = kept(settings)
     assert hand_off == ("bot_unavailable", "officer01") and rows == [("我想贷款", "received", None)]
+
+
+def test_a_reply_job_run_again_after_its_worker_died_answers_once(wechat):
+    """The worker is killed after asking the bot (or after sending part of the answer): RQ's job runs
+    again on the restarted worker; the bot is not asked again and nothing is sent twice."""
+    settings, base = wechat
+    settings = replace(settings, rasa_url="http://127.0.0.1:9")  # the bot is down: apology and hand-off
+    r = connect(settings.redis_url)
+    decide_async(r, "m-again")  # the web request gave up waiting: the API carries the answer
+    for _ in range(3):
+        tasks.answer_message(OPENID, "我想贷款", "m-again", settings=settings)
+    assert delivered(base) == [tasks.BOT_UNAVAILABLE]
+    hand_off, rows = kept(settings)
+    assert hand_off == ("bot_unavailable", "officer01") and rows == [("我想贷款", "received", None)]
+
+
+def test_a_second_run_sends_only_the_chunks_not_sent_yet(wechat):
+    settings, base = wechat
+    r = connect(settings.redis_url)
+    r.set("progress-test", 1)  # the first run sent one chunk, then its worker died
+    tasks.deliver_texts(OPENID, ["一", "二", "三"], settings=settings, progress_key="progress-test")
+    tasks.deliver_texts(OPENID, ["一", "二", "三"], settings=settings, progress_key="progress-test")
+    assert delivered(base) == ["二", "三"] and int(r.get("progress-test")) == 3
+
+
+def test_a_passive_answer_is_not_sent_again_by_a_second_run(demo_settings):
+    settings = replace(demo_settings, rasa_url="http://127.0.0.1:9")
+    for _ in range(2):
+        tasks.answer_message(OPENID, "你好", "m-passive-again", settings=settings)
+    r = connect(settings.redis_url)
+    assert r.lrange(_keys("m-passive-again")["result"], 0, -1) == [f'["{tasks.BOT_UNAVAILABLE}"]'.encode()]

@@ -113,3 +113,17 @@ def test_retry_after_an_api_delivery_gets_success_at_once(redis_url):
     assert retry.duplicate and retry.passive_text is None and time.monotonic() - started < 0.5
     worker.join()
     assert worker.sent == [["您好"]]
+
+
+def test_a_retry_decides_for_a_first_request_that_died_so_a_late_answer_still_goes_out(redis_url):
+    r = connect(redis_url)
+    worker = ThreadWorker(r, 1.2)
+    relay = Relay(r, worker, budget_s=0.3)
+    # The first request enqueued the message, then its web worker was killed before deciding.
+    r.set("wx:m5:seen", "1")
+    worker.answer("o1", "你好", "m5")
+    retry = relay.handle("o1", "你好", "m5")
+    assert retry.duplicate and retry.passive_text is None
+    assert r.get("wx:m5:decided") == b"async"
+    worker.join()
+    assert worker.sent == [["您好"]]  # through the API, not pushed to a request that no longer waits

@@ -2,9 +2,13 @@
 import secrets
 import time
 
+from sqlalchemy import select
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
+
+from sunshine.db import unit_of_work
+from sunshine.models import ConversationMessage
 
 
 # Section B: the Official Account sample.
@@ -114,15 +118,34 @@ def test_bad_bodies_get_400_and_reach_no_bot(make_client, bot):
     assert bot.asked == []
 
 
-def test_redis_down_still_answers_in_time(make_client, bot):
-    from conversation.tasks import BOT_UNAVAILABLE
+def test_redis_down_still_answers_in_time_and_keeps_the_message(make_client, bot, demo_settings):
+    from conversation.inbox import HELD_FOR_LATER, relay_held
 
     client = make_client(redis_url="redis://127.0.0.1:1/0")
+    token = client.application.config["SETTINGS"].wechat_token
     started = time.monotonic()
-    resp = client.post("/wechat", data=text_xml("你好", msg_id=1003),
-                       query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
-    assert resp.status_code == 200 and parse_message(resp.data).content == BOT_UNAVAILABLE
+    for _ in range(2):  # WeChat's retry of the same message is kept once
+        resp = client.post("/wechat", data=text_xml("你好", msg_id=1003), query_string=signed_query(token))
+        assert resp.status_code == 200 and parse_message(resp.data).content == HELD_FOR_LATER
     assert time.monotonic() - started < 4.5 and bot.asked == []
+    with unit_of_work(demo_settings.database_url) as session:
+        assert session.execute(select(ConversationMessage.body, ConversationMessage.status)).all() == [("你好", "held")]
+
+    class Queued:
+        def __init__(self):
+            self.asked = []
+
+        def answer(self, openid, text, key):
+            self.asked.append((openid, text, key))
+
+    queued = Queued()  # Redis is back: the watcher hands the message to the bot's worker, once
+    assert relay_held(demo_settings, queued) == 1 and relay_held(demo_settings, queued) == 0
+    assert queued.asked == [("o_demo_zhangjianguo", "你好", "1003")]
+    with unit_of_work(demo_settings.database_url) as session:
+        assert session.scalars(select(ConversationMessage.status)).all() == ["relayed"]
+    # A late retry of it now is a duplicate: it does not reach the bot again.
+    resp = make_client().post("/wechat", data=text_xml("你好", msg_id=1003), query_string=signed_query(token))
+    assert resp.status_code == 200 and bot.asked == []
 
 
 def test_replayed_nonce_is_refused_inside_the_window(make_client, bot):
