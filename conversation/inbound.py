@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from auth_flow.qr import authorization_url
 from auth_flow.service import AuthorizationError, find_by_token
@@ -103,25 +103,18 @@ class Inbound:
     def _for_officer(self, message, body: str) -> str | None | bool:
         """Keep the message for the officer when a hand-off is open: returns the
         reply (None: `success`), or False when the bot has the conversation."""
-        for attempt in (1, 2):
-            try:
-                with unit_of_work(self.settings.database_url) as session:
-                    hand_off: HandOff | None = open_hand_off(session, message.source)
-                    if hand_off is None:
-                        return False
-                    stored = keep_customer_message(session, hand_off, body, message_key(message))
-                    first = stored and customer_message_count(session, hand_off) == 1
-                return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
-            except OperationalError:
-                # SQLite refuses a write whose transaction read before another process wrote
-                # ("database is locked" at once, not after the busy timeout): once more, afresh.
-                if attempt == 1:
-                    continue
-                log.exception("hand-off state unavailable for message %s", message_key(message))
-            except SQLAlchemyError:
-                log.exception("hand-off state unavailable for message %s", message_key(message))
-            # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
-            return False
+        try:
+            with unit_of_work(self.settings.database_url) as session:
+                hand_off: HandOff | None = open_hand_off(session, message.source)
+                if hand_off is None:
+                    return False
+                stored = keep_customer_message(session, hand_off, body, message_key(message))
+                first = stored and customer_message_count(session, hand_off) == 1
+            return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
+        except SQLAlchemyError:
+            log.exception("hand-off state unavailable for message %s", message_key(message))
+        # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
+        return False
 
     def _ask_bot(self, openid: str, text: str, key: str) -> str | None:
         try:
