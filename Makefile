@@ -56,7 +56,7 @@ test: $(STAMP) $(MODEL)
 
 test-postgres: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh
-	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m pytest -m "not no_database"
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m pytest -m "not no_database and not faults"
 
 # Each benchmark starts what it needs; figures are merged into var/bench/results.json.
 BENCHMARKS := bench.webhook bench.lending bench.assistant bench.auth bench.handoff
