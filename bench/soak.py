@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -180,7 +180,6 @@ class Soak:
     errors_logged: list[str]
     stack_cpu_s: float
     load_average: tuple[float, float]  # 1-minute load at start and end
-    notes: list[str] = field(default_factory=list)
 
     @property
     def apologies(self) -> int:
@@ -219,12 +218,12 @@ def load_households(database_url: str, secret_key: str, folder: Path, households
         raise SystemExit(f"the soak's village file has bad rows: {report.errors[:3]}")
 
 
-def _log_errors(log: Path, offset: int) -> tuple[list[str], int]:
+def _log_errors(log: Path, offset: int) -> list[str]:
+    """The ERROR and Traceback lines the stack logged after `offset` bytes."""
     with log.open("rb") as fh:
         fh.seek(offset)
         text = fh.read().decode("utf-8", errors="replace")
-        end = fh.tell()
-    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line], end
+    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
 def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
@@ -248,7 +247,7 @@ def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
                  f"stack RSS {sum(v or 0 for v in memory[-1][1].values()) / 2**20:.0f} MiB")
     result = crowd.stop()
     memory.append((time.monotonic() - began, rss(procs)))
-    errors, _ = _log_errors(stack.log, log_offset)
+    errors = _log_errors(stack.log, log_offset)
     return Soak(result, users, memory, {n: p.pid for n, p in procs.items()}, errors,
                 cpu_seconds(procs) - cpu_start, (load_start, os.getloadavg()[0]))
 
