@@ -190,8 +190,11 @@ def sweep_reports(settings, applications: Applications | None = None,
     """Fetch the reports of every application whose consents are complete but whose reports
     are neither in nor being queried (its job died or never ran); {application id: state}."""
     with unit_of_work(settings.database_url) as session:
+        # Only those with a consent can be complete: the many waiting for their first are not loaded.
+        consented = select(Authorization.application_id).where(Authorization.status == "consented")
         waiting = session.scalars(select(LoanApplication).where(
-            LoanApplication.status == "awaiting_authorization").order_by(LoanApplication.id)).all()
+            LoanApplication.status == "awaiting_authorization", LoanApplication.id.in_(consented))
+            .order_by(LoanApplication.id)).all()
         ready = [a.id for a in waiting if not missing_consents(session, a)]
     return {app_id: fetch_reports(settings, app_id, applications=applications, notify=notify).state
             for app_id in ready}

@@ -15,7 +15,7 @@ crowd runs for `--minutes`, and the memory is sampled again. Reports
 messages per second, p50/p95/p99 of the answer time (sending to the answer
 reaching the customer, passive or through the customer-service API), errors,
 lost and duplicated answers, and each process's memory at start and end.
-Exits 1 when an answer was lost or duplicated.
+Exits 1 when an answer was lost or duplicated, or a process of the stack died.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -180,7 +180,6 @@ class Soak:
     errors_logged: list[str]
     stack_cpu_s: float
     load_average: tuple[float, float]  # 1-minute load at start and end
-    notes: list[str] = field(default_factory=list)
 
     @property
     def apologies(self) -> int:
@@ -198,12 +197,14 @@ class Soak:
         start, end = self.memory[0][1], self.memory[-1][1]
         return {name: (end[name] / start[name] if start[name] and end.get(name) else None) for name in start}
 
+    @property
+    def gone(self) -> list[str]:
+        """Processes of the stack that died during the run (the soak fails)."""
+        return [n for n, g in self.growth().items() if g is None]
+
     def growth_ratio(self) -> tuple[float, str]:
-        """The largest end/start RSS ratio of the bank's own processes, and which."""
-        growth = {n: g for n, g in self.growth().items() if n.split("#")[0] not in DATA_HOLDERS}
-        gone = [n for n, g in growth.items() if g is None]
-        if gone:
-            return float("inf"), ",".join(gone) + " (gone)"
+        """The largest end/start RSS ratio of the bank's own processes still running, and which."""
+        growth = {n: g for n, g in self.growth().items() if g is not None and n.split("#")[0] not in DATA_HOLDERS}
         name = max(growth, key=growth.get)
         return growth[name], name
 
@@ -217,12 +218,12 @@ def load_households(database_url: str, secret_key: str, folder: Path, households
         raise SystemExit(f"the soak's village file has bad rows: {report.errors[:3]}")
 
 
-def _log_errors(log: Path, offset: int) -> tuple[list[str], int]:
+def _log_errors(log: Path, offset: int) -> list[str]:
+    """The ERROR and Traceback lines the stack logged after `offset` bytes."""
     with log.open("rb") as fh:
         fh.seek(offset)
         text = fh.read().decode("utf-8", errors="replace")
-        end = fh.tell()
-    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line], end
+    return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
 def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
@@ -246,7 +247,7 @@ def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
                  f"stack RSS {sum(v or 0 for v in memory[-1][1].values()) / 2**20:.0f} MiB")
     result = crowd.stop()
     memory.append((time.monotonic() - began, rss(procs)))
-    errors, _ = _log_errors(stack.log, log_offset)
+    errors = _log_errors(stack.log, log_offset)
     return Soak(result, users, memory, {n: p.pid for n, p in procs.items()}, errors,
                 cpu_seconds(procs) - cpu_start, (load_start, os.getloadavg()[0]))
 
@@ -269,19 +270,26 @@ def report(run: Soak) -> str:
         f"stack CPU {run.stack_cpu_s / max(1e-9, r.sending_s):.2f} cores of {os.cpu_count()}; "
         f"1-minute load average {run.load_average[0]:.1f} at start, {run.load_average[1]:.1f} at end",
         "",
-        f"{'process':<18} {'pid':>7} {'start MiB':>10} {'end MiB':>9} {'end/start':>9}",
+        f"{'process':<24} {'pid':>7} {'start MiB':>10} {'half-way':>9} {'end MiB':>9} {'end/start':>9}",
     ]
     start, end, growth = run.memory[0][1], run.memory[-1][1], run.growth()
+    half = min(run.memory, key=lambda sample: abs(sample[0] - run.memory[-1][0] / 2))[1]
+
+    def mib(value: int | None) -> str:
+        return "gone" if value is None else f"{value / 2**20:.1f}"
+
     for name in start:
-        s, e, g = start[name], end.get(name), growth[name]
-        lines.append(f"{name:<18} {run.pids[name]:>7} {(s or 0) / 2**20:>10.1f} "
-                     f"{'gone' if e is None else f'{e / 2**20:.1f}':>9} {'-' if g is None else f'{g:.3f}':>9}")
-    total_s, total_e = sum(v or 0 for v in start.values()), sum(v or 0 for v in end.values())
-    lines.append(f"{'all':<18} {'':>7} {total_s / 2**20:>10.1f} {total_e / 2**20:>9.1f} "
-                 f"{total_e / max(1, total_s):>9.3f}")
+        g = growth[name]
+        lines.append(f"{name:<24} {run.pids[name]:>7} {mib(start[name]):>10} {mib(half.get(name)):>9} "
+                     f"{mib(end.get(name)):>9} {'-' if g is None else f'{g:.3f}':>9}")
+    total = [sum(v or 0 for v in sample.values()) for sample in (start, half, end)]
+    lines.append(f"{'all':<24} {'':>7} {mib(total[0]):>10} {mib(total[1]):>9} {mib(total[2]):>9} "
+                 f"{total[2] / max(1, total[0]):>9.3f}")
     ratio, which = run.growth_ratio()
     lines.append(f"largest growth of the bank's processes: {ratio:.3f} ({which}); "
                  f"{', '.join(DATA_HOLDERS)} hold the run's data and are not counted")
+    if run.gone:
+        lines.append(f"processes gone during the run: {', '.join(run.gone)}")
     if run.errors_logged:
         lines += ["", "first ERROR lines:"] + run.errors_logged[:5]
     return "\n".join(lines)
@@ -336,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsoak: {args.minutes:g} minutes, {args.web_workers} web workers, {args.worker_processes} reply workers, "
           f"AES safe mode\n{report(run)}")
     record_figures(run)
-    return 1 if run.result.lost or run.result.duplicated else 0
+    return 1 if run.result.lost or run.result.duplicated or run.gone else 0
 
 
 if __name__ == "__main__":

@@ -192,16 +192,15 @@ class Crowd:
             openid = f"{self.prefix}{index}_{visit}"
             user = WeChatUser(self.webhook_url, self.token, self.appid, self.aes_key, openid=openid, http=http,
                               **self.user_options)
-            texts = iter(self.conversation(index, visit))
-            first = True
-            for text in texts:
+            said_nothing = True
+            for text in self.conversation(index, visit):
                 if self._stopping.is_set() or (deadline and time.monotonic() >= deadline) \
                         or (limit is not None and sent >= limit):
                     return
                 self._send(user, text)
                 sent += 1
-                first = False
-            if first:  # an empty visit: nothing more to say
+                said_nothing = False
+            if said_nothing:  # an empty visit: this user has nothing more to say
                 return
 
     def _send(self, user: WeChatUser, text: str) -> None:
