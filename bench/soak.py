@@ -44,7 +44,7 @@ from sunshine import launcher, local_stack
 from sunshine.db import unit_of_work
 from sunshine.settings import ROOT, VAR, Settings
 
-SECRET_KEY = "soak-secret-key"
+SECRET_KEY = "soak-secret-key"  # noqa: S105  a benchmark's throw-away secret
 LOG_COPY = VAR / "bench" / "soak-stack.log"
 HOUSEHOLDS = 3000
 SAMPLE_EVERY_S = 30
@@ -76,7 +76,7 @@ class Visits:
         return MIX[-1][0]
 
     def __call__(self, user: int, visit: int) -> list[str]:
-        rng = random.Random(f"{user}:{visit}")
+        rng = random.Random(f"{user}:{visit}")  # noqa: S311  a reproducible mix of messages, not a secret
         kind = self.kind(rng)
         if kind == "application":  # a household of the village file, each once while they last
             row = village_row(next(self._next_household) % self.households)
