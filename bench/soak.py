@@ -23,7 +23,6 @@ import argparse
 import itertools
 import os
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -92,33 +91,15 @@ class Visits:
 # -- the stack's processes ------------------------------------------------------
 
 def _service(proc: psutil.Process) -> str | None:
-    """The service a process runs, from its command line; None for shell wrappers."""
+    """The service a process runs (the launcher's name for it), `launcher` for the launcher and
+    the copies of it that watch each service; None for anything else or a process gone."""
     try:
-        cmd = proc.cmdline()
+        name = local_stack.service_of(proc)
+        if name is None and "sunshine.launcher" in " ".join(proc.cmdline()):
+            return "launcher"
+        return name
     except psutil.Error:
         return None
-    if not cmd or os.path.basename(cmd[0]) in ("sh", "bash"):
-        return None
-    line = " ".join(cmd)
-    program = [os.path.basename(c) for c in cmd[:2]]  # a console script runs as `python .../rasa ...`
-    if "sunshine.launcher" in line:
-        return "launcher"
-    if "gunicorn" in program:
-        return "web"
-    if "redis-server" in line:
-        return "redis"
-    if "rasa" in program:
-        return "actions" if "actions" in cmd else "rasa"
-    match = re.search(r"-m conversation\.worker (\d+)", line)
-    if match:
-        return f"worker.{match.group(1)}"
-    for marker, name in (("escalate-overdue", "escalator"), ("handoff watch", "handoff-watch"),
-                         ("sweep-reports", "report-sweeper"), ("emulators.wechat", "wechat-emulator"),
-                         ("emulators.bureau", "bureau-emulator"), ("emulators.wecom", "wecom-emulator"),
-                         ("emulators.sms", "sms-emulator")):
-        if marker in line:
-            return name
-    return os.path.basename(cmd[0])
 
 
 def stack_processes(stack: local_stack.Stack) -> dict[str, psutil.Process]:

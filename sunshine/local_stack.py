@@ -30,6 +30,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def service_of(proc: psutil.Process) -> str | None:
+    """The launcher service a process belongs to ("rasa", "web", "worker.0", ...), from the
+    SUNSHINE_SERVICE the launcher gives each service and its children; None for others."""
+    # redis-server writes its process title over its environment: known by its name.
+    if proc.name() == "redis-server":
+        return "redis"
+    return proc.environ().get("SUNSHINE_SERVICE")
+
+
 @dataclass
 class Stack:
     proc: subprocess.Popen
@@ -60,10 +69,7 @@ class Stack:
         found = {}
         for p in psutil.Process(self.proc.pid).children(recursive=True):
             try:
-                # redis-server writes its process title over its environment: known by its name.
-                ours = p.environ().get("SUNSHINE_SERVICE") == service or (service == "redis"
-                                                                          and p.name() == "redis-server")
-                if ours and p.status() != psutil.STATUS_ZOMBIE:
+                if service_of(p) == service and p.status() != psutil.STATUS_ZOMBIE:
                     found[p] = p.ppid()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
