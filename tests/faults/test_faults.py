@@ -10,7 +10,10 @@ nothing was answered twice; WeChat never gave up on the webhook.
 """
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -25,7 +28,7 @@ from sunshine import local_stack
 from sunshine.db import unit_of_work
 from sunshine.models import (ApplicationEvent, ConversationMessage, CreditReportRecord, HandOff, LoanApplication,
                              OfficerNotice)
-from sunshine.settings import Settings
+from sunshine.settings import ROOT, Settings
 from tests.conftest import TEST_SECRET, fresh_database
 
 pytestmark = pytest.mark.faults
@@ -136,8 +139,9 @@ class SmsTexts:
         return requests.get(f"{self.base}/_emulator/messages", timeout=5).json()[index]
 
 
-def consented_application(stack) -> int:
-    """张建国's guaranteed farm loan with every party's consent given, as the unit tests of auth_flow do it."""
+def consented_application(stack, product: str = "guaranteed_farm_loan", key: str = "faults-1") -> int:
+    """张建国's loan (by default the guaranteed farm loan, guaranteed by 王春华) with every party's
+    consent given, as the unit tests of auth_flow do it."""
     from datetime import timedelta
 
     from auth_flow import service
@@ -151,8 +155,9 @@ def consented_application(stack) -> int:
     svc, _ = lending_service()
     with unit_of_work(url) as s:
         head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
-        app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="faults-1",
-                        guarantor_id=guarantor.id)
+        app = svc.apply(s, head.id, product, 100_000 if product == "guaranteed_farm_loan" else 30_000, 24,
+                        idempotency_key=key,
+                        guarantor_id=guarantor.id if product == "guaranteed_farm_loan" else None)
         issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
         for i in issued:
             service.enroll_reference(s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id),
@@ -198,6 +203,54 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
     assert events.count("reports_arrived") == 1, events
     queries = requests.get(f"{bureau}/_emulator/queries", timeout=5).json()
     assert len(queries) == 3  # the second asking of each report was not a second query at the bureau
+
+
+def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_until_a_retry(stack):
+    """Every query answered 503 through all its attempts: the application waits, the officer hears it
+    in WeCom and in the application's history; once the bureau is back, `retry-reports` decides it once."""
+    app_id = consented_application(stack, "sunshine_e_loan", "faults-2")
+    bureau, url = stack.env["BUREAU_URL"], stack.env["DATABASE_URL"]
+    requests.post(f"{bureau}/_emulator/faults", json={"mode": "fail", "status": 503, "count": 1000}, timeout=5)
+    try:
+        Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2)).fetch_reports(app_id)
+        statuses = _report_statuses(url, app_id, until=lambda st: st and set(st) == {"failed"}, timeout=60)
+    finally:
+        requests.delete(f"{bureau}/_emulator/faults", timeout=5)
+    assert statuses and set(statuses) == {"failed"}, statuses
+    with unit_of_work(url) as session:
+        assert session.get(LoanApplication, app_id).status == "awaiting_authorization"
+        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        auth_ids = {str(a) for a in session.scalars(select(CreditReportRecord.authorization_id).where(
+            CreditReportRecord.application_id == app_id))}
+    assert events.count("credit_reports_failed") == 1, events
+    deadline = time.monotonic() + 30
+    while not any(f"申请{app_id}：征信报告查询失败" in json.dumps(m, ensure_ascii=False)
+                  for m in requests.get(f"{stack.env['WECOM_API_BASE']}/_emulator/messages", timeout=5).json()):
+        assert time.monotonic() < deadline, "the officer was not told in WeCom"
+        time.sleep(0.5)
+    retry = subprocess.run([sys.executable, "-m", "auth_flow", "retry-reports", str(app_id)],  # noqa: S603
+                           env=dict(stack.env, REDIS_URL=_redis_url(stack)), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert retry.returncode == 0, retry.stderr[-2000:]
+    with unit_of_work(url) as session:
+        assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
+        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+    assert _report_statuses(url, app_id) == ["received"] * len(auth_ids)
+    assert events.count("reports_arrived") == 1, events
+    queries = [q for q in requests.get(f"{bureau}/_emulator/queries", timeout=5).json()
+               if q["authorization_id"] in auth_ids]
+    assert len(queries) == len(auth_ids)  # the refused attempts made no report at the bureau
+
+
+def _report_statuses(url: str, app_id: int, until=None, timeout: float = 0) -> list[str]:
+    """The application's credit-report records' statuses, once `until(statuses)` holds or `timeout` passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with unit_of_work(url) as session:
+            statuses = session.scalars(select(CreditReportRecord.status).where(
+                CreditReportRecord.application_id == app_id)).all()
+        if until is None or until(statuses) or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.5)
 
 
 def test_wechat_api_slow_failing_and_token_expired(stack):
