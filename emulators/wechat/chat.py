@@ -71,9 +71,10 @@ class ChatConsole:
         self.failures = 0
 
     def say(self, text: str, prefix: str = BANK) -> None:
+        indent = " " * len(prefix) * 2  # the prefix is full-width: two columns a character
         for line in text.splitlines() or [""]:
             print(f"{prefix}{line}", file=self.out, flush=True)
-            prefix = " " * len(prefix) * 2 if prefix else ""
+            prefix = indent
 
     # -- customer-service messages -----------------------------------------
     def _fetch(self) -> list[dict] | None:

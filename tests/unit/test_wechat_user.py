@@ -342,3 +342,13 @@ def test_chat_interactive_prompt(wechat_api):
     assert prompts == ["你：", "你："]
     assert out.getvalue().splitlines()[1:] == ["银行：第一行", "      第二行"]
     assert len(stub.requests) == 1
+
+
+def test_the_chat_console_indents_every_continuation_line_alike():
+    from emulators.wechat.chat import ChatConsole
+    from emulators.wechat.user import WeChatUser
+
+    out = io.StringIO()
+    console = ChatConsole(WeChatUser("http://127.0.0.1:9/wechat", "token", "wx0000000000000000", openid="o_chat"), "http://127.0.0.1:9", out)
+    console.say("第一行\n第二行\n第三行")
+    assert out.getvalue().splitlines() == ["银行：第一行", "      第二行", "      第三行"]
