@@ -3,8 +3,8 @@
 - The held-out set (tests/nlu/heldout.yml) shares no example text with the
   training data (nlu_data/), and every intent (and faq/* response key) that
   is trained on has held-out examples, as does every intent in the domain.
-- Examples written for weak spots (nlu_data/hard_cases.yml) are not near
-  copies of held-out ones: difflib's character ratio below MAX_SIMILARITY to
+- Examples written for weak spots (nlu_data/hard_cases*.yml, written after
+  the held-out set) are not near copies of held-out ones: difflib's character ratio below MAX_SIMILARITY to
   every held-out text (`closest_heldout` tells a writer how close one is).
 - Every annotated `amount` parses with lending.amounts.parse_amount, every
   `id_number` is 18 characters, every `phone` 11 digits starting with 1.
@@ -29,7 +29,7 @@ TRAIN_DIR = ROOT / "nlu_data"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 DOMAIN = ROOT / "bot" / "domain.yml"
 JIEBA_DIR = TRAIN_DIR / "jieba"
-HARD_CASES = TRAIN_DIR / "hard_cases.yml"
+HARD_CASES = sorted(TRAIN_DIR.glob("hard_cases*.yml"))
 # Intents the integrator adds to the domain together with this data.
 NEW_INTENTS = {"cancel", "complain"}
 MAX_SIMILARITY = 0.7
@@ -37,10 +37,10 @@ MAX_SIMILARITY = 0.7
 pytestmark = pytest.mark.no_database  # files only
 
 
-def _load(path: Path):
-    """One file, or every *.yml of a folder (not the jieba dictionary)."""
+def _load(path: Path | list[Path]):
+    """One file, a list of files, or every *.yml of a folder (not the jieba dictionary)."""
     from rasa.shared.nlu.training_data.loading import load_data
-    files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
+    files = path if isinstance(path, list) else sorted(path.glob("*.yml")) if path.is_dir() else [path]
     first, *rest = [load_data(str(f)) for f in files]
     return first.merge(*rest)
 
