@@ -1,8 +1,10 @@
 """Checks on the NLU data that need no training.
 
-- The held-out set (tests/nlu/heldout.yml) shares no example text with the
-  training data (nlu_data/), and every intent (and faq/* response key) that
-  is trained on has held-out examples, as does every intent in the domain.
+- The held-out set (tests/nlu/heldout.yml) and the blind set
+  (tests/nlu/blind.yml, written without reading either of the others) share
+  no example text with the training data (nlu_data/), and every intent (and
+  faq/* response key) that is trained on has examples in both, as does every
+  intent in the domain.
 - Examples written for weak spots (nlu_data/hard_cases*.yml, written after
   the held-out set) are not near copies of held-out ones: difflib's character ratio below MAX_SIMILARITY to
   every held-out text (`closest_heldout` tells a writer how close one is).
@@ -27,6 +29,7 @@ from lending.amounts import parse_amount
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DIR = ROOT / "nlu_data"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+BLIND = ROOT / "tests" / "nlu" / "blind.yml"
 DOMAIN = ROOT / "bot" / "domain.yml"
 JIEBA_DIR = TRAIN_DIR / "jieba"
 HARD_CASES = sorted(TRAIN_DIR.glob("hard_cases*.yml"))
@@ -55,6 +58,11 @@ def heldout():
     return _load(HELDOUT)
 
 
+@pytest.fixture(scope="module")
+def blind():
+    return _load(BLIND)
+
+
 def _key(message) -> str:
     return message.get("intent_response_key") or message.get("intent")
 
@@ -67,10 +75,11 @@ def _norm(text: str) -> str:
     return re.sub(r"[\s，。,.!！?？~、]+", "", text).lower()
 
 
-def test_no_heldout_text_in_training(train, heldout):
+@pytest.mark.parametrize("which", ["heldout", "blind"])
+def test_no_test_text_in_training(which, train, request):
     trained = {_norm(m.get("text")) for m in _examples(train)}
-    leaked = [m.get("text") for m in _examples(heldout) if _norm(m.get("text")) in trained]
-    assert not leaked, f"held-out examples also in the training data: {leaked}"
+    leaked = [m.get("text") for m in _examples(request.getfixturevalue(which)) if _norm(m.get("text")) in trained]
+    assert not leaked, f"{which} examples also in the training data: {leaked}"
 
 
 def closest_heldout(text: str, heldout) -> tuple[float, str]:
@@ -104,21 +113,24 @@ def test_training_has_no_duplicates():
     assert not dups, f"duplicated training examples: {dups}"
 
 
-def test_heldout_has_no_duplicates(heldout):
-    texts = [_norm(m.get("text")) for m in _examples(heldout)]
+@pytest.mark.parametrize("which", ["heldout", "blind"])
+def test_test_set_has_no_duplicates(which, request):
+    texts = [_norm(m.get("text")) for m in _examples(request.getfixturevalue(which))]
     dups = sorted({t for t in texts if texts.count(t) > 1})
-    assert not dups, f"duplicated held-out examples: {dups}"
+    assert not dups, f"duplicated {which} examples: {dups}"
 
 
-def test_every_intent_has_heldout_examples(train, heldout):
+@pytest.mark.parametrize("which", ["heldout", "blind"])
+def test_every_intent_has_test_examples(which, train, request):
     domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8"))
     domain_intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
-    held_keys = {_key(m) for m in _examples(heldout)}
-    held_intents = {m.get("intent") for m in _examples(heldout)}
-    assert domain_intents <= held_intents, f"no held-out examples for {domain_intents - held_intents}"
+    tested = _examples(request.getfixturevalue(which))
+    held_keys = {_key(m) for m in tested}
+    held_intents = {m.get("intent") for m in tested}
+    assert domain_intents <= held_intents, f"no {which} examples for {domain_intents - held_intents}"
     train_keys = {_key(m) for m in _examples(train)}
-    assert train_keys <= held_keys, f"no held-out examples for {train_keys - held_keys}"
-    assert held_keys <= train_keys, f"held-out intents never trained: {held_keys - train_keys}"
+    assert train_keys <= held_keys, f"no {which} examples for {train_keys - held_keys}"
+    assert held_keys <= train_keys, f"{which} intents never trained: {held_keys - train_keys}"
     assert NEW_INTENTS <= train_keys
 
 
@@ -128,7 +140,7 @@ def _entities(data):
             yield m.get("text"), e
 
 
-@pytest.mark.parametrize("which", ["train", "heldout"])
+@pytest.mark.parametrize("which", ["train", "heldout", "blind"])
 def test_entity_values(which, request):
     data = request.getfixturevalue(which)
     bad = []
@@ -166,7 +178,7 @@ def tokenizers():
     return made
 
 
-@pytest.mark.parametrize("which", ["train", "heldout"])
+@pytest.mark.parametrize("which", ["train", "heldout", "blind"])
 def test_entities_on_token_boundaries(which, request, tokenizers):
     data = request.getfixturevalue(which)
     bad = []
