@@ -18,7 +18,7 @@ help:
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
 	@echo "make soak   10 minutes of simulated WeChat users against the whole stack (capacity, memory)"
 	@echo "make lint   static checks (ruff)"
-	@echo "make nlu-report  cross-validate the NLU and test it on held-out data; tables go to the README"
+	@echo "make nlu-report  cross-validate the NLU and test it on the held-out and blind sets; tables go to the README"
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
 	@echo "make setup  create .venv and install (called by run and test)"
 	@echo "make train  train the Rasa model if the training data changed"

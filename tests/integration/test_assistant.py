@@ -22,6 +22,7 @@ from tests.integration.test_stack import converse
 RASA = str(Path(sys.executable).with_name("rasa"))
 MODEL = ROOT / "var" / "models" / "sunshine.tar.gz"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+BLIND = ROOT / "tests" / "nlu" / "blind.yml"
 # Rasa adds the retrieval intent `faq` to the domain itself and then warns that
 # the domain lists it twice; the domain must list it for stories and rules.
 KNOWN_WARNING = "duplicated intents have been found across multiple domain files: faq"
@@ -55,12 +56,15 @@ def _label(parsed: dict) -> str:
     return intent
 
 
-def test_held_out_messages_are_understood(stack):
-    """Intent F1 on messages the model did not train on: the issue's target of 0.95 overall, and no
-    intent below 0.85 (the issue's 0.90 per intent is reported by `make nlu-report`, not yet met by all)."""
+@pytest.mark.parametrize("test_set", [HELDOUT, BLIND], ids=["heldout", "blind"])
+def test_messages_not_trained_on_are_understood(stack, test_set):
+    """Intent F1 on messages the model did not train on, each faq/* scored on its own and a
+    fallback counted as a miss: the issue's 0.95 overall, and no intent below 0.85. (The issue's
+    0.90 per intent is what `make nlu-report` reports; a retrained model moves single intents
+    of 15 examples by a few hundredths, which a test must not fail on.)"""
     from sklearn.metrics import precision_recall_fscore_support
 
-    examples = load_data(str(HELDOUT)).intent_examples
+    examples = load_data(str(test_set)).intent_examples
     expected, predicted = [], []
     with requests.Session() as http:
         for example in examples:
