@@ -6,8 +6,9 @@
   faq/* response key) that is trained on has examples in both, as does every
   intent in the domain.
 - Examples written for weak spots (nlu_data/hard_cases*.yml, written after
-  the held-out set) are not near copies of held-out ones: difflib's character ratio below MAX_SIMILARITY to
-  every held-out text (`closest_heldout` tells a writer how close one is).
+  the held-out set) are not near copies of held-out ones: difflib's character
+  ratio below MAX_SIMILARITY to every held-out text (`closest_heldout` tells
+  a writer how close one is).
 - Every annotated `amount` parses with lending.amounts.parse_amount, every
   `id_number` is 18 characters, every `phone` 11 digits starting with 1.
 - Every entity annotation starts and ends on a token boundary of jieba with
@@ -125,12 +126,12 @@ def test_every_intent_has_test_examples(which, train, request):
     domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8"))
     domain_intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
     tested = _examples(request.getfixturevalue(which))
-    held_keys = {_key(m) for m in tested}
-    held_intents = {m.get("intent") for m in tested}
-    assert domain_intents <= held_intents, f"no {which} examples for {domain_intents - held_intents}"
+    tested_keys = {_key(m) for m in tested}
+    tested_intents = {m.get("intent") for m in tested}
+    assert domain_intents <= tested_intents, f"no {which} examples for {domain_intents - tested_intents}"
     train_keys = {_key(m) for m in _examples(train)}
-    assert train_keys <= held_keys, f"no {which} examples for {train_keys - held_keys}"
-    assert held_keys <= train_keys, f"{which} intents never trained: {held_keys - train_keys}"
+    assert train_keys <= tested_keys, f"no {which} examples for {train_keys - tested_keys}"
+    assert tested_keys <= train_keys, f"{which} intents never trained: {tested_keys - train_keys}"
     assert NEW_INTENTS <= train_keys
 
 
