@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from auth_flow import notices
 from clients.bureau import BureauClient, BureauError, BureauRejected, CreditReport
-from lending.applications import PARTY_LABELS, Applications
+from lending.applications import Applications, named_parties
 from lending.reports import parties
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, CreditReportRecord, LoanApplication, audit, utcnow
@@ -210,8 +210,8 @@ def progress_text(session, application: LoanApplication) -> str:
     """For the applicant: who has authorized and who not yet."""
     missing = missing_consents(session, application)
     people = parties(session, application)
-    done = [f"{PARTY_LABELS[r]}{people[r].name}" for r in people if r not in missing]
-    text = f"征信授权进度（申请编号{application.id}）：已授权：{'、'.join(done) or '暂无'}"
+    done = named_parties(people, [r for r in people if r not in missing])
+    text = f"征信授权进度（申请编号{application.id}）：已授权：{done or '暂无'}"
     if missing:
-        return text + f"；还需授权：{'、'.join(PARTY_LABELS[r] + people[r].name for r in missing)}。"
+        return text + f"；还需授权：{named_parties(people, missing)}。"
     return text + "。全部授权完成，正在查询征信报告。"

@@ -36,7 +36,7 @@ from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
 from sunshine.models import (FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct,
                              Officer, utcnow)
-from sunshine.protect import unseal
+from sunshine.protect import mask_name, unseal
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ STATUS_LABELS = {
     "disbursed": "已放款",
 }
 PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
+
+
+def named_parties(people: Mapping[str, Customer], roles) -> str:
+    """本人张**、配偶李**: parties as the customer's messages name them (names masked, as in the rest of the chat)."""
+    return "、".join(PARTY_LABELS[role] + mask_name(people[role].name) for role in roles)
 DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
 BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
 
@@ -400,7 +405,8 @@ class Applications:
         if status == "submitted":
             return f"您的{what}已提交，正在审核。"
         if status == "awaiting_authorization":
-            who = "、".join(f"{PARTY_LABELS[role]}{c.name}" for role, c in parties(session, application).items())
+            people = parties(session, application)
+            who = named_parties(people, people)
             return f"您的{what}已提交。请完成征信查询授权（需要授权：{who}），授权后马上为您审批。"
         if status == "under_review" and application.review_mode == "officer":
             return f"您的{what}已转给客户经理审核，会在{_day_time(application.review_deadline)}前给您答复。"

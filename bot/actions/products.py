@@ -11,12 +11,10 @@ from sqlalchemy.orm import Session
 
 from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, openid_of, percent,
                                 slot_or_entity, yuan)
+from lending.applications import PARTY_LABELS
 from lending.catalog import products_for
 from lending.customers import by_openid
 from sunshine.models import LoanProduct
-
-PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
-
 
 def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProduct], Optional[str]]:
     """The product just named, else those for the customer's type, else all; and the type."""

@@ -48,7 +48,7 @@ def test_each_party_of_the_application_gets_a_link_and_the_progress_is_told(bank
     assert "刷脸" in text and "只用于这笔贷款审批" in text
     assert "请把这个链接转给配偶李**（身份证3212**********0229）" in text
     assert "/api/authorizations/" in text and "qr.png" in text
-    assert "已授权：暂无" in text and "还需授权：本人张建国、配偶李秀英" in text
+    assert "已授权：暂无" in text and "还需授权：本人张**、配偶李**" in text
     own, spouse = tokens(text)
     with unit_of_work(bank_env) as session:
         assert find_by_token(session, own).party_role == "applicant"

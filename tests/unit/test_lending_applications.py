@@ -32,7 +32,7 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
     svc, told = service()
     app_id = apply_zhang(demo_db_url, svc)
     assert told.sent == [(ZHANG, "您的阳光e贷申请（5万元，12个月）已提交。请完成征信查询授权"
-                                 "（需要授权：本人张建国、配偶李秀英），授权后马上为您审批。")]
+                                 "（需要授权：本人张**、配偶李**），授权后马上为您审批。")]
     with unit_of_work(demo_db_url) as s:
         assert s.get(LoanApplication, app_id).status == "awaiting_authorization"
         assert current_line(s, by_openid(s, ZHANG), today=T0.date()).available == 150_000  # held while in progress

@@ -39,7 +39,7 @@ def test_a_guaranteed_loan_needs_three_reports_from_the_bureau(demo_db_url):
         for role, person in list(people.items())[:2]:
             consent(s, app, role, person)
         app_id = app.id
-    assert "本人张建国、配偶李秀英、担保人王春华" in told.sent[-1][1]
+    assert "本人张**、配偶李**、担保人王**" in told.sent[-1][1]
     with serve_in_thread(create_app()) as url:
         settings = replace(Settings(), database_url=demo_db_url, secret_key=TEST_SECRET, bureau_url=url)
         assert fetch_reports(settings, app_id, applications=svc).missing == ["guarantor"]
