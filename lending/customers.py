@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lending.identity import InvalidIdNumber, normalize_id_number
-from sunshine.models import Customer, FamilyMember
+from sunshine.models import Customer, FamilyMember, audit
 from sunshine.protect import fingerprint, mask_id_number
 
 
@@ -40,6 +40,11 @@ _NAME = re.compile(r"[\u4e00-\u9fff·]{2,6}")
 _NOT_NAME = re.compile(r"我叫|我是|名字|姓名|叫|是|身份证号码|身份证号|身份证|号码|号|的|我")
 
 
+def has_id_number(text: str) -> bool:
+    """Whether the text carries something written like an 18-digit ID number."""
+    return bool(_ID_IN_TEXT.search(text or ""))
+
+
 def identify(session: Session, secret_key: str, text: str) -> Customer:
     """The customer named by '张建国 320321198503151234' (name and ID number in
     one message, in any order, with filler words); IdentificationFailed otherwise.
@@ -61,4 +66,17 @@ def identify(session: Session, secret_key: str, text: str) -> Customer:
     if customer is None or customer.name != names[0]:
         raise IdentificationFailed(f"姓名和身份证号（{mask_id_number(id_number)}）跟我们的记录对不上，"
                                    "请核对后重发；确认没错的话，回复“转人工”请客户经理帮您查。")
+    return customer
+
+
+def identify_wechat_user(session: Session, secret_key: str, text: str, openid: str) -> Customer:
+    """The customer named in `text` (see identify), bound to this WeChat user on first
+    identification; a customer bound to another WeChat user is refused."""
+    customer = identify(session, secret_key, text)
+    if customer.wechat_openid and customer.wechat_openid != openid:
+        raise IdentificationFailed("这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信办理，"
+                                   "或回复“转人工”请客户经理核实。")
+    if customer.wechat_openid is None:
+        customer.wechat_openid = openid
+        audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id, how="name_and_id_number")
     return customer

@@ -23,7 +23,7 @@ from lending.catalog import products_for
 from lending.customers import by_openid
 from sunshine.models import Customer, LoanProduct
 from sunshine.db import unit_of_work
-from sunshine.protect import mask_text
+from sunshine.protect import mask_name, mask_text
 from sunshine.settings import Settings, load
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,11 @@ def applicant(session: Session, tracker: Tracker) -> Optional[Customer]:
 def product_choices(session: Session, customer: Customer) -> List[LoanProduct]:
     """The products offered to this customer, in the order the bot numbers them."""
     return products_for(session, customer.customer_type)
+
+
+def named(customer: Customer) -> str:
+    """陈**（身份证3212**********0556）: a customer as the chat names them."""
+    return f"{mask_name(customer.name)}（身份证{customer.id_masked}）"
 
 
 def yuan(amount: int) -> str:

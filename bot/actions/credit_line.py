@@ -6,11 +6,12 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, day, latest_entity,
-                                openid_of, slot_or_entity, yuan)
+from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, day, named, openid_of,
+                                settings, slot_or_entity, yuan)
 from lending.catalog import products_for
 from lending.credit_lines import CreditLineView, current_line
-from lending.customers import by_openid
+from lending.customers import IdentificationFailed, by_openid, has_id_number, identify_wechat_user
+from sunshine.protect import mask_name
 
 OFFER_OFFICER = "需要客户经理帮您办理吗？回复“好的”或“不用”。"
 
@@ -29,21 +30,30 @@ def _requested_amount(tracker: Tracker, line: Optional[CreditLineView]) -> Optio
 
 
 class ActionCreditLine(BankAction):
-    """Answers apply_loan / ask_credit_line / inform with the customer's line."""
+    """Answers apply_loan / ask_credit_line / inform with the customer's line; a WeChat user
+    not yet bound is identified by name and ID number, as in the loan form."""
 
     def name(self) -> Text:
         return "action_credit_line"
 
     def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        text = tracker.latest_message.get("text") or ""
         with database() as session:
             customer = by_openid(session, openid_of(tracker))
+            if customer is None and has_id_number(text):
+                try:
+                    customer = identify_wechat_user(session, settings().secret_key, text, openid_of(tracker))
+                except IdentificationFailed as exc:
+                    dispatcher.utter_message(text=str(exc))
+                    return []
+                dispatcher.utter_message(text=f"核对成功：{named(customer)}。")
             if customer is None:
                 dispatcher.utter_message(text=self._unknown_customer(session, tracker))
                 return []
             line = current_line(session, customer)
             if line is None:
-                parts = [f"{customer.name}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
+                parts = [f"{mask_name(customer.name)}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
                          "客户经理可以帮您看看能不能申请。"]
                 products = [p.name for p in products_for(session, customer.customer_type)]
                 if products:
@@ -51,15 +61,15 @@ class ActionCreditLine(BankAction):
                 parts.append(OFFER_OFFICER)
                 dispatcher.utter_message(text="".join(parts))
                 return []
-            text = self._line_text(customer.id_masked, line, tracker)
-        dispatcher.utter_message(text=text)
+            answer = self._line_text(customer.id_masked, line, tracker)
+        dispatcher.utter_message(text=answer)
         return []
 
     @staticmethod
     def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker) -> str:
         where = f"在{line.village}整村授信中" if line.village else ""
         parts = [
-            f"{line.customer_name}您好（身份证{id_masked}），您{where}的预授信额度是{yuan(line.amount)}，"
+            f"{mask_name(line.customer_name)}您好（身份证{id_masked}），您{where}的预授信额度是{yuan(line.amount)}，"
             f"已用{yuan(line.used)}，还能用{yuan(line.available)}，有效期到{day(line.valid_until)}。",
         ]
         if line.products:
@@ -72,11 +82,8 @@ class ActionCreditLine(BankAction):
 
     @staticmethod
     def _unknown_customer(session, tracker: Tracker) -> str:
-        parts = ["我这边还没查到您微信绑定的客户信息，所以没法直接告诉您额度。"]
-        if latest_entity(tracker, "id_number") or latest_entity(tracker, "phone"):
-            parts.append("为了保护您的信息，身份证号和手机号要由客户经理核实，我这里不直接查询。")
-        else:
-            parts.append("您可以把姓名和身份证号告诉客户经理，核实后就能为您查额度、办贷款。")
+        parts = ["我这边还没查到您微信绑定的客户信息。请把您的姓名和身份证号一起发给我，比如："
+                 "张三 320321199001011234，核对后马上告诉您额度（只用于核对，聊天里不会显示完整号码）。"]
         customer_type = slot_or_entity(tracker, "customer_type")
         if customer_type in CUSTOMER_TYPE_LABELS:
             products = [p.name for p in products_for(session, customer_type)]
@@ -85,6 +92,6 @@ class ActionCreditLine(BankAction):
         wanted = _requested_amount(tracker, None)
         if wanted:
             parts.append(wanted)
-        parts.append("需要我帮您转客户经理吗？回复“好的”或“不用”。")
+        parts.append("也可以回复“转人工”请客户经理帮您查。")
         return "".join(parts)
 

@@ -8,8 +8,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, openid_of, percent,
-                                product_choices, settings, yuan)
+from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, named, openid_of,
+                                percent, product_choices, settings, yuan)
 from lending.applications import Applications, LendingError
 from lending.credit_lines import current_line
 from lending.terms import format_term
@@ -143,7 +143,7 @@ class ActionAskApplicationConfirmed(BankAction):
             customer = applicant(session, tracker)
             amount, months = int(tracker.get_slot("amount")), int(tracker.get_slot("term"))
             lines = ["请核对您的申请：",
-                     f"· 申请人：{mask_name(customer.name)}（身份证{customer.id_masked}）",
+                     f"· 申请人：{named(customer)}",
                      f"· 产品：{product.name}，年利率{percent(product.annual_rate_bp)}",
                      f"· 金额：{yuan(amount)}",
                      f"· 期限：{format_term(months)}",
@@ -151,7 +151,7 @@ class ActionAskApplicationConfirmed(BankAction):
             guarantor_ref = tracker.get_slot("guarantor_ref")
             if guarantor_ref:
                 guarantor = session.get(Customer, int(guarantor_ref))
-                lines.append(f"· 担保人：{mask_name(guarantor.name)}（身份证{guarantor.id_masked}）")
+                lines.append(f"· 担保人：{named(guarantor)}")
         lines.append(f"没问题回复“确认”提交。{CHANGE_HINT}")
         dispatcher.utter_message(text="\n".join(lines))
         return []

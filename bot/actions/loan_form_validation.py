@@ -13,13 +13,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from bot.actions.common import applicant, database, openid_of, product_choices, settings, yuan
+from bot.actions.common import applicant, database, named, openid_of, product_choices, settings, yuan
 from lending.amounts import AmountError, find_amount, parse_amount
 from lending.credit_lines import current_line
-from lending.customers import IdentificationFailed, by_openid, identify
+from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
 from lending.terms import TermError, format_term, parse_term
-from sunshine.models import LoanProduct, audit
-from sunshine.protect import mask_name, mask_text
+from sunshine.models import Customer, LoanProduct
+from sunshine.protect import mask_text
 
 FORM = "loan_application_form"
 MAX_PURPOSE = 200
@@ -38,6 +38,33 @@ def amount_problem(product: LoanProduct, amount: int) -> Optional[str]:
         return (f"{product.name}最多能借{yuan(product.max_amount)}，{yuan(amount)}超出了产品上限。"
                 f"请说个{yuan(product.max_amount)}以内的金额；需要更多的话，回复“转人工”请客户经理帮您看看。")
     return None
+
+
+def judge_amount(session: Session, customer: Optional[Customer], product: Optional[LoanProduct],
+                 amount: int) -> tuple[bool, Optional[str]]:
+    """Whether the amount can stand, and what to tell the customer about it: the product's
+    range, then the pre-granted line once both the customer and the product are known."""
+    if product is not None and amount_problem(product, amount):
+        return False, amount_problem(product, amount)
+    if customer is None:
+        return True, f"好的，借{yuan(amount)}，我记下了。"
+    if product is None:
+        return True, None
+    line = current_line(session, customer)
+    hours = settings().loan_review_hours
+    if line is None:
+        return True, (f"好的，借{yuan(amount)}。您目前没有有效的预授信额度，这笔申请会由客户经理审核，"
+                      f"一般{hours}小时内答复。")
+    if amount > line.available:
+        return True, (f"您要借{yuan(amount)}，超过了您还能用的预授信额度{yuan(line.available)}。可以照样申请，"
+                      f"超出额度的要客户经理审核，一般{hours}小时内答复；想快点批，"
+                      f"可以改成{yuan(line.available)}以内，直接回复新金额就行。")
+    return True, None
+
+
+def _slot_amount(tracker: Tracker) -> Optional[int]:
+    amount = tracker.get_slot("amount")
+    return int(amount) if amount and str(amount).isdigit() else None
 
 
 class ValidateLoanApplicationForm(FormValidationAction):
@@ -70,22 +97,14 @@ class ValidateLoanApplicationForm(FormValidationAction):
             if bound is not None and str(value) == str(bound.id):
                 return {"customer_ref": str(bound.id), "customer_type": bound.customer_type}
             try:
-                customer = identify(session, settings().secret_key, str(value or ""))
+                customer = identify_wechat_user(session, settings().secret_key, str(value or ""),
+                                                openid_of(tracker))
             except IdentificationFailed as exc:
                 dispatcher.utter_message(text=str(exc))
                 return {"customer_ref": None}
-            openid = openid_of(tracker)
-            if customer.wechat_openid and customer.wechat_openid != openid:
-                dispatcher.utter_message(text=(
-                    "这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信申请，"
-                    "或回复“转人工”请客户经理核实。"))
-                return {"customer_ref": None}
-            if customer.wechat_openid is None:
-                customer.wechat_openid = openid
-                audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id,
-                      how="name_and_id_number")
-            dispatcher.utter_message(text=f"核对成功：{mask_name(customer.name)}（身份证{customer.id_masked}）。")
-            return {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
+            dispatcher.utter_message(text=f"核对成功：{named(customer)}。")
+            slots: Dict[Text, Any] = {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
+            return {**slots, **_recheck_for(session, customer, dispatcher, tracker)}
 
     def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> Dict[Text, Any]:
@@ -100,14 +119,16 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 dispatcher.utter_message(text=f"没对上您要的产品。适合您的有：{names}。回复序号或产品名称就行。")
                 return {"product": None}
             if product not in choices:
-                names = "、".join(p.name for p in choices)
-                dispatcher.utter_message(text=f"{product.name}不面向您这类客户，适合您的是：{names}。")
+                dispatcher.utter_message(text=_not_offered(product, choices))
                 return {"product": None}
             slots: Dict[Text, Any] = {"product": product.code}
-            amount = tracker.get_slot("amount")
-            if amount and str(amount).isdigit() and amount_problem(product, int(amount)):
-                dispatcher.utter_message(text=amount_problem(product, int(amount)))
-                slots["amount"] = None
+            amount = _slot_amount(tracker)
+            if amount is not None:
+                keep, message = judge_amount(session, customer, product, amount)
+                if message:
+                    dispatcher.utter_message(text=message)
+                if not keep:
+                    slots["amount"] = None
             term = tracker.get_slot("term")
             if term and str(term).isdigit() and int(term) not in product.terms_months:
                 slots["term"] = None
@@ -124,26 +145,10 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 dispatcher.utter_message(text=str(exc))
                 return {"amount": None}
         with database() as session:
-            product = _product(session, tracker)
-            if product is None:
-                return {"amount": str(amount)}
-            problem = amount_problem(product, amount)
-            if problem:
-                dispatcher.utter_message(text=problem)
-                return {"amount": None}
-            customer = applicant(session, tracker)
-            line = current_line(session, customer) if customer else None
-            hours = settings().loan_review_hours
-            if line is None:
-                dispatcher.utter_message(text=(
-                    f"好的，借{yuan(amount)}。您目前没有有效的预授信额度，这笔申请会由客户经理审核，"
-                    f"一般{hours}小时内答复。"))
-            elif amount > line.available:
-                dispatcher.utter_message(text=(
-                    f"您要借{yuan(amount)}，超过了您还能用的预授信额度{yuan(line.available)}。可以照样申请，"
-                    f"超出额度的要客户经理审核，一般{hours}小时内答复；想快点批，"
-                    f"可以改成{yuan(line.available)}以内，直接回复新金额就行。"))
-        return {"amount": str(amount)}
+            keep, message = judge_amount(session, applicant(session, tracker), _product(session, tracker), amount)
+        if message:
+            dispatcher.utter_message(text=message)
+        return {"amount": str(amount) if keep else None}
 
     def validate_term(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                       domain: DomainDict) -> Dict[Text, Any]:
@@ -182,8 +187,29 @@ class ValidateLoanApplicationForm(FormValidationAction):
             if str(guarantor.id) == str(tracker.get_slot("customer_ref")):
                 dispatcher.utter_message(text="担保人不能是您本人，请发担保人的姓名和身份证号。")
                 return {"guarantor_ref": None}
-            dispatcher.utter_message(text=f"担保人核对成功：{mask_name(guarantor.name)}（身份证{guarantor.id_masked}）。")
+            dispatcher.utter_message(text=f"担保人核对成功：{named(guarantor)}。")
             return {"guarantor_ref": str(guarantor.id)}
+
+
+def _not_offered(product: LoanProduct, choices: List[LoanProduct]) -> str:
+    return f"{product.name}不面向您这类客户，适合您的是：{'、'.join(p.name for p in choices)}。"
+
+
+def _recheck_for(session: Session, customer: Customer, dispatcher: CollectingDispatcher,
+                 tracker: Tracker) -> Dict[Text, Any]:
+    """Product and amount given before the customer was identified, checked now that we know them."""
+    product = _product(session, tracker)
+    choices = product_choices(session, customer)
+    if product is not None and product not in choices:
+        dispatcher.utter_message(text=_not_offered(product, choices))
+        return {"product": None}  # the amount is judged again when they choose
+    amount = _slot_amount(tracker)
+    if amount is None:
+        return {}
+    keep, message = judge_amount(session, customer, product, amount)
+    if message:
+        dispatcher.utter_message(text=message)
+    return {} if keep else {"amount": None}
 
 
 def _choose(session: Session, choices: List[LoanProduct], text: str) -> Optional[LoanProduct]:

@@ -33,7 +33,7 @@ def test_the_action_server_registers_exactly_the_domain_actions():
 def test_credit_line_answers_with_the_line_from_the_database(bank_env):
     text, events = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("我能贷多少", "ask_credit_line")))
 
-    assert "张建国" in text
+    assert "张**" in text and "张建国" not in text
     assert "黄桥村" in text
     assert "20万元" in text
     assert "2027年12月31日" in text
@@ -88,18 +88,37 @@ def test_credit_line_for_an_unknown_customer_is_honest(bank_env):
     text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event("我能贷多少", "ask_credit_line")))
 
     assert "没查到您微信绑定的客户信息" in text
-    assert "姓名和身份证号" in text
-    assert "转客户经理" in text
+    assert "姓名和身份证号一起发给我" in text
+    assert "转人工" in text
     assert "万元" not in text              # no line shown, none invented
 
 
-def test_unknown_customer_giving_an_id_number_is_not_looked_up(bank_env):
+def test_unknown_customer_giving_only_an_id_number_is_not_looked_up(bank_env):
     tracker = make_tracker(UNKNOWN_OPENID, user_event("身份证321283197503120119", "inform",
                                                       [entity("id_number", "321283197503120119")]))
     text, _ = run(ActionCreditLine(), tracker)
 
-    assert "由客户经理核实" in text
-    assert "张建国" not in text and "20万元" not in text
+    assert "请把姓名也告诉我" in text
+    assert "张建国" not in text and "张**" not in text and "20万元" not in text
+
+
+def test_unknown_customer_giving_name_and_id_number_is_identified_and_told_the_line(bank_env):
+    said = "陈立新 321283196802010556"
+    text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
+
+    assert text.startswith("核对成功：陈**（身份证3212**********0556）。")
+    assert "预授信额度是15万元" in text and "陈立新" not in text
+    with unit_of_work(bank_env) as session:
+        assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)).name == "陈立新"
+
+
+def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env):
+    for said, why in (("张建国 321283197503120119", "绑定了另一个微信号"),     # bound to DEMO_OPENID
+                      ("王五 321283196802010556", "对不上")):
+        text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
+        assert why in text and "万元" not in text, said
+    with unit_of_work(bank_env) as session:
+        assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)) is None
 
 
 def test_unknown_customer_with_a_customer_type_gets_fitting_products(bank_env):

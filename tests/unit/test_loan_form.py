@@ -133,6 +133,35 @@ def test_an_amount_above_the_line_is_explained_not_refused(bank_env):
     assert "超过了您还能用的预授信额度20万元" in text and "客户经理审核" in text and "24小时内" in text
 
 
+def test_an_amount_before_identification_claims_nothing_about_a_line(bank_env):
+    slots, text = validate("amount", "十万", form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan"))
+    assert slots == {"amount": "100000"}
+    assert text == "好的，借10万元，我记下了。"
+
+
+def test_product_and_amount_given_before_identification_are_checked_once_known(bank_env):
+    said = f"陈立新 {CHEN_ID}"   # a farmer with a 150000 line
+    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan",
+                                                              amount="200000"))
+    assert slots["customer_ref"] == str(customer_id(bank_env, CHEN_ID)) and "amount" not in slots
+    assert "核对成功" in text and "超过了您还能用的预授信额度15万元" in text
+
+
+def test_a_product_not_for_the_customer_found_out_at_identification_is_asked_again(bank_env):
+    said = f"陈立新 {CHEN_ID}"
+    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="merchant_e_loan",
+                                                              amount="100000"))
+    assert slots["product"] is None and "amount" not in slots
+    assert "商e贷不面向您这类客户，适合您的是：阳光e贷、富农担保贷" in text
+
+
+def test_an_amount_outside_the_product_found_out_at_identification_is_asked_again(bank_env):
+    said = f"陈立新 {CHEN_ID}"
+    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan",
+                                                              amount="500"))
+    assert slots["amount"] is None and "最少借1000元" in text
+
+
 def test_amounts_outside_the_product_are_refused_with_the_range(bank_env):
     slots, text = validate("amount", "500", form_tracker(DEMO_OPENID, product="sunshine_e_loan"))
     assert slots == {"amount": None} and "最少借1000元" in text
