@@ -16,7 +16,7 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["AmountError", "parse_amount", "find_amount", "format_amount"]
+__all__ = ["AmountError", "parse_amount", "find_amount", "amount_around", "format_amount"]
 
 
 class AmountError(ValueError):
@@ -138,6 +138,28 @@ _CANDIDATE = re.compile(
     r"[0-9０-９零〇一二两俩仨三四五六七八九壹贰叁肆伍陆柒捌玖十拾百佰千仟万萬亿wWkK.,，]+"
     r"(?:人民币|块钱|元钱|块|元|圆)?")
 _UNIT_OR_CURRENCY = re.compile(r"[十拾百佰千仟万萬亿wWkK块元圆]|人民币")
+_TERM_NEXT = re.compile(r"\s*(?:个|年|月|期|周|天)")
+_TERM_COUNT = re.compile(r"\d{1,3}|[一二两三四五六七八九]?十[一二三四五六七八九]?|[一二两三四五六七八九半]")
+
+
+def _without_term(candidate: str, following: str) -> str:
+    """The candidate without the count of a term said right after it: in 5万2年 and
+    三万五两年 the amounts are 5万 and 三万五 (the terms 2年 and 两年); 三年 alone is no
+    amount at all. The longest count that leaves a readable amount (or nothing) goes."""
+    if not _TERM_NEXT.match(following):
+        return candidate
+    for size in range(min(3, len(candidate)), 0, -1):
+        head, count = candidate[:-size], candidate[-size:]
+        if not _TERM_COUNT.fullmatch(count):
+            continue
+        if not head.strip(".,，"):
+            return ""
+        try:
+            parse_amount(head.strip(".,，"))
+        except AmountError:
+            continue
+        return head
+    return candidate
 
 
 def find_amount(text: str) -> int | None:
@@ -148,8 +170,9 @@ def find_amount(text: str) -> int | None:
     """
     if not text:
         return None
-    for match in _CANDIDATE.finditer(unicodedata.normalize("NFKC", text)):
-        candidate = match.group(0).strip(".,，")
+    text = unicodedata.normalize("NFKC", text)
+    for match in _CANDIDATE.finditer(text):
+        candidate = _without_term(match.group(0), text[match.end():]).strip(".,，")
         digits = re.sub(r"\D", "", candidate)
         if not _UNIT_OR_CURRENCY.search(candidate) and len(digits) < 2:
             continue
@@ -159,6 +182,22 @@ def find_amount(text: str) -> int | None:
             return parse_amount(candidate)
         except AmountError:
             continue
+    return None
+
+
+def amount_around(text: str, start: int, end: int) -> int | None:
+    """The amount whose words overlap text[start:end], read whole, or None.
+
+    For an amount the NLU marked: jieba may cut 三十五万 as 三 / 十五万, or 借三 /
+    十五万, and the NLU mark only 十五万; the customer said 350000.
+    """
+    for match in _CANDIDATE.finditer(text or ""):
+        if match.start() < end and start < match.end():
+            candidate = _without_term(match.group(0), text[match.end():]).strip(".,，")
+            try:
+                return parse_amount(candidate)
+            except AmountError:
+                return None
     return None
 
 

@@ -18,7 +18,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from lending.amounts import AmountError, find_amount, format_amount, parse_amount
+from lending.amounts import AmountError, amount_around, find_amount, format_amount, parse_amount
 from lending.catalog import products_for
 from lending.customers import by_openid
 from sunshine.models import Customer, LoanProduct
@@ -92,15 +92,24 @@ def slot_or_entity(tracker: Tracker, name: str) -> Optional[str]:
     return latest_entity(tracker, name) or tracker.get_slot(name)
 
 
+def amount_in_message(tracker: Tracker) -> Optional[int]:
+    """The amount the NLU marked in the latest message, read whole from the message's
+    own words: the mark may cover only a piece of it (十五万 of 三十五万, 2 of 2.5万)."""
+    text = tracker.latest_message.get("text") or ""
+    for e in tracker.latest_message.get("entities") or []:
+        if e.get("entity") == "amount" and isinstance(e.get("start"), int) and isinstance(e.get("end"), int):
+            found = amount_around(text, e["start"], e["end"])
+            if found is not None:
+                return found
+    return None
+
+
 def amount_asked(tracker: Tracker) -> tuple[Optional[int], Optional[str]]:
     """(yuan, None) for the amount the customer gave, (None, why) when it cannot
     be read, (None, None) when none was given."""
-    latest = [e for e in tracker.latest_message.get("entities") or [] if e.get("entity") == "amount"]
-    if len(latest) > 1:
-        # One amount cut in pieces (2 / . / 5万): read it from the message itself.
-        found = find_amount(tracker.latest_message.get("text") or "")
-        if found is not None:
-            return found, None
+    found = amount_in_message(tracker)
+    if found is not None:
+        return found, None
     raw = slot_or_entity(tracker, "amount")
     if not raw:
         return None, None

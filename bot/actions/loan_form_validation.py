@@ -13,7 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from bot.actions.common import applicant, database, named, openid_of, product_choices, settings, yuan
+from bot.actions.common import (amount_in_message, applicant, database, named, openid_of, product_choices, settings,
+                                yuan)
 from lending.amounts import AmountError, find_amount, parse_amount
 from lending.credit_lines import current_line
 from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
@@ -136,14 +137,18 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                         domain: DomainDict) -> Dict[Text, Any]:
+        if _answers_another_question(tracker, "amount"):
+            return {"amount": None}
         text = str(value or "")
-        try:
-            amount = parse_amount(text)
-        except AmountError as exc:
-            amount = find_amount(text)
-            if amount is None:
-                dispatcher.utter_message(text=str(exc))
-                return {"amount": None}
+        amount = amount_in_message(tracker)
+        if amount is None:
+            try:
+                amount = parse_amount(text)
+            except AmountError as exc:
+                amount = find_amount(text)
+                if amount is None:
+                    dispatcher.utter_message(text=str(exc))
+                    return {"amount": None}
         with database() as session:
             keep, message = judge_amount(session, applicant(session, tracker), _product(session, tracker), amount)
         if message:
@@ -152,6 +157,8 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_term(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                       domain: DomainDict) -> Dict[Text, Any]:
+        if _answers_another_question(tracker, "term"):
+            return {"term": None}
         try:
             months = parse_term(str(value or ""))
         except TermError as exc:
@@ -167,9 +174,8 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_purpose(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                          domain: DomainDict) -> Dict[Text, Any]:
-        given = {e.get("entity") for e in tracker.latest_message.get("entities") or []}
-        if given & {"amount", "term", "product"}:
-            return {"purpose": None}  # a change of another answer ("金额改成3万"), not the purpose
+        if _answers_another_question(tracker, "purpose"):
+            return {"purpose": None}
         text = mask_text(str(value or "").strip())
         if len(text) < 2 or _is_number_only(text):
             dispatcher.utter_message(text="请说说这笔钱拿去做什么，比如：买化肥、进货、盖大棚、孩子上学。")
@@ -189,6 +195,13 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 return {"guarantor_ref": None}
             dispatcher.utter_message(text=f"担保人核对成功：{named(guarantor)}。")
             return {"guarantor_ref": str(guarantor.id)}
+
+
+def _answers_another_question(tracker: Tracker, slot: str) -> bool:
+    """The message changes another answer ("金额改成3万" while the term is asked) and
+    says nothing for `slot`: its whole text is not this slot's answer."""
+    given = {e.get("entity") for e in tracker.latest_message.get("entities") or []}
+    return slot not in given and bool(given & ({"amount", "term", "product"} - {slot}))
 
 
 def _not_offered(product: LoanProduct, choices: List[LoanProduct]) -> str:

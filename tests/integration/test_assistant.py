@@ -107,6 +107,43 @@ def test_a_customer_applies_through_wechat_from_greeting_to_submission(stack):
     assert re.search(r"/auth/[A-Za-z0-9_-]{20,}", said["确认"]), said["确认"]
 
 
+def _chinese(n: int) -> str:
+    """1..99 as customers write it: 五, 十五, 三十五."""
+    digits = "零一二三四五六七八九"
+    tens, units = divmod(n, 10)
+    if not tens:
+        return digits[units]
+    return ("" if tens == 1 else digits[tens]) + "十" + (digits[units] if units else "")
+
+
+SPOKEN_AMOUNTS = (
+    [(f"{_chinese(n)}万", n * 10_000) for n in range(1, 100)]
+    + [(f"{n}万", n * 10_000) for n in (1, 3, 8, 12, 35, 50, 99)]
+    + [(f"{_chinese(n)}万{_chinese(m)}", n * 10_000 + m * 1_000) for n in (1, 2, 3, 5, 8) for m in (1, 2, 5)]
+    + [(f"{_chinese(n)}千", n * 1_000) for n in (1, 3, 5, 8)]
+    + [(f"{n}{unit}", n) for n in (3000, 50000, 350000) for unit in ("元", "块")]
+)
+
+
+def test_amounts_as_customers_say_them_are_read_whole(stack):
+    """Every amount the NLU marks in a message is read whole: jieba cuts 三十五万 as
+    三 / 十五万 (and 借三十五万 as 借三 / 十五万), and the mark may cover only 十五万."""
+    from bot.actions.common import amount_in_message
+    from tests.unit.bot_trackers import make_tracker, user_event
+
+    wrong = []
+    with requests.Session() as http:
+        for spoken, yuan in SPOKEN_AMOUNTS:
+            for text in (f"借{spoken}", f"金额改成{spoken}", f"贷款{spoken}两年"):
+                parsed = http.post(stack.rasa + "/model/parse", json={"text": text}, timeout=30).json()
+                event = user_event(text, parsed["intent"]["name"])
+                event["parse_data"]["entities"] = parsed["entities"]
+                read = amount_in_message(make_tracker("o_amounts", event))
+                if read != yuan:
+                    wrong.append((text, yuan, read, [e["value"] for e in parsed["entities"]]))
+    assert wrong == []
+
+
 @pytest.mark.parametrize("text, intent", [("俺想借点钱", "apply_loan"), ("利息咋算", "ask_interest_rate"),
                                           ("贷款咋还", "ask_repayment"), ("我想代款5万", "apply_loan")])
 def test_colloquial_examples_from_the_issue(stack, text, intent):

@@ -18,15 +18,29 @@ def user_event(text: str, intent: str, entities: list | None = None, confidence:
         "text": text,
         "intent": {"name": intent, "confidence": confidence},
         "intent_ranking": [{"name": intent, "confidence": confidence}],
-        "entities": entities or [],
+        "entities": _placed(text, entities or []),
     }
     return {"event": "user", "timestamp": 1.0, "text": text, "parse_data": parse_data,
             "input_channel": "rest"}
 
 
 def entity(name: str, value: str, text: str | None = None) -> dict:
-    return {"entity": name, "value": value, "text": text or value, "start": 0, "end": len(text or value),
+    """An entity as DIET gives it; user_event places it where its text is in the message."""
+    return {"entity": name, "value": value, "text": text or value,
             "extractor": "DIETClassifier", "confidence_entity": 0.99}
+
+
+def _placed(message: str, entities: list) -> list:
+    """start/end as Rasa sets them: each entity's text found in the message, left to right."""
+    placed, cursor = [], 0
+    for e in entities:
+        start = message.find(e["text"], cursor)
+        start = start if start >= 0 else message.find(e["text"])
+        if start < 0:
+            raise ValueError(f"entity text {e['text']!r} is not in the message {message!r}")
+        placed.append({**e, "start": start, "end": start + len(e["text"])})
+        cursor = start + len(e["text"])
+    return placed
 
 
 def make_tracker(sender: str, *turns: dict, slots: dict | None = None, active_loop: str | None = None) -> Tracker:

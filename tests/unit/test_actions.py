@@ -122,7 +122,7 @@ def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env
 
 
 def test_unknown_customer_with_a_customer_type_gets_fitting_products(bank_env):
-    tracker = make_tracker(UNKNOWN_OPENID, user_event("我是开店的", "inform", [entity("customer_type", "merchant")]),
+    tracker = make_tracker(UNKNOWN_OPENID, user_event("我是开店的", "inform", [entity("customer_type", "merchant", "开店")]),
                            slots={"customer_type": "merchant"})
     text, _ = run(ActionCreditLine(), tracker)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from lending.amounts import AmountError, find_amount, format_amount, parse_amount
+from lending.amounts import AmountError, amount_around, find_amount, format_amount, parse_amount
 
 
 @pytest.mark.parametrize("text, yuan", [
@@ -99,11 +99,38 @@ def test_format_and_parse_round_trip():
     ("大概十万左右吧", 100_000),
     ("借个1万2", 12_000),
     ("借10000", 10_000),
+    ("贷款十万三年", 100_000),         # the term's count is not read into the amount
+    ("5万2年", 50_000),
+    ("借三万五两年", 35_000),
+    ("两万三个月", 20_000),
+    ("十万十二个月", 100_000),
+    ("五万一年半", 50_000),
+    ("借两万三", 23_000),              # without a term after it, 两万三 is 23000
 ])
 def test_find_amount_in_free_text(text, yuan):
     assert find_amount(text) == yuan
 
 
-@pytest.mark.parametrize("text", ["", "借一下", "三年", "我手机13912345678", "w", "吃饭", "借钱"])
+@pytest.mark.parametrize("text", ["", "借一下", "三年", "我手机13912345678", "w", "吃饭", "借钱", "借三十五年", "二十四个月"])
 def test_find_amount_without_an_amount(text):
     assert find_amount(text) is None
+
+
+@pytest.mark.parametrize("text, marked, yuan", [
+    ("算了三十五万吧", "十五万", 350_000),     # jieba: 三 / 十五万, and the NLU marked only 十五万
+    ("借三十五万", "十五万", 350_000),         # jieba: 借三 / 十五万
+    ("四十一万", "十一万", 410_000),
+    ("想借2.5万", "5万", 25_000),              # cut at the decimal point
+    ("贷款四十五万两年", "四十五万两", 450_000),
+    ("借5万买化肥", "5万买", 50_000),          # a word glued to the amount
+    ("借5万2年", "5万", 50_000),
+])
+def test_amount_around_reads_the_whole_amount_the_nlu_marked(text, marked, yuan):
+    start = text.index(marked)
+    assert amount_around(text, start, start + len(marked)) == yuan
+
+
+def test_amount_around_is_none_where_no_amount_is_marked():
+    text = "借两年，三万"
+    assert amount_around(text, 1, 3) is None        # 两年 is a term
+    assert amount_around(text, 4, 6) == 30_000

@@ -162,6 +162,20 @@ def test_an_amount_outside_the_product_found_out_at_identification_is_asked_agai
     assert slots["amount"] is None and "最少借1000元" in text
 
 
+def test_an_amount_cut_in_pieces_by_the_tokenizer_is_read_whole(bank_env):
+    tracker = form_tracker(DEMO_OPENID, "算了二十五万吧", entities=[entity("amount", "十五万")],
+                           product="sunshine_e_loan")
+    slots, text = validate("amount", "十五万", tracker)
+    assert slots == {"amount": "250000"} and "您要借25万元，超过了" in text
+
+
+def test_changing_the_amount_while_the_term_is_asked_is_no_bad_term(bank_env):
+    tracker = form_tracker(DEMO_OPENID, "金额改成8万", entities=[entity("amount", "8万")],
+                           product="sunshine_e_loan", requested_slot="term")
+    assert validate("term", "金额改成8万", tracker) == ({"term": None}, "")
+    assert validate("amount", "8万", tracker)[0] == {"amount": "80000"}
+
+
 def test_amounts_outside_the_product_are_refused_with_the_range(bank_env):
     slots, text = validate("amount", "500", form_tracker(DEMO_OPENID, product="sunshine_e_loan"))
     assert slots == {"amount": None} and "最少借1000元" in text
