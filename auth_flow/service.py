@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence, faces
 from auth_flow.evidence import Client
-from sunshine.models import (Authorization, Customer, FaceReference, LoanApplication, audit, utcnow)
+from sunshine.models import (FINAL_APPLICATION_STATUSES, Authorization, Customer, FaceReference, LoanApplication, audit,
+                              utcnow)
 from sunshine.protect import constant_time_equal, mask_name, unseal
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,9 @@ def find_by_token(session: Session, token: str) -> Authorization:
         raise AuthorizationError(_STATUS_MESSAGES.get(auth.status, "该授权码已使用，无需重复授权"))
     if auth.expires_at < utcnow():
         raise AuthorizationError("授权码已过期，请向客户经理重新获取")
+    application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
+    if application is not None and application.status in FINAL_APPLICATION_STATUSES:
+        raise AuthorizationError("这笔贷款申请已经撤销或办结，不需要再授权了")
     return auth
 
 

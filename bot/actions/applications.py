@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from bot.actions.common import BankAction, applicant, database, day, percent, yuan
-from lending.applications import STATUS_LABELS
-from sunshine.models import ApplicationEvent, LoanApplication, LoanProduct
+from bot.actions.common import BankAction, applicant, database, day, openid_of, percent, settings, yuan
+from lending.applications import STATUS_LABELS, Applications, LendingError
+from sunshine.models import FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct
 
 
 class ActionApplicationStatus(BankAction):
@@ -85,3 +87,65 @@ class ActionRepayment(BankAction):
             text = how
         dispatcher.utter_message(text=text)
         return []
+
+
+def _live_application(session: Session, customer: Optional[Customer]) -> Optional[LoanApplication]:
+    """The customer's latest application that is still being processed."""
+    if customer is None:
+        return None
+    return session.scalars(
+        select(LoanApplication)
+        .where(LoanApplication.customer_id == customer.id,
+               LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES))
+        .order_by(LoanApplication.created_at.desc(), LoanApplication.id.desc())
+        .limit(1)).first()
+
+
+class ActionOfferWithdrawal(BankAction):
+    """cancel outside the form: an application still in progress is offered for withdrawal
+    (withdrawn only on a yes); with none, nothing to do."""
+
+    def name(self) -> Text:
+        return "action_offer_withdrawal"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        with database() as session:
+            application = _live_application(session, applicant(session, tracker))
+            if application is None:
+                dispatcher.utter_message(response="utter_ok")
+                return [SlotSet("withdrawal_application", None)]
+            dispatcher.utter_message(text=(
+                f"您还有一笔{application.product.name}申请（{yuan(application.amount)}，"
+                f"{application.term_months}个月）在办理，目前状态：{STATUS_LABELS.get(application.status)}。"
+                "要撤销这笔申请吗？回复“确定”就撤销，回复“不用”就留着。"))
+            return [SlotSet("withdrawal_application", str(application.id))]
+
+
+class ActionWithdrawApplication(BankAction):
+    """The customer said yes to withdrawing the application offered by action_offer_withdrawal."""
+
+    def name(self) -> Text:
+        return "action_withdraw_application"
+
+    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        cleared = [SlotSet("withdrawal_application", None)]
+        offered = str(tracker.get_slot("withdrawal_application") or "")
+        notices: List[str] = []
+        service = Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text))
+        try:
+            with database() as session:
+                application = _live_application(session, applicant(session, tracker))
+                if application is None or str(application.id) != offered:
+                    dispatcher.utter_message(text="没有要撤销的申请了。想查申请进度，回复“我的申请到哪了”。")
+                    return cleared
+                service.withdraw(session, application.id, actor=f"wechat:{openid_of(tracker)}",
+                                 reason="客户在微信里撤销")
+                current = service.notice(session, application)
+        except LendingError as exc:
+            dispatcher.utter_message(text=f"没能撤销：{exc}")
+            return cleared
+        for text in [t for t in notices or [current] if t]:
+            dispatcher.utter_message(text=text)
+        return cleared

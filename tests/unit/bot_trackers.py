@@ -68,4 +68,11 @@ def run(action, tracker: Tracker) -> tuple[str, list]:
     dispatcher = CollectingDispatcher()
     events = action.run(dispatcher, tracker, DOMAIN)
     assert dispatcher.messages, "the action must always answer"
-    return "\n".join(m.get("text") or "" for m in dispatcher.messages), events
+    return "\n".join(_said(m) for m in dispatcher.messages), events
+
+
+def _said(message: dict) -> str:
+    """The text, or the domain's text of the response named (as Rasa renders it)."""
+    if message.get("response"):
+        return DOMAIN["responses"][message["response"]][0]["text"]
+    return message.get("text") or ""
