@@ -10,8 +10,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.actions.common import BankAction, applicant, database, day, openid_of, percent, settings, yuan
-from lending.applications import STATUS_LABELS, Applications, LendingError
+from bot.actions.common import (BankAction, applicant, database, day, lending_told_here, openid_of, percent, say_result,
+                                yuan)
+from lending.applications import STATUS_LABELS, LendingError
 from sunshine.models import FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct
 
 
@@ -132,8 +133,7 @@ class ActionWithdrawApplication(BankAction):
                domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         cleared = [SlotSet("withdrawal_application", None)]
         offered = str(tracker.get_slot("withdrawal_application") or "")
-        notices: List[str] = []
-        service = Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text))
+        service, notices = lending_told_here()
         try:
             with database() as session:
                 application = _live_application(session, applicant(session, tracker))
@@ -146,6 +146,5 @@ class ActionWithdrawApplication(BankAction):
         except LendingError as exc:
             dispatcher.utter_message(text=f"没能撤销：{exc}")
             return cleared
-        for text in [t for t in notices or [current] if t]:
-            dispatcher.utter_message(text=text)
+        say_result(dispatcher, notices, current)
         return cleared

@@ -19,6 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from lending.amounts import AmountError, amount_around, find_amount, format_amount, parse_amount
+from lending.applications import Applications
 from lending.catalog import products_for
 from lending.customers import by_openid
 from sunshine.models import Customer, LoanProduct
@@ -61,6 +62,19 @@ def applicant(session: Session, tracker: Tracker) -> Optional[Customer]:
 def product_choices(session: Session, customer: Customer) -> List[LoanProduct]:
     """The products offered to this customer, in the order the bot numbers them."""
     return products_for(session, customer.customer_type)
+
+
+def lending_told_here() -> tuple[Applications, List[str]]:
+    """The lending service, with the notices it words for the customer kept for this chat
+    to say (instead of sent to WeChat a second time), and the list they are kept in."""
+    notices: List[str] = []
+    return Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text)), notices
+
+
+def say_result(dispatcher: CollectingDispatcher, notices: List[str], current: Optional[str]) -> None:
+    """The lending service's own words for what just happened, else for where things stand."""
+    for text in [t for t in notices or [current] if t]:
+        dispatcher.utter_message(text=text)
 
 
 def named(customer: Customer) -> str:

@@ -8,9 +8,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, named, openid_of,
-                                percent, product_choices, settings, yuan)
-from lending.applications import Applications, LendingError
+from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, lending_told_here, named,
+                                openid_of, percent, product_choices, say_result, yuan)
+from lending.applications import LendingError
 from lending.credit_lines import current_line
 from lending.terms import format_term
 from sunshine.models import Customer, LoanProduct
@@ -183,8 +183,7 @@ class ActionSubmitLoanApplication(BankAction):
         if not tracker.get_slot("application_confirmed"):
             dispatcher.utter_message(text="好的，这次先不提交。想办的时候说一声“我要贷款”就行。")
             return not_submitted
-        notices: List[str] = []
-        service = Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text))
+        service, notices = lending_told_here()
         guarantor_ref = tracker.get_slot("guarantor_ref")
         try:
             with database() as session:
@@ -200,9 +199,7 @@ class ActionSubmitLoanApplication(BankAction):
         except LendingError as exc:
             dispatcher.utter_message(text=f"申请没能提交：{exc}")
             return not_submitted
-        # The lending service words the result; the customer reads it here, not twice.
-        for text in [t for t in notices or [current] if t]:
-            dispatcher.utter_message(text=text)
+        say_result(dispatcher, notices, current)   # the lending service's words, read here, not twice
         outcome = "awaiting_authorization" if status == "awaiting_authorization" else "not_submitted"
         return [*_clear_form(), SlotSet("application_status", outcome)]
 
