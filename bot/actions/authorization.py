@@ -26,6 +26,7 @@ REQUESTED_BY = "bot"
 EXPLAIN = ("征信授权就是您同意银行查一次您的征信报告，只用于这笔贷款审批。"
            "不用跑网点：点开链接，核对信息、刷脸、点同意，几秒钟就好。")
 REISSUE_WORDS = ("重新", "再发", "过期", "没收到", "失效", "打不开")
+QUESTION_WORDS = ("意思", "是啥", "是什么", "干啥", "干嘛", "为啥", "为什么", "咋弄", "怎么弄", "咋办", "怎么办")
 
 
 def _waiting_application(session: Session, customer: Customer) -> Optional[LoanApplication]:
@@ -73,7 +74,8 @@ class ActionStartAuthorization(BankAction):
                 dispatcher.utter_message(text=self._before_applying(session, customer))
                 return events
             if _links_pending(session, application) and not any(w in text_said for w in REISSUE_WORDS):
-                dispatcher.utter_message(text=progress_text(session, application)
+                asked_what = any(w in text_said for w in QUESTION_WORDS)
+                dispatcher.utter_message(text=(EXPLAIN if asked_what else "") + progress_text(session, application)
                                          + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。")
                 return events
             issued, _ = issue_for_application(session, application, REQUESTED_BY, ttl)

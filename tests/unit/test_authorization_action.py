@@ -99,3 +99,13 @@ def test_link_lifetime_follows_the_setting(bank_env, monkeypatch):
     monkeypatch.setenv("AUTHORIZATION_TTL_S", "7200")
     apply_for_zhang(bank_env)
     assert "2小时内有效" in ask()
+
+
+def test_asking_what_it_is_after_the_links_were_sent_explains_it_with_the_progress(bank_env):
+    apply_for_zhang(bank_env)
+    ask()
+
+    explained, plain = ask("征信授权是啥意思"), ask("谁还没授权")
+
+    assert explained.startswith("征信授权就是您同意银行查一次您的征信报告") and "还需授权：本人张**、配偶李**" in explained
+    assert plain.startswith("征信授权进度") and tokens(explained) == tokens(plain) == []
