@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.actions.applications import ActionApplicationStatus
 from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
-from bot.actions.hand_off import ActionHandOff
+from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
 from sunshine.db import unit_of_work
 from sunshine.models import CreditLine, Customer, HandOff, LoanApplication
@@ -180,6 +180,31 @@ def test_hand_off_after_not_understanding(bank_env):
     assert [r.reason for r in rows] == ["not_understood"]
     assert rows[0].customer_id is None                         # unknown: the branch queue
     assert "没能弄明白" in text and "客户经理" in text
+
+
+def after(answer: str, *turns: dict):
+    """A tracker whose first user turn the bot answered with the action `answer`."""
+    tracker = make_tracker(UNKNOWN_OPENID, *turns)
+    tracker.events.insert(4, {"event": "action", "name": answer})
+    return tracker
+
+
+def test_the_dialogue_fallback_asks_to_rephrase_first(bank_env):
+    first = make_tracker(UNKNOWN_OPENID, user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
+    assert "没太听明白" in run(ActionDefaultFallback(), first)[0]
+    after_an_answer = after("action_credit_line", user_event("我能贷多少", "ask_credit_line"),
+                            user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
+    assert "没太听明白" in run(ActionDefaultFallback(), after_an_answer)[0]
+    assert hand_offs(bank_env, UNKNOWN_OPENID) == []
+
+
+def test_not_understood_twice_in_a_row_of_either_kind_hands_off(bank_env):
+    for first_answer in ("utter_default", "action_default_fallback"):
+        tracker = after(first_answer, user_event("嗯那个啥俺家那个", "nlu_fallback", confidence=0.3),
+                        user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
+        text, _ = run(ActionDefaultFallback(), tracker)
+        assert "没能弄明白" in text or "已经在帮您联系" in text, first_answer
+    assert [r.reason for r in hand_offs(bank_env, UNKNOWN_OPENID)] == ["not_understood"]
 
 
 def test_an_upset_customer_is_handed_off_first_in_the_queue(bank_env):
