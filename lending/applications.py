@@ -55,13 +55,14 @@ STATUS_LABELS = {
     "disbursed": "已放款",
 }
 PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
+DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
+BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
 
 
 def named_parties(people: Mapping[str, Customer], roles) -> str:
     """本人张**、配偶李**: parties as the customer's messages name them (names masked, as in the rest of the chat)."""
     return "、".join(PARTY_LABELS[role] + mask_name(people[role].name) for role in roles)
-DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
-BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
+
 
 Notifier = Callable[[str, str], None]
 
