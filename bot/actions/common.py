@@ -121,12 +121,16 @@ def amount_in_message(tracker: Tracker) -> Optional[int]:
 def amount_asked(tracker: Tracker) -> tuple[Optional[int], Optional[str]]:
     """(yuan, None) for the amount the customer gave, (None, why) when it cannot
     be read, (None, None) when none was given."""
+    raw = slot_or_entity(tracker, "amount")
+    return read_amount(tracker, raw) if raw else (None, None)
+
+
+def read_amount(tracker: Tracker, raw: str) -> tuple[Optional[int], Optional[str]]:
+    """(yuan, None) for the amount marked in the latest message, else the one in `raw`
+    (a slot's or entity's text); (None, why) when it cannot be read."""
     found = amount_in_message(tracker)
     if found is not None:
         return found, None
-    raw = slot_or_entity(tracker, "amount")
-    if not raw:
-        return None, None
     try:
         return parse_amount(raw), None
     except AmountError as exc:

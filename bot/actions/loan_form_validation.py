@@ -13,9 +13,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (amount_in_message, applicant, database, named, openid_of, product_choices, settings,
-                                yuan)
-from lending.amounts import AmountError, find_amount, parse_amount
+from bot.actions.common import (applicant, database, named, openid_of, product_choices, read_amount,
+                                settings, yuan)
+from lending.amounts import AmountError, parse_amount
 from lending.credit_lines import current_line
 from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
 from lending.terms import TermError, format_term, parse_term
@@ -45,8 +45,9 @@ def judge_amount(session: Session, customer: Optional[Customer], product: Option
                  amount: int) -> tuple[bool, Optional[str]]:
     """Whether the amount can stand, and what to tell the customer about it: the product's
     range, then the pre-granted line once both the customer and the product are known."""
-    if product is not None and amount_problem(product, amount):
-        return False, amount_problem(product, amount)
+    problem = amount_problem(product, amount) if product is not None else None
+    if problem:
+        return False, problem
     if customer is None:
         return True, f"好的，借{yuan(amount)}，我记下了。"
     if product is None:
@@ -139,16 +140,10 @@ class ValidateLoanApplicationForm(FormValidationAction):
                         domain: DomainDict) -> Dict[Text, Any]:
         if _answers_another_question(tracker, "amount"):
             return {"amount": None}
-        text = str(value or "")
-        amount = amount_in_message(tracker)
+        amount, problem = read_amount(tracker, str(value or ""))
         if amount is None:
-            try:
-                amount = parse_amount(text)
-            except AmountError as exc:
-                amount = find_amount(text)
-                if amount is None:
-                    dispatcher.utter_message(text=str(exc))
-                    return {"amount": None}
+            dispatcher.utter_message(text=problem)
+            return {"amount": None}
         with database() as session:
             keep, message = judge_amount(session, applicant(session, tracker), _product(session, tracker), amount)
         if message:
