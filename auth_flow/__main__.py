@@ -1,11 +1,12 @@
 """Authorization operations from the command line (DATABASE_URL, SECRET_KEY, BUREAU_URL from the settings).
 
-    python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
-    python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
-    python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
-    python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
-                                                                     (once, or every SECONDS: `make run` does)
+python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
+python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
+python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
+python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
+                                                                 (once, or every SECONDS: `make run` does)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: no customer with ID number {mask_id_number(args.id_number)}", file=sys.stderr)
                 return 1
             try:
-                service.enroll_reference(session, settings.secret_key, customer, args.photo.read_bytes(),
-                                         args.officer)
+                service.enroll_reference(session, settings.secret_key, customer, args.photo.read_bytes(), args.officer)
             except faces.FaceError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
     problems = evidence.verify_chain(records)
-    print(f"{len(records)} evidence records written to {args.out}; chain "
-          + ("intact" if not problems else "BROKEN:\n" + "\n".join(problems)))
+    print(
+        f"{len(records)} evidence records written to {args.out}; chain "
+        + ("intact" if not problems else "BROKEN:\n" + "\n".join(problems))
+    )
     return 1 if problems else 0
 
 
@@ -74,19 +76,23 @@ def retry_reports(settings, application_id: int) -> int:
             print(f"error: no application {application_id}", file=sys.stderr)
             return 2
     outcome = reports.fetch_reports(settings, application_id, retry_failed=True)
-    detail = {"waiting": f"consents missing: {', '.join(outcome.missing)}",
-              "claimed_elsewhere": "nothing to query (reports in, or a query still running)",
-              "failed": "; ".join(f"{role}: {why}" for role, why in outcome.failed.items()),
-              "received": "reports handed to the lending service"}[outcome.state]
+    detail = {
+        "waiting": f"consents missing: {', '.join(outcome.missing)}",
+        "claimed_elsewhere": "nothing to query (reports in, or a query still running)",
+        "failed": "; ".join(f"{role}: {why}" for role, why in outcome.failed.items()),
+        "received": "reports handed to the lending service",
+    }[outcome.state]
     print(f"application {application_id}: {outcome.state} ({detail})")
     return 0 if outcome.state == "received" else 1
 
 
 def sweep_reports(settings, every_s: float | None) -> int:
     """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
+
     def one_round(once: bool) -> None:
-        done = {app_id: state for app_id, state in reports.sweep_reports(settings).items()
-                if state != "claimed_elsewhere"}
+        done = {
+            app_id: state for app_id, state in reports.sweep_reports(settings).items() if state != "claimed_elsewhere"
+        }
         if done or once:
             print(f"credit reports swept: {done or 'nothing to do'}", flush=True)
 

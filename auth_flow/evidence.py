@@ -5,6 +5,7 @@ with the one before it, so that changing or deleting a record breaks every later
 `prev_hash` is GENESIS. `prev_hash` is unique, so two writers cannot fork the chain:
 the loser's insert fails and it appends again after the winner.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,13 +20,26 @@ from sqlalchemy.orm import Session
 from sunshine.models import Authorization, ConsentEvidence, utcnow
 
 GENESIS = "0" * 64
-FIELDS = ("authorization_id", "at", "event", "party_role", "party_name", "party_id_masked", "consent_text",
-          "face", "image_sha256", "client_ip", "user_agent", "detail")
+FIELDS = (
+    "authorization_id",
+    "at",
+    "event",
+    "party_role",
+    "party_name",
+    "party_id_masked",
+    "consent_text",
+    "face",
+    "image_sha256",
+    "client_ip",
+    "user_agent",
+    "detail",
+)
 
 
 @dataclass(frozen=True)
 class Client:
     """Where a step came from: the client's address and device."""
+
     ip: str = ""
     user_agent: str = ""
 
@@ -46,14 +60,32 @@ def _last_hash(session: Session) -> str:
     return last or GENESIS
 
 
-def append(session: Session, auth: Authorization, event: str, client: Client, consent_text: str = "",
-           face: dict | None = None, image_sha256: list[str] | None = None, **detail) -> ConsentEvidence:
+def append(
+    session: Session,
+    auth: Authorization,
+    event: str,
+    client: Client,
+    consent_text: str = "",
+    face: dict | None = None,
+    image_sha256: list[str] | None = None,
+    **detail,
+) -> ConsentEvidence:
     """Add one step to the chain (in the session's transaction)."""
     for _ in range(5):
-        record = ConsentEvidence(authorization_id=auth.id, at=utcnow(), event=event, party_role=auth.party_role,
-                                 party_name=auth.party_name, party_id_masked=auth.party_id_masked,
-                                 consent_text=consent_text, face=face or {}, image_sha256=image_sha256 or [],
-                                 client_ip=client.ip[:64], user_agent=client.user_agent[:300], detail=detail)
+        record = ConsentEvidence(
+            authorization_id=auth.id,
+            at=utcnow(),
+            event=event,
+            party_role=auth.party_role,
+            party_name=auth.party_name,
+            party_id_masked=auth.party_id_masked,
+            consent_text=consent_text,
+            face=face or {},
+            image_sha256=image_sha256 or [],
+            client_ip=client.ip[:64],
+            user_agent=client.user_agent[:300],
+            detail=detail,
+        )
         record.prev_hash = _last_hash(session)
         record.record_hash = record_hash(record.prev_hash, _content(record))
         try:
@@ -68,8 +100,7 @@ def append(session: Session, auth: Authorization, event: str, client: Client, co
 def export(session: Session) -> Iterator[dict]:
     """Every record, oldest first, as the auditor receives it (JSON-ready)."""
     for record in session.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id)):
-        yield {"id": record.id, **_content(record), "prev_hash": record.prev_hash,
-               "record_hash": record.record_hash}
+        yield {"id": record.id, **_content(record), "prev_hash": record.prev_hash, "record_hash": record.record_hash}
 
 
 def verify_chain(records: list[dict]) -> list[str]:

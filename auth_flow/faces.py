@@ -11,6 +11,7 @@
 Images are decoded in memory and never written anywhere; only their SHA-256 is kept.
 Reference encodings are stored encrypted (`seal_encoding`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,6 +50,7 @@ class SeveralFaces(FaceError):
 @dataclass(frozen=True)
 class FaceResult:
     """What a face check found: recorded as evidence whatever the decision."""
+
     distance: float | None
     threshold: float
     matched: bool
@@ -62,9 +64,15 @@ class FaceResult:
         return self.matched and self.live
 
     def as_dict(self) -> dict:
-        return {"distance": None if self.distance is None else round(self.distance, 4), "threshold": self.threshold,
-                "matched": self.matched, "motion": None if self.motion is None else round(self.motion, 4),
-                "min_motion": self.min_motion, "live": self.live, "decision": "pass" if self.passed else "fail"}
+        return {
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "threshold": self.threshold,
+            "matched": self.matched,
+            "motion": None if self.motion is None else round(self.motion, 4),
+            "min_motion": self.min_motion,
+            "live": self.live,
+            "decision": "pass" if self.passed else "fail",
+        }
 
 
 def sha256(data: bytes) -> str:
@@ -168,8 +176,15 @@ def verify(reference: np.ndarray, uploads: list[bytes], tolerance: float, min_mo
     moved = 0.0 if len(set(hashes_)) == 1 else motion(marks)
     frontal = min(range(len(marks)), key=lambda i: turn(marks[i]))  # the selfie: the most frontal frame
     distance = match(reference, load_image(uploads[usable[frontal]]))
-    return FaceResult(distance=distance, threshold=tolerance, matched=distance <= tolerance, motion=moved,
-                      min_motion=min_motion, live=moved >= min_motion, image_sha256=hashes_)
+    return FaceResult(
+        distance=distance,
+        threshold=tolerance,
+        matched=distance <= tolerance,
+        motion=moved,
+        min_motion=min_motion,
+        live=moved >= min_motion,
+        image_sha256=hashes_,
+    )
 
 
 def match(reference: np.ndarray, pixels: np.ndarray) -> float:
@@ -178,8 +193,9 @@ def match(reference: np.ndarray, pixels: np.ndarray) -> float:
 
 
 def _fernet(secret_key: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"sunshine face reference encodings").derive(secret_key.encode())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"sunshine face reference encodings").derive(
+        secret_key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 

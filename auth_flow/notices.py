@@ -6,6 +6,7 @@ The default notifier, `notify_officer`, records the notice (audit entry
 `officer.notified`) and queues it for the officer in WeCom (handoff.jobs), sent
 once the transaction commits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,7 @@ class OfficerNotifier(Protocol):
 
 def notify_officer(session: Session, officer_id: int | None, text: str) -> None:
     """Record the notice and, after the commit, send it to the officer in WeCom."""
-    audit(session, "system", "officer.notified", "officer", officer_id if officer_id is not None else "-",
-          text=text)
+    audit(session, "system", "officer.notified", "officer", officer_id if officer_id is not None else "-", text=text)
     officer = session.get(Officer, officer_id) if officer_id is not None else None
     if officer is not None and officer.wecom_userid:
         userid = officer.wecom_userid
@@ -47,8 +47,9 @@ def _send(wecom_userid: str, text: str) -> None:
         log.exception("could not queue a WeCom notice for an officer")
 
 
-def _tell(session: Session, application: LoanApplication, action: str, text: str,
-          notify: OfficerNotifier | None, **detail) -> None:
+def _tell(
+    session: Session, application: LoanApplication, action: str, text: str, notify: OfficerNotifier | None, **detail
+) -> None:
     note(session, application.id, "system", action, text, **detail)
     (notify or notify_officer)(session, application.customer.officer_id, text)
 
@@ -61,26 +62,53 @@ def consent_recorded(session: Session, auth: Authorization, notify: OfficerNotif
     who = f"{ROLE_NAMES[auth.party_role]}{mask_name(auth.party_name)}"
     if auth.status == "consented":
         missing = missing_consents(session, application)
-        text = (f"申请{application.id}：{who}已完成征信查询授权。"
-                + (f"还需：{'、'.join(ROLE_NAMES[r] for r in missing)}。" if missing
-                   else "全部授权完成，正在查询征信报告。"))
-        _tell(session, application, "authorization_consented", text, notify, party_role=auth.party_role,
-              authorization_id=auth.id)
+        text = f"申请{application.id}：{who}已完成征信查询授权。" + (
+            f"还需：{'、'.join(ROLE_NAMES[r] for r in missing)}。" if missing else "全部授权完成，正在查询征信报告。"
+        )
+        _tell(
+            session,
+            application,
+            "authorization_consented",
+            text,
+            notify,
+            party_role=auth.party_role,
+            authorization_id=auth.id,
+        )
     else:
-        _tell(session, application, "authorization_refused",
-              f"申请{application.id}：{who}拒绝了征信查询授权，请与客户联系。", notify,
-              party_role=auth.party_role, authorization_id=auth.id)
+        _tell(
+            session,
+            application,
+            "authorization_refused",
+            f"申请{application.id}：{who}拒绝了征信查询授权，请与客户联系。",
+            notify,
+            party_role=auth.party_role,
+            authorization_id=auth.id,
+        )
 
 
-def reports_received(session: Session, application: LoanApplication, report_ids: dict[str, str],
-                     notify: OfficerNotifier | None = None) -> None:
+def reports_received(
+    session: Session, application: LoanApplication, report_ids: dict[str, str], notify: OfficerNotifier | None = None
+) -> None:
     roles = "、".join(ROLE_NAMES[r] for r in report_ids)
-    _tell(session, application, "credit_reports_received",
-          f"申请{application.id}：征信报告已返回（{roles}），已交审批。", notify, reports=report_ids)
+    _tell(
+        session,
+        application,
+        "credit_reports_received",
+        f"申请{application.id}：征信报告已返回（{roles}），已交审批。",
+        notify,
+        reports=report_ids,
+    )
 
 
-def reports_failed(session: Session, application: LoanApplication, failed: dict[str, str],
-                   notify: OfficerNotifier | None = None) -> None:
+def reports_failed(
+    session: Session, application: LoanApplication, failed: dict[str, str], notify: OfficerNotifier | None = None
+) -> None:
     why = "；".join(f"{ROLE_NAMES[r]}：{reason}" for r, reason in failed.items())
-    _tell(session, application, "credit_reports_failed",
-          f"申请{application.id}：征信报告查询失败（{why}）。申请暂停在待授权，需重新查询。", notify, failed=failed)
+    _tell(
+        session,
+        application,
+        "credit_reports_failed",
+        f"申请{application.id}：征信报告查询失败（{why}）。申请暂停在待授权，需重新查询。",
+        notify,
+        failed=failed,
+    )

@@ -1,5 +1,6 @@
 """QR codes for authorization links: the H5 link as a PNG, and the WeChat code
 (Official Account parametric QR code or mini-program code) the settings choose."""
+
 from __future__ import annotations
 
 from datetime import datetime

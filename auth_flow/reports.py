@@ -22,6 +22,7 @@ finds those, and applications whose consents are complete but whose job never ra
 A job put back by the worker after its worker died (`conversation.worker`) takes its
 own `querying` records back at once (`retake=True`), without waiting for them to go stale.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,27 +51,35 @@ BACKOFF_S = 0.5  # first retry after 0.5 s, then 1 s, 2 s, ...
 class Fetch:
     """What `fetch_reports` did: "waiting" (consents missing), "claimed_elsewhere", "received"
     (the lending service has the reports) or "failed" (some query failed)."""
+
     state: str
     missing: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
 def missing_consents(session, application: LoanApplication) -> list[str]:
-    consented = set(session.scalars(select(Authorization.party_role).where(
-        Authorization.application_id == application.id, Authorization.status == "consented")))
+    consented = set(
+        session.scalars(
+            select(Authorization.party_role).where(
+                Authorization.application_id == application.id, Authorization.status == "consented"
+            )
+        )
+    )
     return [role for role in parties(session, application) if role not in consented]
 
 
 def _take_back(session, record: CreditReportRecord, *conditions) -> bool:
     """Set `record` querying again if it still meets `conditions` (one taker among racing processes)."""
-    taken = session.execute(update(CreditReportRecord).where(CreditReportRecord.id == record.id, *conditions)
-                            .values(status="querying", error=None, started_at=utcnow())
-                            .execution_options(synchronize_session=False)).rowcount
+    taken = session.execute(
+        update(CreditReportRecord)
+        .where(CreditReportRecord.id == record.id, *conditions)
+        .values(status="querying", error=None, started_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
     return taken == 1
 
 
-def _claim(settings, application_id: int, retry_failed: bool,
-           retake: bool = False) -> tuple[Fetch | None, list[tuple]]:
+def _claim(settings, application_id: int, retry_failed: bool, retake: bool = False) -> tuple[Fetch | None, list[tuple]]:
     """Insert the query records (or take back the failed or stale ones; with `retake`, every one
     still `querying`: its process is known dead): the list of queries to make."""
     with unit_of_work(settings.database_url) as session:
@@ -83,20 +92,34 @@ def _claim(settings, application_id: int, retry_failed: bool,
         stale_before = utcnow() - timedelta(seconds=settings.report_query_stale_s)
         jobs, requeried = [], []
         for role, person in parties(session, application).items():
-            auth = session.scalar(select(Authorization).where(
-                Authorization.application_id == application.id, Authorization.party_role == role,
-                Authorization.status == "consented"))
-            record = session.scalar(select(CreditReportRecord).where(
-                CreditReportRecord.authorization_id == auth.id))
+            auth = session.scalar(
+                select(Authorization).where(
+                    Authorization.application_id == application.id,
+                    Authorization.party_role == role,
+                    Authorization.status == "consented",
+                )
+            )
+            record = session.scalar(select(CreditReportRecord).where(CreditReportRecord.authorization_id == auth.id))
             if record is None:
-                session.add(CreditReportRecord(authorization_id=auth.id, application_id=application.id,
-                                               party_role=role, status="querying", attempts=0))
+                session.add(
+                    CreditReportRecord(
+                        authorization_id=auth.id,
+                        application_id=application.id,
+                        party_role=role,
+                        status="querying",
+                        attempts=0,
+                    )
+                )
             elif record.status == "failed" and retry_failed:
                 if not _take_back(session, record, CreditReportRecord.status == "failed"):
                     continue
             elif record.status == "querying" and (retake or record.started_at < stale_before):
-                if not _take_back(session, record, CreditReportRecord.status == "querying",
-                                  CreditReportRecord.started_at == record.started_at):
+                if not _take_back(
+                    session,
+                    record,
+                    CreditReportRecord.status == "querying",
+                    CreditReportRecord.started_at == record.started_at,
+                ):
                     continue
                 requeried.append(role)
             else:
@@ -110,32 +133,50 @@ def _claim(settings, application_id: int, retry_failed: bool,
         if not jobs:
             return Fetch("claimed_elsewhere"), []
         if requeried:
-            log.warning("application %s: credit-report queries of %s stuck in `querying`, queried again",
-                        application.id, requeried)
-        audit(session, "system", "credit_reports.querying", "loan_application", application.id,
-              parties=[j[0] for j in jobs], requeried=requeried)
+            log.warning(
+                "application %s: credit-report queries of %s stuck in `querying`, queried again",
+                application.id,
+                requeried,
+            )
+        audit(
+            session,
+            "system",
+            "credit_reports.querying",
+            "loan_application",
+            application.id,
+            parties=[j[0] for j in jobs],
+            requeried=requeried,
+        )
         return None, jobs
 
 
-def _query(bureau: BureauClient, attempts: int, id_number: str, name: str, authorization_id: str,
-           sleep=time.sleep) -> tuple[CreditReport | None, int, str | None]:
+def _query(
+    bureau: BureauClient, attempts: int, id_number: str, name: str, authorization_id: str, sleep=time.sleep
+) -> tuple[CreditReport | None, int, str | None]:
     for attempt in range(1, attempts + 1):
         try:
             return bureau.query_report(id_number, name, authorization_id), attempt, None
         except BureauRejected as exc:
             return None, attempt, f"征信中心拒绝查询：{exc.code}"
         except BureauError as exc:
-            log.warning("credit report for authorization %s, attempt %d/%d: %s", authorization_id, attempt,
-                        attempts, exc)
+            log.warning(
+                "credit report for authorization %s, attempt %d/%d: %s", authorization_id, attempt, attempts, exc
+            )
             if attempt == attempts:
                 return None, attempt, f"征信中心暂时无法访问（已尝试{attempts}次）"
             sleep(BACKOFF_S * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 
-def fetch_reports(settings, application_id: int, bureau: BureauClient | None = None,
-                  applications: Applications | None = None, retry_failed: bool = False,
-                  notify: notices.OfficerNotifier | None = None, retake: bool = False) -> Fetch:
+def fetch_reports(
+    settings,
+    application_id: int,
+    bureau: BureauClient | None = None,
+    applications: Applications | None = None,
+    retry_failed: bool = False,
+    notify: notices.OfficerNotifier | None = None,
+    retake: bool = False,
+) -> Fetch:
     """Query every report of the application once consents are complete; give them to lending.
     The officer hears when the reports are in, or that a query failed (`notify`)."""
     done, jobs = _claim(settings, application_id, retry_failed, retake)
@@ -148,8 +189,9 @@ def fetch_reports(settings, application_id: int, bureau: BureauClient | None = N
     with unit_of_work(settings.database_url) as session:
         failed = {}
         for (role, _, _, auth_id), (report, attempts, error) in zip(jobs, results):
-            record = session.scalar(select(CreditReportRecord).where(
-                CreditReportRecord.authorization_id == int(auth_id)))
+            record = session.scalar(
+                select(CreditReportRecord).where(CreditReportRecord.authorization_id == int(auth_id))
+            )
             record.attempts += attempts
             record.finished_at = utcnow()
             if report is None:
@@ -168,8 +210,7 @@ def fetch_reports(settings, application_id: int, bureau: BureauClient | None = N
         report_ids = {role: r.report_id for role, r in reports.items()}
         notices.reports_received(session, session.get(LoanApplication, application_id), report_ids, notify)
         applications.report_arrived(session, application_id, reports)
-        audit(session, "system", "credit_reports.received", "loan_application", application_id,
-              reports=report_ids)
+        audit(session, "system", "credit_reports.received", "loan_application", application_id, reports=report_ids)
     return Fetch("received")
 
 
@@ -185,24 +226,29 @@ def fetch_job(application_id: int) -> str:
     return outcome.state
 
 
-def sweep_reports(settings, applications: Applications | None = None,
-                  notify: notices.OfficerNotifier | None = None) -> dict[int, str]:
+def sweep_reports(
+    settings, applications: Applications | None = None, notify: notices.OfficerNotifier | None = None
+) -> dict[int, str]:
     """Fetch the reports of every application whose consents are complete but whose reports
     are neither in nor being queried (its job died or never ran); {application id: state}."""
     with unit_of_work(settings.database_url) as session:
         # Only those with a consent can be complete: the many waiting for their first are not loaded.
         consented = select(Authorization.application_id).where(Authorization.status == "consented")
-        waiting = session.scalars(select(LoanApplication).where(
-            LoanApplication.status == "awaiting_authorization", LoanApplication.id.in_(consented))
-            .order_by(LoanApplication.id)).all()
+        waiting = session.scalars(
+            select(LoanApplication)
+            .where(LoanApplication.status == "awaiting_authorization", LoanApplication.id.in_(consented))
+            .order_by(LoanApplication.id)
+        ).all()
         ready = [a.id for a in waiting if not missing_consents(session, a)]
-    return {app_id: fetch_reports(settings, app_id, applications=applications, notify=notify).state
-            for app_id in ready}
+    return {app_id: fetch_reports(settings, app_id, applications=applications, notify=notify).state for app_id in ready}
 
 
 def received_reports(session, secret_key: str, application_id: int) -> dict[str, CreditReport]:
-    records = session.scalars(select(CreditReportRecord).where(
-        CreditReportRecord.application_id == application_id, CreditReportRecord.status == "received"))
+    records = session.scalars(
+        select(CreditReportRecord).where(
+            CreditReportRecord.application_id == application_id, CreditReportRecord.status == "received"
+        )
+    )
     return {r.party_role: CreditReport.from_json(json.loads(unseal(secret_key, r.report_sealed))) for r in records}
 
 

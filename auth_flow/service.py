@@ -14,6 +14,7 @@ goes through the steps in order, each recorded in the evidence chain
 Every refused step is recorded too; failed identity or face checks count against
 `max_attempts`, after which the token locks and the officer gets a hand-off.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,15 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence, faces
 from auth_flow.evidence import Client
-from sunshine.models import (FINAL_APPLICATION_STATUSES, Authorization, Customer, FaceReference, LoanApplication, audit,
-                              utcnow)
+from sunshine.models import (
+    FINAL_APPLICATION_STATUSES,
+    Authorization,
+    Customer,
+    FaceReference,
+    LoanApplication,
+    audit,
+    utcnow,
+)
 from sunshine.protect import constant_time_equal, mask_name, unseal
 
 log = logging.getLogger(__name__)
@@ -47,7 +55,8 @@ SMS_MAX_SENDS = 5
 BIOMETRIC_CONSENT_TEXT = (
     f"为确认是您本人授权，{BANK}将采集您的人脸图像，与您登记的证件照比对，并检测是否为真人操作。"
     "人脸属于敏感个人信息：比对完成后照片立即删除，只保留照片的校验值（哈希）和比对结果，用于证明授权经过。"
-    "您可以拒绝，改到网点当面办理。")
+    "您可以拒绝，改到网点当面办理。"
+)
 
 
 class AuthorizationError(ValueError):
@@ -71,6 +80,7 @@ class IssuedAuthorization:
 @dataclass(frozen=True)
 class Outcome:
     """The result of a checked step: `ok`, or why not and how many tries are left."""
+
     ok: bool
     message: str
     attempts_left: int
@@ -82,25 +92,51 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(session: Session, customer: Customer, party: Customer, party_role: str, requested_by: str,
-          ttl: timedelta, application_id: int | None = None, purpose: str = DEFAULT_PURPOSE) -> IssuedAuthorization:
+def issue(
+    session: Session,
+    customer: Customer,
+    party: Customer,
+    party_role: str,
+    requested_by: str,
+    ttl: timedelta,
+    application_id: int | None = None,
+    purpose: str = DEFAULT_PURPOSE,
+) -> IssuedAuthorization:
     """Create an authorization request for one party and return it with its token."""
     if party_role not in PARTY_ROLES:
         raise ValueError(f"unknown party role {party_role!r}")
     token = secrets.token_urlsafe(24)  # 32 characters: fits a mini-program scene
-    auth = Authorization(application_id=application_id, customer_id=customer.id, party_role=party_role,
-                         party_name=party.name, party_id_masked=party.id_masked, party_customer_id=party.id,
-                         party_phone_masked=party.phone_masked, purpose=purpose, requested_by=requested_by,
-                         token_hash=_hash(token), expires_at=utcnow() + ttl, attempts=0)
+    auth = Authorization(
+        application_id=application_id,
+        customer_id=customer.id,
+        party_role=party_role,
+        party_name=party.name,
+        party_id_masked=party.id_masked,
+        party_customer_id=party.id,
+        party_phone_masked=party.phone_masked,
+        purpose=purpose,
+        requested_by=requested_by,
+        token_hash=_hash(token),
+        expires_at=utcnow() + ttl,
+        attempts=0,
+    )
     session.add(auth)
     session.flush()
-    audit(session, requested_by, "authorization.issued", "authorization", auth.id, party_role=party_role,
-          application_id=application_id)
+    audit(
+        session,
+        requested_by,
+        "authorization.issued",
+        "authorization",
+        auth.id,
+        party_role=party_role,
+        application_id=application_id,
+    )
     return IssuedAuthorization(auth, token)
 
 
-def issue_for_application(session: Session, application: LoanApplication, requested_by: str,
-                          ttl: timedelta) -> tuple[list[IssuedAuthorization], list[Authorization]]:
+def issue_for_application(
+    session: Session, application: LoanApplication, requested_by: str, ttl: timedelta
+) -> tuple[list[IssuedAuthorization], list[Authorization]]:
     """One fresh request for every party of the application who has not consented yet
     (a pending earlier one is superseded: its link stops working). Returns the new
     requests and the consents already given."""
@@ -108,8 +144,11 @@ def issue_for_application(session: Session, application: LoanApplication, reques
 
     issued, consented = [], []
     for role, person in parties(session, application).items():
-        earlier = session.scalars(select(Authorization).where(
-            Authorization.application_id == application.id, Authorization.party_role == role)).all()
+        earlier = session.scalars(
+            select(Authorization).where(
+                Authorization.application_id == application.id, Authorization.party_role == role
+            )
+        ).all()
         done = [a for a in earlier if a.status == "consented"]
         if done:
             consented.append(done[0])
@@ -118,8 +157,18 @@ def issue_for_application(session: Session, application: LoanApplication, reques
             if old.status == "pending":
                 old.status = "superseded"
         purpose = f"{DEFAULT_PURPOSE}（{application.product.name}）"
-        issued.append(issue(session, application.customer, person, role, requested_by, ttl,
-                            application_id=application.id, purpose=purpose))
+        issued.append(
+            issue(
+                session,
+                application.customer,
+                person,
+                role,
+                requested_by,
+                ttl,
+                application_id=application.id,
+                purpose=purpose,
+            )
+        )
     return issued, consented
 
 
@@ -155,8 +204,16 @@ def open_for_step(session: Session, token: str, step: str, client: Client) -> Au
         if auth is not None:
             evidence.append(session, auth, "refused", client, step=step, reason=str(exc))
         else:
-            audit(session, "h5", "authorization.unknown_token", "authorization", "-", step=step,
-                  token_sha256=_hash(token)[:16], client_ip=client.ip)
+            audit(
+                session,
+                "h5",
+                "authorization.unknown_token",
+                "authorization",
+                "-",
+                step=step,
+                token_sha256=_hash(token)[:16],
+                client_ip=client.ip,
+            )
         raise
 
 
@@ -165,19 +222,21 @@ def consent_text(auth: Authorization, application: LoanApplication | None) -> st
     about = ""
     if application is not None:
         applicant = application.customer
-        about = (f"，用于审批{mask_name(applicant.name)}申请的{application.product.name}"
-                 f"（申请编号{application.id}）")
-    return (f"本人{auth.party_name}（身份证{auth.party_id_masked}）作为{ROLE_NAMES[auth.party_role]}，"
-            f"授权{BANK}向中国人民银行征信中心查询本人的个人信用报告{about}。查询用途：{auth.purpose}。"
-            f"本授权只用于这一笔业务，仅查询一次，查询记录会显示在本人的信用报告中。")
+        about = f"，用于审批{mask_name(applicant.name)}申请的{application.product.name}" f"（申请编号{application.id}）"
+    return (
+        f"本人{auth.party_name}（身份证{auth.party_id_masked}）作为{ROLE_NAMES[auth.party_role]}，"
+        f"授权{BANK}向中国人民银行征信中心查询本人的个人信用报告{about}。查询用途：{auth.purpose}。"
+        f"本授权只用于这一笔业务，仅查询一次，查询记录会显示在本人的信用报告中。"
+    )
 
 
 def _party(session: Session, auth: Authorization) -> Customer:
     return session.get(Customer, auth.party_customer_id or auth.customer_id)
 
 
-def _failed(session: Session, auth: Authorization, message: str, max_attempts: int, client: Client,
-            face: dict | None = None) -> Outcome:
+def _failed(
+    session: Session, auth: Authorization, message: str, max_attempts: int, client: Client, face: dict | None = None
+) -> Outcome:
     auth.attempts += 1
     left = max(max_attempts - auth.attempts, 0)
     if left == 0:
@@ -195,9 +254,17 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
     audit(session, "h5", "authorization.locked", "authorization", auth.id, attempts=auth.attempts)
     applicant = session.get(Customer, auth.customer_id)
     openid = applicant.wechat_openid or f"customer:{applicant.id}"
-    request_hand_off(session, openid, "authorization_locked",
-                     {"authorization_id": auth.id, "application_id": auth.application_id,
-                      "party_role": auth.party_role, "party": mask_name(auth.party_name)})
+    request_hand_off(
+        session,
+        openid,
+        "authorization_locked",
+        {
+            "authorization_id": auth.id,
+            "application_id": auth.application_id,
+            "party_role": auth.party_role,
+            "party": mask_name(auth.party_name),
+        },
+    )
 
 
 def identity_factor(party: Customer) -> str:
@@ -228,9 +295,11 @@ def send_sms_code(session: Session, secret_key: str, token: str, sms, client: Cl
         raise StepRefused("验证码发送次数过多，请联系客户经理重新发起授权")
     code = f"{secrets.randbelow(10 ** SMS_CODE_DIGITS):0{SMS_CODE_DIGITS}d}"
     try:
-        sms.send(unseal(secret_key, party.phone_sealed),
-                 f"【{BANK}】您的征信查询授权验证码为{code}，{SMS_CODE_TTL.seconds // 60}分钟内有效。"
-                 "请勿告诉任何人（包括银行工作人员）。")
+        sms.send(
+            unseal(secret_key, party.phone_sealed),
+            f"【{BANK}】您的征信查询授权验证码为{code}，{SMS_CODE_TTL.seconds // 60}分钟内有效。"
+            "请勿告诉任何人（包括银行工作人员）。",
+        )
     except SmsError as exc:
         log.warning("SMS code for authorization %s not sent: %s", auth.id, exc)
         raise StepRefused("短信发送失败，请稍后再试") from None
@@ -240,8 +309,17 @@ def send_sms_code(session: Session, secret_key: str, token: str, sms, client: Cl
     return party.phone_masked
 
 
-def check_identity(session: Session, secret_key: str, token: str, name: str, id_digits: str, client: Client,
-                   max_attempts: int, wechat_openid: str | None = None, sms_code: str | None = None) -> Outcome:
+def check_identity(
+    session: Session,
+    secret_key: str,
+    token: str,
+    name: str,
+    id_digits: str,
+    client: Client,
+    max_attempts: int,
+    wechat_openid: str | None = None,
+    sms_code: str | None = None,
+) -> Outcome:
     """Step 1 on the H5 page: the party's name and the last digits of their ID number, and
     a second factor: `wechat_openid` (from WeChat's web authorization) must be the party's bound
     WeChat, or, for a party without one, `sms_code` the code texted to their phone."""
@@ -255,15 +333,21 @@ def check_identity(session: Session, secret_key: str, token: str, name: str, id_
         raise StepRefused("请先获取短信验证码并填写")
     id_number = unseal(secret_key, party.id_sealed)
     given = (id_digits or "").strip().upper()
-    name_ok = (name or "").strip() == party.name and len(given) == ID_DIGITS and \
-        constant_time_equal(given, id_number[-ID_DIGITS:])
+    name_ok = (
+        (name or "").strip() == party.name
+        and len(given) == ID_DIGITS
+        and constant_time_equal(given, id_number[-ID_DIGITS:])
+    )
     if factor == "wechat":
         second_ok = constant_time_equal(wechat_openid, party.wechat_openid)
         detail = {"wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()}
         why = "当前微信不是被查询人本人的微信，请本人用自己的微信打开"
     else:
-        second_ok = bool(auth.sms_code_hash) and auth.sms_code_expires_at >= utcnow() and \
-            constant_time_equal(_code_hash(secret_key, auth, sms_code.strip()), auth.sms_code_hash)
+        second_ok = (
+            bool(auth.sms_code_hash)
+            and auth.sms_code_expires_at >= utcnow()
+            and constant_time_equal(_code_hash(secret_key, auth, sms_code.strip()), auth.sms_code_hash)
+        )
         detail = {"phone": party.phone_masked}
         why = "短信验证码不正确或已过期，请重新获取"
     method = {"method": "name_id_digits", "factor": "wechat_oauth" if factor == "wechat" else "sms_code"}
@@ -272,14 +356,15 @@ def check_identity(session: Session, secret_key: str, token: str, name: str, id_
         auth.sms_code_hash = None  # a code works once
         evidence.append(session, auth, "identity_checked", client, **method, **detail)
         return Outcome(True, "身份核对通过", max_attempts - auth.attempts)
-    evidence.append(session, auth, "identity_failed", client, **method, **detail, name_id_ok=name_ok,
-                    factor_ok=second_ok)
-    return _failed(session, auth, why if name_ok else "姓名或身份证号后6位与授权信息不一致，请核对后重新输入",
-                   max_attempts, client)
+    evidence.append(
+        session, auth, "identity_failed", client, **method, **detail, name_id_ok=name_ok, factor_ok=second_ok
+    )
+    return _failed(
+        session, auth, why if name_ok else "姓名或身份证号后6位与授权信息不一致，请核对后重新输入", max_attempts, client
+    )
 
 
-def check_identity_wxa(session: Session, api, token: str, js_code: str, client: Client,
-                       max_attempts: int) -> Outcome:
+def check_identity_wxa(session: Session, api, token: str, js_code: str, client: Client, max_attempts: int) -> Outcome:
     """Step 1 in the mini-program: wx.login's code must belong to the party's own WeChat."""
     from clients.wechat import WeChatApiError
 
@@ -313,16 +398,24 @@ def give_biometric_consent(session: Session, token: str, agree: bool, client: Cl
     return auth
 
 
-def enroll_reference(session: Session, secret_key: str, customer: Customer, image: bytes, enrolled_by: str,
-                     source: str = "officer") -> FaceReference:
+def enroll_reference(
+    session: Session, secret_key: str, customer: Customer, image: bytes, enrolled_by: str, source: str = "officer"
+) -> FaceReference:
     """Enrol an ID-photo-like reference face for `customer` (it replaces the earlier one).
     Raises faces.FaceError when the image does not hold exactly one face."""
     encoding = faces.encode(faces.load_image(image))
-    for old in session.scalars(select(FaceReference).where(FaceReference.customer_id == customer.id,
-                                                           FaceReference.active.is_(True))):
+    for old in session.scalars(
+        select(FaceReference).where(FaceReference.customer_id == customer.id, FaceReference.active.is_(True))
+    ):
         old.active = False
-    ref = FaceReference(customer_id=customer.id, encoding_sealed=faces.seal_encoding(secret_key, encoding),
-                        image_sha256=faces.sha256(image), source=source, enrolled_by=enrolled_by, active=True)
+    ref = FaceReference(
+        customer_id=customer.id,
+        encoding_sealed=faces.seal_encoding(secret_key, encoding),
+        image_sha256=faces.sha256(image),
+        source=source,
+        enrolled_by=enrolled_by,
+        active=True,
+    )
     session.add(ref)
     session.flush()
     audit(session, enrolled_by, "face_reference.enrolled", "customer", customer.id, source=source)
@@ -330,12 +423,21 @@ def enroll_reference(session: Session, secret_key: str, customer: Customer, imag
 
 
 def reference_of(session: Session, customer_id: int) -> FaceReference | None:
-    return session.scalar(select(FaceReference).where(FaceReference.customer_id == customer_id,
-                                                      FaceReference.active.is_(True)))
+    return session.scalar(
+        select(FaceReference).where(FaceReference.customer_id == customer_id, FaceReference.active.is_(True))
+    )
 
 
-def check_face(session: Session, secret_key: str, token: str, uploads: list[bytes], client: Client,
-               max_attempts: int, tolerance: float, min_motion: float) -> Outcome:
+def check_face(
+    session: Session,
+    secret_key: str,
+    token: str,
+    uploads: list[bytes],
+    client: Client,
+    max_attempts: int,
+    tolerance: float,
+    min_motion: float,
+) -> Outcome:
     """Step 3: the frames taken while the party turns their head: same face as the reference, and live."""
     auth = open_for_step(session, token, "face", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None:
@@ -347,21 +449,25 @@ def check_face(session: Session, secret_key: str, token: str, uploads: list[byte
         raise StepRefused("银行还没有登记您的证件照，暂时不能刷脸授权，请联系客户经理")
     hashes = [faces.sha256(u) for u in uploads]
     try:
-        result = faces.verify(faces.unseal_encoding(secret_key, ref.encoding_sealed), uploads, tolerance,
-                              min_motion)
+        result = faces.verify(faces.unseal_encoding(secret_key, ref.encoding_sealed), uploads, tolerance, min_motion)
     except faces.FaceError as exc:
         evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc))
         return _failed(session, auth, str(exc), max_attempts, client)
     face = result.as_dict()
     if result.passed:
         auth.face_verified_at = utcnow()
-        evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes,
-                        reference_sha256=ref.image_sha256)
+        evidence.append(
+            session, auth, "face_passed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
+        )
         return Outcome(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
-    evidence.append(session, auth, "face_failed", client, face=face, image_sha256=hashes,
-                    reference_sha256=ref.image_sha256)
-    why = ("未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片" if result.matched
-           else "人脸与登记的证件照不一致，请本人操作")
+    evidence.append(
+        session, auth, "face_failed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
+    )
+    why = (
+        "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
+        if result.matched
+        else "人脸与登记的证件照不一致，请本人操作"
+    )
     return _failed(session, auth, why, max_attempts, client, face=face)
 
 
@@ -369,6 +475,7 @@ def give_consent(session: Session, token: str, agree: bool, client: Client, noti
     """Step 4: consent to the credit-report query; the token is used up. The officer hears of
     it (and of a refusal) through `notify` (an auth_flow.notices.OfficerNotifier; default: recorded)."""
     from auth_flow import notices
+
     auth = open_for_step(session, token, "consent", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None or auth.face_verified_at is None:
         evidence.append(session, auth, "refused", client, step="consent", reason="face_not_verified")
@@ -381,9 +488,12 @@ def give_consent(session: Session, token: str, agree: bool, client: Client, noti
         if auth.application_id:
             notices.consent_recorded(session, auth, notify)
         return auth
-    face = session.scalar(select(evidence.ConsentEvidence.face).where(
-        evidence.ConsentEvidence.authorization_id == auth.id, evidence.ConsentEvidence.event == "face_passed")
-        .order_by(evidence.ConsentEvidence.id.desc()).limit(1))
+    face = session.scalar(
+        select(evidence.ConsentEvidence.face)
+        .where(evidence.ConsentEvidence.authorization_id == auth.id, evidence.ConsentEvidence.event == "face_passed")
+        .order_by(evidence.ConsentEvidence.id.desc())
+        .limit(1)
+    )
     auth.status, auth.consented_at = "consented", utcnow()
     evidence.append(session, auth, "consented", client, consent_text=text, face=face or {})
     audit(session, "h5", "authorization.consented", "authorization", auth.id, party_role=auth.party_role)
@@ -396,14 +506,24 @@ def give_consent(session: Session, token: str, agree: bool, client: Client, noti
 def public_view(session: Session, auth: Authorization) -> dict:
     """What the authorization page shows: who is asking, for what, and how far the party has come."""
     application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
-    return {"party_name": auth.party_name, "party_role": auth.party_role,
-            "party_role_name": ROLE_NAMES[auth.party_role], "party_id_masked": auth.party_id_masked,
-            "party_phone_masked": auth.party_phone_masked, "purpose": auth.purpose,
-            "requested_by": auth.requested_by, "bank": BANK,
-            "expires_at": auth.expires_at.isoformat() + "Z", "status": auth.status,
-            "steps": {"identity": auth.identity_checked_at is not None,
-                      "biometric_consent": auth.biometric_consent_at is not None,
-                      "face": auth.face_verified_at is not None},
-            "id_digits": ID_DIGITS, "biometric_consent_text": BIOMETRIC_CONSENT_TEXT,
-            "identity_factor": identity_factor(_party(session, auth)),
-            "consent_text": consent_text(auth, application)}
+    return {
+        "party_name": auth.party_name,
+        "party_role": auth.party_role,
+        "party_role_name": ROLE_NAMES[auth.party_role],
+        "party_id_masked": auth.party_id_masked,
+        "party_phone_masked": auth.party_phone_masked,
+        "purpose": auth.purpose,
+        "requested_by": auth.requested_by,
+        "bank": BANK,
+        "expires_at": auth.expires_at.isoformat() + "Z",
+        "status": auth.status,
+        "steps": {
+            "identity": auth.identity_checked_at is not None,
+            "biometric_consent": auth.biometric_consent_at is not None,
+            "face": auth.face_verified_at is not None,
+        },
+        "id_digits": ID_DIGITS,
+        "biometric_consent_text": BIOMETRIC_CONSENT_TEXT,
+        "identity_factor": identity_factor(_party(session, auth)),
+        "consent_text": consent_text(auth, application),
+    }

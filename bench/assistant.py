@@ -15,6 +15,7 @@ Figures: rasa_train_s (baseline: the reference training), rasa_train_peak_mb, pa
 turn_p50_ms, turn_p95_ms. It also prints the held-out intents of the slowest
 5% of turns (the tail the p95 is made of).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,26 @@ HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 def measure_training(out: Path) -> tuple[float, float]:
     """(seconds, peak MB) of one `rasa train` from scratch."""
     started = time.monotonic()
-    proc = subprocess.Popen([RASA, "train", "--config", "bot/config.yml", "--domain", "bot/domain.yml",  # noqa: S603  our own fixed argv (rasa train), no shell
-                             "--data", "bot/data", "nlu_data", "--out", str(out), "--force", "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            RASA,
+            "train",
+            "--config",
+            "bot/config.yml",
+            "--domain",
+            "bot/domain.yml",  # noqa: S603  our own fixed argv (rasa train), no shell
+            "--data",
+            "bot/data",
+            "nlu_data",
+            "--out",
+            str(out),
+            "--force",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     root, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
@@ -65,8 +83,13 @@ def reference_training(steps: int = 600) -> float:
     rng = np.random.default_rng(0)
     features = tf.constant((rng.random((128, 8000)) < 0.003).astype("float32"))
     labels = tf.constant(rng.integers(0, 20, 128))
-    model = tf.keras.Sequential([tf.keras.layers.Dense(256, activation="relu"),
-                                 tf.keras.layers.Dense(128, activation="relu"), tf.keras.layers.Dense(20)])
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Dense(256, activation="relu"),
+            tf.keras.layers.Dense(128, activation="relu"),
+            tf.keras.layers.Dense(20),
+        ]
+    )
     optimizer = tf.keras.optimizers.Adam(0.001)
     loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -90,8 +113,11 @@ def measure_turns(stack: local_stack.Stack, texts: list[str]) -> tuple[list[floa
             t0 = time.perf_counter()
             http.post(f"{stack.rasa}/model/parse", json={"text": text}, timeout=30).raise_for_status()
             t1 = time.perf_counter()
-            answer = http.post(f"{stack.rasa}/webhooks/rest/webhook",
-                               json={"sender": f"bench_turn_{i % 20}", "message": text}, timeout=30)
+            answer = http.post(
+                f"{stack.rasa}/webhooks/rest/webhook",
+                json={"sender": f"bench_turn_{i % 20}", "message": text},
+                timeout=30,
+            )
             t2 = time.perf_counter()
             answer.raise_for_status()
             if not answer.json():
@@ -115,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             seconds, peak_mb = measure_training(folder / "models")
             reference = (before + reference_training()) / 2
             figures.update(rasa_train_s=(seconds, "s", reference), rasa_train_peak_mb=(peak_mb, "MB", None))
-            print(f"rasa train: {seconds:.0f} s, peak {peak_mb:.0f} MB; reference training {before:.1f} s before,"
-                  f" {2 * reference - before:.1f} s after (ratio {seconds / reference:.1f})", flush=True)
+            print(
+                f"rasa train: {seconds:.0f} s, peak {peak_mb:.0f} MB; reference training {before:.1f} s before,"
+                f" {2 * reference - before:.1f} s after (ratio {seconds / reference:.1f})",
+                flush=True,
+            )
         examples = load_data(str(HELDOUT)).intent_examples[: args.messages]
         texts = [e.get("text") for e in examples]
         print("starting the stack ...", flush=True)
@@ -127,13 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop()
     p50, p95 = percentile(parse_ms, 50), percentile(parse_ms, 95)
-    figures.update(parse_p50_ms=(p50, "ms", None), parse_p95_ms=(p95, "ms", None),
-                   turn_p50_ms=(percentile(turn_ms, 50), "ms", p50), turn_p95_ms=(percentile(turn_ms, 95), "ms", p95))
+    figures.update(
+        parse_p50_ms=(p50, "ms", None),
+        parse_p95_ms=(p95, "ms", None),
+        turn_p50_ms=(percentile(turn_ms, 50), "ms", p50),
+        turn_p95_ms=(percentile(turn_ms, 95), "ms", p95),
+    )
     record(figures)
     print(f"{'figure':<22}{'value':>10}  baseline (same run: reference training; parse)")
     for name, (value, unit, baseline) in figures.items():
         print(f"{name:<22}{value:>10.1f} {unit:<3}{'' if baseline is None else f'{baseline:>8.1f}'}")
-    slowest = sorted(range(len(turn_ms)), key=turn_ms.__getitem__)[-max(1, len(turn_ms) // 20):]
+    slowest = sorted(range(len(turn_ms)), key=turn_ms.__getitem__)[-max(1, len(turn_ms) // 20) :]
     tail = collections.Counter(examples[i].get("intent") for i in slowest)
     print("slowest 5% of turns by intent: " + ", ".join(f"{intent} {n}" for intent, n in tail.most_common()))
     return 0

@@ -10,6 +10,7 @@
   bureau emulator over HTTP, records, and `Applications.report_arrived`
   (target under 2 s); baseline null.
 """
+
 from __future__ import annotations
 
 import io
@@ -71,15 +72,20 @@ def reports_figure() -> float:
     from sunshine.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp, serve_in_thread(create_app()) as bureau_url:
-        settings = replace(Settings(), database_url=f"sqlite:///{Path(tmp) / 'bench.sqlite'}",
-                           bureau_url=bureau_url, secret_key="bench-secret")  # noqa: S106  a benchmark's throw-away secret
+        settings = replace(
+            Settings(),
+            database_url=f"sqlite:///{Path(tmp) / 'bench.sqlite'}",
+            bureau_url=bureau_url,
+            secret_key="bench-secret",
+        )  # noqa: S106  a benchmark's throw-away secret
         upgrade(settings.database_url)
         svc = Applications(settings.secret_key, lambda openid, text: None)
         with unit_of_work(settings.database_url) as s:
             load_demo(s, settings.secret_key)
             head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
-            app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="bench",
-                            guarantor_id=guarantor.id)
+            app = svc.apply(
+                s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="bench", guarantor_id=guarantor.id
+            )
             service.issue_for_application(s, app, "bench", timedelta(minutes=30))
             for auth in s.query(Authorization).filter_by(application_id=app.id):
                 auth.status = "consented"  # the consents themselves are not what is measured
@@ -100,8 +106,13 @@ def main() -> None:
         pass
     ours, bare = face_figures()
     seconds = reports_figure()
-    record({"face_verify_p50_ms": (ours, "ms", bare), "face_overhead_ratio": (ours / bare, "ratio", 1.0),
-            "auth_reports_s": (seconds, "s", None)})
+    record(
+        {
+            "face_verify_p50_ms": (ours, "ms", bare),
+            "face_overhead_ratio": (ours / bare, "ratio", 1.0),
+            "auth_reports_s": (seconds, "s", None),
+        }
+    )
     print(f"face_verify_p50_ms   {ours:8.1f} ms   (bare face_recognition {bare:.1f} ms)")
     print(f"face_overhead_ratio  {ours / bare:8.3f}")
     print(f"auth_reports_s       {seconds:8.3f} s")

@@ -13,6 +13,7 @@
   client on SQLite (target under 300 ms); baseline: the same page with an
   empty queue.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,16 +52,33 @@ def _fill(url: str) -> None:
         officers = s.scalars(select(Officer.id)).all()
         customers = s.scalars(select(Customer.id)).all()
         now = utcnow()
-        s.add_all(HandOff(openid=f"o_bench_{n}", officer_id=officers[n % len(officers)] if n % 3 else None,
-                          customer_id=customers[n % len(customers)] if n % 2 else None, reason="customer_request",
-                          summary={"last_messages": ["我能贷多少", "转人工"]}, priority=n % 4,
-                          status="claimed" if n % 5 == 0 else "open",
-                          deadline=now + timedelta(minutes=n % 90 - 20)) for n in range(OPEN_HAND_OFFS))
+        s.add_all(
+            HandOff(
+                openid=f"o_bench_{n}",
+                officer_id=officers[n % len(officers)] if n % 3 else None,
+                customer_id=customers[n % len(customers)] if n % 2 else None,
+                reason="customer_request",
+                summary={"last_messages": ["我能贷多少", "转人工"]},
+                priority=n % 4,
+                status="claimed" if n % 5 == 0 else "open",
+                deadline=now + timedelta(minutes=n % 90 - 20),
+            )
+            for n in range(OPEN_HAND_OFFS)
+        )
         # one live application per customer and product
         pairs = [(c, p) for c in customers for p in s.scalars(select(LoanProduct.code))][:APPLICATIONS]
-        s.add_all(LoanApplication(customer_id=c, product_code=p, amount=100_000 + n, term_months=12,
-                                  status="under_review", review_mode="officer",
-                                  review_deadline=now + timedelta(hours=n % 30 - 5)) for n, (c, p) in enumerate(pairs))
+        s.add_all(
+            LoanApplication(
+                customer_id=c,
+                product_code=p,
+                amount=100_000 + n,
+                term_months=12,
+                status="under_review",
+                review_mode="officer",
+                review_deadline=now + timedelta(hours=n % 30 - 5),
+            )
+            for n, (c, p) in enumerate(pairs)
+        )
 
 
 def console_queue_ms(folder: Path) -> tuple[float, float, float]:
@@ -99,8 +117,11 @@ def handoff_visible_s(folder: Path) -> list[float]:
     try:
         officer = requests.Session()
         token = _csrf(officer.get(stack.web + "/console/login", timeout=5).text)
-        officer.post(stack.web + "/console/login", timeout=5,
-                     data={"username": "officer01", "password": "sunshine-demo", "csrf": token}).raise_for_status()
+        officer.post(
+            stack.web + "/console/login",
+            timeout=5,
+            data={"username": "officer01", "password": "sunshine-demo", "csrf": token},
+        ).raise_for_status()
         s = Settings()
         seconds = []
         for n in range(ROUNDS):
@@ -127,15 +148,21 @@ def main() -> None:
         folder = Path(tmp)
         median_ms, p95_ms, empty_ms = console_queue_ms(folder)
         visible = handoff_visible_s(folder)
-    figures = {"handoff_visible_s": (statistics.median(visible), "s", None),
-               "console_queue_ms": (median_ms, "ms", empty_ms)}
+    figures = {
+        "handoff_visible_s": (statistics.median(visible), "s", None),
+        "console_queue_ms": (median_ms, "ms", empty_ms),
+    }
     record(figures)
     print(f"{'figure':<24}{'value':>10}{'baseline':>10}  note")
-    print(f"{'handoff_visible_s':<24}{statistics.median(visible):>10.2f}{'-':>10}  "
-          f"转人工 at /wechat to the officer's queue API, median of {ROUNDS} (max {max(visible):.2f}; target < 2)")
-    print(f"{'console_queue_ms':<24}{median_ms:>10.1f}{empty_ms:>10.1f}  "
-          f"/console with {OPEN_HAND_OFFS} open hand-offs, median of {REQUESTS} (p95 {p95_ms:.1f}); "
-          "baseline: empty queue (target < 300)")
+    print(
+        f"{'handoff_visible_s':<24}{statistics.median(visible):>10.2f}{'-':>10}  "
+        f"转人工 at /wechat to the officer's queue API, median of {ROUNDS} (max {max(visible):.2f}; target < 2)"
+    )
+    print(
+        f"{'console_queue_ms':<24}{median_ms:>10.1f}{empty_ms:>10.1f}  "
+        f"/console with {OPEN_HAND_OFFS} open hand-offs, median of {REQUESTS} (p95 {p95_ms:.1f}); "
+        "baseline: empty queue (target < 300)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ The imports run in fresh SQLite databases under a temporary folder; the
 decisions then run in the 100,000-household one, so that the rules' look-ups
 meet a village-sized table.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,13 +59,23 @@ def person_name(n: int) -> str:
 
 def village_row(n: int) -> dict:
     """Household n: a farmer head and spouse with clean credit reports (the emulator's digit 15 < 6)."""
+
     def id_number(birth_year: int, k: int) -> str:
-        return with_check_digit(f"{320000 + n % 90000}{birth_year}{1 + n % 12:02d}{1 + n % 28:02d}"
-                                f"{(n // 90000) % 10}{(n // 10) % 6}{k}")
-    return {"village": f"村{n // 1000:03d}", "household_head": person_name(2 * n), "id_number": id_number(1970 + n % 20, 1),
-            "phone": f"13{n:09d}", "customer_type": "farmer", "credit_line": str(50_000 + (n % 20) * 10_000),
-            "valid_until": "2027-12-31", "members": f"spouse:{person_name(2 * n + 1)}:{id_number(1972 + n % 20, 2)}:15{n:09d}",
-            "tags": "occupation=水稻种植;income_band=5-10万"}
+        return with_check_digit(
+            f"{320000 + n % 90000}{birth_year}{1 + n % 12:02d}{1 + n % 28:02d}" f"{(n // 90000) % 10}{(n // 10) % 6}{k}"
+        )
+
+    return {
+        "village": f"村{n // 1000:03d}",
+        "household_head": person_name(2 * n),
+        "id_number": id_number(1970 + n % 20, 1),
+        "phone": f"13{n:09d}",
+        "customer_type": "farmer",
+        "credit_line": str(50_000 + (n % 20) * 10_000),
+        "valid_until": "2027-12-31",
+        "members": f"spouse:{person_name(2 * n + 1)}:{id_number(1972 + n % 20, 2)}:15{n:09d}",
+        "tags": "occupation=水稻种植;income_band=5-10万",
+    }
 
 
 def write_village_file(path: Path, households: int) -> Path:
@@ -85,6 +96,7 @@ def fresh_database(folder: Path, name: str) -> str:
 
 
 # --- import ----------------------------------------------------------------------
+
 
 def _import_in_child(url: str, path: str, queue) -> None:
     """Import in a fresh process so that its peak memory (ru_maxrss) is this import's alone."""
@@ -117,8 +129,17 @@ def measure_import(folder: Path, households: int) -> tuple[float, float, str]:
 def bare_insert(folder: Path, households: int) -> float:
     """The floor: the same number of heads and spouses inserted with one executemany, nothing checked."""
     url = fresh_database(folder, "bare")
-    rows = [{"name": f"户主{n}", "id_fingerprint": f"{n:064d}", "id_sealed": "x", "id_masked": "x",
-             "customer_type": "farmer", "village": "村"} for n in range(2 * households)]
+    rows = [
+        {
+            "name": f"户主{n}",
+            "id_fingerprint": f"{n:064d}",
+            "id_sealed": "x",
+            "id_masked": "x",
+            "customer_type": "farmer",
+            "village": "村",
+        }
+        for n in range(2 * households)
+    ]
     started = time.perf_counter()
     with unit_of_work(url) as session:
         session.execute(insert(Customer.__table__), rows)
@@ -127,22 +148,34 @@ def bare_insert(folder: Path, households: int) -> float:
 
 # --- decisions -------------------------------------------------------------------
 
+
 def decision_setup(url: str) -> tuple[Applications, list[int]]:
     """DECISIONS household heads of the imported file, each with an application awaiting its reports,
     consents given."""
     service = Applications(SECRET, notify=lambda openid, text: None)
     pending = []
     with unit_of_work(url) as session:
-        heads = session.scalars(select(Customer).join(Customer.credit_lines).order_by(Customer.id)
-                                .limit(DECISIONS)).all()
+        heads = session.scalars(
+            select(Customer).join(Customer.credit_lines).order_by(Customer.id).limit(DECISIONS)
+        ).all()
         for n, customer in enumerate(heads):
             customer.wechat_openid = f"o_bench_{n}"
             app = service.apply(session, customer.id, "sunshine_e_loan", 30_000, 12, idempotency_key=f"b{n}")
             for role, person in parties(session, app).items():
-                session.add(Authorization(application_id=app.id, customer_id=customer.id, party_role=role,
-                                          party_name=person.name, party_id_masked=person.id_masked,
-                                          purpose="贷款审批", requested_by="bench", token_hash=f"{app.id}:{role}",
-                                          status="consented", expires_at=datetime(2030, 1, 1)))
+                session.add(
+                    Authorization(
+                        application_id=app.id,
+                        customer_id=customer.id,
+                        party_role=role,
+                        party_name=person.name,
+                        party_id_masked=person.id_masked,
+                        purpose="贷款审批",
+                        requested_by="bench",
+                        token_hash=f"{app.id}:{role}",
+                        status="consented",
+                        expires_at=datetime(2030, 1, 1),
+                    )
+                )
             pending.append(app.id)
     return service, pending
 
@@ -159,8 +192,10 @@ def measure_decisions(url: str, bureau_url: str) -> tuple[float, float, float]:
     for app_id in pending:
         with unit_of_work(url) as session:
             people = parties(session, session.get(LoanApplication, app_id))
-            reports = {role: bureau.query_report(unseal(SECRET, p.id_sealed), p.name, f"{app_id}:{role}")
-                       for role, p in people.items()}
+            reports = {
+                role: bureau.query_report(unseal(SECRET, p.id_sealed), p.name, f"{app_id}:{role}")
+                for role, p in people.items()
+            }
         arrived = time.perf_counter()
         with unit_of_work(url) as session:
             status = service.report_arrived(session, app_id, reports).status
@@ -171,8 +206,11 @@ def measure_decisions(url: str, bureau_url: str) -> tuple[float, float, float]:
     started = time.perf_counter()
     for app_id in pending:
         with unit_of_work(url) as session:
-            session.execute(update(LoanApplication).where(LoanApplication.id == app_id)
-                            .values(status="disbursed", updated_at=datetime.now()))
+            session.execute(
+                update(LoanApplication)
+                .where(LoanApplication.id == app_id)
+                .values(status="disbursed", updated_at=datetime.now())
+            )
     baseline = len(pending) / (time.perf_counter() - started)
     return rate, percentile(latencies, 95), baseline
 
@@ -186,17 +224,27 @@ def main() -> None:
         bare_s = bare_insert(folder, HOUSEHOLDS)
         with serve_in_thread(create_app()) as bureau_url:
             rate, p95, baseline_rate = measure_decisions(url, bureau_url)
-    record({"decisions_per_s": (rate, "decisions/s", baseline_rate),
+    record(
+        {
+            "decisions_per_s": (rate, "decisions/s", baseline_rate),
             "decision_p95_ms": (p95, "ms", None),
-            "import_100k_s": (big_s, "s", bare_s)})
+            "import_100k_s": (big_s, "s", bare_s),
+        }
+    )
     print(f"{'figure':<22}{'value':>12}{'baseline':>12}  note")
-    print(f"{'decisions_per_s':<22}{rate:>12.1f}{baseline_rate:>12.1f}  {DECISIONS} automatic approvals: "
-          "2 bureau queries (HTTP), rules, commit; baseline: bare status update")
+    print(
+        f"{'decisions_per_s':<22}{rate:>12.1f}{baseline_rate:>12.1f}  {DECISIONS} automatic approvals: "
+        "2 bureau queries (HTTP), rules, commit; baseline: bare status update"
+    )
     print(f"{'decision_p95_ms':<22}{p95:>12.1f}{'-':>12}  report arrival to committed decision (target < 1000)")
-    print(f"{'import_100k_s':<22}{big_s:>12.1f}{bare_s:>12.1f}  {HOUSEHOLDS:,} households + spouses "
-          "(target < 60); baseline: bare insert")
-    print(f"{'import peak RSS':<22}{big_mib:>11.1f}M{small_mib:>11.1f}M  growth at 100k vs 10k households "
-          f"(10k took {small_s:.1f} s)")
+    print(
+        f"{'import_100k_s':<22}{big_s:>12.1f}{bare_s:>12.1f}  {HOUSEHOLDS:,} households + spouses "
+        "(target < 60); baseline: bare insert"
+    )
+    print(
+        f"{'import peak RSS':<22}{big_mib:>11.1f}M{small_mib:>11.1f}M  growth at 100k vs 10k households "
+        f"(10k took {small_s:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Per-intent precision/recall/F1 of both go into the README between the
 `nlu_intent_f1` (the held-out and blind ones `nlu_heldout_f1`, `nlu_blind_f1`)
 in var/bench/results.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,22 @@ TARGET_OVERALL, TARGET_INTENT = 0.95, 0.90
 
 
 def _rasa_test(*args: str) -> None:
-    subprocess.run([RASA, "test", "nlu", "--config", "bot/config.yml", "--domain", "bot/domain.yml",  # noqa: S603  our own fixed argv (rasa test), no shell
-                    "--no-plot", "--quiet", *args], cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            RASA,
+            "test",
+            "nlu",
+            "--config",
+            "bot/config.yml",
+            "--domain",
+            "bot/domain.yml",  # noqa: S603  our own fixed argv (rasa test), no shell
+            "--no-plot",
+            "--quiet",
+            *args,
+        ],
+        cwd=ROOT,
+        check=True,
+    )
 
 
 def cross_validation(folds: int) -> dict:
@@ -59,15 +74,20 @@ def test_set(path: Path) -> dict:
 
 
 def intents(report: dict) -> dict:
-    return {k: v for k, v in report.items()
-            if isinstance(v, dict) and "f1-score" in v and not k.endswith(" avg") and k != "accuracy"}
+    return {
+        k: v
+        for k, v in report.items()
+        if isinstance(v, dict) and "f1-score" in v and not k.endswith(" avg") and k != "accuracy"
+    }
 
 
 def table(cv: dict, heldout: dict, blind: dict) -> str:
     names = sorted(set(intents(cv)) | set(intents(heldout)) | set(intents(blind)))
-    rows = ["| intent | CV precision | CV recall | CV F1 | held-out F1 | held-out n "
-            "| blind precision | blind recall | blind F1 | blind n |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| intent | CV precision | CV recall | CV F1 | held-out F1 | held-out n "
+        "| blind precision | blind recall | blind F1 | blind n |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def cells(report: dict, name: str, keys=("precision", "recall", "f1-score")) -> list[str]:
         r = report.get(name)
@@ -78,8 +98,13 @@ def table(cv: dict, heldout: dict, blind: dict) -> str:
 
     for name in names + ["weighted avg"]:
         label = f"**{name}**" if name == "weighted avg" else name
-        row = (cells(cv, name) + cells(heldout, name, ("f1-score",)) + support(heldout, name)
-               + cells(blind, name) + support(blind, name))
+        row = (
+            cells(cv, name)
+            + cells(heldout, name, ("f1-score",))
+            + support(heldout, name)
+            + cells(blind, name)
+            + support(blind, name)
+        )
         rows.append(f"| {label} | " + " | ".join(row) + " |")
     return "\n".join(rows)
 
@@ -89,8 +114,11 @@ def verdict(report: dict, label: str) -> list[str]:
     overall = report["weighted avg"]["f1-score"]
     if overall < TARGET_OVERALL:
         problems.append(f"{label}: weighted intent F1 {overall:.3f} < {TARGET_OVERALL}")
-    problems += [f"{label}: {name} F1 {r['f1-score']:.3f} < {TARGET_INTENT}"
-                 for name, r in intents(report).items() if r["f1-score"] < TARGET_INTENT]
+    problems += [
+        f"{label}: {name} F1 {r['f1-score']:.3f} < {TARGET_INTENT}"
+        for name, r in intents(report).items()
+        if r["f1-score"] < TARGET_INTENT
+    ]
     return problems
 
 
@@ -111,19 +139,28 @@ def main() -> int:
     started = time.monotonic()
     cv = cross_validation(args.folds)
     heldout, blind = test_set(HELDOUT), test_set(BLIND)
-    f1 = {label: report["weighted avg"]["f1-score"]
-          for label, report in (("cross-validated", cv), ("held-out", heldout), ("blind", blind))}
+    f1 = {
+        label: report["weighted avg"]["f1-score"]
+        for label, report in (("cross-validated", cv), ("held-out", heldout), ("blind", blind))
+    }
     problems = verdict(cv, "cross-validation") + verdict(heldout, "held-out") + verdict(blind, "blind")
-    summary = (f"Command: `make nlu-report` ({args.folds}-fold cross-validation of nlu_data/, then the "
-               f"held-out set tests/nlu/heldout.yml and the blind set tests/nlu/blind.yml on the trained model), "
-               f"{time.strftime('%Y-%m-%d')}, {time.monotonic() - started:.0f} s. Weighted intent F1: "
-               + ", ".join(f"{label} **{value:.3f}**" for label, value in f1.items())
-               + f" (targets ≥ {TARGET_OVERALL} overall, ≥ {TARGET_INTENT} per intent"
-               + (f"; below target: {'; '.join(problems)}" if problems else "; all met") + ").\n\n")
+    summary = (
+        f"Command: `make nlu-report` ({args.folds}-fold cross-validation of nlu_data/, then the "
+        f"held-out set tests/nlu/heldout.yml and the blind set tests/nlu/blind.yml on the trained model), "
+        f"{time.strftime('%Y-%m-%d')}, {time.monotonic() - started:.0f} s. Weighted intent F1: "
+        + ", ".join(f"{label} **{value:.3f}**" for label, value in f1.items())
+        + f" (targets ≥ {TARGET_OVERALL} overall, ≥ {TARGET_INTENT} per intent"
+        + (f"; below target: {'; '.join(problems)}" if problems else "; all met")
+        + ").\n\n"
+    )
     write_readme(summary + table(cv, heldout, blind))
-    record({"nlu_intent_f1": (round(f1["cross-validated"], 4), "F1", None),
+    record(
+        {
+            "nlu_intent_f1": (round(f1["cross-validated"], 4), "F1", None),
             "nlu_heldout_f1": (round(f1["held-out"], 4), "F1", None),
-            "nlu_blind_f1": (round(f1["blind"], 4), "F1", None)})
+            "nlu_blind_f1": (round(f1["blind"], 4), "F1", None),
+        }
+    )
     print(summary)
     print(table(cv, heldout, blind))
     return 0

@@ -3,6 +3,7 @@
 Each benchmark merges its own figures, so that one area can be re-measured
 without losing the others'.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ def record(figures: dict[str, tuple[float, str, float | None]], path: Path = RES
     path.parent.mkdir(parents=True, exist_ok=True)
     current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     for name, (value, unit, baseline) in figures.items():
-        current[name] = {"value": round(float(value), 4), "unit": unit,
-                         "baseline": None if baseline is None else round(float(baseline), 4)}
+        current[name] = {
+            "value": round(float(value), 4),
+            "unit": unit,
+            "baseline": None if baseline is None else round(float(baseline), 4),
+        }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)

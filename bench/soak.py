@@ -17,6 +17,7 @@ reaching the customer, passive or through the customer-service API), errors,
 lost and duplicated answers, and each process's memory at start and end.
 Exits 1 when an answer was lost or duplicated, or a process of the stack died.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,28 @@ SAMPLE_EVERY_S = 30
 # Redis the trackers and de-duplication keys): reported, but not in soak_mem_growth_ratio.
 DATA_HOLDERS = ("redis", "wechat-emulator", "bureau-emulator", "wecom-emulator", "sms-emulator")
 
-QUESTIONS = ("你好", "利息咋算", "有哪些贷款产品", "怎么还款", "医院缴费咋弄", "摇号验资怎么查", "寒山公园门票咋买",
-             "提前还款要手续费不", "公e贷利率多少", "我能贷多少", "逾期了会咋样", "谢谢", "再见")
-AUTHORIZATION_QUESTIONS = ("征信授权是啥意思", "我老婆也要授权吗", "担保人要刷脸不", "授权链接过期了咋办",
-                           "为啥要查征信")
+QUESTIONS = (
+    "你好",
+    "利息咋算",
+    "有哪些贷款产品",
+    "怎么还款",
+    "医院缴费咋弄",
+    "摇号验资怎么查",
+    "寒山公园门票咋买",
+    "提前还款要手续费不",
+    "公e贷利率多少",
+    "我能贷多少",
+    "逾期了会咋样",
+    "谢谢",
+    "再见",
+)
+AUTHORIZATION_QUESTIONS = (
+    "征信授权是啥意思",
+    "我老婆也要授权吗",
+    "担保人要刷脸不",
+    "授权链接过期了咋办",
+    "为啥要查征信",
+)
 # Shares of the visits: questions, a loan application, authorization questions, 转人工.
 MIX = (("questions", 0.55), ("application", 0.25), ("authorization", 0.13), ("hand_off", 0.07))
 
@@ -79,8 +98,18 @@ class Visits:
         kind = self.kind(rng)
         if kind == "application":  # a household of the village file, each once while they last
             row = village_row(next(self._next_household) % self.households)
-            return ["你好", "我想贷款", f"{row['household_head']} {row['id_number']}", "1", "借5万", "一年",
-                    "买化肥种子", "确认", "征信授权怎么弄", "我的申请到哪一步了"]
+            return [
+                "你好",
+                "我想贷款",
+                f"{row['household_head']} {row['id_number']}",
+                "1",
+                "借5万",
+                "一年",
+                "买化肥种子",
+                "确认",
+                "征信授权怎么弄",
+                "我的申请到哪一步了",
+            ]
         if kind == "authorization":
             return rng.sample(AUTHORIZATION_QUESTIONS, rng.randint(2, 3)) + [rng.choice(QUESTIONS)]
         if kind == "hand_off":  # the officer has the conversation afterwards: the visit ends here
@@ -89,6 +118,7 @@ class Visits:
 
 
 # -- the stack's processes ------------------------------------------------------
+
 
 def _service(proc: psutil.Process) -> str | None:
     """The service a process runs (the launcher's name for it), `launcher` for the launcher and
@@ -152,6 +182,7 @@ def cpu_seconds(procs: dict[str, psutil.Process]) -> float:
 
 # -- the run --------------------------------------------------------------------
 
+
 @dataclass
 class Soak:
     result: Result
@@ -165,8 +196,10 @@ class Soak:
     @property
     def apologies(self) -> int:
         """Answers that say the bot or an action failed ("系统正在忙", "系统有点忙")."""
-        return sum(m.answer is not None and (BOT_UNAVAILABLE in m.answer or SORRY_BUSY in m.answer)
-                   for m in self.result.messages)
+        return sum(
+            m.answer is not None and (BOT_UNAVAILABLE in m.answer or SORRY_BUSY in m.answer)
+            for m in self.result.messages
+        )
 
     @property
     def errors(self) -> int:
@@ -207,8 +240,9 @@ def _log_errors(log: Path, offset: int) -> list[str]:
     return [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
 
 
-def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
-         households: int = HOUSEHOLDS, progress=print) -> Soak:
+def soak(
+    stack: local_stack.Stack, minutes: float, users: int, warmup_s: float, households: int = HOUSEHOLDS, progress=print
+) -> Soak:
     """Warm up, then run the crowd for `minutes`, sampling memory every SAMPLE_EVERY_S."""
     visits = Visits(households)
     if warmup_s > 0:
@@ -224,13 +258,22 @@ def soak(stack: local_stack.Stack, minutes: float, users: int, warmup_s: float,
     while not crowd.wait(timeout=min(SAMPLE_EVERY_S, max(1.0, 60 * minutes))):
         memory.append((time.monotonic() - began, rss(procs)))
         counts = crowd.counts()
-        progress(f"  {memory[-1][0]:5.0f} s: sent {counts['sent']}, failed {counts['failed']}, "
-                 f"stack RSS {sum(v or 0 for v in memory[-1][1].values()) / 2**20:.0f} MiB")
+        progress(
+            f"  {memory[-1][0]:5.0f} s: sent {counts['sent']}, failed {counts['failed']}, "
+            f"stack RSS {sum(v or 0 for v in memory[-1][1].values()) / 2**20:.0f} MiB"
+        )
     result = crowd.stop()
     memory.append((time.monotonic() - began, rss(procs)))
     errors = _log_errors(stack.log, log_offset)
-    return Soak(result, users, memory, {n: p.pid for n, p in procs.items()}, errors,
-                cpu_seconds(procs) - cpu_start, (load_start, os.getloadavg()[0]))
+    return Soak(
+        result,
+        users,
+        memory,
+        {n: p.pid for n, p in procs.items()},
+        errors,
+        cpu_seconds(procs) - cpu_start,
+        (load_start, os.getloadavg()[0]),
+    )
 
 
 def report(run: Soak) -> str:
@@ -245,9 +288,14 @@ def report(run: Soak) -> str:
         f"errors {run.errors}: undelivered {r.failed}, apologies (系统忙) {run.apologies}, "
         f"ERROR lines in the log {len(run.errors_logged)}",
         f"lost {r.lost} {r.lost_ids[:10]}, duplicated {r.duplicated} {r.duplicated_ids[:10]}",
-        *[f"  lost: {m.msg_id} {m.openid} {m.text!r} ({m.kind}, sent {_clock(m.sent_at)})"
-          for m in r.messages if m.msg_id in r.lost_ids[:10]],
-        *[f"  extra answer after {msg_id}: {text[:80]!r}" for msg_id, text in zip(r.duplicated_ids, r.extra_answers)][:10],
+        *[
+            f"  lost: {m.msg_id} {m.openid} {m.text!r} ({m.kind}, sent {_clock(m.sent_at)})"
+            for m in r.messages
+            if m.msg_id in r.lost_ids[:10]
+        ],
+        *[f"  extra answer after {msg_id}: {text[:80]!r}" for msg_id, text in zip(r.duplicated_ids, r.extra_answers)][
+            :10
+        ],
         f"stack CPU {run.stack_cpu_s / max(1e-9, r.sending_s):.2f} cores of {os.cpu_count()}; "
         f"1-minute load average {run.load_average[0]:.1f} at start, {run.load_average[1]:.1f} at end",
         "",
@@ -261,14 +309,20 @@ def report(run: Soak) -> str:
 
     for name in start:
         g = growth[name]
-        lines.append(f"{name:<24} {run.pids[name]:>7} {mib(start[name]):>10} {mib(half.get(name)):>9} "
-                     f"{mib(end.get(name)):>9} {'-' if g is None else f'{g:.3f}':>9}")
+        lines.append(
+            f"{name:<24} {run.pids[name]:>7} {mib(start[name]):>10} {mib(half.get(name)):>9} "
+            f"{mib(end.get(name)):>9} {'-' if g is None else f'{g:.3f}':>9}"
+        )
     total = [sum(v or 0 for v in sample.values()) for sample in (start, half, end)]
-    lines.append(f"{'all':<24} {'':>7} {mib(total[0]):>10} {mib(total[1]):>9} {mib(total[2]):>9} "
-                 f"{total[2] / max(1, total[0]):>9.3f}")
+    lines.append(
+        f"{'all':<24} {'':>7} {mib(total[0]):>10} {mib(total[1]):>9} {mib(total[2]):>9} "
+        f"{total[2] / max(1, total[0]):>9.3f}"
+    )
     ratio, which = run.growth_ratio()
-    lines.append(f"largest growth of the bank's processes: {ratio:.3f} ({which}); "
-                 f"{', '.join(DATA_HOLDERS)} hold the run's data and are not counted")
+    lines.append(
+        f"largest growth of the bank's processes: {ratio:.3f} ({which}); "
+        f"{', '.join(DATA_HOLDERS)} hold the run's data and are not counted"
+    )
     if run.gone:
         lines.append(f"processes gone during the run: {', '.join(run.gone)}")
     if run.errors_logged:
@@ -282,16 +336,18 @@ def _clock(wall: float) -> str:
 
 def record_figures(run: Soak) -> None:
     r, times = run.result, run.result.answer_times_ms
-    record({
-        "soak_msgs_per_s": (r.msgs_per_s, "msg/s", None),
-        "soak_p50_ms": (percentile(times, 50), "ms", None),
-        "soak_p95_ms": (percentile(times, 95), "ms", None),
-        "soak_p99_ms": (percentile(times, 99), "ms", None),
-        "soak_errors": (run.errors, "count", None),
-        "soak_lost": (r.lost, "messages", None),
-        "soak_duplicated": (r.duplicated, "messages", None),
-        "soak_mem_growth_ratio": (run.growth_ratio()[0], "ratio", 1.0),
-    })
+    record(
+        {
+            "soak_msgs_per_s": (r.msgs_per_s, "msg/s", None),
+            "soak_p50_ms": (percentile(times, 50), "ms", None),
+            "soak_p95_ms": (percentile(times, 95), "ms", None),
+            "soak_p99_ms": (percentile(times, 99), "ms", None),
+            "soak_errors": (run.errors, "count", None),
+            "soak_lost": (r.lost, "messages", None),
+            "soak_duplicated": (r.duplicated, "messages", None),
+            "soak_mem_growth_ratio": (run.growth_ratio()[0], "ratio", 1.0),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,21 +365,30 @@ def main(argv: list[str] | None = None) -> int:
         url = args.database_url or f"sqlite:///{folder / 'soak.sqlite'}"
         launcher.prepare(replace(defaults, database_url=url, secret_key=SECRET_KEY))
         load_households(url, SECRET_KEY, folder)
-        print(f"starting the stack ({args.web_workers} web workers, {args.worker_processes} reply workers) ...",
-              flush=True)
-        stack = local_stack.start(folder, url, SECRET_KEY=SECRET_KEY, WECHAT_AES_KEY=AES_KEY,
-                                  WEB_WORKERS=args.web_workers, WORKER_PROCESSES=args.worker_processes,
-                                  LOG_LEVEL="WARNING")
+        print(
+            f"starting the stack ({args.web_workers} web workers, {args.worker_processes} reply workers) ...",
+            flush=True,
+        )
+        stack = local_stack.start(
+            folder,
+            url,
+            SECRET_KEY=SECRET_KEY,
+            WECHAT_AES_KEY=AES_KEY,
+            WEB_WORKERS=args.web_workers,
+            WORKER_PROCESSES=args.worker_processes,
+            LOG_LEVEL="WARNING",
+        )
         try:
-            run = soak(stack, args.minutes, args.users, args.warmup_s,
-                       progress=lambda line: print(line, flush=True))
+            run = soak(stack, args.minutes, args.users, args.warmup_s, progress=lambda line: print(line, flush=True))
         finally:
             stack.stop()
             LOG_COPY.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(stack.log, LOG_COPY)
     print(f"\nthe stack's log: {LOG_COPY.relative_to(ROOT)}")
-    print(f"\nsoak: {args.minutes:g} minutes, {args.web_workers} web workers, {args.worker_processes} reply workers, "
-          f"AES safe mode\n{report(run)}")
+    print(
+        f"\nsoak: {args.minutes:g} minutes, {args.web_workers} web workers, {args.worker_processes} reply workers, "
+        f"AES safe mode\n{report(run)}"
+    )
     record_figures(run)
     return 1 if run.result.lost or run.result.duplicated or run.gone else 0
 

@@ -14,6 +14,7 @@ of `Event` (and asking `inspect.isabstract` of each) for every event it
 loads, each turn: most of the time of loading a tracker. Here each event
 type's class is looked up once.
 """
+
 from __future__ import annotations
 
 import sys

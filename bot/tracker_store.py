@@ -10,6 +10,7 @@ the read at the start of the turn. Here the stored events are compared as
 JSON with the start of the tracker being written; only when they differ
 (someone else wrote) does Rasa's own merge run. Same key, same format.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 def continues(events: List[Dict[Text, Any]], stored: List[Dict[Text, Any]]) -> bool:
     """Whether `events` are the `stored` events followed by new ones."""
-    return len(stored) <= len(events) and events[:len(stored)] == stored
+    return len(stored) <= len(events) and events[: len(stored)] == stored
 
 
 class RedisTrackerStore(tracker_store.RedisTrackerStore):

@@ -12,14 +12,14 @@ is the same query): a timeout or a 5xx raises
 (4xx) raises `BureauRejected` with the bureau's error code. Consent is the
 caller's business (auth_flow): the bureau only needs the authorization id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import requests
 
-PURPOSES = ("loan_approval", "post_loan_management", "guarantee_review", "credit_card_approval",
-            "spouse_joint_review")
+PURPOSES = ("loan_approval", "post_loan_management", "guarantee_review", "credit_card_approval", "spouse_joint_review")
 
 
 class BureauError(Exception):
@@ -54,9 +54,17 @@ class CreditReport:
 
     @classmethod
     def from_json(cls, data: dict) -> "CreditReport":
-        return cls(report_id=data["report_id"], issued_at=data["issued_at"], subject=data["subject"],
-                   summary=data["summary"], loans=data.get("loans", []), credit_cards=data.get("credit_cards", []),
-                   overdue_records=data.get("overdue_records", []), queries=data.get("queries", []), raw=data)
+        return cls(
+            report_id=data["report_id"],
+            issued_at=data["issued_at"],
+            subject=data["subject"],
+            summary=data["summary"],
+            loans=data.get("loans", []),
+            credit_cards=data.get("credit_cards", []),
+            overdue_records=data.get("overdue_records", []),
+            queries=data.get("queries", []),
+            raw=data,
+        )
 
     @property
     def has_overdue_records(self) -> bool:
@@ -64,8 +72,9 @@ class CreditReport:
 
     @property
     def has_current_overdue(self) -> bool:
-        return any(loan.get("status") == "overdue" for loan in self.loans) or \
-            bool(self.summary.get("current_overdue_amount"))
+        return any(loan.get("status") == "overdue" for loan in self.loans) or bool(
+            self.summary.get("current_overdue_amount")
+        )
 
     @property
     def total_loan_balance(self) -> float:
@@ -82,19 +91,24 @@ class BureauClient:
     def from_settings(cls, settings, timeout: float = 10.0) -> "BureauClient":
         return cls(settings.bureau_url, timeout=timeout)
 
-    def query_report(self, id_number: str, name: str, authorization_id: str,
-                     purpose: str = "loan_approval") -> CreditReport:
+    def query_report(
+        self, id_number: str, name: str, authorization_id: str, purpose: str = "loan_approval"
+    ) -> CreditReport:
         """Query the personal credit report of `id_number` under the consent `authorization_id`."""
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}")
         url = f"{self.base_url}/v1/reports"
         try:
-            resp = self.http.post(url, json={"id_number": id_number, "name": name,
-                                             "authorization_id": authorization_id, "purpose": purpose},
-                                  headers={"Idempotency-Key": authorization_id}, timeout=self.timeout)
+            resp = self.http.post(
+                url,
+                json={"id_number": id_number, "name": name, "authorization_id": authorization_id, "purpose": purpose},
+                headers={"Idempotency-Key": authorization_id},
+                timeout=self.timeout,
+            )
         except requests.Timeout as exc:
-            raise BureauUnavailable(f"credit bureau at {self.base_url} did not answer within "
-                                    f"{self.timeout:g} s") from exc
+            raise BureauUnavailable(
+                f"credit bureau at {self.base_url} did not answer within " f"{self.timeout:g} s"
+            ) from exc
         except requests.RequestException as exc:
             raise BureauUnavailable(f"credit bureau at {self.base_url} unreachable: {type(exc).__name__}") from exc
         if resp.status_code >= 500:

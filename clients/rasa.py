@@ -1,4 +1,5 @@
 """The Rasa server, reached through its REST channel."""
+
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -19,9 +20,11 @@ class RasaClient:
     def send(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
         """Send one customer message; returns the bot's messages in order."""
         try:
-            resp = self._http.post(f"{self.base_url}/webhooks/rest/webhook",
-                                   json={"sender": sender, "message": text, "metadata": metadata or {}},
-                                   timeout=self.timeout)
+            resp = self._http.post(
+                f"{self.base_url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": text, "metadata": metadata or {}},
+                timeout=self.timeout,
+            )
             resp.raise_for_status()
             return resp.json()
         except (requests.RequestException, ValueError) as exc:
@@ -31,12 +34,18 @@ class RasaClient:
         """What the customer and the bot said, oldest first, from the tracker (Rasa's HTTP API):
         [{"author": "customer" | "bot", "text": ..., "at": unix seconds}]."""
         try:
-            resp = self._http.get(f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker",
-                                  params={"include_events": "ALL"}, timeout=timeout)
+            resp = self._http.get(
+                f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker",
+                params={"include_events": "ALL"},
+                timeout=timeout,
+            )
             resp.raise_for_status()
             events = resp.json().get("events") or []
         except (requests.RequestException, ValueError, AttributeError) as exc:
             raise RasaUnavailable(f"Rasa at {self.base_url} failed: {type(exc).__name__}") from exc
         authors = {"user": "customer", "bot": "bot"}
-        return [{"author": authors[e["event"]], "text": e["text"], "at": e.get("timestamp")}
-                for e in events if e.get("event") in authors and e.get("text")]
+        return [
+            {"author": authors[e["event"]], "text": e["text"], "at": e.get("timestamp")}
+            for e in events
+            if e.get("event") in authors and e.get("text")
+        ]

@@ -11,6 +11,7 @@ Wire format (the gateway's, spoken by emulators.sms as well):
 
 The client never retries on its own (a retry may send a second text): `SmsError`.
 """
+
 from __future__ import annotations
 
 import requests
@@ -34,8 +35,12 @@ class SmsClient:
     def send(self, phone: str, content: str) -> str:
         """Send `content` to `phone`; returns the gateway's message id."""
         try:
-            resp = self.http.post(f"{self.base_url}/v1/sms/send", json={"phone": phone, "content": content},
-                                  headers={"Authorization": f"Bearer {self.api_key}"}, timeout=self.timeout)
+            resp = self.http.post(
+                f"{self.base_url}/v1/sms/send",
+                json={"phone": phone, "content": content},
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             raise SmsError(f"SMS gateway at {self.base_url} unreachable: {type(exc).__name__}") from exc
         try:

@@ -19,6 +19,7 @@
     except WeChatApiError as exc:
         if exc.outside_window: ...   # 45015: the customer has not written for 48 hours
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,6 +103,7 @@ class WeChatUnavailable(WeChatApiError):
 @dataclass(frozen=True)
 class SceneQrCode:
     """A parametric Official Account QR code: scanning it sends a subscribe/SCAN event with the scene."""
+
     ticket: str
     url: str  # what the QR code encodes
     expire_seconds: int | None  # None: permanent
@@ -111,6 +113,7 @@ class SceneQrCode:
 @dataclass(frozen=True)
 class WxaSession:
     """A mini-program login: jscode2session's answer."""
+
     openid: str
     session_key: str
     unionid: str | None = None
@@ -133,8 +136,16 @@ class BankWeChatClient(WeChatClient):
     """wechatpy's `WeChatClient` for one appid, pointed at `api_base`, with the
     token in Redis, refreshed under a Redis lock, and bounded token retries."""
 
-    def __init__(self, api_base: str, appid: str, secret: str, *, redis: redis_lib.Redis | None = None,
-                 timeout: float = 5.0, max_token_refreshes: int = 2):
+    def __init__(
+        self,
+        api_base: str,
+        appid: str,
+        secret: str,
+        *,
+        redis: redis_lib.Redis | None = None,
+        timeout: float = 5.0,
+        max_token_refreshes: int = 2,
+    ):
         prefix = f"sunshine:wechat:{appid}"
         storage = RedisStorage(redis, prefix=prefix) if redis is not None else MemoryStorage()
         # auto_retry=False: wechatpy's own token retry is unbounded; `_request` below bounds it.
@@ -217,8 +228,13 @@ class BankWeChatClient(WeChatClient):
                 if not (managed and exc.errcode in TOKEN_ERRORS and refreshes < self.max_token_refreshes):
                     raise
                 refreshes += 1
-                log.info("WeChat refused the access_token of %s (%s); refresh %d of at most %d",
-                         self.appid, exc.errcode, refreshes, self.max_token_refreshes)
+                log.info(
+                    "WeChat refused the access_token of %s (%s); refresh %d of at most %d",
+                    self.appid,
+                    exc.errcode,
+                    refreshes,
+                    self.max_token_refreshes,
+                )
                 params["access_token"] = self.refresh_access_token(rejected=params["access_token"])
 
 
@@ -230,16 +246,33 @@ def _qrcode_base(api_base: str) -> str:
 class WeChatApi:
     """What the bank asks of WeChat, for its Official Account and its mini-program."""
 
-    def __init__(self, api_base: str, appid: str, secret: str, wxa_appid: str = "", wxa_secret: str = "", *,
-                 redis: redis_lib.Redis | None = None, timeout: float = 5.0, max_token_refreshes: int = 2,
-                 qrcode_image_base: str | None = None, open_base: str = PRODUCTION_OPEN_BASE):
+    def __init__(
+        self,
+        api_base: str,
+        appid: str,
+        secret: str,
+        wxa_appid: str = "",
+        wxa_secret: str = "",
+        *,
+        redis: redis_lib.Redis | None = None,
+        timeout: float = 5.0,
+        max_token_refreshes: int = 2,
+        qrcode_image_base: str | None = None,
+        open_base: str = PRODUCTION_OPEN_BASE,
+    ):
         self.api_base = api_base.rstrip("/")
         self.open_base = open_base.rstrip("/")
         self.timeout = timeout
-        self.oa = BankWeChatClient(api_base, appid, secret, redis=redis, timeout=timeout,
-                                   max_token_refreshes=max_token_refreshes)
-        self.wxa = (BankWeChatClient(api_base, wxa_appid, wxa_secret, redis=redis, timeout=timeout,
-                                     max_token_refreshes=max_token_refreshes) if wxa_appid else None)
+        self.oa = BankWeChatClient(
+            api_base, appid, secret, redis=redis, timeout=timeout, max_token_refreshes=max_token_refreshes
+        )
+        self.wxa = (
+            BankWeChatClient(
+                api_base, wxa_appid, wxa_secret, redis=redis, timeout=timeout, max_token_refreshes=max_token_refreshes
+            )
+            if wxa_appid
+            else None
+        )
         self.qrcode_image_base = (qrcode_image_base or _qrcode_base(api_base)).rstrip("/")
 
     @classmethod
@@ -250,9 +283,16 @@ class WeChatApi:
             from sunshine.redis import connect
 
             redis = connect(settings.redis_url)
-        return cls(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret,
-                   settings.wxa_appid, settings.wxa_secret, redis=redis, timeout=timeout,
-                   open_base=settings.wechat_open_base)
+        return cls(
+            settings.wechat_api_base,
+            settings.wechat_appid,
+            settings.wechat_secret,
+            settings.wxa_appid,
+            settings.wxa_secret,
+            redis=redis,
+            timeout=timeout,
+            open_base=settings.wechat_open_base,
+        )
 
     # -- plumbing ------------------------------------------------------------
     @staticmethod
@@ -290,15 +330,22 @@ class WeChatApi:
 
     def send_link(self, openid: str, title: str, description: str, url: str, picurl: str = "") -> None:
         """A one-article news message: a card that opens `url`."""
-        self._call(self.oa.message.send_articles, openid,
-                   [{"title": title, "description": description, "url": url, "picurl": picurl}])
+        self._call(
+            self.oa.message.send_articles,
+            openid,
+            [{"title": title, "description": description, "url": url, "picurl": picurl}],
+        )
 
-    def send_miniprogram_page(self, openid: str, title: str, pagepath: str, thumb_media_id: str,
-                              wxa_appid: str | None = None) -> None:
+    def send_miniprogram_page(
+        self, openid: str, title: str, pagepath: str, thumb_media_id: str, wxa_appid: str | None = None
+    ) -> None:
         """A mini-program card (the mini-program must be linked to the Official Account)."""
         appid = wxa_appid or self._mini_program().appid
-        self._call(self.oa.message.send_mini_program_page, openid,
-                   {"title": title, "appid": appid, "pagepath": pagepath, "thumb_media_id": thumb_media_id})
+        self._call(
+            self.oa.message.send_mini_program_page,
+            openid,
+            {"title": title, "appid": appid, "pagepath": pagepath, "thumb_media_id": thumb_media_id},
+        )
 
     # -- template messages (reach a customer outside the 48-hour window) ------------
     def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> None:
@@ -312,12 +359,19 @@ class WeChatApi:
         if expire_seconds is None:
             data = {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene_str}}}
         else:
-            data = {"expire_seconds": int(expire_seconds), "action_name": "QR_STR_SCENE",
-                    "action_info": {"scene": {"scene_str": scene_str}}}
+            data = {
+                "expire_seconds": int(expire_seconds),
+                "action_name": "QR_STR_SCENE",
+                "action_info": {"scene": {"scene_str": scene_str}},
+            }
         res = self._call(self.oa.qrcode.create, data)
         ticket = res["ticket"]
-        return SceneQrCode(ticket=ticket, url=res.get("url", ""), expire_seconds=res.get("expire_seconds"),
-                           image_url=self.qrcode_image_url(ticket))
+        return SceneQrCode(
+            ticket=ticket,
+            url=res.get("url", ""),
+            expire_seconds=res.get("expire_seconds"),
+            image_url=self.qrcode_image_url(ticket),
+        )
 
     def qrcode_image_url(self, ticket: str) -> str:
         return f"{self.qrcode_image_base}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
@@ -334,10 +388,14 @@ class WeChatApi:
     def jscode2session(self, code: str) -> WxaSession:
         """Exchange a mini-program wx.login code for the user's openid and session_key."""
         client = self._mini_program()
-        params = {"appid": client.appid, "secret": client.secret, "js_code": code,
-                  "grant_type": "authorization_code",
-                  # present but None: wechatpy adds no access_token, requests sends none
-                  "access_token": None}
+        params = {
+            "appid": client.appid,
+            "secret": client.secret,
+            "js_code": code,
+            "grant_type": "authorization_code",
+            # present but None: wechatpy adds no access_token, requests sends none
+            "access_token": None,
+        }
         res = self._call(client.get, "sns/jscode2session", params=params, api_base_url=client.api_base + "/")
         return WxaSession(openid=res["openid"], session_key=res["session_key"], unionid=res.get("unionid"))
 

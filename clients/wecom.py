@@ -11,6 +11,7 @@ client, wrapped.
 
     WeCom.from_settings(settings).send_text(["li.jingli"], "新的转人工会话…")
 """
+
 from __future__ import annotations
 
 import redis as redis_lib
@@ -41,22 +42,32 @@ class WeComError(Exception):
 class BankWeComClient(WeChatClient):
     """wechatpy's WeCom client pointed at `api_base`, its token in Redis."""
 
-    def __init__(self, api_base: str, corpid: str, secret: str, *, redis: redis_lib.Redis | None = None,
-                 timeout: float = 5.0):
+    def __init__(
+        self, api_base: str, corpid: str, secret: str, *, redis: redis_lib.Redis | None = None, timeout: float = 5.0
+    ):
         storage = RedisStorage(redis, prefix=f"sunshine:wecom:{corpid}") if redis is not None else MemoryStorage()
         super().__init__(corpid, secret, session=storage, timeout=timeout, auto_retry=False)
         self.API_BASE_URL = api_base.rstrip("/") + "/cgi-bin/"
 
     def fetch_access_token(self) -> dict:
-        return self._fetch_access_token(url=self.API_BASE_URL + "gettoken",
-                                        params={"corpid": self.corp_id, "corpsecret": self.secret})
+        return self._fetch_access_token(
+            url=self.API_BASE_URL + "gettoken", params={"corpid": self.corp_id, "corpsecret": self.secret}
+        )
 
 
 class WeCom:
     """What the bank asks of WeCom: text messages from its officers' application."""
 
-    def __init__(self, api_base: str, corpid: str, secret: str, agentid: int, *,
-                 redis: redis_lib.Redis | None = None, timeout: float = 5.0):
+    def __init__(
+        self,
+        api_base: str,
+        corpid: str,
+        secret: str,
+        agentid: int,
+        *,
+        redis: redis_lib.Redis | None = None,
+        timeout: float = 5.0,
+    ):
         self.client = BankWeComClient(api_base, corpid, secret, redis=redis, timeout=timeout)
         self.agentid = agentid
 
@@ -67,8 +78,9 @@ class WeCom:
             from sunshine.redis import connect
 
             redis = connect(settings.redis_url)
-        return cls(settings.wecom_api_base, settings.wecom_corpid, settings.wecom_secret, settings.wecom_agentid,
-                   redis=redis)
+        return cls(
+            settings.wecom_api_base, settings.wecom_corpid, settings.wecom_secret, settings.wecom_agentid, redis=redis
+        )
 
     def send_text(self, userids: list[str], text: str) -> None:
         """Send `text` to these WeCom members through the application; a member WeCom does

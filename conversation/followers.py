@@ -5,6 +5,7 @@ A QR code's scene names what it stands for:
   station's officer;
 - `auth:<token>`: one party's credit-report authorization request.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ or None for `success`. Text goes to the bot through the relay, or to the
 officer while a hand-off is open; events follow, unfollow and route QR-code
 scans; media get a helpful answer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,14 @@ MENU_INTENTS = {
     "HUMAN": "/request_human",
 }
 # What the officer sees in place of media the customer sent during a hand-off.
-MEDIA_LABELS = {"image": "[图片]", "voice": "[语音]", "video": "[视频]", "shortvideo": "[小视频]",
-                "location": "[位置]", "link": "[链接]"}
+MEDIA_LABELS = {
+    "image": "[图片]",
+    "voice": "[语音]",
+    "video": "[视频]",
+    "shortvideo": "[小视频]",
+    "location": "[位置]",
+    "link": "[链接]",
+}
 
 
 def message_key(message) -> str:
@@ -123,8 +130,11 @@ class Inbound:
         except redis.RedisError as exc:
             log.error("redis unavailable for message %s: %s", key, exc)
             return hold(self.settings, openid, text, key)
-        count(self.redis, "wechat_replies_total",
-              delivery="duplicate" if outcome.duplicate else ("passive" if outcome.passive_text else "async"))
+        count(
+            self.redis,
+            "wechat_replies_total",
+            delivery="duplicate" if outcome.duplicate else ("passive" if outcome.passive_text else "async"),
+        )
         return outcome.passive_text
 
     # -- events ---------------------------------------------------------------
@@ -151,9 +161,12 @@ class Inbound:
             followed(session, message.source, station)
             if station is not None:
                 officer = station.officer.display_name if station.officer else None
-                return (f"欢迎来到{station.name}！" + (f"您的客户经理是{officer}，" if officer else "")
-                        + "有事可以直接发消息问我，比如“我能贷多少”“我想贷款”“利息咋算”；"
-                        "要找客户经理，回复“转人工”。")
+                return (
+                    f"欢迎来到{station.name}！"
+                    + (f"您的客户经理是{officer}，" if officer else "")
+                    + "有事可以直接发消息问我，比如“我能贷多少”“我想贷款”“利息咋算”；"
+                    "要找客户经理，回复“转人工”。"
+                )
         if raw_scene and message.event == "scan":
             return UNKNOWN_QR_CODE
         return self._ask_bot(message.source, GREET_INTENT, message_key(message))
@@ -164,6 +177,8 @@ class Inbound:
         except AuthorizationError as exc:
             return str(exc)
         minutes = max(1, int((auth.expires_at - utcnow()) / timedelta(minutes=1)))
-        return (f"{mask_name(auth.party_name)}您好，这是查询您个人征信的授权请求，用途：{auth.purpose}。"
-                f"请点开链接，核对信息、刷脸后确认授权：{authorization_url(self.settings.public_base_url, token)}"
-                f"\n链接{minutes}分钟内有效，只能用一次。不是您本人办理请不要操作。")
+        return (
+            f"{mask_name(auth.party_name)}您好，这是查询您个人征信的授权请求，用途：{auth.purpose}。"
+            f"请点开链接，核对信息、刷脸后确认授权：{authorization_url(self.settings.public_base_url, token)}"
+            f"\n链接{minutes}分钟内有效，只能用一次。不是您本人办理请不要操作。"
+        )

@@ -12,6 +12,7 @@ Exactly once: a message is marked `relayed` after its job is queued; if the
 process dies in between it is queued again, and the worker's job answers a
 message key once (conversation.tasks.answer_message).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,16 @@ def hold(settings: Settings, openid: str, text: str, message_key: str) -> str:
     with unit_of_work(settings.database_url) as session:
         try:
             with session.begin_nested():
-                session.add(ConversationMessage(openid=openid, direction="inbound", author="customer", body=text,
-                                                wechat_msg_key=message_key, status=HELD))
+                session.add(
+                    ConversationMessage(
+                        openid=openid,
+                        direction="inbound",
+                        author="customer",
+                        body=text,
+                        wechat_msg_key=message_key,
+                        status=HELD,
+                    )
+                )
         except IntegrityError:
             pass  # WeChat's retry of a message already kept
     log.warning("redis unavailable: message %s kept in the database for the bot", message_key)
@@ -49,10 +58,17 @@ def relay_held(settings: Settings, jobs=None) -> int:
     from conversation.tasks import Jobs
 
     with unit_of_work(settings.database_url) as session:
-        held = session.execute(select(ConversationMessage.id, ConversationMessage.openid, ConversationMessage.body,
-                                      ConversationMessage.wechat_msg_key)
-                               .where(ConversationMessage.status == HELD)
-                               .order_by(ConversationMessage.id).limit(BATCH)).all()
+        held = session.execute(
+            select(
+                ConversationMessage.id,
+                ConversationMessage.openid,
+                ConversationMessage.body,
+                ConversationMessage.wechat_msg_key,
+            )
+            .where(ConversationMessage.status == HELD)
+            .order_by(ConversationMessage.id)
+            .limit(BATCH)
+        ).all()
     if not held:
         return 0
     r = connect(settings.redis_url)
@@ -62,8 +78,11 @@ def relay_held(settings: Settings, jobs=None) -> int:
         decide_async(r, row.wechat_msg_key)
         jobs.answer(row.openid, row.body, row.wechat_msg_key)
         with unit_of_work(settings.database_url) as session:
-            session.execute(update(ConversationMessage).where(ConversationMessage.id == row.id,
-                                                              ConversationMessage.status == HELD)
-                            .values(status=RELAYED).execution_options(synchronize_session=False))
+            session.execute(
+                update(ConversationMessage)
+                .where(ConversationMessage.id == row.id, ConversationMessage.status == HELD)
+                .values(status=RELAYED)
+                .execution_options(synchronize_session=False)
+            )
     log.info("%d held message(s) queued for the bot", len(held))
     return len(held)

@@ -23,6 +23,7 @@ key before it is delivered, and the chunks sent through the API are counted,
 so a job run again after its worker died asks the bot nothing more and sends
 only what was not sent yet.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,14 @@ return 0
 
 def _keys(message_key: str) -> dict[str, str]:
     base = f"wx:{message_key}"
-    return {"seen": f"{base}:seen", "decided": f"{base}:decided", "result": f"{base}:result",
-            "bot": f"{base}:bot", "answer": f"{base}:answer", "sent": f"{base}:sent"}
+    return {
+        "seen": f"{base}:seen",
+        "decided": f"{base}:decided",
+        "result": f"{base}:result",
+        "bot": f"{base}:bot",
+        "answer": f"{base}:answer",
+        "sent": f"{base}:sent",
+    }
 
 
 def split_for_wechat(texts: list[str], limit: int = WECHAT_TEXT_LIMIT) -> list[str]:
@@ -100,6 +107,7 @@ def bot_texts(bot_messages: list[dict]) -> list[str]:
 @dataclass(frozen=True)
 class Outcome:
     """What the web request returns: a passive text, or nothing (`success`)."""
+
     passive_text: str | None
     duplicate: bool = False
 
@@ -178,5 +186,14 @@ def sent_count_key(message_key: str) -> str:
 def worker_claims_passive(r: redis.Redis, message_key: str, texts: list[str]) -> bool:
     """Called by the worker with the bot's answer: True when the web request will deliver it."""
     keys = _keys(message_key)
-    return bool(r.eval(_CLAIM_PASSIVE, 3, keys["decided"], keys["result"], keys["bot"],
-                       json.dumps(texts, ensure_ascii=False), KEY_TTL_S))
+    return bool(
+        r.eval(
+            _CLAIM_PASSIVE,
+            3,
+            keys["decided"],
+            keys["result"],
+            keys["bot"],
+            json.dumps(texts, ensure_ascii=False),
+            KEY_TTL_S,
+        )
+    )

@@ -5,6 +5,7 @@ Each customer's jobs go to one of `worker_processes` queues, chosen by their
 openid, and each queue has one worker: a customer's messages are answered
 and delivered in the order they came.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,15 @@ from rq import Queue
 
 from clients.rasa import RasaClient, RasaUnavailable
 from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
-from conversation.relay import (KEY_TTL_S, bot_texts, remember_answer, remembered_answer, sent_count_key,
-                                split_for_wechat, worker_claims_passive)
+from conversation.relay import (
+    KEY_TTL_S,
+    bot_texts,
+    remember_answer,
+    remembered_answer,
+    sent_count_key,
+    split_for_wechat,
+    worker_claims_passive,
+)
 from handoff.service import keep_customer_message, keep_undelivered, request_hand_off
 from sunshine.db import unit_of_work
 from sunshine.redis import connect
@@ -59,14 +67,15 @@ class Jobs:
         return Queue(queue_name(openid, self.partitions), connection=self.connection)
 
     def answer(self, openid: str, text: str, message_key: str) -> None:
-        self._queue(openid).enqueue(answer_message, openid, text, message_key, job_timeout=120,
-                                    result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)
+        self._queue(openid).enqueue(
+            answer_message, openid, text, message_key, job_timeout=120, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
+        )
 
     def fetch_reports(self, application_id: int) -> None:
         """Query an application's credit reports in a worker (auth_flow.reports.fetch_job)."""
         self._queue(f"application:{application_id}").enqueue(
-            "auth_flow.reports.fetch_job", application_id, job_timeout=300, result_ttl=0,
-            failure_ttl=FAILED_JOB_TTL_S)
+            "auth_flow.reports.fetch_job", application_id, job_timeout=300, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
+        )
 
     def deliver(self, openid: str, chunks: list[str], attempt: int = 0, delay_s: float = 0) -> None:
         args = (deliver_texts, openid, chunks, attempt)
@@ -133,8 +142,9 @@ def wechat_api(settings: Settings):
     return WeChatApi.from_settings(settings)
 
 
-def deliver_texts(openid: str, chunks: list[str], attempt: int = 0, settings: Settings | None = None,
-                  progress_key: str | None = None) -> None:
+def deliver_texts(
+    openid: str, chunks: list[str], attempt: int = 0, settings: Settings | None = None, progress_key: str | None = None
+) -> None:
     """Send texts in order through the customer-service message API.
 
     Whatever WeChat refuses (45015 outside the 48-hour window, 45047 too many
@@ -154,8 +164,12 @@ def deliver_texts(openid: str, chunks: list[str], attempt: int = 0, settings: Se
             api.send_text(openid, chunk)
         except WeChatUnavailable as exc:
             if attempt < len(DELIVERY_RETRY_DELAYS_S):
-                log.warning("WeChat unreachable, delivery to %s retried in %ss: %s", openid,
-                            DELIVERY_RETRY_DELAYS_S[attempt], exc)
+                log.warning(
+                    "WeChat unreachable, delivery to %s retried in %ss: %s",
+                    openid,
+                    DELIVERY_RETRY_DELAYS_S[attempt],
+                    exc,
+                )
                 Jobs(settings).deliver(openid, chunks[i:], attempt + 1, DELIVERY_RETRY_DELAYS_S[attempt])
             else:
                 _keep_undelivered(settings, openid, chunks[i:], None)

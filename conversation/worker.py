@@ -11,6 +11,7 @@ partition on this machine back at the front of its queue, marked
 the scheduler lock a dead worker of its partition still holds, so that
 delayed jobs (delivery retries) run at once, not after RQ's fallback period.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def requeue_abandoned(queue: Queue, partition: int) -> list[str]:
             registry.remove(job_id)
             continue
         owner = job.worker_name or ""
-        pid = owner[len(prefix):]
+        pid = owner[len(prefix) :]
         if not owner.startswith(prefix) or not pid.isdigit() or psutil.pid_exists(int(pid)):
             continue
         job.meta["abandoned"] = job.meta.get("abandoned", 0) + 1
@@ -82,8 +83,7 @@ def release_dead_scheduler_lock(queue: Queue, partition: int) -> bool:
     key = RQScheduler.get_locking_key(queue.name)
     holder = (queue.connection.get(key) or b"").decode()
     registered = {w.name for w in SimpleWorker.all(queue=queue)}
-    if not holder.isdigit() or worker_name(partition, int(holder)) not in registered \
-            or psutil.pid_exists(int(holder)):
+    if not holder.isdigit() or worker_name(partition, int(holder)) not in registered or psutil.pid_exists(int(holder)):
         return False
     queue.connection.delete(key)
     log.warning("released the scheduler lock of %s held by dead worker %s", queue.name, holder)
@@ -93,8 +93,12 @@ def release_dead_scheduler_lock(queue: Queue, partition: int) -> bool:
 def main(argv: list[str] | None = None) -> None:
     settings = load()
     parser = argparse.ArgumentParser(prog="python -m conversation.worker")
-    parser.add_argument("partition", type=int, choices=range(settings.worker_processes),
-                        help="which of the WORKER_PROCESSES queues this worker serves")
+    parser.add_argument(
+        "partition",
+        type=int,
+        choices=range(settings.worker_processes),
+        help="which of the WORKER_PROCESSES queues this worker serves",
+    )
     partition = parser.parse_args(argv).partition
     configure_logging(settings.log_level)
     connection = connect(settings.redis_url, socket_timeout=None)

@@ -8,6 +8,7 @@ can see what was sent.
   the `make chat` console `python -m emulators.wechat.chat`).
 - `emulators.bureau` — the credit bureau's report API (`python -m emulators.bureau`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,8 +33,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str
         thread.join(5)
 
 
-def serve_main(prog: str, description: str, make_app, default_port, banner: str,
-               argv: list[str] | None = None) -> int:
+def serve_main(prog: str, description: str, make_app, default_port, banner: str, argv: list[str] | None = None) -> int:
     """The `python -m emulators.X` entry point: settings, --host/--port, serve until Ctrl-C.
 
     `make_app(settings)` builds the app; `default_port(settings)` gives the port.

@@ -5,6 +5,7 @@ down (conversation.inbox), stores WeCom notices of deadlines about to pass (HAND
 overdue hand-offs (to supervisors), and enqueues every notice not yet sent; every minute it
 also queues again officers' replies whose job was lost. Exit status 2: could not run.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ nothing is lost if a process restarts between storing and sending.
 The jobs go to the customer's partition queue (conversation.tasks), so an
 officer's replies reach the customer in order with the bot's answers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,7 +38,8 @@ class HandOffJobs:
 
     def _enqueue(self, openid: str, fn, *args) -> None:
         Queue(queue_name(openid, self.partitions), connection=self.connection).enqueue(
-            fn, *args, job_timeout=60, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)
+            fn, *args, job_timeout=60, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
+        )
 
     def send_message(self, message: ConversationMessage) -> None:
         """Send a stored outbound message (an officer's reply, or the closing note)."""
@@ -88,9 +90,12 @@ def send_as_template(message_id: int, settings: Settings | None = None) -> None:
         if message is None or message.status != "template_queued":
             return
         openid, body, at = message.openid, message.body, message.created_at + timedelta(hours=8)
-    data = {"first": {"value": "您的客户经理给您回复了"}, "keyword1": {"value": body},
-            "keyword2": {"value": at.strftime("%Y-%m-%d %H:%M")},
-            "remark": {"value": f"如需继续沟通，请直接在{BANK_NAME}公众号里发消息。"}}
+    data = {
+        "first": {"value": "您的客户经理给您回复了"},
+        "keyword1": {"value": body},
+        "keyword2": {"value": at.strftime("%Y-%m-%d %H:%M")},
+        "remark": {"value": f"如需继续沟通，请直接在{BANK_NAME}公众号里发消息。"},
+    }
     status, errcode = "template_sent", None
     try:
         wechat_api(settings).send_template(openid, settings.wechat_reply_template_id, data)
@@ -114,15 +119,22 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
     except WeComError as exc:
         log.warning("WeCom notice %s undelivered: %s", notice_id, exc)
         status, errcode = "failed", exc.errcode
-    _record(settings, OfficerNotice, notice_id, status=status, errcode=errcode,
-            sent_at=utcnow() if status == "sent" else None)
+    _record(
+        settings,
+        OfficerNotice,
+        notice_id,
+        status=status,
+        errcode=errcode,
+        sent_at=utcnow() if status == "sent" else None,
+    )
 
 
 def _record(settings: Settings, model, record_id: int, **values) -> None:
     """Record what became of a sending (a sending not recorded would be queued and sent again)."""
     with unit_of_work(settings.database_url) as session:
-        session.execute(update(model).where(model.id == record_id).values(**values)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(model).where(model.id == record_id).values(**values).execution_options(synchronize_session=False)
+        )
 
 
 def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:
@@ -131,21 +143,31 @@ def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale:
     jobs = jobs or HandOffJobs(settings)
     queued = 0
     with unit_of_work(settings.database_url) as session:
-        notices = session.execute(select(OfficerNotice, HandOff.openid).join(HandOff)
-                                  .where(OfficerNotice.status == "pending").order_by(OfficerNotice.id)
-                                  .limit(500)).all()
+        notices = session.execute(
+            select(OfficerNotice, HandOff.openid)
+            .join(HandOff)
+            .where(OfficerNotice.status == "pending")
+            .order_by(OfficerNotice.id)
+            .limit(500)
+        ).all()
         for notice, openid in notices:
             # Marked in Redis, not in the database (no write here to collide with the webhook's on
             # SQLite); a notice still pending when the mark expires lost its job and is queued again.
-            if jobs.connection.set(f"sunshine:handoff:notice_queued:{notice.id}", 1, nx=True,
-                                   ex=max(1, int(REQUEUE_AFTER.total_seconds()))):
+            if jobs.connection.set(
+                f"sunshine:handoff:notice_queued:{notice.id}", 1, nx=True, ex=max(1, int(REQUEUE_AFTER.total_seconds()))
+            ):
                 jobs.send_notice(notice, openid)
                 queued += 1
         if not requeue_stale:
             return queued
-        stale = session.scalars(select(ConversationMessage).where(
-            ConversationMessage.status.in_(("queued", "template_queued")),
-            ConversationMessage.created_at < utcnow() - REQUEUE_AFTER).limit(500))
+        stale = session.scalars(
+            select(ConversationMessage)
+            .where(
+                ConversationMessage.status.in_(("queued", "template_queued")),
+                ConversationMessage.created_at < utcnow() - REQUEUE_AFTER,
+            )
+            .limit(500)
+        )
         for message in stale:
             (jobs.send_message if message.status == "queued" else jobs.send_as_template)(message)
             queued += 1

@@ -2,6 +2,7 @@
 everything written while it is open kept for the officer; who may see, claim,
 transfer, answer and close it; and the WeCom notices about it (new, deadline
 near, overdue), stored here and sent by the background jobs (handoff.jobs)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,17 +12,36 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lending.customers import by_openid
-from sunshine.models import (ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit,
-                             utcnow)
+from sunshine.models import ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit, utcnow
 
-REASONS = ("customer_request", "complaint", "not_understood", "above_auto_limit", "authorization_locked",
-           "bot_unavailable", "message_undelivered")
-REASON_LABELS = {"customer_request": "客户要求转人工", "complaint": "客户不满意", "not_understood": "机器人两次没听懂",
-                 "above_auto_limit": "超过自动审批额度", "authorization_locked": "授权被锁定",
-                 "bot_unavailable": "机器人暂时不可用", "message_undelivered": "消息未能送达"}
+REASONS = (
+    "customer_request",
+    "complaint",
+    "not_understood",
+    "above_auto_limit",
+    "authorization_locked",
+    "bot_unavailable",
+    "message_undelivered",
+)
+REASON_LABELS = {
+    "customer_request": "客户要求转人工",
+    "complaint": "客户不满意",
+    "not_understood": "机器人两次没听懂",
+    "above_auto_limit": "超过自动审批额度",
+    "authorization_locked": "授权被锁定",
+    "bot_unavailable": "机器人暂时不可用",
+    "message_undelivered": "消息未能送达",
+}
 # Higher first in the officers' queue.
-PRIORITIES = {"authorization_locked": 3, "complaint": 2, "above_auto_limit": 2, "message_undelivered": 2,
-              "bot_unavailable": 2, "customer_request": 1, "not_understood": 1}
+PRIORITIES = {
+    "authorization_locked": 3,
+    "complaint": 2,
+    "above_auto_limit": 2,
+    "message_undelivered": 2,
+    "bot_unavailable": 2,
+    "customer_request": 1,
+    "not_understood": 1,
+}
 DEFAULT_DEADLINE = timedelta(minutes=30)
 # WeChat refuses a customer-service text longer than 2048 bytes (errcode 45002).
 REPLY_MAX_BYTES = 2048
@@ -52,9 +72,14 @@ def responsible_officer_id(session: Session, openid: str, customer: Customer | N
     return None
 
 
-def request_hand_off(session: Session, openid: str, reason: str, summary: dict | None = None,
-                     deadline: timedelta = DEFAULT_DEADLINE,
-                     application_id: int | None = None) -> tuple[HandOff, bool]:
+def request_hand_off(
+    session: Session,
+    openid: str,
+    reason: str,
+    summary: dict | None = None,
+    deadline: timedelta = DEFAULT_DEADLINE,
+    application_id: int | None = None,
+) -> tuple[HandOff, bool]:
     """Open a hand-off for this WeChat user (about `application_id`, if any), or return the
     one already open.
 
@@ -66,10 +91,16 @@ def request_hand_off(session: Session, openid: str, reason: str, summary: dict |
     if existing is not None:
         return existing, False
     customer = by_openid(session, openid)
-    hand_off = HandOff(openid=openid, customer_id=customer.id if customer else None,
-                       officer_id=responsible_officer_id(session, openid, customer), reason=reason,
-                       summary=summary or {}, priority=PRIORITIES[reason], deadline=utcnow() + deadline,
-                       application_id=application_id)
+    hand_off = HandOff(
+        openid=openid,
+        customer_id=customer.id if customer else None,
+        officer_id=responsible_officer_id(session, openid, customer),
+        reason=reason,
+        summary=summary or {},
+        priority=PRIORITIES[reason],
+        deadline=utcnow() + deadline,
+        application_id=application_id,
+    )
     try:
         with session.begin_nested():
             session.add(hand_off)
@@ -87,33 +118,58 @@ def keep_customer_message(session: Session, hand_off: HandOff, body: str, wechat
     Returns False when this WeChat delivery was stored already (a retry). A message
     stored before without a hand-off (held while Redis was down) joins this one.
     """
-    message = ConversationMessage(openid=hand_off.openid, hand_off_id=hand_off.id, direction="inbound",
-                                  author="customer", body=body, wechat_msg_key=wechat_msg_key, status="received")
+    message = ConversationMessage(
+        openid=hand_off.openid,
+        hand_off_id=hand_off.id,
+        direction="inbound",
+        author="customer",
+        body=body,
+        wechat_msg_key=wechat_msg_key,
+        status="received",
+    )
     try:
         with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return session.execute(update(ConversationMessage).where(
-            ConversationMessage.wechat_msg_key == wechat_msg_key, ConversationMessage.hand_off_id.is_(None))
-            .values(hand_off_id=hand_off.id, status="received")
-            .execution_options(synchronize_session=False)).rowcount == 1
+        return (
+            session.execute(
+                update(ConversationMessage)
+                .where(ConversationMessage.wechat_msg_key == wechat_msg_key, ConversationMessage.hand_off_id.is_(None))
+                .values(hand_off_id=hand_off.id, status="received")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
     return True
 
 
 def customer_message_count(session: Session, hand_off: HandOff) -> int:
-    return session.scalar(select(func.count()).select_from(ConversationMessage).where(
-        ConversationMessage.hand_off_id == hand_off.id, ConversationMessage.direction == "inbound"))
+    return session.scalar(
+        select(func.count())
+        .select_from(ConversationMessage)
+        .where(ConversationMessage.hand_off_id == hand_off.id, ConversationMessage.direction == "inbound")
+    )
 
 
-def keep_undelivered(session: Session, openid: str, texts: list[str], errcode: int | None,
-                     author: str = "bot") -> HandOff:
+def keep_undelivered(
+    session: Session, openid: str, texts: list[str], errcode: int | None, author: str = "bot"
+) -> HandOff:
     """WeChat refused to deliver `texts` (45015 outside the 48-hour window, 45047
     too many messages, or unreachable): keep them and put them before the
     customer's officer through a hand-off."""
     hand_off, _ = request_hand_off(session, openid, "message_undelivered", summary={"errcode": errcode})
     for text in texts:
-        session.add(ConversationMessage(openid=openid, hand_off_id=hand_off.id, direction="outbound", author=author,
-                                        body=text, status="undelivered", errcode=errcode))
+        session.add(
+            ConversationMessage(
+                openid=openid,
+                hand_off_id=hand_off.id,
+                direction="outbound",
+                author=author,
+                body=text,
+                status="undelivered",
+                errcode=errcode,
+            )
+        )
     audit(session, author, "message.undelivered", "hand_off", hand_off.id, errcode=errcode, count=len(texts))
     return hand_off
 
@@ -128,6 +184,7 @@ def close_hand_off(session: Session, hand_off: HandOff, actor: str, note: str = 
 
 
 # -- officers and their hand-offs ----------------------------------------------
+
 
 def actor_of(officer: Officer) -> str:
     return f"officer:{officer.username}"
@@ -155,12 +212,24 @@ def queue_rows(session: Session, officer: Officer, only_officer_id: int | None =
     """Open hand-offs the officer sees, most urgent first (priority, then deadline), as plain rows
     (the queue may hold thousands): id, openid, priority, status, reason, deadline, summary,
     customer_name, officer_username, officer_name."""
-    query = (select(HandOff.id, HandOff.openid, HandOff.priority, HandOff.status, HandOff.reason, HandOff.deadline,
-                    HandOff.summary, Customer.name.label("customer_name"), Officer.username.label("officer_username"),
-                    Officer.display_name.label("officer_name"))
-             .outerjoin(Customer, Customer.id == HandOff.customer_id).outerjoin(Officer, Officer.id == HandOff.officer_id)
-             .where(HandOff.status != "closed", visible_to(officer))
-             .order_by(HandOff.priority.desc(), HandOff.deadline, HandOff.id))
+    query = (
+        select(
+            HandOff.id,
+            HandOff.openid,
+            HandOff.priority,
+            HandOff.status,
+            HandOff.reason,
+            HandOff.deadline,
+            HandOff.summary,
+            Customer.name.label("customer_name"),
+            Officer.username.label("officer_username"),
+            Officer.display_name.label("officer_name"),
+        )
+        .outerjoin(Customer, Customer.id == HandOff.customer_id)
+        .outerjoin(Officer, Officer.id == HandOff.officer_id)
+        .where(HandOff.status != "closed", visible_to(officer))
+        .order_by(HandOff.priority.desc(), HandOff.deadline, HandOff.id)
+    )
     if only_officer_id is not None:
         query = query.where(HandOff.officer_id == only_officer_id)
     return session.execute(query).all()
@@ -190,8 +259,16 @@ def transfer(session: Session, hand_off: HandOff, officer: Officer, to_officer_i
     previous = hand_off.officer_id
     hand_off.officer_id = target.id
     hand_off.status = "open"
-    audit(session, actor_of(officer), "hand_off.transferred", "hand_off", hand_off.id,
-          from_officer_id=previous, to_officer_id=target.id, note=note)
+    audit(
+        session,
+        actor_of(officer),
+        "hand_off.transferred",
+        "hand_off",
+        hand_off.id,
+        from_officer_id=previous,
+        to_officer_id=target.id,
+        note=note,
+    )
     _notice_new(session, hand_off)
     return target
 
@@ -208,12 +285,17 @@ def officer_reply(session: Session, hand_off: HandOff, officer: Officer, text: s
         raise HandOffError("回复太长了，微信一条最多约680个汉字，请分成几条发送")
     if hand_off.status == "open":
         claim(session, hand_off, officer)
-    message = ConversationMessage(openid=hand_off.openid, hand_off_id=hand_off.id, direction="outbound",
-                                  author=actor_of(officer), body=text, status="queued")
+    message = ConversationMessage(
+        openid=hand_off.openid,
+        hand_off_id=hand_off.id,
+        direction="outbound",
+        author=actor_of(officer),
+        body=text,
+        status="queued",
+    )
     session.add(message)
     session.flush()
-    audit(session, actor_of(officer), "message.queued", "conversation_message", message.id,
-          hand_off_id=hand_off.id)
+    audit(session, actor_of(officer), "message.queued", "conversation_message", message.id, hand_off_id=hand_off.id)
     return message
 
 
@@ -225,8 +307,14 @@ def close_by_officer(session: Session, hand_off: HandOff, officer: Officer, note
     The bot answers the customer's next message, its conversation state as it was."""
     check_access(officer, hand_off)
     close_hand_off(session, hand_off, actor_of(officer), note)
-    message = ConversationMessage(openid=hand_off.openid, hand_off_id=hand_off.id, direction="outbound",
-                                  author=actor_of(officer), body=CLOSING_NOTE, status="queued")
+    message = ConversationMessage(
+        openid=hand_off.openid,
+        hand_off_id=hand_off.id,
+        direction="outbound",
+        author=actor_of(officer),
+        body=CLOSING_NOTE,
+        status="queued",
+    )
     session.add(message)
     session.flush()
     return message
@@ -246,11 +334,15 @@ def resend(session: Session, message: ConversationMessage, officer: Officer) -> 
 
 def conversation(session: Session, openid: str) -> list[ConversationMessage]:
     """Every message kept for this WeChat user (customer, officers, undelivered bot answers), oldest first."""
-    return list(session.scalars(select(ConversationMessage).where(ConversationMessage.openid == openid)
-                                .order_by(ConversationMessage.id)))
+    return list(
+        session.scalars(
+            select(ConversationMessage).where(ConversationMessage.openid == openid).order_by(ConversationMessage.id)
+        )
+    )
 
 
 # -- WeCom notices ---------------------------------------------------------------
+
 
 def _supervisors(session: Session) -> list[Officer]:
     return list(session.scalars(select(Officer).where(Officer.role == SUPERVISOR, Officer.active.is_(True))))
@@ -278,9 +370,14 @@ def _notice_new(session: Session, hand_off: HandOff) -> None:
     officers = [hand_off.officer] if hand_off.officer else _supervisors(session)
     where = "" if hand_off.officer else "（支行队列，请分派）"
     for officer in officers:
-        _add_notice(session, hand_off, officer, "new",
-                    f"新的转人工会话{where}：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
-                    f"请在{_beijing(hand_off.deadline)}前处理。")
+        _add_notice(
+            session,
+            hand_off,
+            officer,
+            "new",
+            f"新的转人工会话{where}：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
+            f"请在{_beijing(hand_off.deadline)}前处理。",
+        )
 
 
 def _beijing(moment) -> str:
@@ -289,8 +386,7 @@ def _beijing(moment) -> str:
 
 
 def _noticed(kind: str):
-    return (select(OfficerNotice.id).where(OfficerNotice.hand_off_id == HandOff.id, OfficerNotice.kind == kind)
-            .exists())
+    return select(OfficerNotice.id).where(OfficerNotice.hand_off_id == HandOff.id, OfficerNotice.kind == kind).exists()
 
 
 def sweep_deadlines(session: Session, warn_within: timedelta, now=None) -> int:
@@ -298,26 +394,46 @@ def sweep_deadlines(session: Session, warn_within: timedelta, now=None) -> int:
     those overdue (once each); returns how many notices were stored."""
     now = now or utcnow()
     stored = 0
-    near = session.scalars(select(HandOff).where(HandOff.status != "closed", HandOff.deadline >= now,
-                                                 HandOff.deadline < now + warn_within, ~_noticed("deadline")))
+    near = session.scalars(
+        select(HandOff).where(
+            HandOff.status != "closed",
+            HandOff.deadline >= now,
+            HandOff.deadline < now + warn_within,
+            ~_noticed("deadline"),
+        )
+    )
     for hand_off in near:
         for officer in [hand_off.officer] if hand_off.officer else _supervisors(session):
-            stored += _add_notice(session, hand_off, officer, "deadline",
-                                  f"转人工会话快到时限了：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
-                                  f"请在{_beijing(hand_off.deadline)}前处理。")
-    overdue = session.scalars(select(HandOff).where(HandOff.status != "closed", HandOff.deadline < now,
-                                                    ~_noticed("overdue")))
+            stored += _add_notice(
+                session,
+                hand_off,
+                officer,
+                "deadline",
+                f"转人工会话快到时限了：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
+                f"请在{_beijing(hand_off.deadline)}前处理。",
+            )
+    overdue = session.scalars(
+        select(HandOff).where(HandOff.status != "closed", HandOff.deadline < now, ~_noticed("overdue"))
+    )
     for hand_off in overdue:
         owner = hand_off.officer.display_name if hand_off.officer else "支行队列"
         for supervisor in _supervisors(session):
-            if _add_notice(session, hand_off, supervisor, "overdue",
-                           f"转人工会话已超时：{_who(hand_off)}（{owner}），{REASON_LABELS[hand_off.reason]}，"
-                           f"时限{_beijing(hand_off.deadline)}。"):
+            if _add_notice(
+                session,
+                hand_off,
+                supervisor,
+                "overdue",
+                f"转人工会话已超时：{_who(hand_off)}（{owner}），{REASON_LABELS[hand_off.reason]}，"
+                f"时限{_beijing(hand_off.deadline)}。",
+            ):
                 stored += 1
                 audit(session, "system", "hand_off.escalated", "hand_off", hand_off.id, to_officer_id=supervisor.id)
     return stored
 
 
 def pending_notices(session: Session, limit: int = 100) -> list[OfficerNotice]:
-    return list(session.scalars(select(OfficerNotice).where(OfficerNotice.status == "pending")
-                                .order_by(OfficerNotice.id).limit(limit)))
+    return list(
+        session.scalars(
+            select(OfficerNotice).where(OfficerNotice.status == "pending").order_by(OfficerNotice.id).limit(limit)
+        )
+    )

@@ -9,6 +9,7 @@
 
 Exit status: 0 done, 1 done but some rows or applications were left out, 2 could not run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,12 @@ SHOWN_ERRORS = 50
 
 def _progress(bar: tqdm):
     """A progress(done, total) callback that moves the bar."""
+
     def update(done: int, total: int | None) -> None:
         if total is not None:
             bar.total = total
         bar.update(done - bar.n)
+
     return update
 
 
@@ -45,14 +48,18 @@ def import_credit_lines(settings: Settings, path: Path, actor: str) -> int:
     with path.open("rb") as fh:
         rows = max(sum(1 for _ in fh) - 1, 0)
     try:
-        with unit_of_work(settings.database_url) as session, \
-                tqdm(total=rows, unit="户", desc="导入授信档案", file=sys.stderr) as bar:
+        with (
+            unit_of_work(settings.database_url) as session,
+            tqdm(total=rows, unit="户", desc="导入授信档案", file=sys.stderr) as bar,
+        ):
             report = import_file(session, settings.secret_key, path, actor=actor, progress=_progress(bar))
     except RowError as exc:  # the file as a whole (its header) is unusable
         print(f"无法导入：{exc}", file=sys.stderr)
         return 2
-    print(f"导入完成：新增{report.created}户，更新{report.updated}户，未变{report.unchanged}户，"
-          f"有误{len(report.errors)}行。")
+    print(
+        f"导入完成：新增{report.created}户，更新{report.updated}户，未变{report.unchanged}户，"
+        f"有误{len(report.errors)}行。"
+    )
     for line_no, reason in report.errors[:SHOWN_ERRORS]:
         print(f"  第{line_no}行：{reason}")
     if len(report.errors) > SHOWN_ERRORS:
@@ -72,8 +79,9 @@ def approve_village(settings: Settings, village: str, username: str, reason: str
             return 2
         with tqdm(total=0, unit="笔", desc=f"{village}批量审批", file=sys.stderr) as bar:
             report = service.approve_village(session, village, officer, reason, max_amount, progress=_progress(bar))
-    print(f"{village}批量审批完成：通过{len(report.approved)}笔，"
-          f"超过小额上限留待逐笔审批{len(report.over_limit)}笔。")
+    print(
+        f"{village}批量审批完成：通过{len(report.approved)}笔，" f"超过小额上限留待逐笔审批{len(report.over_limit)}笔。"
+    )
     return 1 if report.over_limit else 0
 
 
@@ -85,8 +93,11 @@ def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
         with unit_of_work(settings.database_url) as session:
             escalated = service.escalate_overdue(session)
             if escalated or once:
-                print(f"超过审批时限、已升级的申请：{len(escalated)}笔"
-                      + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""), flush=True)
+                print(
+                    f"超过审批时限、已升级的申请：{len(escalated)}笔"
+                    + (f"（编号 {', '.join(str(a.id) for a in escalated)}）" if escalated else ""),
+                    flush=True,
+                )
 
     return run_rounds(one_round, every_s, "escalation round")
 
@@ -101,8 +112,9 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     batch.add_argument("village")
     batch.add_argument("--officer", required=True, help="the approving officer's username")
     batch.add_argument("--reason", default="整村批量审批")
-    batch.add_argument("--max-amount", type=int, help="largest amount approved (default: each product's "
-                                                      "automatic-approval limit)")
+    batch.add_argument(
+        "--max-amount", type=int, help="largest amount approved (default: each product's " "automatic-approval limit)"
+    )
     esc = commands.add_parser("escalate-overdue", help="flag applications past their review deadline")
     esc.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ w/k, a currency word at the end (元 块 块钱 人民币 ...), a hedge such as 
 三千五 = 3500 (a lone digit after a unit counts in the next lower unit).
 Anything else raises AmountError, whose message can be shown to the customer.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,9 +25,29 @@ class AmountError(ValueError):
 
 
 _DIGITS = {
-    "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "两": 2, "俩": 2, "三": 3, "叁": 3, "仨": 3,
-    "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "七": 7, "柒": 7, "八": 8, "捌": 8,
-    "九": 9, "玖": 9,
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "壹": 1,
+    "二": 2,
+    "贰": 2,
+    "两": 2,
+    "俩": 2,
+    "三": 3,
+    "叁": 3,
+    "仨": 3,
+    "四": 4,
+    "肆": 4,
+    "五": 5,
+    "伍": 5,
+    "六": 6,
+    "陆": 6,
+    "七": 7,
+    "柒": 7,
+    "八": 8,
+    "捌": 8,
+    "九": 9,
+    "玖": 9,
 }
 _SMALL_UNITS = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
 _BIG_UNITS = {"万": 10_000, "萬": 10_000, "亿": 100_000_000}
@@ -44,14 +65,14 @@ def _unreadable(text: str) -> AmountError:
 
 def _clean(text: str) -> str:
     s = unicodedata.normalize("NFKC", text).strip().lower()
-    s = re.sub(r"(?<=\d)[,，\s](?=\d{3}(?!\d))", "", s)   # 50,000 / 50 000
-    s = re.sub(r"(?<!\d)\s+|\s+(?!\d)", "", s)            # 5 万 -> 5万, but 5 3 stays wrong
+    s = re.sub(r"(?<=\d)[,，\s](?=\d{3}(?!\d))", "", s)  # 50,000 / 50 000
+    s = re.sub(r"(?<!\d)\s+|\s+(?!\d)", "", s)  # 5 万 -> 5万, but 5 3 stays wrong
     changed = True
     while changed and s:
         changed = False
         for prefix in _PREFIXES:
             if s.startswith(prefix):
-                s, changed = s[len(prefix):], True
+                s, changed = s[len(prefix) :], True
         for suffix in _SUFFIXES:
             if s.endswith(suffix):
                 s, changed = s[: -len(suffix)], True
@@ -66,12 +87,12 @@ def _parse(s: str) -> Decimal:
     if len(tokens) > 1 and all(t in _DIGITS for t in tokens):
         return Decimal("".join(str(_DIGITS[t]) for t in tokens))
 
-    total = Decimal(0)        # everything closed by 万/亿
-    section = Decimal(0)      # the part below 万 being built
+    total = Decimal(0)  # everything closed by 万/亿
+    section = Decimal(0)  # the part below 万 being built
     pending: Decimal | None = None
-    pending_single = False    # pending is one digit, eligible for 三万五-style elision
-    last_unit = 0             # the unit just before pending (0: none)
-    small_floor = 10**5       # small units within a section must decrease
+    pending_single = False  # pending is one digit, eligible for 三万五-style elision
+    last_unit = 0  # the unit just before pending (0: none)
+    small_floor = 10**5  # small units within a section must decrease
     yi_seen = wan_open = False
     for tok in tokens:
         if tok[0].isdigit() or tok in _DIGITS:
@@ -83,7 +104,7 @@ def _parse(s: str) -> Decimal:
             else:
                 pending = Decimal(_DIGITS[tok])
                 pending_single = tok not in ("零", "〇")
-                if pending == 0:       # 一万零五百: the zero only says a unit is skipped
+                if pending == 0:  # 一万零五百: the zero only says a unit is skipped
                     pending, last_unit = None, 0
         elif tok in _SMALL_UNITS:
             unit = _SMALL_UNITS[tok]
@@ -99,7 +120,7 @@ def _parse(s: str) -> Decimal:
                 total = (total + head) * _BIG_UNITS[tok]
                 yi_seen, wan_open = True, False
             else:
-                if wan_open or head == 0:    # 万 twice without 亿 between
+                if wan_open or head == 0:  # 万 twice without 亿 between
                     raise ValueError
                 total += head * _BIG_UNITS[tok]
                 wan_open = True
@@ -136,7 +157,8 @@ def parse_amount(text: str) -> int:
 
 _CANDIDATE = re.compile(
     r"[0-9０-９零〇一二两俩仨三四五六七八九壹贰叁肆伍陆柒捌玖十拾百佰千仟万萬亿wWkK.,，]+"
-    r"(?:人民币|块钱|元钱|块|元|圆)?")
+    r"(?:人民币|块钱|元钱|块|元|圆)?"
+)
 _UNIT_OR_CURRENCY = re.compile(r"[十拾百佰千仟万萬亿wWkK块元圆]|人民币")
 _TERM_NEXT = re.compile(r"\s*(?:个|年|月|期|周|天)")
 _TERM_COUNT = re.compile(r"\d{1,3}|[一二两三四五六七八九]?十[一二三四五六七八九]?|[一二两三四五六七八九半]")
@@ -172,7 +194,7 @@ def find_amount(text: str) -> int | None:
         return None
     text = unicodedata.normalize("NFKC", text)
     for match in _CANDIDATE.finditer(text):
-        candidate = _without_term(match.group(0), text[match.end():]).strip(".,，")
+        candidate = _without_term(match.group(0), text[match.end() :]).strip(".,，")
         digits = re.sub(r"\D", "", candidate)
         if not _UNIT_OR_CURRENCY.search(candidate) and len(digits) < 2:
             continue
@@ -193,7 +215,7 @@ def amount_around(text: str, start: int, end: int) -> int | None:
     """
     for match in _CANDIDATE.finditer(text or ""):
         if match.start() < end and start < match.end():
-            candidate = _without_term(match.group(0), text[match.end():]).strip(".,，")
+            candidate = _without_term(match.group(0), text[match.end() :]).strip(".,，")
             try:
                 return parse_amount(candidate)
             except AmountError:

@@ -17,6 +17,7 @@ The customer is told of each change of state through the `notify(openid,
 text)` callable, once the transaction commits (a rolled-back change tells no
 one); when one commit moves an application several steps, the last is told.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,15 @@ from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
 from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
-from sunshine.models import (FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct,
-                             Officer, utcnow)
+from sunshine.models import (
+    FINAL_APPLICATION_STATUSES,
+    ApplicationEvent,
+    Customer,
+    LoanApplication,
+    LoanProduct,
+    Officer,
+    utcnow,
+)
 from sunshine.protect import mask_name, unseal
 
 log = logging.getLogger(__name__)
@@ -50,8 +58,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # How the customer and the officer read each status.
 STATUS_LABELS = {
-    "draft": "还没提交", "submitted": "已提交", "awaiting_authorization": "等待征信授权",
-    "under_review": "审核中", "approved": "审批通过", "rejected": "没有通过", "withdrawn": "已撤销",
+    "draft": "还没提交",
+    "submitted": "已提交",
+    "awaiting_authorization": "等待征信授权",
+    "under_review": "审核中",
+    "approved": "审批通过",
+    "rejected": "没有通过",
+    "withdrawn": "已撤销",
     "disbursed": "已放款",
 }
 PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
@@ -168,9 +181,15 @@ class Applications:
     """The application service. `secret_key` reads the sealed ID numbers (age);
     `notify(openid, text)` tells the customer; `review_within` is the officers' deadline."""
 
-    def __init__(self, secret_key: str, notify: Notifier, rules: RuleBook | None = None,
-                 review_within: timedelta = DEFAULT_REVIEW_WITHIN, core_banking: CoreBanking | None = None,
-                 clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        secret_key: str,
+        notify: Notifier,
+        rules: RuleBook | None = None,
+        review_within: timedelta = DEFAULT_REVIEW_WITHIN,
+        core_banking: CoreBanking | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.secret_key = secret_key
         self.notify = notify
         self.rules = rules or RuleBook.load()
@@ -183,14 +202,24 @@ class Applications:
         """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
         if notify is None:
             from lending.notify import WeChatNotifier
+
             notify = WeChatNotifier(settings)
         return cls(settings.secret_key, notify, review_within=timedelta(hours=settings.loan_review_hours), **kwargs)
 
     # --- asking ------------------------------------------------------------------
 
-    def draft(self, session: Session, customer_id: int, product_code: str, amount: int, term_months: int,
-              purpose: str = "", guarantor_id: int | None = None, idempotency_key: str | None = None,
-              actor: str = "customer") -> LoanApplication:
+    def draft(
+        self,
+        session: Session,
+        customer_id: int,
+        product_code: str,
+        amount: int,
+        term_months: int,
+        purpose: str = "",
+        guarantor_id: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str = "customer",
+    ) -> LoanApplication:
         """A checked application in draft; the one already made under `idempotency_key`, if any."""
         if idempotency_key:
             existing = self._by_key(session, customer_id, idempotency_key)
@@ -212,15 +241,27 @@ class Applications:
             guarantor = session.get(Customer, guarantor_id) if guarantor_id else None
             if guarantor is None or guarantor.id == customer.id:
                 raise GuarantorRequired(f"{product.name}需要一名担保人（不能是本人），请先告诉我们担保人是谁")
-        live = session.scalar(select(LoanApplication).where(
-            LoanApplication.customer_id == customer.id, LoanApplication.product_code == product.code,
-            LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES)))
+        live = session.scalar(
+            select(LoanApplication).where(
+                LoanApplication.customer_id == customer.id,
+                LoanApplication.product_code == product.code,
+                LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES),
+            )
+        )
         if live is not None:
             raise _already_applying(product, live)
-        application = LoanApplication(customer_id=customer.id, product_code=product.code, amount=amount,
-                                      term_months=term_months, purpose=purpose[:200], guarantor_id=guarantor_id,
-                                      idempotency_key=idempotency_key, status="draft", risk_hits=[],
-                                      created_at=self.clock())
+        application = LoanApplication(
+            customer_id=customer.id,
+            product_code=product.code,
+            amount=amount,
+            term_months=term_months,
+            purpose=purpose[:200],
+            guarantor_id=guarantor_id,
+            idempotency_key=idempotency_key,
+            status="draft",
+            risk_hits=[],
+            created_at=self.clock(),
+        )
         try:
             with session.begin_nested():
                 session.add(application)
@@ -244,17 +285,35 @@ class Applications:
             self._move(session, application, "awaiting_authorization", "system", "authorization_requested")
         return application
 
-    def apply(self, session: Session, customer_id: int, product_code: str, amount: int, term_months: int,
-              idempotency_key: str, purpose: str = "", guarantor_id: int | None = None) -> LoanApplication:
+    def apply(
+        self,
+        session: Session,
+        customer_id: int,
+        product_code: str,
+        amount: int,
+        term_months: int,
+        idempotency_key: str,
+        purpose: str = "",
+        guarantor_id: int | None = None,
+    ) -> LoanApplication:
         """Draft and submit in one step (the bot's confirmation). The same key again returns the same application."""
-        application = self.draft(session, customer_id, product_code, amount, term_months, purpose=purpose,
-                                 guarantor_id=guarantor_id, idempotency_key=idempotency_key)
+        application = self.draft(
+            session,
+            customer_id,
+            product_code,
+            amount,
+            term_months,
+            purpose=purpose,
+            guarantor_id=guarantor_id,
+            idempotency_key=idempotency_key,
+        )
         return self.submit(session, application.id) if application.status == "draft" else application
 
     # --- deciding ----------------------------------------------------------------
 
-    def report_arrived(self, session: Session, application_id: int,
-                       reports: Mapping[str, CreditReport]) -> LoanApplication:
+    def report_arrived(
+        self, session: Session, application_id: int, reports: Mapping[str, CreditReport]
+    ) -> LoanApplication:
         """The credit reports (by party role) are in: run the rules again and decide, or queue for an officer."""
         application = self._get(session, application_id, lock=True)
         _require(application, "under_review")
@@ -264,19 +323,33 @@ class Applications:
         hits = self._evaluate(session, application, reports)
         product = application.product
         to_officer = not any(h.outcome == "reject" for h in hits) and (
-            hits or application.amount > product.auto_approval_limit)
+            hits or application.amount > product.auto_approval_limit
+        )
         application.review_mode = "officer" if to_officer else "auto"
         if to_officer:
             application.review_deadline = self.clock() + self.review_within
-        self._move(session, application, "under_review", "system", "reports_arrived",
-                   reports={role: r.report_id for role, r in reports.items()}, review_mode=application.review_mode)
+        self._move(
+            session,
+            application,
+            "under_review",
+            "system",
+            "reports_arrived",
+            reports={role: r.report_id for role, r in reports.items()},
+            review_mode=application.review_mode,
+        )
         if to_officer:
             return application
         if hits:
             self._reject_by_rules(session, application, hits)
         else:
-            self._move(session, application, "approved", "auto", "approved",
-                       f"{format_amount(product.auto_approval_limit)}以内且未触发风险规则，自动审批通过")
+            self._move(
+                session,
+                application,
+                "approved",
+                "auto",
+                "approved",
+                f"{format_amount(product.auto_approval_limit)}以内且未触发风险规则，自动审批通过",
+            )
         return application
 
     def approve(self, session: Session, application_id: int, officer: Officer, reason: str) -> LoanApplication:
@@ -287,8 +360,9 @@ class Applications:
         """An officer rejects an application under review."""
         return self._decide(session, application_id, officer, reason, "rejected")
 
-    def withdraw(self, session: Session, application_id: int, actor: str = "customer",
-                 reason: str = "客户撤销申请") -> LoanApplication:
+    def withdraw(
+        self, session: Session, application_id: int, actor: str = "customer", reason: str = "客户撤销申请"
+    ) -> LoanApplication:
         application = self._get(session, application_id, lock=True)
         self._move(session, application, "withdrawn", actor, "withdrawn", reason)
         return application
@@ -301,34 +375,53 @@ class Applications:
         line = valid_line(session, application.customer_id, self.clock().date())
         if line is not None:
             line.used_amount += application.amount
-        self._move(session, application, "disbursed", "core_banking", "disbursed",
-                   loan_account=application.loan_account)
+        self._move(
+            session, application, "disbursed", "core_banking", "disbursed", loan_account=application.loan_account
+        )
         return application
 
     def escalate_overdue(self, session: Session, now: datetime | None = None) -> list[LoanApplication]:
         """Flag every application whose officer deadline has passed (once each); returns them."""
         now = now or self.clock()
-        overdue = session.scalars(officer_queue().where(
-            LoanApplication.review_deadline < now, LoanApplication.escalated_at.is_(None))
-            .with_for_update(skip_locked=True)).all()
+        overdue = session.scalars(
+            officer_queue()
+            .where(LoanApplication.review_deadline < now, LoanApplication.escalated_at.is_(None))
+            .with_for_update(skip_locked=True)
+        ).all()
         for application in overdue:
             application.escalated_at = now
-            self._record(session, application, "under_review", "under_review", "system", "escalated",
-                         f"超过审批时限（{_day_time(application.review_deadline)}）仍未处理，已升级给主管",
-                         deadline=application.review_deadline.isoformat())
+            self._record(
+                session,
+                application,
+                "under_review",
+                "under_review",
+                "system",
+                "escalated",
+                f"超过审批时限（{_day_time(application.review_deadline)}）仍未处理，已升级给主管",
+                deadline=application.review_deadline.isoformat(),
+            )
         return overdue
 
-    def approve_village(self, session: Session, village: str, officer: Officer, reason: str,
-                        max_amount: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> BatchReport:
+    def approve_village(
+        self,
+        session: Session,
+        village: str,
+        officer: Officer,
+        reason: str,
+        max_amount: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BatchReport:
         """Approve a village's small applications waiting for an officer (整村批量审批).
 
         Small: up to `max_amount`, or else up to each product's automatic-approval limit.
         `progress(done, total)` is called after each application.
         """
         report = BatchReport()
-        queued = session.scalars(officer_queue().join(Customer, Customer.id == LoanApplication.customer_id)
-                                 .where(Customer.village == village)).all()
+        queued = session.scalars(
+            officer_queue()
+            .join(Customer, Customer.id == LoanApplication.customer_id)
+            .where(Customer.village == village)
+        ).all()
         for done, application in enumerate(queued, 1):
             limit = max_amount if max_amount is not None else application.product.auto_approval_limit
             if application.amount <= limit:
@@ -356,8 +449,9 @@ class Applications:
             raise ApplicationNotFound("没有找到这笔贷款申请")
         return application
 
-    def _decide(self, session: Session, application_id: int, officer: Officer, reason: str,
-                outcome: str) -> LoanApplication:
+    def _decide(
+        self, session: Session, application_id: int, officer: Officer, reason: str, outcome: str
+    ) -> LoanApplication:
         if not officer.active:
             raise DecisionError("该客户经理账号已停用，不能审批")
         if not reason.strip():
@@ -366,25 +460,47 @@ class Applications:
         self._move(session, application, outcome, f"officer:{officer.username}", outcome, reason.strip())
         return application
 
-    def _evaluate(self, session: Session, application: LoanApplication,
-                  reports: Mapping[str, CreditReport] | None) -> list[RuleHit]:
+    def _evaluate(
+        self, session: Session, application: LoanApplication, reports: Mapping[str, CreditReport] | None
+    ) -> list[RuleHit]:
         now = self.clock()
         customer = application.customer
         line = current_line(session, customer, today=now.date(), excluding_application=application.id)
-        ctx = RiskContext(session=session, application=application, customer=customer, now=now, reports=reports,
-                          birth_date=birth_date(unseal(self.secret_key, customer.id_sealed)),
-                          available=line.available if line else 0)
+        ctx = RiskContext(
+            session=session,
+            application=application,
+            customer=customer,
+            now=now,
+            reports=reports,
+            birth_date=birth_date(unseal(self.secret_key, customer.id_sealed)),
+            available=line.available if line else 0,
+        )
         hits = self.rules.evaluate(ctx, "report" if reports is not None else "submission")
         application.risk_hits = [h.as_dict() for h in hits]
         return hits
 
     def _reject_by_rules(self, session: Session, application: LoanApplication, hits: list[RuleHit]) -> None:
         rejecting = [h for h in hits if h.outcome == "reject"]
-        self._move(session, application, "rejected", "risk_rules", "rejected",
-                   "；".join(f"{h.code} {h.description}" for h in rejecting), rules=[h.code for h in rejecting])
+        self._move(
+            session,
+            application,
+            "rejected",
+            "risk_rules",
+            "rejected",
+            "；".join(f"{h.code} {h.description}" for h in rejecting),
+            rules=[h.code for h in rejecting],
+        )
 
-    def _move(self, session: Session, application: LoanApplication, to_status: str, actor: str, action: str,
-              reason: str = "", **detail) -> None:
+    def _move(
+        self,
+        session: Session,
+        application: LoanApplication,
+        to_status: str,
+        actor: str,
+        action: str,
+        reason: str = "",
+        **detail,
+    ) -> None:
         _require(application, to_status)
         self._record(session, application, application.status, to_status, actor, action, reason, **detail)
         application.status = to_status
@@ -392,10 +508,29 @@ class Applications:
         if text and application.customer.wechat_openid:
             _notices(session)[application.id] = (self.notify, application.customer.wechat_openid, text)
 
-    def _record(self, session: Session, application: LoanApplication, from_status: str | None, to_status: str,
-                actor: str, action: str, reason: str = "", **detail) -> None:
-        session.add(ApplicationEvent(application_id=application.id, at=self.clock(), actor=actor, action=action,
-                                     from_status=from_status, to_status=to_status, reason=reason, detail=detail))
+    def _record(
+        self,
+        session: Session,
+        application: LoanApplication,
+        from_status: str | None,
+        to_status: str,
+        actor: str,
+        action: str,
+        reason: str = "",
+        **detail,
+    ) -> None:
+        session.add(
+            ApplicationEvent(
+                application_id=application.id,
+                at=self.clock(),
+                actor=actor,
+                action=action,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+                detail=detail,
+            )
+        )
 
     @staticmethod
     def notice(session: Session, application: LoanApplication) -> str | None:
@@ -420,36 +555,48 @@ class Applications:
         if status == "withdrawn":
             return f"您的{what}已撤销，需要时可以随时重新申请。"
         if status == "disbursed":
-            return (f"您的{product}贷款{format_amount(application.amount)}已放款，借据号{application.loan_account}，"
-                    "请留意到账短信。按时还款能保持良好信用。")
+            return (
+                f"您的{product}贷款{format_amount(application.amount)}已放款，借据号{application.loan_account}，"
+                "请留意到账短信。按时还款能保持良好信用。"
+            )
         return None
 
 
-def note(session: Session, application_id: int, actor: str, action: str, reason: str = "",
-         **detail) -> ApplicationEvent:
+def note(
+    session: Session, application_id: int, actor: str, action: str, reason: str = "", **detail
+) -> ApplicationEvent:
     """Record in an application's history a step that does not change its status
     (a party's credit-report consent, the reports' arrival, a failed query)."""
     application = session.get(LoanApplication, application_id)
     if application is None:
         raise ApplicationNotFound("没有找到这笔贷款申请")
-    event_ = ApplicationEvent(application_id=application_id, actor=actor, action=action,
-                              from_status=application.status, to_status=application.status, reason=reason,
-                              detail=detail)
+    event_ = ApplicationEvent(
+        application_id=application_id,
+        actor=actor,
+        action=action,
+        from_status=application.status,
+        to_status=application.status,
+        reason=reason,
+        detail=detail,
+    )
     session.add(event_)
     return event_
 
 
 def officer_queue():
     """Applications waiting for an officer: escalated first, then by deadline."""
-    return (select(LoanApplication)
-            .where(LoanApplication.status == "under_review", LoanApplication.review_mode == "officer")
-            .order_by(LoanApplication.escalated_at.is_(None), LoanApplication.review_deadline, LoanApplication.id))
+    return (
+        select(LoanApplication)
+        .where(LoanApplication.status == "under_review", LoanApplication.review_mode == "officer")
+        .order_by(LoanApplication.escalated_at.is_(None), LoanApplication.review_deadline, LoanApplication.id)
+    )
 
 
 def _require(application: LoanApplication, to_status: str) -> None:
     if to_status not in TRANSITIONS[application.status]:
-        raise IllegalTransition(f"这笔申请目前{STATUS_LABELS[application.status]}，"
-                                f"不能改为“{STATUS_LABELS[to_status]}”")
+        raise IllegalTransition(
+            f"这笔申请目前{STATUS_LABELS[application.status]}，" f"不能改为“{STATUS_LABELS[to_status]}”"
+        )
 
 
 def _check_amount(product: LoanProduct, amount) -> None:
@@ -458,8 +605,10 @@ def _check_amount(product: LoanProduct, amount) -> None:
     if amount <= 0:
         raise AmountOutOfRange("贷款金额要大于0")
     if not product.min_amount <= amount <= product.max_amount:
-        raise AmountOutOfRange(f"{product.name}可以贷{format_amount(product.min_amount)}到"
-                               f"{format_amount(product.max_amount)}，您申请的{format_amount(amount)}不在这个范围内")
+        raise AmountOutOfRange(
+            f"{product.name}可以贷{format_amount(product.min_amount)}到"
+            f"{format_amount(product.max_amount)}，您申请的{format_amount(amount)}不在这个范围内"
+        )
 
 
 def _already_applying(product: LoanProduct, live: LoanApplication | None) -> ApplicationExists:

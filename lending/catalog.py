@@ -1,4 +1,5 @@
 """Loan products, kept as data in products.yml and synchronised into the database."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -11,8 +12,19 @@ from sqlalchemy.orm import Session
 from sunshine.models import LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
-_FIELDS = ("name", "customer_types", "min_amount", "max_amount", "terms_months", "annual_rate_bp",
-           "needs_guarantor", "needs_collateral", "auto_approval_limit", "authorizing_parties", "description")
+_FIELDS = (
+    "name",
+    "customer_types",
+    "min_amount",
+    "max_amount",
+    "terms_months",
+    "annual_rate_bp",
+    "needs_guarantor",
+    "needs_collateral",
+    "auto_approval_limit",
+    "authorizing_parties",
+    "description",
+)
 CUSTOMER_TYPES = ("farmer", "merchant", "civil_servant")
 PARTIES = ("applicant", "spouse", "guarantor")
 
@@ -33,8 +45,9 @@ def _check(row: dict) -> None:
     if row["needs_guarantor"] != ("guarantor" in row["authorizing_parties"]):
         raise ProductFileError(f"product {code}: a guarantor must authorize exactly when needs_guarantor")
     if not 0 < row["min_amount"] <= row["max_amount"] or not 0 <= row["auto_approval_limit"] <= row["max_amount"]:
-        raise ProductFileError(f"product {code}: need 0 < min_amount <= max_amount and "
-                               "0 <= auto_approval_limit <= max_amount")
+        raise ProductFileError(
+            f"product {code}: need 0 < min_amount <= max_amount and " "0 <= auto_approval_limit <= max_amount"
+        )
     if not row["terms_months"] or not all(isinstance(t, int) and t > 0 for t in row["terms_months"]):
         raise ProductFileError(f"product {code}: terms_months must be a list of whole months")
 

@@ -1,5 +1,6 @@
 """What a customer can borrow: the pre-granted line, what is used, what is
 promised to applications still in progress, what is left, and which products fit."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -33,7 +34,8 @@ class CreditLineView:
 def pending_amount(session: Session, customer_id: int, excluding_application: int | None = None) -> int:
     """The amounts of the customer's applications in progress (submitted to approved)."""
     query = select(func.coalesce(func.sum(LoanApplication.amount), 0)).where(
-        LoanApplication.customer_id == customer_id, LoanApplication.status.in_(RESERVING_STATUSES))
+        LoanApplication.customer_id == customer_id, LoanApplication.status.in_(RESERVING_STATUSES)
+    )
     if excluding_application is not None:
         query = query.where(LoanApplication.id != excluding_application)
     return session.scalar(query)
@@ -44,11 +46,13 @@ def valid_line(session: Session, customer_id: int, today: date) -> CreditLine | 
     return session.scalar(
         select(CreditLine)
         .where(CreditLine.customer_id == customer_id, CreditLine.valid_until >= today)
-        .order_by(CreditLine.valid_until.desc()))
+        .order_by(CreditLine.valid_until.desc())
+    )
 
 
-def current_line(session: Session, customer: Customer, today: date | None = None,
-                 excluding_application: int | None = None) -> CreditLineView | None:
+def current_line(
+    session: Session, customer: Customer, today: date | None = None, excluding_application: int | None = None
+) -> CreditLineView | None:
     """The customer's valid pre-granted line, or None when there is none.
 
     `products` are those that serve the customer's type and whose smallest
@@ -58,8 +62,15 @@ def current_line(session: Session, customer: Customer, today: date | None = None
     if line is None:
         return None
     view = CreditLineView(
-        customer_name=customer.name, village=customer.village, amount=line.amount, used=line.used_amount,
-        valid_until=line.valid_until, products=(),
-        pending=pending_amount(session, customer.id, excluding_application))
-    return replace(view, products=tuple(
-        p.name for p in products_for(session, customer.customer_type) if p.min_amount <= view.available))
+        customer_name=customer.name,
+        village=customer.village,
+        amount=line.amount,
+        used=line.used_amount,
+        valid_until=line.valid_until,
+        products=(),
+        pending=pending_amount(session, customer.id, excluding_application),
+    )
+    return replace(
+        view,
+        products=tuple(p.name for p in products_for(session, customer.customer_type) if p.min_amount <= view.available),
+    )

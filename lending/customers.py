@@ -1,4 +1,5 @@
 """Finding the bank's customers by WeChat identity or by name and ID number."""
+
 from __future__ import annotations
 
 import re
@@ -16,15 +17,19 @@ def by_openid(session: Session, openid: str) -> Customer | None:
 
 
 def by_id_number(session: Session, secret_key: str, id_number: str) -> Customer | None:
-    return session.scalar(select(Customer).where(
-        Customer.id_fingerprint == fingerprint(secret_key, normalize_id_number(id_number))))
+    return session.scalar(
+        select(Customer).where(Customer.id_fingerprint == fingerprint(secret_key, normalize_id_number(id_number)))
+    )
 
 
 def spouse_of(session: Session, customer: Customer) -> Customer | None:
     """The customer's spouse from the household file, recorded from either side."""
-    link = session.scalar(select(FamilyMember).where(
-        FamilyMember.role == "spouse",
-        or_(FamilyMember.customer_id == customer.id, FamilyMember.member_id == customer.id)))
+    link = session.scalar(
+        select(FamilyMember).where(
+            FamilyMember.role == "spouse",
+            or_(FamilyMember.customer_id == customer.id, FamilyMember.member_id == customer.id),
+        )
+    )
     if link is None:
         return None
     other_id = link.member_id if link.customer_id == customer.id else link.customer_id
@@ -64,8 +69,10 @@ def identify(session: Session, secret_key: str, text: str) -> Customer:
         raise IdentificationFailed("请把姓名也告诉我，和身份证号一起发，比如：张三 320321199001011234")
     customer = by_id_number(session, secret_key, id_number)
     if customer is None or customer.name != names[0]:
-        raise IdentificationFailed(f"姓名和身份证号（{mask_id_number(id_number)}）跟我们的记录对不上，"
-                                   "请核对后重发；确认没错的话，回复“转人工”请客户经理帮您查。")
+        raise IdentificationFailed(
+            f"姓名和身份证号（{mask_id_number(id_number)}）跟我们的记录对不上，"
+            "请核对后重发；确认没错的话，回复“转人工”请客户经理帮您查。"
+        )
     return customer
 
 
@@ -74,8 +81,9 @@ def identify_wechat_user(session: Session, secret_key: str, text: str, openid: s
     identification; a customer bound to another WeChat user is refused."""
     customer = identify(session, secret_key, text)
     if customer.wechat_openid and customer.wechat_openid != openid:
-        raise IdentificationFailed("这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信办理，"
-                                   "或回复“转人工”请客户经理核实。")
+        raise IdentificationFailed(
+            "这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信办理，" "或回复“转人工”请客户经理核实。"
+        )
     if customer.wechat_openid is None:
         customer.wechat_openid = openid
         audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id, how="name_and_id_number")

@@ -1,4 +1,5 @@
 """Resident ID numbers (GB 11643-1999)."""
+
 from __future__ import annotations
 
 from datetime import date

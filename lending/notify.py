@@ -1,5 +1,6 @@
 """Telling customers about their applications in WeChat: the notifier the
 application service is given in the running processes."""
+
 from __future__ import annotations
 
 from conversation.tasks import Jobs

@@ -1,4 +1,5 @@
 """Credit reports for an application: whose are needed (auth_flow.reports queries them)."""
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
@@ -9,6 +10,9 @@ from sunshine.models import Customer, LoanApplication
 
 def parties(session: Session, application: LoanApplication) -> dict[str, Customer]:
     """The people whose credit report the product requires, by role (a customer without a spouse has none)."""
-    people = {"applicant": application.customer, "spouse": spouse_of(session, application.customer),
-              "guarantor": application.guarantor}
+    people = {
+        "applicant": application.customer,
+        "spouse": spouse_of(session, application.customer),
+        "guarantor": application.guarantor,
+    }
     return {role: people[role] for role in application.product.authorizing_parties if people[role] is not None}

@@ -5,6 +5,7 @@ an officer for review) and the Chinese description the officer reads. The
 checks run when an application is submitted and again when the credit
 reports arrive; checks of a credit report run only then.
 """
+
 from __future__ import annotations
 
 import string
@@ -34,6 +35,7 @@ class RuleFileError(ValueError):
 @dataclass
 class RiskContext:
     """What the checks look at. `reports` is None at submission, else one credit report per party role."""
+
     session: Session
     application: LoanApplication
     customer: Customer
@@ -70,6 +72,7 @@ def watch(session: Session, secret_key: str, id_number: str, reason: str, actor:
 @dataclass(frozen=True)
 class Check:
     """A check yields the values that fill a rule's description, once per hit."""
+
     run: Callable[[RiskContext, dict], Iterator[dict]]
     fills: frozenset
     needs_reports: bool = False
@@ -80,22 +83,27 @@ CHECKS: dict[str, Check] = {}
 
 def check(name: str, *fills: str):
     """Register a check of the application and the customer."""
+
     def register(fn):
         CHECKS[name] = Check(fn, frozenset(fills))
         return fn
+
     return register
 
 
 def report_check(name: str, *fills: str):
     """Register a check of each party's credit report; it runs only when the reports have arrived."""
+
     def register(test: Callable[[CreditReport, dict], dict | None]):
         def run(ctx: RiskContext, p: dict) -> Iterator[dict]:
             for role, report in (ctx.reports or {}).items():
                 values = test(report, p)
                 if values is not None:
                     yield {"party": PARTY_LABELS.get(role, role), **values}
+
         CHECKS[name] = Check(run, frozenset(fills) | {"party"}, needs_reports=True)
         return test
+
     return register
 
 
@@ -116,16 +124,20 @@ def _over_remaining_line(ctx: RiskContext, p: dict) -> Iterator[dict]:
 @check("frequent_applications", "count")
 def _frequent_applications(ctx: RiskContext, p: dict) -> Iterator[dict]:
     since = ctx.now - timedelta(days=p["days"])
-    count = ctx.session.scalar(select(func.count()).select_from(LoanApplication).where(
-        LoanApplication.customer_id == ctx.customer.id, LoanApplication.created_at >= since))
+    count = ctx.session.scalar(
+        select(func.count())
+        .select_from(LoanApplication)
+        .where(LoanApplication.customer_id == ctx.customer.id, LoanApplication.created_at >= since)
+    )
     if count > p["max_applications"]:
         yield {"count": count}
 
 
 def household_of(session: Session, customer_id: int) -> set[int]:
     """Everyone in the households the customer heads or belongs to, the customer included."""
-    heads = {customer_id} | set(session.scalars(
-        select(FamilyMember.customer_id).where(FamilyMember.member_id == customer_id)))
+    heads = {customer_id} | set(
+        session.scalars(select(FamilyMember.customer_id).where(FamilyMember.member_id == customer_id))
+    )
     members = set(session.scalars(select(FamilyMember.member_id).where(FamilyMember.customer_id.in_(heads))))
     return heads | members
 
@@ -134,9 +146,14 @@ def household_of(session: Session, customer_id: int) -> set[int]:
 def _shared_phone(ctx: RiskContext, p: dict) -> Iterator[dict]:
     if not ctx.customer.phone_fingerprint:
         return
-    count = ctx.session.scalar(select(func.count()).select_from(Customer).where(
-        Customer.phone_fingerprint == ctx.customer.phone_fingerprint,
-        Customer.id.not_in(household_of(ctx.session, ctx.customer.id))))
+    count = ctx.session.scalar(
+        select(func.count())
+        .select_from(Customer)
+        .where(
+            Customer.phone_fingerprint == ctx.customer.phone_fingerprint,
+            Customer.id.not_in(household_of(ctx.session, ctx.customer.id)),
+        )
+    )
     if count:
         yield {"count": count}
 
@@ -145,18 +162,26 @@ def _shared_phone(ctx: RiskContext, p: dict) -> Iterator[dict]:
 def _id_in_several_households(ctx: RiskContext, p: dict) -> Iterator[dict]:
     """A member of another household, or of two; a household head is one who has a village line."""
     cid = ctx.customer.id
-    as_member = ctx.session.scalar(select(func.count(func.distinct(FamilyMember.customer_id))).where(
-        FamilyMember.member_id == cid))
-    as_head = ctx.session.scalar(select(func.count()).select_from(CreditLine).where(
-        CreditLine.customer_id == cid, CreditLine.source == "whole_village")) > 0
+    as_member = ctx.session.scalar(
+        select(func.count(func.distinct(FamilyMember.customer_id))).where(FamilyMember.member_id == cid)
+    )
+    as_head = (
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(CreditLine)
+            .where(CreditLine.customer_id == cid, CreditLine.source == "whole_village")
+        )
+        > 0
+    )
     if as_member + as_head > 1:
         yield {"count": as_member + as_head}
 
 
 @check("watch_list", "reason")
 def _watch_list(ctx: RiskContext, p: dict) -> Iterator[dict]:
-    entry = ctx.session.scalar(select(WatchListEntry).where(
-        WatchListEntry.id_fingerprint == ctx.customer.id_fingerprint))
+    entry = ctx.session.scalar(
+        select(WatchListEntry).where(WatchListEntry.id_fingerprint == ctx.customer.id_fingerprint)
+    )
     if entry is not None:
         yield {"reason": entry.reason}
 
@@ -190,8 +215,10 @@ class Rule:
     params: dict = field(default_factory=dict)
 
     def run(self, ctx: RiskContext, stage: str) -> list[RuleHit]:
-        return [RuleHit(self.code, self.outcome, self.description.format(**self.params, **values), stage)
-                for values in CHECKS[self.check].run(ctx, self.params)]
+        return [
+            RuleHit(self.code, self.outcome, self.description.format(**self.params, **values), stage)
+            for values in CHECKS[self.check].run(ctx, self.params)
+        ]
 
 
 class RuleBook:
@@ -204,16 +231,24 @@ class RuleBook:
     def load(cls, path: Path = RULES_FILE) -> "RuleBook":
         rules = []
         for row in yaml.safe_load(path.read_text(encoding="utf-8")):
-            rule = Rule(code=str(row.get("code", "")), check=row.get("check", ""), outcome=row.get("outcome", ""),
-                        description=row.get("description", ""), params=row.get("params") or {})
+            rule = Rule(
+                code=str(row.get("code", "")),
+                check=row.get("check", ""),
+                outcome=row.get("outcome", ""),
+                description=row.get("description", ""),
+                params=row.get("params") or {},
+            )
             if not rule.code or not rule.description:
                 raise RuleFileError(f"{path.name}: every rule needs a code and a description")
             if rule.check not in CHECKS:
                 raise RuleFileError(f"rule {rule.code}: unknown check {rule.check!r}; known: {', '.join(CHECKS)}")
             if rule.outcome not in OUTCOMES:
                 raise RuleFileError(f"rule {rule.code}: outcome must be reject or review")
-            unknown = {name for _, name, _, _ in string.Formatter().parse(rule.description) if name} \
-                - set(rule.params) - CHECKS[rule.check].fills
+            unknown = (
+                {name for _, name, _, _ in string.Formatter().parse(rule.description) if name}
+                - set(rule.params)
+                - CHECKS[rule.check].fills
+            )
             if unknown:
                 raise RuleFileError(f"rule {rule.code}: description uses unknown {', '.join(sorted(unknown))}")
             rules.append(rule)
@@ -223,8 +258,10 @@ class RuleBook:
 
     def evaluate(self, ctx: RiskContext, stage: str) -> list[RuleHit]:
         """Every hit at this stage ('submission' or 'report'), rejections first."""
-        hits = [hit for rule in self.rules
-                if ctx.reports is not None or not CHECKS[rule.check].needs_reports
-                for hit in rule.run(ctx, stage)]
+        hits = [
+            hit
+            for rule in self.rules
+            if ctx.reports is not None or not CHECKS[rule.check].needs_reports
+            for hit in rule.run(ctx, stage)
+        ]
         return sorted(hits, key=lambda h: h.outcome != "reject")
-

@@ -1,8 +1,9 @@
 """Loan terms as customers say them, normalised to whole months.
 
-    >>> parse_term("一年"), parse_term("18个月"), parse_term("半年"), parse_term("一年半")
-    (12, 18, 6, 18)
+>>> parse_term("一年"), parse_term("18个月"), parse_term("半年"), parse_term("一年半")
+(12, 18, 6, 18)
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ def parse_term(text: str) -> int:
     s = unicodedata.normalize("NFKC", str(text or "")).strip()
     match = _TERM.search(s)
     if match is None:
-        raise TermError(f"没看懂期限“{s}”，请说几个月或几年，比如 12个月 或 一年" if s
-                        else "请告诉我借多久，比如 12个月 或 一年")
+        raise TermError(
+            f"没看懂期限“{s}”，请说几个月或几年，比如 12个月 或 一年" if s else "请告诉我借多久，比如 12个月 或 一年"
+        )
     n, unit = match.group("n"), match.group("unit")
     try:
         value = 0.5 if n == "半" else parse_amount(n)

@@ -7,6 +7,7 @@ Rows are validated one by one: a bad row is reported with its line number
 and reason and the good rows are still imported. Importing the same file
 again changes nothing; a changed line is recorded in the audit log.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,17 @@ from lending.identity import InvalidIdNumber, normalize_id_number
 from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, utcnow
 from sunshine.protect import fingerprint, mask_id_number, mask_phone, mask_text, seal
 
-COLUMNS = ("village", "household_head", "id_number", "phone", "customer_type", "credit_line",
-           "valid_until", "members", "tags")
+COLUMNS = (
+    "village",
+    "household_head",
+    "id_number",
+    "phone",
+    "customer_type",
+    "credit_line",
+    "valid_until",
+    "members",
+    "tags",
+)
 MEMBER_ROLES = ("spouse", "child", "parent", "sibling")
 NAME_LIMIT = 64  # names and villages, as the customers table stores them
 
@@ -69,6 +79,7 @@ def _phone(raw: str) -> str:
 
 def parse_row(line_no: int, row: dict[str, str]) -> Household:
     """Validate one CSV row; raise RowError with the reason."""
+
     def need(key: str) -> str:
         value = (row.get(key) or "").strip()
         if not value:
@@ -130,8 +141,13 @@ def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
 BATCH_SIZE = 500  # households written together: a few statements per batch, memory flat in file size
 
 
-def import_file(session: Session, secret_key: str, path: Path, actor: str = "import",
-                progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
+def import_file(
+    session: Session,
+    secret_key: str,
+    path: Path,
+    actor: str = "import",
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ImportReport:
     """Import a village credit file, streamed and written in batches with the session.
 
     `progress(rows_read, None)` is called after each batch.
@@ -166,28 +182,48 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
     ids = _write_people(session, key, households)
     _write_family_links(session, households, ids)
     heads = [ids[hh.head.id_number] for hh in households]
-    lines = {row.customer_id: row for row in session.execute(
-        select(CreditLine.id, CreditLine.customer_id, CreditLine.amount, CreditLine.valid_until, CreditLine.tags)
-        .where(CreditLine.customer_id.in_(heads), CreditLine.source == "whole_village"))}
+    lines = {
+        row.customer_id: row
+        for row in session.execute(
+            select(
+                CreditLine.id, CreditLine.customer_id, CreditLine.amount, CreditLine.valid_until, CreditLine.tags
+            ).where(CreditLine.customer_id.in_(heads), CreditLine.source == "whole_village")
+        )
+    }
     new_lines, changed_lines, entries = [], [], []
     for hh, head_id in zip(households, heads):
         line = lines.get(head_id)
         if line is None:
-            new_lines.append({"customer_id": head_id, "amount": hh.credit_line, "valid_until": hh.valid_until,
-                              "tags": hh.tags, "source": "whole_village", "used_amount": 0})
-            entries.append(_audit_row(actor, "credit_line.granted", head_id, amount=hh.credit_line,
-                                      line_no=hh.line_no))
+            new_lines.append(
+                {
+                    "customer_id": head_id,
+                    "amount": hh.credit_line,
+                    "valid_until": hh.valid_until,
+                    "tags": hh.tags,
+                    "source": "whole_village",
+                    "used_amount": 0,
+                }
+            )
+            entries.append(_audit_row(actor, "credit_line.granted", head_id, amount=hh.credit_line, line_no=hh.line_no))
             report.created += 1
         elif (line.amount, line.valid_until, line.tags) == (hh.credit_line, hh.valid_until, hh.tags):
             report.unchanged += 1
         else:
             if line.amount != hh.credit_line:
                 # 增持减退: a raised or lowered line is kept in the audit log.
-                entries.append(_audit_row(
-                    actor, "credit_line.raised" if hh.credit_line > line.amount else "credit_line.lowered",
-                    head_id, old=line.amount, new=hh.credit_line, line_no=hh.line_no))
-            changed_lines.append({"b_id": line.id, "amount": hh.credit_line, "valid_until": hh.valid_until,
-                                  "tags": hh.tags})
+                entries.append(
+                    _audit_row(
+                        actor,
+                        "credit_line.raised" if hh.credit_line > line.amount else "credit_line.lowered",
+                        head_id,
+                        old=line.amount,
+                        new=hh.credit_line,
+                        line_no=hh.line_no,
+                    )
+                )
+            changed_lines.append(
+                {"b_id": line.id, "amount": hh.credit_line, "valid_until": hh.valid_until, "tags": hh.tags}
+            )
             report.updated += 1
     table = CreditLine.__table__
     if new_lines:
@@ -206,19 +242,47 @@ def _write_people(session: Session, key: str, households: list[Household]) -> di
             people[person.id_number] = (person, hh.village, hh.customer_type)
     fps = {id_number: fingerprint(key, id_number) for id_number in people}
     table = Customer.__table__
-    stored = {row.id_fingerprint: row for row in session.execute(
-        select(table.c.id, table.c.id_fingerprint, table.c.name, table.c.village, table.c.customer_type,
-               table.c.phone_fingerprint).where(table.c.id_fingerprint.in_(fps.values())))}
+    stored = {
+        row.id_fingerprint: row
+        for row in session.execute(
+            select(
+                table.c.id,
+                table.c.id_fingerprint,
+                table.c.name,
+                table.c.village,
+                table.c.customer_type,
+                table.c.phone_fingerprint,
+            ).where(table.c.id_fingerprint.in_(fps.values()))
+        )
+    }
     new, changed, phones = [], [], []
     for id_number, (person, village, customer_type) in people.items():
         row = stored.get(fps[id_number])
         phone_fp = fingerprint(key, person.phone) if person.phone else None
-        phone = {"phone_fingerprint": phone_fp, "phone_sealed": seal(key, person.phone),
-                 "phone_masked": mask_phone(person.phone)} if phone_fp else {}
+        phone = (
+            {
+                "phone_fingerprint": phone_fp,
+                "phone_sealed": seal(key, person.phone),
+                "phone_masked": mask_phone(person.phone),
+            }
+            if phone_fp
+            else {}
+        )
         if row is None:
-            new.append({"name": person.name, "id_fingerprint": fps[id_number], "id_sealed": seal(key, id_number),
-                        "id_masked": mask_id_number(id_number), "village": village, "customer_type": customer_type,
-                        "phone_fingerprint": None, "phone_sealed": None, "phone_masked": None, **phone})
+            new.append(
+                {
+                    "name": person.name,
+                    "id_fingerprint": fps[id_number],
+                    "id_sealed": seal(key, id_number),
+                    "id_masked": mask_id_number(id_number),
+                    "village": village,
+                    "customer_type": customer_type,
+                    "phone_fingerprint": None,
+                    "phone_sealed": None,
+                    "phone_masked": None,
+                    **phone,
+                }
+            )
             continue
         if (row.name, row.village, row.customer_type) != (person.name, village, customer_type):
             changed.append({"b_id": row.id, "name": person.name, "village": village, "customer_type": customer_type})
@@ -231,8 +295,13 @@ def _write_people(session: Session, key: str, households: list[Household]) -> di
             session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
     ids = {row.id_fingerprint: row.id for row in stored.values()}
     if new:
-        ids.update(session.execute(select(table.c.id_fingerprint, table.c.id).where(
-            table.c.id_fingerprint.in_([r["id_fingerprint"] for r in new]))).all())
+        ids.update(
+            session.execute(
+                select(table.c.id_fingerprint, table.c.id).where(
+                    table.c.id_fingerprint.in_([r["id_fingerprint"] for r in new])
+                )
+            ).all()
+        )
     return {id_number: ids[fp] for id_number, fp in fps.items()}
 
 
@@ -241,15 +310,27 @@ def _write_family_links(session: Session, households: list[Household], ids: dict
     if not wanted:
         return
     table = FamilyMember.__table__
-    present = set(session.execute(select(table.c.customer_id, table.c.member_id).where(
-        table.c.customer_id.in_({head for head, _ in wanted}))).all())
-    missing = [{"customer_id": head, "member_id": member, "role": role}
-               for (head, member), role in wanted.items() if (head, member) not in present]
+    present = set(
+        session.execute(
+            select(table.c.customer_id, table.c.member_id).where(table.c.customer_id.in_({head for head, _ in wanted}))
+        ).all()
+    )
+    missing = [
+        {"customer_id": head, "member_id": member, "role": role}
+        for (head, member), role in wanted.items()
+        if (head, member) not in present
+    ]
     if missing:
         session.execute(insert(table), missing)
 
 
 def _audit_row(actor: str, action: str, customer_id: int, **detail) -> dict:
     """An audit_log row for a bulk insert (sunshine.models.audit, for many at once)."""
-    return {"at": utcnow(), "actor": actor, "action": action, "subject_type": "customer",
-            "subject_id": str(customer_id), "detail": detail}
+    return {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "subject_type": "customer",
+        "subject_id": str(customer_id),
+        "detail": detail,
+    }

@@ -4,6 +4,7 @@
 
     python scripts/audit_report.py var/audit/pip-audit.json audit-ignore.txt
 """
+
 from __future__ import annotations
 
 import json
@@ -37,12 +38,16 @@ def check(report: dict, ignore: dict[str, str]) -> list[str]:
             print(f"  accepted  {line} -- {known}" if known else f"  FOUND     {line}")
             if not known:
                 problems.append(line)
-    print(f"pip-audit: {len(deps) - len(skipped)} of {len(deps)} packages audited, "
-          f"{sum(len(d.get('vulns', [])) for d in deps)} vulnerabilities, {len(problems)} not accepted")
+    print(
+        f"pip-audit: {len(deps) - len(skipped)} of {len(deps)} packages audited, "
+        f"{sum(len(d.get('vulns', [])) for d in deps)} vulnerabilities, {len(problems)} not accepted"
+    )
     if skipped:
         reasons = sorted({d["skip_reason"].split(":")[0] for d in skipped})
-        problems.append(f"{len(skipped)} packages not audited ({'; '.join(reasons)}): "
-                        "is the vulnerability service (pypi.org's JSON API) reachable?")
+        problems.append(
+            f"{len(skipped)} packages not audited ({'; '.join(reasons)}): "
+            "is the vulnerability service (pypi.org's JSON API) reachable?"
+        )
     return problems
 
 

@@ -1,4 +1,5 @@
 """Database engine and unit of work (SQLAlchemy 1.4, used in 2.0 style)."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             # pysqlite's own transaction handling would let RELEASE SAVEPOINT commit the
@@ -45,6 +47,7 @@ def make_engine(url: str) -> Engine:
             # "database is locked" when another process wrote in between (WAL's stale snapshot),
             # which under load lost officers' notices and customers' authorization links.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 

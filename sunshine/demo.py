@@ -4,6 +4,7 @@ stations.
 
 Loading it again changes nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,15 +32,22 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
     sync_products(session)
     for row in _rows("officers.csv"):
         if session.scalar(select(Officer).where(Officer.username == row["username"])) is None:
-            session.add(Officer(username=row["username"], display_name=row["display_name"], role=row["role"],
-                                wecom_userid=row["wecom_userid"],
-                                password_hash=generate_password_hash(row["password"])))
+            session.add(
+                Officer(
+                    username=row["username"],
+                    display_name=row["display_name"],
+                    role=row["role"],
+                    wecom_userid=row["wecom_userid"],
+                    password_hash=generate_password_hash(row["password"]),
+                )
+            )
     session.flush()
     for row in _rows("stations.csv"):
         if session.scalar(select(ServiceStation).where(ServiceStation.code == row["code"])) is None:
             officer_id = session.scalar(select(Officer.id).where(Officer.username == row["officer"]))
-            session.add(ServiceStation(code=row["code"], name=row["name"], village=row["village"],
-                                       officer_id=officer_id))
+            session.add(
+                ServiceStation(code=row["code"], name=row["name"], village=row["village"], officer_id=officer_id)
+            )
     report = import_file(session, secret_key, DEMO / "households.csv", actor="demo")
     officer_id = session.scalar(select(Officer.id).where(Officer.username == DEMO_OFFICER))
     session.execute(update(Customer).where(Customer.officer_id.is_(None)).values(officer_id=officer_id))

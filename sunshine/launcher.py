@@ -8,6 +8,7 @@ restarts a process that dies and stops them all on Ctrl-C.
 
 A problem stops start-up with one line saying what is wrong and how to fix it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,29 +56,73 @@ def _local_port(url: str) -> int | None:
 def services(s: Settings) -> list[Service]:
     """The processes this machine runs, from the settings."""
     py = str(BIN / "python")
-    out = [Service("web", s.web_port, [str(BIN / "gunicorn"), "--workers", str(s.web_workers),
-                                       "--worker-class", "gthread", "--threads", str(s.web_threads),
-                                       "--bind", f"127.0.0.1:{s.web_port}", "--timeout", "30",
-                                       "--graceful-timeout", "10", "webhooks:create_app()"])]
+    out = [
+        Service(
+            "web",
+            s.web_port,
+            [
+                str(BIN / "gunicorn"),
+                "--workers",
+                str(s.web_workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(s.web_threads),
+                "--bind",
+                f"127.0.0.1:{s.web_port}",
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "10",
+                "webhooks:create_app()",
+            ],
+        )
+    ]
     rasa_port = _local_port(s.rasa_url)
     if rasa_port:
         # `rasa run` with the action server's answers checked by a prepared validator (bot/server.py).
-        out.append(Service("rasa", rasa_port, [
-            py, "-m", "bot.server", "run", "--enable-api", "--model", str(MODEL),
-            "--endpoints", str(RUN_DIR / "endpoints.yml"), "--credentials", str(ROOT / "bot" / "credentials.yml"),
-            "--interface", "127.0.0.1", "--port", str(rasa_port)]))
+        out.append(
+            Service(
+                "rasa",
+                rasa_port,
+                [
+                    py,
+                    "-m",
+                    "bot.server",
+                    "run",
+                    "--enable-api",
+                    "--model",
+                    str(MODEL),
+                    "--endpoints",
+                    str(RUN_DIR / "endpoints.yml"),
+                    "--credentials",
+                    str(ROOT / "bot" / "credentials.yml"),
+                    "--interface",
+                    "127.0.0.1",
+                    "--port",
+                    str(rasa_port),
+                ],
+            )
+        )
     action_port = _local_port(s.action_server_url)
     if action_port:
-        out.append(Service("actions", action_port, [
-            str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)]))
+        out.append(
+            Service(
+                "actions",
+                action_port,
+                [str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)],
+            )
+        )
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
     out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
     out.append(Service("handoff-watch", 0, [py, "-m", "handoff", "watch", "--every", "2"]))
     out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
-    for name, url, module in (("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
-                              ("bureau-emulator", s.bureau_url, "emulators.bureau"),
-                              ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
-                              ("sms-emulator", s.sms_api_base, "emulators.sms")):
+    for name, url, module in (
+        ("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
+        ("bureau-emulator", s.bureau_url, "emulators.bureau"),
+        ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
+        ("sms-emulator", s.sms_api_base, "emulators.sms"),
+    ):
         port = _local_port(url)
         if port:
             out.append(Service(name, port, [py, "-m", module, "--port", str(port)]))
@@ -100,8 +145,10 @@ def check_ports(s: Settings, private_redis_port: int | None) -> None:
         wanted.append(("redis", private_redis_port))
     for name, port in wanted:
         if not port_free(port):
-            raise StartupError(f"port {port} ({name}) is already in use: stop what listens there "
-                               f"(ss -ltnp 'sport = :{port}') or choose another port in .env")
+            raise StartupError(
+                f"port {port} ({name}) is already in use: stop what listens there "
+                f"(ss -ltnp 'sport = :{port}') or choose another port in .env"
+            )
 
 
 def check_database(s: Settings) -> None:
@@ -114,8 +161,10 @@ def check_database(s: Settings) -> None:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # driver errors differ per database: report the first line
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StartupError(f"cannot reach DATABASE_URL={Settings.public(s)['database_url']}: {reason}; "
-                           "start the database or correct DATABASE_URL") from None
+        raise StartupError(
+            f"cannot reach DATABASE_URL={Settings.public(s)['database_url']}: {reason}; "
+            "start the database or correct DATABASE_URL"
+        ) from None
     finally:
         engine.dispose()
 
@@ -132,10 +181,12 @@ def rasa_endpoints(s: Settings) -> str:
     db = (r.path or "/0").lstrip("/") or "0"
     password = f"\n  password: {r.password}" if r.password else ""
     redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}{password}"
-    return (f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
-            f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
-            f"  key_prefix: tracker\n  record_exp: 2592000\n"
-            f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n")
+    return (
+        f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
+        f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
+        f"  key_prefix: tracker\n  record_exp: 2592000\n"
+        f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n"
+    )
 
 
 def prepare(s: Settings, load_demo_data: bool = True) -> None:
@@ -152,15 +203,21 @@ def prepare(s: Settings, load_demo_data: bool = True) -> None:
 
 def child_env(s: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(REDIS_URL=s.redis_url, DATABASE_URL=s.database_url, PYTHONUNBUFFERED="1",
-               RASA_TELEMETRY_ENABLED="false", SQLALCHEMY_SILENCE_UBER_WARNING="1",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
-               # rasa-sdk's action server listens on SANIC_HOST, by default every interface: anyone
-               # who reached it could run the bot's actions (apply for a loan) with a forged tracker.
-               SANIC_HOST="127.0.0.1",
-               # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
-               # holding up that customer's next turn; a turn takes well under a second.
-               TICKET_LOCK_LIFETIME="15")
+    env.update(
+        REDIS_URL=s.redis_url,
+        DATABASE_URL=s.database_url,
+        PYTHONUNBUFFERED="1",
+        RASA_TELEMETRY_ENABLED="false",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(ROOT),
+        # rasa-sdk's action server listens on SANIC_HOST, by default every interface: anyone
+        # who reached it could run the bot's actions (apply for a loan) with a forged tracker.
+        SANIC_HOST="127.0.0.1",
+        # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
+        # holding up that customer's next turn; a turn takes well under a second.
+        TICKET_LOCK_LIFETIME="15",
+    )
     return env
 
 
@@ -170,14 +227,17 @@ def _announce_when_ready(s: Settings, started: float) -> None:
     while time.monotonic() < deadline:
         try:
             if requests.get(url + "/readyz", timeout=2).status_code == 200:
-                print(f"\n=== 阳光信贷助手 ready in {time.monotonic() - started:.0f} s ===\n"
-                      f"  WeChat message URL  {url}/wechat\n"
-                      f"  officer console     {url}/console   (demo login: officer01 / sunshine-demo)\n"
-                      f"  readiness           {url}/readyz    metrics {url}/metrics\n"
-                      f"  API description     {url}/api/openapi.json\n"
-                      f"  WeChat emulator     {s.wechat_api_base}/_emulator/messages?touser=o_demo_zhangjianguo\n"
-                      f"  chat as a farmer:   make chat      (in another terminal)\n"
-                      f"  stop everything:    Ctrl-C\n", flush=True)
+                print(
+                    f"\n=== 阳光信贷助手 ready in {time.monotonic() - started:.0f} s ===\n"
+                    f"  WeChat message URL  {url}/wechat\n"
+                    f"  officer console     {url}/console   (demo login: officer01 / sunshine-demo)\n"
+                    f"  readiness           {url}/readyz    metrics {url}/metrics\n"
+                    f"  API description     {url}/api/openapi.json\n"
+                    f"  WeChat emulator     {s.wechat_api_base}/_emulator/messages?touser=o_demo_zhangjianguo\n"
+                    f"  chat as a farmer:   make chat      (in another terminal)\n"
+                    f"  stop everything:    Ctrl-C\n",
+                    flush=True,
+                )
                 return
         except requests.RequestException:
             pass
@@ -188,8 +248,10 @@ def _announce_when_ready(s: Settings, started: float) -> None:
 def _resolve_redis(s: Settings, private_port: int) -> tuple[Settings, int | None]:
     if s.redis_url:
         if not redis_server.reachable(s.redis_url, 2):
-            raise StartupError(f"cannot reach REDIS_URL={Settings.public(s)['redis_url']}: start that Redis "
-                               "or leave REDIS_URL empty to have `make run` start a private one")
+            raise StartupError(
+                f"cannot reach REDIS_URL={Settings.public(s)['redis_url']}: start that Redis "
+                "or leave REDIS_URL empty to have `make run` start a private one"
+            )
         return s, None
     return replace(s, redis_url=f"redis://127.0.0.1:{private_port}/0"), private_port
 
@@ -215,14 +277,20 @@ def run(s: Settings, private_port: int) -> int:
     manager = Supervisor(s.restart_backoff_s, on_restart=lambda name: _count_restart(s, name))
     env = child_env(s)
     if private_redis:
-        manager.add_process("redis", "exec " + shlex.join(redis_server.command(private_redis, RUN_DIR / "redis")),
-                            env=dict(env, SUNSHINE_SERVICE="redis"), cwd=str(ROOT), ready=lambda: redis_server.reachable(s.redis_url, 0.2))
+        manager.add_process(
+            "redis",
+            "exec " + shlex.join(redis_server.command(private_redis, RUN_DIR / "redis")),
+            env=dict(env, SUNSHINE_SERVICE="redis"),
+            cwd=str(ROOT),
+            ready=lambda: redis_server.reachable(s.redis_url, 0.2),
+        )
         print(f"starting a private Redis at {s.redis_url} (REDIS_URL is empty)", flush=True)
     for svc in services(s):
         # `exec`: the service itself is the supervised process, not a shell around it.
         # SUNSHINE_SERVICE tells which service a process (and its children) belongs to.
-        manager.add_process(svc.name, "exec " + shlex.join(svc.command), env=dict(env, SUNSHINE_SERVICE=svc.name),
-                            cwd=str(ROOT))
+        manager.add_process(
+            svc.name, "exec " + shlex.join(svc.command), env=dict(env, SUNSHINE_SERVICE=svc.name), cwd=str(ROOT)
+        )
     threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
     manager.loop()
     return manager.returncode or 0

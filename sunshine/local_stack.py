@@ -1,6 +1,7 @@
 """The whole stack started by the same launcher as `make run`, on free ports,
 for the integration tests and the benchmarks: private Redis, Rasa, action
 server, web under gunicorn, workers and emulators."""
+
 from __future__ import annotations
 
 import os
@@ -109,18 +110,32 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
     ports = {name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "sms", "redis")}
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
-        DATABASE_URL=database_url, WEB_PORT=str(ports["web"]), WEB_WORKERS="1",
-        RASA_URL=f"http://127.0.0.1:{ports['rasa']}", ACTION_SERVER_URL=f"http://127.0.0.1:{ports['actions']}",
-        WECHAT_API_BASE=f"http://127.0.0.1:{ports['wechat']}", BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
+        DATABASE_URL=database_url,
+        WEB_PORT=str(ports["web"]),
+        WEB_WORKERS="1",
+        RASA_URL=f"http://127.0.0.1:{ports['rasa']}",
+        ACTION_SERVER_URL=f"http://127.0.0.1:{ports['actions']}",
+        WECHAT_API_BASE=f"http://127.0.0.1:{ports['wechat']}",
+        BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
-        SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}", WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}", PRIVATE_REDIS_PORT=str(ports["redis"]),
-        SECRET_KEY="local-stack-secret", SUNSHINE_RUN_DIR=str(folder / "run"))  # noqa: S106  the throw-away secret of a local test stack
+        SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}",
+        WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}",
+        PRIVATE_REDIS_PORT=str(ports["redis"]),
+        SECRET_KEY="local-stack-secret",
+        SUNSHINE_RUN_DIR=str(folder / "run"),
+    )  # noqa: S106  the throw-away secret of a local test stack
     env.update(settings)
     log = folder / "stack.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sunshine.launcher", "run"], cwd=ROOT, env=env,  # noqa: S603  our own fixed argv (the launcher), no shell
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sunshine.launcher", "run"],
+            cwd=ROOT,
+            env=env,  # noqa: S603  our own fixed argv (the launcher), no shell
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     stack = Stack(proc, env, f"http://127.0.0.1:{ports['web']}", env["WECHAT_API_BASE"], env["RASA_URL"], log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:

@@ -1,5 +1,6 @@
 """Counters kept in Redis so that every web and worker process adds to the same
 figures; rendered in Prometheus text format by /metrics."""
+
 from __future__ import annotations
 
 import logging

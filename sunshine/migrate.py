@@ -1,4 +1,5 @@
 """Apply the Alembic migrations to the configured database."""
+
 from __future__ import annotations
 
 from pathlib import Path

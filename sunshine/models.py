@@ -5,12 +5,25 @@ Money is kept in whole yuan (integers). ID numbers and phones are never
 stored in plain text: a keyed fingerprint for look-up, a sealed copy where
 the bank must read them back, and a masked form for display.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint, text)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import declarative_base, relationship
 
 Base = declarative_base()
@@ -22,6 +35,7 @@ def utcnow() -> datetime:
 
 class Officer(Base):
     """A loan officer (客户经理) or supervisor who uses the console."""
+
     __tablename__ = "officers"
     id = Column(Integer, primary_key=True)
     username = Column(String(64), unique=True, nullable=False)
@@ -35,6 +49,7 @@ class Officer(Base):
 
 class Customer(Base):
     """A person known to the bank: household head, merchant or civil servant."""
+
     __tablename__ = "customers"
     id = Column(Integer, primary_key=True)
     name = Column(String(64), nullable=False)
@@ -56,6 +71,7 @@ class Customer(Base):
 
 class FamilyMember(Base):
     """A relation between two customers of one household (spouse, child, ...)."""
+
     __tablename__ = "family_members"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
@@ -68,6 +84,7 @@ class FamilyMember(Base):
 
 class CreditLine(Base):
     """A pre-granted line from the village credit file (整村授信)."""
+
     __tablename__ = "credit_lines"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
@@ -83,6 +100,7 @@ class CreditLine(Base):
 
 class LoanProduct(Base):
     """A loan product, synchronised from lending/products.yml."""
+
     __tablename__ = "loan_products"
     code = Column(String(32), primary_key=True)
     name = Column(String(64), nullable=False)
@@ -105,6 +123,7 @@ FINAL_APPLICATION_STATUSES = ("rejected", "withdrawn", "disbursed")
 
 class LoanApplication(Base):
     """A loan application; lending.applications moves it through its statuses."""
+
     __tablename__ = "loan_applications"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
@@ -130,15 +149,21 @@ class LoanApplication(Base):
 
     # At most one live application per customer and product, even when two requests race.
     __table_args__ = (
-        Index("uq_loan_applications_live", "customer_id", "product_code", unique=True,
-              sqlite_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')"),
-              postgresql_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')")),
+        Index(
+            "uq_loan_applications_live",
+            "customer_id",
+            "product_code",
+            unique=True,
+            sqlite_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')"),
+            postgresql_where=text("status NOT IN ('rejected', 'withdrawn', 'disbursed')"),
+        ),
         Index("ix_loan_applications_status_deadline", "status", "review_deadline"),
     )
 
 
 class ApplicationEvent(Base):
     """One step in an application's life: who moved it from which status to which, when and why."""
+
     __tablename__ = "application_events"
     id = Column(Integer, primary_key=True)
     application_id = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
@@ -155,6 +180,7 @@ class ApplicationEvent(Base):
 
 class WatchListEntry(Base):
     """A person the bank watches (关注名单): applications are intercepted by the risk rules."""
+
     __tablename__ = "watch_list"
     id = Column(Integer, primary_key=True)
     id_fingerprint = Column(String(64), unique=True, nullable=False)
@@ -166,6 +192,7 @@ class WatchListEntry(Base):
 
 class Authorization(Base):
     """One party's consent to a credit-report query, reached by a QR token."""
+
     __tablename__ = "authorizations"
     id = Column(Integer, primary_key=True)
     application_id = Column(Integer, ForeignKey("loan_applications.id"), index=True)
@@ -195,6 +222,7 @@ class Authorization(Base):
 
 class HandOff(Base):
     """A conversation handed from the bot to a loan officer."""
+
     __tablename__ = "hand_offs"
     id = Column(Integer, primary_key=True)
     openid = Column(String(64), nullable=False, index=True)
@@ -213,12 +241,20 @@ class HandOff(Base):
     officer = relationship("Officer")
 
     # At most one open hand-off per WeChat user, even when two requests race.
-    __table_args__ = (Index("uq_hand_offs_open_openid", "openid", unique=True,
-                            sqlite_where=text("status != 'closed'"), postgresql_where=text("status != 'closed'")),)
+    __table_args__ = (
+        Index(
+            "uq_hand_offs_open_openid",
+            "openid",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )
 
 
 class ServiceStation(Base):
     """A village service station (惠农服务站); its QR code routes who scans it to its officer."""
+
     __tablename__ = "service_stations"
     id = Column(Integer, primary_key=True)
     code = Column(String(32), unique=True, nullable=False)
@@ -231,6 +267,7 @@ class ServiceStation(Base):
 
 class Follower(Base):
     """A WeChat user of the Official Account, customer of the bank or not."""
+
     __tablename__ = "wechat_followers"
     openid = Column(String(64), primary_key=True)
     subscribed = Column(Boolean, nullable=False, default=True)
@@ -244,6 +281,7 @@ class Follower(Base):
 class ConversationMessage(Base):
     """A message the bot did not carry: a customer's words for an officer, an
     officer's reply, or an answer WeChat refused to deliver."""
+
     __tablename__ = "conversation_messages"
     id = Column(Integer, primary_key=True)
     openid = Column(String(64), nullable=False, index=True)
@@ -260,6 +298,7 @@ class ConversationMessage(Base):
 
 class AuditEntry(Base):
     """Who did what to which record, when and why."""
+
     __tablename__ = "audit_log"
     id = Column(Integer, primary_key=True)
     at = Column(DateTime, nullable=False, default=utcnow, index=True)
@@ -272,16 +311,17 @@ class AuditEntry(Base):
 
 def audit(session, actor: str, action: str, subject_type: str, subject_id, **detail) -> AuditEntry:
     """Add an audit-log entry to the session's unit of work."""
-    entry = AuditEntry(actor=actor, action=action, subject_type=subject_type,
-                       subject_id=str(subject_id), detail=detail)
+    entry = AuditEntry(actor=actor, action=action, subject_type=subject_type, subject_id=str(subject_id), detail=detail)
     session.add(entry)
     return entry
 
 
 # --- remote credit-report authorization (auth_flow) -------------------------------
 
+
 class FaceReference(Base):
     """A party's enrolled reference face (ID-photo-like): only its 128-d encoding, encrypted."""
+
     __tablename__ = "face_references"
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
@@ -296,6 +336,7 @@ class FaceReference(Base):
 class ConsentEvidence(Base):
     """One step of a party's authorization, hashed together with the record before it
     (a tamper-evident chain an auditor can export and check)."""
+
     __tablename__ = "consent_evidence"
     id = Column(Integer, primary_key=True)
     authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
@@ -316,6 +357,7 @@ class ConsentEvidence(Base):
 
 class CreditReportRecord(Base):
     """A credit-report query made under one consent: at most one per authorization."""
+
     __tablename__ = "credit_report_records"
     id = Column(Integer, primary_key=True)
     authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, unique=True)
@@ -329,11 +371,14 @@ class CreditReportRecord(Base):
     started_at = Column(DateTime, nullable=False, default=utcnow)
     finished_at = Column(DateTime)
 
+
 # -- officers: hand-off notifications and the console's queue (handoff/, webhooks/console.py) --
+
 
 class OfficerNotice(Base):
     """A WeCom message to an officer about a hand-off: a new one, a deadline about to
     pass, or (to supervisors) one overdue. Stored before it is sent, once per kind."""
+
     __tablename__ = "officer_notices"
     id = Column(Integer, primary_key=True)
     hand_off_id = Column(Integer, ForeignKey("hand_offs.id"), nullable=False, index=True)

@@ -1,5 +1,6 @@
 """Running one round of work once, or every few seconds until stopped (the
 launcher's long-running housekeeping processes)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Personal data: masking for display and logs, fingerprints for look-up,
 sealing (symmetric encryption) for what must be read back."""
+
 from __future__ import annotations
 
 import base64
@@ -95,8 +96,10 @@ class MaskingFormatter(logging.Formatter):
 def mask_every_handler() -> None:
     """Mask what the handlers a framework already set up will write (the action server's:
     rasa-sdk installs its own coloured handler before it imports our actions)."""
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(lg, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
     for handler in {h for lg in loggers for h in lg.handlers}:
         if not isinstance(handler.formatter, MaskingFormatter):
             handler.setFormatter(MaskingFormatter(inner=handler.formatter or logging.Formatter()))

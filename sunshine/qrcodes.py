@@ -1,4 +1,5 @@
 """QR codes as PNG images (qrcode library)."""
+
 from __future__ import annotations
 
 import io

@@ -5,6 +5,7 @@ window, and `limit` events fill it until it ends.
 When Redis is down nothing is limited (and a warning is logged): an outage must not
 lock customers or officers out; the per-token attempt counts in the database still hold.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Limit:
     """`limit` events per `window_s` seconds for one client; `message` (Chinese) is what they read."""
+
     name: str
     limit: int
     window_s: int

@@ -7,6 +7,7 @@ conversation trackers): every write goes to an append-only file in `workdir`,
 written before the client is answered, so a killed redis-server that is
 started again has everything it acknowledged.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,9 +33,23 @@ def binary() -> str:
 def command(port: int, workdir: Path) -> list[str]:
     """The command line that runs a private redis-server on 127.0.0.1:port, its append-only file in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return [binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--dir", str(workdir), "--protected-mode", "yes"]
+    return [
+        binary(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--dir",
+        str(workdir),
+        "--protected-mode",
+        "yes",
+    ]
 
 
 def reachable(url: str, timeout: float = 1.0) -> bool:

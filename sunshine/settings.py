@@ -5,6 +5,7 @@ environment variables win over it. `load()` validates and returns a frozen
 `Settings`; bad values raise `ConfigError` with one line that says what is
 wrong and how to fix it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -114,8 +115,15 @@ class Settings:
 
     def public(self) -> dict:
         """The settings that may be printed: secrets replaced by '***'."""
-        hidden = {"secret_key", "wechat_secret", "wechat_aes_key", "wxa_secret", "wechat_token", "wecom_secret",
-                  "sms_api_key"}
+        hidden = {
+            "secret_key",
+            "wechat_secret",
+            "wechat_aes_key",
+            "wxa_secret",
+            "wechat_token",
+            "wecom_secret",
+            "sms_api_key",
+        }
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -209,16 +217,26 @@ def validate(s: Settings) -> None:
     for name in ("database_url",):
         value = getattr(s, name)
         if "://" not in value:
-            raise ConfigError(f"{name.upper()}={value!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
-                              "postgresql://user@host/db")
+            raise ConfigError(
+                f"{name.upper()}={value!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
+                "postgresql://user@host/db"
+            )
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
     if not 0 <= s.trusted_proxies <= 5:
         raise ConfigError("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
     if not 1 <= s.handoff_warn_minutes <= 240:
         raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
-    for name in ("rasa_url", "action_server_url", "public_base_url", "wechat_api_base", "bureau_url",
-                 "wecom_api_base", "wechat_open_base", "sms_api_base"):
+    for name in (
+        "rasa_url",
+        "action_server_url",
+        "public_base_url",
+        "wechat_api_base",
+        "bureau_url",
+        "wecom_api_base",
+        "wechat_open_base",
+        "sms_api_base",
+    ):
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")

@@ -17,6 +17,7 @@ everything, as a production supervisor (systemd, supervisord) would.
   behind in its process group is killed with it, as systemd does with a
   unit's control group.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -153,8 +154,9 @@ class Supervisor(Manager):
         ran_s = time.monotonic() - self._started_at.get(name, 0)
         quick = self._quick_failures[name] = self._quick_failures.get(name, 0) + 1 if ran_s < STABLE_RUN_S else 0
         if quick >= MAX_QUICK_FAILURES:
-            self._system_print(f"{name} failed {quick} times within {STABLE_RUN_S:.0f} s of starting: "
-                               "stopping everything\n")
+            self._system_print(
+                f"{name} failed {quick} times within {STABLE_RUN_S:.0f} s of starting: " "stopping everything\n"
+            )
             self.returncode = rc
             self.terminate()
             return

@@ -1,5 +1,6 @@
 """Shared fixtures: a real database (SQLite, or PostgreSQL when DATABASE_URL
 names one) migrated with Alembic, and a real Redis server."""
+
 from __future__ import annotations
 
 import os
@@ -40,6 +41,7 @@ def fresh_database(folder: Path):
         yield test_url
     finally:
         from sunshine.db import engine_for
+
         engine_for(test_url).dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

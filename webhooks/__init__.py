@@ -1,4 +1,5 @@
 """The web process: WeChat webhook, JSON APIs, H5 pages, officer console, health."""
+
 from __future__ import annotations
 
 import secrets
@@ -15,9 +16,11 @@ MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
 # nonce), inline styles, their own images and QR codes (data:), the camera stream, fetch
 # to this origin; never framed, no plugins, no <base>, forms only to this origin.
-CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 HSTS = "max-age=31536000"
 
 
@@ -26,7 +29,7 @@ class RowId(IntegerConverter):
     a larger one is an unknown page (404), never a database overflow."""
 
     def __init__(self, url_map, *args, **kwargs):
-        kwargs.setdefault("max", 2 ** 31 - 1)
+        kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
 
 
@@ -43,9 +46,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.url_map.converters["int"] = RowId
     https = settings.public_base_url.startswith("https://")
-    app.config.update(SETTINGS=settings, SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
-                      JSON_AS_ASCII=False)
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
+        JSON_AS_ASCII=False,
+    )
     app.json.ensure_ascii = False
     if settings.trusted_proxies:  # the client address and scheme as the load balancer(s) saw them
         n = settings.trusted_proxies
@@ -66,8 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         headers = [h for h in exc.get_headers() if h[0] != "Content-Type"]
         if request.path.startswith("/api/"):
             return jsonify(error=exc.name, message=exc.description), exc.code, headers
-        return f"{exc.code} {exc.description}", exc.code, \
-            headers + [("Content-Type", "text/plain; charset=utf-8")]
+        return f"{exc.code} {exc.description}", exc.code, headers + [("Content-Type", "text/plain; charset=utf-8")]
 
     @app.after_request
     def _security_headers(resp):

@@ -1,5 +1,6 @@
 """JSON API and H5 pages for the mini-program / H5 audience: the parties who
 open an authorization link. Routes parse, call auth_flow, render."""
+
 from __future__ import annotations
 
 import secrets
@@ -61,8 +62,7 @@ def _error(status: int, message: str, **extra):
     return jsonify(error=_NAMES[status], message=message, **extra), status
 
 
-_NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large",
-          422: "Unprocessable Entity"}
+_NAMES = {400: "Bad Request", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity"}
 
 
 def _step(fn, *args):
@@ -106,8 +106,11 @@ def authorization(token: str):
 @bp.get("/api/authorizations/<token>/qr.png")
 def authorization_qr(token: str):
     _authorization(token)
-    return Response(png(authorization_url(_settings().public_base_url, token)), mimetype="image/png",
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        png(authorization_url(_settings().public_base_url, token)),
+        mimetype="image/png",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @bp.get("/api/authorizations/<token>/wechat-code.png")
@@ -135,16 +138,31 @@ def authorization_identity(token: str):
     if body.get("wx_code"):
         from clients.wechat import WeChatApi
 
-        _, failure = _step(service.check_identity_wxa, WeChatApi.from_settings(s), token, str(body["wx_code"]),
-                           _client(), s.auth_max_attempts)
+        _, failure = _step(
+            service.check_identity_wxa,
+            WeChatApi.from_settings(s),
+            token,
+            str(body["wx_code"]),
+            _client(),
+            s.auth_max_attempts,
+        )
     else:
         name, digits, code = body.get("name"), body.get("id_digits"), body.get("sms_code")
         if not isinstance(name, str) or not isinstance(digits, str) or not name.strip() or not digits.strip():
             return _error(400, "请填写姓名和身份证号后6位")
         if code is not None and not isinstance(code, str):
             return _error(400, "短信验证码应为6位数字")
-        _, failure = _step(service.check_identity, s.secret_key, token, name, digits, _client(),
-                           s.auth_max_attempts, session.get(OPENID_KEY), code)
+        _, failure = _step(
+            service.check_identity,
+            s.secret_key,
+            token,
+            name,
+            digits,
+            _client(),
+            s.auth_max_attempts,
+            session.get(OPENID_KEY),
+            code,
+        )
     return failure or jsonify(ok=True, message="身份核对通过")
 
 
@@ -173,15 +191,24 @@ def authorization_face(token: str):
     if (request.content_length or 0) > s.auth_upload_max_bytes:
         return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
     try:
-        _, _, files = parse_form_data(request.environ, max_content_length=s.auth_upload_max_bytes,
-                                      max_form_memory_size=s.auth_upload_max_bytes)
+        _, _, files = parse_form_data(
+            request.environ, max_content_length=s.auth_upload_max_bytes, max_form_memory_size=s.auth_upload_max_bytes
+        )
     except RequestEntityTooLarge:
         return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
     uploads = [f.read() for f in files.getlist("frames")]
     if not uploads:
         return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
-    result, failure = _step(service.check_face, s.secret_key, token, uploads, _client(), s.auth_max_attempts,
-                            s.face_tolerance, s.face_liveness_min_motion)
+    result, failure = _step(
+        service.check_face,
+        s.secret_key,
+        token,
+        uploads,
+        _client(),
+        s.auth_max_attempts,
+        s.face_tolerance,
+        s.face_liveness_min_motion,
+    )
     return failure or jsonify(ok=True, message=result.message, face=result.face)
 
 
@@ -197,8 +224,7 @@ def authorization_consent(token: str):
     queued = False
     if auth.application_id:
         queued = _after_consent(s, auth.application_id)
-    return jsonify(ok=True, status="consented", message="授权成功，感谢您的配合",
-                   reports="queued" if queued else None)
+    return jsonify(ok=True, status="consented", message="授权成功，感谢您的配合", reports="queued" if queued else None)
 
 
 def _after_consent(s, application_id: int) -> bool:
@@ -232,8 +258,11 @@ def authorization_page(token: str):
     try:
         details = _authorization(token)
     except HTTPException as exc:  # the 404 (or 429) raised above, shown as a friendly page
-        return render_template("auth_invalid.html", message=exc.description), exc.code, \
-            [h for h in exc.get_headers() if h[0] == "Retry-After"]
+        return (
+            render_template("auth_invalid.html", message=exc.description),
+            exc.code,
+            [h for h in exc.get_headers() if h[0] == "Retry-After"],
+        )
     if not session.get(OPENID_KEY):
         from clients.wechat import WeChatApi
 

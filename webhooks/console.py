@@ -6,6 +6,7 @@ polls for changes and sends replies without reloading. Routes parse, call the
 hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
-from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -28,8 +28,17 @@ from handoff.jobs import HandOffJobs
 from lending.applications import STATUS_LABELS, Applications, LendingError, officer_queue
 from lending.credit_lines import current_line
 from sunshine.db import unit_of_work
-from sunshine.models import (ApplicationEvent, AuditEntry, Authorization, ConversationMessage, Customer, HandOff,
-                             LoanApplication, Officer, utcnow)
+from sunshine.models import (
+    ApplicationEvent,
+    AuditEntry,
+    Authorization,
+    ConversationMessage,
+    Customer,
+    HandOff,
+    LoanApplication,
+    Officer,
+    utcnow,
+)
 from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import LOGIN_FAILURES, LOGIN_FAILURES_BY_CLIENT, Limit, Limiter
 
@@ -40,13 +49,26 @@ api = Blueprint("console_api", __name__, url_prefix="/api/console")
 
 CUSTOMER_TYPES = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
 HAND_OFF_STATUS = {"open": "待接手", "claimed": "处理中", "closed": "已结束"}
-MESSAGE_STATUS = {"received": "", "queued": "发送中", "sent": "已送达", "template_queued": "模板消息发送中",
-                  "template_sent": "已用模板消息送达", "undelivered": "未送达"}
-AUTHORIZATION_STATUS = {"pending": "待授权", "consented": "已授权", "expired": "已过期", "locked": "已锁定",
-                        "revoked": "已撤销"}
+MESSAGE_STATUS = {
+    "received": "",
+    "queued": "发送中",
+    "sent": "已送达",
+    "template_queued": "模板消息发送中",
+    "template_sent": "已用模板消息送达",
+    "undelivered": "未送达",
+}
+AUTHORIZATION_STATUS = {
+    "pending": "待授权",
+    "consented": "已授权",
+    "expired": "已过期",
+    "locked": "已锁定",
+    "revoked": "已撤销",
+}
 TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资产"}
-UNDELIVERED_HINTS = {45015: "客户超过48小时没有发消息，微信不允许直接回复；可以改用模板消息发送",
-                     45047: "客户未回复前发的消息太多，微信暂不允许再发；可以稍后重发"}
+UNDELIVERED_HINTS = {
+    45015: "客户超过48小时没有发消息，微信不允许直接回复；可以改用模板消息发送",
+    45047: "客户未回复前发的消息太多，微信暂不允许再发；可以稍后重发",
+}
 
 
 def _settings():
@@ -54,6 +76,7 @@ def _settings():
 
 
 # -- sessions, CSRF, roles -------------------------------------------------------
+
 
 def _csrf_token() -> str:
     if "csrf" not in session:
@@ -75,6 +98,7 @@ def _officer(db) -> Officer | None:
 def login_required(view):
     """The view runs in a unit of work (`g.db`) with the logged-in officer (`g.officer`);
     without a login, pages go to the login page and the JSON API answers 401."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         with unit_of_work(_settings().database_url) as db:
@@ -88,6 +112,7 @@ def login_required(view):
                 _check_csrf()
             g.db, g.officer = db, officer
             return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -118,11 +143,17 @@ def iso(moment: datetime) -> str:
 
 @bp.context_processor
 def _page_context():
-    return {"csrf": _csrf_token(), "reason_labels": handoffs.REASON_LABELS, "status_labels": HAND_OFF_STATUS,
-            "application_labels": STATUS_LABELS, "message_labels": MESSAGE_STATUS}
+    return {
+        "csrf": _csrf_token(),
+        "reason_labels": handoffs.REASON_LABELS,
+        "status_labels": HAND_OFF_STATUS,
+        "application_labels": STATUS_LABELS,
+        "message_labels": MESSAGE_STATUS,
+    }
 
 
 # -- login -----------------------------------------------------------------------
+
 
 @bp.get("/login")
 def login():
@@ -159,8 +190,15 @@ def login_submit():
         limiter.clear(LOGIN_FAILURES, username)
         session.clear()
         session.update(officer_id=officer.id, officer_name=officer.display_name, role=officer.role)
-        db.add(AuditEntry(actor=handoffs.actor_of(officer), action="console.login", subject_type="officer",
-                          subject_id=str(officer.id), detail={}))
+        db.add(
+            AuditEntry(
+                actor=handoffs.actor_of(officer),
+                action="console.login",
+                subject_type="officer",
+                subject_id=str(officer.id),
+                detail={},
+            )
+        )
     # Only back into the console (never an outside address).
     safe = target.startswith("/console") and not target.startswith("//")
     return redirect(target if safe else url_for("console.queue"))
@@ -175,6 +213,7 @@ def logout():
 
 # -- the queue -------------------------------------------------------------------
 
+
 def _queue_context(officer_filter: int | None) -> dict:
     officer: Officer = g.officer
     supervisor = officer.role == handoffs.SUPERVISOR
@@ -184,13 +223,20 @@ def _queue_context(officer_filter: int | None) -> dict:
     owner = officer_filter if supervisor else officer.id  # an officer: their customers' applications
     if owner:
         applications = applications.join(Customer, Customer.id == LoanApplication.customer_id).where(
-            Customer.officer_id == owner)
+            Customer.officer_id == owner
+        )
     applications = g.db.scalars(applications).all()
-    return {"hand_offs": hand_offs, "applications": applications, "now": now, "supervisor": supervisor,
-            "hand_off_link": url_for("console.queue") + "/hand-offs/",
-            "overdue": [h for h in hand_offs if h.deadline < now] if supervisor else [],
-            "overdue_applications": [a for a in applications if a.review_deadline and a.review_deadline < now]
-            if supervisor else []}
+    return {
+        "hand_offs": hand_offs,
+        "applications": applications,
+        "now": now,
+        "supervisor": supervisor,
+        "hand_off_link": url_for("console.queue") + "/hand-offs/",
+        "overdue": [h for h in hand_offs if h.deadline < now] if supervisor else [],
+        "overdue_applications": [a for a in applications if a.review_deadline and a.review_deadline < now]
+        if supervisor
+        else [],
+    }
 
 
 def _officer_filter() -> int | None:
@@ -203,8 +249,9 @@ def queue():
     """Open hand-offs and applications awaiting review: an officer's own and the branch
     queue's; a supervisor's every officer's (or one officer's), with what is overdue."""
     officers = g.db.scalars(select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)).all()
-    return render_template("console/queue.html", officers=officers, officer_filter=_officer_filter(),
-                           **_queue_context(_officer_filter()))
+    return render_template(
+        "console/queue.html", officers=officers, officer_filter=_officer_filter(), **_queue_context(_officer_filter())
+    )
 
 
 @bp.get("/queue/rows")
@@ -218,8 +265,9 @@ def queue_rows():
 @login_required
 def changes():
     """A version that changes whenever a hand-off, message or application changes (the page polls it)."""
-    version = [g.db.scalar(select(func.max(col))) or 0
-               for col in (AuditEntry.id, ConversationMessage.id, ApplicationEvent.id)]
+    version = [
+        g.db.scalar(select(func.max(col))) or 0 for col in (AuditEntry.id, ConversationMessage.id, ApplicationEvent.id)
+    ]
     return jsonify(version=".".join(map(str, version)))
 
 
@@ -228,25 +276,48 @@ def changes():
 def queue_json():
     """The open hand-offs the officer sees, most urgent first."""
     ctx = _queue_context(_officer_filter())
-    return jsonify(hand_offs=[{
-        "id": h.id, "customer": h.customer_name, "reason": h.reason,
-        "reason_label": handoffs.REASON_LABELS[h.reason], "status": h.status, "priority": h.priority,
-        "officer": h.officer_username, "deadline": iso(h.deadline),
-        "overdue": h.deadline < ctx["now"], "openid": h.openid} for h in ctx["hand_offs"]],
-        applications=[{"id": a.id, "customer": a.customer.name, "product": a.product.name, "amount": a.amount,
-                       "deadline": iso(a.review_deadline) if a.review_deadline else None,
-                       "escalated": a.escalated_at is not None} for a in ctx["applications"]])
+    return jsonify(
+        hand_offs=[
+            {
+                "id": h.id,
+                "customer": h.customer_name,
+                "reason": h.reason,
+                "reason_label": handoffs.REASON_LABELS[h.reason],
+                "status": h.status,
+                "priority": h.priority,
+                "officer": h.officer_username,
+                "deadline": iso(h.deadline),
+                "overdue": h.deadline < ctx["now"],
+                "openid": h.openid,
+            }
+            for h in ctx["hand_offs"]
+        ],
+        applications=[
+            {
+                "id": a.id,
+                "customer": a.customer.name,
+                "product": a.product.name,
+                "amount": a.amount,
+                "deadline": iso(a.review_deadline) if a.review_deadline else None,
+                "escalated": a.escalated_at is not None,
+            }
+            for a in ctx["applications"]
+        ],
+    )
 
 
 # -- one conversation ------------------------------------------------------------
+
 
 def _bot_history(openid: str) -> list[dict] | None:
     try:
         events = RasaClient(_settings().rasa_url).history(openid, timeout=2.0)
     except RasaUnavailable:
         return None
-    return [dict(e, at=datetime.fromtimestamp(e["at"], timezone.utc).replace(tzinfo=None) if e["at"] else None)
-            for e in events[-40:]]
+    return [
+        dict(e, at=datetime.fromtimestamp(e["at"], timezone.utc).replace(tzinfo=None) if e["at"] else None)
+        for e in events[-40:]
+    ]
 
 
 def _profile(customer: Customer | None) -> dict | None:
@@ -255,14 +326,22 @@ def _profile(customer: Customer | None) -> dict | None:
     db = g.db
     lines = customer.credit_lines
     return {
-        "customer": customer, "type": CUSTOMER_TYPES.get(customer.customer_type, customer.customer_type),
+        "customer": customer,
+        "type": CUSTOMER_TYPES.get(customer.customer_type, customer.customer_type),
         "line": current_line(db, customer),
         "tags": {TAG_LABELS.get(k, k): v for line in lines for k, v in (line.tags or {}).items()},
-        "applications": db.scalars(select(LoanApplication).where(LoanApplication.customer_id == customer.id)
-                                   .options(joinedload(LoanApplication.product))
-                                   .order_by(LoanApplication.id.desc())).all(),
-        "authorizations": db.scalars(select(Authorization).where(Authorization.customer_id == customer.id)
-                                     .order_by(Authorization.id.desc()).limit(10)).all(),
+        "applications": db.scalars(
+            select(LoanApplication)
+            .where(LoanApplication.customer_id == customer.id)
+            .options(joinedload(LoanApplication.product))
+            .order_by(LoanApplication.id.desc())
+        ).all(),
+        "authorizations": db.scalars(
+            select(Authorization)
+            .where(Authorization.customer_id == customer.id)
+            .order_by(Authorization.id.desc())
+            .limit(10)
+        ).all(),
         "authorization_labels": AUTHORIZATION_STATUS,
     }
 
@@ -280,21 +359,37 @@ def _author(author: str) -> str:
 
 
 def _message_json(m: ConversationMessage) -> dict:
-    return {"id": m.id, "direction": m.direction, "author": _author(m.author), "body": m.body, "status": m.status,
-            "status_label": MESSAGE_STATUS.get(m.status, m.status), "errcode": m.errcode,
-            "hint": UNDELIVERED_HINTS.get(m.errcode, "可以重发") if m.status == "undelivered" else "",
-            "at": beijing(m.created_at), "hand_off_id": m.hand_off_id}
+    return {
+        "id": m.id,
+        "direction": m.direction,
+        "author": _author(m.author),
+        "body": m.body,
+        "status": m.status,
+        "status_label": MESSAGE_STATUS.get(m.status, m.status),
+        "errcode": m.errcode,
+        "hint": UNDELIVERED_HINTS.get(m.errcode, "可以重发") if m.status == "undelivered" else "",
+        "at": beijing(m.created_at),
+        "hand_off_id": m.hand_off_id,
+    }
 
 
 @bp.get("/hand-offs/<int:hand_off_id>")
 @login_required
 def hand_off_page(hand_off_id: int, error: str | None = None, status: int = 200):
     hand_off = _hand_off(hand_off_id)
-    officers = g.db.scalars(select(Officer).where(Officer.active.is_(True), Officer.id != hand_off.officer_id)
-                            .order_by(Officer.id)).all()
-    return render_template("console/hand_off.html", h=hand_off, profile=_profile(hand_off.customer), now=utcnow(),
-                           bot_history=_bot_history(hand_off.openid), officers=officers, error=error,
-                           messages=[_message_json(m) for m in handoffs.conversation(g.db, hand_off.openid)]), status
+    officers = g.db.scalars(
+        select(Officer).where(Officer.active.is_(True), Officer.id != hand_off.officer_id).order_by(Officer.id)
+    ).all()
+    return render_template(
+        "console/hand_off.html",
+        h=hand_off,
+        profile=_profile(hand_off.customer),
+        now=utcnow(),
+        bot_history=_bot_history(hand_off.openid),
+        officers=officers,
+        error=error,
+        messages=[_message_json(m) for m in handoffs.conversation(g.db, hand_off.openid)],
+    ), status
 
 
 @api.get("/hand-offs/<int:hand_off_id>/messages")
@@ -302,9 +397,12 @@ def hand_off_page(hand_off_id: int, error: str | None = None, status: int = 200)
 def messages_json(hand_off_id: int):
     """Everything kept for this customer (their words, officers' replies with their delivery)."""
     hand_off = _hand_off(hand_off_id)
-    return jsonify(status=hand_off.status, status_label=HAND_OFF_STATUS[hand_off.status],
-                   officer=hand_off.officer.display_name if hand_off.officer else None,
-                   messages=[_message_json(m) for m in handoffs.conversation(g.db, hand_off.openid)])
+    return jsonify(
+        status=hand_off.status,
+        status_label=HAND_OFF_STATUS[hand_off.status],
+        officer=hand_off.officer.display_name if hand_off.officer else None,
+        messages=[_message_json(m) for m in handoffs.conversation(g.db, hand_off.openid)],
+    )
 
 
 def _reply(hand_off_id: int) -> ConversationMessage:
@@ -394,8 +492,11 @@ def resend(message_id: int):
     message = g.db.get(ConversationMessage, message_id)
     if message is None:
         abort(404, description="没有这条消息")
-    back = url_for("console.hand_off_page", hand_off_id=message.hand_off_id) if message.hand_off_id \
+    back = (
+        url_for("console.hand_off_page", hand_off_id=message.hand_off_id)
+        if message.hand_off_id
         else url_for("console.queue")
+    )
     try:
         status = handoffs.resend(g.db, message, g.officer)
     except handoffs.NotAllowed as exc:
@@ -412,6 +513,7 @@ def resend(message_id: int):
 
 # -- applications awaiting review ----------------------------------------------------
 
+
 def _application(application_id: int) -> LoanApplication:
     application = g.db.get(LoanApplication, application_id)
     if application is None:
@@ -425,8 +527,9 @@ def _application(application_id: int) -> LoanApplication:
 @login_required
 def application_page(application_id: int):
     application = _application(application_id)
-    return render_template("console/application.html", a=application, profile=_profile(application.customer),
-                           now=utcnow())
+    return render_template(
+        "console/application.html", a=application, profile=_profile(application.customer), now=utcnow()
+    )
 
 
 @bp.post("/applications/<int:application_id>/authorization-codes")
@@ -439,16 +542,27 @@ def authorization_codes(application_id: int):
         flash("这笔申请现在不需要征信授权", "error")
         return redirect(url_for("console.application_page", application_id=application_id))
     settings = _settings()
-    issued, consented = issue_for_application(g.db, application, f"officer:{g.officer.username}",
-                                              timedelta(seconds=settings.authorization_ttl_s))
-    codes = [{"role": ROLE_NAMES[i.authorization.party_role], "name": i.authorization.party_name,
-              "id_masked": i.authorization.party_id_masked, "expires_at": i.authorization.expires_at,
-              "url": authorization_url(settings.public_base_url, i.token),
-              "png": base64.b64encode(png(authorization_url(settings.public_base_url, i.token))).decode()}
-             for i in issued]
+    issued, consented = issue_for_application(
+        g.db, application, f"officer:{g.officer.username}", timedelta(seconds=settings.authorization_ttl_s)
+    )
+    codes = [
+        {
+            "role": ROLE_NAMES[i.authorization.party_role],
+            "name": i.authorization.party_name,
+            "id_masked": i.authorization.party_id_masked,
+            "expires_at": i.authorization.expires_at,
+            "url": authorization_url(settings.public_base_url, i.token),
+            "png": base64.b64encode(png(authorization_url(settings.public_base_url, i.token))).decode(),
+        }
+        for i in issued
+    ]
     g.db.commit()
-    return render_template("console/authorization_codes.html", a=application, codes=codes,
-                           consented=[ROLE_NAMES[c.party_role] for c in consented])
+    return render_template(
+        "console/authorization_codes.html",
+        a=application,
+        codes=codes,
+        consented=[ROLE_NAMES[c.party_role] for c in consented],
+    )
 
 
 @bp.post("/applications/<int:application_id>/decision")

@@ -1,4 +1,5 @@
 """`/healthz` (the process is up), `/readyz` (every dependency answers), `/metrics`."""
+
 from __future__ import annotations
 
 import requests
@@ -58,5 +59,4 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(render(connect(current_app.config["SETTINGS"].redis_url)),
-                    mimetype="text/plain; version=0.0.4")
+    return Response(render(connect(current_app.config["SETTINGS"].redis_url)), mimetype="text/plain; version=0.0.4")

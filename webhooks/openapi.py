@@ -1,44 +1,66 @@
 """The OpenAPI document of the JSON API, served at /api/openapi.json."""
 
-_ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-          "required": ["error", "message"]}
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["error", "message"],
+}
 _JSON_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_TOKEN = {"name": "token", "in": "path", "required": True,
-          "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}}
+_TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
+}
 
 _E = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_TOO_MANY = {"description": "Too many unknown tokens (or face uploads) from this client; `Retry-After` says "
-                            "when to try again", **_E}
+_TOO_MANY = {
+    "description": "Too many unknown tokens (or face uploads) from this client; `Retry-After` says "
+    "when to try again",
+    **_E,
+}
 
 
 def _json(properties: dict, required: list[str]) -> dict:
     return {"application/json": {"schema": {"type": "object", "properties": properties, "required": required}}}
+
+
 _STEP_RESPONSES = {
     "200": {"description": "Step done", "content": {"application/json": {"schema": {"type": "object"}}}},
     "400": {"description": "Malformed request (not JSON, missing fields, no frames)", **_E},
     "404": {"description": "Unknown, expired, used, superseded or locked token", **_E},
     "409": {"description": "Step out of order, declined, or no reference face enrolled", **_E},
     "413": {"description": "Upload larger than AUTH_UPLOAD_MAX_BYTES", **_E},
-    "422": {"description": "Check failed (identity, no face, several faces, not an image, mismatch, not "
-                           "live); `attempts_left` and `locked` say what remains", **_E},
+    "422": {
+        "description": "Check failed (identity, no face, several faces, not an image, mismatch, not "
+        "live); `attempts_left` and `locked` say what remains",
+        **_E,
+    },
     "429": _TOO_MANY,
 }
 
 SPEC = {
     "openapi": "3.0.3",
-    "info": {"title": "阳光信贷助手 API", "version": "0.1.0",
-             "description": "JSON API for the authorization H5 page / mini-program and the officer console."},
+    "info": {
+        "title": "阳光信贷助手 API",
+        "version": "0.1.0",
+        "description": "JSON API for the authorization H5 page / mini-program and the officer console.",
+    },
     "paths": {
         "/api/authorizations/{token}": {
             "get": {
                 "summary": "The credit-report authorization request a token opens",
                 "parameters": [_TOKEN],
                 "responses": {
-                    "200": {"description": "The request, with the party's ID number masked",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorization"}}}},
-                    "404": {"description": "Unknown, used or expired token",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "200": {
+                        "description": "The request, with the party's ID number masked",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Authorization"}}},
+                    },
+                    "404": {
+                        "description": "Unknown, used or expired token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                     "429": _TOO_MANY,
                 },
             }
@@ -49,46 +71,111 @@ SPEC = {
                 "parameters": [_TOKEN],
                 "responses": {
                     "200": {"description": "PNG image", "content": {"image/png": {}}},
-                    "404": {"description": "Unknown, used or expired token",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "404": {
+                        "description": "Unknown, used or expired token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                     "429": _TOO_MANY,
                 },
             }
         },
-        **{f"/api/authorizations/{{token}}/{step}": {"post": {**op, "parameters": [_TOKEN],
-                                                              "responses": _STEP_RESPONSES}}
-           for step, op in (
-            ("identity", {"summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
-                                     "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
-                          "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                              "name": {"type": "string"}, "id_digits": {"type": "string"},
-                              "sms_code": {"type": "string"}, "wx_code": {"type": "string"}}}}}}}),
-            ("sms-code", {"summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without "
-                                     "a bound WeChat"}),
-            ("biometric-consent", {"summary": "Step 2: the separate consent to face processing",
-                                   "requestBody": {"content": {"application/json": {"schema": {
-                                       "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
-            ("face", {"summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
-                      "requestBody": {"content": {"multipart/form-data": {"schema": {
-                          "type": "object", "properties": {"frames": {"type": "array", "items": {
-                              "type": "string", "format": "binary"}}}}}}}}),
-            ("consent", {"summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
-                                    "of an application queues the reports' query",
-                         "requestBody": {"content": {"application/json": {"schema": {
-                             "type": "object", "properties": {"agree": {"type": "boolean"}}}}}}}),
-        )},
+        **{
+            f"/api/authorizations/{{token}}/{step}": {
+                "post": {**op, "parameters": [_TOKEN], "responses": _STEP_RESPONSES}
+            }
+            for step, op in (
+                (
+                    "identity",
+                    {
+                        "summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
+                        "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
+                        "requestBody": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "id_digits": {"type": "string"},
+                                            "sms_code": {"type": "string"},
+                                            "wx_code": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            }
+                        },
+                    },
+                ),
+                (
+                    "sms-code",
+                    {
+                        "summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without "
+                        "a bound WeChat"
+                    },
+                ),
+                (
+                    "biometric-consent",
+                    {
+                        "summary": "Step 2: the separate consent to face processing",
+                        "requestBody": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}
+                                }
+                            }
+                        },
+                    },
+                ),
+                (
+                    "face",
+                    {
+                        "summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
+                        "requestBody": {
+                            "content": {
+                                "multipart/form-data": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "frames": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                                        },
+                                    }
+                                }
+                            }
+                        },
+                    },
+                ),
+                (
+                    "consent",
+                    {
+                        "summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
+                        "of an application queues the reports' query",
+                        "requestBody": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}
+                                }
+                            }
+                        },
+                    },
+                ),
+            )
+        },
         "/api/authorizations/{token}/wechat-code.png": {
             "get": {
                 "summary": "The WeChat code (Official Account parametric QR code or mini-program code, "
-                           "AUTH_WECHAT_CODE) of the authorization",
+                "AUTH_WECHAT_CODE) of the authorization",
                 "parameters": [_TOKEN],
                 "responses": {
                     "200": {"description": "PNG image", "content": {"image/png": {}}},
-                    "404": {"description": "Unknown, used or expired token, or no WeChat code configured",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "404": {
+                        "description": "Unknown, used or expired token, or no WeChat code configured",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                     "429": _TOO_MANY,
-                    "502": {"description": "WeChat unavailable",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "502": {
+                        "description": "WeChat unavailable",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
                 },
             }
         },
@@ -96,51 +183,92 @@ SPEC = {
         "/api/console/changes": {
             "get": {
                 "summary": "A version that changes whenever a hand-off, message or application changes",
-                "responses": {"200": {"description": "The version", "content": _json({"version": {"type": "string"}},
-                                                                                    ["version"])},
-                              "401": {"description": "Not logged in", "content": _JSON_ERROR}},
+                "responses": {
+                    "200": {
+                        "description": "The version",
+                        "content": _json({"version": {"type": "string"}}, ["version"]),
+                    },
+                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                },
             }
         },
         "/api/console/queue": {
             "get": {
                 "summary": "Open hand-offs the officer sees (own and branch queue; supervisors all) and "
-                           "applications awaiting review, most urgent first",
-                "parameters": [{"name": "officer", "in": "query", "required": False, "schema": {"type": "integer"},
-                                "description": "supervisors: one officer's queue"}],
-                "responses": {"200": {"description": "The queue", "content": _json(
-                    {"hand_offs": {"type": "array"}, "applications": {"type": "array"}}, ["hand_offs", "applications"])},
-                              "401": {"description": "Not logged in", "content": _JSON_ERROR}},
+                "applications awaiting review, most urgent first",
+                "parameters": [
+                    {
+                        "name": "officer",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer"},
+                        "description": "supervisors: one officer's queue",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The queue",
+                        "content": _json(
+                            {"hand_offs": {"type": "array"}, "applications": {"type": "array"}},
+                            ["hand_offs", "applications"],
+                        ),
+                    },
+                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                },
             }
         },
         "/api/console/hand-offs/{id}/messages": {
             "get": {
                 "summary": "The customer's messages kept for officers, and officers' replies with their delivery",
                 "parameters": [_ID],
-                "responses": {"200": {"description": "The conversation", "content": _json(
-                    {"status": {"type": "string"}, "status_label": {"type": "string"},
-                     "officer": {"type": ["string", "null"]}, "messages": {"type": "array"}},
-                    ["status", "messages"])},
-                              "401": {"description": "Not logged in", "content": _JSON_ERROR},
-                              "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
-                              "404": {"description": "No such hand-off", "content": _JSON_ERROR}},
+                "responses": {
+                    "200": {
+                        "description": "The conversation",
+                        "content": _json(
+                            {
+                                "status": {"type": "string"},
+                                "status_label": {"type": "string"},
+                                "officer": {"type": ["string", "null"]},
+                                "messages": {"type": "array"},
+                            },
+                            ["status", "messages"],
+                        ),
+                    },
+                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                    "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                    "404": {"description": "No such hand-off", "content": _JSON_ERROR},
+                },
             }
         },
         "/api/console/hand-offs/{id}/replies": {
             "post": {
                 "summary": "Reply to the customer (sent through the customer-service message API by a worker)",
                 "parameters": [_ID],
-                "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
-                    "type": "object", "properties": {"text": {"type": "string"}, "csrf": {"type": "string"}},
-                    "required": ["text"]}}}},
-                "responses": {"201": {"description": "The stored reply, status queued", "content": _json(
-                                  {"id": {"type": "integer"}, "status": {"type": "string"}, "body": {"type": "string"}},
-                                  ["id", "status", "body"])},
-                              "400": {"description": "Missing or forged CSRF token", "content": _JSON_ERROR},
-                              "401": {"description": "Not logged in", "content": _JSON_ERROR},
-                              "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
-                              "404": {"description": "No such hand-off", "content": _JSON_ERROR},
-                              "409": {"description": "Closed hand-off, empty or too long reply",
-                                      "content": _JSON_ERROR}},
+                "requestBody": {
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"text": {"type": "string"}, "csrf": {"type": "string"}},
+                                "required": ["text"],
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "201": {
+                        "description": "The stored reply, status queued",
+                        "content": _json(
+                            {"id": {"type": "integer"}, "status": {"type": "string"}, "body": {"type": "string"}},
+                            ["id", "status", "body"],
+                        ),
+                    },
+                    "400": {"description": "Missing or forged CSRF token", "content": _JSON_ERROR},
+                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                    "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                    "404": {"description": "No such hand-off", "content": _JSON_ERROR},
+                    "409": {"description": "Closed hand-off, empty or too long reply", "content": _JSON_ERROR},
+                },
             }
         },
     },

@@ -5,6 +5,7 @@ AES in compatible and safe modes), parses the message, lets
 `conversation.inbound` decide the answer, and renders the passive reply.
 Plaintext, compatible and safe modes are chosen by settings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,8 +107,9 @@ def _read_body() -> tuple[bytes, bool]:
     if not _settings().wechat_aes_key:
         _refuse(400, "encrypted message but WECHAT_AES_KEY is not set")
     try:
-        return _crypto().decrypt_message(body, request.args.get("msg_signature", ""),
-                                         request.args["timestamp"], request.args["nonce"]).encode(), True
+        return _crypto().decrypt_message(
+            body, request.args.get("msg_signature", ""), request.args["timestamp"], request.args["nonce"]
+        ).encode(), True
     except InvalidSignatureException:
         _refuse(403, "bad msg_signature")
     except InvalidAppIdException:

@@ -3,21 +3,45 @@
 Run from the project root: `rasa run actions --actions bot.actions`.
 The SDK imports every module of this package and registers its actions.
 """
+
 from sunshine.protect import mask_every_handler
 from bot.actions.applications import ActionApplicationStatus, ActionRepayment
 from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.credit_line import ActionCreditLine
 from bot.actions.hand_off import ActionHandOff
-from bot.actions.loan_application import (ActionAskAmount, ActionAskApplicationConfirmed, ActionAskCustomerRef,
-                                          ActionAskGuarantorRef, ActionAskProduct, ActionAskPurpose, ActionAskTerm,
-                                          ActionStopLoanApplication, ActionSubmitLoanApplication)
+from bot.actions.loan_application import (
+    ActionAskAmount,
+    ActionAskApplicationConfirmed,
+    ActionAskCustomerRef,
+    ActionAskGuarantorRef,
+    ActionAskProduct,
+    ActionAskPurpose,
+    ActionAskTerm,
+    ActionStopLoanApplication,
+    ActionSubmitLoanApplication,
+)
 from bot.actions.loan_form_validation import ValidateLoanApplicationForm
 from bot.actions.products import ActionInterestRate, ActionProducts
 
-__all__ = ["ActionApplicationStatus", "ActionAskAmount", "ActionAskApplicationConfirmed", "ActionAskCustomerRef",
-           "ActionAskGuarantorRef", "ActionAskProduct", "ActionAskPurpose", "ActionAskTerm", "ActionCreditLine", "ActionHandOff", "ActionInterestRate",
-           "ActionProducts", "ActionRepayment", "ActionStartAuthorization", "ActionStopLoanApplication",
-           "ActionSubmitLoanApplication", "ValidateLoanApplicationForm"]
+__all__ = [
+    "ActionApplicationStatus",
+    "ActionAskAmount",
+    "ActionAskApplicationConfirmed",
+    "ActionAskCustomerRef",
+    "ActionAskGuarantorRef",
+    "ActionAskProduct",
+    "ActionAskPurpose",
+    "ActionAskTerm",
+    "ActionCreditLine",
+    "ActionHandOff",
+    "ActionInterestRate",
+    "ActionProducts",
+    "ActionRepayment",
+    "ActionStartAuthorization",
+    "ActionStopLoanApplication",
+    "ActionSubmitLoanApplication",
+    "ValidateLoanApplicationForm",
+]
 
 # The action server logs through rasa-sdk's handlers: mask ID and phone numbers and credentials there too.
 mask_every_handler()

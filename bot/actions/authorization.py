@@ -1,6 +1,7 @@
 """Credit-report authorization in the conversation: what it is, who must give
 it, a link (and QR code) for each party of the customer's application, and
 who has and has not authorized yet. The rules are auth_flow's."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,24 +24,36 @@ from sunshine.models import Authorization, Customer, LoanApplication, utcnow
 from sunshine.protect import mask_name
 
 REQUESTED_BY = "bot"
-EXPLAIN = ("征信授权就是您同意银行查一次您的征信报告，只用于这笔贷款审批。"
-           "不用跑网点：点开链接，核对信息、刷脸、点同意，几秒钟就好。")
+EXPLAIN = (
+    "征信授权就是您同意银行查一次您的征信报告，只用于这笔贷款审批。"
+    "不用跑网点：点开链接，核对信息、刷脸、点同意，几秒钟就好。"
+)
 REISSUE_WORDS = ("重新", "再发", "过期", "没收到", "失效", "打不开")
 QUESTION_WORDS = ("意思", "是啥", "是什么", "干啥", "干嘛", "为啥", "为什么", "咋弄", "怎么弄", "咋办", "怎么办")
 
 
 def _waiting_application(session: Session, customer: Customer) -> Optional[LoanApplication]:
-    return session.scalar(select(LoanApplication).where(
-        LoanApplication.customer_id == customer.id, LoanApplication.status == "awaiting_authorization")
-        .order_by(LoanApplication.id.desc()).limit(1))
+    return session.scalar(
+        select(LoanApplication)
+        .where(LoanApplication.customer_id == customer.id, LoanApplication.status == "awaiting_authorization")
+        .order_by(LoanApplication.id.desc())
+        .limit(1)
+    )
 
 
 def _links_pending(session: Session, application: LoanApplication) -> bool:
     """Every party still to authorize holds a link that works."""
     missing = set(missing_consents(session, application))
-    live = {a.party_role for a in session.scalars(select(Authorization).where(
-        Authorization.application_id == application.id, Authorization.status == "pending",
-        Authorization.expires_at > utcnow()))}
+    live = {
+        a.party_role
+        for a in session.scalars(
+            select(Authorization).where(
+                Authorization.application_id == application.id,
+                Authorization.status == "pending",
+                Authorization.expires_at > utcnow(),
+            )
+        )
+    }
     return missing <= live
 
 
@@ -57,8 +70,9 @@ class ActionStartAuthorization(BankAction):
     def name(self) -> Text:
         return "action_start_authorization"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         events = [SlotSet("party_role", None)] if tracker.get_slot("party_role") else []
         cfg = settings()
         ttl = timedelta(seconds=cfg.authorization_ttl_s)
@@ -75,8 +89,11 @@ class ActionStartAuthorization(BankAction):
                 return events
             if _links_pending(session, application) and not any(w in text_said for w in REISSUE_WORDS):
                 asked_what = any(w in text_said for w in QUESTION_WORDS)
-                dispatcher.utter_message(text=(EXPLAIN if asked_what else "") + progress_text(session, application)
-                                         + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。")
+                dispatcher.utter_message(
+                    text=(EXPLAIN if asked_what else "")
+                    + progress_text(session, application)
+                    + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。"
+                )
                 return events
             issued, _ = issue_for_application(session, application, REQUESTED_BY, ttl)
             lines = [EXPLAIN]
@@ -87,13 +104,19 @@ class ActionStartAuthorization(BankAction):
                     lines.append(f"您本人的授权链接（{_validity(ttl)}，请不要转给别人）：\n{url}")
                     continue
                 label = PARTY_LABELS[auth.party_role]
-                lines.append(f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{auth.party_id_masked}）本人打开，"
-                             f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}")
+                lines.append(
+                    f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{auth.party_id_masked}）本人打开，"
+                    f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}"
+                )
                 party = session.get(Customer, auth.party_customer_id)
                 if party is not None and party.wechat_openid:
-                    forwarded.append((party.wechat_openid,
-                                      f"{mask_name(customer.name)}申请贷款，需要您授权查询征信（{label}）。"
-                                      f"请本人打开链接核对、刷脸、同意，{_validity(ttl)}：\n{url}"))
+                    forwarded.append(
+                        (
+                            party.wechat_openid,
+                            f"{mask_name(customer.name)}申请贷款，需要您授权查询征信（{label}）。"
+                            f"请本人打开链接核对、刷脸、同意，{_validity(ttl)}：\n{url}",
+                        )
+                    )
             lines.append(progress_text(session, application))
         notify = WeChatNotifier(cfg) if forwarded else None
         for openid, text in forwarded:
@@ -105,5 +128,7 @@ class ActionStartAuthorization(BankAction):
     def _before_applying(session: Session, customer: Customer) -> str:
         parties = {role for p in products_for(session, customer.customer_type) for role in p.authorizing_parties}
         who = "、".join(PARTY_LABELS[r] for r in ("applicant", "spouse", "guarantor") if r in parties)
-        return (f"{EXPLAIN}按您能办的产品，可能需要授权的人：{who}（有担保人的产品才要担保人）。"
-                "您现在没有等待授权的贷款申请：回复“我要贷款”，申请提交后我马上把授权链接发给您和家人。")
+        return (
+            f"{EXPLAIN}按您能办的产品，可能需要授权的人：{who}（有担保人的产品才要担保人）。"
+            "您现在没有等待授权的贷款申请：回复“我要贷款”，申请提交后我马上把授权链接发给您和家人。"
+        )

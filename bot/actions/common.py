@@ -6,6 +6,7 @@ The WeChat openid is the Rasa sender id. Business rules live in the domain
 packages (lending, handoff, auth_flow); the actions only ask them and word
 the answer.
 """
+
 from __future__ import annotations
 
 import abc
@@ -149,8 +150,11 @@ def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
     """What an officer needs to pick up the conversation (no raw personal numbers)."""
     intent = tracker.latest_message.get("intent") or {}
     ranking = tracker.latest_message.get("intent_ranking") or []
-    slots = {k: mask_text(str(v)) for k, v in (tracker.slots or {}).items()
-             if v not in (None, "", []) and not k.startswith("requested_")}
+    slots = {
+        k: mask_text(str(v))
+        for k, v in (tracker.slots or {}).items()
+        if v not in (None, "", []) and not k.startswith("requested_")
+    }
     return {
         "last_intent": intent.get("name"),
         "confidence": round(float(intent.get("confidence") or 0.0), 3),
@@ -171,12 +175,12 @@ class BankAction(Action, metaclass=abc.ABCMeta):
     """
 
     @abc.abstractmethod
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         """Reply to the customer; return the events to apply."""
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-            domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         try:
             return self.answer(dispatcher, tracker, domain) or []
         except Exception:  # the customer must get an answer; the log gets the cause

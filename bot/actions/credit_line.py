@@ -1,4 +1,5 @@
 """How much can I borrow: the pre-granted line (整村授信) from the database."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -6,8 +7,18 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, day, named, openid_of,
-                                settings, slot_or_entity, yuan)
+from bot.actions.common import (
+    CUSTOMER_TYPE_LABELS,
+    BankAction,
+    amount_asked,
+    database,
+    day,
+    named,
+    openid_of,
+    settings,
+    slot_or_entity,
+    yuan,
+)
 from lending.catalog import products_for
 from lending.credit_lines import CreditLineView, current_line
 from lending.customers import IdentificationFailed, by_openid, has_id_number, identify_wechat_user
@@ -25,8 +36,7 @@ def _requested_amount(tracker: Tracker, line: Optional[CreditLineView]) -> Optio
         return f"您想借{yuan(wanted)}，我记下了。"
     if wanted <= line.available:
         return f"您想借{yuan(wanted)}，在可用额度以内。"
-    return (f"您想借{yuan(wanted)}，超出了可用额度{yuan(line.available)}，"
-            "超出部分要客户经理评估后才能定。")
+    return f"您想借{yuan(wanted)}，超出了可用额度{yuan(line.available)}，" "超出部分要客户经理评估后才能定。"
 
 
 class ActionCreditLine(BankAction):
@@ -36,8 +46,9 @@ class ActionCreditLine(BankAction):
     def name(self) -> Text:
         return "action_credit_line"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
         with database() as session:
             customer = by_openid(session, openid_of(tracker))
@@ -53,8 +64,10 @@ class ActionCreditLine(BankAction):
                 return []
             line = current_line(session, customer)
             if line is None:
-                parts = [f"{mask_name(customer.name)}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
-                         "客户经理可以帮您看看能不能申请。"]
+                parts = [
+                    f"{mask_name(customer.name)}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
+                    "客户经理可以帮您看看能不能申请。",
+                ]
                 products = [p.name for p in products_for(session, customer.customer_type)]
                 if products:
                     parts.append(f"适合您的产品有：{'、'.join(products)}。")
@@ -82,8 +95,10 @@ class ActionCreditLine(BankAction):
 
     @staticmethod
     def _unknown_customer(session, tracker: Tracker) -> str:
-        parts = ["我这边还没查到您微信绑定的客户信息。请把您的姓名和身份证号一起发给我，比如："
-                 "张三 320321199001011234，核对后马上告诉您额度（只用于核对，聊天里不会显示完整号码）。"]
+        parts = [
+            "我这边还没查到您微信绑定的客户信息。请把您的姓名和身份证号一起发给我，比如："
+            "张三 320321199001011234，核对后马上告诉您额度（只用于核对，聊天里不会显示完整号码）。"
+        ]
         customer_type = slot_or_entity(tracker, "customer_type")
         if customer_type in CUSTOMER_TYPE_LABELS:
             products = [p.name for p in products_for(session, customer_type)]
@@ -94,4 +109,3 @@ class ActionCreditLine(BankAction):
             parts.append(wanted)
         parts.append("也可以回复“转人工”请客户经理帮您查。")
         return "".join(parts)
-

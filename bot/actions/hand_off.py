@@ -1,4 +1,5 @@
 """Hand the conversation to a loan officer through the hand-off service."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -25,7 +26,7 @@ def _not_understood_before(tracker: Tracker) -> bool:
     users = [i for i, e in enumerate(tracker.events) if e.get("event") == "user"]
     if len(users) < 2:
         return False
-    between = tracker.events[users[-2] + 1:users[-1]]
+    between = tracker.events[users[-2] + 1 : users[-1]]
     return any(e.get("event") == "action" and e.get("name") in NOT_UNDERSTOOD for e in between)
 
 
@@ -35,8 +36,9 @@ class ActionHandOff(BankAction):
     def name(self) -> Text:
         return "action_hand_off"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         return hand_off(dispatcher, tracker, _reason(tracker))
 
 
@@ -48,8 +50,9 @@ class ActionDefaultFallback(BankAction):
     def name(self) -> Text:
         return "action_default_fallback"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         if _not_understood_before(tracker):
             return hand_off(dispatcher, tracker, "not_understood")
         dispatcher.utter_message(response="utter_default")
@@ -66,11 +69,9 @@ def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) ->
     if not created:
         text = f"已经在帮您联系{who}了，请稍等，回复会直接发到这里。"
     elif reason == "complaint":
-        text = (f"您的情况我已经转给{who}，会优先处理，一般{minutes}分钟内在这里回复您。"
-                "给您添麻烦了，请多包涵。")
+        text = f"您的情况我已经转给{who}，会优先处理，一般{minutes}分钟内在这里回复您。" "给您添麻烦了，请多包涵。"
     elif reason == "not_understood":
-        text = (f"不好意思，我没能弄明白您的意思，已经请{who}来帮您，"
-                f"一般{minutes}分钟内会在这里回复您，请留意消息。")
+        text = f"不好意思，我没能弄明白您的意思，已经请{who}来帮您，" f"一般{minutes}分钟内会在这里回复您，请留意消息。"
     else:
         text = f"好的，已经帮您转给{who}，一般{minutes}分钟内会在这里回复您，请留意消息。"
     dispatcher.utter_message(text=text)

@@ -1,5 +1,6 @@
 """The loan-application form's questions, the confirmation, and the submission
 through the lending service (validation is in loan_form_validation)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -8,8 +9,20 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, applicant, database, day, lending_told_here, named,
-                                openid_of, percent, product_choices, say_result, yuan)
+from bot.actions.common import (
+    CUSTOMER_TYPE_LABELS,
+    BankAction,
+    applicant,
+    database,
+    day,
+    lending_told_here,
+    named,
+    openid_of,
+    percent,
+    product_choices,
+    say_result,
+    yuan,
+)
 from lending.applications import LendingError
 from lending.credit_lines import current_line
 from lending.terms import format_term
@@ -30,8 +43,10 @@ def _line_sentence(session: Session, customer: Customer) -> str:
     if line is None:
         return "您目前没有有效的预授信额度，申请会由客户经理审核。"
     where = f"在{line.village}整村授信中" if line.village else ""
-    return (f"您{where}的预授信额度是{yuan(line.amount)}，还能用{yuan(line.available)}，"
-            f"有效期到{day(line.valid_until)}。")
+    return (
+        f"您{where}的预授信额度是{yuan(line.amount)}，还能用{yuan(line.available)}，"
+        f"有效期到{day(line.valid_until)}。"
+    )
 
 
 class ActionAskCustomerRef(BankAction):
@@ -41,9 +56,12 @@ class ActionAskCustomerRef(BankAction):
         return "action_ask_customer_ref"
 
     def answer(self, dispatcher, tracker, domain):
-        dispatcher.utter_message(text=(
-            "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234。"
-            "只用于核对，聊天里不会显示完整号码。"))
+        dispatcher.utter_message(
+            text=(
+                "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234。"
+                "只用于核对，聊天里不会显示完整号码。"
+            )
+        )
         return []
 
 
@@ -60,11 +78,16 @@ class ActionAskProduct(BankAction):
             if not choices:
                 dispatcher.utter_message(text="暂时没有适合您在线办理的贷款产品，回复“转人工”问问客户经理。")
                 return []
-            offers = "\n".join(f"{i}. {p.name}：{p.description}额度{yuan(p.min_amount)}到{yuan(p.max_amount)}，"
-                               f"年利率{percent(p.annual_rate_bp)}。" for i, p in enumerate(choices, 1))
+            offers = "\n".join(
+                f"{i}. {p.name}：{p.description}额度{yuan(p.min_amount)}到{yuan(p.max_amount)}，"
+                f"年利率{percent(p.annual_rate_bp)}。"
+                for i, p in enumerate(choices, 1)
+            )
             kind = CUSTOMER_TYPE_LABELS.get(customer.customer_type, "")
-            text = (f"{mask_name(customer.name)}您好，{_line_sentence(session, customer)}\n"
-                    f"适合{kind}的贷款有：\n{offers}\n回复序号或产品名称，选一个。")
+            text = (
+                f"{mask_name(customer.name)}您好，{_line_sentence(session, customer)}\n"
+                f"适合{kind}的贷款有：\n{offers}\n回复序号或产品名称，选一个。"
+            )
         dispatcher.utter_message(text=text)
         return []
 
@@ -79,8 +102,10 @@ class ActionAskAmount(BankAction):
         with database() as session:
             product = _product(session, tracker)
             customer = applicant(session, tracker)
-            text = (f"办{product.name}，能借{yuan(product.min_amount)}到{yuan(product.max_amount)}。"
-                    f"{_line_sentence(session, customer)}想借多少？直接回复金额，比如“5万”。")
+            text = (
+                f"办{product.name}，能借{yuan(product.min_amount)}到{yuan(product.max_amount)}。"
+                f"{_line_sentence(session, customer)}想借多少？直接回复金额，比如“5万”。"
+            )
         dispatcher.utter_message(text=text)
         return []
 
@@ -102,8 +127,11 @@ class ActionAskTerm(BankAction):
 class ActionAskPurpose(BankAction):
     """Asks what the money is for, with examples that fit the customer's type."""
 
-    EXAMPLES = {"farmer": "买化肥种子、盖大棚、买农机、买猪苗", "merchant": "进货、门面装修、资金周转",
-                "civil_servant": "装修房子、买车、孩子上学"}
+    EXAMPLES = {
+        "farmer": "买化肥种子、盖大棚、买农机、买猪苗",
+        "merchant": "进货、门面装修、资金周转",
+        "civil_servant": "装修房子、买车、孩子上学",
+    }
 
     def name(self) -> Text:
         return "action_ask_purpose"
@@ -125,9 +153,12 @@ class ActionAskGuarantorRef(BankAction):
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
             product = _product(session, tracker)
-            dispatcher.utter_message(text=(
-                f"{product.name}需要一名担保人（不能是您本人）。请把担保人的姓名和身份证号发给我，"
-                "比如：李四 320321198001011234。之后担保人也要自己刷脸授权查征信。"))
+            dispatcher.utter_message(
+                text=(
+                    f"{product.name}需要一名担保人（不能是您本人）。请把担保人的姓名和身份证号发给我，"
+                    "比如：李四 320321198001011234。之后担保人也要自己刷脸授权查征信。"
+                )
+            )
         return []
 
 
@@ -142,12 +173,14 @@ class ActionAskApplicationConfirmed(BankAction):
             product = _product(session, tracker)
             customer = applicant(session, tracker)
             amount, months = int(tracker.get_slot("amount")), int(tracker.get_slot("term"))
-            lines = ["请核对您的申请：",
-                     f"· 申请人：{named(customer)}",
-                     f"· 产品：{product.name}，年利率{percent(product.annual_rate_bp)}",
-                     f"· 金额：{yuan(amount)}",
-                     f"· 期限：{format_term(months)}",
-                     f"· 用途：{tracker.get_slot('purpose')}"]
+            lines = [
+                "请核对您的申请：",
+                f"· 申请人：{named(customer)}",
+                f"· 产品：{product.name}，年利率{percent(product.annual_rate_bp)}",
+                f"· 金额：{yuan(amount)}",
+                f"· 期限：{format_term(months)}",
+                f"· 用途：{tracker.get_slot('purpose')}",
+            ]
             guarantor_ref = tracker.get_slot("guarantor_ref")
             if guarantor_ref:
                 guarantor = session.get(Customer, int(guarantor_ref))
@@ -159,8 +192,11 @@ class ActionAskApplicationConfirmed(BankAction):
 
 def _idempotency_key(tracker: Tracker) -> str:
     """One key per filled form: Rasa retrying the submission gets the same application."""
-    started = [e.get("timestamp") for e in tracker.events
-               if e.get("event") == "active_loop" and e.get("name") == "loan_application_form"]
+    started = [
+        e.get("timestamp")
+        for e in tracker.events
+        if e.get("event") == "active_loop" and e.get("name") == "loan_application_form"
+    ]
     return f"wx:{openid_of(tracker)}:{int((started[-1] if started else 0) * 1000)}"[:64]
 
 
@@ -189,17 +225,22 @@ class ActionSubmitLoanApplication(BankAction):
             with database() as session:
                 customer = applicant(session, tracker)
                 application = service.apply(
-                    session, customer.id, tracker.get_slot("product"), int(tracker.get_slot("amount")),
-                    int(tracker.get_slot("term")), idempotency_key=_idempotency_key(tracker),
+                    session,
+                    customer.id,
+                    tracker.get_slot("product"),
+                    int(tracker.get_slot("amount")),
+                    int(tracker.get_slot("term")),
+                    idempotency_key=_idempotency_key(tracker),
                     purpose=tracker.get_slot("purpose") or "",
-                    guarantor_id=int(guarantor_ref) if guarantor_ref else None)
+                    guarantor_id=int(guarantor_ref) if guarantor_ref else None,
+                )
                 status = application.status
                 # A retried submission changes nothing: tell where the application stands.
                 current = service.notice(session, application)
         except LendingError as exc:
             dispatcher.utter_message(text=f"申请没能提交：{exc}")
             return not_submitted
-        say_result(dispatcher, notices, current)   # the lending service's words, read here, not twice
+        say_result(dispatcher, notices, current)  # the lending service's words, read here, not twice
         outcome = "awaiting_authorization" if status == "awaiting_authorization" else "not_submitted"
         return [*_clear_form(), SlotSet("application_status", outcome)]
 

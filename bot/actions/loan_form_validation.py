@@ -4,6 +4,7 @@ against the bank's records and products, and explained when it cannot be used.
 Slot values after validation: customer_ref / guarantor_ref hold the customer
 id, product the product code, amount whole yuan, term whole months (as text).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
@@ -13,8 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (applicant, database, named, openid_of, product_choices, read_amount,
-                                settings, yuan)
+from bot.actions.common import applicant, database, named, openid_of, product_choices, read_amount, settings, yuan
 from lending.amounts import AmountError, parse_amount
 from lending.credit_lines import current_line
 from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
@@ -36,13 +36,16 @@ def amount_problem(product: LoanProduct, amount: int) -> Optional[str]:
     if amount < product.min_amount:
         return f"{product.name}最少借{yuan(product.min_amount)}，您说的{yuan(amount)}不够起借金额，请重新说个金额。"
     if amount > product.max_amount:
-        return (f"{product.name}最多能借{yuan(product.max_amount)}，{yuan(amount)}超出了产品上限。"
-                f"请说个{yuan(product.max_amount)}以内的金额；需要更多的话，回复“转人工”请客户经理帮您看看。")
+        return (
+            f"{product.name}最多能借{yuan(product.max_amount)}，{yuan(amount)}超出了产品上限。"
+            f"请说个{yuan(product.max_amount)}以内的金额；需要更多的话，回复“转人工”请客户经理帮您看看。"
+        )
     return None
 
 
-def judge_amount(session: Session, customer: Optional[Customer], product: Optional[LoanProduct],
-                 amount: int) -> tuple[bool, Optional[str]]:
+def judge_amount(
+    session: Session, customer: Optional[Customer], product: Optional[LoanProduct], amount: int
+) -> tuple[bool, Optional[str]]:
     """Whether the amount can stand, and what to tell the customer about it: the product's
     range, then the pre-granted line once both the customer and the product are known."""
     problem = amount_problem(product, amount) if product is not None else None
@@ -55,12 +58,15 @@ def judge_amount(session: Session, customer: Optional[Customer], product: Option
     line = current_line(session, customer)
     hours = settings().loan_review_hours
     if line is None:
-        return True, (f"好的，借{yuan(amount)}。您目前没有有效的预授信额度，这笔申请会由客户经理审核，"
-                      f"一般{hours}小时内答复。")
+        return True, (
+            f"好的，借{yuan(amount)}。您目前没有有效的预授信额度，这笔申请会由客户经理审核，" f"一般{hours}小时内答复。"
+        )
     if amount > line.available:
-        return True, (f"您要借{yuan(amount)}，超过了您还能用的预授信额度{yuan(line.available)}。可以照样申请，"
-                      f"超出额度的要客户经理审核，一般{hours}小时内答复；想快点批，"
-                      f"可以改成{yuan(line.available)}以内，直接回复新金额就行。")
+        return True, (
+            f"您要借{yuan(amount)}，超过了您还能用的预授信额度{yuan(line.available)}。可以照样申请，"
+            f"超出额度的要客户经理审核，一般{hours}小时内答复；想快点批，"
+            f"可以改成{yuan(line.available)}以内，直接回复新金额就行。"
+        )
     return True, None
 
 
@@ -75,16 +81,18 @@ class ValidateLoanApplicationForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_loan_application_form"
 
-    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker,
-                             domain: DomainDict) -> List[Text]:
+    async def required_slots(
+        self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Text]:
         """The guarantor is asked for only when the chosen product needs one."""
         with database() as session:
             product = _product(session, tracker)
             needs_guarantor = bool(product and product.needs_guarantor)
         return [s for s in domain_slots if s != "guarantor_ref" or needs_guarantor]
 
-    async def extract_customer_ref(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                                   domain: DomainDict) -> Dict[Text, Any]:
+    async def extract_customer_ref(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         """A customer whose WeChat is bound to their record is not asked who they are."""
         if tracker.get_slot("customer_ref"):
             return {}
@@ -92,15 +100,15 @@ class ValidateLoanApplicationForm(FormValidationAction):
             customer = by_openid(session, openid_of(tracker))
             return {"customer_ref": str(customer.id)} if customer else {}
 
-    def validate_customer_ref(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                              domain: DomainDict) -> Dict[Text, Any]:
+    def validate_customer_ref(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         with database() as session:
             bound = by_openid(session, openid_of(tracker))
             if bound is not None and str(value) == str(bound.id):
                 return {"customer_ref": str(bound.id), "customer_type": bound.customer_type}
             try:
-                customer = identify_wechat_user(session, settings().secret_key, str(value or ""),
-                                                openid_of(tracker))
+                customer = identify_wechat_user(session, settings().secret_key, str(value or ""), openid_of(tracker))
             except IdentificationFailed as exc:
                 dispatcher.utter_message(text=str(exc))
                 return {"customer_ref": None}
@@ -108,8 +116,9 @@ class ValidateLoanApplicationForm(FormValidationAction):
             slots: Dict[Text, Any] = {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
             return {**slots, **_recheck_for(session, customer, dispatcher, tracker)}
 
-    def validate_product(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                         domain: DomainDict) -> Dict[Text, Any]:
+    def validate_product(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         with database() as session:
             customer = applicant(session, tracker)
             if customer is None:  # not identified yet: keep the choice, it is checked once we know them
@@ -136,8 +145,9 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 slots["term"] = None
             return slots
 
-    def validate_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                        domain: DomainDict) -> Dict[Text, Any]:
+    def validate_amount(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         if _answers_another_question(tracker, "amount"):
             return {"amount": None}
         amount, problem = read_amount(tracker, str(value or ""))
@@ -150,8 +160,9 @@ class ValidateLoanApplicationForm(FormValidationAction):
             dispatcher.utter_message(text=message)
         return {"amount": str(amount) if keep else None}
 
-    def validate_term(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                      domain: DomainDict) -> Dict[Text, Any]:
+    def validate_term(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         if _answers_another_question(tracker, "term"):
             return {"term": None}
         try:
@@ -167,8 +178,9 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 return {"term": None}
         return {"term": str(months)}
 
-    def validate_purpose(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                         domain: DomainDict) -> Dict[Text, Any]:
+    def validate_purpose(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         if _answers_another_question(tracker, "purpose"):
             return {"purpose": None}
         text = mask_text(str(value or "").strip())
@@ -177,8 +189,9 @@ class ValidateLoanApplicationForm(FormValidationAction):
             return {"purpose": None}
         return {"purpose": text[:MAX_PURPOSE]}
 
-    def validate_guarantor_ref(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                               domain: DomainDict) -> Dict[Text, Any]:
+    def validate_guarantor_ref(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
         with database() as session:
             try:
                 guarantor = identify(session, settings().secret_key, str(value or ""))
@@ -203,8 +216,9 @@ def _not_offered(product: LoanProduct, choices: List[LoanProduct]) -> str:
     return f"{product.name}不面向您这类客户，适合您的是：{'、'.join(p.name for p in choices)}。"
 
 
-def _recheck_for(session: Session, customer: Customer, dispatcher: CollectingDispatcher,
-                 tracker: Tracker) -> Dict[Text, Any]:
+def _recheck_for(
+    session: Session, customer: Customer, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> Dict[Text, Any]:
     """Product and amount given before the customer was identified, checked now that we know them."""
     product = _product(session, tracker)
     choices = product_choices(session, customer)

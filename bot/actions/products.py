@@ -1,4 +1,5 @@
 """Loan products and their rates, from the product catalogue in the database."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -9,12 +10,21 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.actions.common import (CUSTOMER_TYPE_LABELS, BankAction, amount_asked, database, openid_of, percent,
-                                slot_or_entity, yuan)
+from bot.actions.common import (
+    CUSTOMER_TYPE_LABELS,
+    BankAction,
+    amount_asked,
+    database,
+    openid_of,
+    percent,
+    slot_or_entity,
+    yuan,
+)
 from lending.applications import PARTY_LABELS
 from lending.catalog import products_for
 from lending.customers import by_openid
 from sunshine.models import LoanProduct
+
 
 def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProduct], Optional[str]]:
     """The product just named, else those for the customer's type, else all; and the type."""
@@ -47,8 +57,9 @@ class ActionProducts(BankAction):
     def name(self) -> Text:
         return "action_products"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         with database() as session:
             products, customer_type = _chosen_products(session, tracker)
             if not products:
@@ -57,15 +68,22 @@ class ActionProducts(BankAction):
             if len(products) == 1:
                 p = products[0]
                 parties = "、".join(PARTY_LABELS.get(x, x) for x in p.authorizing_parties)
-                text = (f"{p.name}：{p.description}额度{yuan(p.min_amount)}到{yuan(p.max_amount)}，"
-                        f"{_terms(p.terms_months)}，年利率{percent(p.annual_rate_bp)}。"
-                        f"{'需要一名担保人。' if p.needs_guarantor else '不用担保人。'}"
-                        f"办理时需要{parties}授权查询征信。")
+                text = (
+                    f"{p.name}：{p.description}额度{yuan(p.min_amount)}到{yuan(p.max_amount)}，"
+                    f"{_terms(p.terms_months)}，年利率{percent(p.annual_rate_bp)}。"
+                    f"{'需要一名担保人。' if p.needs_guarantor else '不用担保人。'}"
+                    f"办理时需要{parties}授权查询征信。"
+                )
             else:
-                head = (f"适合{CUSTOMER_TYPE_LABELS[customer_type]}的贷款有：" if customer_type
-                        else "我们线上能办的贷款有：")
-                lines = [f"· {p.name}：{p.description}额度最高{yuan(p.max_amount)}，"
-                         f"年利率{percent(p.annual_rate_bp)}。" for p in products]
+                head = (
+                    f"适合{CUSTOMER_TYPE_LABELS[customer_type]}的贷款有："
+                    if customer_type
+                    else "我们线上能办的贷款有："
+                )
+                lines = [
+                    f"· {p.name}：{p.description}额度最高{yuan(p.max_amount)}，" f"年利率{percent(p.annual_rate_bp)}。"
+                    for p in products
+                ]
                 text = head + "\n" + "\n".join(lines)
         dispatcher.utter_message(text=text + "\n想知道自己能贷多少，回复“查额度”。")
         return []
@@ -77,8 +95,9 @@ class ActionInterestRate(BankAction):
     def name(self) -> Text:
         return "action_interest_rate"
 
-    def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-               domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
         with database() as session:
             products, _ = _chosen_products(session, tracker)
             rates = [(p.name, p.annual_rate_bp) for p in products]
@@ -91,7 +110,9 @@ class ActionInterestRate(BankAction):
         note = problem + "\n" if problem else ""
         name, bp = rates[0]
         interest = (Decimal(amount) * bp / 10_000).quantize(Decimal(1))
-        example = (f"举个例子：{name}借{yuan(amount)}，用满一年利息约{interest}元；"
-                   "提前还款、分期还本，利息会更少。实际利率以审批结果为准。")
+        example = (
+            f"举个例子：{name}借{yuan(amount)}，用满一年利息约{interest}元；"
+            "提前还款、分期还本，利息会更少。实际利率以审批结果为准。"
+        )
         dispatcher.utter_message(text=f"{lines}\n{note}{example}")
         return []

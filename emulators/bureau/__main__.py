@@ -2,11 +2,19 @@
 
 The port defaults to the BUREAU_EMULATOR_PORT setting (8200).
 """
+
 import sys
 
 from emulators import serve_main
 from emulators.bureau.api import create_app
 
 if __name__ == "__main__":
-    sys.exit(serve_main("python -m emulators.bureau", __doc__.splitlines()[0], lambda s: create_app(),
-                        lambda s: s.bureau_emulator_port, "credit-bureau emulator (POST /v1/reports)"))
+    sys.exit(
+        serve_main(
+            "python -m emulators.bureau",
+            __doc__.splitlines()[0],
+            lambda s: create_app(),
+            lambda s: s.bureau_emulator_port,
+            "credit-bureau emulator (POST /v1/reports)",
+        )
+    )

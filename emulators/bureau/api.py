@@ -32,6 +32,7 @@ Control endpoints:
     GET  /_emulator/queries   report requests received, oldest first
     POST /_emulator/reset
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,11 +55,23 @@ PURPOSES = {
 }
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-INSTITUTIONS = ["阳光农村商业银行", "中国农业银行", "中国邮政储蓄银行", "中国建设银行", "江苏银行",
-                "中国工商银行", "微众银行", "招商银行"]
-LOAN_TYPES = [("个人经营性贷款", 50000, 500000), ("农户生产经营贷款", 20000, 300000),
-              ("个人消费贷款", 10000, 100000), ("个人汽车贷款", 50000, 200000),
-              ("个人住房贷款", 200000, 800000)]
+INSTITUTIONS = [
+    "阳光农村商业银行",
+    "中国农业银行",
+    "中国邮政储蓄银行",
+    "中国建设银行",
+    "江苏银行",
+    "中国工商银行",
+    "微众银行",
+    "招商银行",
+]
+LOAN_TYPES = [
+    ("个人经营性贷款", 50000, 500000),
+    ("农户生产经营贷款", 20000, 300000),
+    ("个人消费贷款", 10000, 100000),
+    ("个人汽车贷款", 50000, 200000),
+    ("个人住房贷款", 200000, 800000),
+]
 QUERY_REASONS = ["贷款审批", "信用卡审批", "贷后管理", "担保资格审查"]
 
 
@@ -77,7 +90,7 @@ def with_check_digit(first17: str) -> str:
 
 
 def risk_class(id_number: str) -> str:
-    """"clean", "past_overdue" or "serious", by the rule in the module docstring."""
+    """ "clean", "past_overdue" or "serious", by the rule in the module docstring."""
     digit = int(id_number[15])
     if digit == 9:
         return "serious"
@@ -131,24 +144,41 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
         closed = due <= month0
         paid_share = months_back(opened) / term
         balance = 0.0 if closed else _yuan(amount * (1 - paid_share) * rng.uniform(0.85, 1.0))
-        loans.append({
-            "account_id": account_id(), "institution": rng.choice(INSTITUTIONS), "type": kind,
-            "currency": "CNY", "opened_on": opened.isoformat(), "due_on": due.isoformat(),
-            "amount": amount, "balance": balance, "status": "closed" if closed else "normal",
-            "five_class": "正常", "overdue_amount": 0.0, "overdue_months": 0,
-            "repayment_24m": "".join(history(opened, due)),
-        })
+        loans.append(
+            {
+                "account_id": account_id(),
+                "institution": rng.choice(INSTITUTIONS),
+                "type": kind,
+                "currency": "CNY",
+                "opened_on": opened.isoformat(),
+                "due_on": due.isoformat(),
+                "amount": amount,
+                "balance": balance,
+                "status": "closed" if closed else "normal",
+                "five_class": "正常",
+                "overdue_amount": 0.0,
+                "overdue_months": 0,
+                "repayment_24m": "".join(history(opened, due)),
+            }
+        )
 
     cards = []
     for _ in range(rng.randint(0, 3)):
         limit = rng.choice([5000, 10000, 20000, 30000, 50000])
         opened = _month_add(month0, -rng.randint(6, 96))
-        cards.append({
-            "account_id": account_id(), "institution": rng.choice(INSTITUTIONS), "type": "贷记卡",
-            "opened_on": opened.isoformat(), "credit_limit": limit,
-            "used_amount": _yuan(limit * rng.uniform(0, 0.6)), "status": "normal",
-            "overdue_amount": 0.0, "repayment_24m": "".join(history(opened, date.max)),
-        })
+        cards.append(
+            {
+                "account_id": account_id(),
+                "institution": rng.choice(INSTITUTIONS),
+                "type": "贷记卡",
+                "opened_on": opened.isoformat(),
+                "credit_limit": limit,
+                "used_amount": _yuan(limit * rng.uniform(0, 0.6)),
+                "status": "normal",
+                "overdue_amount": 0.0,
+                "repayment_24m": "".join(history(opened, date.max)),
+            }
+        )
 
     overdue = []
     if risk == "past_overdue":
@@ -157,12 +187,17 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
         opened, due = date.fromisoformat(loan["opened_on"]), date.fromisoformat(loan["due_on"])
         newest = max(months_back(due) + 1, 2) if loan["status"] == "closed" else 2
         oldest = max(min(months_back(opened) - 1, 59), newest)
-        backs = sorted(rng.sample(range(newest, oldest + 1), min(rng.randint(1, 3), oldest - newest + 1)),
-                       reverse=True)
+        backs = sorted(rng.sample(range(newest, oldest + 1), min(rng.randint(1, 3), oldest - newest + 1)), reverse=True)
         marks = list(loan["repayment_24m"])
         for back in backs:
-            overdue.append({"account_id": loan["account_id"], "month": _month_add(month0, -back).strftime("%Y-%m"),
-                            "overdue_months": 1, "amount": _yuan(rng.uniform(500, 5000))})
+            overdue.append(
+                {
+                    "account_id": loan["account_id"],
+                    "month": _month_add(month0, -back).strftime("%Y-%m"),
+                    "overdue_months": 1,
+                    "amount": _yuan(rng.uniform(500, 5000)),
+                }
+            )
             if back <= 23 and marks[23 - back] == "N":
                 marks[23 - back] = "1"
         loan["repayment_24m"] = "".join(marks)
@@ -176,13 +211,20 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
         opened, due = date.fromisoformat(loan["opened_on"]), date.fromisoformat(loan["due_on"])
         term = max((due.year - opened.year) * 12 + due.month - opened.month, 12)
         monthly = loan["amount"] / term * 1.2  # principal and interest
-        loan.update(status="overdue", five_class="次级", overdue_months=months_over,
-                    overdue_amount=_yuan(monthly * months_over))
+        loan.update(
+            status="overdue", five_class="次级", overdue_months=months_over, overdue_amount=_yuan(monthly * months_over)
+        )
         marks = list(history(date.fromisoformat(loan["opened_on"]), date.max))
         for k in range(1, months_over + 1):
             back = months_over - k
-            overdue.append({"account_id": loan["account_id"], "month": _month_add(month0, -back).strftime("%Y-%m"),
-                            "overdue_months": k, "amount": _yuan(monthly * k)})
+            overdue.append(
+                {
+                    "account_id": loan["account_id"],
+                    "month": _month_add(month0, -back).strftime("%Y-%m"),
+                    "overdue_months": k,
+                    "amount": _yuan(monthly * k),
+                }
+            )
             marks[23 - back] = str(k)
         loan["repayment_24m"] = "".join(marks)
 
@@ -190,8 +232,9 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
     n_queries = rng.randint(0, 3) if risk != "serious" else rng.randint(6, 10)
     for _ in range(n_queries):
         day = date.fromordinal(today.toordinal() - rng.randint(1, 180 if risk != "serious" else 60))
-        queries.append({"date": day.isoformat(), "institution": rng.choice(INSTITUTIONS),
-                        "reason": rng.choice(QUERY_REASONS)})
+        queries.append(
+            {"date": day.isoformat(), "institution": rng.choice(INSTITUTIONS), "reason": rng.choice(QUERY_REASONS)}
+        )
     queries.sort(key=lambda q: q["date"], reverse=True)
 
     open_loans = [l for l in loans if l["status"] != "closed"]
@@ -209,12 +252,18 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
         "max_overdue_months": max((r["overdue_months"] for r in overdue), default=0),
         "current_overdue_amount": _yuan(sum(l["overdue_amount"] for l in loans)),
         "queries_last_1m": sum(1 for q in queries if q["date"] >= date.fromordinal(today.toordinal() - 30).isoformat()),
-        "queries_last_6m": len([q for q in queries if q["date"] >= date.fromordinal(today.toordinal() - 183).isoformat()]),
+        "queries_last_6m": len(
+            [q for q in queries if q["date"] >= date.fromordinal(today.toordinal() - 183).isoformat()]
+        ),
     }
     return {
-        "subject": {"name": name, "id_type": "居民身份证", "id_number": id_number,
-                    "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}",
-                    "gender": "男" if int(id_number[16]) % 2 else "女"},
+        "subject": {
+            "name": name,
+            "id_type": "居民身份证",
+            "id_number": id_number,
+            "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}",
+            "gender": "男" if int(id_number[16]) % 2 else "女",
+        },
         "summary": summary,
         "loans": loans,
         "credit_cards": cards,
@@ -225,8 +274,7 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
 
 
 def _json(obj, status: int = 200) -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False), status=status,
-                    content_type="application/json; charset=utf-8")
+    return Response(json.dumps(obj, ensure_ascii=False), status=status, content_type="application/json; charset=utf-8")
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -284,14 +332,25 @@ def create_app() -> Flask:
         report = {
             "report_id": f"R{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}",
             "issued_at": now.isoformat(timespec="seconds"),
-            "query": {"authorization_id": body["authorization_id"], "purpose": body["purpose"],
-                      "purpose_label": PURPOSES[body["purpose"]], "institution": "阳光农村商业银行"},
+            "query": {
+                "authorization_id": body["authorization_id"],
+                "purpose": body["purpose"],
+                "purpose_label": PURPOSES[body["purpose"]],
+                "institution": "阳光农村商业银行",
+            },
             **build_report(id_number, str(body["name"])),
         }
         with lock:
-            state["queries"].append({"report_id": report["report_id"], "id_number": id_number,
-                                     "name": body["name"], "authorization_id": body["authorization_id"],
-                                     "purpose": body["purpose"], "at": report["issued_at"]})
+            state["queries"].append(
+                {
+                    "report_id": report["report_id"],
+                    "id_number": id_number,
+                    "name": body["name"],
+                    "authorization_id": body["authorization_id"],
+                    "purpose": body["purpose"],
+                    "at": report["issued_at"],
+                }
+            )
             state["reports"][report["report_id"]] = report
             if key:
                 state["by_authorization"][(key, id_number)] = report["report_id"]
@@ -310,11 +369,14 @@ def create_app() -> Flask:
         if request.method == "POST":
             spec = request.get_json(force=True, silent=True)
             if not isinstance(spec, dict) or spec.get("mode", "fail") not in ("fail", "slow"):
-                return _json({"error": "body must be {\"mode\": \"fail\"|\"slow\", \"count\", \"status\", \"delay\"}"},
-                             400)
+                return _json({"error": 'body must be {"mode": "fail"|"slow", "count", "status", "delay"}'}, 400)
             try:
-                fault = Fault(mode=spec.get("mode", "fail"), count=int(spec.get("count", 1)),
-                              status=int(spec.get("status", 503)), delay=float(spec.get("delay", 3.0)))
+                fault = Fault(
+                    mode=spec.get("mode", "fail"),
+                    count=int(spec.get("count", 1)),
+                    status=int(spec.get("status", 503)),
+                    delay=float(spec.get("delay", 3.0)),
+                )
             except (TypeError, ValueError):
                 return _json({"error": "count and status must be integers, delay a number"}, 400)
             with lock:

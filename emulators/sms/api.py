@@ -11,6 +11,7 @@ Control endpoints:
     POST /_emulator/reset
     GET  /healthz
 """
+
 from __future__ import annotations
 
 import re
@@ -50,15 +51,23 @@ def create_app(settings=None, api_key: str | None = None) -> Flask:
         if not secrets.compare_digest(request.headers.get("Authorization", ""), f"Bearer {api_key}"):
             return _error(401, "unauthorized", "wrong or missing API key")
         body = request.get_json(force=True, silent=True)
-        if not isinstance(body, dict) or not isinstance(body.get("phone"), str) \
-                or not isinstance(body.get("content"), str) or not body["content"]:
-            return _error(400, "invalid_request", "body must be {\"phone\": str, \"content\": str}")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("phone"), str)
+            or not isinstance(body.get("content"), str)
+            or not body["content"]
+        ):
+            return _error(400, "invalid_request", 'body must be {"phone": str, "content": str}')
         if not PHONE_RE.fullmatch(body["phone"]):
             return _error(400, "invalid_phone", "phone must be an 11-digit mainland mobile number")
         if len(body["content"]) > MAX_CONTENT:
             return _error(400, "content_too_long", f"content is limited to {MAX_CONTENT} characters")
-        message = {"message_id": secrets.token_hex(8), "phone": body["phone"], "content": body["content"],
-                   "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        message = {
+            "message_id": secrets.token_hex(8),
+            "phone": body["phone"],
+            "content": body["content"],
+            "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         with lock:
             state["messages"].append(message)
         return jsonify(message_id=message["message_id"], status="accepted")
@@ -75,7 +84,7 @@ def create_app(settings=None, api_key: str | None = None) -> Flask:
         try:
             count, status = int(spec.get("count", 1)), int(spec.get("status", 503))
         except (AttributeError, TypeError, ValueError):
-            return jsonify(error="body must be {\"count\": int, \"status\": int}"), 400
+            return jsonify(error='body must be {"count": int, "status": int}'), 400
         with lock:
             state["faults"].extend([status] * count)
         return jsonify(ok=True, pending=len(state["faults"]))

@@ -49,6 +49,7 @@ Control endpoints:
 - `POST /_emulator/config` `{"token_ttl_s", "token_grace_s", "wxa_pages": [...] | null}`.
 - `GET  /healthz`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -94,8 +95,19 @@ ERRMSG = {
     48001: "api unauthorized",
 }
 TEXT_LIMIT_BYTES = 2048
-MESSAGE_TYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
-                 "wxcard", "miniprogrampage"}
+MESSAGE_TYPES = {
+    "text",
+    "image",
+    "voice",
+    "video",
+    "music",
+    "news",
+    "mpnews",
+    "mpnewsarticle",
+    "msgmenu",
+    "wxcard",
+    "miniprogrampage",
+}
 QR_MAX_EXPIRE_S = 2592000  # 30 days
 QR_DEFAULT_EXPIRE_S = 60
 # Paths a fault without an explicit `path` does not touch.
@@ -259,13 +271,11 @@ class EmulatorState:
 
     def messages_for(self, touser: str | None, since: int = 0) -> list[dict]:
         with self.lock:
-            return [dict(m) for m in self.messages
-                    if (touser is None or m["touser"] == touser) and m["id"] > since]
+            return [dict(m) for m in self.messages if (touser is None or m["touser"] == touser) and m["id"] > since]
 
 
 def _json(obj, status: int = 200) -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False), status=status,
-                    content_type="application/json; charset=utf-8")
+    return Response(json.dumps(obj, ensure_ascii=False), status=status, content_type="application/json; charset=utf-8")
 
 
 def _error(errcode: int, errmsg: str | None = None) -> Response:
@@ -329,11 +339,21 @@ def default_apps(settings=None) -> dict[str, App]:
     }
 
 
-def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s: int = 7200,
-               token_grace_s: int = 300, wxa_pages: set[str] | None = None) -> Flask:
+def create_app(
+    settings=None,
+    *,
+    apps: dict[str, App] | None = None,
+    token_ttl_s: int = 7200,
+    token_grace_s: int = 300,
+    wxa_pages: set[str] | None = None,
+) -> Flask:
     """A fresh WeChat API emulator knowing `apps` (default: the accounts in `settings`)."""
-    state = EmulatorState(apps if apps is not None else default_apps(settings), token_ttl_s=token_ttl_s,
-                          token_grace_s=token_grace_s, wxa_pages=wxa_pages)
+    state = EmulatorState(
+        apps if apps is not None else default_apps(settings),
+        token_ttl_s=token_ttl_s,
+        token_grace_s=token_grace_s,
+        wxa_pages=wxa_pages,
+    )
     app = Flask("emulators.wechat")
     app.extensions["wechat_emulator"] = state
 
@@ -354,8 +374,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status:
-            return Response(f"<html><body>{fault.status}</body></html>", status=fault.status,
-                            content_type="text/html")
+            return Response(f"<html><body>{fault.status}</body></html>", status=fault.status, content_type="text/html")
         if fault.errcode:
             return _error(fault.errcode, fault.errmsg)
         return None
@@ -370,8 +389,15 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
                 except ValueError:
                     pass
             with state.lock:
-                state.calls.append({"method": request.method, "path": request.path, "errcode": errcode,
-                                    "status": response.status_code, "at": _now_iso()})
+                state.calls.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "errcode": errcode,
+                        "status": response.status_code,
+                        "at": _now_iso(),
+                    }
+                )
         return response
 
     # -- WeChat's API --------------------------------------------------------
@@ -400,10 +426,15 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             raise WeChatError(47001)
         if not isinstance(data, dict) or not all(isinstance(v, dict) and "value" in v for v in data.values()):
             raise WeChatError(47001)
-        state.record_message(account, {"touser": body["touser"], "msgtype": "template",
-                                       "template": {"template_id": body["template_id"], "data": data,
-                                                    "url": body.get("url")}})
-        return _json({"errcode": 0, "errmsg": "ok", "msgid": secrets.randbelow(2 ** 53)})
+        state.record_message(
+            account,
+            {
+                "touser": body["touser"],
+                "msgtype": "template",
+                "template": {"template_id": body["template_id"], "data": data, "url": body.get("url")},
+            },
+        )
+        return _json({"errcode": 0, "errmsg": "ok", "msgid": secrets.randbelow(2**53)})
 
     @app.post("/cgi-bin/qrcode/create")
     def qrcode_create():
@@ -422,7 +453,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             record["scene_str"] = scene_str
         else:
             scene_id = scene.get("scene_id")
-            limit = 100000 if permanent else 2 ** 32 - 1
+            limit = 100000 if permanent else 2**32 - 1
             if not isinstance(scene_id, int) or isinstance(scene_id, bool) or not 1 <= scene_id <= limit:
                 raise WeChatError(40053)
             record["scene_id"] = scene_id
@@ -451,8 +482,9 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         with state.lock:
             record = state.qrcodes.get(request.args.get("ticket", ""))
         if record is None or (record["expire_at"] is not None and time.time() > record["expire_at"]):
-            return Response("<html><body>ticket not found or expired</body></html>", status=404,
-                            content_type="text/html")
+            return Response(
+                "<html><body>ticket not found or expired</body></html>", status=404, content_type="text/html"
+            )
         return Response(png(record["url"]), content_type="image/png")
 
     @app.post("/wxa/getwxacodeunlimit")
@@ -473,10 +505,12 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         width = body.get("width", 430)
         box = max(4, min(int(width) // 40 if isinstance(width, (int, float)) else 10, 32))
         with state.lock:
-            state.wxacodes.append({"appid": account.appid, "scene": scene, "page": page or None,
-                                   "created_at": _now_iso()})
-        return Response(png(f"wxa://{account.appid}/{page or ''}?scene={scene}", box_size=box),
-                        content_type="image/png")
+            state.wxacodes.append(
+                {"appid": account.appid, "scene": scene, "page": page or None, "created_at": _now_iso()}
+            )
+        return Response(
+            png(f"wxa://{account.appid}/{page or ''}?scene={scene}", box_size=box), content_type="image/png"
+        )
 
     def code_exchange(code_param: str):
         """The account and code of a code-for-identity request (jscode2session, web OAuth),
@@ -521,16 +555,24 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
         if account is None or account.kind != "oa":
             raise WeChatError(40013)
         redirect_uri = args.get("redirect_uri", "")
-        if not redirect_uri.startswith(("http://", "https://")) or args.get("response_type") != "code" \
-                or args.get("scope") not in ("snsapi_base", "snsapi_userinfo"):
+        if (
+            not redirect_uri.startswith(("http://", "https://"))
+            or args.get("response_type") != "code"
+            or args.get("scope") not in ("snsapi_base", "snsapi_userinfo")
+        ):
             raise WeChatError(47001)
         if openid is None:
-            return Response("<html><body>请在微信客户端打开链接</body></html>", status=200,
-                            content_type="text/html; charset=utf-8")
+            return Response(
+                "<html><body>请在微信客户端打开链接</body></html>", status=200, content_type="text/html; charset=utf-8"
+            )
         code = secrets.token_hex(16)
         with state.lock:
-            state.oauth_codes[code] = {"openid": openid, "appid": account.appid, "scope": args["scope"],
-                                       "expires_at": time.time() + 300}
+            state.oauth_codes[code] = {
+                "openid": openid,
+                "appid": account.appid,
+                "scope": args["scope"],
+                "expires_at": time.time() + 300,
+            }
         sep = "&" if "?" in redirect_uri else "?"
         target = f"{redirect_uri}{sep}{urlencode({'code': code, 'state': args.get('state', '')})}"
         return Response(status=302, headers={"Location": target})
@@ -546,9 +588,15 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
                 state.used_codes.add(code)
         if grant is None or grant["appid"] != account.appid or grant["expires_at"] < time.time():
             raise WeChatError(40029)
-        return _json({"access_token": secrets.token_urlsafe(32), "expires_in": 7200,
-                      "refresh_token": secrets.token_urlsafe(32), "openid": grant["openid"],
-                      "scope": grant["scope"]})
+        return _json(
+            {
+                "access_token": secrets.token_urlsafe(32),
+                "expires_in": 7200,
+                "refresh_token": secrets.token_urlsafe(32),
+                "openid": grant["openid"],
+                "scope": grant["scope"],
+            }
+        )
 
     # -- control -------------------------------------------------------------
     @app.get("/healthz")
@@ -570,10 +618,14 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             if not isinstance(spec, dict):
                 return _json({"error": "body must be a JSON object"}, 400)
             try:
-                fault = Fault(errcode=int(spec.get("errcode") or 0), count=int(spec.get("count", 1)),
-                              delay=float(spec.get("delay", 0)), path=spec.get("path") or None,
-                              status=int(spec["status"]) if spec.get("status") else None,
-                              errmsg=spec.get("errmsg"))
+                fault = Fault(
+                    errcode=int(spec.get("errcode") or 0),
+                    count=int(spec.get("count", 1)),
+                    delay=float(spec.get("delay", 0)),
+                    path=spec.get("path") or None,
+                    status=int(spec["status"]) if spec.get("status") else None,
+                    errmsg=spec.get("errmsg"),
+                )
             except (TypeError, ValueError):
                 return _json({"error": "errcode, count, status must be integers, delay a number"}, 400)
             if fault.count < 1 or fault.delay < 0:
@@ -615,8 +667,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
     def jscodes():
         spec = request.get_json(force=True, silent=True)
         if not isinstance(spec, dict) or not spec.get("openid"):
-            return _json({"error": "body must be {\"openid\": ..., \"code\": optional, \"unionid\": optional}"},
-                         400)
+            return _json({"error": 'body must be {"openid": ..., "code": optional, "unionid": optional}'}, 400)
         code = spec.get("code") or secrets.token_hex(16)
         if not _CODE_RE.fullmatch(code):
             return _json({"error": "code must be 1-128 letters, digits, '_' or '-'"}, 400)
@@ -629,7 +680,7 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
     def oauth_user():
         spec = request.get_json(force=True, silent=True)
         if not isinstance(spec, dict) or not (spec.get("openid") is None or isinstance(spec["openid"], str)):
-            return _json({"error": "body must be {\"openid\": str | null}"}, 400)
+            return _json({"error": 'body must be {"openid": str | null}'}, 400)
         with state.lock:
             state.oauth_user = spec.get("openid") or None
         return _json({"openid": state.oauth_user})
@@ -648,7 +699,12 @@ def create_app(settings=None, *, apps: dict[str, App] | None = None, token_ttl_s
             return _json({"error": "token_ttl_s and token_grace_s are seconds, wxa_pages a list or null"}, 400)
         with state.lock:
             state.token_ttl_s, state.token_grace_s, state.wxa_pages = ttl, grace, pages
-            return _json({"token_ttl_s": state.token_ttl_s, "token_grace_s": state.token_grace_s,
-                          "wxa_pages": None if state.wxa_pages is None else sorted(state.wxa_pages)})
+            return _json(
+                {
+                    "token_ttl_s": state.token_ttl_s,
+                    "token_grace_s": state.token_grace_s,
+                    "wxa_pages": None if state.wxa_pages is None else sorted(state.wxa_pages),
+                }
+            )
 
     return app

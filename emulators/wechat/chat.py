@@ -16,6 +16,7 @@ Lines starting with these commands are not sent as text:
   /scan SCENE      scan a parametric QR code (SCAN event) for SCENE
   /quit            leave (so do Ctrl-D and the end of piped input)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ def describe_message(msg: dict) -> str:
     if kind == "text":
         return msg.get("content") or payload.get("content", "")
     if kind == "news":
-        return "；".join(f"[图文] {a.get('title', '')} {a.get('url', '')}".strip()
-                        for a in payload.get("articles") or [])
+        return "；".join(
+            f"[图文] {a.get('title', '')} {a.get('url', '')}".strip() for a in payload.get("articles") or []
+        )
     if kind == "miniprogrampage":
         return f"[小程序] {payload.get('title', '')} {payload.get('pagepath', '')}".strip()
     if kind == "image":
@@ -52,9 +54,20 @@ def describe_message(msg: dict) -> str:
 class ChatConsole:
     """The console's loop, separate from argument parsing so tests can drive it."""
 
-    def __init__(self, user: WeChatUser, api_base: str, out: TextIO, err: TextIO | None = None, *,
-                 interactive: bool = False, max_wait_s: float = 8.0, short_wait_s: float = 1.5,
-                 quiet_s: float = 1.0, poll_s: float = 0.2, read: Callable[[str], str] = input):
+    def __init__(
+        self,
+        user: WeChatUser,
+        api_base: str,
+        out: TextIO,
+        err: TextIO | None = None,
+        *,
+        interactive: bool = False,
+        max_wait_s: float = 8.0,
+        short_wait_s: float = 1.5,
+        quiet_s: float = 1.0,
+        poll_s: float = 0.2,
+        read: Callable[[str], str] = input,
+    ):
         self.user = user
         self.api_base = api_base.rstrip("/")
         self.out = out
@@ -79,14 +92,21 @@ class ChatConsole:
     # -- customer-service messages -----------------------------------------
     def _fetch(self) -> list[dict] | None:
         try:
-            resp = self.http.get(f"{self.api_base}/_emulator/messages",
-                                 params={"touser": self.user.openid, "since": self.mark}, timeout=2)
+            resp = self.http.get(
+                f"{self.api_base}/_emulator/messages",
+                params={"touser": self.user.openid, "since": self.mark},
+                timeout=2,
+            )
             resp.raise_for_status()
             messages = resp.json()
         except (requests.RequestException, ValueError) as exc:
             if self.emulator_ok:
-                print(f"（看不到客服消息：WeChat API emulator at {self.api_base} did not answer: "
-                      f"{type(exc).__name__}）", file=self.err, flush=True)
+                print(
+                    f"（看不到客服消息：WeChat API emulator at {self.api_base} did not answer: "
+                    f"{type(exc).__name__}）",
+                    file=self.err,
+                    flush=True,
+                )
             self.emulator_ok = False
             return None
         self.emulator_ok = True
@@ -125,12 +145,12 @@ class ChatConsole:
     # -- one line ------------------------------------------------------------
     def _send(self, line: str) -> PassiveReply:
         if line.startswith("/voice "):
-            return self.user.send_voice(line[len("/voice "):].strip())
+            return self.user.send_voice(line[len("/voice ") :].strip())
         if line.startswith("/event "):
             parts = line.split()
             return self.user.send_event(parts[1], parts[2] if len(parts) > 2 else "")
         if line.startswith("/scan "):
-            return self.user.scan_qrcode(line[len("/scan "):].strip())
+            return self.user.scan_qrcode(line[len("/scan ") :].strip())
         return self.user.send_text(line)
 
     def handle(self, line: str) -> bool:
@@ -138,8 +158,11 @@ class ChatConsole:
         try:
             reply = self._send(line)
         except WebhookUnreachable:
-            print(f"无法连接 {self.user.webhook_url}：服务没有运行。请先运行 `make run`，再运行 `make chat`。",
-                  file=self.err, flush=True)
+            print(
+                f"无法连接 {self.user.webhook_url}：服务没有运行。请先运行 `make run`，再运行 `make chat`。",
+                file=self.err,
+                flush=True,
+            )
             return False
         except BadReply as exc:
             self.failures += 1
@@ -158,8 +181,11 @@ class ChatConsole:
     def run(self, stream: TextIO) -> int:
         self.skip_old_messages()
         if self.interactive:
-            print(f"以 {self.user.openid} 的身份和公众号聊天（{self.user.webhook_url}）；/quit 退出。",
-                  file=self.out, flush=True)
+            print(
+                f"以 {self.user.openid} 的身份和公众号聊天（{self.user.webhook_url}）；/quit 退出。",
+                file=self.out,
+                flush=True,
+            )
         while True:
             if self.interactive:
                 try:
@@ -191,21 +217,37 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    parser = argparse.ArgumentParser(prog="python -m emulators.wechat.chat",
-                                     description="Talk to the Official Account as a WeChat user.")
-    parser.add_argument("--openid", default=DEFAULT_OPENID,
-                        help=f"the WeChat user (default {DEFAULT_OPENID}, a demo customer with a credit file)")
-    parser.add_argument("--url", default=f"http://127.0.0.1:{settings.web_port}/wechat",
-                        help="the webhook URL (default http://127.0.0.1:WEB_PORT/wechat)")
-    parser.add_argument("--api-base", default=settings.wechat_api_base,
-                        help="the WeChat API emulator, for customer-service messages (default WECHAT_API_BASE)")
-    parser.add_argument("--max-wait", type=float, default=8.0,
-                        help="seconds to wait for customer-service messages after an empty reply (default 8)")
+    parser = argparse.ArgumentParser(
+        prog="python -m emulators.wechat.chat", description="Talk to the Official Account as a WeChat user."
+    )
+    parser.add_argument(
+        "--openid",
+        default=DEFAULT_OPENID,
+        help=f"the WeChat user (default {DEFAULT_OPENID}, a demo customer with a credit file)",
+    )
+    parser.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{settings.web_port}/wechat",
+        help="the webhook URL (default http://127.0.0.1:WEB_PORT/wechat)",
+    )
+    parser.add_argument(
+        "--api-base",
+        default=settings.wechat_api_base,
+        help="the WeChat API emulator, for customer-service messages (default WECHAT_API_BASE)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=8.0,
+        help="seconds to wait for customer-service messages after an empty reply (default 8)",
+    )
     args = parser.parse_args(argv)
-    user = WeChatUser(args.url, settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
-                      openid=args.openid)
-    console = ChatConsole(user, args.api_base, sys.stdout, sys.stderr, interactive=sys.stdin.isatty(),
-                          max_wait_s=args.max_wait)
+    user = WeChatUser(
+        args.url, settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, openid=args.openid
+    )
+    console = ChatConsole(
+        user, args.api_base, sys.stdout, sys.stderr, interactive=sys.stdin.isatty(), max_wait_s=args.max_wait
+    )
     return console.run(sys.stdin)
 
 

@@ -31,6 +31,7 @@ is not the answer: such a message still needs one customer-service answer.
 
 `crowd.run(messages_per_user=20)` does the same in the foreground.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -46,8 +47,18 @@ import requests
 from emulators.wechat.user import DeliveryError, WeChatUser, next_msgid
 
 # What customers ask when no conversation is given; each gets exactly one answer from the bot.
-QUESTIONS = ("你好", "我能贷多少", "利息咋算", "有哪些贷款产品", "怎么还款", "医院缴费咋弄", "谢谢", "俺想问问额度还剩多少",
-             "公e贷利率多少", "摇号验资怎么查")
+QUESTIONS = (
+    "你好",
+    "我能贷多少",
+    "利息咋算",
+    "有哪些贷款产品",
+    "怎么还款",
+    "医院缴费咋弄",
+    "谢谢",
+    "俺想问问额度还剩多少",
+    "公e贷利率多少",
+    "摇号验资怎么查",
+)
 SETTLE_S = 60
 
 
@@ -60,6 +71,7 @@ def questions(user: int, visit: int) -> Iterable[str]:
 @dataclass
 class Message:
     """One message a customer sent, and what became of it."""
+
     openid: str
     msg_id: int
     text: str
@@ -81,6 +93,7 @@ class Message:
 @dataclass
 class Result:
     """A finished crowd run, reconciled with the emulator's record."""
+
     messages: list[Message]
     started: float
     finished: float  # when the last answer reached its customer (monotonic)
@@ -138,9 +151,11 @@ class Result:
         return self.sent / max(1e-9, self.finished - self.started)
 
     def summary(self) -> str:
-        return (f"sent {self.sent}, passive {self.passive}, async {self.asynchronous}, failed {self.failed}, "
-                f"retried {self.retried}, lost {self.lost} {self.lost_ids[:10]}, "
-                f"duplicated {self.duplicated} {self.duplicated_ids[:10]}")
+        return (
+            f"sent {self.sent}, passive {self.passive}, async {self.asynchronous}, failed {self.failed}, "
+            f"retried {self.retried}, lost {self.lost} {self.lost_ids[:10]}, "
+            f"duplicated {self.duplicated} {self.duplicated_ids[:10]}"
+        )
 
 
 class Crowd:
@@ -152,9 +167,20 @@ class Crowd:
     runs against one emulator do not mix). `user_options` go to each `WeChatUser`
     (timeout, max_retries, mode)."""
 
-    def __init__(self, webhook_url: str, emulator_url: str, token: str, appid: str, aes_key: str = "", *,
-                 users: int = 8, conversation: Callable[[int, int], Iterable[str]] = questions,
-                 prefix: str | None = None, acknowledgements: Iterable[str] = (), **user_options):
+    def __init__(
+        self,
+        webhook_url: str,
+        emulator_url: str,
+        token: str,
+        appid: str,
+        aes_key: str = "",
+        *,
+        users: int = 8,
+        conversation: Callable[[int, int], Iterable[str]] = questions,
+        prefix: str | None = None,
+        acknowledgements: Iterable[str] = (),
+        **user_options,
+    ):
         self.webhook_url = webhook_url
         self.emulator_url = emulator_url.rstrip("/")
         self.token, self.appid, self.aes_key = token, appid, aes_key
@@ -179,8 +205,10 @@ class Crowd:
             raise RuntimeError("this crowd has already started")
         deadline = None if duration_s is None else time.monotonic() + duration_s
         self._started, self._started_wall = time.monotonic(), time.time()
-        self._threads = [threading.Thread(target=self._user, args=(i, deadline, messages_per_user),
-                                          name=f"crowd-{i}", daemon=True) for i in range(self.users)]
+        self._threads = [
+            threading.Thread(target=self._user, args=(i, deadline, messages_per_user), name=f"crowd-{i}", daemon=True)
+            for i in range(self.users)
+        ]
         for t in self._threads:
             t.start()
         return self
@@ -190,12 +218,16 @@ class Crowd:
         http = requests.Session()
         for visit in itertools.count():
             openid = f"{self.prefix}{index}_{visit}"
-            user = WeChatUser(self.webhook_url, self.token, self.appid, self.aes_key, openid=openid, http=http,
-                              **self.user_options)
+            user = WeChatUser(
+                self.webhook_url, self.token, self.appid, self.aes_key, openid=openid, http=http, **self.user_options
+            )
             said_nothing = True
             for text in self.conversation(index, visit):
-                if self._stopping.is_set() or (deadline and time.monotonic() >= deadline) \
-                        or (limit is not None and sent >= limit):
+                if (
+                    self._stopping.is_set()
+                    or (deadline and time.monotonic() >= deadline)
+                    or (limit is not None and sent >= limit)
+                ):
                     return
                 self._send(user, text)
                 sent += 1
@@ -229,8 +261,14 @@ class Crowd:
         with self._lock:
             kinds = [m.kind for m in self._messages]
             retried = sum(m.attempts > 1 for m in self._messages)
-        return {"sent": len(kinds), "passive": kinds.count("passive"), "asynchronous": kinds.count("async"),
-                "failed": kinds.count("failed"), "retried": retried, "in_flight": kinds.count("pending")}
+        return {
+            "sent": len(kinds),
+            "passive": kinds.count("passive"),
+            "asynchronous": kinds.count("async"),
+            "failed": kinds.count("failed"),
+            "retried": retried,
+            "in_flight": kinds.count("pending"),
+        }
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every user to finish (duration or message count reached); True when they have."""
@@ -247,8 +285,9 @@ class Crowd:
         self._sending_done = time.monotonic()
         return self.reconcile(settle_s)
 
-    def run(self, duration_s: float | None = None, messages_per_user: int | None = None,
-            settle_s: float = SETTLE_S) -> Result:
+    def run(
+        self, duration_s: float | None = None, messages_per_user: int | None = None, settle_s: float = SETTLE_S
+    ) -> Result:
         """`start`, wait for the users to finish, `stop`."""
         if duration_s is None and messages_per_user is None:
             raise ValueError("give a duration or a number of messages per user")
@@ -260,8 +299,9 @@ class Crowd:
     def _pushed(self) -> dict[str, list[dict]]:
         """The emulator's customer-service messages to this crowd's customers, by openid, oldest first
         (read incrementally: each call fetches only what arrived since the last)."""
-        new = requests.get(f"{self.emulator_url}/_emulator/messages", params={"since": self._seen_upto},
-                           timeout=30).json()
+        new = requests.get(
+            f"{self.emulator_url}/_emulator/messages", params={"since": self._seen_upto}, timeout=30
+        ).json()
         for m in new:
             self._seen_upto = max(self._seen_upto, m["id"])
             if m["touser"].startswith(self.prefix):
@@ -302,19 +342,21 @@ class Crowd:
                 extra.append(answer.get("content") or answer.get("msgtype", ""))
         sending_done = self._sending_done or time.monotonic()
         # The run ends when its last answer reached the customer.
-        finished = max(sending_done, self._started + (last_answer - self._started_wall)) if last_answer \
-            else sending_done
-        return Result(messages, self._started, finished, sending_done - self._started, sorted(lost),
-                      duplicated, extra)
+        finished = (
+            max(sending_done, self._started + (last_answer - self._started_wall)) if last_answer else sending_done
+        )
+        return Result(messages, self._started, finished, sending_done - self._started, sorted(lost), duplicated, extra)
 
 
 def _wall(answer: dict) -> float:
     return datetime.fromisoformat(answer["received_at"]).timestamp()
 
 
-def _match(messages: list[Message], answers: list[dict],
-           needs_answer: Callable[[Message], bool] = lambda m: m.kind != "passive",
-           ) -> tuple[list[int], list[tuple[int, dict]]]:
+def _match(
+    messages: list[Message],
+    answers: list[dict],
+    needs_answer: Callable[[Message], bool] = lambda m: m.kind != "passive",
+) -> tuple[list[int], list[tuple[int, dict]]]:
     """One customer's messages against its customer-service answers, both in order.
 
     A message `needs_answer` does not need takes none; any other takes the next answer received

@@ -19,6 +19,7 @@ no passive reply.
     reply = user.send_text("我想贷款")
     print(reply.content)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,6 +97,7 @@ def next_msgid() -> int:
 @dataclass
 class PassiveReply:
     """The webhook's HTTP answer to one message, as WeChat reads it."""
+
     status: int
     body: str  # the HTTP body as received
     xml: str = ""  # the reply XML (decrypted in safe mode); "" when empty
@@ -139,9 +141,20 @@ class PassiveReply:
 class WeChatUser:
     """One follower of the Official Account, talking to the bank's webhook through WeChat."""
 
-    def __init__(self, webhook_url: str, token: str, appid: str, aes_key: str = "",
-                 openid: str = "o_demo_zhangjianguo", mode: str = "auto", *, account_id: str | None = None,
-                 timeout: float = 5.0, max_retries: int = 3, http: requests.Session | None = None):
+    def __init__(
+        self,
+        webhook_url: str,
+        token: str,
+        appid: str,
+        aes_key: str = "",
+        openid: str = "o_demo_zhangjianguo",
+        mode: str = "auto",
+        *,
+        account_id: str | None = None,
+        timeout: float = 5.0,
+        max_retries: int = 3,
+        http: requests.Session | None = None,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if mode == "auto":
@@ -162,10 +175,12 @@ class WeChatUser:
 
     # -- building messages ---------------------------------------------------
     def _xml(self, msg_type: str, body: list[tuple[str, object]], msg_id: int | None) -> str:
-        parts = [f"<ToUserName>{cdata(self.account_id)}</ToUserName>",
-                 f"<FromUserName>{cdata(self.openid)}</FromUserName>",
-                 f"<CreateTime>{int(time.time())}</CreateTime>",
-                 f"<MsgType>{cdata(msg_type)}</MsgType>"]
+        parts = [
+            f"<ToUserName>{cdata(self.account_id)}</ToUserName>",
+            f"<FromUserName>{cdata(self.openid)}</FromUserName>",
+            f"<CreateTime>{int(time.time())}</CreateTime>",
+            f"<MsgType>{cdata(msg_type)}</MsgType>",
+        ]
         for name, value in body:
             parts.append(f"<{name}>{value if isinstance(value, int) else cdata(str(value))}</{name}>")
         if msg_id is not None:
@@ -177,8 +192,9 @@ class WeChatUser:
 
     def voice_xml(self, recognition: str, media_id: str | None = None) -> str:
         media_id = media_id or "voice_" + hashlib.sha1(f"{time.time()}{random.random()}".encode()).hexdigest()[:24]  # noqa: S311,S324  emulator: a fake media id
-        return self._xml("voice", [("MediaId", media_id), ("Format", "amr"), ("Recognition", recognition)],
-                         next_msgid())
+        return self._xml(
+            "voice", [("MediaId", media_id), ("Format", "amr"), ("Recognition", recognition)], next_msgid()
+        )
 
     def event_xml(self, event: str, key: str = "", ticket: str | None = None) -> str:
         """An event. For `subscribe` with a key (following through a parametric QR code) WeChat
@@ -225,9 +241,13 @@ class WeChatUser:
     def query(self, body: str, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
         """The query string WeChat puts on the POST of `body` (the wire body)."""
         timestamp = timestamp or str(int(time.time()))
-        nonce = nonce or str(random.randint(100000000, 2 ** 31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
-        params = {"signature": signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                  "openid": self.openid}
+        nonce = nonce or str(random.randint(100000000, 2**31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
+        params = {
+            "signature": signature(self.token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "openid": self.openid,
+        }
         if self.mode != "plaintext":
             encrypt = xmltodict.parse(body)["xml"]["Encrypt"]
             params["encrypt_type"] = "aes"
@@ -247,8 +267,12 @@ class WeChatUser:
             params = self.query(body)
             url = f"{self.webhook_url}{'&' if '?' in self.webhook_url else '?'}{urlencode(params)}"
             try:
-                resp = self.http.post(url, data=body.encode("utf-8"), timeout=self.timeout,
-                                      headers={"Content-Type": "text/xml", "User-Agent": "Mozilla/4.0"})
+                resp = self.http.post(
+                    url,
+                    data=body.encode("utf-8"),
+                    timeout=self.timeout,
+                    headers={"Content-Type": "text/xml", "User-Agent": "Mozilla/4.0"},
+                )
             except requests.Timeout:
                 last_reason, unreachable = f"no answer within {self.timeout:g} s", False
                 continue
@@ -256,8 +280,9 @@ class WeChatUser:
                 last_reason, unreachable = f"cannot connect to {self.webhook_url}: {type(exc).__name__}", True
                 continue
             if resp.status_code != 200:
-                raise DeliveryError(f"webhook answered HTTP {resp.status_code}", attempt, resp.status_code,
-                                    resp.text[:500])
+                raise DeliveryError(
+                    f"webhook answered HTTP {resp.status_code}", attempt, resp.status_code, resp.text[:500]
+                )
             try:
                 reply = self.read_reply(resp.content)
             except BadReply as exc:
@@ -285,8 +310,9 @@ class WeChatUser:
             if self._crypto is None:
                 raise BadReply("encrypted reply but no EncodingAESKey configured", 1, 200, text[:500])
             try:
-                inner = self._crypto.decrypt_message(doc, doc.get("MsgSignature", ""), doc.get("TimeStamp", ""),
-                                                     doc.get("Nonce", ""))
+                inner = self._crypto.decrypt_message(
+                    doc, doc.get("MsgSignature", ""), doc.get("TimeStamp", ""), doc.get("Nonce", "")
+                )
             except InvalidSignatureException:
                 raise BadReply("reply MsgSignature does not match", 1, 200, text[:500]) from None
             except InvalidAppIdException:
@@ -307,18 +333,20 @@ class WeChatUser:
             raise BadReply("reply has no MsgType", 1, 200, reply.xml)
         fields = {k: (v.strip() if isinstance(v, str) and k == "MsgType" else v) for k, v in doc.items()}
         if fields.get("ToUserName") != self.openid:
-            raise BadReply(f"reply addressed to {fields.get('ToUserName')!r}, not {self.openid!r}", 1, 200,
-                           reply.xml)
+            raise BadReply(f"reply addressed to {fields.get('ToUserName')!r}, not {self.openid!r}", 1, 200, reply.xml)
         reply.fields = fields
         return reply
 
     # -- URL verification ----------------------------------------------------
     def verify_url(self, echostr: str = "") -> str:
         """The GET WeChat sends when the URL is configured: returns the webhook's answer body."""
-        echostr = echostr or str(random.randint(10 ** 17, 10 ** 18))  # noqa: S311  emulator: echostr is echoed back, not secret
-        timestamp, nonce = str(int(time.time())), str(random.randint(100000000, 2 ** 31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
-        params = {"signature": signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                  "echostr": echostr}
+        echostr = echostr or str(random.randint(10**17, 10**18))  # noqa: S311  emulator: echostr is echoed back, not secret
+        timestamp, nonce = str(int(time.time())), str(random.randint(100000000, 2**31 - 1))  # noqa: S311  emulator: WeChat's nonce is not secret (the signature is)
+        params = {
+            "signature": signature(self.token, timestamp, nonce),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
         resp = self.http.get(self.webhook_url, params=params, timeout=self.timeout)
         return resp.text
-

@@ -12,6 +12,7 @@ Control endpoints for tests and people:
 - `POST /_emulator/expire_tokens`: every token issued so far answers 42001.
 - `POST /_emulator/reset`: forget tokens and messages.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -21,9 +22,16 @@ from datetime import datetime, timezone
 
 from flask import Flask, jsonify, request
 
-ERRMSG = {40001: "invalid credential", 40008: "invalid message type", 40013: "invalid corpid",
-          40014: "invalid access_token", 40056: "invalid agentid", 42001: "access_token expired",
-          44004: "empty content", 47001: "data format error"}
+ERRMSG = {
+    40001: "invalid credential",
+    40008: "invalid message type",
+    40013: "invalid corpid",
+    40014: "invalid access_token",
+    40056: "invalid agentid",
+    42001: "access_token expired",
+    44004: "empty content",
+    47001: "data format error",
+}
 
 
 @dataclass
@@ -46,8 +54,7 @@ def create_app(settings=None, *, members: set[str] | None = None) -> Flask:
         from sunshine.settings import load
 
         settings = load()
-    state = WeComState(settings.wecom_corpid, settings.wecom_secret, settings.wecom_agentid,
-                       members)
+    state = WeComState(settings.wecom_corpid, settings.wecom_secret, settings.wecom_agentid, members)
     app = Flask("emulators.wecom")
     app.extensions["wecom_emulator"] = state
 
@@ -88,8 +95,16 @@ def create_app(settings=None, *, members: set[str] | None = None) -> Flask:
         with state.lock:
             for user in users:
                 if user not in invalid:
-                    state.messages.append({"id": len(state.messages) + 1, "touser": user, "msgtype": msgtype,
-                                           "content": content, "agentid": state.agentid, "received_at": at})
+                    state.messages.append(
+                        {
+                            "id": len(state.messages) + 1,
+                            "touser": user,
+                            "msgtype": msgtype,
+                            "content": content,
+                            "agentid": state.agentid,
+                            "received_at": at,
+                        }
+                    )
         return jsonify(errcode=0, errmsg="ok", invaliduser="|".join(invalid), invalidparty="", invalidtag="")
 
     @app.get("/_emulator/messages")

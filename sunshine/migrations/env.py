@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from the caller's Config (see sunshine.migrate)."""
+
 from alembic import context
 
 from sunshine.db import make_engine
@@ -10,8 +11,9 @@ config = context.config
 def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite"
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

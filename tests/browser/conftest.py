@@ -1,6 +1,7 @@
 """Real-browser tests: Debian's Chromium driven by Playwright (never a
 downloaded browser). `launch_chromium(*args)` starts a headless Chromium with
 extra command-line switches (a fake camera, say) and closes it after the test."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,7 @@ def launch_chromium(playwright):
     browsers = []
 
     def launch(*args: str):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", *args])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", *args])
         browsers.append(browser)
         return browser
 

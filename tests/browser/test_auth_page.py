@@ -1,6 +1,7 @@
 """The authorization page in Debian's Chromium, its camera fed by Chromium's fake
 capture device from a y4m file: a moving face goes from the QR link to consent; a
 still image of the same face fails the liveness check."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -28,8 +29,9 @@ def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
         out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for rgb in frames:
             y, u, v = Image.fromarray(rgb).convert("YCbCr").split()
-            out.write(b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes()
-                      + v.resize((w // 2, h // 2)).tobytes())
+            out.write(
+                b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes() + v.resize((w // 2, h // 2)).tobytes()
+            )
 
 
 def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then):
@@ -37,13 +39,17 @@ def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, t
     the page up to the face check, then call `then(page)` while the servers run."""
     video = tmp_path / "camera.y4m"
     write_y4m(video, frames)
-    browser = launch_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                              f"--use-file-for-fake-video-capture={video}")
+    browser = launch_chromium(
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    )
     port = free_port()
     with serve_in_thread(wechat_app(settings)) as wx:
         requests.post(f"{wx}/_emulator/oauth_user", json={"openid": "o_demo_zhangjianguo"})
-        settings = replace(settings, wechat_api_base=wx, wechat_open_base=wx,
-                           public_base_url=f"http://127.0.0.1:{port}")
+        settings = replace(
+            settings, wechat_api_base=wx, wechat_open_base=wx, public_base_url=f"http://127.0.0.1:{port}"
+        )
         with serve_in_thread(create_app(settings), port=port) as base:
             context = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"])
             page = context.new_page()
@@ -55,7 +61,7 @@ def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, t
             assert any(u.startswith(f"{wx}/connect/oauth2/authorize?") for u in visited), visited
             assert any(u.startswith(f"{base}/auth/wechat-callback?code=") for u in visited), visited
             fill_and_check(page, name, digits, then)
-            assert not [m for m in console if "Content Security Policy" in m], console   # the CSP blocked nothing
+            assert not [m for m in console if "Content Security Policy" in m], console  # the CSP blocked nothing
 
 
 def fill_and_check(page, name, digits, then):
@@ -66,9 +72,11 @@ def fill_and_check(page, name, digits, then):
     # Predicates as functions, not strings: the page's CSP forbids evaluating strings.
     page.wait_for_function("() => document.getElementById('camera').readyState >= 2", timeout=15000)
     page.click("#face-go")
-    page.wait_for_function("() => ['人脸核验通过', '再试', '锁定'].some(function (t) {"
-                           " return document.getElementById('message').textContent.includes(t); })",
-                           timeout=60000)
+    page.wait_for_function(
+        "() => ['人脸核验通过', '再试', '锁定'].some(function (t) {"
+        " return document.getElementById('message').textContent.includes(t); })",
+        timeout=60000,
+    )
     then(page)
 
 
@@ -77,6 +85,7 @@ def applicant(demo_settings, application):  # noqa: F811
     from sunshine.protect import unseal
     from tests.conftest import TEST_SECRET
     from sunshine.models import Customer
+
     _, tokens, names = application
     with unit_of_work(demo_settings.database_url) as s:
         auth = s.query(Authorization).filter_by(party_role="applicant").one()
@@ -93,8 +102,7 @@ def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_setti
     def consent(page):
         assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")
         page.click("#consent-go")
-        page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'",
-                               timeout=30000)
+        page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'", timeout=30000)
         assert "授权成功" in page.text_content("#message")
 
     run_page(launch_chromium, demo_settings, tmp_path, token, frames, name, digits, consent)

@@ -3,6 +3,7 @@ against the whole stack: a customer's 转人工 through `/wechat` appears on the
 officer's queue without reloading, the officer's reply reaches the WeChat API
 emulator for that customer, and after the officer closes the conversation the
 bot answers the customer again."""
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,10 @@ REPLY = "您好，我是李经理。您想贷多少、做什么用？"
 
 
 def pushed(stack, openid=OPENID) -> list[str]:  # noqa: F811
-    return [m["content"] for m in requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid},
-                                               timeout=5).json()]
+    return [
+        m["content"]
+        for m in requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json()
+    ]
 
 
 def wait_for(check, timeout_s=15.0):

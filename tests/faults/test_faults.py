@@ -8,6 +8,7 @@ Then the counts: every message got exactly one answer (the bot's, or a clear
 "please wait" / hand-off message), or was kept for an officer in an open hand-off;
 nothing was answered twice; WeChat never gave up on the webhook.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ from emulators.wechat.crowd import Crowd, Result
 from emulators.wechat.user import WeChatUser
 from sunshine import local_stack
 from sunshine.db import unit_of_work
-from sunshine.models import (ApplicationEvent, ConversationMessage, CreditReportRecord, HandOff, LoanApplication,
-                             OfficerNotice)
+from sunshine.models import (
+    ApplicationEvent,
+    ConversationMessage,
+    CreditReportRecord,
+    HandOff,
+    LoanApplication,
+    OfficerNotice,
+)
 from sunshine.settings import ROOT, Settings
 from tests.conftest import TEST_SECRET, fresh_database
 
@@ -45,9 +52,16 @@ def stack(tmp_path_factory):
             # answers also go through the customer-service API, and a restart back-off long enough
             # for a message to arrive while a process is down.
             # The bureau's timeout is long enough for a slow query to be in flight when its worker dies.
-            s = local_stack.start(folder, db_url, SECRET_KEY=TEST_SECRET, WEB_WORKERS="2",
-                                  WORKER_PROCESSES="2", WECHAT_REPLY_BUDGET_S="1.5", RESTART_BACKOFF_S="1",
-                                  BUREAU_TIMEOUT_S="20")
+            s = local_stack.start(
+                folder,
+                db_url,
+                SECRET_KEY=TEST_SECRET,
+                WEB_WORKERS="2",
+                WORKER_PROCESSES="2",
+                WECHAT_REPLY_BUDGET_S="1.5",
+                RESTART_BACKOFF_S="1",
+                BUREAU_TIMEOUT_S="20",
+            )
         except local_stack.StackFailed as exc:
             pytest.fail(str(exc))
         yield s
@@ -56,8 +70,14 @@ def stack(tmp_path_factory):
 
 def crowd_during(stack, inject, before_s: float = 2.0, after_s: float = 4.0, settle_s: float = 30) -> Result:
     """A crowd sends before `inject()`, while it runs and `after_s` after it; reconciled."""
-    crowd = Crowd(stack.web + "/wechat", stack.wechat_api, SETTINGS.wechat_token, SETTINGS.wechat_appid,
-                  users=USERS, acknowledgements=[HELD_FOR_LATER])
+    crowd = Crowd(
+        stack.web + "/wechat",
+        stack.wechat_api,
+        SETTINGS.wechat_token,
+        SETTINGS.wechat_appid,
+        users=USERS,
+        acknowledgements=[HELD_FOR_LATER],
+    )
     crowd.start(duration_s=300)
     try:
         time.sleep(before_s)
@@ -71,9 +91,12 @@ def crowd_during(stack, inject, before_s: float = 2.0, after_s: float = 4.0, set
 def kept_for_officer(stack, msg_ids: list[int]) -> set[int]:
     """Which of these messages are kept in an open hand-off for the officer to answer."""
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
-        keys = session.scalars(select(ConversationMessage.wechat_msg_key).where(
-            ConversationMessage.wechat_msg_key.in_([str(i) for i in msg_ids]),
-            ConversationMessage.hand_off_id.is_not(None))).all()
+        keys = session.scalars(
+            select(ConversationMessage.wechat_msg_key).where(
+                ConversationMessage.wechat_msg_key.in_([str(i) for i in msg_ids]),
+                ConversationMessage.hand_off_id.is_not(None),
+            )
+        ).all()
     return {int(k) for k in keys}
 
 
@@ -155,13 +178,20 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
     svc, _ = lending_service()
     with unit_of_work(url) as s:
         head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
-        app = svc.apply(s, head.id, product, 100_000 if product == "guaranteed_farm_loan" else 30_000, 24,
-                        idempotency_key=key,
-                        guarantor_id=guarantor.id if product == "guaranteed_farm_loan" else None)
+        app = svc.apply(
+            s,
+            head.id,
+            product,
+            100_000 if product == "guaranteed_farm_loan" else 30_000,
+            24,
+            idempotency_key=key,
+            guarantor_id=guarantor.id if product == "guaranteed_farm_loan" else None,
+        )
         issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
         for i in issued:
-            service.enroll_reference(s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id),
-                                     media.reference(), "officer01")
+            service.enroll_reference(
+                s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
+            )
         parties = [(i.token, i.authorization.party_name) for i in issued]
         app_id = app.id
     sms = (SmsClient(stack.env["SMS_API_BASE"], Settings().sms_api_key), SmsTexts(stack.env["SMS_API_BASE"]))
@@ -181,8 +211,9 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the job has claimed the queries and waits for the bureau
         with unit_of_work(url) as session:
-            querying = session.scalars(select(CreditReportRecord.status).where(
-                CreditReportRecord.application_id == app_id)).all()
+            querying = session.scalars(
+                select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)
+            ).all()
         if querying.count("querying") == 3:
             break
         time.sleep(0.2)
@@ -197,8 +228,10 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
         time.sleep(0.5)
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
-        assert session.scalars(select(CreditReportRecord.status).where(
-            CreditReportRecord.application_id == app_id)).all() == ["received"] * 3
+        assert (
+            session.scalars(select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)).all()
+            == ["received"] * 3
+        )
         events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
     assert events.count("reports_arrived") == 1, events
     queries = requests.get(f"{bureau}/_emulator/queries", timeout=5).json()
@@ -220,24 +253,37 @@ def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_un
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status == "awaiting_authorization"
         events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
-        auth_ids = {str(a) for a in session.scalars(select(CreditReportRecord.authorization_id).where(
-            CreditReportRecord.application_id == app_id))}
+        auth_ids = {
+            str(a)
+            for a in session.scalars(
+                select(CreditReportRecord.authorization_id).where(CreditReportRecord.application_id == app_id)
+            )
+        }
     assert events.count("credit_reports_failed") == 1, events
     deadline = time.monotonic() + 30
-    while not any(f"申请{app_id}：征信报告查询失败" in json.dumps(m, ensure_ascii=False)
-                  for m in requests.get(f"{stack.env['WECOM_API_BASE']}/_emulator/messages", timeout=5).json()):
+    while not any(
+        f"申请{app_id}：征信报告查询失败" in json.dumps(m, ensure_ascii=False)
+        for m in requests.get(f"{stack.env['WECOM_API_BASE']}/_emulator/messages", timeout=5).json()
+    ):
         assert time.monotonic() < deadline, "the officer was not told in WeCom"
         time.sleep(0.5)
-    retry = subprocess.run([sys.executable, "-m", "auth_flow", "retry-reports", str(app_id)],  # noqa: S603
-                           env=dict(stack.env, REDIS_URL=_redis_url(stack)), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    retry = subprocess.run(
+        [sys.executable, "-m", "auth_flow", "retry-reports", str(app_id)],  # noqa: S603
+        env=dict(stack.env, REDIS_URL=_redis_url(stack)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert retry.returncode == 0, retry.stderr[-2000:]
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
         events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
     assert _report_statuses(url, app_id) == ["received"] * len(auth_ids)
     assert events.count("reports_arrived") == 1, events
-    queries = [q for q in requests.get(f"{bureau}/_emulator/queries", timeout=5).json()
-               if q["authorization_id"] in auth_ids]
+    queries = [
+        q for q in requests.get(f"{bureau}/_emulator/queries", timeout=5).json() if q["authorization_id"] in auth_ids
+    ]
     assert len(queries) == len(auth_ids)  # the refused attempts made no report at the bureau
 
 
@@ -246,8 +292,9 @@ def _report_statuses(url: str, app_id: int, until=None, timeout: float = 0) -> l
     deadline = time.monotonic() + timeout
     while True:
         with unit_of_work(url) as session:
-            statuses = session.scalars(select(CreditReportRecord.status).where(
-                CreditReportRecord.application_id == app_id)).all()
+            statuses = session.scalars(
+                select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)
+            ).all()
         if until is None or until(statuses) or time.monotonic() > deadline:
             return statuses
         time.sleep(0.5)
@@ -262,10 +309,10 @@ def test_wechat_api_slow_failing_and_token_expired(stack):
     def inject():
         jobs = Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2))
         requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "delay": 3, "count": 2}, timeout=5)
-        requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "status": 503, "count": 2},
-                      timeout=5)
-        requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "errcode": 40001, "count": 1},
-                      timeout=5)
+        requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "status": 503, "count": 2}, timeout=5)
+        requests.post(
+            f"{stack.wechat_api}/_emulator/faults", json={"path": send, "errcode": 40001, "count": 1}, timeout=5
+        )
         requests.post(f"{stack.wechat_api}/_emulator/expire_tokens", json=[], timeout=5)
         for openid in notices:  # e.g. a loan decision told to the customer (lending.notify)
             jobs.deliver(openid, [f"您的申请已受理（{openid}）"])
@@ -280,8 +327,9 @@ def test_wechat_api_slow_failing_and_token_expired(stack):
 
 
 def test_a_killed_redis_keeps_messages_and_answers_them_after_restart(stack):
-    probe = WeChatUser(stack.web + "/wechat", SETTINGS.wechat_token, SETTINGS.wechat_appid,
-                       openid="o_fault_redis_probe")
+    probe = WeChatUser(
+        stack.web + "/wechat", SETTINGS.wechat_token, SETTINGS.wechat_appid, openid="o_fault_redis_probe"
+    )
     replies = []
 
     def inject():
@@ -299,8 +347,9 @@ def test_a_killed_redis_keeps_messages_and_answers_them_after_restart(stack):
     answers = _pushed(stack, probe.openid, 1, 40)
     assert len(answers) == 1 and answers[0]["content"] != HELD_FOR_LATER, answers
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
-        assert session.scalars(select(ConversationMessage.status).where(
-            ConversationMessage.openid == probe.openid)).all() == ["relayed"]
+        assert session.scalars(
+            select(ConversationMessage.status).where(ConversationMessage.openid == probe.openid)
+        ).all() == ["relayed"]
     assert_answered_once(stack, result)
     assert restarts(stack, "redis") >= 1
     wait_ready(stack)
@@ -320,16 +369,22 @@ def test_a_killed_rasa_gives_a_fallback_and_tells_an_officer(stack):
     result = crowd_during(stack, lambda: pids.append(stack.kill("rasa")), after_s=5, settle_s=15)
     assert_answered_once(stack, result)
     replies = [m.answer for m in result.messages] + [
-        m["content"] for m in requests.get(f"{stack.wechat_api}/_emulator/messages", timeout=5).json()
-        if m["touser"].startswith(result.messages[0].openid.rsplit("_", 2)[0])]
+        m["content"]
+        for m in requests.get(f"{stack.wechat_api}/_emulator/messages", timeout=5).json()
+        if m["touser"].startswith(result.messages[0].openid.rsplit("_", 2)[0])
+    ]
     assert BOT_UNAVAILABLE in replies
     deadline = time.monotonic() + 30
     while True:  # every hand-off it opened is put before an officer in WeCom
         with unit_of_work(stack.env["DATABASE_URL"]) as session:
-            hand_offs = session.scalars(select(HandOff.id).where(HandOff.reason == "bot_unavailable",
-                                                                 HandOff.id > before)).all()
-            sent = set(session.scalars(select(OfficerNotice.hand_off_id).where(
-                OfficerNotice.kind == "new", OfficerNotice.status == "sent")).all())
+            hand_offs = session.scalars(
+                select(HandOff.id).where(HandOff.reason == "bot_unavailable", HandOff.id > before)
+            ).all()
+            sent = set(
+                session.scalars(
+                    select(OfficerNotice.hand_off_id).where(OfficerNotice.kind == "new", OfficerNotice.status == "sent")
+                ).all()
+            )
         if hand_offs and set(hand_offs) <= sent or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -348,6 +403,5 @@ def _pushed(stack, openid: str, at_least: int, timeout: float) -> list[dict]:
         got = requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid}, timeout=5).json()
         if len(got) >= at_least or time.monotonic() > deadline:
             time.sleep(2)
-            return requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid},
-                                timeout=5).json()
+            return requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid}, timeout=5).json()
         time.sleep(0.3)

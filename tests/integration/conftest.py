@@ -1,5 +1,6 @@
 """The whole stack, started by the same launcher as `make run`, on free ports
 (see `sunshine.local_stack`)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """The trained assistant: its data is valid, its test stories pass, it
 understands held-out customer messages, and a customer applies for a loan
 through /wechat from greeting to a submitted application."""
+
 from __future__ import annotations
 
 import re
@@ -30,29 +31,68 @@ KNOWN_WARNING = "duplicated intents have been found across multiple domain files
 
 @pytest.mark.no_database
 def test_rasa_data_validate_is_clean():
-    result = subprocess.run([RASA, "data", "validate", "--domain", "bot/domain.yml", "--data", "bot/data", "nlu_data",
-                             "--config", "bot/config.yml"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            RASA,
+            "data",
+            "validate",
+            "--domain",
+            "bot/domain.yml",
+            "--data",
+            "bot/data",
+            "nlu_data",
+            "--config",
+            "bot/config.yml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    warnings = [line for line in (result.stdout + result.stderr).splitlines()
-                if "UserWarning" in line and KNOWN_WARNING not in line]
+    warnings = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if "UserWarning" in line and KNOWN_WARNING not in line
+    ]
     assert warnings == []
     assert "No story structure conflicts found" in result.stdout + result.stderr
 
 
 @pytest.mark.no_database
 def test_the_test_stories_pass(tmp_path):
-    result = subprocess.run([RASA, "test", "core", "--model", str(MODEL), "--stories", "tests/stories",
-                             "--fail-on-prediction-errors", "--out", str(tmp_path), "--no-plot"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            RASA,
+            "test",
+            "core",
+            "--model",
+            str(MODEL),
+            "--stories",
+            "tests/stories",
+            "--fail-on-prediction-errors",
+            "--out",
+            str(tmp_path),
+            "--no-plot",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     failed = tmp_path / "failed_test_stories.yml"
-    assert result.returncode == 0, (failed.read_text(encoding="utf-8") if failed.exists() else "") + result.stderr[-3000:]
+    assert result.returncode == 0, (failed.read_text(encoding="utf-8") if failed.exists() else "") + result.stderr[
+        -3000:
+    ]
 
 
 def _label(parsed: dict) -> str:
     """The intent, or for the faq retrieval intent the full faq/<name>."""
     intent = parsed["intent"]["name"]
     if intent == "faq":
-        return parsed.get("response_selector", {}).get("faq", {}).get("response", {}).get("intent_response_key") or intent
+        return (
+            parsed.get("response_selector", {}).get("faq", {}).get("response", {}).get("intent_response_key") or intent
+        )
     return intent
 
 
@@ -102,7 +142,8 @@ def test_a_customer_applies_through_wechat_from_greeting_to_submission(stack):
         assert chen is not None and chen.name == "陈立新"
         apps = session.scalars(select(LoanApplication).where(LoanApplication.customer_id == chen.id)).all()
         assert [(a.product_code, a.amount, a.term_months, a.purpose, a.status) for a in apps] == [
-            ("sunshine_e_loan", 50000, 12, "买化肥种子", "awaiting_authorization")]
+            ("sunshine_e_loan", 50000, 12, "买化肥种子", "awaiting_authorization")
+        ]
         assert session.scalars(select(Authorization).where(Authorization.customer_id == chen.id)).first() is not None
     assert re.search(r"/auth/[A-Za-z0-9_-]{20,}", said["确认"]), said["确认"]
 
@@ -144,8 +185,15 @@ def test_amounts_as_customers_say_them_are_read_whole(stack):
     assert wrong == []
 
 
-@pytest.mark.parametrize("text, intent", [("俺想借点钱", "apply_loan"), ("利息咋算", "ask_interest_rate"),
-                                          ("贷款咋还", "ask_repayment"), ("我想代款5万", "apply_loan")])
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        ("俺想借点钱", "apply_loan"),
+        ("利息咋算", "ask_interest_rate"),
+        ("贷款咋还", "ask_repayment"),
+        ("我想代款5万", "apply_loan"),
+    ],
+)
 def test_colloquial_examples_from_the_issue(stack, text, intent):
     parsed = requests.post(stack.rasa + "/model/parse", json={"text": text}, timeout=30).json()
     assert parsed["intent"]["name"] == intent, parsed["intent"]

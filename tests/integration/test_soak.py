@@ -1,4 +1,5 @@
 """`make soak` in small: a few seconds of the crowd against the integration stack."""
+
 from bench import soak
 
 

@@ -1,4 +1,5 @@
 """Through the real processes: WeChat -> /wechat -> worker -> Rasa -> actions -> database."""
+
 from __future__ import annotations
 
 import re
@@ -67,8 +68,9 @@ def test_hand_off_switches_the_customer_to_the_officer_and_back(stack):
     assert converse(stack, "o_demo_zhaoxiaojun", "我想问问30万能批不", max_wait_s=4) == [PASSED_TO_OFFICER]
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         hand_off = session.get(HandOff, hand_off.id)
-        kept = session.scalars(select(ConversationMessage.body).where(
-            ConversationMessage.hand_off_id == hand_off.id)).all()
+        kept = session.scalars(
+            select(ConversationMessage.body).where(ConversationMessage.hand_off_id == hand_off.id)
+        ).all()
         assert kept == ["我想问问30万能批不"]
         close_hand_off(session, hand_off, "officer:officer01")
     answers = converse(stack, "o_demo_zhaoxiaojun", "你好")
@@ -76,10 +78,11 @@ def test_hand_off_switches_the_customer_to_the_officer_and_back(stack):
 
 
 def test_authorization_link_and_qr_png(stack):
-    with unit_of_work(stack.env["DATABASE_URL"]) as session:      # 钱玉梅 has applied for 公e贷
+    with unit_of_work(stack.env["DATABASE_URL"]) as session:  # 钱玉梅 has applied for 公e贷
         qian = by_openid(session, "o_demo_qianyumei")
         Applications(stack.env["SECRET_KEY"], notify=lambda *_: None).apply(
-            session, qian.id, "civil_servant_e_loan", 100000, 12, "stack-test", purpose="装修房子")
+            session, qian.id, "civil_servant_e_loan", 100000, 12, "stack-test", purpose="装修房子"
+        )
     answers = "".join(converse(stack, "o_demo_qianyumei", "征信授权怎么弄"))
     token = re.search(r"/auth/([A-Za-z0-9_-]{20,})", answers)
     assert token, answers
@@ -94,9 +97,24 @@ def test_authorization_link_and_qr_png(stack):
 
 def test_make_chat_scripted(stack):
     result = subprocess.run(
-        [sys.executable, "-m", "emulators.wechat.chat", "--url", stack.web + "/wechat", "--api-base", stack.wechat_api,
-         "--openid", "o_demo_zhangjianguo"],
-        input="你好\n我想贷款\n", capture_output=True, text=True, env=stack.env, cwd=ROOT, timeout=90)
+        [
+            sys.executable,
+            "-m",
+            "emulators.wechat.chat",
+            "--url",
+            stack.web + "/wechat",
+            "--api-base",
+            stack.wechat_api,
+            "--openid",
+            "o_demo_zhangjianguo",
+        ],
+        input="你好\n我想贷款\n",
+        capture_output=True,
+        text=True,
+        env=stack.env,
+        cwd=ROOT,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr
     bank_lines = [line for line in result.stdout.splitlines() if line.startswith("银行") and CJK.search(line)]
     assert len(bank_lines) >= 2, result.stdout

@@ -16,6 +16,7 @@
   `rasa train` and in `rasa run`; otherwise DIET cannot learn the entity and
   Rasa warns "Misaligned entity".
 """
+
 from __future__ import annotations
 
 import re
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.no_database  # files only
 def _load(path: Path | list[Path]):
     """One file, a list of files, or every *.yml of a folder (not the jieba dictionary)."""
     from rasa.shared.nlu.training_data.loading import load_data
+
     files = path if isinstance(path, list) else sorted(path.glob("*.yml")) if path.is_dir() else [path]
     first, *rest = [load_data(str(f)) for f in files]
     return first.merge(*rest)
@@ -86,8 +88,7 @@ def test_no_test_text_in_training(which, train, request):
 def closest_heldout(text: str, heldout) -> tuple[float, str]:
     """(similarity, text) of the held-out example closest to `text`, by difflib's ratio."""
     norm = _norm(text)
-    return max((SequenceMatcher(None, norm, _norm(m.get("text"))).ratio(), m.get("text"))
-               for m in _examples(heldout))
+    return max((SequenceMatcher(None, norm, _norm(m.get("text"))).ratio(), m.get("text")) for m in _examples(heldout))
 
 
 def test_weak_spot_examples_are_not_close_to_heldout(heldout):
@@ -102,8 +103,11 @@ def _written_examples(folder: Path) -> list[str]:
     for path in sorted(folder.glob("*.yml")):
         for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
             if "intent" in item:
-                texts += [re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line.strip()[2:])
-                          for line in item["examples"].splitlines() if line.strip().startswith("- ")]
+                texts += [
+                    re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line.strip()[2:])
+                    for line in item["examples"].splitlines()
+                    if line.strip().startswith("- ")
+                ]
     return texts
 
 
@@ -146,7 +150,7 @@ def test_entity_values(which, request):
     data = request.getfixturevalue(which)
     bad = []
     for text, e in _entities(data):
-        raw = text[e["start"]:e["end"]]
+        raw = text[e["start"] : e["end"]]
         if e["entity"] == "amount":
             try:
                 parse_amount(raw)
@@ -168,6 +172,7 @@ def tokenizers():
     storage), and each load adds to jieba's total word frequency, which shifts a few cuts:
     with the second load, 三年期 without its own dictionary entry is one token, not 三年/期."""
     import jieba
+
     jieba.setLogLevel(60)
     made = []
     for loads in (1, 2):
@@ -189,14 +194,13 @@ def test_entities_on_token_boundaries(which, request, tokenizers):
             starts = {s for _, s, _ in tokens}
             ends = {t for _, _, t in tokens}
             if e["start"] not in starts or e["end"] not in ends:
-                bad.append((text, text[e["start"]:e["end"]], "/".join(w for w, _, _ in tokens)))
+                bad.append((text, text[e["start"] : e["end"]], "/".join(w for w, _, _ in tokens)))
     assert not bad, "\n".join(map(str, bad))
 
 
 def test_phone_regex_not_inside_id_number():
     spec = yaml.safe_load((TRAIN_DIR / "entities.yml").read_text(encoding="utf-8"))
-    regexes = {item["regex"]: item["examples"].strip().lstrip("- ").strip()
-               for item in spec["nlu"] if "regex" in item}
+    regexes = {item["regex"]: item["examples"].strip().lstrip("- ").strip() for item in spec["nlu"] if "regex" in item}
     phone = re.compile(regexes["phone"])
     id_number = re.compile(regexes["id_number"])
     assert not phone.search("我叫李秀英身份证号321322196807230021")

@@ -1,6 +1,7 @@
 """Who may call what, driven by the app's own url_map: every route is classified, so a new
 route fails here until it is; every console route refuses an anonymous caller, and every
 route about one hand-off, message or application refuses an officer it does not belong to."""
+
 from __future__ import annotations
 
 import io
@@ -18,9 +19,20 @@ from webhooks import create_app
 
 # Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py), health, the
 # spec, the login page, static files. Token routes: the token in the path is the credential.
-PUBLIC = {"wechat.verify_url", "wechat.receive", "health.healthz", "health.readyz", "health.metrics",
-          "api.openapi", "console.login", "console.login_submit", "console.logout", "console.static", "static",
-          "api.authorization_wechat_callback"}
+PUBLIC = {
+    "wechat.verify_url",
+    "wechat.receive",
+    "health.healthz",
+    "health.readyz",
+    "health.metrics",
+    "api.openapi",
+    "console.login",
+    "console.login_submit",
+    "console.logout",
+    "console.static",
+    "static",
+    "api.authorization_wechat_callback",
+}
 TOKEN = "api."
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
@@ -48,32 +60,51 @@ def others(demo_settings):
     """officer02 with a customer, an open hand-off, an undelivered message and an application
     awaiting review: objects officer01 must not reach and a supervisor may."""
     with unit_of_work(demo_settings.database_url) as s:
-        officer = Officer(username="officer02", display_name="王经理", role="officer",
-                          password_hash=generate_password_hash("sunshine-demo"))
+        officer = Officer(
+            username="officer02",
+            display_name="王经理",
+            role="officer",
+            password_hash=generate_password_hash("sunshine-demo"),
+        )
         s.add(officer)
         s.flush()
-        customer = s.scalar(select(Customer).where(Customer.wechat_openid.is_not(None),
-                                                   Customer.wechat_openid != "o_demo_zhangjianguo"))
+        customer = s.scalar(
+            select(Customer).where(Customer.wechat_openid.is_not(None), Customer.wechat_openid != "o_demo_zhangjianguo")
+        )
         customer.officer_id = officer.id
         hand_off, _ = h.request_hand_off(s, customer.wechat_openid, "customer_request")
         hand_off.officer_id, hand_off.status = officer.id, "claimed"
         message = h.officer_reply(s, hand_off, officer, "您好")
         message.status, message.errcode = "undelivered", 45015
-        application = LoanApplication(customer_id=customer.id, product_code="sunshine_e_loan", amount=50000,
-                                      term_months=12, purpose="买化肥", status="under_review", review_mode="officer",
-                                      review_deadline=utcnow() + timedelta(hours=3))
+        application = LoanApplication(
+            customer_id=customer.id,
+            product_code="sunshine_e_loan",
+            amount=50000,
+            term_months=12,
+            purpose="买化肥",
+            status="under_review",
+            review_mode="officer",
+            review_deadline=utcnow() + timedelta(hours=3),
+        )
         s.add(application)
         s.flush()
-        return {"hand_off_id": hand_off.id, "message_id": message.id, "application_id": application.id,
-                "officer_id": officer.id}
+        return {
+            "hand_off_id": hand_off.id,
+            "message_id": message.id,
+            "application_id": application.id,
+            "officer_id": officer.id,
+        }
 
 
 def state(settings) -> tuple:
     """What a refused request must not change."""
     with unit_of_work(settings.database_url) as s:
-        return (s.scalar(select(func.count(AuditEntry.id))), s.scalar(select(func.count(ConversationMessage.id))),
-                tuple(s.scalars(select(HandOff.status).order_by(HandOff.id))),
-                tuple(s.scalars(select(LoanApplication.status).order_by(LoanApplication.id))))
+        return (
+            s.scalar(select(func.count(AuditEntry.id))),
+            s.scalar(select(func.count(ConversationMessage.id))),
+            tuple(s.scalars(select(HandOff.status).order_by(HandOff.id))),
+            tuple(s.scalars(select(LoanApplication.status).order_by(LoanApplication.id))),
+        )
 
 
 def requests_for(app, values):
@@ -88,9 +119,13 @@ def requests_for(app, values):
 
 def test_every_route_is_classified(demo_settings):
     app = create_app(demo_settings)
-    unclassified = [r.rule for r in rules(app)
-                    if r.endpoint not in PUBLIC and not r.endpoint.startswith(LOGIN)
-                    and not (r.endpoint.startswith(TOKEN) and "token" in r.arguments)]
+    unclassified = [
+        r.rule
+        for r in rules(app)
+        if r.endpoint not in PUBLIC
+        and not r.endpoint.startswith(LOGIN)
+        and not (r.endpoint.startswith(TOKEN) and "token" in r.arguments)
+    ]
     assert unclassified == []
     assert sum(1 for _ in requests_for(app, dict.fromkeys(OBJECTS, 1))) >= 15
 
@@ -116,11 +151,14 @@ def test_an_officer_gets_403_on_every_route_about_another_officers_objects(make_
     for method, url, rule in requests_for(officer.application, others):
         if not set(rule.arguments) & OBJECTS:
             continue
-        resp = officer.open(url, method=method, data={"csrf": officer.csrf, "text": "hi", "decision": "approve",
-                                                      "reason": "x", "officer_id": "1"})
+        resp = officer.open(
+            url,
+            method=method,
+            data={"csrf": officer.csrf, "text": "hi", "decision": "approve", "reason": "x", "officer_id": "1"},
+        )
         assert resp.status_code == 403, (method, url, resp.status_code)
         checked.append(rule.endpoint)
-    assert len(checked) >= 10 and state(demo_settings)[1:] == before[1:]   # the login's audit entry aside
+    assert len(checked) >= 10 and state(demo_settings)[1:] == before[1:]  # the login's audit entry aside
     supervisor = log_in(make_client(), "supervisor01")
     for method, url, rule in requests_for(supervisor.application, others):
         if method == "GET" and set(rule.arguments) & OBJECTS:
@@ -159,9 +197,10 @@ def test_every_token_route_answers_an_unknown_token_with_404_and_a_message(make_
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             url = adapter.build(rule.endpoint, {"token": "x" * 32})
             if rule.endpoint == "api.authorization_face":
-                resp = client.post(url, data={"frames": (io.BytesIO(b"\xff\xd8"), "f.jpg")},
-                                   content_type="multipart/form-data")
-            else:   # a well-formed body: only the token is wrong
+                resp = client.post(
+                    url, data={"frames": (io.BytesIO(b"\xff\xd8"), "f.jpg")}, content_type="multipart/form-data"
+                )
+            else:  # a well-formed body: only the token is wrong
                 resp = client.open(url, method=method, json={"name": "张三", "id_digits": "123456", "agree": True})
             assert resp.status_code == 404, (method, rule.rule, resp.status_code)
             assert "授权码无效" in resp.data.decode()

@@ -1,5 +1,6 @@
 """`make audit`'s reading of pip-audit's report: accepted findings need a reason, anything
 else fails, and packages that could not be audited are a failure, not a clean result."""
+
 import importlib.util
 
 import pytest
@@ -26,8 +27,13 @@ def test_a_finding_fails_unless_accepted_by_id_or_alias(capsys):
 
 
 def test_packages_not_audited_fail():
-    rep = report({"name": "pkg", "version": "1.0", "skip_reason": "Dependency not found on PyPI and could not be "
-                                                                 "audited: pkg (1.0)"})
+    rep = report(
+        {
+            "name": "pkg",
+            "version": "1.0",
+            "skip_reason": "Dependency not found on PyPI and could not be " "audited: pkg (1.0)",
+        }
+    )
     [problem] = audit_report.check(rep, {})
     assert problem.startswith("1 packages not audited (Dependency not found on PyPI")
 

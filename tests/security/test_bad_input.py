@@ -1,6 +1,7 @@
 """What the fuzzers found, kept as plain regression tests: secrets compared as text of any
 script (a non-ASCII CSRF token, OAuth state or ID digits was a 500), and row ids beyond
 what the database holds (a 500 from the database driver)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -38,8 +39,10 @@ def test_non_ascii_id_digits_are_a_failed_attempt(make_client, demo_settings, ap
     client = make_client()
     with client.session_transaction() as session:
         session["wechat_openid"] = "o_demo_zhangjianguo"
-    resp = client.post(f"/api/authorizations/{tokens['applicant']}/identity",
-                       json={"name": names["applicant"], "id_digits": "一二三四五六"})
+    resp = client.post(
+        f"/api/authorizations/{tokens['applicant']}/identity",
+        json={"name": names["applicant"], "id_digits": "一二三四五六"},
+    )
     assert resp.status_code == 422 and resp.json["attempts_left"] == 4
     with unit_of_work(demo_settings.database_url) as s:
         assert s.scalar(select(Authorization.attempts).where(Authorization.party_role == "applicant")) == 1
@@ -47,8 +50,11 @@ def test_non_ascii_id_digits_are_a_failed_attempt(make_client, demo_settings, ap
 
 def test_ids_beyond_the_database_s_integers_are_404(make_client, demo_settings):
     officer = log_in(make_client(), "officer01")
-    for url in ("/console/hand-offs/9223372036854775808", "/api/console/hand-offs/2147483648/messages",
-                "/console/applications/99999999999"):
+    for url in (
+        "/console/hand-offs/9223372036854775808",
+        "/api/console/hand-offs/2147483648/messages",
+        "/console/applications/99999999999",
+    ):
         assert officer.get(url).status_code == 404, url
     resp = officer.post("/api/console/hand-offs/9223372036854775808/replies", data={"text": "x", "csrf": officer.csrf})
     assert resp.status_code == 404 and resp.json["message"]

@@ -1,5 +1,6 @@
 """Security headers on every page and API answer, a CSP the pages keep to (no inline script
 without this response's nonce, no inline event handlers), and the session cookie's flags."""
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,7 @@ def check_page(resp) -> None:
     nonce = re.search(r"'nonce-([^']+)'", csp["script-src"]).group(1)
     for tag in re.findall(r"<script[^>]*>", resp.data.decode()):
         assert f'nonce="{nonce}"' in tag or re.search(r'src="/[^/]', tag), tag
-    assert not re.search(r"\son[a-z]+=", resp.data.decode())         # no inline event handlers
+    assert not re.search(r"\son[a-z]+=", resp.data.decode())  # no inline event handlers
     assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Referrer-Policy"] == "same-origin"
 
@@ -47,7 +48,7 @@ def test_pages_carry_a_csp_their_scripts_keep_to(make_client, demo_settings):
     assert "<script nonce=" in first.data.decode() and csp_of(first)["script-src"] != csp_of(second)["script-src"]
     assert "mediastream:" in csp_of(first)["media-src"] and csp_of(first)["connect-src"] == "'self'"
     check_page(log_in(make_client(), "officer01").get("/console"))
-    check_page(log_in(make_client(), "supervisor01").get("/console"))   # with the officer filter
+    check_page(log_in(make_client(), "supervisor01").get("/console"))  # with the officer filter
 
 
 def test_no_template_uses_inline_handlers_or_a_script_without_the_nonce():
@@ -60,10 +61,14 @@ def test_no_template_uses_inline_handlers_or_a_script_without_the_nonce():
 
 def test_api_answers_and_errors_are_not_sniffable_and_not_html(make_client):
     client = make_client()
-    for resp in (client.get("/api/openapi.json"), client.get("/api/authorizations/nope"), client.get("/healthz"),
-                 client.get("/api/console/queue")):
+    for resp in (
+        client.get("/api/openapi.json"),
+        client.get("/api/authorizations/nope"),
+        client.get("/healthz"),
+        client.get("/api/console/queue"),
+    ):
         assert resp.headers["X-Content-Type-Options"] == "nosniff" and resp.mimetype == "application/json"
-        assert "Strict-Transport-Security" not in resp.headers          # plain http: no HSTS
+        assert "Strict-Transport-Security" not in resp.headers  # plain http: no HSTS
 
 
 def test_over_https_hsts_and_a_secure_session_cookie(make_client, demo_settings):
@@ -77,5 +82,6 @@ def test_over_https_hsts_and_a_secure_session_cookie(make_client, demo_settings)
     # behind a trusted proxy that terminates TLS
     proxied = make_client(trusted_proxies=1).get("/healthz", headers={"X-Forwarded-Proto": "https"})
     assert proxied.headers["Strict-Transport-Security"] == "max-age=31536000"
-    assert "Strict-Transport-Security" not in make_client().get("/healthz", headers={"X-Forwarded-Proto": "https"}
-                                                                 ).headers
+    assert (
+        "Strict-Transport-Security" not in make_client().get("/healthz", headers={"X-Forwarded-Proto": "https"}).headers
+    )

@@ -1,5 +1,6 @@
 """Rate limits (sunshine.ratelimit, in Redis): console logins, face uploads and look-ups of
 unknown authorization tokens, each answered with 429, a Chinese message and Retry-After."""
+
 from __future__ import annotations
 
 import io
@@ -35,7 +36,7 @@ def test_the_limiter_counts_per_client_and_window(redis_url):
     assert [limiter.hit(limit, "a") for _ in range(3)] == [0, 0, 0]
     wait = limiter.hit(limit, "a")
     assert 1 <= wait <= 60 and limiter.retry_after(limit, "a") == wait
-    assert limiter.retry_after(limit, "b") == 0     # another client
+    assert limiter.retry_after(limit, "b") == 0  # another client
     limiter.clear(limit, "a")
     assert limiter.retry_after(limit, "a") == 0
 
@@ -59,7 +60,7 @@ def test_a_client_guessing_tokens_is_stopped_even_for_a_real_token_others_are_no
     assert resp.status_code == 429 and resp.json["message"] == TOKEN_LOOKUPS.message
     # a client that only opened its own link is not affected, and neither is the token
     assert from_ip(make_client(), "203.0.113.9").get(f"/api/authorizations/{token}").status_code == 200
-    with unit_of_work(demo_settings.database_url) as s:   # the blocked POST reached nothing
+    with unit_of_work(demo_settings.database_url) as s:  # the blocked POST reached nothing
         assert s.scalar(select(func.count(ConsentEvidence.id))) == 0
 
 
@@ -78,7 +79,7 @@ def test_face_uploads_are_limited_per_client(make_client, demo_settings):
     token = a_token(demo_settings)
     client = from_ip(make_client(), "198.51.100.20")
     url = f"/api/authorizations/{token}/face"
-    for _ in range(FACE_ATTEMPTS.limit):   # out of order (no identity yet): refused, but counted
+    for _ in range(FACE_ATTEMPTS.limit):  # out of order (no identity yet): refused, but counted
         resp = client.post(url, data={"frames": (io.BytesIO(b"x"), "f.jpg")}, content_type="multipart/form-data")
         assert resp.status_code == 409
     resp = client.post(url, data={"frames": (io.BytesIO(b"x"), "f.jpg")}, content_type="multipart/form-data")
@@ -95,13 +96,17 @@ def test_wrong_passwords_from_one_address_across_user_names_are_stopped(make_cli
 
     for i in range(LOGIN_FAILURES_BY_CLIENT.limit):
         assert attempt(f"user{i}", "guess").status_code == 401
-    resp = attempt("officer01", "sunshine-demo")     # even the right password, from this address
+    resp = attempt("officer01", "sunshine-demo")  # even the right password, from this address
     assert resp.status_code == 429 and "登录失败次数太多" in resp.data.decode()
     assert 1 <= int(resp.headers["Retry-After"]) <= LOGIN_FAILURES_BY_CLIENT.window_s
     other = from_ip(make_client(), "203.0.113.30")
     token = csrf_of(other.get("/console/login").data)
-    assert other.post("/console/login", data={"username": "officer01", "password": "sunshine-demo",
-                                              "csrf": token}).status_code == 302
+    assert (
+        other.post(
+            "/console/login", data={"username": "officer01", "password": "sunshine-demo", "csrf": token}
+        ).status_code
+        == 302
+    )
     with unit_of_work(demo_settings.database_url) as s:
         assert s.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action == "console.login")) == 1
 

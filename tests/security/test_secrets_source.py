@@ -1,5 +1,6 @@
 """Secrets come only from settings: no code outside sunshine/settings.py reads them from the
 environment (the launcher only hands its environment to the processes it starts)."""
+
 import re
 
 from sunshine.settings import ROOT
@@ -11,8 +12,11 @@ SECRET_WORDS = re.compile(r"SECRET|TOKEN|KEY|PASSWORD|AES", re.I)
 
 
 def project_files():
-    folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in
-               ("var", "tests", "node_modules")]
+    folders = [
+        d
+        for d in ROOT.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and d.name not in ("var", "tests", "node_modules")
+    ]
     for path in [p for d in folders for p in d.rglob("*.py")]:
         yield path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8")
 

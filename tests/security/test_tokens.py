@@ -1,5 +1,6 @@
 """Authorization tokens: unguessable, kept only as a hash, bound to one party's request,
 and used up by consent (auth_flow.service and the H5 API)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,12 @@ def test_tokens_are_random_192_bit_and_only_their_hash_is_stored(demo_settings):
         counts = Counter("".join(tokens))
         assert len(counts) == 64 and max(counts.values()) < 3 * 300 * 32 / 64
         assert all(i.authorization.token_hash == hashlib.sha256(i.token.encode()).hexdigest() for i in issued)
-        dump = " ".join(str(v) for table in Base.metadata.sorted_tables
-                        for row in s.execute(text(f"SELECT * FROM {table.name}")) for v in row)  # noqa: S608  our tables
+        dump = " ".join(
+            str(v)
+            for table in Base.metadata.sorted_tables
+            for row in s.execute(text(f"SELECT * FROM {table.name}"))
+            for v in row
+        )  # noqa: S608  our tables
     assert not any(t in dump for t in tokens)
 
 
@@ -42,15 +47,20 @@ def test_progress_belongs_to_the_request_not_to_the_browser(make_client, demo_se
     with unit_of_work(demo_settings.database_url) as s:
         digits = id_digits(s, tokens["applicant"])
     base = "/api/authorizations/{}".format
-    resp = client.post(f"{base(tokens['applicant'])}/identity", json={"name": names["applicant"], "id_digits": digits,
-                                                                      "party_role": "spouse", "application_id": 1})
+    resp = client.post(
+        f"{base(tokens['applicant'])}/identity",
+        json={"name": names["applicant"], "id_digits": digits, "party_role": "spouse", "application_id": 1},
+    )
     assert resp.json["ok"]
     # the same browser, the spouse's link: identity passed for the applicant does not carry over
     resp = client.post(f"{base(tokens['spouse'])}/biometric-consent", json={"agree": True})
     assert resp.status_code == 409
-    assert client.get(base(tokens["spouse"])).json["steps"] == {"identity": False, "biometric_consent": False,
-                                                                "face": False}
-    with unit_of_work(demo_settings.database_url) as s:   # extra fields in the body changed nothing
+    assert client.get(base(tokens["spouse"])).json["steps"] == {
+        "identity": False,
+        "biometric_consent": False,
+        "face": False,
+    }
+    with unit_of_work(demo_settings.database_url) as s:  # extra fields in the body changed nothing
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "applicant"))
         assert auth.party_role == "applicant" and auth.party_name == names["applicant"]
 
@@ -63,8 +73,9 @@ def test_a_used_token_opens_nothing_any_more(make_client, demo_settings, applica
     base = f"/api/authorizations/{tokens['spouse']}"
     for step in STEPS:
         if step == "face":
-            resp = client.post(f"{base}/face", data={"frames": (io.BytesIO(b"x"), "f.jpg")},
-                               content_type="multipart/form-data")
+            resp = client.post(
+                f"{base}/face", data={"frames": (io.BytesIO(b"x"), "f.jpg")}, content_type="multipart/form-data"
+            )
         else:
             resp = client.post(f"{base}/{step}", json={"agree": True, "name": "x", "id_digits": "123456"})
         assert resp.status_code == 404 and "已使用" in resp.json["message"], step

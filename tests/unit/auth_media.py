@@ -1,4 +1,5 @@
 """Face images and camera frames for the authorization tests, from ../shared/testdata/faces/."""
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,11 @@ def photo_held_up(data: bytes, n: int = 6, seed: int = 0) -> list[bytes]:
     img = Image.open(io.BytesIO(data)).convert("RGB")
     out = []
     for _ in range(n):
-        h = np.eye(3) + np.r_[rng.uniform(-0.08, 0.08, 6), rng.uniform(-2e-4, 2e-4, 2), 0].reshape(3, 3) \
-            * [[1, 1, 40], [1, 1, 40], [1, 1, 0]]
+        h = np.eye(3) + np.r_[rng.uniform(-0.08, 0.08, 6), rng.uniform(-2e-4, 2e-4, 2), 0].reshape(3, 3) * [
+            [1, 1, 40],
+            [1, 1, 40],
+            [1, 1, 0],
+        ]
         inv = np.linalg.inv(h)
         inv /= inv[2, 2]
         out.append(jpeg(img.transform(img.size, Image.PERSPECTIVE, tuple(inv.flatten()[:8]), Image.BILINEAR)))

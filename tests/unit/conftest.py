@@ -1,4 +1,5 @@
 """Fixtures of the unit tests: the action server's environment."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Helpers for the lending tests: a service with a recording notifier and a fixed clock,
 credit reports from the bureau emulator's generator, and small village files."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -36,8 +37,9 @@ def person_id(birth: str, risk_digit: int = 1, seq: int = 1) -> str:
 
 
 def report(id_number: str, name: str = "某人") -> CreditReport:
-    return CreditReport.from_json({"report_id": f"R{id_number[-6:]}", "issued_at": "2026-12-01T10:00:00+08:00",
-                                   **build_report(id_number, name)})
+    return CreditReport.from_json(
+        {"report_id": f"R{id_number[-6:]}", "issued_at": "2026-12-01T10:00:00+08:00", **build_report(id_number, name)}
+    )
 
 
 def import_village(session, tmp_path, rows: list[str], name: str = "village.csv"):

@@ -3,6 +3,7 @@
 Each test builds a rasa-sdk Tracker the way the action server does (from the
 tracker dump Rasa sends) and runs the action with a CollectingDispatcher.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -16,8 +17,7 @@ from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
 from sunshine.db import unit_of_work
 from sunshine.models import CreditLine, Customer, HandOff, LoanApplication
-from tests.unit.bot_trackers import (DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run,
-                                    user_event)
+from tests.unit.bot_trackers import DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run, user_event
 
 
 def test_the_action_server_registers_exactly_the_domain_actions():
@@ -30,6 +30,7 @@ def test_the_action_server_registers_exactly_the_domain_actions():
 
 # --- action_credit_line -----------------------------------------------------
 
+
 def test_credit_line_answers_with_the_line_from_the_database(bank_env):
     text, events = run(ActionCreditLine(), make_tracker(DEMO_OPENID, user_event("我能贷多少", "ask_credit_line")))
 
@@ -38,8 +39,8 @@ def test_credit_line_answers_with_the_line_from_the_database(bank_env):
     assert "20万元" in text
     assert "2027年12月31日" in text
     assert "阳光e贷" in text and "富农担保贷" in text
-    assert "商e贷" not in text and "公e贷" not in text       # not for farmers
-    assert "3212**********0119" in text                      # masked ID
+    assert "商e贷" not in text and "公e贷" not in text  # not for farmers
+    assert "3212**********0119" in text  # masked ID
     assert "321283197503120119" not in text
     assert events == []
 
@@ -57,12 +58,15 @@ def test_credit_line_follows_the_database_not_a_template(bank_env):
 
 
 def test_credit_line_compares_the_amount_asked_for(bank_env):
-    within = make_tracker(DEMO_OPENID, user_event("我想贷5万", "apply_loan", [entity("amount", "5万")]),
-                          slots={"amount": "5万"})
-    above = make_tracker(DEMO_OPENID, user_event("想借三十万", "apply_loan", [entity("amount", "三十万")]),
-                         slots={"amount": "三十万"})
-    garbled = make_tracker(DEMO_OPENID, user_event("借好多钱", "apply_loan", [entity("amount", "好多钱")]),
-                           slots={"amount": "好多钱"})
+    within = make_tracker(
+        DEMO_OPENID, user_event("我想贷5万", "apply_loan", [entity("amount", "5万")]), slots={"amount": "5万"}
+    )
+    above = make_tracker(
+        DEMO_OPENID, user_event("想借三十万", "apply_loan", [entity("amount", "三十万")]), slots={"amount": "三十万"}
+    )
+    garbled = make_tracker(
+        DEMO_OPENID, user_event("借好多钱", "apply_loan", [entity("amount", "好多钱")]), slots={"amount": "好多钱"}
+    )
 
     assert "您想借5万元，在可用额度以内" in run(ActionCreditLine(), within)[0]
     text, _ = run(ActionCreditLine(), above)
@@ -72,15 +76,18 @@ def test_credit_line_compares_the_amount_asked_for(bank_env):
 
 def test_credit_line_reads_an_amount_glued_to_the_next_word(bank_env):
     # jieba may cut 借5万买化肥 as 5 / 万买, so the entity can carry a stray character.
-    tracker = make_tracker(DEMO_OPENID, user_event("借5万买化肥", "apply_loan", [entity("amount", "5万买")]),
-                           slots={"amount": "5万买"})
+    tracker = make_tracker(
+        DEMO_OPENID, user_event("借5万买化肥", "apply_loan", [entity("amount", "5万买")]), slots={"amount": "5万买"}
+    )
     assert "您想借5万元，在可用额度以内" in run(ActionCreditLine(), tracker)[0]
 
 
 def test_credit_line_reads_an_amount_split_into_pieces(bank_env):
-    tracker = make_tracker(DEMO_OPENID, user_event("想借2.5万", "apply_loan",
-                                                   [entity("amount", "2"), entity("amount", "5万")]),
-                           slots={"amount": "2"})
+    tracker = make_tracker(
+        DEMO_OPENID,
+        user_event("想借2.5万", "apply_loan", [entity("amount", "2"), entity("amount", "5万")]),
+        slots={"amount": "2"},
+    )
     assert "您想借2.5万元" in run(ActionCreditLine(), tracker)[0]
 
 
@@ -90,12 +97,13 @@ def test_credit_line_for_an_unknown_customer_is_honest(bank_env):
     assert "没查到您微信绑定的客户信息" in text
     assert "姓名和身份证号一起发给我" in text
     assert "转人工" in text
-    assert "万元" not in text              # no line shown, none invented
+    assert "万元" not in text  # no line shown, none invented
 
 
 def test_unknown_customer_giving_only_an_id_number_is_not_looked_up(bank_env):
-    tracker = make_tracker(UNKNOWN_OPENID, user_event("身份证321283197503120119", "inform",
-                                                      [entity("id_number", "321283197503120119")]))
+    tracker = make_tracker(
+        UNKNOWN_OPENID, user_event("身份证321283197503120119", "inform", [entity("id_number", "321283197503120119")])
+    )
     text, _ = run(ActionCreditLine(), tracker)
 
     assert "请把姓名也告诉我" in text
@@ -113,8 +121,10 @@ def test_unknown_customer_giving_name_and_id_number_is_identified_and_told_the_l
 
 
 def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env):
-    for said, why in (("张建国 321283197503120119", "绑定了另一个微信号"),     # bound to DEMO_OPENID
-                      ("王五 321283196802010556", "对不上")):
+    for said, why in (
+        ("张建国 321283197503120119", "绑定了另一个微信号"),  # bound to DEMO_OPENID
+        ("王五 321283196802010556", "对不上"),
+    ):
         text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
         assert why in text and "万元" not in text, said
     with unit_of_work(bank_env) as session:
@@ -122,8 +132,11 @@ def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env
 
 
 def test_unknown_customer_with_a_customer_type_gets_fitting_products(bank_env):
-    tracker = make_tracker(UNKNOWN_OPENID, user_event("我是开店的", "inform", [entity("customer_type", "merchant", "开店")]),
-                           slots={"customer_type": "merchant"})
+    tracker = make_tracker(
+        UNKNOWN_OPENID,
+        user_event("我是开店的", "inform", [entity("customer_type", "merchant", "开店")]),
+        slots={"customer_type": "merchant"},
+    )
     text, _ = run(ActionCreditLine(), tracker)
 
     assert "个体工商户可以了解：商e贷、富农担保贷" in text
@@ -142,16 +155,19 @@ def test_credit_line_when_the_line_has_expired(bank_env):
 
 # --- action_hand_off ----------------------------------------------------------
 
+
 def hand_offs(url: str, openid: str) -> list[HandOff]:
     with unit_of_work(url) as session:
         return list(session.scalars(select(HandOff).where(HandOff.openid == openid)))
 
 
 def test_hand_off_is_recorded_once_and_the_customer_told_who_answers(bank_env):
-    tracker = make_tracker(DEMO_OPENID,
-                           user_event("我身份证321283197503120119想借钱", "apply_loan"),
-                           user_event("转人工", "request_human"),
-                           slots={"amount": "5万"})
+    tracker = make_tracker(
+        DEMO_OPENID,
+        user_event("我身份证321283197503120119想借钱", "apply_loan"),
+        user_event("转人工", "request_human"),
+        slots={"amount": "5万"},
+    )
 
     first, _ = run(ActionHandOff(), tracker)
     second, _ = run(ActionHandOff(), tracker)
@@ -159,7 +175,7 @@ def test_hand_off_is_recorded_once_and_the_customer_told_who_answers(bank_env):
     rows = hand_offs(bank_env, DEMO_OPENID)
     assert len(rows) == 1
     assert rows[0].reason == "customer_request"
-    assert rows[0].officer_id is not None                     # the customer's own officer
+    assert rows[0].officer_id is not None  # the customer's own officer
     assert rows[0].status == "open"
     assert "客户经理李经理" in first and "30分钟内" in first
     assert "已经在帮您联系" in second
@@ -167,7 +183,7 @@ def test_hand_off_is_recorded_once_and_the_customer_told_who_answers(bank_env):
     assert summary["last_intent"] == "request_human"
     assert summary["slots"] == {"amount": "5万"}
     assert summary["recent_messages"][-1] == "转人工"
-    assert "321283197503120119" not in str(summary)          # personal numbers masked
+    assert "321283197503120119" not in str(summary)  # personal numbers masked
     assert "3212**********0119" in summary["recent_messages"][0]
 
 
@@ -178,7 +194,7 @@ def test_hand_off_after_not_understanding(bank_env):
 
     rows = hand_offs(bank_env, UNKNOWN_OPENID)
     assert [r.reason for r in rows] == ["not_understood"]
-    assert rows[0].customer_id is None                         # unknown: the branch queue
+    assert rows[0].customer_id is None  # unknown: the branch queue
     assert "没能弄明白" in text and "客户经理" in text
 
 
@@ -192,16 +208,22 @@ def after(answer: str, *turns: dict):
 def test_the_dialogue_fallback_asks_to_rephrase_first(bank_env):
     first = make_tracker(UNKNOWN_OPENID, user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
     assert "没太听明白" in run(ActionDefaultFallback(), first)[0]
-    after_an_answer = after("action_credit_line", user_event("我能贷多少", "ask_credit_line"),
-                            user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
+    after_an_answer = after(
+        "action_credit_line",
+        user_event("我能贷多少", "ask_credit_line"),
+        user_event("就是那个嘛你懂的", "affirm", confidence=0.67),
+    )
     assert "没太听明白" in run(ActionDefaultFallback(), after_an_answer)[0]
     assert hand_offs(bank_env, UNKNOWN_OPENID) == []
 
 
 def test_not_understood_twice_in_a_row_of_either_kind_hands_off(bank_env):
     for first_answer in ("utter_default", "action_default_fallback"):
-        tracker = after(first_answer, user_event("嗯那个啥俺家那个", "nlu_fallback", confidence=0.3),
-                        user_event("就是那个嘛你懂的", "affirm", confidence=0.67))
+        tracker = after(
+            first_answer,
+            user_event("嗯那个啥俺家那个", "nlu_fallback", confidence=0.3),
+            user_event("就是那个嘛你懂的", "affirm", confidence=0.67),
+        )
         text, _ = run(ActionDefaultFallback(), tracker)
         assert "没能弄明白" in text or "已经在帮您联系" in text, first_answer
     assert [r.reason for r in hand_offs(bank_env, UNKNOWN_OPENID)] == ["not_understood"]
@@ -219,6 +241,7 @@ def test_an_upset_customer_is_handed_off_first_in_the_queue(bank_env):
 
 # --- products, rates, application status ---------------------------------------
 
+
 def test_products_for_a_known_farmer_come_from_the_catalogue(bank_env):
     text, _ = run(ActionProducts(), make_tracker(DEMO_OPENID, user_event("有啥贷款", "ask_products")))
 
@@ -228,8 +251,10 @@ def test_products_for_a_known_farmer_come_from_the_catalogue(bank_env):
 
 
 def test_one_named_product_in_detail(bank_env):
-    tracker = make_tracker(UNKNOWN_OPENID, user_event("富农担保贷要啥条件", "ask_products",
-                                                      [entity("product", "guaranteed_farm_loan", "富农担保贷")]))
+    tracker = make_tracker(
+        UNKNOWN_OPENID,
+        user_event("富农担保贷要啥条件", "ask_products", [entity("product", "guaranteed_farm_loan", "富农担保贷")]),
+    )
     text, _ = run(ActionProducts(), tracker)
 
     assert text.startswith("富农担保贷：")
@@ -237,8 +262,11 @@ def test_one_named_product_in_detail(bank_env):
 
 
 def test_interest_rate_with_the_amount_asked_about(bank_env):
-    tracker = make_tracker(DEMO_OPENID, user_event("借5万利息多少", "ask_interest_rate", [entity("amount", "5万")]),
-                           slots={"amount": "5万"})
+    tracker = make_tracker(
+        DEMO_OPENID,
+        user_event("借5万利息多少", "ask_interest_rate", [entity("amount", "5万")]),
+        slots={"amount": "5万"},
+    )
     text, _ = run(ActionInterestRate(), tracker)
 
     assert "阳光e贷：年利率4.35%" in text
@@ -251,19 +279,29 @@ def test_application_status(bank_env):
 
     with unit_of_work(bank_env) as session:
         customer = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
-        session.add(LoanApplication(customer_id=customer.id, product_code="sunshine_e_loan", amount=50_000,
-                                    term_months=12, purpose="买化肥", status="submitted"))
+        session.add(
+            LoanApplication(
+                customer_id=customer.id,
+                product_code="sunshine_e_loan",
+                amount=50_000,
+                term_months=12,
+                purpose="买化肥",
+                status="submitted",
+            )
+        )
     text, _ = run(ActionApplicationStatus(), tracker)
     assert "阳光e贷5万元（12个月），目前状态：已提交" in text
 
 
 def test_application_status_for_an_unknown_customer(bank_env):
-    text, _ = run(ActionApplicationStatus(),
-                  make_tracker(UNKNOWN_OPENID, user_event("批了没", "check_application_status")))
+    text, _ = run(
+        ActionApplicationStatus(), make_tracker(UNKNOWN_OPENID, user_event("批了没", "check_application_status"))
+    )
     assert "没查到您微信绑定的客户信息" in text
 
 
 # --- failures -----------------------------------------------------------------
+
 
 def test_a_broken_database_gets_an_apology_not_silence(bank_env, monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'not-migrated.sqlite'}")

@@ -1,6 +1,7 @@
 """auth_flow end to end on a real database: a three-party application, each party
 through identity, biometric consent, face check and consent, then the reports from
 the bureau emulator over real HTTP; and every refusal on the way."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -19,7 +20,7 @@ from emulators.bureau.api import create_app as bureau_app
 from emulators.sms.api import create_app as sms_app
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
-from sunshine.models import (Authorization, ConsentEvidence, CreditReportRecord, HandOff, LoanApplication)
+from sunshine.models import Authorization, ConsentEvidence, CreditReportRecord, HandOff, LoanApplication
 from tests.conftest import TEST_SECRET
 from tests.unit import auth_media as media
 from tests.unit.lending_helpers import service as lending_service
@@ -66,12 +67,14 @@ def application(demo_settings):
     svc, _ = lending_service()
     with unit_of_work(demo_settings.database_url) as s:
         head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
-        app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1",
-                        guarantor_id=guarantor.id)
+        app = svc.apply(
+            s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1", guarantor_id=guarantor.id
+        )
         issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
         for i in issued:
-            service.enroll_reference(s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id),
-                                     media.reference(), "officer01")
+            service.enroll_reference(
+                s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
+            )
         tokens = {i.authorization.party_role: i.token for i in issued}
         names = {i.authorization.party_role: i.authorization.party_name for i in issued}
     return app.id, tokens, names
@@ -79,9 +82,12 @@ def application(demo_settings):
 
 def id_digits(s, token):
     from sunshine.protect import unseal
+
     auth = service.find_by_token(s, token)
-    return unseal(TEST_SECRET, s.get(type(auth.party_customer_id and by_openid(s, "o_demo_zhangjianguo")),
-                                     auth.party_customer_id).id_sealed)[-6:]
+    return unseal(
+        TEST_SECRET,
+        s.get(type(auth.party_customer_id and by_openid(s, "o_demo_zhangjianguo")), auth.party_customer_id).id_sealed,
+    )[-6:]
 
 
 def authorize(url, token, name, sms, frames=None):
@@ -104,14 +110,14 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     for role in ("applicant", "spouse"):
         authorize(settings.database_url, tokens[role], names[role], sms)
         assert reports.fetch_reports(settings, app_id, applications=svc).state == "waiting"
-    assert state["queries"] == []          # nothing is queried before every party consented
+    assert state["queries"] == []  # nothing is queried before every party consented
     authorize(settings.database_url, tokens["guarantor"], names["guarantor"], sms)
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
     assert len(state["queries"]) == 3 and len({q["authorization_id"] for q in state["queries"]}) == 3
     with unit_of_work(settings.database_url) as s:
         app = s.get(LoanApplication, app_id)
-        assert app.status == "under_review" and app.review_mode == "officer"   # 担保贷: always an officer
+        assert app.status == "under_review" and app.review_mode == "officer"  # 担保贷: always an officer
         assert {r.status for r in s.scalars(select(CreditReportRecord))} == {"received"}
         records = list(evidence.export(s))
     assert evidence.verify_chain(records) == []
@@ -120,13 +126,14 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     assert all(r["face"]["decision"] == "pass" and r["face"]["distance"] <= TOL for r in consents)
     faces_ok = [r for r in records if r["event"] == "face_passed"]
     assert all(len(r["image_sha256"]) == 6 and r["client_ip"] == "10.0.0.9" for r in faces_ok)
-    with pytest.raises(service.AuthorizationError, match="已使用"):   # single use
+    with pytest.raises(service.AuthorizationError, match="已使用"):  # single use
         with unit_of_work(settings.database_url) as s:
             service.find_by_token(s, tokens["applicant"])
 
 
 def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_queried_twice(
-        demo_settings, application, bureau, sms, monkeypatch):
+    demo_settings, application, bureau, sms, monkeypatch
+):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=2)
@@ -134,6 +141,7 @@ def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_
     for role in tokens:
         authorize(settings.database_url, tokens[role], names[role], sms)
     import requests
+
     requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "count": 6, "status": 503})
     svc, _ = lending_service()
     outcome = reports.fetch_reports(settings, app_id, applications=svc)
@@ -141,13 +149,14 @@ def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_
     assert "已尝试2次" in next(iter(outcome.failed.values()))
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
     assert reports.fetch_reports(settings, app_id, applications=svc, retry_failed=True).state == "received"
-    assert len(state["queries"]) == 3            # one per consent, retries included
+    assert len(state["queries"]) == 3  # one per consent, retries included
     with unit_of_work(settings.database_url) as s:
         assert s.get(LoanApplication, app_id).status == "under_review"
 
 
-def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_settings, application, bureau, sms,
-                                                                    monkeypatch):
+def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(
+    demo_settings, application, bureau, sms, monkeypatch
+):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_timeout_s=0.3)
@@ -155,6 +164,7 @@ def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(demo_setting
     for role in tokens:
         authorize(settings.database_url, tokens[role], names[role], sms)
     import requests
+
     requests.post(f"{url}/_emulator/faults", json={"mode": "slow", "count": 1, "delay": 0.6})
     svc, _ = lending_service()
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
@@ -174,13 +184,14 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
             service.give_biometric_consent(s, token, True, CLIENT)
     with unit_of_work(url) as s:
         with pytest.raises(service.StepRefused, match="先完成"):
-            service.give_consent(s, token, True, CLIENT)      # consent without a face check
+            service.give_consent(s, token, True, CLIENT)  # consent without a face check
     with unit_of_work(url) as s:
-        assert service.check_identity(s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX,
-                                      sms_code=code).ok
+        assert service.check_identity(
+            s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX, sms_code=code
+        ).ok
         service.give_biometric_consent(s, token, True, CLIENT)
     attempts = [
-        ([media.image("biden.jpg")] * 3, "不一致"),            # another person (and a still feed)
+        ([media.image("biden.jpg")] * 3, "不一致"),  # another person (and a still feed)
         ([media.image("two_people.jpg")] * 3, "多张人脸"),
         ([media.image("dogs_no_face.jpg")] * 3, "没有检测到人脸"),
     ]
@@ -188,7 +199,7 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
         with unit_of_work(url) as s:
             out = service.check_face(s, TEST_SECRET, token, frames, CLIENT, MAX, TOL, MOTION)
             assert not out.ok and why in out.message and not out.locked
-    with unit_of_work(url) as s:   # a photo held up to the camera: the right face, but planar
+    with unit_of_work(url) as s:  # a photo held up to the camera: the right face, but planar
         photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
         out = service.check_face(s, TEST_SECRET, token, photo, CLIENT, MAX, TOL, MOTION)
         assert out.locked and "锁定" in out.message
@@ -208,11 +219,19 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
 def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings, application):
     url = demo_settings.database_url
     app_id, tokens, names = application
-    with unit_of_work(url) as s:   # the spouse's name with the applicant's token
-        out = service.check_identity(s, TEST_SECRET, tokens["applicant"], names["spouse"],
-                                     id_digits(s, tokens["spouse"]), CLIENT, MAX, wechat_openid="o_demo_zhangjianguo")
+    with unit_of_work(url) as s:  # the spouse's name with the applicant's token
+        out = service.check_identity(
+            s,
+            TEST_SECRET,
+            tokens["applicant"],
+            names["spouse"],
+            id_digits(s, tokens["spouse"]),
+            CLIENT,
+            MAX,
+            wechat_openid="o_demo_zhangjianguo",
+        )
         assert not out.ok
-    with unit_of_work(url) as s:   # the officer reissues: the old links stop working
+    with unit_of_work(url) as s:  # the officer reissues: the old links stop working
         new, _ = service.issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
         assert len(new) == 3
     with unit_of_work(url) as s:
@@ -238,8 +257,9 @@ def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, appli
 def test_reference_encodings_are_encrypted_and_images_not_kept(demo_settings, application):
     with unit_of_work(demo_settings.database_url) as s:
         from sunshine.models import FaceReference
+
         ref = s.scalar(select(FaceReference))
-        assert ref.encoding_sealed.startswith("gAAAA")             # Fernet
+        assert ref.encoding_sealed.startswith("gAAAA")  # Fernet
         encoding = faces.unseal_encoding(TEST_SECRET, ref.encoding_sealed)
         assert encoding.shape == (128,)
         with pytest.raises(Exception):
@@ -247,8 +267,10 @@ def test_reference_encodings_are_encrypted_and_images_not_kept(demo_settings, ap
         assert s.scalar(select(func.count()).select_from(FaceReference)) == 3
 
 
-@pytest.mark.parametrize("name,same", [("obama2.jpg", True), ("obama_small.jpg", True), ("biden.jpg", False),
-                                       ("kit_harington_john1.jpeg", False)])
+@pytest.mark.parametrize(
+    "name,same",
+    [("obama2.jpg", True), ("obama_small.jpg", True), ("biden.jpg", False), ("kit_harington_john1.jpeg", False)],
+)
 def test_face_match_against_a_reference(name, same):
     reference = faces.encode(faces.load_image(media.image("obama.jpg")))
     distance = faces.match(reference, faces.load_image(media.image(name)))

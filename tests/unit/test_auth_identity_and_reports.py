@@ -1,6 +1,7 @@
 """auth_flow's second factor (the party's own WeChat, an SMS code, the mini-program login), the
 reports' query as a background job that survives a process dying mid-query, and the officer
 told of each consent and of the reports."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,19 +21,33 @@ from conversation.tasks import Jobs, queue_name
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
-from sunshine.models import (ApplicationEvent, AuditEntry, Authorization, ConsentEvidence, CreditReportRecord,
-                             LoanApplication, utcnow)
+from sunshine.models import (
+    ApplicationEvent,
+    AuditEntry,
+    Authorization,
+    ConsentEvidence,
+    CreditReportRecord,
+    LoanApplication,
+    utcnow,
+)
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
 from tests.unit.lending_helpers import service as lending_service
-from tests.unit.test_auth_flow import (CLIENT, MAX, application, authorize, bureau, id_digits,  # noqa: F401
-                                       sms, sms_code)
+from tests.unit.test_auth_flow import (
+    CLIENT,
+    MAX,
+    application,
+    authorize,
+    bureau,
+    id_digits,  # noqa: F401
+    sms,
+    sms_code,
+)
 
 
 def identity(url, token, name, digits=None, **factor):
     with unit_of_work(url) as s:
-        return service.check_identity(s, TEST_SECRET, token, name, digits or id_digits(s, token), CLIENT, MAX,
-                                      **factor)
+        return service.check_identity(s, TEST_SECRET, token, name, digits or id_digits(s, token), CLIENT, MAX, **factor)
 
 
 def last_evidence(url) -> ConsentEvidence:
@@ -44,13 +59,13 @@ def last_evidence(url) -> ConsentEvidence:
 
 def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_settings, application):  # noqa: F811
     url, (_, tokens, names) = demo_settings.database_url, application
-    token, name = tokens["applicant"], names["applicant"]        # 张建国: o_demo_zhangjianguo
+    token, name = tokens["applicant"], names["applicant"]  # 张建国: o_demo_zhangjianguo
     with pytest.raises(service.StepRefused, match="微信里打开"):
-        identity(url, token, name)                                 # no WeChat identity: not counted
+        identity(url, token, name)  # no WeChat identity: not counted
     with pytest.raises(service.StepRefused, match="短信验证码"):
         with unit_of_work(url) as s:
             service.send_sms_code(s, TEST_SECRET, token, None, CLIENT)
-    out = identity(url, token, name, wechat_openid="o_demo_wangchunhua")   # the right name, another WeChat
+    out = identity(url, token, name, wechat_openid="o_demo_wangchunhua")  # the right name, another WeChat
     assert not out.ok and "不是被查询人本人的微信" in out.message and out.attempts_left == 4
     assert last_evidence(url).detail["factor_ok"] is False
     assert identity(url, token, name, wechat_openid="o_demo_zhangjianguo").ok
@@ -59,10 +74,9 @@ def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_sett
     assert len(record.detail["wechat_openid_sha256"]) == 64
 
 
-def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
-        demo_settings, application, sms):  # noqa: F811
+def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(demo_settings, application, sms):  # noqa: F811
     url, (_, tokens, names) = demo_settings.database_url, application
-    token, name = tokens["spouse"], names["spouse"]                # 李秀英: no WeChat bound, phone 13912340002
+    token, name = tokens["spouse"], names["spouse"]  # 李秀英: no WeChat bound, phone 13912340002
     client, texts = sms
     with pytest.raises(service.StepRefused, match="获取短信验证码"):
         identity(url, token, name)
@@ -73,18 +87,24 @@ def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
         assert s.scalar(select(Authorization.sms_sends).where(Authorization.party_role == "spouse")) == 0
     code = sms_code(sms, token, url)
     assert [t["phone"] for t in texts] == ["13912340002"] and "5分钟内有效" in texts[0]["content"]
-    with pytest.raises(service.StepRefused, match="60秒"):        # no second text within a minute
+    with pytest.raises(service.StepRefused, match="60秒"):  # no second text within a minute
         sms_code(sms, token, url)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     out = identity(url, token, name, sms_code=wrong)
     assert not out.ok and "验证码不正确" in out.message and out.attempts_left == 4
-    with unit_of_work(url) as s:   # five minutes later the right code no longer works
-        s.execute(update(Authorization).where(Authorization.party_role == "spouse")
-                  .values(sms_code_expires_at=utcnow() - timedelta(seconds=1)))
+    with unit_of_work(url) as s:  # five minutes later the right code no longer works
+        s.execute(
+            update(Authorization)
+            .where(Authorization.party_role == "spouse")
+            .values(sms_code_expires_at=utcnow() - timedelta(seconds=1))
+        )
     assert identity(url, token, name, sms_code=code).attempts_left == 3
-    with unit_of_work(url) as s:   # a minute after the first text, a new code can be had
-        s.execute(update(Authorization).where(Authorization.party_role == "spouse")
-                  .values(sms_code_expires_at=utcnow() + timedelta(minutes=3)))
+    with unit_of_work(url) as s:  # a minute after the first text, a new code can be had
+        s.execute(
+            update(Authorization)
+            .where(Authorization.party_role == "spouse")
+            .values(sms_code_expires_at=utcnow() + timedelta(minutes=3))
+        )
     code = sms_code(sms, token, url)
     out = identity(url, token, name, sms_code=code)
     assert out.ok and out.attempts_left == 3
@@ -100,8 +120,13 @@ def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, ap
     url, (_, tokens, _) = demo_settings.database_url, application
     emulator = wechat_app(demo_settings)
     with serve_in_thread(emulator) as base:
-        api = WeChatApi(base, demo_settings.wechat_appid, demo_settings.wechat_secret, demo_settings.wxa_appid,
-                        demo_settings.wxa_secret)
+        api = WeChatApi(
+            base,
+            demo_settings.wechat_appid,
+            demo_settings.wechat_secret,
+            demo_settings.wxa_appid,
+            demo_settings.wxa_secret,
+        )
 
         def wx_login(token, openid):
             code = requests.post(f"{base}/_emulator/jscodes", json={"openid": openid}).json()["code"]
@@ -134,7 +159,8 @@ class Notices:
 
 
 def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_is_told(
-        demo_settings, application, bureau, sms, monkeypatch):  # noqa: F811
+    demo_settings, application, bureau, sms, monkeypatch
+):  # noqa: F811
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -149,18 +175,24 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
         app = s.get(LoanApplication, app_id)
         assert app.status == "under_review"
         actions = [e.action for e in app.events]
-        notices = [a.detail["text"] for a in s.scalars(select(AuditEntry).where(
-            AuditEntry.action == "officer.notified").order_by(AuditEntry.id))]
+        notices = [
+            a.detail["text"]
+            for a in s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "officer.notified").order_by(AuditEntry.id)
+            )
+        ]
         officer = str(app.customer.officer_id)
-        assert {a.subject_id for a in s.scalars(select(AuditEntry).where(
-            AuditEntry.action == "officer.notified"))} == {officer}
+        assert {a.subject_id for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "officer.notified"))} == {
+            officer
+        }
     assert actions.count("authorization_consented") == 3
     assert actions.index("credit_reports_received") < actions.index("reports_arrived")
     assert "还需：" in notices[0] and "全部授权完成" in notices[2] and "征信报告已返回" in notices[3]
 
 
 def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
-        demo_settings, application, bureau, sms):  # noqa: F811
+    demo_settings, application, bureau, sms
+):  # noqa: F811
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -171,23 +203,30 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
     svc, _ = lending_service()
     notices = Notices()
     assert reports.sweep_reports(settings, applications=svc, notify=notices) == {app_id: "claimed_elsewhere"}
-    with unit_of_work(settings.database_url) as s:   # REPORT_QUERY_STALE_S later
-        s.execute(update(CreditReportRecord).values(started_at=utcnow() - timedelta(
-            seconds=settings.report_query_stale_s + 1)))
+    with unit_of_work(settings.database_url) as s:  # REPORT_QUERY_STALE_S later
+        s.execute(
+            update(CreditReportRecord).values(
+                started_at=utcnow() - timedelta(seconds=settings.report_query_stale_s + 1)
+            )
+        )
     assert reports.sweep_reports(settings, applications=svc, notify=notices) == {app_id: "received"}
-    assert len(state["queries"]) == 3          # the re-query of the first one was not a second query
+    assert len(state["queries"]) == 3  # the re-query of the first one was not a second query
     with unit_of_work(settings.database_url) as s:
         record = s.scalar(select(CreditReportRecord).where(CreditReportRecord.authorization_id == int(auth_id)))
         assert record.report_id == first.report_id and record.status == "received"
-        assert s.scalar(select(AuditEntry.detail).where(AuditEntry.action == "credit_reports.querying")
-                        .order_by(AuditEntry.id.desc()).limit(1))["requeried"] == ["applicant", "spouse",
-                                                                                    "guarantor"]
+        assert s.scalar(
+            select(AuditEntry.detail)
+            .where(AuditEntry.action == "credit_reports.querying")
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        )["requeried"] == ["applicant", "spouse", "guarantor"]
     assert [t for _, t in notices.sent if "征信报告已返回" in t]
     assert reports.sweep_reports(settings, applications=svc, notify=notices) == {}
 
 
 def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_decides_once(
-        demo_settings, application, bureau, sms, monkeypatch):  # noqa: F811
+    demo_settings, application, bureau, sms, monkeypatch
+):  # noqa: F811
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -209,7 +248,8 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
 
 
 def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
-        demo_settings, application, bureau, sms, monkeypatch, capsys):  # noqa: F811
+    demo_settings, application, bureau, sms, monkeypatch, capsys
+):  # noqa: F811
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=1)
@@ -220,8 +260,10 @@ def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
     assert reports.fetch_reports(settings, app_id, applications=svc, notify=notices).state == "failed"
     assert "查询失败" in notices.sent[-1][1] and "担保人" in notices.sent[-1][1]
     with unit_of_work(settings.database_url) as s:
-        assert s.scalar(select(ApplicationEvent.action).order_by(ApplicationEvent.id.desc()).limit(1)) \
+        assert (
+            s.scalar(select(ApplicationEvent.action).order_by(ApplicationEvent.id.desc()).limit(1))
             == "credit_reports_failed"
+        )
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("BUREAU_URL", url)
@@ -229,5 +271,5 @@ def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
     assert auth_flow_main(["retry-reports", "999999"]) == 2
     assert auth_flow_main(["retry-reports", str(app_id)]) == 0
     assert f"application {app_id}: received" in capsys.readouterr().out
-    assert auth_flow_main(["retry-reports", str(app_id)]) == 1        # nothing left to query
+    assert auth_flow_main(["retry-reports", str(app_id)]) == 1  # nothing left to query
     assert len(state["queries"]) == 3

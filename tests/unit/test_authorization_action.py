@@ -1,5 +1,6 @@
 """action_start_authorization against the demo village: one link per party of
 the customer's application, progress, re-sending, and nothing without an application."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -33,8 +34,9 @@ def tokens(text: str) -> list[str]:
 
 def pending(url: str) -> list[Authorization]:
     with unit_of_work(url) as session:
-        return list(session.scalars(select(Authorization).where(Authorization.status == "pending")
-                                    .order_by(Authorization.id)))
+        return list(
+            session.scalars(select(Authorization).where(Authorization.status == "pending").order_by(Authorization.id))
+        )
 
 
 def test_each_party_of_the_application_gets_a_link_and_the_progress_is_told(bank_env):
@@ -44,7 +46,9 @@ def test_each_party_of_the_application_gets_a_link_and_the_progress_is_told(bank
 
     rows = pending(bank_env)
     assert [(a.party_role, a.party_name, a.application_id) for a in rows] == [
-        ("applicant", "张建国", application_id), ("spouse", "李秀英", application_id)]
+        ("applicant", "张建国", application_id),
+        ("spouse", "李秀英", application_id),
+    ]
     assert "刷脸" in text and "只用于这笔贷款审批" in text
     assert "请把这个链接转给配偶李**（身份证3212**********0229）" in text
     assert "/api/authorizations/" in text and "qr.png" in text
@@ -63,7 +67,7 @@ def test_asking_again_tells_progress_without_breaking_the_links_sent(bank_env):
 
     assert tokens(again) == [] and "还需授权" in again and "重新发授权链接" in again
     with unit_of_work(bank_env) as session:
-        assert all(find_by_token(session, t) for t in first)          # still valid
+        assert all(find_by_token(session, t) for t in first)  # still valid
 
 
 def test_a_lost_link_is_sent_again_and_the_old_one_stops_working(bank_env):
@@ -107,5 +111,7 @@ def test_asking_what_it_is_after_the_links_were_sent_explains_it_with_the_progre
 
     explained, plain = ask("征信授权是啥意思"), ask("谁还没授权")
 
-    assert explained.startswith("征信授权就是您同意银行查一次您的征信报告") and "还需授权：本人张**、配偶李**" in explained
+    assert (
+        explained.startswith("征信授权就是您同意银行查一次您的征信报告") and "还需授权：本人张**、配偶李**" in explained
+    )
     assert plain.startswith("征信授权进度") and tokens(explained) == tokens(plain) == []

@@ -1,4 +1,5 @@
 """The credit-bureau emulator and clients.bureau.BureauClient."""
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,12 @@ def test_report_is_realistic_and_deterministic(client):
         assert a[part] == b[part], part
     assert a["subject"]["name"] == "张建国" and a["subject"]["gender"] == "男"
     assert a["subject"]["birth_date"] == "1975-03-12"
-    assert a["query"] == {"authorization_id": "auth-1", "purpose": "loan_approval", "purpose_label": "贷款审批",
-                          "institution": "阳光农村商业银行"}
+    assert a["query"] == {
+        "authorization_id": "auth-1",
+        "purpose": "loan_approval",
+        "purpose_label": "贷款审批",
+        "institution": "阳光农村商业银行",
+    }
     assert a["summary"]["risk_class"] == "clean" and a["overdue_records"] == []
     for loan in a["loans"]:
         assert {"institution", "type", "amount", "balance", "status", "repayment_24m"} <= set(loan)
@@ -64,11 +69,14 @@ def test_negative_items_follow_the_rule(client):
     assert serious["summary"]["queries_last_6m"] >= 6
 
 
-@pytest.mark.parametrize("over, code", [
-    ({"id_number": "321283197503120118"}, "invalid_id_number"),
-    ({"purpose": "curiosity"}, "invalid_purpose"),
-    ({"authorization_id": ""}, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "over, code",
+    [
+        ({"id_number": "321283197503120118"}, "invalid_id_number"),
+        ({"purpose": "curiosity"}, "invalid_purpose"),
+        ({"authorization_id": ""}, "invalid_request"),
+    ],
+)
 def test_bad_requests(client, over, code):
     res = ask(client, **over)
     assert res.status_code == 400 and res.get_json()["error"]["code"] == code

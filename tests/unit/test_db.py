@@ -1,4 +1,5 @@
 """sunshine/db.py: connections to a SQLite file are pooled, without a cap."""
+
 from __future__ import annotations
 
 import threading
@@ -32,7 +33,7 @@ def test_actions_reuse_one_database_connection(bank_env):
 def test_many_connections_at_once_each_get_their_own(db_url):
     opened = count_connections(db_url)
     engine = engine_for(db_url)
-    together = threading.Barrier(12, timeout=20)   # more than the pool keeps
+    together = threading.Barrier(12, timeout=20)  # more than the pool keeps
     results: list = []
     failures: list = []
 

@@ -1,6 +1,7 @@
 """Delivery through the customer-service message API, against the WeChat API
 emulator: refused and failed messages are kept for the officer, never lost or
 sent twice."""
+
 from dataclasses import replace
 
 import pytest
@@ -31,8 +32,9 @@ def wechat(demo_settings):
 
 
 def delivered(base, openid=OPENID):
-    return [m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid},
-                                               timeout=5).json()]
+    return [
+        m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid}, timeout=5).json()
+    ]
 
 
 def fault(base, **kw):
@@ -42,8 +44,11 @@ def fault(base, **kw):
 def kept(settings):
     with unit_of_work(settings.database_url) as s:
         hand_off = open_hand_off(s, OPENID)
-        rows = s.execute(select(ConversationMessage.body, ConversationMessage.status, ConversationMessage.errcode)
-                         .order_by(ConversationMessage.id)).all()
+        rows = s.execute(
+            select(ConversationMessage.body, ConversationMessage.status, ConversationMessage.errcode).order_by(
+                ConversationMessage.id
+            )
+        ).all()
         return (hand_off.reason, hand_off.officer.username if hand_off.officer else None) if hand_off else None, rows
 
 

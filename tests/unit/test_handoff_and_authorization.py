@@ -52,7 +52,6 @@ def test_qr_png():
     assert authorization_url("https://bank.example/", "tok") == "https://bank.example/auth/tok"
 
 
-
 def test_racing_requests_open_one_hand_off(demo_db_url, monkeypatch):
     """A request that read 'no open hand-off' just before another committed one
     is stopped by the unique index and gets the one that won."""

@@ -1,6 +1,7 @@
 """The hand-off's background jobs against the WeChat and WeCom emulators over
 real HTTP: officers' replies delivered, 45015 kept and sent as a template,
 WeCom notices delivered, lost jobs queued again."""
+
 from dataclasses import replace
 from datetime import timedelta
 
@@ -28,8 +29,10 @@ def emulators(demo_settings, monkeypatch):
     """Settings pointing at live WeChat and WeCom emulators (the jobs' settings too, as a
     worker reads them); yields (settings, wechat URL, wecom URL)."""
     tasks.wechat_api.cache_clear()
-    with serve_in_thread(wechat_emulator(demo_settings)) as wechat, \
-            serve_in_thread(wecom_emulator(demo_settings, members={"li.jingli", "zhou.zhuren"})) as wecom:
+    with (
+        serve_in_thread(wechat_emulator(demo_settings)) as wechat,
+        serve_in_thread(wecom_emulator(demo_settings, members={"li.jingli", "zhou.zhuren"})) as wecom,
+    ):
         settings = replace(demo_settings, wechat_api_base=wechat, wecom_api_base=wecom)
         monkeypatch.setattr(jobs, "current_settings", lambda: settings)
         yield settings, wechat, wecom
@@ -65,8 +68,9 @@ def test_reply_reaches_the_customer_once(emulators):
 def test_outside_the_window_the_reply_is_kept_and_sent_as_a_template(emulators):
     settings, wechat, _ = emulators
     message_id = reply(settings, "您的材料已收到")
-    requests.post(f"{wechat}/_emulator/faults", json={"errcode": 45015, "path": "/cgi-bin/message/custom/send"},
-                  timeout=5).raise_for_status()
+    requests.post(
+        f"{wechat}/_emulator/faults", json={"errcode": 45015, "path": "/cgi-bin/message/custom/send"}, timeout=5
+    ).raise_for_status()
     jobs.send_message(message_id, settings=settings)
     assert message(settings, message_id) == ("undelivered", 45015) and received(wechat, OPENID) == []
     with unit_of_work(settings.database_url) as s:

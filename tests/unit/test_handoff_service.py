@@ -1,5 +1,6 @@
 """The hand-off service on a real database: routing, one hand-off per customer,
 who may claim, transfer, answer and close, deadlines and escalation notices."""
+
 from datetime import timedelta
 
 import pytest
@@ -83,8 +84,9 @@ def test_reply_claims_then_close_keeps_a_closing_note_and_refuses_more(demo_db_u
         assert note.body == h.CLOSING_NOTE and branch.status == "closed" and h.open_hand_off(s, "o_stranger") is None
         with pytest.raises(h.HandOffError, match="已经结束"):
             h.officer_reply(s, branch, li, "还在吗")
-        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.subject_type == "hand_off")
-                            .order_by(AuditEntry.id)).all()
+        actions = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.subject_type == "hand_off").order_by(AuditEntry.id)
+        ).all()
         assert actions == ["hand_off.requested", "hand_off.claimed", "hand_off.closed"]
         # the customer's next 转人工 opens a new hand-off
         assert h.request_hand_off(s, "o_stranger", "customer_request")[1]
@@ -120,8 +122,12 @@ def test_deadlines_warn_the_officer_and_escalate_overdue_to_supervisors_once(dem
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "hand_off.escalated")).subject_id == str(late.id)
         # a wider window reaches the branch queue's hand-off (its deadline warning goes to the supervisors)
         assert h.sweep_deadlines(s, timedelta(hours=3)) == 1
-        assert s.scalar(select(OfficerNotice).where(OfficerNotice.hand_off_id == later.id,
-                                                    OfficerNotice.kind == "deadline")).officer.username == "supervisor01"
+        assert (
+            s.scalar(
+                select(OfficerNotice).where(OfficerNotice.hand_off_id == later.id, OfficerNotice.kind == "deadline")
+            ).officer.username
+            == "supervisor01"
+        )
 
 
 def test_resend_offers_a_template_only_outside_the_window(demo_db_url):

@@ -1,4 +1,5 @@
 """Bad configuration stops start-up with one clear line, not a traceback."""
+
 import os
 import socket
 import subprocess
@@ -13,15 +14,24 @@ from sunshine.settings import ROOT, Settings
 def check(tmp_path, **env):
     full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     full.update({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env})
-    return subprocess.run([sys.executable, "-m", "sunshine.launcher", "check"], capture_output=True, text=True,
-                          env=full, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sunshine.launcher", "check"],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
-    ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
-    ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
+    ],
+)
 def test_bad_configuration_is_one_line(tmp_path, env, words):
     result = check(tmp_path, **env)
     assert result.returncode == 2
@@ -46,9 +56,26 @@ def test_rasa_endpoints_use_the_shared_redis():
 
 
 def test_services_skip_remote_hosts():
-    names = [s.name for s in services(Settings(wechat_api_base="https://api.weixin.qq.com",
-                                               bureau_url="https://bureau.example",
-                                               wecom_api_base="https://qyapi.weixin.qq.com",
-                                               sms_api_base="https://sms.example"))]
-    assert names == ["web", "rasa", "actions", "worker.0", "worker.1", "worker.2", "worker.3", "escalator",
-                     "handoff-watch", "report-sweeper"]
+    names = [
+        s.name
+        for s in services(
+            Settings(
+                wechat_api_base="https://api.weixin.qq.com",
+                bureau_url="https://bureau.example",
+                wecom_api_base="https://qyapi.weixin.qq.com",
+                sms_api_base="https://sms.example",
+            )
+        )
+    ]
+    assert names == [
+        "web",
+        "rasa",
+        "actions",
+        "worker.0",
+        "worker.1",
+        "worker.2",
+        "worker.3",
+        "escalator",
+        "handoff-watch",
+        "report-sweeper",
+    ]

@@ -40,10 +40,13 @@ def test_expired_line_is_not_offered(demo_db_url):
 
 def test_import_reports_bad_rows_keeps_good_ones_and_is_idempotent(db_url, tmp_path):
     path = tmp_path / "village.csv"
-    path.write_text(HEADER
-                    + "黄桥村,甲,11010519491231002X,13900000001,farmer,50000,2027-12-31,,\n"
-                    + "黄桥村,乙,110105194912310021,13900000002,farmer,50000,2027-12-31,,\n"
-                    + "黄桥村,丙,110101199003070011,13900000003,fisher,50000,2027-12-31,,\n", encoding="utf-8")
+    path.write_text(
+        HEADER
+        + "黄桥村,甲,11010519491231002X,13900000001,farmer,50000,2027-12-31,,\n"
+        + "黄桥村,乙,110105194912310021,13900000002,farmer,50000,2027-12-31,,\n"
+        + "黄桥村,丙,110101199003070011,13900000003,fisher,50000,2027-12-31,,\n",
+        encoding="utf-8",
+    )
     for expected_created in (1, 0):
         with unit_of_work(db_url) as s:
             report = import_file(s, TEST_SECRET, path)

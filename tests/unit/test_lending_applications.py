@@ -1,4 +1,5 @@
 """The application service: status machine, idempotency, decisions, deadlines, notices."""
+
 from datetime import timedelta
 
 import pytest
@@ -31,8 +32,13 @@ def officer(s, username="officer01") -> Officer:
 def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_url):
     svc, told = service()
     app_id = apply_zhang(demo_db_url, svc)
-    assert told.sent == [(ZHANG, "您的阳光e贷申请（5万元，12个月）已提交。请完成征信查询授权"
-                                 "（需要授权：本人张**、配偶李**），授权后马上为您审批。")]
+    assert told.sent == [
+        (
+            ZHANG,
+            "您的阳光e贷申请（5万元，12个月）已提交。请完成征信查询授权"
+            "（需要授权：本人张**、配偶李**），授权后马上为您审批。",
+        )
+    ]
     with unit_of_work(demo_db_url) as s:
         assert s.get(LoanApplication, app_id).status == "awaiting_authorization"
         assert current_line(s, by_openid(s, ZHANG), today=T0.date()).available == 150_000  # held while in progress
@@ -43,12 +49,17 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
         app = svc.disburse(s, app_id)
         assert app.loan_account == f"SIM{app_id:012d}"
     with unit_of_work(demo_db_url) as s:
-        events = s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id)
-                           .order_by(ApplicationEvent.id)).all()
+        events = s.scalars(
+            select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
+        ).all()
         assert [(e.from_status, e.to_status, e.actor) for e in events] == [
-            (None, "draft", "customer"), ("draft", "submitted", "customer"),
-            ("submitted", "awaiting_authorization", "system"), ("awaiting_authorization", "under_review", "system"),
-            ("under_review", "approved", "auto"), ("approved", "disbursed", "core_banking")]
+            (None, "draft", "customer"),
+            ("draft", "submitted", "customer"),
+            ("submitted", "awaiting_authorization", "system"),
+            ("awaiting_authorization", "under_review", "system"),
+            ("under_review", "approved", "auto"),
+            ("approved", "disbursed", "core_banking"),
+        ]
         assert all(e.at == T0 for e in events) and "自动审批通过" in events[4].reason
         line = current_line(s, by_openid(s, ZHANG), today=T0.date())
         assert (line.used, line.pending, line.available) == (50_000, 0, 150_000)
@@ -71,8 +82,11 @@ def test_a_large_loan_waits_for_an_officer_and_is_escalated_once_when_late(demo_
     app_id = apply_zhang(demo_db_url, svc, amount=150_000)
     with unit_of_work(demo_db_url) as s:
         app = svc.report_arrived(s, app_id, zhang_reports())
-        assert (app.status, app.review_mode, app.review_deadline) == ("under_review", "officer",
-                                                                      T0 + timedelta(hours=24))
+        assert (app.status, app.review_mode, app.review_deadline) == (
+            "under_review",
+            "officer",
+            T0 + timedelta(hours=24),
+        )
     assert told.sent[-1][1].endswith("已转给客户经理审核，会在12月2日10:00前给您答复。")
     with unit_of_work(demo_db_url) as s:
         assert svc.escalate_overdue(s, T0 + timedelta(hours=23)) == []
@@ -163,5 +177,6 @@ def test_disbursement_counts_against_the_line(demo_db_url):
         svc.report_arrived(s, app_id, zhang_reports())
         svc.disburse(s, app_id)
     with unit_of_work(demo_db_url) as s:
-        assert s.scalar(select(CreditLine.used_amount).where(
-            CreditLine.customer_id == by_openid(s, ZHANG).id)) == 80_000
+        assert (
+            s.scalar(select(CreditLine.used_amount).where(CreditLine.customer_id == by_openid(s, ZHANG).id)) == 80_000
+        )

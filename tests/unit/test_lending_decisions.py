@@ -1,4 +1,5 @@
 """Credit reports from the bureau emulator, village batch approval, credit-line matching, WeChat notices."""
+
 from dataclasses import replace
 
 from rq import Queue
@@ -21,9 +22,20 @@ from tests.unit.lending_helpers import T0, import_village, person_id, report, se
 
 
 def consent(s, app, role, person):
-    s.add(Authorization(application_id=app.id, customer_id=app.customer_id, party_role=role, party_name=person.name,
-                        party_id_masked=person.id_masked, purpose="贷款审批", requested_by="bot",
-                        token_hash=f"{app.id}-{role}", status="consented", expires_at=T0))
+    s.add(
+        Authorization(
+            application_id=app.id,
+            customer_id=app.customer_id,
+            party_role=role,
+            party_name=person.name,
+            party_id_masked=person.id_masked,
+            purpose="贷款审批",
+            requested_by="bot",
+            token_hash=f"{app.id}-{role}",
+            status="consented",
+            expires_at=T0,
+        )
+    )
 
 
 def test_a_guaranteed_loan_needs_three_reports_from_the_bureau(demo_db_url):
@@ -31,11 +43,15 @@ def test_a_guaranteed_loan_needs_three_reports_from_the_bureau(demo_db_url):
     with unit_of_work(demo_db_url) as s:
         head = by_openid(s, "o_demo_zhangjianguo")
         guarantor = by_openid(s, "o_demo_wangchunhua")
-        app = svc.apply(s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="g1",
-                        guarantor_id=guarantor.id)
+        app = svc.apply(
+            s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="g1", guarantor_id=guarantor.id
+        )
         people = parties(s, app)
-        assert {role: p.name for role, p in people.items()} == {"applicant": "张建国", "spouse": "李秀英",
-                                                               "guarantor": "王春华"}
+        assert {role: p.name for role, p in people.items()} == {
+            "applicant": "张建国",
+            "spouse": "李秀英",
+            "guarantor": "王春华",
+        }
         for role, person in list(people.items())[:2]:
             consent(s, app, role, person)
         app_id = app.id
@@ -48,8 +64,11 @@ def test_a_guaranteed_loan_needs_three_reports_from_the_bureau(demo_db_url):
         assert fetch_reports(settings, app_id, applications=svc).state == "received"
     with unit_of_work(demo_db_url) as s:
         reports = received_reports(s, TEST_SECRET, app_id)
-        assert {r: rep.subject["name"] for r, rep in reports.items()} == {"applicant": "张建国", "spouse": "李秀英",
-                                                                        "guarantor": "王春华"}
+        assert {r: rep.subject["name"] for r, rep in reports.items()} == {
+            "applicant": "张建国",
+            "spouse": "李秀英",
+            "guarantor": "王春华",
+        }
         app = s.get(LoanApplication, app_id)
         # Guaranteed loans are never approved automatically (limit 0): an officer decides.
         assert (app.status, app.review_mode, app.risk_hits) == ("under_review", "officer", [])
@@ -59,25 +78,30 @@ def test_a_village_s_small_pending_loans_are_approved_in_one_run(db_url, tmp_pat
     ids = [person_id(f"198{n}0101", risk_digit=7, seq=n) for n in range(4)]  # past overdue: an officer reviews
     with unit_of_work(db_url) as s:
         from sunshine.demo import load_demo
+
         load_demo(s, TEST_SECRET)
-        import_village(s, tmp_path, [f"柳树村,户{n},{i},1380000000{n},farmer,200000,2027-12-31,,"
-                                     for n, i in enumerate(ids)])
+        import_village(
+            s, tmp_path, [f"柳树村,户{n},{i},1380000000{n},farmer,200000,2027-12-31,," for n, i in enumerate(ids)]
+        )
     svc, told = service()
     app_ids = []
     for n, id_number in enumerate(ids):
         with unit_of_work(db_url) as s:
             customer = by_id_number(s, TEST_SECRET, id_number)
             customer.wechat_openid = f"o_liushu_{n}"
-            app = svc.apply(s, customer.id, "sunshine_e_loan", 150_000 if n == 3 else 30_000, 12,
-                            idempotency_key=f"v{n}")
+            app = svc.apply(
+                s, customer.id, "sunshine_e_loan", 150_000 if n == 3 else 30_000, 12, idempotency_key=f"v{n}"
+            )
             svc.report_arrived(s, app.id, {"applicant": report(id_number)})
             assert (app.status, app.risk_hits[0]["code"]) == ("under_review", "R08")
             app_ids.append(app.id)
     with unit_of_work(db_url) as s:  # another village's application stays where it is
-        other = svc.apply(s, by_openid(s, "o_demo_zhangjianguo").id, "sunshine_e_loan", 150_000, 12,
-                          idempotency_key="other")
-        svc.report_arrived(s, other.id, {"applicant": report("321283197503120119"),
-                                         "spouse": report("321283197706050229")})
+        other = svc.apply(
+            s, by_openid(s, "o_demo_zhangjianguo").id, "sunshine_e_loan", 150_000, 12, idempotency_key="other"
+        )
+        svc.report_arrived(
+            s, other.id, {"applicant": report("321283197503120119"), "spouse": report("321283197706050229")}
+        )
     seen = []
     with unit_of_work(db_url) as s:
         officer = s.scalar(select(Officer).where(Officer.username == "supervisor01"))

@@ -1,4 +1,5 @@
 """Village credit files in batches, and the `python -m lending` commands."""
+
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
@@ -15,8 +16,9 @@ from tests.unit.lending_helpers import import_village, person_id, report, servic
 
 
 def table_counts(s):
-    return tuple(s.scalar(select(func.count()).select_from(t)) for t in (Customer, FamilyMember, CreditLine,
-                                                                          AuditEntry))
+    return tuple(
+        s.scalar(select(func.count()).select_from(t)) for t in (Customer, FamilyMember, CreditLine, AuditEntry)
+    )
 
 
 def test_batches_give_the_same_result_as_row_by_row(db_url, tmp_path, monkeypatch):
@@ -47,8 +49,9 @@ def test_batches_give_the_same_result_as_row_by_row(db_url, tmp_path, monkeypatc
     assert (again.created, again.updated, again.unchanged) == (0, 2, 1)
     with unit_of_work(db_url) as s:
         assert table_counts(s)[:3] == before[:3]
-        lowered_then_raised = s.scalars(select(AuditEntry.action).where(AuditEntry.id > 0)
-                                        .order_by(AuditEntry.id)).all()[-2:]
+        lowered_then_raised = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.id > 0).order_by(AuditEntry.id)
+        ).all()[-2:]
         assert lowered_then_raised == ["credit_line.lowered", "credit_line.raised"]
 
 
@@ -60,7 +63,9 @@ def test_a_line_lowered_in_a_new_file_is_audited_and_an_unchanged_file_is_not(db
         assert (result.created, result.updated) == (created, updated)
     with unit_of_work(db_url) as s:
         assert s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all() == [
-            "credit_line.granted", "credit_line.lowered"]
+            "credit_line.granted",
+            "credit_line.lowered",
+        ]
 
 
 def test_bad_rows_say_why_and_never_show_an_id_number(db_url, tmp_path):
@@ -88,8 +93,12 @@ def test_the_id_number_is_stored_only_sealed_fingerprinted_and_masked(db_url, tm
     with unit_of_work(db_url) as s:
         import_village(s, tmp_path, [f"柳树村,甲,{id_number},13800000001,farmer,50000,2027-12-31,,"])
     with unit_of_work(db_url) as s:
-        dump = " ".join(str(v) for table in ("customers", "credit_lines", "audit_log")
-                        for row in s.execute(text(f"SELECT * FROM {table}")) for v in row)  # noqa: S608  fixed table names
+        dump = " ".join(
+            str(v)
+            for table in ("customers", "credit_lines", "audit_log")
+            for row in s.execute(text(f"SELECT * FROM {table}"))
+            for v in row
+        )  # noqa: S608  fixed table names
     assert id_number not in dump and "13800000001" not in dump
     assert mask_id_number(id_number) in dump and "138****0001" in dump  # the dump does hold the customer
 
@@ -115,8 +124,15 @@ def test_cli_approves_a_village_and_escalates_overdue(demo_settings, capsys):
     with unit_of_work(demo_settings.database_url) as s:
         zhang = by_id_number(s, TEST_SECRET, "321283197503120119")
         small = svc.apply(s, zhang.id, "sunshine_e_loan", 30_000, 12, idempotency_key="a")
-        guaranteed = svc.apply(s, zhang.id, "guaranteed_farm_loan", 60_000, 12, idempotency_key="b",
-                          guarantor_id=by_id_number(s, TEST_SECRET, "32128319820820033X").id)
+        guaranteed = svc.apply(
+            s,
+            zhang.id,
+            "guaranteed_farm_loan",
+            60_000,
+            12,
+            idempotency_key="b",
+            guarantor_id=by_id_number(s, TEST_SECRET, "32128319820820033X").id,
+        )
         reports = {"applicant": report("321283197503120119"), "spouse": report("321283197706050229")}
         svc.report_arrived(s, guaranteed.id, {**reports, "guarantor": report("32128319820820033X")})
         small_id, guaranteed_id = small.id, guaranteed.id
@@ -124,8 +140,10 @@ def test_cli_approves_a_village_and_escalates_overdue(demo_settings, capsys):
     assert f"已升级的申请：1笔（编号 {guaranteed_id}）" in capsys.readouterr().out
     assert main(["approve-village", "黄桥村", "--officer", "nobody"], settings=demo_settings) == 2
     assert "没有这个客户经理账号" in capsys.readouterr().err
-    assert main(["approve-village", "黄桥村", "--officer", "officer01", "--max-amount", "100000"],
-                settings=demo_settings) == 0
+    assert (
+        main(["approve-village", "黄桥村", "--officer", "officer01", "--max-amount", "100000"], settings=demo_settings)
+        == 0
+    )
     assert "黄桥村批量审批完成：通过1笔，超过小额上限留待逐笔审批0笔。" in capsys.readouterr().out
     with unit_of_work(demo_settings.database_url) as s:
         assert s.get(LoanApplication, guaranteed_id).status == "approved"

@@ -1,4 +1,5 @@
 """Risk-interception rules at submission and when the credit reports arrive."""
+
 import pytest
 from sqlalchemy import select
 
@@ -53,8 +54,9 @@ def test_a_watched_applicant_is_rejected(demo_db_url):
         entry = s.scalar(select(WatchListEntry))
         assert entry.id_masked == "3212**********0556" and entry.reason == "涉诉未结"
         assert s.scalar(select(AuditEntry).where(AuditEntry.action == "watch_list.added")).actor == "supervisor01"
-    status, hit_codes, hits = codes(demo_db_url, apply(demo_db_url, svc, applicant_id(demo_db_url,
-                                                                                     "321283196802010556")))
+    status, hit_codes, hits = codes(
+        demo_db_url, apply(demo_db_url, svc, applicant_id(demo_db_url, "321283196802010556"))
+    )
     assert (status, hit_codes, hits[0]["description"]) == ("rejected", ["R06"], "申请人在关注名单上：涉诉未结")
 
 
@@ -65,8 +67,9 @@ def test_over_the_remaining_line_goes_to_an_officer(demo_db_url):
     app_id = apply(demo_db_url, svc, customer.id, amount=90_000)  # within the automatic limit, above the line
     assert codes(demo_db_url, app_id)[:2] == ("awaiting_authorization", ["R02"])
     with unit_of_work(demo_db_url) as s:
-        app = svc.report_arrived(s, app_id, {"applicant": report("32128319820820033X"),
-                                             "spouse": report("321283198401150442")})
+        app = svc.report_arrived(
+            s, app_id, {"applicant": report("32128319820820033X"), "spouse": report("321283198401150442")}
+        )
         assert (app.status, app.review_mode) == ("under_review", "officer")
         assert app.risk_hits[0]["description"] == "申请金额90000元超过剩余可用额度80000元"
         assert app.risk_hits[0]["stage"] == "report"
@@ -82,8 +85,11 @@ def test_too_many_applications_in_a_short_time(demo_db_url):
         with unit_of_work(demo_db_url) as s:
             svc.withdraw(s, app_id)
     status, hit_codes, hits = codes(demo_db_url, apply(demo_db_url, svc, customer_id, key="k3"))
-    assert (status, hit_codes, hits[0]["description"]) == ("awaiting_authorization", ["R03"],
-                                                           "近30天内已申请4次，超过3次")
+    assert (status, hit_codes, hits[0]["description"]) == (
+        "awaiting_authorization",
+        ["R03"],
+        "近30天内已申请4次，超过3次",
+    )
 
 
 def test_a_phone_shared_outside_the_household_and_an_id_in_two_households(db_url, tmp_path):
@@ -91,11 +97,15 @@ def test_a_phone_shared_outside_the_household_and_an_id_in_two_households(db_url
     son = person_id("20000404", seq=4)
     with unit_of_work(db_url) as s:
         sync_products(s)
-        report_ = import_village(s, tmp_path, [
-            f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,spouse:乙:{spouse}:13800000001;child:丁:{son}:,",
-            f"柳树村,丙,{other},13800000001,farmer,100000,2027-12-31,,",
-            f"柳树村,丁,{son},13800000004,farmer,50000,2027-12-31,,",
-        ])
+        report_ = import_village(
+            s,
+            tmp_path,
+            [
+                f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,spouse:乙:{spouse}:13800000001;child:丁:{son}:,",
+                f"柳树村,丙,{other},13800000001,farmer,100000,2027-12-31,,",
+                f"柳树村,丁,{son},13800000004,farmer,50000,2027-12-31,,",
+            ],
+        )
         assert report_.errors == []
     svc, _ = service()
     # 甲 shares the phone with the spouse (same household: no hit) and with 丙 (another household: a hit).
@@ -105,18 +115,22 @@ def test_a_phone_shared_outside_the_household_and_an_id_in_two_households(db_url
     assert hit_codes == ["R05"] and hits[0]["description"] == "申请人的身份证号出现在2户家庭的授信档案中"
 
 
-@pytest.mark.parametrize("risk_digit, party, status, expected", [
-    (9, "applicant", "rejected", "R07"),      # overdue now: refused (and many recent queries, R09)
-    (9, "spouse", "rejected", "R07"),
-    (7, "applicant", "under_review", "R08"),  # overdue in the past, repaid: an officer decides
-])
+@pytest.mark.parametrize(
+    "risk_digit, party, status, expected",
+    [
+        (9, "applicant", "rejected", "R07"),  # overdue now: refused (and many recent queries, R09)
+        (9, "spouse", "rejected", "R07"),
+        (7, "applicant", "under_review", "R08"),  # overdue in the past, repaid: an officer decides
+    ],
+)
 def test_negative_items_in_a_credit_report(db_url, tmp_path, risk_digit, party, status, expected):
     clean, flagged = person_id("19800101", seq=1), person_id("19810101", risk_digit, seq=2)
     head, spouse = (flagged, clean) if party == "applicant" else (clean, flagged)
     with unit_of_work(db_url) as s:
         sync_products(s)
-        import_village(s, tmp_path, [f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31,"
-                                     f"spouse:乙:{spouse}:13800000002,"])
+        import_village(
+            s, tmp_path, [f"柳树村,甲,{head},13800000001,farmer,100000,2027-12-31," f"spouse:乙:{spouse}:13800000002,"]
+        )
     svc, _ = service()
     app_id = apply(db_url, svc, applicant_id(db_url, head))
     assert codes(db_url, app_id)[:2] == ("awaiting_authorization", [])  # reports are read only when they arrive
@@ -141,16 +155,23 @@ def test_reports_arriving_twice_change_nothing_the_second_time(db_url, tmp_path)
 
 
 def test_the_rules_file_is_checked_when_loaded(tmp_path):
-    assert {r.check for r in RuleBook.load().rules} >= {"age", "over_remaining_line", "frequent_applications",
-                                                         "shared_phone", "id_in_several_households", "watch_list",
-                                                         "current_overdue", "past_overdue"}
+    assert {r.check for r in RuleBook.load().rules} >= {
+        "age",
+        "over_remaining_line",
+        "frequent_applications",
+        "shared_phone",
+        "id_in_several_households",
+        "watch_list",
+        "current_overdue",
+        "past_overdue",
+    }
     bad = {
         "unknown check": "- {code: X1, check: horoscope, outcome: reject, description: 不吉利}",
         "outcome must be": "- {code: X1, check: watch_list, outcome: maybe, description: '{reason}'}",
         "unknown agee": "- {code: X1, check: age, outcome: reject, params: {min_age: 18, max_age: 65}, "
-                        "description: '{agee}岁'}",
+        "description: '{agee}岁'}",
         "unique": "- {code: X1, check: watch_list, outcome: reject, description: a}\n"
-                  "- {code: X1, check: watch_list, outcome: review, description: b}",
+        "- {code: X1, check: watch_list, outcome: review, description: b}",
     }
     for message, text in bad.items():
         path = tmp_path / "rules.yml"

@@ -1,6 +1,7 @@
 """The loan-application form's actions against the demo village in a real database:
 identification, product offer, validation with explanations, confirmation and
 submission through the lending service."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +11,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from bot.actions.applications import ActionRepayment
-from bot.actions.loan_application import (ActionAskAmount, ActionAskApplicationConfirmed, ActionAskProduct,
-                                          ActionAskTerm, ActionStopLoanApplication, ActionSubmitLoanApplication)
+from bot.actions.loan_application import (
+    ActionAskAmount,
+    ActionAskApplicationConfirmed,
+    ActionAskProduct,
+    ActionAskTerm,
+    ActionStopLoanApplication,
+    ActionSubmitLoanApplication,
+)
 from bot.actions.loan_form_validation import FORM, ValidateLoanApplicationForm
 from lending.customers import IdentificationFailed, by_id_number, identify
 from sunshine.db import unit_of_work
@@ -19,10 +26,16 @@ from sunshine.models import ApplicationEvent, AuditEntry, Customer, LoanApplicat
 from tests.conftest import TEST_SECRET
 from tests.unit.bot_trackers import DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run, user_event
 
-CHEN_ID = "321283196802010556"        # 陈立新, farmer, 150000 line, no WeChat bound in the demo
-ZHANG_ID = "321283197503120119"       # 张建国, bound to DEMO_OPENID
-FILLED = {"customer_ref": None, "product": "sunshine_e_loan", "amount": "50000", "term": "12",
-          "purpose": "买化肥种子", "application_confirmed": True}
+CHEN_ID = "321283196802010556"  # 陈立新, farmer, 150000 line, no WeChat bound in the demo
+ZHANG_ID = "321283197503120119"  # 张建国, bound to DEMO_OPENID
+FILLED = {
+    "customer_ref": None,
+    "product": "sunshine_e_loan",
+    "amount": "50000",
+    "term": "12",
+    "purpose": "买化肥种子",
+    "application_confirmed": True,
+}
 
 
 def validate(method: str, value, tracker) -> tuple[dict, str]:
@@ -42,6 +55,7 @@ def form_tracker(sender: str, text: str = "好", intent: str = "inform", entitie
 
 # --- who is applying ------------------------------------------------------------
 
+
 def test_a_bound_wechat_user_is_not_asked_who_they_are(bank_env):
     tracker = form_tracker(DEMO_OPENID)
     extracted = asyncio.run(ValidateLoanApplicationForm().extract_customer_ref(CollectingDispatcher(), tracker, DOMAIN))
@@ -56,7 +70,7 @@ def test_an_unknown_wechat_user_is_not_given_someone_else(bank_env):
     extracted = asyncio.run(ValidateLoanApplicationForm().extract_customer_ref(CollectingDispatcher(), tracker, DOMAIN))
     assert extracted == {}
     slots, text = validate("customer_ref", str(customer_id(bank_env, ZHANG_ID)), tracker)
-    assert slots == {"customer_ref": None} and "身份证号" in text   # a bare customer id identifies nobody
+    assert slots == {"customer_ref": None} and "身份证号" in text  # a bare customer id identifies nobody
 
 
 def test_name_and_id_number_identify_and_bind_the_customer(bank_env):
@@ -72,10 +86,10 @@ def test_name_and_id_number_identify_and_bind_the_customer(bank_env):
 
 def test_wrong_name_bad_id_or_someone_elses_wechat_are_refused_and_change_nothing(bank_env):
     cases = {
-        f"王五 {CHEN_ID}": "对不上",                       # the name does not go with the number
-        "陈立新 321283196802010557": "校验位不对",           # mistyped ID number
-        "陈立新": "18位身份证号",                            # no number at all
-        f"张建国 {ZHANG_ID}": "绑定了另一个微信号",           # bound to DEMO_OPENID already
+        f"王五 {CHEN_ID}": "对不上",  # the name does not go with the number
+        "陈立新 321283196802010557": "校验位不对",  # mistyped ID number
+        "陈立新": "18位身份证号",  # no number at all
+        f"张建国 {ZHANG_ID}": "绑定了另一个微信号",  # bound to DEMO_OPENID already
     }
     for message, why in cases.items():
         slots, text = validate("customer_ref", message, form_tracker(UNKNOWN_OPENID))
@@ -99,6 +113,7 @@ def test_identify_reads_name_and_number_in_either_order(bank_env):
 
 
 # --- what is offered and asked ------------------------------------------------------
+
 
 def test_the_products_offered_fit_the_customer_type_with_the_line(bank_env):
     text, _ = run(ActionAskProduct(), form_tracker(DEMO_OPENID))
@@ -140,38 +155,41 @@ def test_an_amount_before_identification_claims_nothing_about_a_line(bank_env):
 
 
 def test_product_and_amount_given_before_identification_are_checked_once_known(bank_env):
-    said = f"陈立新 {CHEN_ID}"   # a farmer with a 150000 line
-    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan",
-                                                              amount="200000"))
+    said = f"陈立新 {CHEN_ID}"  # a farmer with a 150000 line
+    slots, text = validate(
+        "customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan", amount="200000")
+    )
     assert slots["customer_ref"] == str(customer_id(bank_env, CHEN_ID)) and "amount" not in slots
     assert "核对成功" in text and "超过了您还能用的预授信额度15万元" in text
 
 
 def test_a_product_not_for_the_customer_found_out_at_identification_is_asked_again(bank_env):
     said = f"陈立新 {CHEN_ID}"
-    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="merchant_e_loan",
-                                                              amount="100000"))
+    slots, text = validate(
+        "customer_ref", said, form_tracker(UNKNOWN_OPENID, product="merchant_e_loan", amount="100000")
+    )
     assert slots["product"] is None and "amount" not in slots
     assert "商e贷不面向您这类客户，适合您的是：阳光e贷、富农担保贷" in text
 
 
 def test_an_amount_outside_the_product_found_out_at_identification_is_asked_again(bank_env):
     said = f"陈立新 {CHEN_ID}"
-    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan",
-                                                              amount="500"))
+    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan", amount="500"))
     assert slots["amount"] is None and "最少借1000元" in text
 
 
 def test_an_amount_cut_in_pieces_by_the_tokenizer_is_read_whole(bank_env):
-    tracker = form_tracker(DEMO_OPENID, "算了二十五万吧", entities=[entity("amount", "十五万")],
-                           product="sunshine_e_loan")
+    tracker = form_tracker(
+        DEMO_OPENID, "算了二十五万吧", entities=[entity("amount", "十五万")], product="sunshine_e_loan"
+    )
     slots, text = validate("amount", "十五万", tracker)
     assert slots == {"amount": "250000"} and "您要借25万元，超过了" in text
 
 
 def test_changing_the_amount_while_the_term_is_asked_is_no_bad_term(bank_env):
-    tracker = form_tracker(DEMO_OPENID, "金额改成8万", entities=[entity("amount", "8万")],
-                           product="sunshine_e_loan", requested_slot="term")
+    tracker = form_tracker(
+        DEMO_OPENID, "金额改成8万", entities=[entity("amount", "8万")], product="sunshine_e_loan", requested_slot="term"
+    )
     assert validate("term", "金额改成8万", tracker) == ({"term": None}, "")
     assert validate("amount", "8万", tracker)[0] == {"amount": "80000"}
 
@@ -206,10 +224,14 @@ def test_the_purpose_must_say_what_the_money_is_for(bank_env):
 def test_a_guarantor_is_asked_only_for_products_that_need_one(bank_env):
     slots = list(DOMAIN["forms"][FORM]["required_slots"])
     form = ValidateLoanApplicationForm()
-    plain = asyncio.run(form.required_slots(slots, CollectingDispatcher(),
-                                            form_tracker(DEMO_OPENID, product="sunshine_e_loan"), DOMAIN))
-    guaranteed = asyncio.run(form.required_slots(slots, CollectingDispatcher(),
-                                                 form_tracker(DEMO_OPENID, product="guaranteed_farm_loan"), DOMAIN))
+    plain = asyncio.run(
+        form.required_slots(slots, CollectingDispatcher(), form_tracker(DEMO_OPENID, product="sunshine_e_loan"), DOMAIN)
+    )
+    guaranteed = asyncio.run(
+        form.required_slots(
+            slots, CollectingDispatcher(), form_tracker(DEMO_OPENID, product="guaranteed_farm_loan"), DOMAIN
+        )
+    )
     assert "guarantor_ref" not in plain and "guarantor_ref" in guaranteed
     zhang = str(customer_id(bank_env, ZHANG_ID))
     slots, text = validate("guarantor_ref", f"陈立新 {CHEN_ID}", form_tracker(DEMO_OPENID, customer_ref=zhang))
@@ -221,8 +243,16 @@ def test_a_guarantor_is_asked_only_for_products_that_need_one(bank_env):
 def test_the_confirmation_shows_every_answer_masked(bank_env):
     zhang = str(customer_id(bank_env, ZHANG_ID))
     text, _ = run(ActionAskApplicationConfirmed(), form_tracker(DEMO_OPENID, **{**FILLED, "customer_ref": zhang}))
-    for part in ("张**（身份证3212**********0119）", "阳光e贷，年利率4.35%", "5万元", "12个月（1年）", "买化肥种子",
-                 "回复“确认”", "金额改成3万", "取消"):
+    for part in (
+        "张**（身份证3212**********0119）",
+        "阳光e贷，年利率4.35%",
+        "5万元",
+        "12个月（1年）",
+        "买化肥种子",
+        "回复“确认”",
+        "金额改成3万",
+        "取消",
+    ):
         assert part in text, part
     assert ZHANG_ID not in text
     text, _ = run(ActionAskAmount(), form_tracker(DEMO_OPENID, product="sunshine_e_loan", customer_ref=zhang))
@@ -230,6 +260,7 @@ def test_the_confirmation_shows_every_answer_masked(bank_env):
 
 
 # --- submission -------------------------------------------------------------------------
+
 
 def applications(url: str) -> list[LoanApplication]:
     with unit_of_work(url) as session:
@@ -242,24 +273,34 @@ def test_a_confirmed_form_is_submitted_once_and_the_result_told(bank_env):
     tracker.events.insert(2, {"event": "active_loop", "name": FORM, "timestamp": 1700000000.5})
 
     text, events = run(ActionSubmitLoanApplication(), tracker)
-    again, _ = run(ActionSubmitLoanApplication(), tracker)      # Rasa retrying the action
+    again, _ = run(ActionSubmitLoanApplication(), tracker)  # Rasa retrying the action
 
     rows = applications(bank_env)
     assert len(rows) == 1
     app = rows[0]
     assert (app.product_code, app.amount, app.term_months, app.purpose, app.status) == (
-        "sunshine_e_loan", 50000, 12, "买化肥种子", "awaiting_authorization")
+        "sunshine_e_loan",
+        50000,
+        12,
+        "买化肥种子",
+        "awaiting_authorization",
+    )
     assert "已提交" in text and "征信查询授权" in text and "配偶" in text
     assert text == again
-    assert {"event": "slot", "name": "application_status", "value": "awaiting_authorization",
-            "timestamp": None} in events
+    assert {
+        "event": "slot",
+        "name": "application_status",
+        "value": "awaiting_authorization",
+        "timestamp": None,
+    } in events
     assert {"event": "slot", "name": "amount", "value": None, "timestamp": None} in events
 
 
 def test_a_declined_confirmation_submits_nothing(bank_env):
     zhang = str(customer_id(bank_env, ZHANG_ID))
-    tracker = form_tracker(DEMO_OPENID, "不了", "deny", **{**FILLED, "customer_ref": zhang,
-                                                         "application_confirmed": False})
+    tracker = form_tracker(
+        DEMO_OPENID, "不了", "deny", **{**FILLED, "customer_ref": zhang, "application_confirmed": False}
+    )
     text, events = run(ActionSubmitLoanApplication(), tracker)
     assert applications(bank_env) == [] and "先不提交" in text
     assert {"event": "slot", "name": "application_status", "value": "not_submitted", "timestamp": None} in events
@@ -268,8 +309,9 @@ def test_a_declined_confirmation_submits_nothing(bank_env):
 def test_a_refusal_by_the_lending_service_is_told_and_nothing_is_kept(bank_env):
     zhang = str(customer_id(bank_env, ZHANG_ID))
     # The bound customer applies for a product not meant for farmers (changed behind the form's back).
-    tracker = form_tracker(DEMO_OPENID, "确认", "affirm", **{**FILLED, "customer_ref": zhang,
-                                                          "product": "civil_servant_e_loan"})
+    tracker = form_tracker(
+        DEMO_OPENID, "确认", "affirm", **{**FILLED, "customer_ref": zhang, "product": "civil_servant_e_loan"}
+    )
     text, events = run(ActionSubmitLoanApplication(), tracker)
     assert applications(bank_env) == []
     assert text.startswith("申请没能提交：公e贷不面向您这类客户")
@@ -285,16 +327,33 @@ def test_stopping_the_form_clears_the_answers(bank_env):
 
 # --- repayment ------------------------------------------------------------------------------
 
+
 def test_repayment_lists_the_customers_own_loans(bank_env):
     text, _ = run(ActionRepayment(), make_tracker(DEMO_OPENID, user_event("贷款咋还", "ask_repayment")))
     assert text.startswith("您现在没有要还的贷款。") and "还款方法" in text
     with unit_of_work(bank_env) as session:
         zhang = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
-        app = LoanApplication(customer_id=zhang.id, product_code="sunshine_e_loan", amount=80000, term_months=12,
-                              purpose="买农机", status="disbursed", risk_hits=[], loan_account="LN0001")
+        app = LoanApplication(
+            customer_id=zhang.id,
+            product_code="sunshine_e_loan",
+            amount=80000,
+            term_months=12,
+            purpose="买农机",
+            status="disbursed",
+            risk_hits=[],
+            loan_account="LN0001",
+        )
         session.add(app)
         session.flush()
-        session.add(ApplicationEvent(application_id=app.id, at=datetime(2026, 3, 15, 2), actor="core_banking",
-                                     action="disbursed", from_status="approved", to_status="disbursed"))
+        session.add(
+            ApplicationEvent(
+                application_id=app.id,
+                at=datetime(2026, 3, 15, 2),
+                actor="core_banking",
+                action="disbursed",
+                from_status="approved",
+                to_status="disbursed",
+            )
+        )
     text, _ = run(ActionRepayment(), make_tracker(DEMO_OPENID, user_event("贷款咋还", "ask_repayment")))
     assert "阳光e贷8万元（借据号LN0001），年利率4.35%，2027年3月15日到期" in text

@@ -1,6 +1,15 @@
 import logging
 
-from sunshine.protect import MaskingFormatter, fingerprint, mask_id_number, mask_name, mask_phone, mask_text, seal, unseal
+from sunshine.protect import (
+    MaskingFormatter,
+    fingerprint,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    mask_text,
+    seal,
+    unseal,
+)
 
 
 def test_masks():
@@ -35,8 +44,10 @@ def test_log_formatter_masks_messages_and_tracebacks():
     try:
         logger.warning("customer %s called from %s", "321283197503120119", "13912340001")
         try:
-            raise ConnectionError("GET /cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s3cr3t-value "
-                                  "Authorization: Bearer k3y-value /auth/AbCdEfGhIjKlMnOp 321283197503120119")
+            raise ConnectionError(
+                "GET /cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s3cr3t-value "
+                "Authorization: Bearer k3y-value /auth/AbCdEfGhIjKlMnOp 321283197503120119"
+            )
         except ConnectionError:
             logger.exception("WeChat unreachable")
     finally:
@@ -56,12 +67,12 @@ def test_handlers_set_up_by_a_framework_are_masked_too():
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("framework: %(message)s"))   # as rasa-sdk's coloredlogs does
+    handler.setFormatter(logging.Formatter("framework: %(message)s"))  # as rasa-sdk's coloredlogs does
     logger = logging.getLogger("test.framework")
     logger.addHandler(handler)
     try:
         mask_every_handler()
-        mask_every_handler()                                          # twice: wrapped once
+        mask_every_handler()  # twice: wrapped once
         logger.warning("slot id_number=%s phone=%s", "321283197503120119", "13912340001")
     finally:
         logger.removeHandler(handler)

@@ -1,22 +1,37 @@
 """bot/server.py: Rasa's command line with the action server's answers checked
 by a validator prepared once, and event classes looked up once."""
+
 from __future__ import annotations
 
 import jsonschema
 import pytest
 from jsonschema import validators
 from rasa.core.actions.action import RemoteAction
-from rasa.shared.core.events import (ActionExecuted, Event, SlotSet, UserUttered, deserialise_events)
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered, deserialise_events
 from rasa.utils.endpoints import EndpointConfig
 
 from bot import server
 from sunshine.launcher import services
 from sunshine.settings import Settings
 
-ANSWER = {"events": [{"event": "slot", "name": "requested_slot", "value": "amount", "timestamp": None},
-                     {"event": "active_loop", "name": "loan_application_form", "timestamp": None}],
-          "responses": [{"text": "请问您想借多少？", "buttons": [], "elements": [], "custom": {}, "template": None,
-                         "response": None, "image": None, "attachment": None}]}
+ANSWER = {
+    "events": [
+        {"event": "slot", "name": "requested_slot", "value": "amount", "timestamp": None},
+        {"event": "active_loop", "name": "loan_application_form", "timestamp": None},
+    ],
+    "responses": [
+        {
+            "text": "请问您想借多少？",
+            "buttons": [],
+            "elements": [],
+            "custom": {},
+            "template": None,
+            "response": None,
+            "image": None,
+            "attachment": None,
+        }
+    ],
+}
 
 
 @pytest.fixture
@@ -39,8 +54,11 @@ def remote_action() -> RemoteAction:
 def test_the_response_schema_is_checked_once_for_many_answers(installed, monkeypatch):
     checked = []
     schema_check = validators.Draft202012Validator.check_schema
-    monkeypatch.setattr(validators.Draft202012Validator, "check_schema",
-                        classmethod(lambda cls, schema: (checked.append(1), schema_check(schema))))
+    monkeypatch.setattr(
+        validators.Draft202012Validator,
+        "check_schema",
+        classmethod(lambda cls, schema: (checked.append(1), schema_check(schema))),
+    )
     action = remote_action()
 
     assert all(action._validate_action_result(ANSWER) for _ in range(5))
@@ -56,10 +74,16 @@ def test_an_invalid_answer_still_gets_rasas_error(installed):
 
 
 def test_event_classes_are_found_once_and_unknown_types_behave_as_in_rasa(installed):
-    dumped = [{"event": "action", "name": "action_listen", "timestamp": 1.0},
-              {"event": "user", "text": "我想贷5万", "timestamp": 2.0,
-               "parse_data": {"intent": {"name": "apply_loan", "confidence": 0.9}, "entities": []}},
-              {"event": "slot", "name": "amount", "value": "50000", "timestamp": 3.0}] * 3
+    dumped = [
+        {"event": "action", "name": "action_listen", "timestamp": 1.0},
+        {
+            "event": "user",
+            "text": "我想贷5万",
+            "timestamp": 2.0,
+            "parse_data": {"intent": {"name": "apply_loan", "confidence": 0.9}, "entities": []},
+        },
+        {"event": "slot", "name": "amount", "value": "50000", "timestamp": 3.0},
+    ] * 3
 
     events = deserialise_events(dumped)
 

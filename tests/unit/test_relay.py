@@ -1,4 +1,5 @@
 """The exactly-once protocol between the web request and the worker, on a real Redis."""
+
 import threading
 import time
 
@@ -20,6 +21,7 @@ class ThreadWorker:
             time.sleep(self.delay)
             if not worker_claims_passive(self.r, key, self.texts):
                 self.deliver(openid, split_for_wechat(self.texts))
+
         t = threading.Thread(target=run)
         t.start()
         self.threads.append(t)

@@ -20,16 +20,19 @@ def test_safe_mode_with_a_valid_key(tmp_path):
     assert load(env={"WECHAT_AES_KEY": GOOD_KEY}, dotenv=tmp_path / "x").wechat_mode == "safe"
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"WECHAT_AES_KEY": "tooshort"}, "43-character"),
-    ({"WECHAT_AES_KEY": "!" * 43}, "base64"),
-    ({"WEB_PORT": "eighty"}, "WEB_PORT"),
-    ({"WECHAT_TOKEN": "has space"}, "WECHAT_TOKEN"),
-    ({"WECHAT_MAX_CLOCK_SKEW": "-1"}, "WECHAT_MAX_CLOCK_SKEW"),
-    ({"DATABASE_URL": "var/db.sqlite"}, "DATABASE_URL"),
-    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
-    ({"RASA_URL": "localhost:5005"}, "RASA_URL"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"WECHAT_AES_KEY": "tooshort"}, "43-character"),
+        ({"WECHAT_AES_KEY": "!" * 43}, "base64"),
+        ({"WEB_PORT": "eighty"}, "WEB_PORT"),
+        ({"WECHAT_TOKEN": "has space"}, "WECHAT_TOKEN"),
+        ({"WECHAT_MAX_CLOCK_SKEW": "-1"}, "WECHAT_MAX_CLOCK_SKEW"),
+        ({"DATABASE_URL": "var/db.sqlite"}, "DATABASE_URL"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"RASA_URL": "localhost:5005"}, "RASA_URL"),
+    ],
+)
 def test_bad_settings_say_what_is_wrong(tmp_path, env, words):
     with pytest.raises(ConfigError) as exc:
         load(env=env, dotenv=tmp_path / "x")

@@ -1,5 +1,6 @@
 """The SMS gateway's client against its emulator, and WeChat's web authorization
 (clients.wechat over the WeChat API emulator): refusals and one-time codes."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,9 @@ def test_the_sms_gateway_takes_a_text_and_refuses_bad_ones():
         requests.post(f"{url}/_emulator/faults", json={"count": 1, "status": 503})
         with pytest.raises(SmsError, match="503"):
             client.send("13912340002", "again")
-        assert [m["content"] for m in requests.get(f"{url}/_emulator/messages",
-                                                   params={"phone": "13912340002"}).json()] == ["验证码123456"]
+        assert [
+            m["content"] for m in requests.get(f"{url}/_emulator/messages", params={"phone": "13912340002"}).json()
+        ] == ["验证码123456"]
         assert requests.get(f"{url}/_emulator/messages", params={"phone": "13900000000"}).json() == []
     with pytest.raises(SmsError, match="unreachable"):
         client.send("13912340002", "nobody listens")
@@ -53,5 +55,5 @@ def test_wechat_web_authorization_codes_work_once_for_the_right_account():
         with pytest.raises(WeChatApiError) as secret:
             WeChatApi(url, s.wechat_appid, "wrong-secret", open_base=url).oauth_openid(code())
         assert secret.value.errcode == 40125
-        mini = WeChatApi(url, s.wxa_appid, s.wxa_secret, open_base=url)      # not an Official Account
+        mini = WeChatApi(url, s.wxa_appid, s.wxa_secret, open_base=url)  # not an Official Account
         assert requests.get(mini.oauth_authorize_url("https://bank.example/cb", "st")).json()["errcode"] == 40013

@@ -2,6 +2,7 @@
 transaction that reads and then writes must wait for another writer, not fail
 with "database is locked" (what `make soak` found: WeCom notices sent twice,
 authorization links replaced by an apology)."""
+
 import threading
 
 import pytest

@@ -1,5 +1,6 @@
 """The launcher's supervisor restarts a process that dies, gives up on one that keeps dying,
 and restarts nothing on Ctrl-C."""
+
 from __future__ import annotations
 
 import io
@@ -127,8 +128,10 @@ def test_a_service_whose_forked_child_holds_its_output_is_restarted_and_the_chil
 
 def test_on_the_way_down_a_dependency_stops_after_the_others(quiet_signals, tmp_path):
     flag = tmp_path / "up"
-    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(0))); "
-            "time.sleep(60)")
+    code = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(0))); "
+        "time.sleep(60)"
+    )
     sup, out, _ = make()
     sup.add_process("redis", SLEEPER, ready=lambda: flag.touch() or True)
     sup.add_process("user", "exec " + shlex.join([sys.executable, "-c", code]))

@@ -1,5 +1,6 @@
 """bot/tracker_store.py: Rasa's Redis tracker store on a real Redis, written
 without reading the whole tracker back unless another process wrote meanwhile."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,14 @@ DOMAIN = Domain.load(str(ROOT / "bot" / "domain.yml"))
 @pytest.fixture
 def store(redis_url) -> RedisTrackerStore:
     parts = urlsplit(redis_url)
-    return RedisTrackerStore(DOMAIN, host=parts.hostname, port=parts.port, db=int(parts.path.strip("/")),
-                             record_exp=600, key_prefix="tracker")
+    return RedisTrackerStore(
+        DOMAIN,
+        host=parts.hostname,
+        port=parts.port,
+        db=int(parts.path.strip("/")),
+        record_exp=600,
+        key_prefix="tracker",
+    )
 
 
 def turn(tracker: DialogueStateTracker, text: str, answer: str) -> None:
@@ -43,8 +50,9 @@ def stored(store: RedisTrackerStore, sender: str) -> dict:
 def test_turns_are_saved_without_reading_the_tracker_back(store, monkeypatch):
     rebuilt = []
     original = TrackerStore.deserialise_tracker
-    monkeypatch.setattr(TrackerStore, "deserialise_tracker",
-                        lambda self, *a: (rebuilt.append(1), original(self, *a))[1])
+    monkeypatch.setattr(
+        TrackerStore, "deserialise_tracker", lambda self, *a: (rebuilt.append(1), original(self, *a))[1]
+    )
     tracker = DialogueStateTracker("o_farmer", DOMAIN.slots)
     for n in range(3):
         turn(tracker, f"我能借多少{n}", f"您的额度是{n}0万元")
@@ -66,7 +74,7 @@ def test_events_written_meanwhile_by_another_process_are_kept(store):
     theirs.update(SlotSet("customer_type", "farmer"))
     asyncio.run(store.save(theirs))
 
-    turn(ours, "利息多少", "年利率4.35%")          # ours does not know their event
+    turn(ours, "利息多少", "年利率4.35%")  # ours does not know their event
     asyncio.run(store.save(ours))
 
     events = stored(store, "o_farmer")["events"]

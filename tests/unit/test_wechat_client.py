@@ -1,4 +1,5 @@
 """clients.wechat.WeChatApi against a live WeChat API emulator and a real Redis."""
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def emulator():
-    app = create_app(apps={OA: App(OA, OA_SECRET, "oa"), WXA: App(WXA, WXA_SECRET, "wxa")},
-                     wxa_pages={"pages/auth/index"})
+    app = create_app(
+        apps={OA: App(OA, OA_SECRET, "oa"), WXA: App(WXA, WXA_SECRET, "wxa")}, wxa_pages={"pages/auth/index"}
+    )
     with serve_in_thread(app) as base:
         yield base
 
@@ -65,8 +67,15 @@ def test_token_send_and_read_back(emulator, api, redis_client):
 
 
 def test_from_settings(emulator, redis_url):
-    settings = replace(Settings(), wechat_api_base=emulator, wechat_appid=OA, wechat_secret=OA_SECRET,
-                       wxa_appid=WXA, wxa_secret=WXA_SECRET, redis_url=redis_url)
+    settings = replace(
+        Settings(),
+        wechat_api_base=emulator,
+        wechat_appid=OA,
+        wechat_secret=OA_SECRET,
+        wxa_appid=WXA,
+        wxa_secret=WXA_SECRET,
+        redis_url=redis_url,
+    )
     WeChatApi.from_settings(settings).send_text("o_x", "你好")
     assert messages(emulator, "o_x")[0]["content"] == "你好"
 
@@ -104,8 +113,9 @@ def test_persistent_40001_gives_up_after_the_bound(emulator, api):
     assert messages(emulator, "o_x") == []
 
 
-@pytest.mark.parametrize("errcode, flag", [(45015, "outside_window"), (45047, "too_many_messages"),
-                                           (45009, "rate_limited")])
+@pytest.mark.parametrize(
+    "errcode, flag", [(45015, "outside_window"), (45047, "too_many_messages"), (45009, "rate_limited")]
+)
 def test_wechat_errors_carry_their_code(emulator, api, errcode, flag):
     fault(emulator, errcode=errcode)
     with pytest.raises(WeChatApiError) as info:

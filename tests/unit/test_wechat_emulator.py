@@ -1,4 +1,5 @@
 """The WeChat API emulator speaks WeChat's JSON and error codes (Flask test client)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def app():
-    return create_app(apps={OA: App(OA, OA_SECRET, "oa"), WXA: App(WXA, WXA_SECRET, "wxa")},
-                      wxa_pages={"pages/auth/index", "pages/index/index"})
+    return create_app(
+        apps={OA: App(OA, OA_SECRET, "oa"), WXA: App(WXA, WXA_SECRET, "wxa")},
+        wxa_pages={"pages/auth/index", "pages/index/index"},
+    )
 
 
 @pytest.fixture
@@ -25,8 +28,9 @@ def client(app):
 
 
 def token(client, appid=OA, secret=OA_SECRET) -> str:
-    res = client.get("/cgi-bin/token", query_string={"grant_type": "client_credential", "appid": appid,
-                                                      "secret": secret}).get_json()
+    res = client.get(
+        "/cgi-bin/token", query_string={"grant_type": "client_credential", "appid": appid, "secret": secret}
+    ).get_json()
     return res["access_token"]
 
 
@@ -40,19 +44,23 @@ def text(openid, content):
 
 
 def test_token_in_wechat_shape(client):
-    res = client.get("/cgi-bin/token", query_string={"grant_type": "client_credential", "appid": OA,
-                                                      "secret": OA_SECRET})
+    res = client.get(
+        "/cgi-bin/token", query_string={"grant_type": "client_credential", "appid": OA, "secret": OA_SECRET}
+    )
     assert res.status_code == 200
     body = res.get_json()
     assert set(body) == {"access_token", "expires_in"}
     assert body["expires_in"] == 7200 and len(body["access_token"]) > 100
 
 
-@pytest.mark.parametrize("params, errcode", [
-    ({"grant_type": "client_credential", "appid": "wx_nobody", "secret": OA_SECRET}, 40013),
-    ({"grant_type": "client_credential", "appid": OA, "secret": "wrong"}, 40125),
-    ({"grant_type": "password", "appid": OA, "secret": OA_SECRET}, 40002),
-])
+@pytest.mark.parametrize(
+    "params, errcode",
+    [
+        ({"grant_type": "client_credential", "appid": "wx_nobody", "secret": OA_SECRET}, 40013),
+        ({"grant_type": "client_credential", "appid": OA, "secret": "wrong"}, 40125),
+        ({"grant_type": "password", "appid": OA, "secret": OA_SECRET}, 40002),
+    ],
+)
 def test_token_errors(client, params, errcode):
     res = client.get("/cgi-bin/token", query_string=params)
     assert res.status_code == 200  # WeChat answers errors with 200 and a JSON body
@@ -64,8 +72,11 @@ def test_send_records_messages_oldest_first(client):
     tok = token(client)
     assert send(client, tok, text("o_a", "第一条")) == {"errcode": 0, "errmsg": "ok"}
     assert send(client, tok, text("o_b", "别人的"))["errcode"] == 0
-    news = {"touser": "o_a", "msgtype": "news",
-            "news": {"articles": [{"title": "授权", "description": "d", "url": "https://x/auth/1", "picurl": ""}]}}
+    news = {
+        "touser": "o_a",
+        "msgtype": "news",
+        "news": {"articles": [{"title": "授权", "description": "d", "url": "https://x/auth/1", "picurl": ""}]},
+    }
     assert send(client, tok, news)["errcode"] == 0
     msgs = client.get("/_emulator/messages", query_string={"touser": "o_a"}).get_json()
     assert [m["msgtype"] for m in msgs] == ["text", "news"]
@@ -80,8 +91,12 @@ def test_send_records_messages_oldest_first(client):
 def test_utf8_json_body_is_read(client):
     tok = token(client)
     # wechatpy posts UTF-8 bytes without a Content-Type
-    assert send(client, tok, '{"touser":"o_a","msgtype":"text","text":{"content":"俺想贷款"}}'.encode(),
-                raw=True)["errcode"] == 0
+    assert (
+        send(client, tok, '{"touser":"o_a","msgtype":"text","text":{"content":"俺想贷款"}}'.encode(), raw=True)[
+            "errcode"
+        ]
+        == 0
+    )
     assert client.get("/_emulator/messages?touser=o_a").get_json()[0]["content"] == "俺想贷款"
 
 
@@ -92,19 +107,22 @@ def test_text_limit_is_2048_bytes(client):
     assert len(client.get("/_emulator/messages?touser=o_a").get_json()) == 1
 
 
-@pytest.mark.parametrize("body, errcode", [
-    ({"touser": "", "msgtype": "text", "text": {"content": "x"}}, 40003),
-    ({"touser": "o_a", "msgtype": "fax", "fax": {}}, 40008),
-    ({"touser": "o_a", "msgtype": "text"}, 47001),
-    ({"touser": "o_a", "msgtype": "image", "image": {}}, 47001),
-])
+@pytest.mark.parametrize(
+    "body, errcode",
+    [
+        ({"touser": "", "msgtype": "text", "text": {"content": "x"}}, 40003),
+        ({"touser": "o_a", "msgtype": "fax", "fax": {}}, 40008),
+        ({"touser": "o_a", "msgtype": "text"}, 47001),
+        ({"touser": "o_a", "msgtype": "image", "image": {}}, 47001),
+    ],
+)
 def test_bad_messages(client, body, errcode):
     assert send(client, token(client), body)["errcode"] == errcode
 
 
 def test_bad_and_missing_tokens(client):
     assert send(client, "not-a-token", text("o_a", "x"))["errcode"] == 40001
-    res = client.post("/cgi-bin/message/custom/send", data=b'{}').get_json()
+    res = client.post("/cgi-bin/message/custom/send", data=b"{}").get_json()
     assert res["errcode"] == 41001
     assert send(client, token(client), b"", raw=True)["errcode"] == 44002
     assert send(client, token(client), b"{not json", raw=True)["errcode"] == 47001
@@ -155,8 +173,9 @@ def test_fault_on_a_path_delay_and_clear(client):
     assert send(client, tok, text("o_a", "slow"))["errcode"] == 0
     assert time.monotonic() - started >= 0.3
     client.post("/_emulator/faults", json={"status": 502})
-    assert client.post("/cgi-bin/message/custom/send", query_string={"access_token": tok},
-                       data=b"{}").status_code == 502
+    assert (
+        client.post("/cgi-bin/message/custom/send", query_string={"access_token": tok}, data=b"{}").status_code == 502
+    )
 
 
 def test_calls_are_logged(client):
@@ -165,7 +184,10 @@ def test_calls_are_logged(client):
     send(client, "bad", text("o_a", "x"))
     calls = client.get("/_emulator/calls").get_json()
     assert [(c["path"], c["errcode"]) for c in calls] == [
-        ("/cgi-bin/token", None), ("/cgi-bin/message/custom/send", 0), ("/cgi-bin/message/custom/send", 40001)]
+        ("/cgi-bin/token", None),
+        ("/cgi-bin/message/custom/send", 0),
+        ("/cgi-bin/message/custom/send", 40001),
+    ]
 
 
 def test_reset_forgets_everything(client):
@@ -180,51 +202,79 @@ def test_reset_forgets_everything(client):
 
 def test_scene_qrcode_and_its_image(client):
     tok = token(client)
-    res = client.post("/cgi-bin/qrcode/create", query_string={"access_token": tok},
-                      json={"expire_seconds": 1800, "action_name": "QR_STR_SCENE",
-                            "action_info": {"scene": {"scene_str": "auth:abc123"}}}).get_json()
+    res = client.post(
+        "/cgi-bin/qrcode/create",
+        query_string={"access_token": tok},
+        json={
+            "expire_seconds": 1800,
+            "action_name": "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": "auth:abc123"}},
+        },
+    ).get_json()
     assert set(res) == {"ticket", "expire_seconds", "url"} and res["expire_seconds"] == 1800
     assert res["url"].startswith("http://weixin.qq.com/q/")
     img = client.get("/cgi-bin/showqrcode", query_string={"ticket": res["ticket"]})
     assert img.status_code == 200 and img.content_type == "image/png" and img.data.startswith(PNG)
     assert client.get("/_emulator/qrcodes").get_json()[0]["scene_str"] == "auth:abc123"
     assert client.get("/cgi-bin/showqrcode", query_string={"ticket": "nope"}).status_code == 404
-    permanent = client.post("/cgi-bin/qrcode/create", query_string={"access_token": tok},
-                            json={"action_name": "QR_LIMIT_SCENE", "action_info": {"scene": {"scene_id": 7}}})
+    permanent = client.post(
+        "/cgi-bin/qrcode/create",
+        query_string={"access_token": tok},
+        json={"action_name": "QR_LIMIT_SCENE", "action_info": {"scene": {"scene_id": 7}}},
+    )
     assert "expire_seconds" not in permanent.get_json()
-    bad = client.post("/cgi-bin/qrcode/create", query_string={"access_token": tok},
-                      json={"action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": "x" * 65}}})
+    bad = client.post(
+        "/cgi-bin/qrcode/create",
+        query_string={"access_token": tok},
+        json={"action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": "x" * 65}}},
+    )
     assert bad.get_json()["errcode"] == 40053
-    assert client.post("/cgi-bin/qrcode/create", query_string={"access_token": tok},
-                       json={"action_name": "QR_FOO"}).get_json()["errcode"] == 40052
+    assert (
+        client.post(
+            "/cgi-bin/qrcode/create", query_string={"access_token": tok}, json={"action_name": "QR_FOO"}
+        ).get_json()["errcode"]
+        == 40052
+    )
 
 
 def test_wxa_code_unlimit(client):
     tok = token(client, WXA, WXA_SECRET)
-    ok = client.post("/wxa/getwxacodeunlimit", query_string={"access_token": tok},
-                     json={"scene": "t=abc123", "page": "pages/auth/index", "width": 430})
+    ok = client.post(
+        "/wxa/getwxacodeunlimit",
+        query_string={"access_token": tok},
+        json={"scene": "t=abc123", "page": "pages/auth/index", "width": 430},
+    )
     assert ok.status_code == 200 and ok.content_type == "image/png" and ok.data.startswith(PNG)
     for page in ("pages/missing/index", "/pages/auth/index", "pages/auth/index?x=1"):
-        bad = client.post("/wxa/getwxacodeunlimit", query_string={"access_token": tok},
-                          json={"scene": "t=abc123", "page": page})
+        bad = client.post(
+            "/wxa/getwxacodeunlimit", query_string={"access_token": tok}, json={"scene": "t=abc123", "page": page}
+        )
         assert bad.content_type.startswith("application/json")
         assert bad.get_json()["errcode"] == 41030, page
-    unchecked = client.post("/wxa/getwxacodeunlimit", query_string={"access_token": tok},
-                            json={"scene": "t=1", "page": "pages/new/index", "check_path": False})
+    unchecked = client.post(
+        "/wxa/getwxacodeunlimit",
+        query_string={"access_token": tok},
+        json={"scene": "t=1", "page": "pages/new/index", "check_path": False},
+    )
     assert unchecked.data.startswith(PNG)
-    too_long = client.post("/wxa/getwxacodeunlimit", query_string={"access_token": tok},
-                           json={"scene": "x" * 33})
+    too_long = client.post("/wxa/getwxacodeunlimit", query_string={"access_token": tok}, json={"scene": "x" * 33})
     assert too_long.get_json()["errcode"] == 40169
     assert client.get("/_emulator/wxacodes").get_json()[0]["scene"] == "t=abc123"
     # the Official Account's token is not the mini-program's
-    assert client.post("/wxa/getwxacodeunlimit", query_string={"access_token": token(client)},
-                       json={"scene": "t=1"}).get_json()["errcode"] == 48001
+    assert (
+        client.post(
+            "/wxa/getwxacodeunlimit", query_string={"access_token": token(client)}, json={"scene": "t=1"}
+        ).get_json()["errcode"]
+        == 48001
+    )
 
 
 def test_jscode2session(client):
     def login(code, appid=WXA, secret=WXA_SECRET):
-        return client.get("/sns/jscode2session", query_string={
-            "appid": appid, "secret": secret, "js_code": code, "grant_type": "authorization_code"}).get_json()
+        return client.get(
+            "/sns/jscode2session",
+            query_string={"appid": appid, "secret": secret, "js_code": code, "grant_type": "authorization_code"},
+        ).get_json()
 
     registered = client.post("/_emulator/jscodes", json={"openid": "o_wxa_lixiuying"}).get_json()
     res = login(registered["code"])

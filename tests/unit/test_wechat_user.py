@@ -1,6 +1,7 @@
 """WeChat's side of the webhook (emulators.wechat.user) and the `make chat` console,
 checked against WeChat's published vectors (shared/testdata/wechat/vectors.md)
 and a stand-in webhook built on wechatpy's server-side API."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,15 @@ from wechatpy.utils import check_signature
 from emulators import serve_in_thread
 from emulators.wechat.api import App, create_app
 from emulators.wechat.chat import ChatConsole
-from emulators.wechat.user import (BadReply, DeliveryError, WeChatUser, WebhookUnreachable, account_id_for,
-                                   next_msgid, signature)
+from emulators.wechat.user import (
+    BadReply,
+    DeliveryError,
+    WeChatUser,
+    WebhookUnreachable,
+    account_id_for,
+    next_msgid,
+    signature,
+)
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,19 +54,26 @@ def sample_crypto() -> WeChatCrypto:
 
 # -- signatures and message format ---------------------------------------------
 
+
 def test_plain_signature_vector_b2():
     assert signature("spamtest", "1409735669", "1320562132") == "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a"
     user = WeChatUser("http://unused/wechat", TOKEN, APPID, openid=OPENID)
     query = user.query("<xml/>", timestamp="1409735669", nonce="1320562132")
-    assert query == {"signature": "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a", "timestamp": "1409735669",
-                     "nonce": "1320562132", "openid": OPENID}
+    assert query == {
+        "signature": "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a",
+        "timestamp": "1409735669",
+        "nonce": "1320562132",
+        "openid": OPENID,
+    }
 
 
 def test_plaintext_text_message_is_wechats_xml():
     user = WeChatUser("http://unused/wechat", TOKEN, APPID, openid=OPENID, account_id="gh_10f6c3c3ac5a")
     xml = user.text_xml("俺想贷5万")
-    assert xml.startswith("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
-                          f"<FromUserName><![CDATA[{OPENID}]]></FromUserName><CreateTime>")
+    assert xml.startswith(
+        "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
+        f"<FromUserName><![CDATA[{OPENID}]]></FromUserName><CreateTime>"
+    )
     assert "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[俺想贷5万]]></Content><MsgId>" in xml
     msg = parse_message(xml)
     assert msg.type == "text" and msg.content == "俺想贷5万"
@@ -95,8 +110,12 @@ def test_compat_mode_sends_plaintext_and_encrypt():
     body = user.wire_body(xml)
     assert parse_message(body).content == "兼容模式"  # like vectors.md B1
     query = user.query(body)
-    assert parse_message(sample_crypto().decrypt_message(body, query["msg_signature"], query["timestamp"],
-                                                         query["nonce"])).content == "兼容模式"
+    assert (
+        parse_message(
+            sample_crypto().decrypt_message(body, query["msg_signature"], query["timestamp"], query["nonce"])
+        ).content
+        == "兼容模式"
+    )
 
 
 def test_voice_and_events_parse_as_wechatpy_expects():
@@ -115,7 +134,7 @@ def test_voice_and_events_parse_as_wechatpy_expects():
 
 def test_msgids_are_unique_increasing_64_bit():
     ids = [next_msgid() for _ in range(2000)]
-    assert ids == sorted(set(ids)) and all(0 < i < 2 ** 63 for i in ids)
+    assert ids == sorted(set(ids)) and all(0 < i < 2**63 for i in ids)
     user = WeChatUser("http://unused/wechat", TOKEN, APPID)
     a, b = parse_message(user.text_xml("1")).id, parse_message(user.text_xml("2")).id
     assert b > a > ids[-1]
@@ -143,6 +162,7 @@ def test_empty_replies(body):
 
 # -- delivering to a webhook -------------------------------------------------------
 
+
 class StubWebhook:
     """A webhook as the bank writes it with wechatpy: checks, decrypts, answers."""
 
@@ -166,8 +186,9 @@ class StubWebhook:
         body = request.get_data()
         encrypted = args.get("encrypt_type") == "aes"
         crypto = WeChatCrypto(self.token, self.aes_key, self.appid) if self.aes_key else None
-        xml = crypto.decrypt_message(body, args["msg_signature"], args["timestamp"], args["nonce"]) \
-            if encrypted else body
+        xml = (
+            crypto.decrypt_message(body, args["msg_signature"], args["timestamp"], args["nonce"]) if encrypted else body
+        )
         msg = parse_message(xml)
         with self.lock:
             self.requests.append((dict(args), msg))
@@ -187,8 +208,9 @@ class StubWebhook:
 def test_deliver_and_read_passive_reply(mode):
     stub = StubWebhook()
     with serve_in_thread(stub.app) as base:
-        user = WeChatUser(f"{base}/wechat", TOKEN, APPID, AES_KEY if mode != "plaintext" else "", openid=OPENID,
-                          mode=mode)
+        user = WeChatUser(
+            f"{base}/wechat", TOKEN, APPID, AES_KEY if mode != "plaintext" else "", openid=OPENID, mode=mode
+        )
         reply = user.send_text("我想贷款")
     assert reply.content == "收到：我想贷款" and reply.msg_type == "text"
     assert reply.encrypted == (mode != "plaintext") and reply.attempts == 1
@@ -242,7 +264,8 @@ def test_unreachable_webhook_and_wrong_token():
 def test_plaintext_reply_in_safe_mode_is_refused():
     stub = StubWebhook(aes_key="")  # a webhook that ignores encryption
     stub.app.view_functions["wechat"] = lambda: Response(
-        TextReply(content="明文", source="gh_x", target=OPENID).render(), mimetype="application/xml")
+        TextReply(content="明文", source="gh_x", target=OPENID).render(), mimetype="application/xml"
+    )
     with serve_in_thread(stub.app) as base:
         with pytest.raises(BadReply):
             WeChatUser(f"{base}/wechat", TOKEN, APPID, AES_KEY, openid=OPENID).send_text("喂")
@@ -261,21 +284,29 @@ DEMO_OA, DEMO_SECRET = "wx_chat_test_0001", "chat-secret"
 
 def bank_answers(api_base):
     """A webhook that answers the first message passively, and the second later through the API."""
+
     def answer(msg):
         if msg.content == "你好":
             return "您好，我是阳光信贷助手。"
 
         def later():
             time.sleep(0.3)
-            tok = requests.get(f"{api_base}/cgi-bin/token", params={
-                "grant_type": "client_credential", "appid": DEMO_OA, "secret": DEMO_SECRET}, timeout=5).json()
+            tok = requests.get(
+                f"{api_base}/cgi-bin/token",
+                params={"grant_type": "client_credential", "appid": DEMO_OA, "secret": DEMO_SECRET},
+                timeout=5,
+            ).json()
             for text in ("好的，我来帮您申请贷款。", "请问您想贷多少？"):
-                requests.post(f"{api_base}/cgi-bin/message/custom/send",
-                              params={"access_token": tok["access_token"]},
-                              json={"touser": msg.source, "msgtype": "text", "text": {"content": text}}, timeout=5)
+                requests.post(
+                    f"{api_base}/cgi-bin/message/custom/send",
+                    params={"access_token": tok["access_token"]},
+                    json={"touser": msg.source, "msgtype": "text", "text": {"content": text}},
+                    timeout=5,
+                )
 
         threading.Thread(target=later, daemon=True).start()
         return None
+
     return answer
 
 
@@ -294,33 +325,50 @@ def test_chat_console_prints_passive_and_customer_service_answers(wechat_api):
         rc = console.run(io.StringIO("你好\n\n我想贷款\n"))
     assert rc == 0
     assert out.getvalue().splitlines() == [
-        "你：你好", "银行：您好，我是阳光信贷助手。",
-        "你：我想贷款", "银行：好的，我来帮您申请贷款。", "银行：请问您想贷多少？"]
+        "你：你好",
+        "银行：您好，我是阳光信贷助手。",
+        "你：我想贷款",
+        "银行：好的，我来帮您申请贷款。",
+        "银行：请问您想贷多少？",
+    ]
 
 
 def run_chat(args, env_extra, stdin):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WEB_"))}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "emulators.wechat.chat", *args], input=stdin, text=True,
-                          capture_output=True, cwd=ROOT, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "emulators.wechat.chat", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_chat_piped_from_standard_input(wechat_api, tmp_path):
     stub = StubWebhook(appid=DEMO_OA, answer=bank_answers(wechat_api))
     with serve_in_thread(stub.app) as base:
-        proc = run_chat(["--url", f"{base}/wechat"],
-                        {"WECHAT_TOKEN": TOKEN, "WECHAT_APPID": DEMO_OA, "WECHAT_AES_KEY": AES_KEY,
-                         "WECHAT_API_BASE": wechat_api}, "你好\n我想贷款\n")
+        proc = run_chat(
+            ["--url", f"{base}/wechat"],
+            {"WECHAT_TOKEN": TOKEN, "WECHAT_APPID": DEMO_OA, "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE": wechat_api},
+            "你好\n我想贷款\n",
+        )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines == ["你：你好", "银行：您好，我是阳光信贷助手。",
-                     "你：我想贷款", "银行：好的，我来帮您申请贷款。", "银行：请问您想贷多少？"]
+    assert lines == [
+        "你：你好",
+        "银行：您好，我是阳光信贷助手。",
+        "你：我想贷款",
+        "银行：好的，我来帮您申请贷款。",
+        "银行：请问您想贷多少？",
+    ]
     assert stub.requests[0][0]["encrypt_type"] == "aes"  # signed and encrypted as the settings say
 
 
 def test_chat_says_to_start_the_server_when_the_webhook_is_down(wechat_api):
-    proc = run_chat(["--url", f"http://127.0.0.1:{free_port()}/wechat"], {"WECHAT_API_BASE": wechat_api},
-                    "你好\n")
+    proc = run_chat(["--url", f"http://127.0.0.1:{free_port()}/wechat"], {"WECHAT_API_BASE": wechat_api}, "你好\n")
     assert proc.returncode != 0
     assert "make run" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -349,6 +397,10 @@ def test_the_chat_console_indents_every_continuation_line_alike():
     from emulators.wechat.user import WeChatUser
 
     out = io.StringIO()
-    console = ChatConsole(WeChatUser("http://127.0.0.1:9/wechat", "token", "wx0000000000000000", openid="o_chat"), "http://127.0.0.1:9", out)
+    console = ChatConsole(
+        WeChatUser("http://127.0.0.1:9/wechat", "token", "wx0000000000000000", openid="o_chat"),
+        "http://127.0.0.1:9",
+        out,
+    )
     console.say("第一行\n第二行\n第三行")
     assert out.getvalue().splitlines() == ["银行：第一行", "      第二行", "      第三行"]

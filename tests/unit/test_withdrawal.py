@@ -1,5 +1,6 @@
 """Withdrawing an application from the chat: offered on 不贷了 outside the form,
 withdrawn only on a yes, and the links sent for it stop working."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,12 @@ def test_an_application_in_progress_is_offered_not_withdrawn(bank_env):
     text, events = offer()
 
     assert "阳光e贷申请（5万元，12个月）在办理" in text and "等待征信授权" in text and "回复“确定”" in text
-    assert {"event": "slot", "name": "withdrawal_application", "value": str(application_id),
-            "timestamp": None} in events
+    assert {
+        "event": "slot",
+        "name": "withdrawal_application",
+        "value": str(application_id),
+        "timestamp": None,
+    } in events
     assert status(bank_env, application_id) == "awaiting_authorization"
 
 
@@ -51,7 +56,7 @@ def test_yes_withdraws_it_records_who_and_stops_its_links(bank_env):
         for token in links:
             with pytest.raises(AuthorizationError, match="已经撤销或办结"):
                 find_by_token(session, token)
-    assert "没有要撤销的申请" in withdraw(str(application_id))        # said twice: nothing more happens
+    assert "没有要撤销的申请" in withdraw(str(application_id))  # said twice: nothing more happens
 
 
 def test_with_nothing_in_progress_there_is_nothing_to_withdraw(bank_env):
@@ -64,7 +69,7 @@ def test_with_nothing_in_progress_there_is_nothing_to_withdraw(bank_env):
 def test_only_the_application_offered_is_withdrawn(bank_env):
     application_id = apply_for_zhang(bank_env)
 
-    assert "没有要撤销的申请" in withdraw(None)                      # a yes to something else
+    assert "没有要撤销的申请" in withdraw(None)  # a yes to something else
     assert "没有要撤销的申请" in withdraw(str(application_id + 1))
     assert "没有要撤销的申请" in withdraw(str(application_id), openid=UNKNOWN_OPENID)
     assert status(bank_env, application_id) == "awaiting_authorization"

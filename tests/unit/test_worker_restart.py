@@ -1,4 +1,5 @@
 """A job whose worker died in the middle is put back when the partition's worker starts again."""
+
 from __future__ import annotations
 
 import os

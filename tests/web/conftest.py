@@ -30,6 +30,7 @@ def bot(monkeypatch, demo_settings):
 def make_client(demo_settings):
     def make(**overrides):
         return create_app(replace(demo_settings, **overrides)).test_client()
+
     return make
 
 
@@ -37,10 +38,12 @@ def make_client(demo_settings):
 def serve_webhook(demo_settings):
     """Serve the web app over real HTTP; returns a factory of WeChat users talking to it."""
     with ExitStack() as servers:
+
         def serve(openid="o_demo_zhangjianguo", **overrides):
             settings = replace(demo_settings, **overrides)
             url = servers.enter_context(serve_in_thread(create_app(settings)))
-            return WeChatUser(f"{url}/wechat", settings.wechat_token, settings.wechat_appid,
-                              settings.wechat_aes_key, openid=openid)
+            return WeChatUser(
+                f"{url}/wechat", settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, openid=openid
+            )
 
         yield serve

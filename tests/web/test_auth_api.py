@@ -1,5 +1,6 @@
 """The authorization API as the H5 page calls it: bad input and attacks are refused
 with a clear message, recorded, and query no report."""
+
 from __future__ import annotations
 
 import io
@@ -31,7 +32,7 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
     token = tokens["guarantor"]
     base = f"/api/authorizations/{token}"
     resp = client.post(f"{base}/identity", json={"name": names["guarantor"], "id_digits": "999999"})
-    assert resp.status_code == 409 and "微信里打开" in resp.json["message"]   # no WeChat identity yet
+    assert resp.status_code == 409 and "微信里打开" in resp.json["message"]  # no WeChat identity yet
     in_wechat(client, "o_demo_wangchunhua")
     page = client.get(f"/auth/{token}").data.decode()
     assert "身份证号后6位" in page and "人脸" in page and "短信验证码" not in page
@@ -49,8 +50,7 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
     resp = client.post("/api/authorizations/forged/identity", json={"name": "x", "id_digits": "123456"})
     assert resp.status_code == 404 and "无效" in resp.json["message"]
     # a 50 MB upload is refused before it is read
-    resp = client.post(f"{base}/face", data=b"0" * (50 * 1024 * 1024),
-                       content_type="multipart/form-data; boundary=x")
+    resp = client.post(f"{base}/face", data=b"0" * (50 * 1024 * 1024), content_type="multipart/form-data; boundary=x")
     assert resp.status_code == 413 and "太大" in resp.json["message"]
     assert client.post(f"{base}/face", data={}, content_type="multipart/form-data").status_code == 400
     with unit_of_work(demo_settings.database_url) as s:
@@ -72,12 +72,13 @@ def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_setting
     with unit_of_work(demo_settings.database_url) as s:
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
         digits = unseal(TEST_SECRET, s.get(Customer, auth.party_customer_id).id_sealed)[-6:]
-    assert "短信验证码" in client.get(f"/auth/{tokens['spouse']}").data.decode()   # no WeChat bound: SMS
+    assert "短信验证码" in client.get(f"/auth/{tokens['spouse']}").data.decode()  # no WeChat bound: SMS
     resp = client.post(f"{base}/sms-code", json={})
     assert resp.status_code == 200 and "139****0002" in resp.json["message"]
     code = re.search(r"验证码为(\d{6})", texts[-1]["content"]).group(1)
-    assert client.post(f"{base}/identity", json={"name": names["spouse"], "id_digits": digits,
-                                                 "sms_code": code}).json["ok"]
+    assert client.post(f"{base}/identity", json={"name": names["spouse"], "id_digits": digits, "sms_code": code}).json[
+        "ok"
+    ]
     assert client.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
     resp = client.post(f"{base}/face", data=frames_form([b"%PDF-1.4"] * 3), content_type="multipart/form-data")
     assert resp.status_code == 422 and "不是照片" in resp.json["message"]
@@ -87,8 +88,16 @@ def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_setting
 
 def test_openapi_lists_every_authorization_endpoint(make_client):
     paths = make_client().get("/api/openapi.json").json["paths"]
-    for suffix in ("", "/qr.png", "/wechat-code.png", "/identity", "/sms-code", "/biometric-consent", "/face",
-                   "/consent"):
+    for suffix in (
+        "",
+        "/qr.png",
+        "/wechat-code.png",
+        "/identity",
+        "/sms-code",
+        "/biometric-consent",
+        "/face",
+        "/consent",
+    ):
         assert f"/api/authorizations/{{token}}{suffix}" in paths
 
 
@@ -101,34 +110,44 @@ def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_sett
     _, tokens, names = application
     token = tokens["applicant"]
     with serve_in_thread(wechat_app(demo_settings)) as wx:
+
         def browser():
             return make_client(wechat_api_base=wx, wechat_open_base=wx, public_base_url="http://bank.test")
 
         client = browser()
         resp = client.get(f"/auth/{token}")
         authorize = resp.headers["Location"]
-        assert resp.status_code == 302 and authorize.startswith(
-            f"{wx}/connect/oauth2/authorize?appid={demo_settings.wechat_appid}"
-            "&redirect_uri=http%3A%2F%2Fbank.test%2Fauth%2Fwechat-callback&response_type=code&scope=snsapi_base"
-            "&state=") and authorize.endswith("#wechat_redirect")
-        assert "请在微信客户端打开" in requests.get(authorize).text      # a browser outside WeChat
+        assert (
+            resp.status_code == 302
+            and authorize.startswith(
+                f"{wx}/connect/oauth2/authorize?appid={demo_settings.wechat_appid}"
+                "&redirect_uri=http%3A%2F%2Fbank.test%2Fauth%2Fwechat-callback&response_type=code&scope=snsapi_base"
+                "&state="
+            )
+            and authorize.endswith("#wechat_redirect")
+        )
+        assert "请在微信客户端打开" in requests.get(authorize).text  # a browser outside WeChat
         requests.post(f"{wx}/_emulator/oauth_user", json={"openid": "o_demo_zhangjianguo"})
         back = requests.get(authorize, allow_redirects=False).headers["Location"]
         assert back.startswith("http://bank.test/auth/wechat-callback?code=")
         callback = back.removeprefix("http://bank.test")
         resp = client.get(callback)
         assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/auth/{token}")
-        assert client.get(callback).status_code == 400                  # replayed: the state is used up
+        assert client.get(callback).status_code == 400  # replayed: the state is used up
         assert "身份证号后6位" in client.get(f"/auth/{token}").data.decode()
         with unit_of_work(demo_settings.database_url) as s:
             from tests.unit.test_auth_flow import id_digits
+
             digits = {role: id_digits(s, t) for role, t in tokens.items()}
-        resp = client.post(f"/api/authorizations/{token}/identity",
-                           json={"name": names["applicant"], "id_digits": digits["applicant"]})
+        resp = client.post(
+            f"/api/authorizations/{token}/identity", json={"name": names["applicant"], "id_digits": digits["applicant"]}
+        )
         assert resp.json["ok"]
         # the guarantor's link opened in 张建国's WeChat: the right name and digits are not enough
-        resp = client.post(f"/api/authorizations/{tokens['guarantor']}/identity",
-                           json={"name": names["guarantor"], "id_digits": digits["guarantor"]})
+        resp = client.post(
+            f"/api/authorizations/{tokens['guarantor']}/identity",
+            json={"name": names["guarantor"], "id_digits": digits["guarantor"]},
+        )
         assert resp.status_code == 422 and "不是被查询人本人的微信" in resp.json["message"]
         # another browser coming back with a code meant for the first one's state
         other = browser()
@@ -142,8 +161,13 @@ def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_sett
         assert checked.detail["factor"] == "wechat_oauth" and checked.party_role == "applicant"
 
 
-def test_the_last_consent_queues_the_reports_for_a_worker(make_client, demo_settings, application, bureau,  # noqa: F811
-                                                          monkeypatch):
+def test_the_last_consent_queues_the_reports_for_a_worker(
+    make_client,
+    demo_settings,
+    application,
+    bureau,  # noqa: F811
+    monkeypatch,
+):
     from dataclasses import replace
 
     from rq import Queue
@@ -157,7 +181,7 @@ def test_the_last_consent_queues_the_reports_for_a_worker(make_client, demo_sett
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id, tokens, names = application
-    with unit_of_work(settings.database_url) as s:   # the spouse and the guarantor consented earlier
+    with unit_of_work(settings.database_url) as s:  # the spouse and the guarantor consented earlier
         for auth in s.scalars(select(Authorization).where(Authorization.party_role != "applicant")):
             auth.status = "consented"
         digits = id_digits(s, tokens["applicant"])
@@ -165,11 +189,12 @@ def test_the_last_consent_queues_the_reports_for_a_worker(make_client, demo_sett
     base = f"/api/authorizations/{tokens['applicant']}"
     assert client.post(f"{base}/identity", json={"name": names["applicant"], "id_digits": digits}).json["ok"]
     assert client.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
-    assert client.post(f"{base}/face", data=frames_form(media.live_frames()),
-                       content_type="multipart/form-data").json["ok"]
+    assert client.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data").json[
+        "ok"
+    ]
     resp = client.post(f"{base}/consent", json={"agree": True})
     assert resp.json == {"ok": True, "status": "consented", "message": "授权成功，感谢您的配合", "reports": "queued"}
-    assert state["queries"] == []                   # the request did not wait for the bureau
+    assert state["queries"] == []  # the request did not wait for the bureau
     connection = connect(settings.redis_url)
     queue = Queue(queue_name(f"application:{app_id}", settings.worker_processes), connection=connection)
     monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)

@@ -50,7 +50,7 @@ def test_authorization_api_page_and_qr(make_client, demo_settings):
     assert body["party_name"] == "张建国" and body["party_id_masked"] == "3212**********0119"
     qr = client.get(f"/api/authorizations/{token}/qr.png")
     assert qr.status_code == 200 and qr.data[:4] == b"\x89PNG"
-    assert client.get(f"/auth/{token}").status_code == 302      # first WeChat's web authorization
+    assert client.get(f"/auth/{token}").status_code == 302  # first WeChat's web authorization
     with client.session_transaction() as session:
         session["wechat_openid"] = "o_demo_zhangjianguo"
     page = client.get(f"/auth/{token}").data.decode()

@@ -1,6 +1,7 @@
 """The officer console through Flask's test client on a real database and Redis:
 login, permissions, CSRF, the queue, a conversation, replies, claim, transfer,
 close (the bot answers again), and decisions on applications."""
+
 import re
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ def login(make_client):
         client.csrf = csrf_of(client.get("/console").data)  # a new session: a new token
         assert client.csrf != token
         return client
+
     return login_as
 
 
@@ -62,15 +64,22 @@ def test_login_returns_to_the_page_asked_for_never_elsewhere(make_client, demo_s
     client = make_client()
     token = csrf_of(client.get("/console/login").data)
     form = {"username": "officer01", "password": "sunshine-demo", "csrf": token}
-    assert client.post("/console/login", data=dict(form, next=f"/console/hand-offs/{hid}")).headers["Location"] \
+    assert (
+        client.post("/console/login", data=dict(form, next=f"/console/hand-offs/{hid}"))
+        .headers["Location"]
         .endswith(f"/console/hand-offs/{hid}")
+    )
     token = csrf_of(client.get("/console/login").data)
-    assert client.post("/console/login", data=dict(form, csrf=token, next="https://evil.example/")) \
-        .headers["Location"].endswith("/console")
+    assert (
+        client.post("/console/login", data=dict(form, csrf=token, next="https://evil.example/"))
+        .headers["Location"]
+        .endswith("/console")
+    )
 
 
 def test_officer_gets_403_on_another_officers_conversation_supervisor_does_not(login, demo_settings):
     from conversation.followers import followed, station_by_code
+
     with unit_of_work(demo_settings.database_url) as s:
         followed(s, "o_station_scan", station_by_code(s, "HQ002"))  # supervisor01's station
     others = hand_off(demo_settings, "o_station_scan")
@@ -114,7 +123,9 @@ def test_conversation_shows_profile_and_escaped_messages(login, demo_settings):
 def test_reply_is_stored_queued_for_the_customer_and_claims_the_hand_off(login, demo_settings):
     hid = hand_off(demo_settings, "o_stranger")  # the branch queue
     officer = login()
-    resp = officer.post(f"/api/console/hand-offs/{hid}/replies", data={"text": " 您好，我是李经理 ", "csrf": officer.csrf})
+    resp = officer.post(
+        f"/api/console/hand-offs/{hid}/replies", data={"text": " 您好，我是李经理 ", "csrf": officer.csrf}
+    )
     assert resp.status_code == 201 and resp.json["status"] == "queued" and resp.json["body"] == "您好，我是李经理"
     [job] = jobs_for(demo_settings, "o_stranger")
     assert job.func_name == "handoff.jobs.send_message" and job.args == (resp.json["id"],)
@@ -151,12 +162,15 @@ def test_claim_transfer_and_the_queue(login, demo_settings):
     assert [x["id"] for x in supervisor_id["hand_offs"]] == [hid]
     with unit_of_work(demo_settings.database_url) as s:
         from sunshine.models import Officer
+
         zhou = s.scalar(select(Officer.id).where(Officer.username == "supervisor01"))
-    resp = officer.post(f"/console/hand-offs/{hid}/transfer", data={"officer_id": "0", "csrf": officer.csrf},
-                        follow_redirects=True)
+    resp = officer.post(
+        f"/console/hand-offs/{hid}/transfer", data={"officer_id": "0", "csrf": officer.csrf}, follow_redirects=True
+    )
     assert "没有这位客户经理" in resp.data.decode()
-    resp = officer.post(f"/console/hand-offs/{hid}/transfer", data={"officer_id": zhou, "csrf": officer.csrf},
-                        follow_redirects=True)
+    resp = officer.post(
+        f"/console/hand-offs/{hid}/transfer", data={"officer_id": zhou, "csrf": officer.csrf}, follow_redirects=True
+    )
     assert "已转交给周主任" in resp.data.decode()
     assert officer.get("/api/console/queue").json["hand_offs"] == []
     assert officer.get(f"/console/hand-offs/{hid}").status_code == 403
@@ -178,8 +192,9 @@ def test_close_hands_the_customer_back_to_the_bot(login, demo_settings, serve_we
     assert bot.asked == []
     officer = login()
     assert "我想问问利息" in officer.get(f"/console/hand-offs/{hid}").data.decode()
-    resp = officer.post(f"/console/hand-offs/{hid}/close", data={"csrf": officer.csrf, "note": "已解答"},
-                        follow_redirects=True)
+    resp = officer.post(
+        f"/console/hand-offs/{hid}/close", data={"csrf": officer.csrf, "note": "已解答"}, follow_redirects=True
+    )
     assert "会话已结束" in resp.data.decode()
     assert [j.func_name for j in jobs_for(demo_settings)] == ["handoff.jobs.send_message"]  # the closing note
     assert user.send_text("我能贷多少").content == "已收到：我能贷多少"
@@ -189,9 +204,16 @@ def test_close_hands_the_customer_back_to_the_bot(login, demo_settings, serve_we
 def _application_under_review(settings) -> int:
     with unit_of_work(settings.database_url) as s:
         customer = by_openid(s, OPENID)
-        application = LoanApplication(customer_id=customer.id, product_code="guaranteed_farm_loan", amount=150000,
-                                      term_months=12, purpose="买农机", status="under_review", review_mode="officer",
-                                      review_deadline=utcnow() + timedelta(hours=3))
+        application = LoanApplication(
+            customer_id=customer.id,
+            product_code="guaranteed_farm_loan",
+            amount=150000,
+            term_months=12,
+            purpose="买农机",
+            status="under_review",
+            review_mode="officer",
+            review_deadline=utcnow() + timedelta(hours=3),
+        )
         s.add(application)
         s.flush()
         return application.id
@@ -203,21 +225,33 @@ def test_officer_approves_or_rejects_with_a_reason_through_the_lending_service(l
     assert f'href="/console/applications/{app_id}"' in officer.get("/console").data.decode()
     page = officer.get(f"/console/applications/{app_id}").data.decode()
     assert "买农机" in page and 'id="decision"' in page
-    resp = officer.post(f"/console/applications/{app_id}/decision",
-                        data={"decision": "reject", "reason": " ", "csrf": officer.csrf}, follow_redirects=True)
+    resp = officer.post(
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "reject", "reason": " ", "csrf": officer.csrf},
+        follow_redirects=True,
+    )
     assert "请填写审批意见" in resp.data.decode()
-    assert officer.post(f"/console/applications/{app_id}/decision",
-                        data={"decision": "maybe", "reason": "x", "csrf": officer.csrf}).status_code == 400
-    resp = officer.post(f"/console/applications/{app_id}/decision",
-                        data={"decision": "approve", "reason": "经营稳定，担保充足", "csrf": officer.csrf})
+    assert (
+        officer.post(
+            f"/console/applications/{app_id}/decision", data={"decision": "maybe", "reason": "x", "csrf": officer.csrf}
+        ).status_code
+        == 400
+    )
+    resp = officer.post(
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "approve", "reason": "经营稳定，担保充足", "csrf": officer.csrf},
+    )
     assert resp.status_code == 302
     with unit_of_work(demo_settings.database_url) as s:
         application = s.get(LoanApplication, app_id)
         event = s.scalar(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id))
         assert application.status == "approved"
         assert (event.actor, event.reason) == ("officer:officer01", "经营稳定，担保充足")
-    resp = officer.post(f"/console/applications/{app_id}/decision",
-                        data={"decision": "reject", "reason": "改主意", "csrf": officer.csrf}, follow_redirects=True)
+    resp = officer.post(
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "reject", "reason": "改主意", "csrf": officer.csrf},
+        follow_redirects=True,
+    )
     assert "这笔申请目前审批通过" in resp.data.decode()
 
 
@@ -232,8 +266,10 @@ def test_another_officers_application_is_403(login, demo_settings):
     app_id = _application_under_review(demo_settings)
     with unit_of_work(demo_settings.database_url) as s:
         from sunshine.models import Officer
+
         s.get(LoanApplication, app_id).customer.officer_id = s.scalar(
-            select(Officer.id).where(Officer.username == "supervisor01"))
+            select(Officer.id).where(Officer.username == "supervisor01")
+        )
     assert login().get(f"/console/applications/{app_id}").status_code == 403
     assert login("supervisor01").get(f"/console/applications/{app_id}").status_code == 200
 
@@ -251,7 +287,8 @@ def test_five_wrong_passwords_lock_the_user_name_for_a_while(make_client, login)
 
 
 def test_a_database_failure_while_keeping_the_customers_message_leaves_it_with_the_bot(
-        demo_settings, serve_webhook, bot, monkeypatch):
+    demo_settings, serve_webhook, bot, monkeypatch
+):
     from sqlalchemy.exc import OperationalError
 
     import conversation.inbound as inbound
@@ -276,7 +313,7 @@ def test_officer_reissues_and_prints_the_authorization_codes(login, demo_setting
     officer = login()
     page = officer.get(f"/console/applications/{app_id}").data.decode()
     assert "生成并打印授权二维码" in page
-    assert officer.post(f"/console/applications/{app_id}/authorization-codes").status_code == 400   # no CSRF
+    assert officer.post(f"/console/applications/{app_id}/authorization-codes").status_code == 400  # no CSRF
     resp = officer.post(f"/console/applications/{app_id}/authorization-codes", data={"csrf": officer.csrf})
     page = resp.data.decode()
     assert resp.status_code == 200 and page.count('src="data:image/png;base64,') == 2
@@ -284,7 +321,7 @@ def test_officer_reissues_and_prints_the_authorization_codes(login, demo_setting
     tokens = re.findall(r"/auth/([A-Za-z0-9_-]{20,})</p>", page)
     again = officer.post(f"/console/applications/{app_id}/authorization-codes", data={"csrf": officer.csrf})
     with unit_of_work(demo_settings.database_url) as s:
-        for token in tokens:                                     # reissued: the printed ones are void
+        for token in tokens:  # reissued: the printed ones are void
             with pytest.raises(AuthorizationError):
                 find_by_token(s, token)
         fresh = re.findall(r"/auth/([A-Za-z0-9_-]{20,})</p>", again.data.decode())

@@ -1,5 +1,6 @@
 """The crowd of simulated WeChat users counts what it should: passive and
 customer-service answers, and the MsgIds of lost and duplicated ones."""
+
 import threading
 import time
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ class ScriptedBot(EmulatorBot):
             if not worker_claims_passive(self.r, key, [f"答：{text}"]):
                 for _ in range(2 if text in self.twice else 1):
                     self.deliver(openid, split_for_wechat([f"答：{text}"]))
+
         t = threading.Thread(target=run)
         t.start()
         self.threads.append(t)
@@ -51,8 +53,15 @@ def crowd_against(emulated, monkeypatch, visits, **bot_options):  # noqa: F811
     monkeypatch.setattr("conversation.inbound.Jobs", lambda s: bot)
     app_settings = replace(settings, wechat_reply_budget_s=BUDGET_S)
     with serve_in_thread(create_app(app_settings)) as url:
-        yield Crowd(f"{url}/wechat", base, app_settings.wechat_token, app_settings.wechat_appid,
-                    app_settings.wechat_aes_key, users=len(visits), conversation=lambda user, visit: visits[user])
+        yield Crowd(
+            f"{url}/wechat",
+            base,
+            app_settings.wechat_token,
+            app_settings.wechat_appid,
+            app_settings.wechat_aes_key,
+            users=len(visits),
+            conversation=lambda user, visit: visits[user],
+        )
     bot.join()
 
 
@@ -75,8 +84,7 @@ def test_lost_and_duplicated_answers_are_named_by_msgid(emulated, monkeypatch): 
     with crowd_against(emulated, monkeypatch, visits, drop=["不回答"], twice=["回两遍"]) as crowd:
         crowd.start(messages_per_user=3)
         assert crowd.wait(timeout=30)
-        assert crowd.counts() == {"sent": 9, "passive": 5, "asynchronous": 4, "failed": 0, "retried": 0,
-                                  "in_flight": 0}
+        assert crowd.counts() == {"sent": 9, "passive": 5, "asynchronous": 4, "failed": 0, "retried": 0, "in_flight": 0}
         result = crowd.stop(settle_s=3)
     by_text = {m.text: m.msg_id for m in result.messages}
     assert result.lost_ids == [by_text["不回答"]]

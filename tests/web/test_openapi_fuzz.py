@@ -7,6 +7,7 @@ documented one, and the body matches the documented schema; every error carries 
 schemathesis itself cannot be installed beside Rasa 3.6: its releases that still accept
 Rasa's jsonschema<4.18 need pytest<8 or anyio<4 (huggingface_hub needs anyio>=4).
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,9 +29,17 @@ from sunshine.db import unit_of_work
 from sunshine.models import Officer
 from webhooks.openapi import SPEC
 
-FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.filter_too_much, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
 OPERATIONS = [(path, method) for path, item in SPEC["paths"].items() for method in item]
 SEEN: dict[tuple[str, str], set[int]] = {}  # the statuses each operation answered; checked below
 
@@ -60,15 +69,16 @@ def world(make_client, demo_settings):
     # WeChat and the SMS gateway unreachable: their failures must be documented answers too
     overrides = dict(wechat_api_base="http://127.0.0.1:9", sms_api_base="http://127.0.0.1:9")
     clients = {None: make_client(**overrides), "party": make_client(**overrides)}
-    with clients["party"].session_transaction() as session:   # back from WeChat's web authorization
+    with clients["party"].session_transaction() as session:  # back from WeChat's web authorization
         session["wechat_openid"] = "o_demo_zhangjianguo"
-    for username in ("officer01", "supervisor01"):   # a console session as /console/login leaves it
+    for username in ("officer01", "supervisor01"):  # a console session as /console/login leaves it
         client = make_client(**overrides)
         with unit_of_work(demo_settings.database_url) as s:
             officer = s.scalar(select(Officer).where(Officer.username == username))
             with client.session_transaction() as session:
-                session.update(officer_id=officer.id, officer_name=officer.display_name, role=officer.role,
-                               csrf=f"csrf-{username}")
+                session.update(
+                    officer_id=officer.id, officer_name=officer.display_name, role=officer.role, csrf=f"csrf-{username}"
+                )
         client.csrf = f"csrf-{username}"
         clients[username] = client
     return {"clients": clients, "token": token, "id": hand_off_id}
@@ -89,17 +99,24 @@ def body(draw, operation: dict, csrf: str | None) -> dict:
     content = operation.get("requestBody", {}).get("content", {})
     options = [st.just({}), st.binary(max_size=80).map(lambda b: {"data": b, "content_type": "application/json"})]
     if "application/json" in content:
-        options.append(from_schema(resolved(content["application/json"].get("schema", {}))).map(
-            lambda v: {"json": v}))
+        options.append(from_schema(resolved(content["application/json"].get("schema", {}))).map(lambda v: {"json": v}))
     if "application/x-www-form-urlencoded" in content:
         form = resolved(content["application/x-www-form-urlencoded"]["schema"])
         strings = {k: {"type": "string"} for k in form["properties"]}
-        options.append(from_schema({"type": "object", "properties": strings, "additionalProperties": False})
-                       .map(lambda v: {"data": dict(v, csrf=csrf) if csrf and "csrf" not in v else v}))
+        options.append(
+            from_schema({"type": "object", "properties": strings, "additionalProperties": False}).map(
+                lambda v: {"data": dict(v, csrf=csrf) if csrf and "csrf" not in v else v}
+            )
+        )
     if "multipart/form-data" in content:
-        options.append(st.lists(st.binary(max_size=300), max_size=4).map(lambda frames: {
-            "data": {"frames": [(io.BytesIO(f), f"f{i}.jpg") for i, f in enumerate(frames)]},
-            "content_type": "multipart/form-data"}))
+        options.append(
+            st.lists(st.binary(max_size=300), max_size=4).map(
+                lambda frames: {
+                    "data": {"frames": [(io.BytesIO(f), f"f{i}.jpg") for i, f in enumerate(frames)]},
+                    "content_type": "multipart/form-data",
+                }
+            )
+        )
     return draw(st.one_of(options))
 
 
@@ -153,7 +170,10 @@ def test_the_fuzzing_reached_both_answers_and_refusals():
 def test_every_api_route_of_the_app_is_in_the_spec(make_client):
     app = make_client().application
     documented = {(re.sub(r"{\w+}", "<>", p), m.upper()) for p, m in OPERATIONS}
-    routes = {(re.sub(r"<[^>]+>", "<>", r.rule), m) for r in app.url_map.iter_rules()
-              if r.rule.startswith("/api/") and r.rule != "/api/openapi.json"
-              for m in r.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (re.sub(r"<[^>]+>", "<>", r.rule), m)
+        for r in app.url_map.iter_rules()
+        if r.rule.startswith("/api/") and r.rule != "/api/openapi.json"
+        for m in r.methods - {"HEAD", "OPTIONS"}
+    }
     assert routes - documented == set() and documented - routes == set()

@@ -1,4 +1,5 @@
 """`/wechat` with WeChat's published vectors (../shared/testdata/wechat/vectors.md)."""
+
 import secrets
 import time
 
@@ -15,7 +16,7 @@ from sunshine.models import ConversationMessage
 TOKEN, KEY, APPID = "spamtest", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2"
 TS, NONCE, MSG_SIG = "1409735669", "1320562132", "5d197aaffba7e9b25a30732f161a50dee96bd5fa"
 URL_SIG = "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a"
-B1_BODY = ("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></FromUserName><CreateTime>1409735668</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[abcdteT]]></Content><MsgId>6054768590064713728</MsgId><Encrypt><![CDATA[hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=]]></Encrypt></xml>")
+B1_BODY = "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></FromUserName><CreateTime>1409735668</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[abcdteT]]></Content><MsgId>6054768590064713728</MsgId><Encrypt><![CDATA[hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGHQHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tEDYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZbGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=]]></Encrypt></xml>"
 VECTOR_SETTINGS = dict(wechat_token=TOKEN, wechat_aes_key=KEY, wechat_appid=APPID, wechat_max_clock_skew=0)
 
 
@@ -27,18 +28,22 @@ def signed_query(token, nonce=None, timestamp=None, **extra):
 
 
 def text_xml(content, msg_id=1001, openid="o_demo_zhangjianguo"):
-    return (f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    return (
+        f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
 
 
 def test_url_verification_with_the_published_signature(make_client):
     client = make_client(**VECTOR_SETTINGS)
-    resp = client.get("/wechat", query_string={"signature": URL_SIG, "timestamp": TS, "nonce": NONCE,
-                                               "echostr": "shr5ch"})
+    resp = client.get(
+        "/wechat", query_string={"signature": URL_SIG, "timestamp": TS, "nonce": NONCE, "echostr": "shr5ch"}
+    )
     assert resp.status_code == 200 and resp.data == b"shr5ch"
-    bad = client.get("/wechat", query_string={"signature": URL_SIG, "timestamp": TS, "nonce": "1320562133",
-                                              "echostr": "shr5ch"})
+    bad = client.get(
+        "/wechat", query_string={"signature": URL_SIG, "timestamp": TS, "nonce": "1320562133", "echostr": "shr5ch"}
+    )
     assert bad.status_code == 403
 
 
@@ -50,12 +55,22 @@ def test_stale_timestamp_refused_when_window_is_on(make_client):
 
 def test_official_sample_decrypts_and_reply_comes_back_encrypted(make_client, bot):
     client = make_client(**VECTOR_SETTINGS)
-    resp = client.post("/wechat", data=B1_BODY, query_string={
-        "signature": URL_SIG, "timestamp": TS, "nonce": NONCE, "encrypt_type": "aes", "msg_signature": MSG_SIG,
-        "openid": "oyORnuP8q7ou2gfYjqLzSIWZf0rs"})
+    resp = client.post(
+        "/wechat",
+        data=B1_BODY,
+        query_string={
+            "signature": URL_SIG,
+            "timestamp": TS,
+            "nonce": NONCE,
+            "encrypt_type": "aes",
+            "msg_signature": MSG_SIG,
+            "openid": "oyORnuP8q7ou2gfYjqLzSIWZf0rs",
+        },
+    )
     assert resp.status_code == 200
-    reply = WeChatCrypto(TOKEN, KEY, APPID).decrypt_message(resp.data, _field(resp.data, "MsgSignature"),
-                                                           _field(resp.data, "TimeStamp"), NONCE)
+    reply = WeChatCrypto(TOKEN, KEY, APPID).decrypt_message(
+        resp.data, _field(resp.data, "MsgSignature"), _field(resp.data, "TimeStamp"), NONCE
+    )
     message = parse_message(reply)
     assert message.content == "已收到：abcdteT" and message.target == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
     assert bot.asked == ["abcdteT"]
@@ -64,51 +79,72 @@ def test_official_sample_decrypts_and_reply_comes_back_encrypted(make_client, bo
 def _field(xml: bytes, name: str) -> str:
     text = xml.decode()
     start = text.index(f"<{name}>") + len(name) + 2
-    value = text[start:text.index(f"</{name}>")]
+    value = text[start : text.index(f"</{name}>")]
     return value.removeprefix("<![CDATA[").removesuffix("]]>")
 
 
 def test_wrong_msg_signature_is_refused_and_reaches_no_bot(make_client, bot):
     client = make_client(**VECTOR_SETTINGS)
-    resp = client.post("/wechat", data=B1_BODY, query_string={
-        "signature": URL_SIG, "timestamp": TS, "nonce": NONCE, "encrypt_type": "aes", "msg_signature": "0" * 40})
+    resp = client.post(
+        "/wechat",
+        data=B1_BODY,
+        query_string={
+            "signature": URL_SIG,
+            "timestamp": TS,
+            "nonce": NONCE,
+            "encrypt_type": "aes",
+            "msg_signature": "0" * 40,
+        },
+    )
     assert resp.status_code == 403 and bot.asked == []
 
 
 def test_plaintext_text_message_gets_the_bots_answer(make_client, bot):
     client = make_client()
-    resp = client.post("/wechat", data=text_xml("你好"), query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
+    resp = client.post(
+        "/wechat", data=text_xml("你好"), query_string=signed_query(client.application.config["SETTINGS"].wechat_token)
+    )
     assert resp.status_code == 200
     assert parse_message(resp.data).content == "已收到：你好"
 
 
 def test_cdata_terminator_in_bot_text_is_made_safe(make_client, bot):
     client = make_client()
-    resp = client.post("/wechat", data=text_xml("a]]]]><![CDATA[>b", msg_id=1002),
-                       query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
+    resp = client.post(
+        "/wechat",
+        data=text_xml("a]]]]><![CDATA[>b", msg_id=1002),
+        query_string=signed_query(client.application.config["SETTINGS"].wechat_token),
+    )
     assert parse_message(resp.data).content == "已收到：a]]>b"
 
 
 def test_media_gets_a_helpful_answer_without_the_bot(make_client, bot):
     client = make_client()
-    xml = ("<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>"
-           "<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId><MsgId>5</MsgId></xml>")
-    resp = client.post("/wechat", data=xml, query_string=signed_query(client.application.config["SETTINGS"].wechat_token))
+    xml = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId><MsgId>5</MsgId></xml>"
+    )
+    resp = client.post(
+        "/wechat", data=xml, query_string=signed_query(client.application.config["SETTINGS"].wechat_token)
+    )
     assert "文字和语音" in parse_message(resp.data).content and bot.asked == []
 
 
 def test_bad_bodies_get_400_and_reach_no_bot(make_client, bot):
     client = make_client()
     token = client.application.config["SETTINGS"].wechat_token
-    bodies = [b"not xml at all", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><FromUserName>&a;</FromUserName></xml>',
-              b"<xml><MsgType>text</MsgType></xml>",
-              # Found by the fuzzer: wechatpy converts CreateTime and MsgId only when read.
-              b"<xml><FromUserName>o1</FromUserName><CreateTime>-62135596801</CreateTime><MsgType>event</MsgType>"
-              b"<Event>subscribe</Event></xml>",
-              b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
-              b"<Content>hi</Content><MsgId>abc</MsgId></xml>",
-              b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
-              b"<Content>hi</Content></xml>"]
+    bodies = [
+        b"not xml at all",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><FromUserName>&a;</FromUserName></xml>',
+        b"<xml><MsgType>text</MsgType></xml>",
+        # Found by the fuzzer: wechatpy converts CreateTime and MsgId only when read.
+        b"<xml><FromUserName>o1</FromUserName><CreateTime>-62135596801</CreateTime><MsgType>event</MsgType>"
+        b"<Event>subscribe</Event></xml>",
+        b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
+        b"<Content>hi</Content><MsgId>abc</MsgId></xml>",
+        b"<xml><FromUserName>o1</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType>"
+        b"<Content>hi</Content></xml>",
+    ]
     for body in bodies:
         resp = client.post("/wechat", data=body, query_string=signed_query(token))
         assert resp.status_code == 400, body
@@ -161,8 +197,10 @@ def test_replayed_nonce_is_refused_inside_the_window(make_client, bot):
 def test_billion_laughs_and_external_entities_are_refused(make_client, bot):
     client = make_client()
     token = client.application.config["SETTINGS"].wechat_token
-    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
-              b"<xml><Content>&lol2;</Content></xml>")
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+        b"<xml><Content>&lol2;</Content></xml>"
+    )
     external = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Content>&e;</Content></xml>'
     entity_only = b'<xml><!ENTITY e "x"><Content>a</Content></xml>'
     for body in (laughs, external, entity_only):
@@ -193,8 +231,10 @@ def test_forged_or_stale_posts_are_refused_and_change_nothing(make_client, bot, 
 
     client = make_client()
     token = client.application.config["SETTINGS"].wechat_token
-    subscribe = ("<xml><ToUserName>gh</ToUserName><FromUserName>o_forged</FromUserName><CreateTime>1</CreateTime>"
-                 "<MsgType>event</MsgType><Event>subscribe</Event></xml>")
+    subscribe = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o_forged</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>event</MsgType><Event>subscribe</Event></xml>"
+    )
     forged = {**signed_query(token), "signature": "0" * 40}
     stale = signed_query(token, timestamp=int(time.time()) - 301)
     for query, reason in ((forged, b"bad signature"), (stale, b"stale timestamp"), ({}, b"bad signature")):

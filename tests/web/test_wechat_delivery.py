@@ -1,5 +1,6 @@
 """Exactly once and in time, over real HTTP: WeChat's retries, a slow bot, and
 the answer arriving through the WeChat API emulator."""
+
 import threading
 import time
 from dataclasses import replace
@@ -47,8 +48,9 @@ def emulated(demo_settings, monkeypatch):
 
 
 def delivered(base, openid):
-    return [m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid},
-                                               timeout=5).json()]
+    return [
+        m["content"] for m in requests.get(f"{base}/_emulator/messages", params={"touser": openid}, timeout=5).json()
+    ]
 
 
 def wait_for(predicate, timeout=10.0):

@@ -1,12 +1,19 @@
 """What `/wechat` does with each kind of message and event, over real HTTP as WeChat posts them."""
+
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from auth_flow.service import issue
 from conversation.followers import scene
-from conversation.inbound import (MENU_INTENTS, NOT_UNDERSTOOD_MEDIA, PASSED_TO_OFFICER, UNKNOWN_MENU,
-                                  UNKNOWN_QR_CODE, VOICE_NOT_RECOGNISED)
+from conversation.inbound import (
+    MENU_INTENTS,
+    NOT_UNDERSTOOD_MEDIA,
+    PASSED_TO_OFFICER,
+    UNKNOWN_MENU,
+    UNKNOWN_QR_CODE,
+    VOICE_NOT_RECOGNISED,
+)
 from handoff.service import close_hand_off, open_hand_off, request_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
@@ -31,8 +38,9 @@ def test_voice_uses_the_recognition_text_or_asks_to_type(serve_webhook, bot):
 
 def test_media_get_a_helpful_answer_in_safe_mode(serve_webhook, bot):
     user = serve_webhook(wechat_aes_key=KEY)
-    body = user._xml("location", [("Location_X", "32.1"), ("Location_Y", "120.2"), ("Scale", 15),
-                                  ("Label", "黄桥村")], 880001)
+    body = user._xml(
+        "location", [("Location_X", "32.1"), ("Location_Y", "120.2"), ("Scale", 15), ("Label", "黄桥村")], 880001
+    )
     reply = user.deliver(body)
     assert reply.encrypted and reply.content == NOT_UNDERSTOOD_MEDIA and bot.asked == []
 
@@ -102,8 +110,11 @@ def test_open_hand_off_sends_messages_to_the_officer_until_closed(serve_webhook,
     assert bot.asked == []
     with unit_of_work(demo_settings.database_url) as s:
         hand_off = open_hand_off(s, "o_demo_zhangjianguo")
-        kept = s.scalars(select(ConversationMessage.body).where(ConversationMessage.hand_off_id == hand_off.id)
-                         .order_by(ConversationMessage.id)).all()
+        kept = s.scalars(
+            select(ConversationMessage.body)
+            .where(ConversationMessage.hand_off_id == hand_off.id)
+            .order_by(ConversationMessage.id)
+        ).all()
         assert kept == ["我要贷30万，什么时候能批", "在吗", "还要带什么材料", "[图片] http://img/1.jpg"]
         officer = s.scalar(select(Officer).where(Officer.username == "officer01"))
         close_hand_off(s, hand_off, f"officer:{officer.username}")
@@ -119,8 +130,12 @@ def test_station_qr_code_is_made_through_the_wechat_api(demo_settings, tmp_path,
     from emulators.wechat.api import create_app as create_wechat_emulator
 
     with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
-        for name, value in (("DATABASE_URL", demo_settings.database_url), ("REDIS_URL", demo_settings.redis_url),
-                            ("WECHAT_API_BASE", base), ("SECRET_KEY", TEST_SECRET)):
+        for name, value in (
+            ("DATABASE_URL", demo_settings.database_url),
+            ("REDIS_URL", demo_settings.redis_url),
+            ("WECHAT_API_BASE", base),
+            ("SECRET_KEY", TEST_SECRET),
+        ):
             monkeypatch.setenv(name, value)
         out = tmp_path / "hq001.png"
         assert main(["station-qr", "HQ001", "--out", str(out)]) == 0
