@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from auth_flow import evidence, faces, reports, service
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work

@@ -134,7 +134,7 @@ def planar_residual(a: np.ndarray, b: np.ndarray) -> float:
     an = (np.c_[a, np.ones(len(a))] @ ta.T)[:, :2]
     bn = (np.c_[b, np.ones(len(b))] @ tb.T)[:, :2]
     rows = []
-    for (x, y), (u, v) in zip(an, bn):
+    for (x, y), (u, v) in zip(an, bn, strict=False):
         rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
         rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
     h = np.linalg.svd(np.array(rows))[2][-1].reshape(3, 3)

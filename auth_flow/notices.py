@@ -16,8 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from auth_flow.service import ROLE_NAMES
-from lending.applications import note
 from conversation.tasks import current_settings
+from lending.applications import note
 from sunshine.models import Authorization, LoanApplication, Officer, audit
 from sunshine.protect import mask_name
 

@@ -188,7 +188,7 @@ def fetch_reports(
     applications = applications or Applications.from_settings(settings)
     with unit_of_work(settings.database_url) as session:
         failed = {}
-        for (role, _, _, auth_id), (report, attempts, error) in zip(jobs, results):
+        for (role, _, _, auth_id), (report, attempts, error) in zip(jobs, results, strict=False):
             record = session.scalar(
                 select(CreditReportRecord).where(CreditReportRecord.authorization_id == int(auth_id))
             )

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import psutil
 import requests
+from rasa.shared.nlu.training_data.loading import load_data
 
 from bench.results import percentile, record
-from rasa.shared.nlu.training_data.loading import load_data
 from sunshine import local_stack
 from sunshine.settings import ROOT
 
@@ -97,7 +97,8 @@ def reference_training(steps: int = 600) -> float:
     def step() -> None:
         with tf.GradientTape() as tape:
             value = loss(labels, model(features, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(value, model.trainable_variables), model.trainable_variables))
+        gradients = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
 
     step()  # graph compilation, not timed
     started = time.perf_counter()

@@ -76,8 +76,8 @@ def reports_figure() -> float:
             Settings(),
             database_url=f"sqlite:///{Path(tmp) / 'bench.sqlite'}",
             bureau_url=bureau_url,
-            secret_key="bench-secret",
-        )  # noqa: S106  a benchmark's throw-away secret
+            secret_key="bench-secret",  # noqa: S106  a benchmark's throw-away secret
+        )
         upgrade(settings.database_url)
         svc = Applications(settings.secret_key, lambda openid, text: None)
         with unit_of_work(settings.database_url) as s:

@@ -39,8 +39,8 @@ from lending.reports import parties
 from lending.village_file import COLUMNS, import_file
 from sunshine.db import unit_of_work
 from sunshine.migrate import upgrade
-from sunshine.protect import unseal
 from sunshine.models import Authorization, Customer, LoanApplication
+from sunshine.protect import unseal
 
 SECRET = "bench-secret-key"  # noqa: S105  a benchmark's throw-away secret
 DECISIONS = 400

@@ -293,8 +293,9 @@ def report(run: Soak) -> str:
             for m in r.messages
             if m.msg_id in r.lost_ids[:10]
         ],
-        *[f"  extra answer after {msg_id}: {text[:80]!r}" for msg_id, text in zip(r.duplicated_ids, r.extra_answers)][
-            :10
+        *[
+            f"  extra answer after {msg_id}: {text[:80]!r}"
+            for msg_id, text in zip(r.duplicated_ids[:10], r.extra_answers[:10], strict=False)
         ],
         f"stack CPU {run.stack_cpu_s / max(1e-9, r.sending_s):.2f} cores of {os.cpu_count()}; "
         f"1-minute load average {run.load_average[0]:.1f} at start, {run.load_average[1]:.1f} at end",

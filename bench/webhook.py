@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     webhook = [r for r in runs if r.path == "webhook"]
     rasa = [r for r in runs if r.path == "rasa"]
     top_webhook, top_rasa = max(webhook, key=lambda r: r.msgs_per_s), max(rasa, key=lambda r: r.msgs_per_s)
-    ratios = [w.msgs_per_s / r.msgs_per_s for w, r in zip(webhook, rasa)]
+    ratios = [w.msgs_per_s / r.msgs_per_s for w, r in zip(webhook, rasa, strict=False)]
     worst_p99 = max(percentile(r.latencies_ms, 99) for r in webhook)
     print(
         f"\nwebhook/Rasa throughput at each level: {', '.join(f'{x:.2f}' for x in ratios)}; "

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Any, Dict, List, Optional, Text, Type
+from typing import Any
 
 from jsonschema import validators
 from rasa.core.actions.action import RemoteAction
@@ -27,7 +27,7 @@ from rasa.shared.core.events import Event
 
 _rasa_validate_action_result = RemoteAction._validate_action_result
 _rasa_resolve_by_type = Event.resolve_by_type
-_event_classes: Dict[Text, Type[Event]] = {}
+_event_classes: dict[str, type[Event]] = {}
 
 
 @lru_cache(maxsize=4)
@@ -39,14 +39,14 @@ def response_validator(action_class: type) -> Any:
     return validator_class(schema)
 
 
-def validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
+def validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
     """RemoteAction._validate_action_result with the prepared validator."""
     if response_validator(type(self)).is_valid(result):
         return True
     return _rasa_validate_action_result(self, result)
 
 
-def resolve_event_type(type_name: Text, default: Optional[Type[Event]] = None) -> Optional[Type[Event]]:
+def resolve_event_type(type_name: str, default: type[Event] | None = None) -> type[Event] | None:
     """Event.resolve_by_type, remembering each class found."""
     found = _event_classes.get(type_name)
     if found is None:
@@ -62,7 +62,7 @@ def install() -> None:
     Event.resolve_by_type = staticmethod(resolve_event_type)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from rasa.__main__ import main as rasa_main
 
     install()

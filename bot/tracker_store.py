@@ -14,13 +14,13 @@ JSON with the start of the tracker being written; only when they differ
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.core import tracker_store
 from rasa.shared.core.trackers import DialogueStateTracker
 
 
-def continues(events: List[Dict[Text, Any]], stored: List[Dict[Text, Any]]) -> bool:
+def continues(events: list[dict[str, Any]], stored: list[dict[str, Any]]) -> bool:
     """Whether `events` are the `stored` events followed by new ones."""
     return len(stored) <= len(events) and events[: len(stored)] == stored
 
@@ -28,7 +28,7 @@ def continues(events: List[Dict[Text, Any]], stored: List[Dict[Text, Any]]) -> b
 class RedisTrackerStore(tracker_store.RedisTrackerStore):
     """Stores conversation history in Redis, as Rasa's does."""
 
-    async def save(self, tracker: DialogueStateTracker, timeout: Optional[float] = None) -> None:
+    async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         key = self.key_prefix + tracker.sender_id
         stored = self.red.get(key)
         dialogue = tracker.as_dialogue().as_dict()

@@ -53,7 +53,7 @@ class CreditReport:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict) -> "CreditReport":
+    def from_json(cls, data: dict) -> CreditReport:
         return cls(
             report_id=data["report_id"],
             issued_at=data["issued_at"],
@@ -88,7 +88,7 @@ class BureauClient:
         self.http = http or requests.Session()
 
     @classmethod
-    def from_settings(cls, settings, timeout: float = 10.0) -> "BureauClient":
+    def from_settings(cls, settings, timeout: float = 10.0) -> BureauClient:
         return cls(settings.bureau_url, timeout=timeout)
 
     def query_report(

@@ -29,7 +29,7 @@ class SmsClient:
         self.http = http or requests.Session()
 
     @classmethod
-    def from_settings(cls, settings, timeout: float = 5.0) -> "SmsClient":
+    def from_settings(cls, settings, timeout: float = 5.0) -> SmsClient:
         return cls(settings.sms_api_base, settings.sms_api_key, timeout=timeout)
 
     def send(self, phone: str, content: str) -> str:

@@ -276,7 +276,7 @@ class WeChatApi:
         self.qrcode_image_base = (qrcode_image_base or _qrcode_base(api_base)).rstrip("/")
 
     @classmethod
-    def from_settings(cls, settings, *, redis: redis_lib.Redis | None = None, timeout: float = 5.0) -> "WeChatApi":
+    def from_settings(cls, settings, *, redis: redis_lib.Redis | None = None, timeout: float = 5.0) -> WeChatApi:
         """The client for `settings` (WECHAT_API_BASE, WECHAT_APPID/SECRET, WXA_APPID/SECRET, REDIS_URL).
         Without a Redis URL the token is cached in this process only."""
         if redis is None and settings.redis_url:

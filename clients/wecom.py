@@ -72,7 +72,7 @@ class WeCom:
         self.agentid = agentid
 
     @classmethod
-    def from_settings(cls, settings, *, redis: redis_lib.Redis | None = None) -> "WeCom":
+    def from_settings(cls, settings, *, redis: redis_lib.Redis | None = None) -> WeCom:
         """The client for WECOM_API_BASE, WECOM_CORPID, WECOM_SECRET, WECOM_AGENTID (token in REDIS_URL)."""
         if redis is None and settings.redis_url:
             from sunshine.redis import connect

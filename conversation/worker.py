@@ -15,10 +15,9 @@ delayed jobs (delivery retries) run at once, not after RQ's fallback period.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
-
-import logging
 
 import psutil
 from rq import Queue
@@ -32,7 +31,6 @@ from conversation.tasks import partition_queue
 from sunshine.protect import configure_logging
 from sunshine.redis import connect
 from sunshine.settings import load
-
 
 log = logging.getLogger("conversation.worker")
 

@@ -21,9 +21,10 @@ one); when one commit moves an application several steps, the last is told.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
@@ -198,7 +199,7 @@ class Applications:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings, notify: Notifier | None = None, **kwargs) -> "Applications":
+    def from_settings(cls, settings, notify: Notifier | None = None, **kwargs) -> Applications:
         """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
         if notify is None:
             from lending.notify import WeChatNotifier

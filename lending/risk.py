@@ -9,10 +9,10 @@ reports arrive; checks of a credit report run only then.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import yaml
 from sqlalchemy import func, select
@@ -228,7 +228,7 @@ class RuleBook:
         self.rules = rules
 
     @classmethod
-    def load(cls, path: Path = RULES_FILE) -> "RuleBook":
+    def load(cls, path: Path = RULES_FILE) -> RuleBook:
         rules = []
         for row in yaml.safe_load(path.read_text(encoding="utf-8")):
             rule = Rule(

@@ -11,10 +11,10 @@ again changes nothing; a changed line is recorded in the audit log.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -191,7 +191,7 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
         )
     }
     new_lines, changed_lines, entries = [], [], []
-    for hh, head_id in zip(households, heads):
+    for hh, head_id in zip(households, heads, strict=False):
         line = lines.get(head_id)
         if line is None:
             new_lines.append(

@@ -153,6 +153,7 @@ def check_ports(s: Settings, private_redis_port: int | None) -> None:
 
 def check_database(s: Settings) -> None:
     from sqlalchemy import text
+
     from sunshine.db import make_engine
 
     engine = make_engine(s.database_url)

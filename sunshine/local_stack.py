@@ -122,16 +122,16 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}",
         PRIVATE_REDIS_PORT=str(ports["redis"]),
-        SECRET_KEY="local-stack-secret",
+        SECRET_KEY="local-stack-secret",  # noqa: S106  the throw-away secret of a local test stack
         SUNSHINE_RUN_DIR=str(folder / "run"),
-    )  # noqa: S106  the throw-away secret of a local test stack
+    )
     env.update(settings)
     log = folder / "stack.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603  our own fixed argv (the launcher), no shell
             [sys.executable, "-m", "sunshine.launcher", "run"],
             cwd=ROOT,
-            env=env,  # noqa: S603  our own fixed argv (the launcher), no shell
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import datetime
 import multiprocessing
-import queue
 import os
+import queue
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from honcho.manager import KILL_WAIT, SIGNALS, Manager
 from honcho.process import Process
@@ -108,7 +108,7 @@ class Supervisor(Manager):
     # -- the loop -------------------------------------------------------------
     def loop(self):
         def _terminate(signum, frame):
-            self._system_print("%s received\n" % SIGNALS[signum]["name"])
+            self._system_print(f"{SIGNALS[signum]['name']} received\n")
             self.returncode = SIGNALS[signum]["rc"]
             self._due.clear()
             self.terminate()
@@ -142,11 +142,11 @@ class Supervisor(Manager):
             self._printer.write(msg)
         elif msg.type == "start":
             self._processes[msg.name]["pid"] = msg.data["pid"]
-            self._system_print("%s started (pid=%s)\n" % (msg.name, msg.data["pid"]))
+            self._system_print(f"{msg.name} started (pid={msg.data['pid']})\n")
         elif msg.type == "stop":
             rc = msg.data["returncode"]
             self._processes[msg.name]["returncode"] = rc
-            self._system_print("%s stopped (rc=%s)\n" % (msg.name, rc))
+            self._system_print(f"{msg.name} stopped (rc={rc})\n")
             if not self._terminating:
                 self._schedule_restart(msg.name, rc)
 
@@ -187,7 +187,7 @@ class Supervisor(Manager):
             if "returncode" not in p and p.get("pid") and not p.get(sent):
                 p[sent] = True
                 signame = "SIGKILL" if force else "SIGTERM"
-                self._system_print("sending %s to %s (pid %s)\n" % (signame, n, p["pid"]))
+                self._system_print(f"sending {signame} to {n} (pid {p['pid']})\n")
                 if force:
                     self._procmgr.kill(p["pid"])
                 else:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from sunshine import redis_server
 from sunshine.db import unit_of_work
+from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
 from sunshine.migrate import upgrade
 from sunshine.models import Base
 from sunshine.settings import Settings
-from sunshine import redis_server
-from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
 
 TEST_SECRET = "test-secret-key"
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))

@@ -7,8 +7,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from sunshine.db import engine_for
-from sunshine.redis import connect
 from sunshine.metrics import render
+from sunshine.redis import connect
 
 bp = Blueprint("health", __name__)
 PROBE_TIMEOUT_S = 2.0

@@ -13,16 +13,16 @@ import time
 
 import redis
 from flask import Blueprint, Response, abort, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from conversation.inbound import Inbound, message_key
-from sunshine.redis import connect
 from sunshine.metrics import count
+from sunshine.redis import connect
 
 bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ Run from the project root: `rasa run actions --actions bot.actions`.
 The SDK imports every module of this package and registers its actions.
 """
 
-from sunshine.protect import mask_every_handler
 from bot.actions.applications import ActionApplicationStatus, ActionRepayment
 from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.credit_line import ActionCreditLine
@@ -22,6 +21,7 @@ from bot.actions.loan_application import (
 )
 from bot.actions.loan_form_validation import ValidateLoanApplicationForm
 from bot.actions.products import ActionInterestRate, ActionProducts
+from sunshine.protect import mask_every_handler
 
 __all__ = [
     "ActionApplicationStatus",

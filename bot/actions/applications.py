@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -29,12 +29,12 @@ from sunshine.models import FINAL_APPLICATION_STATUSES, ApplicationEvent, Custom
 class ActionApplicationStatus(BankAction):
     """check_application_status: the customer's latest application."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_application_status"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         with database() as session:
             customer = applicant(session, tracker)
             if customer is None:
@@ -74,12 +74,12 @@ def _add_months(d: date, months: int) -> date:
 class ActionRepayment(BankAction):
     """ask_repayment: the customer's disbursed loans with their due dates, and how to repay."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_repayment"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         loans = []
         with database() as session:
             customer = applicant(session, tracker)
@@ -116,7 +116,7 @@ class ActionRepayment(BankAction):
         return []
 
 
-def _live_application(session: Session, customer: Optional[Customer]) -> Optional[LoanApplication]:
+def _live_application(session: Session, customer: Customer | None) -> LoanApplication | None:
     """The customer's latest application that is still being processed."""
     if customer is None:
         return None
@@ -132,12 +132,12 @@ class ActionOfferWithdrawal(BankAction):
     """cancel outside the form: an application still in progress is offered for withdrawal
     (withdrawn only on a yes); with none, nothing to do."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_offer_withdrawal"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         with database() as session:
             application = _live_application(session, applicant(session, tracker))
             if application is None:
@@ -156,12 +156,12 @@ class ActionOfferWithdrawal(BankAction):
 class ActionWithdrawApplication(BankAction):
     """The customer said yes to withdrawing the application offered by action_offer_withdrawal."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_withdraw_application"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         cleared = [SlotSet("withdrawal_application", None)]
         offered = str(tracker.get_slot("withdrawal_application") or "")
         service, notices = lending_told_here()

@@ -5,7 +5,7 @@ who has and has not authorized yet. The rules are auth_flow's."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -32,7 +32,7 @@ REISSUE_WORDS = ("重新", "再发", "过期", "没收到", "失效", "打不开
 QUESTION_WORDS = ("意思", "是啥", "是什么", "干啥", "干嘛", "为啥", "为什么", "咋弄", "怎么弄", "咋办", "怎么办")
 
 
-def _waiting_application(session: Session, customer: Customer) -> Optional[LoanApplication]:
+def _waiting_application(session: Session, customer: Customer) -> LoanApplication | None:
     return session.scalar(
         select(LoanApplication)
         .where(LoanApplication.customer_id == customer.id, LoanApplication.status == "awaiting_authorization")
@@ -67,12 +67,12 @@ def _validity(ttl: timedelta) -> str:
 class ActionStartAuthorization(BankAction):
     """authorize_credit_report, and right after an application is submitted."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_authorization"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         events = [SlotSet("party_role", None)] if tracker.get_slot("party_role") else []
         cfg = settings()
         ttl = timedelta(seconds=cfg.authorization_ttl_s)

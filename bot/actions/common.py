@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, Dict, Iterator, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -23,8 +24,8 @@ from lending.amounts import AmountError, amount_around, find_amount, format_amou
 from lending.applications import Applications
 from lending.catalog import products_for
 from lending.customers import by_openid
-from sunshine.models import Customer, LoanProduct
 from sunshine.db import unit_of_work
+from sunshine.models import Customer, LoanProduct
 from sunshine.protect import mask_name, mask_text
 from sunshine.settings import Settings, load
 
@@ -40,7 +41,7 @@ def settings() -> Settings:
 
 
 @contextmanager
-def database(cfg: Optional[Settings] = None) -> Iterator[Session]:
+def database(cfg: Settings | None = None) -> Iterator[Session]:
     """A unit of work on the configured database."""
     cfg = cfg or settings()
     with unit_of_work(cfg.database_url) as session:
@@ -51,7 +52,7 @@ def openid_of(tracker: Tracker) -> str:
     return tracker.sender_id
 
 
-def applicant(session: Session, tracker: Tracker) -> Optional[Customer]:
+def applicant(session: Session, tracker: Tracker) -> Customer | None:
     """The customer the conversation is about: the one identified in the loan
     form (customer_ref), else the one whose WeChat is bound to this openid."""
     ref = tracker.get_slot("customer_ref")
@@ -60,19 +61,19 @@ def applicant(session: Session, tracker: Tracker) -> Optional[Customer]:
     return by_openid(session, openid_of(tracker))
 
 
-def product_choices(session: Session, customer: Customer) -> List[LoanProduct]:
+def product_choices(session: Session, customer: Customer) -> list[LoanProduct]:
     """The products offered to this customer, in the order the bot numbers them."""
     return products_for(session, customer.customer_type)
 
 
-def lending_told_here() -> tuple[Applications, List[str]]:
+def lending_told_here() -> tuple[Applications, list[str]]:
     """The lending service, with the notices it words for the customer kept for this chat
     to say (instead of sent to WeChat a second time), and the list they are kept in."""
-    notices: List[str] = []
+    notices: list[str] = []
     return Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text)), notices
 
 
-def say_result(dispatcher: CollectingDispatcher, notices: List[str], current: Optional[str]) -> None:
+def say_result(dispatcher: CollectingDispatcher, notices: list[str], current: str | None) -> None:
     """The lending service's own words for what just happened, else for where things stand."""
     for text in [t for t in notices or [current] if t]:
         dispatcher.utter_message(text=text)
@@ -97,17 +98,17 @@ def percent(rate_bp: int) -> str:
     return f"{rate_bp / 100:.2f}%"
 
 
-def latest_entity(tracker: Tracker, entity: str) -> Optional[str]:
+def latest_entity(tracker: Tracker, entity: str) -> str | None:
     """The entity's value in the latest user message (after synonym mapping)."""
     return next(tracker.get_latest_entity_values(entity), None)
 
 
-def slot_or_entity(tracker: Tracker, name: str) -> Optional[str]:
+def slot_or_entity(tracker: Tracker, name: str) -> str | None:
     """The value the customer just said, else the one remembered in the slot."""
     return latest_entity(tracker, name) or tracker.get_slot(name)
 
 
-def amount_in_message(tracker: Tracker) -> Optional[int]:
+def amount_in_message(tracker: Tracker) -> int | None:
     """The amount the NLU marked in the latest message, read whole from the message's
     own words: the mark may cover only a piece of it (十五万 of 三十五万, 2 of 2.5万)."""
     text = tracker.latest_message.get("text") or ""
@@ -119,14 +120,14 @@ def amount_in_message(tracker: Tracker) -> Optional[int]:
     return None
 
 
-def amount_asked(tracker: Tracker) -> tuple[Optional[int], Optional[str]]:
+def amount_asked(tracker: Tracker) -> tuple[int | None, str | None]:
     """(yuan, None) for the amount the customer gave, (None, why) when it cannot
     be read, (None, None) when none was given."""
     raw = slot_or_entity(tracker, "amount")
     return read_amount(tracker, raw) if raw else (None, None)
 
 
-def read_amount(tracker: Tracker, raw: str) -> tuple[Optional[int], Optional[str]]:
+def read_amount(tracker: Tracker, raw: str) -> tuple[int | None, str | None]:
     """(yuan, None) for the amount marked in the latest message, else the one in `raw`
     (a slot's or entity's text); (None, why) when it cannot be read."""
     found = amount_in_message(tracker)
@@ -140,13 +141,13 @@ def read_amount(tracker: Tracker, raw: str) -> tuple[Optional[int], Optional[str
         return (found, None) if found is not None else (None, str(exc))
 
 
-def recent_user_messages(tracker: Tracker, limit: int = 5) -> List[str]:
+def recent_user_messages(tracker: Tracker, limit: int = 5) -> list[str]:
     """The last user messages, oldest first, ID and phone numbers masked."""
     texts = [e.get("text") or "" for e in tracker.events if e.get("event") == "user"]
     return [mask_text(t) for t in texts[-limit:] if t]
 
 
-def conversation_summary(tracker: Tracker) -> Dict[str, Any]:
+def conversation_summary(tracker: Tracker) -> dict[str, Any]:
     """What an officer needs to pick up the conversation (no raw personal numbers)."""
     intent = tracker.latest_message.get("intent") or {}
     ranking = tracker.latest_message.get("intent_ranking") or []
@@ -176,11 +177,11 @@ class BankAction(Action, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         """Reply to the customer; return the events to apply."""
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             return self.answer(dispatcher, tracker, domain) or []
         except Exception:  # the customer must get an answer; the log gets the cause

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -27,7 +27,7 @@ from sunshine.protect import mask_name
 OFFER_OFFICER = "需要客户经理帮您办理吗？回复“好的”或“不用”。"
 
 
-def _requested_amount(tracker: Tracker, line: Optional[CreditLineView]) -> Optional[str]:
+def _requested_amount(tracker: Tracker, line: CreditLineView | None) -> str | None:
     """A sentence about the amount the customer asked for, if any."""
     wanted, problem = amount_asked(tracker)
     if wanted is None:
@@ -43,12 +43,12 @@ class ActionCreditLine(BankAction):
     """Answers apply_loan / ask_credit_line / inform with the customer's line; a WeChat user
     not yet bound is identified by name and ID number, as in the loan form."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_credit_line"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
         with database() as session:
             customer = by_openid(session, openid_of(tracker))

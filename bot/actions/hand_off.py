@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -33,12 +33,12 @@ def _not_understood_before(tracker: Tracker) -> bool:
 class ActionHandOff(BankAction):
     """Records a hand-off (one open per customer) and tells the customer who will answer."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_hand_off"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         return hand_off(dispatcher, tracker, _reason(tracker))
 
 
@@ -47,19 +47,19 @@ class ActionDefaultFallback(BankAction):
     sure of an intent that does not fit here): ask to rephrase, and the second time in a
     row (after either kind of "not understood") hand off to an officer."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_default_fallback"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         if _not_understood_before(tracker):
             return hand_off(dispatcher, tracker, "not_understood")
         dispatcher.utter_message(response="utter_default")
         return []
 
 
-def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> List[Dict[Text, Any]]:
+def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[dict[str, Any]]:
     """Record the hand-off (one open per customer) and tell the customer who answers, and when."""
     with database() as session:
         record, created = request_hand_off(session, openid_of(tracker), reason, conversation_summary(tracker))

@@ -3,7 +3,7 @@ through the lending service (validation is in loan_form_validation)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -33,7 +33,7 @@ FORM_SLOTS = ("product", "amount", "term", "purpose", "guarantor_ref", "applicat
 CHANGE_HINT = "要改哪一项直接说，比如“金额改成3万”“期限改成两年”；不办了回复“取消”。"
 
 
-def _product(session: Session, tracker: Tracker) -> Optional[LoanProduct]:
+def _product(session: Session, tracker: Tracker) -> LoanProduct | None:
     code = tracker.get_slot("product")
     return session.get(LoanProduct, code) if code else None
 
@@ -52,7 +52,7 @@ def _line_sentence(session: Session, customer: Customer) -> str:
 class ActionAskCustomerRef(BankAction):
     """Asks for name and ID number when the WeChat user is not bound to a customer."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_customer_ref"
 
     def answer(self, dispatcher, tracker, domain):
@@ -68,7 +68,7 @@ class ActionAskCustomerRef(BankAction):
 class ActionAskProduct(BankAction):
     """Offers the products that fit the customer's type, numbered, with their line."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_product"
 
     def answer(self, dispatcher, tracker, domain):
@@ -95,7 +95,7 @@ class ActionAskProduct(BankAction):
 class ActionAskAmount(BankAction):
     """Asks how much, with the product's range and what is left of the line."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_amount"
 
     def answer(self, dispatcher, tracker, domain):
@@ -113,7 +113,7 @@ class ActionAskAmount(BankAction):
 class ActionAskTerm(BankAction):
     """Asks how long, listing the terms the product offers."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_term"
 
     def answer(self, dispatcher, tracker, domain):
@@ -133,7 +133,7 @@ class ActionAskPurpose(BankAction):
         "civil_servant": "装修房子、买车、孩子上学",
     }
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_purpose"
 
     def answer(self, dispatcher, tracker, domain):
@@ -147,7 +147,7 @@ class ActionAskPurpose(BankAction):
 class ActionAskGuarantorRef(BankAction):
     """Asks who guarantees, for products that need a guarantor."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_guarantor_ref"
 
     def answer(self, dispatcher, tracker, domain):
@@ -165,7 +165,7 @@ class ActionAskGuarantorRef(BankAction):
 class ActionAskApplicationConfirmed(BankAction):
     """Shows everything the customer gave and asks them to confirm."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_ask_application_confirmed"
 
     def answer(self, dispatcher, tracker, domain):
@@ -200,7 +200,7 @@ def _idempotency_key(tracker: Tracker) -> str:
     return f"wx:{openid_of(tracker)}:{int((started[-1] if started else 0) * 1000)}"[:64]
 
 
-def _clear_form() -> List[Dict[Text, Any]]:
+def _clear_form() -> list[dict[str, Any]]:
     return [SlotSet(slot, None) for slot in FORM_SLOTS]
 
 
@@ -211,7 +211,7 @@ class ActionSubmitLoanApplication(BankAction):
     authorization comes next, not_submitted otherwise.
     """
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_loan_application"
 
     def answer(self, dispatcher, tracker, domain):
@@ -248,7 +248,7 @@ class ActionSubmitLoanApplication(BankAction):
 class ActionStopLoanApplication(BankAction):
     """The customer stopped the form: nothing is submitted, nothing kept."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_stop_loan_application"
 
     def answer(self, dispatcher, tracker, domain):

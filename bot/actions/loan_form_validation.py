@@ -7,7 +7,7 @@ id, product the product code, amount whole yuan, term whole months (as text).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -26,12 +26,12 @@ FORM = "loan_application_form"
 MAX_PURPOSE = 200
 
 
-def _product(session: Session, tracker: Tracker) -> Optional[LoanProduct]:
+def _product(session: Session, tracker: Tracker) -> LoanProduct | None:
     code = tracker.get_slot("product")
     return session.get(LoanProduct, code) if code else None
 
 
-def amount_problem(product: LoanProduct, amount: int) -> Optional[str]:
+def amount_problem(product: LoanProduct, amount: int) -> str | None:
     """Why this amount cannot be asked for under this product, or None."""
     if amount < product.min_amount:
         return f"{product.name}最少借{yuan(product.min_amount)}，您说的{yuan(amount)}不够起借金额，请重新说个金额。"
@@ -44,8 +44,8 @@ def amount_problem(product: LoanProduct, amount: int) -> Optional[str]:
 
 
 def judge_amount(
-    session: Session, customer: Optional[Customer], product: Optional[LoanProduct], amount: int
-) -> tuple[bool, Optional[str]]:
+    session: Session, customer: Customer | None, product: LoanProduct | None, amount: int
+) -> tuple[bool, str | None]:
     """Whether the amount can stand, and what to tell the customer about it: the product's
     range, then the pre-granted line once both the customer and the product are known."""
     problem = amount_problem(product, amount) if product is not None else None
@@ -70,7 +70,7 @@ def judge_amount(
     return True, None
 
 
-def _slot_amount(tracker: Tracker) -> Optional[int]:
+def _slot_amount(tracker: Tracker) -> int | None:
     amount = tracker.get_slot("amount")
     return int(amount) if amount and str(amount).isdigit() else None
 
@@ -78,12 +78,12 @@ def _slot_amount(tracker: Tracker) -> Optional[int]:
 class ValidateLoanApplicationForm(FormValidationAction):
     """validate_loan_application_form."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_loan_application_form"
 
     async def required_slots(
-        self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[Text]:
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
         """The guarantor is asked for only when the chosen product needs one."""
         with database() as session:
             product = _product(session, tracker)
@@ -92,7 +92,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     async def extract_customer_ref(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         """A customer whose WeChat is bound to their record is not asked who they are."""
         if tracker.get_slot("customer_ref"):
             return {}
@@ -102,7 +102,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_customer_ref(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         with database() as session:
             bound = by_openid(session, openid_of(tracker))
             if bound is not None and str(value) == str(bound.id):
@@ -113,12 +113,12 @@ class ValidateLoanApplicationForm(FormValidationAction):
                 dispatcher.utter_message(text=str(exc))
                 return {"customer_ref": None}
             dispatcher.utter_message(text=f"核对成功：{named(customer)}。")
-            slots: Dict[Text, Any] = {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
+            slots: dict[str, Any] = {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
             return {**slots, **_recheck_for(session, customer, dispatcher, tracker)}
 
     def validate_product(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         with database() as session:
             customer = applicant(session, tracker)
             if customer is None:  # not identified yet: keep the choice, it is checked once we know them
@@ -132,7 +132,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
             if product not in choices:
                 dispatcher.utter_message(text=_not_offered(product, choices))
                 return {"product": None}
-            slots: Dict[Text, Any] = {"product": product.code}
+            slots: dict[str, Any] = {"product": product.code}
             amount = _slot_amount(tracker)
             if amount is not None:
                 keep, message = judge_amount(session, customer, product, amount)
@@ -147,7 +147,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_amount(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if _answers_another_question(tracker, "amount"):
             return {"amount": None}
         amount, problem = read_amount(tracker, str(value or ""))
@@ -162,7 +162,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_term(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if _answers_another_question(tracker, "term"):
             return {"term": None}
         try:
@@ -180,7 +180,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_purpose(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         if _answers_another_question(tracker, "purpose"):
             return {"purpose": None}
         text = mask_text(str(value or "").strip())
@@ -191,7 +191,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
     def validate_guarantor_ref(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> dict[str, Any]:
         with database() as session:
             try:
                 guarantor = identify(session, settings().secret_key, str(value or ""))
@@ -212,13 +212,13 @@ def _answers_another_question(tracker: Tracker, slot: str) -> bool:
     return slot not in given and bool(given & ({"amount", "term", "product"} - {slot}))
 
 
-def _not_offered(product: LoanProduct, choices: List[LoanProduct]) -> str:
+def _not_offered(product: LoanProduct, choices: list[LoanProduct]) -> str:
     return f"{product.name}不面向您这类客户，适合您的是：{'、'.join(p.name for p in choices)}。"
 
 
 def _recheck_for(
     session: Session, customer: Customer, dispatcher: CollectingDispatcher, tracker: Tracker
-) -> Dict[Text, Any]:
+) -> dict[str, Any]:
     """Product and amount given before the customer was identified, checked now that we know them."""
     product = _product(session, tracker)
     choices = product_choices(session, customer)
@@ -234,7 +234,7 @@ def _recheck_for(
     return {} if keep else {"amount": None}
 
 
-def _choose(session: Session, choices: List[LoanProduct], text: str) -> Optional[LoanProduct]:
+def _choose(session: Session, choices: list[LoanProduct], text: str) -> LoanProduct | None:
     """The product meant by a code (from the NLU), a number in the list offered, or a name in the text."""
     text = text.strip()
     product = session.get(LoanProduct, text)

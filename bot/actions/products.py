@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -26,7 +26,7 @@ from lending.customers import by_openid
 from sunshine.models import LoanProduct
 
 
-def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProduct], Optional[str]]:
+def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProduct], str | None]:
     """The product just named, else those for the customer's type, else all; and the type."""
     code = slot_or_entity(tracker, "product")
     if code:
@@ -54,12 +54,12 @@ def _terms(months: list[int]) -> str:
 class ActionProducts(BankAction):
     """ask_products: what the bank lends, for whom."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_products"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         with database() as session:
             products, customer_type = _chosen_products(session, tracker)
             if not products:
@@ -92,12 +92,12 @@ class ActionProducts(BankAction):
 class ActionInterestRate(BankAction):
     """ask_interest_rate: the rates, with the interest on the amount asked about."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_interest_rate"
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[Dict[Text, Any]]:
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         with database() as session:
             products, _ = _chosen_products(session, tracker)
             rates = [(p.name, p.annual_rate_bp) for p in products]

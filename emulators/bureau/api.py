@@ -79,13 +79,13 @@ def id_number_valid(id_number: str) -> bool:
     """An 18-character resident ID number with a correct ISO 7064 check character."""
     if len(id_number) != 18 or not id_number[:17].isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(id_number[:17], _WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(id_number[:17], _WEIGHTS, strict=False))
     return _CHECK[total % 11] == id_number[17].upper()
 
 
 def with_check_digit(first17: str) -> str:
     """The full ID number for 17 digits (for tests and demos that need a particular rule)."""
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=False))
     return first17 + _CHECK[total % 11]
 
 
@@ -237,20 +237,20 @@ def build_report(id_number: str, name: str, today: date | None = None) -> dict:
         )
     queries.sort(key=lambda q: q["date"], reverse=True)
 
-    open_loans = [l for l in loans if l["status"] != "closed"]
+    open_loans = [loan for loan in loans if loan["status"] != "closed"]
     summary = {
         "risk_class": risk,
         "loan_accounts": len(loans),
         "open_loan_accounts": len(open_loans),
-        "total_loan_amount": sum(l["amount"] for l in open_loans),
-        "total_loan_balance": _yuan(sum(l["balance"] for l in open_loans)),
+        "total_loan_amount": sum(loan["amount"] for loan in open_loans),
+        "total_loan_balance": _yuan(sum(loan["balance"] for loan in open_loans)),
         "credit_cards": len(cards),
         "total_credit_limit": sum(c["credit_limit"] for c in cards),
         "total_card_used": _yuan(sum(c["used_amount"] for c in cards)),
         "overdue_accounts": len({r["account_id"] for r in overdue}),
         "overdue_records": len(overdue),
         "max_overdue_months": max((r["overdue_months"] for r in overdue), default=0),
-        "current_overdue_amount": _yuan(sum(l["overdue_amount"] for l in loans)),
+        "current_overdue_amount": _yuan(sum(loan["overdue_amount"] for loan in loans)),
         "queries_last_1m": sum(1 for q in queries if q["date"] >= date.fromordinal(today.toordinal() - 30).isoformat()),
         "queries_last_6m": len(
             [q for q in queries if q["date"] >= date.fromordinal(today.toordinal() - 183).isoformat()]

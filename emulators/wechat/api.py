@@ -503,7 +503,7 @@ def create_app(
             if body.get("check_path", True) and pages is not None and page not in pages:
                 raise WeChatError(41030)
         width = body.get("width", 430)
-        box = max(4, min(int(width) // 40 if isinstance(width, (int, float)) else 10, 32))
+        box = max(4, min(int(width) // 40 if isinstance(width, int | float) else 10, 32))
         with state.lock:
             state.wxacodes.append(
                 {"appid": account.appid, "scene": scene, "page": page or None, "created_at": _now_iso()}

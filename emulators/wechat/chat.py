@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 import requests
 
-from emulators.wechat.user import BadReply, DeliveryError, PassiveReply, WeChatUser, WebhookUnreachable
+from emulators.wechat.user import BadReply, DeliveryError, PassiveReply, WebhookUnreachable, WeChatUser
 
 DEFAULT_OPENID = "o_demo_zhangjianguo"
 YOU = "你："

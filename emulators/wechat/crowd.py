@@ -38,9 +38,9 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable
 
 import requests
 
@@ -198,7 +198,7 @@ class Crowd:
         self._answers: dict[str, list[dict]] = {}
 
     # -- sending -------------------------------------------------------------
-    def start(self, duration_s: float | None = None, messages_per_user: int | None = None) -> "Crowd":
+    def start(self, duration_s: float | None = None, messages_per_user: int | None = None) -> Crowd:
         """Start every user in the background; each stops after `duration_s`, after
         `messages_per_user`, or at `stop()`, whichever comes first."""
         if self._threads:

@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import requests
+from PIL import Image
 
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
@@ -82,9 +81,9 @@ def fill_and_check(page, name, digits, then):
 
 @pytest.fixture
 def applicant(demo_settings, application):  # noqa: F811
+    from sunshine.models import Customer
     from sunshine.protect import unseal
     from tests.conftest import TEST_SECRET
-    from sunshine.models import Customer
 
     _, tokens, names = application
     with unit_of_work(demo_settings.database_url) as s:

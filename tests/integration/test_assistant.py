@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from rasa.shared.nlu.training_data.loading import load_data
 from sqlalchemy import select
 
-from rasa.shared.nlu.training_data.loading import load_data
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, Customer, LoanApplication
 from sunshine.settings import ROOT
@@ -113,9 +113,9 @@ def test_messages_not_trained_on_are_understood(stack, test_set):
             predicted.append(_label(parsed))
     labels = sorted(set(expected))
     _, _, f1, support = precision_recall_fscore_support(expected, predicted, labels=labels, zero_division=0)
-    per_intent = dict(zip(labels, f1))
-    overall = sum(f * n for f, n in zip(f1, support)) / sum(support)
-    misses = Counter((e, p) for e, p in zip(expected, predicted) if e != p).most_common(10)
+    per_intent = dict(zip(labels, f1, strict=False))
+    overall = sum(f * n for f, n in zip(f1, support, strict=False)) / sum(support)
+    misses = Counter((e, p) for e, p in zip(expected, predicted, strict=False) if e != p).most_common(10)
     assert overall >= 0.95, (overall, misses)
     assert {k: round(v, 3) for k, v in per_intent.items() if v < 0.85} == {}, misses
 

@@ -4,18 +4,18 @@ the bureau emulator over real HTTP; and every refusal on the way."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 
-import re
-
 import pytest
+from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select
 
 from auth_flow import evidence, faces, reports, service
 from auth_flow.evidence import Client
-from emulators import serve_in_thread
 from clients.sms import SmsClient
+from emulators import serve_in_thread
 from emulators.bureau.api import create_app as bureau_app
 from emulators.sms.api import create_app as sms_app
 from lending.customers import by_openid
@@ -250,7 +250,7 @@ def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, appli
     assert len(records) == 4 and evidence.verify_chain(records) == []
     changed = [dict(r) for r in records]
     changed[1]["client_ip"] = "1.2.3.4"
-    assert evidence.verify_chain(changed) == ["record %d: content does not match its hash" % records[1]["id"]]
+    assert evidence.verify_chain(changed) == [f"record {records[1]['id']}: content does not match its hash"]
     assert "does not follow" in evidence.verify_chain(records[:1] + records[2:])[0]
 
 
@@ -262,7 +262,7 @@ def test_reference_encodings_are_encrypted_and_images_not_kept(demo_settings, ap
         assert ref.encoding_sealed.startswith("gAAAA")  # Fernet
         encoding = faces.unseal_encoding(TEST_SECRET, ref.encoding_sealed)
         assert encoding.shape == (128,)
-        with pytest.raises(Exception):
+        with pytest.raises(InvalidToken):
             faces.unseal_encoding("another-key", ref.encoding_sealed)
         assert s.scalar(select(func.count()).select_from(FaceReference)) == 3
 

@@ -36,11 +36,8 @@ from tests.unit.lending_helpers import service as lending_service
 from tests.unit.test_auth_flow import (
     CLIENT,
     MAX,
-    application,
     authorize,
-    bureau,
     id_digits,  # noqa: F401
-    sms,
     sms_code,
 )
 

@@ -26,8 +26,8 @@ from emulators.wechat.chat import ChatConsole
 from emulators.wechat.user import (
     BadReply,
     DeliveryError,
-    WeChatUser,
     WebhookUnreachable,
+    WeChatUser,
     account_id_for,
     next_msgid,
     signature,

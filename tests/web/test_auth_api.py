@@ -164,7 +164,7 @@ def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_sett
 def test_the_last_consent_queues_the_reports_for_a_worker(
     make_client,
     demo_settings,
-    application,
+    application,  # noqa: F811
     bureau,  # noqa: F811
     monkeypatch,
 ):

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
-
 from sqlalchemy import select
 
 from auth_flow.service import issue

@@ -11,7 +11,6 @@ from wechatpy.utils import WeChatSigner
 from sunshine.db import unit_of_work
 from sunshine.models import ConversationMessage
 
-
 # Section B: the Official Account sample.
 TOKEN, KEY, APPID = "spamtest", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx2c2769f8efd9abc2"
 TS, NONCE, MSG_SIG = "1409735669", "1320562132", "5d197aaffba7e9b25a30732f161a50dee96bd5fa"

@@ -5,10 +5,11 @@ or a stack trace."""
 
 import re
 import secrets
-from collections import Counter
 import time
+from collections import Counter
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wechatpy.utils import WeChatSigner
 
 from emulators.wechat.user import WeChatUser, msg_signature
