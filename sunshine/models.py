@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.orm import Mapped, declarative_base, relationship
 
 Base = declarative_base()
 
@@ -65,8 +65,8 @@ class Customer(Base):
     officer_id = Column(Integer, ForeignKey("officers.id"))
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
-    officer = relationship("Officer")
-    credit_lines = relationship("CreditLine", back_populates="customer")
+    officer: Mapped[Officer | None] = relationship("Officer")
+    credit_lines: Mapped[list[CreditLine]] = relationship("CreditLine", back_populates="customer")
 
 
 class FamilyMember(Base):
@@ -78,7 +78,7 @@ class FamilyMember(Base):
     member_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
     role = Column(String(16), nullable=False)
 
-    member = relationship("Customer", foreign_keys=[member_id])
+    member: Mapped[Customer] = relationship("Customer", foreign_keys=[member_id])
     __table_args__ = (UniqueConstraint("customer_id", "member_id"),)
 
 
@@ -95,7 +95,7 @@ class CreditLine(Base):
     tags = Column(JSON, nullable=False, default=dict)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
-    customer = relationship("Customer", back_populates="credit_lines")
+    customer: Mapped[Customer] = relationship("Customer", back_populates="credit_lines")
 
 
 class LoanProduct(Base):
@@ -142,10 +142,12 @@ class LoanApplication(Base):
     risk_hits = Column(JSON, nullable=False, default=list)  # [{code, outcome, description, stage}]
     loan_account = Column(String(32))  # the loan account opened at disbursement
 
-    customer = relationship("Customer", foreign_keys=[customer_id])
-    guarantor = relationship("Customer", foreign_keys=[guarantor_id])
-    product = relationship("LoanProduct")
-    events = relationship("ApplicationEvent", back_populates="application", order_by="ApplicationEvent.id")
+    customer: Mapped[Customer] = relationship("Customer", foreign_keys=[customer_id])
+    guarantor: Mapped[Customer | None] = relationship("Customer", foreign_keys=[guarantor_id])
+    product: Mapped[LoanProduct] = relationship("LoanProduct")
+    events: Mapped[list[ApplicationEvent]] = relationship(
+        "ApplicationEvent", back_populates="application", order_by="ApplicationEvent.id"
+    )
 
     # At most one live application per customer and product, even when two requests race.
     __table_args__ = (
@@ -175,7 +177,7 @@ class ApplicationEvent(Base):
     reason = Column(Text, nullable=False, default="")
     detail = Column(JSON, nullable=False, default=dict)
 
-    application = relationship("LoanApplication", back_populates="events")
+    application: Mapped[LoanApplication] = relationship("LoanApplication", back_populates="events")
 
 
 class WatchListEntry(Base):
@@ -237,8 +239,8 @@ class HandOff(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
     closed_at = Column(DateTime)
 
-    customer = relationship("Customer")
-    officer = relationship("Officer")
+    customer: Mapped[Customer | None] = relationship("Customer")
+    officer: Mapped[Officer | None] = relationship("Officer")
 
     # At most one open hand-off per WeChat user, even when two requests race.
     __table_args__ = (
@@ -262,7 +264,7 @@ class ServiceStation(Base):
     village = Column(String(64), nullable=False)
     officer_id = Column(Integer, ForeignKey("officers.id"))
 
-    officer = relationship("Officer")
+    officer: Mapped[Officer | None] = relationship("Officer")
 
 
 class Follower(Base):
@@ -275,7 +277,7 @@ class Follower(Base):
     subscribed_at = Column(DateTime)
     unsubscribed_at = Column(DateTime)
 
-    station = relationship("ServiceStation")
+    station: Mapped[ServiceStation | None] = relationship("ServiceStation")
 
 
 class ConversationMessage(Base):
@@ -390,7 +392,7 @@ class OfficerNotice(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
     sent_at = Column(DateTime)
 
-    officer = relationship("Officer")
+    officer: Mapped[Officer] = relationship("Officer")
     __table_args__ = (UniqueConstraint("hand_off_id", "officer_id", "kind"),)
 
 
