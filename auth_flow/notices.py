@@ -15,9 +15,9 @@ from typing import Protocol
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from auth_flow.service import ROLE_NAMES
 from conversation.tasks import current_settings
 from lending.applications import note
+from lending.parties import ROLE_NAMES
 from sunshine.models import Authorization, LoanApplication, Officer, audit
 from sunshine.protect import mask_name
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence, faces
 from auth_flow.evidence import Client
+from lending.parties import ROLE_NAMES, ROLES
 from sunshine.models import (
     FINAL_APPLICATION_STATUSES,
     Authorization,
@@ -42,8 +43,6 @@ from sunshine.protect import constant_time_equal, mask_name, unseal
 
 log = logging.getLogger(__name__)
 
-PARTY_ROLES = ("applicant", "spouse", "guarantor")
-ROLE_NAMES = {"applicant": "借款人本人", "spouse": "借款人配偶", "guarantor": "担保人"}
 DEFAULT_PURPOSE = "贷款审批"
 BANK = "阳光农村商业银行"
 ID_DIGITS = 6  # the last digits of the ID number a party types
@@ -103,7 +102,7 @@ def issue(
     purpose: str = DEFAULT_PURPOSE,
 ) -> IssuedAuthorization:
     """Create an authorization request for one party and return it with its token."""
-    if party_role not in PARTY_ROLES:
+    if party_role not in ROLES:
         raise ValueError(f"unknown party role {party_role!r}")
     token = secrets.token_urlsafe(24)  # 32 characters: fits a mini-program scene
     auth = Authorization(

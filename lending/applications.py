@@ -34,6 +34,7 @@ from clients.bureau import CreditReport
 from lending.amounts import format_amount
 from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
+from lending.parties import LABELS
 from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
 from sunshine.models import (
@@ -68,14 +69,13 @@ STATUS_LABELS = {
     "withdrawn": "已撤销",
     "disbursed": "已放款",
 }
-PARTY_LABELS = {"applicant": "本人", "spouse": "配偶", "guarantor": "担保人"}
 DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
 BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
 
 
 def named_parties(people: Mapping[str, Customer], roles) -> str:
     """本人张**、配偶李**: parties as the customer's messages name them (names masked, as in the rest of the chat)."""
-    return "、".join(PARTY_LABELS[role] + mask_name(people[role].name) for role in roles)
+    return "、".join(LABELS[role] + mask_name(people[role].name) for role in roles)
 
 
 Notifier = Callable[[str, str], None]
@@ -320,7 +320,7 @@ class Applications:
         _require(application, "under_review")
         missing = [role for role in parties(session, application) if role not in reports]
         if missing:
-            raise ReportsIncomplete(f"还缺{'、'.join(PARTY_LABELS[r] for r in missing)}的征信报告")
+            raise ReportsIncomplete(f"还缺{'、'.join(LABELS[r] for r in missing)}的征信报告")
         hits = self._evaluate(session, application, reports)
         product = application.product
         to_officer = not any(h.outcome == "reject" for h in hits) and (

@@ -9,6 +9,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lending.parties import ROLES
 from sunshine.models import LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
@@ -26,7 +27,6 @@ _FIELDS = (
     "description",
 )
 CUSTOMER_TYPES = ("farmer", "merchant", "civil_servant")
-PARTIES = ("applicant", "spouse", "guarantor")
 
 
 class ProductFileError(ValueError):
@@ -40,8 +40,8 @@ def _check(row: dict) -> None:
         raise ProductFileError(f"product {code}: missing {', '.join(missing)}")
     if not set(row["customer_types"]) <= set(CUSTOMER_TYPES):
         raise ProductFileError(f"product {code}: customer_types must be among {', '.join(CUSTOMER_TYPES)}")
-    if not set(row["authorizing_parties"]) <= set(PARTIES) or "applicant" not in row["authorizing_parties"]:
-        raise ProductFileError(f"product {code}: authorizing_parties must include applicant, among {PARTIES}")
+    if not set(row["authorizing_parties"]) <= set(ROLES) or "applicant" not in row["authorizing_parties"]:
+        raise ProductFileError(f"product {code}: authorizing_parties must include applicant, among {ROLES}")
     if row["needs_guarantor"] != ("guarantor" in row["authorizing_parties"]):
         raise ProductFileError(f"product {code}: a guarantor must authorize exactly when needs_guarantor")
     if not 0 < row["min_amount"] <= row["max_amount"] or not 0 <= row["auto_approval_limit"] <= row["max_amount"]:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from clients.bureau import CreditReport
 from lending.identity import normalize_id_number
+from lending.parties import RISK_LABELS
 from sunshine.models import CreditLine, Customer, FamilyMember, LoanApplication, WatchListEntry, audit
 from sunshine.protect import fingerprint, mask_id_number
 
 RULES_FILE = Path(__file__).with_name("rules.yml")
 OUTCOMES = ("reject", "review")
-PARTY_LABELS = {"applicant": "申请人", "spouse": "配偶", "guarantor": "担保人"}
 
 
 class RuleFileError(ValueError):
@@ -99,7 +99,7 @@ def report_check(name: str, *fills: str):
             for role, report in (ctx.reports or {}).items():
                 values = test(report, p)
                 if values is not None:
-                    yield {"party": PARTY_LABELS.get(role, role), **values}
+                    yield {"party": RISK_LABELS.get(role, role), **values}
 
         CHECKS[name] = Check(run, frozenset(fills) | {"party"}, needs_reports=True)
         return test

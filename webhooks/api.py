@@ -20,7 +20,6 @@ from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
 from webhooks.openapi import SPEC
 
 bp = Blueprint("api", __name__)
-ROLE_NAMES = service.ROLE_NAMES
 
 
 def _settings():

@@ -17,9 +17,9 @@ from auth_flow.qr import authorization_url
 from auth_flow.reports import missing_consents, progress_text
 from auth_flow.service import issue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
-from lending.applications import PARTY_LABELS
 from lending.catalog import products_for
 from lending.notify import WeChatNotifier
+from lending.parties import LABELS, ROLES
 from sunshine.models import Authorization, Customer, LoanApplication, utcnow
 from sunshine.protect import mask_name
 
@@ -103,7 +103,7 @@ class ActionStartAuthorization(BankAction):
                 if auth.party_role == "applicant":
                     lines.append(f"您本人的授权链接（{_validity(ttl)}，请不要转给别人）：\n{url}")
                     continue
-                label = PARTY_LABELS[auth.party_role]
+                label = LABELS[auth.party_role]
                 lines.append(
                     f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{auth.party_id_masked}）本人打开，"
                     f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}"
@@ -127,7 +127,7 @@ class ActionStartAuthorization(BankAction):
     @staticmethod
     def _before_applying(session: Session, customer: Customer) -> str:
         parties = {role for p in products_for(session, customer.customer_type) for role in p.authorizing_parties}
-        who = "、".join(PARTY_LABELS[r] for r in ("applicant", "spouse", "guarantor") if r in parties)
+        who = "、".join(LABELS[r] for r in ROLES if r in parties)
         return (
             f"{EXPLAIN}按您能办的产品，可能需要授权的人：{who}（有担保人的产品才要担保人）。"
             "您现在没有等待授权的贷款申请：回复“我要贷款”，申请提交后我马上把授权链接发给您和家人。"

@@ -20,9 +20,9 @@ from bot.actions.common import (
     slot_or_entity,
     yuan,
 )
-from lending.applications import PARTY_LABELS
 from lending.catalog import products_for
 from lending.customers import by_openid
+from lending.parties import LABELS
 from sunshine.models import LoanProduct
 
 
@@ -67,7 +67,7 @@ class ActionProducts(BankAction):
                 return []
             if len(products) == 1:
                 p = products[0]
-                parties = "、".join(PARTY_LABELS.get(x, x) for x in p.authorizing_parties)
+                parties = "、".join(LABELS.get(x, x) for x in p.authorizing_parties)
                 text = (
                     f"{p.name}：{p.description}额度{yuan(p.min_amount)}到{yuan(p.max_amount)}，"
                     f"{_terms(p.terms_months)}，年利率{percent(p.annual_rate_bp)}。"
