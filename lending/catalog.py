@@ -26,7 +26,9 @@ _FIELDS = (
     "authorizing_parties",
     "description",
 )
-CUSTOMER_TYPES = ("farmer", "merchant", "civil_servant")
+# The kinds of customer the products are for, and how customers and officers read them.
+CUSTOMER_TYPE_LABELS = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
+CUSTOMER_TYPES = tuple(CUSTOMER_TYPE_LABELS)
 
 
 class ProductFileError(ValueError):

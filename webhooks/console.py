@@ -26,6 +26,7 @@ from clients.rasa import RasaClient, RasaUnavailable
 from handoff import service as handoffs
 from handoff.jobs import HandOffJobs
 from lending.applications import STATUS_LABELS, Applications, LendingError, officer_queue
+from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from lending.parties import ROLE_NAMES
 from sunshine.db import unit_of_work
@@ -48,7 +49,6 @@ _BEIJING = timezone(timedelta(hours=8), "CST")
 bp = Blueprint("console", __name__, url_prefix="/console", static_folder="static", static_url_path="/static")
 api = Blueprint("console_api", __name__, url_prefix="/api/console")
 
-CUSTOMER_TYPES = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
 HAND_OFF_STATUS = {"open": "待接手", "claimed": "处理中", "closed": "已结束"}
 MESSAGE_STATUS = {
     "received": "",
@@ -328,7 +328,7 @@ def _profile(customer: Customer | None) -> dict | None:
     lines = customer.credit_lines
     return {
         "customer": customer,
-        "type": CUSTOMER_TYPES.get(customer.customer_type, customer.customer_type),
+        "type": CUSTOMER_TYPE_LABELS.get(customer.customer_type, customer.customer_type),
         "line": current_line(db, customer),
         "tags": {TAG_LABELS.get(k, k): v for line in lines for k, v in (line.tags or {}).items()},
         "applications": db.scalars(

@@ -31,7 +31,6 @@ from sunshine.settings import Settings, load
 
 logger = logging.getLogger(__name__)
 
-CUSTOMER_TYPE_LABELS = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
 SORRY_BUSY = "不好意思，系统有点忙，没查到结果。请过一会儿再发一次，或者回复“转人工”找客户经理。"
 
 

@@ -8,7 +8,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.common import (
-    CUSTOMER_TYPE_LABELS,
     BankAction,
     amount_asked,
     database,
@@ -19,7 +18,7 @@ from bot.actions.common import (
     slot_or_entity,
     yuan,
 )
-from lending.catalog import products_for
+from lending.catalog import CUSTOMER_TYPE_LABELS, products_for
 from lending.credit_lines import CreditLineView, current_line
 from lending.customers import IdentificationFailed, by_openid, has_id_number, identify_wechat_user
 from sunshine.protect import mask_name

@@ -10,7 +10,6 @@ from rasa_sdk.events import SlotSet
 from sqlalchemy.orm import Session
 
 from bot.actions.common import (
-    CUSTOMER_TYPE_LABELS,
     BankAction,
     applicant,
     database,
@@ -24,6 +23,7 @@ from bot.actions.common import (
     yuan,
 )
 from lending.applications import LendingError
+from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from lending.terms import format_term
 from sunshine.models import Customer, LoanProduct

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.actions.common import (
-    CUSTOMER_TYPE_LABELS,
     BankAction,
     amount_asked,
     database,
@@ -20,7 +19,7 @@ from bot.actions.common import (
     slot_or_entity,
     yuan,
 )
-from lending.catalog import products_for
+from lending.catalog import CUSTOMER_TYPE_LABELS, products_for
 from lending.customers import by_openid
 from lending.parties import LABELS
 from sunshine.models import LoanProduct
