@@ -17,7 +17,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
 	@echo "make soak   10 minutes of simulated WeChat users against the whole stack (capacity, memory)"
-	@echo "make lint   static checks (ruff)"
+	@echo "make lint   static checks: ruff (rules and format), mypy, import layers"
 	@echo "make nlu-report  cross-validate the NLU and test it on the held-out and blind sets; tables go to the README"
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
 	@echo "make setup  create .venv and install (called by run and test)"
@@ -69,9 +69,13 @@ bench: $(STAMP) $(MODEL)
 soak: $(STAMP) $(MODEL)
 	$(PY) -m bench.soak $(SOAK_ARGS)
 
-# Pyflakes' errors (unused imports and names, undefined names) and syntax errors.
+# Every static check, as pyproject.toml sets them (also run by pre-commit, see .pre-commit-config.yaml):
+# ruff's rules, ruff's formatting, mypy on the service packages, and the import layers (import-linter).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check --select F,E9 --exclude .venv .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 nlu-report: $(STAMP) $(MODEL)
 	$(PY) -m bench.nlu_report
@@ -90,9 +94,8 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt scripts/find-python310.sh
 	@touch $@
 
 audit: $(STAMP) $(AUDIT_VENV)/.installed
-	$(VENV)/bin/ruff check --select S --exclude .venv,var,tests .
-	@# tests: every rule but asserts, fixture secrets, running our own scripts, requests to local emulators
-	$(VENV)/bin/ruff check --select S --ignore S101,S105,S106,S107,S603,S607,S113 tests
+	@# tests: every rule but those pyproject.toml excuses them (asserts, fixture secrets, our own scripts, local emulators)
+	$(VENV)/bin/ruff check --select S .
 	@mkdir -p var/audit; rm -f var/audit/pip-audit.json
 	-$(AUDIT_VENV)/bin/pip-audit --vulnerability-service pypi --progress-spinner off \
 		--path $(VENV)/lib/python3.10/site-packages --format json --output var/audit/pip-audit.json
