@@ -26,6 +26,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import redis as redis_lib
@@ -37,6 +38,7 @@ from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from sunshine.protect import redact_credentials
+from sunshine.redis import connect
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,6 @@ EXPIRED_ACCESS_TOKEN = 42001
 API_DAILY_QUOTA = 45009
 OUT_OF_RESPONSE_WINDOW = 45015  # the user has not interacted within 48 hours
 OUT_OF_RESPONSE_COUNT = 45047  # too many customer-service messages since the user's last message
-INVALID_PAGE = 41030
-INVALID_CODE = 40029
-CODE_BEEN_USED = 40163
 TOKEN_ERRORS = frozenset({INVALID_CREDENTIAL, INVALID_ACCESS_TOKEN, EXPIRED_ACCESS_TOKEN})
 
 # Refresh the cached token this long before WeChat's expiry (at most half its life).
@@ -280,8 +279,6 @@ class WeChatApi:
         """The client for `settings` (WECHAT_API_BASE, WECHAT_APPID/SECRET, WXA_APPID/SECRET, REDIS_URL).
         Without a Redis URL the token is cached in this process only."""
         if redis is None and settings.redis_url:
-            from sunshine.redis import connect
-
             redis = connect(settings.redis_url)
         return cls(
             settings.wechat_api_base,
@@ -356,6 +353,7 @@ class WeChatApi:
     def create_scene_qrcode(self, scene_str: str, expire_seconds: int | None = 1800) -> SceneQrCode:
         """A temporary parametric QR code (permanent when `expire_seconds` is None) for `scene_str`
         (1-64 characters): scanning it sends the bank a subscribe or SCAN event carrying it."""
+        data: dict[str, Any]
         if expire_seconds is None:
             data = {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene_str}}}
         else:

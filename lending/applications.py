@@ -178,6 +178,13 @@ def _day_time(moment: datetime) -> str:
     return f"{local.month}月{local.day}日{local.hour:02d}:{local.minute:02d}"
 
 
+def _review_deadline(application: LoanApplication) -> datetime:
+    """By when the officer must decide: set whenever an application is queued for an officer."""
+    if application.review_deadline is None:
+        raise ValueError(f"application {application.id} is under officer review without a deadline")
+    return application.review_deadline
+
+
 class Applications:
     """The application service. `secret_key` reads the sealed ID numbers (age);
     `notify(openid, text)` tells the customer; `review_within` is the officers' deadline."""
@@ -268,7 +275,7 @@ class Applications:
                 session.add(application)
         except IntegrityError:
             # Another request with the same key, or for the same product, won the race.
-            existing = idempotency_key and self._by_key(session, customer_id, idempotency_key)
+            existing = self._by_key(session, customer_id, idempotency_key) if idempotency_key else None
             if existing:
                 return existing
             raise _already_applying(product, None) from None
@@ -398,8 +405,8 @@ class Applications:
                 "under_review",
                 "system",
                 "escalated",
-                f"超过审批时限（{_day_time(application.review_deadline)}）仍未处理，已升级给主管",
-                deadline=application.review_deadline.isoformat(),
+                f"超过审批时限（{_day_time(_review_deadline(application))}）仍未处理，已升级给主管",
+                deadline=_review_deadline(application).isoformat(),
             )
         return overdue
 
@@ -546,7 +553,7 @@ class Applications:
             who = named_parties(people, people)
             return f"您的{what}已提交。请完成征信查询授权（需要授权：{who}），授权后马上为您审批。"
         if status == "under_review" and application.review_mode == "officer":
-            return f"您的{what}已转给客户经理审核，会在{_day_time(application.review_deadline)}前给您答复。"
+            return f"您的{what}已转给客户经理审核，会在{_day_time(_review_deadline(application))}前给您答复。"
         if status == "under_review":
             return f"您的{what}正在自动审批，请稍候。"
         if status == "approved":

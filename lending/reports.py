@@ -15,4 +15,4 @@ def parties(session: Session, application: LoanApplication) -> dict[str, Custome
         "spouse": spouse_of(session, application.customer),
         "guarantor": application.guarantor,
     }
-    return {role: people[role] for role in application.product.authorizing_parties if people[role] is not None}
+    return {role: person for role in application.product.authorizing_parties if (person := people[role]) is not None}

@@ -295,13 +295,12 @@ def _write_people(session: Session, key: str, households: list[Household]) -> di
             session.execute(update(table).where(table.c.id == bindparam("b_id")), rows)
     ids = {row.id_fingerprint: row.id for row in stored.values()}
     if new:
-        ids.update(
-            session.execute(
-                select(table.c.id_fingerprint, table.c.id).where(
-                    table.c.id_fingerprint.in_([r["id_fingerprint"] for r in new])
-                )
-            ).all()
+        inserted = session.execute(
+            select(table.c.id_fingerprint, table.c.id).where(
+                table.c.id_fingerprint.in_([r["id_fingerprint"] for r in new])
+            )
         )
+        ids.update({row.id_fingerprint: row.id for row in inserted})
     return {id_number: ids[fp] for id_number, fp in fps.items()}
 
 

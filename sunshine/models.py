@@ -8,7 +8,8 @@ the bank must read them back, and a masked form for display.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -37,33 +38,35 @@ class Officer(Base):
     """A loan officer (客户经理) or supervisor who uses the console."""
 
     __tablename__ = "officers"
-    id = Column(Integer, primary_key=True)
-    username = Column(String(64), unique=True, nullable=False)
-    display_name = Column(String(64), nullable=False)
-    password_hash = Column(String(255), nullable=False)
-    role = Column(String(16), nullable=False, default="officer")  # officer | supervisor
-    wecom_userid = Column(String(64))
-    active = Column(Boolean, nullable=False, default=True)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    username: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    display_name: Mapped[str] = Column(String(64), nullable=False)
+    password_hash: Mapped[str] = Column(String(255), nullable=False)
+    role: Mapped[str] = Column(String(16), nullable=False, default="officer")  # officer | supervisor
+    wecom_userid: Mapped[str | None] = Column(String(64))
+    active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 
 
 class Customer(Base):
     """A person known to the bank: household head, merchant or civil servant."""
 
     __tablename__ = "customers"
-    id = Column(Integer, primary_key=True)
-    name = Column(String(64), nullable=False)
-    id_fingerprint = Column(String(64), unique=True, nullable=False)
-    id_sealed = Column(Text, nullable=False)
-    id_masked = Column(String(32), nullable=False)
-    phone_fingerprint = Column(String(64), index=True)
-    phone_sealed = Column(Text)
-    phone_masked = Column(String(16))
-    customer_type = Column(String(16), nullable=False, default="farmer")  # farmer | merchant | civil_servant
-    village = Column(String(64))
-    wechat_openid = Column(String(64), unique=True)
-    officer_id = Column(Integer, ForeignKey("officers.id"))
-    created_at = Column(DateTime, nullable=False, default=utcnow)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    name: Mapped[str] = Column(String(64), nullable=False)
+    id_fingerprint: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    id_sealed: Mapped[str] = Column(Text, nullable=False)
+    id_masked: Mapped[str] = Column(String(32), nullable=False)
+    phone_fingerprint: Mapped[str | None] = Column(String(64), index=True)
+    phone_sealed: Mapped[str | None] = Column(Text)
+    phone_masked: Mapped[str | None] = Column(String(16))
+    customer_type: Mapped[str] = Column(
+        String(16), nullable=False, default="farmer"
+    )  # farmer | merchant | civil_servant
+    village: Mapped[str | None] = Column(String(64))
+    wechat_openid: Mapped[str | None] = Column(String(64), unique=True)
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 
     officer: Mapped[Officer | None] = relationship("Officer")
     credit_lines: Mapped[list[CreditLine]] = relationship("CreditLine", back_populates="customer")
@@ -73,10 +76,10 @@ class FamilyMember(Base):
     """A relation between two customers of one household (spouse, child, ...)."""
 
     __tablename__ = "family_members"
-    id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    member_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    role = Column(String(16), nullable=False)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    member_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    role: Mapped[str] = Column(String(16), nullable=False)
 
     member: Mapped[Customer] = relationship("Customer", foreign_keys=[member_id])
     __table_args__ = (UniqueConstraint("customer_id", "member_id"),)
@@ -86,14 +89,14 @@ class CreditLine(Base):
     """A pre-granted line from the village credit file (整村授信)."""
 
     __tablename__ = "credit_lines"
-    id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    amount = Column(Integer, nullable=False)
-    used_amount = Column(Integer, nullable=False, default=0)
-    valid_until = Column(Date, nullable=False)
-    source = Column(String(32), nullable=False, default="whole_village")
-    tags = Column(JSON, nullable=False, default=dict)
-    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    amount: Mapped[int] = Column(Integer, nullable=False)
+    used_amount: Mapped[int] = Column(Integer, nullable=False, default=0)
+    valid_until: Mapped[date] = Column(Date, nullable=False)
+    source: Mapped[str] = Column(String(32), nullable=False, default="whole_village")
+    tags: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[Customer] = relationship("Customer", back_populates="credit_lines")
 
@@ -102,19 +105,19 @@ class LoanProduct(Base):
     """A loan product, synchronised from lending/products.yml."""
 
     __tablename__ = "loan_products"
-    code = Column(String(32), primary_key=True)
-    name = Column(String(64), nullable=False)
-    customer_types = Column(JSON, nullable=False)
-    min_amount = Column(Integer, nullable=False)
-    max_amount = Column(Integer, nullable=False)
-    terms_months = Column(JSON, nullable=False)
-    annual_rate_bp = Column(Integer, nullable=False)  # basis points: 435 = 4.35% a year
-    needs_guarantor = Column(Boolean, nullable=False, default=False)
-    authorizing_parties = Column(JSON, nullable=False)
-    description = Column(Text, nullable=False, default="")
-    needs_collateral = Column(Boolean, nullable=False, default=False)
+    code: Mapped[str] = Column(String(32), primary_key=True)
+    name: Mapped[str] = Column(String(64), nullable=False)
+    customer_types: Mapped[list[str]] = Column(JSON, nullable=False)
+    min_amount: Mapped[int] = Column(Integer, nullable=False)
+    max_amount: Mapped[int] = Column(Integer, nullable=False)
+    terms_months: Mapped[list[int]] = Column(JSON, nullable=False)
+    annual_rate_bp: Mapped[int] = Column(Integer, nullable=False)  # basis points: 435 = 4.35% a year
+    needs_guarantor: Mapped[bool] = Column(Boolean, nullable=False, default=False)
+    authorizing_parties: Mapped[list[str]] = Column(JSON, nullable=False)
+    description: Mapped[str] = Column(Text, nullable=False, default="")
+    needs_collateral: Mapped[bool] = Column(Boolean, nullable=False, default=False)
     # Applications up to this amount, with no risk-rule hit, are approved automatically (0: never).
-    auto_approval_limit = Column(Integer, nullable=False, default=0)
+    auto_approval_limit: Mapped[int] = Column(Integer, nullable=False, default=0)
 
 
 # Statuses after which an application is no longer live (see lending.applications).
@@ -125,22 +128,23 @@ class LoanApplication(Base):
     """A loan application; lending.applications moves it through its statuses."""
 
     __tablename__ = "loan_applications"
-    id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    product_code = Column(String(32), ForeignKey("loan_products.code"), nullable=False)
-    amount = Column(Integer, nullable=False)
-    term_months = Column(Integer, nullable=False)
-    purpose = Column(String(200), nullable=False, default="")
-    status = Column(String(32), nullable=False, default="draft")
-    idempotency_key = Column(String(64), unique=True)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
-    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
-    guarantor_id = Column(Integer, ForeignKey("customers.id"))
-    review_mode = Column(String(16))  # auto | officer, once under review
-    review_deadline = Column(DateTime)  # by when an officer must decide
-    escalated_at = Column(DateTime)  # the deadline passed and supervisors were alerted
-    risk_hits = Column(JSON, nullable=False, default=list)  # [{code, outcome, description, stage}]
-    loan_account = Column(String(32))  # the loan account opened at disbursement
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    product_code: Mapped[str] = Column(String(32), ForeignKey("loan_products.code"), nullable=False)
+    amount: Mapped[int] = Column(Integer, nullable=False)
+    term_months: Mapped[int] = Column(Integer, nullable=False)
+    purpose: Mapped[str] = Column(String(200), nullable=False, default="")
+    status: Mapped[str] = Column(String(32), nullable=False, default="draft")
+    idempotency_key: Mapped[str | None] = Column(String(64), unique=True)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    guarantor_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
+    review_mode: Mapped[str | None] = Column(String(16))  # auto | officer, once under review
+    review_deadline: Mapped[datetime | None] = Column(DateTime)  # by when an officer must decide
+    escalated_at: Mapped[datetime | None] = Column(DateTime)  # the deadline passed and supervisors were alerted
+    # [{code, outcome, description, stage}]
+    risk_hits: Mapped[list[dict[str, Any]]] = Column(JSON, nullable=False, default=list)
+    loan_account: Mapped[str | None] = Column(String(32))  # the loan account opened at disbursement
 
     customer: Mapped[Customer] = relationship("Customer", foreign_keys=[customer_id])
     guarantor: Mapped[Customer | None] = relationship("Customer", foreign_keys=[guarantor_id])
@@ -167,15 +171,17 @@ class ApplicationEvent(Base):
     """One step in an application's life: who moved it from which status to which, when and why."""
 
     __tablename__ = "application_events"
-    id = Column(Integer, primary_key=True)
-    application_id = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
-    at = Column(DateTime, nullable=False, default=utcnow)
-    actor = Column(String(64), nullable=False)  # customer | auto | risk_rules | officer:<username> | system
-    action = Column(String(32), nullable=False)
-    from_status = Column(String(32))
-    to_status = Column(String(32), nullable=False)
-    reason = Column(Text, nullable=False, default="")
-    detail = Column(JSON, nullable=False, default=dict)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
+    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    actor: Mapped[str] = Column(
+        String(64), nullable=False
+    )  # customer | auto | risk_rules | officer:<username> | system
+    action: Mapped[str] = Column(String(32), nullable=False)
+    from_status: Mapped[str | None] = Column(String(32))
+    to_status: Mapped[str] = Column(String(32), nullable=False)
+    reason: Mapped[str] = Column(Text, nullable=False, default="")
+    detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
 
     application: Mapped[LoanApplication] = relationship("LoanApplication", back_populates="events")
 
@@ -184,60 +190,60 @@ class WatchListEntry(Base):
     """A person the bank watches (关注名单): applications are intercepted by the risk rules."""
 
     __tablename__ = "watch_list"
-    id = Column(Integer, primary_key=True)
-    id_fingerprint = Column(String(64), unique=True, nullable=False)
-    id_masked = Column(String(32), nullable=False)
-    reason = Column(String(200), nullable=False)
-    added_by = Column(String(64), nullable=False)
-    added_at = Column(DateTime, nullable=False, default=utcnow)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    id_fingerprint: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    id_masked: Mapped[str] = Column(String(32), nullable=False)
+    reason: Mapped[str] = Column(String(200), nullable=False)
+    added_by: Mapped[str] = Column(String(64), nullable=False)
+    added_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 
 
 class Authorization(Base):
     """One party's consent to a credit-report query, reached by a QR token."""
 
     __tablename__ = "authorizations"
-    id = Column(Integer, primary_key=True)
-    application_id = Column(Integer, ForeignKey("loan_applications.id"), index=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    party_role = Column(String(16), nullable=False)  # applicant | spouse | guarantor
-    party_name = Column(String(64), nullable=False)
-    party_id_masked = Column(String(32), nullable=False)
-    purpose = Column(String(200), nullable=False)
-    requested_by = Column(String(64), nullable=False)
-    token_hash = Column(String(64), unique=True, nullable=False)
-    status = Column(String(16), nullable=False, default="pending")
-    expires_at = Column(DateTime, nullable=False)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
-    consented_at = Column(DateTime)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    application_id: Mapped[int | None] = Column(Integer, ForeignKey("loan_applications.id"), index=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    party_role: Mapped[str] = Column(String(16), nullable=False)  # applicant | spouse | guarantor
+    party_name: Mapped[str] = Column(String(64), nullable=False)
+    party_id_masked: Mapped[str] = Column(String(32), nullable=False)
+    purpose: Mapped[str] = Column(String(200), nullable=False)
+    requested_by: Mapped[str] = Column(String(64), nullable=False)
+    token_hash: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False, default="pending")
+    expires_at: Mapped[datetime] = Column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    consented_at: Mapped[datetime | None] = Column(DateTime)
     # auth_flow (migration 0005): whose report, and how far the party has come.
-    party_customer_id = Column(Integer, ForeignKey("customers.id"))
-    party_phone_masked = Column(String(16))
-    attempts = Column(Integer, nullable=False, default=0)
-    identity_checked_at = Column(DateTime)
-    biometric_consent_at = Column(DateTime)
-    face_verified_at = Column(DateTime)
+    party_customer_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
+    party_phone_masked: Mapped[str | None] = Column(String(16))
+    attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
+    identity_checked_at: Mapped[datetime | None] = Column(DateTime)
+    biometric_consent_at: Mapped[datetime | None] = Column(DateTime)
+    face_verified_at: Mapped[datetime | None] = Column(DateTime)
     # auth_flow (migration 0006): the SMS code of a party without a bound WeChat (HMAC, never the code).
-    sms_code_hash = Column(String(64))
-    sms_code_expires_at = Column(DateTime)
-    sms_sends = Column(Integer, nullable=False, default=0)
+    sms_code_hash: Mapped[str | None] = Column(String(64))
+    sms_code_expires_at: Mapped[datetime | None] = Column(DateTime)
+    sms_sends: Mapped[int] = Column(Integer, nullable=False, default=0)
 
 
 class HandOff(Base):
     """A conversation handed from the bot to a loan officer."""
 
     __tablename__ = "hand_offs"
-    id = Column(Integer, primary_key=True)
-    openid = Column(String(64), nullable=False, index=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"))
-    officer_id = Column(Integer, ForeignKey("officers.id"))
-    application_id = Column(Integer, ForeignKey("loan_applications.id"))
-    reason = Column(String(32), nullable=False)
-    summary = Column(JSON, nullable=False, default=dict)
-    priority = Column(Integer, nullable=False, default=0)
-    status = Column(String(16), nullable=False, default="open")  # open | claimed | closed
-    deadline = Column(DateTime, nullable=False)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
-    closed_at = Column(DateTime)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    openid: Mapped[str] = Column(String(64), nullable=False, index=True)
+    customer_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
+    application_id: Mapped[int | None] = Column(Integer, ForeignKey("loan_applications.id"))
+    reason: Mapped[str] = Column(String(32), nullable=False)
+    summary: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    priority: Mapped[int] = Column(Integer, nullable=False, default=0)
+    status: Mapped[str] = Column(String(16), nullable=False, default="open")  # open | claimed | closed
+    deadline: Mapped[datetime] = Column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    closed_at: Mapped[datetime | None] = Column(DateTime)
 
     customer: Mapped[Customer | None] = relationship("Customer")
     officer: Mapped[Officer | None] = relationship("Officer")
@@ -258,11 +264,11 @@ class ServiceStation(Base):
     """A village service station (惠农服务站); its QR code routes who scans it to its officer."""
 
     __tablename__ = "service_stations"
-    id = Column(Integer, primary_key=True)
-    code = Column(String(32), unique=True, nullable=False)
-    name = Column(String(64), nullable=False)
-    village = Column(String(64), nullable=False)
-    officer_id = Column(Integer, ForeignKey("officers.id"))
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    code: Mapped[str] = Column(String(32), unique=True, nullable=False)
+    name: Mapped[str] = Column(String(64), nullable=False)
+    village: Mapped[str] = Column(String(64), nullable=False)
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
 
     officer: Mapped[Officer | None] = relationship("Officer")
 
@@ -271,11 +277,11 @@ class Follower(Base):
     """A WeChat user of the Official Account, customer of the bank or not."""
 
     __tablename__ = "wechat_followers"
-    openid = Column(String(64), primary_key=True)
-    subscribed = Column(Boolean, nullable=False, default=True)
-    station_id = Column(Integer, ForeignKey("service_stations.id"))
-    subscribed_at = Column(DateTime)
-    unsubscribed_at = Column(DateTime)
+    openid: Mapped[str] = Column(String(64), primary_key=True)
+    subscribed: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    station_id: Mapped[int | None] = Column(Integer, ForeignKey("service_stations.id"))
+    subscribed_at: Mapped[datetime | None] = Column(DateTime)
+    unsubscribed_at: Mapped[datetime | None] = Column(DateTime)
 
     station: Mapped[ServiceStation | None] = relationship("ServiceStation")
 
@@ -285,30 +291,30 @@ class ConversationMessage(Base):
     officer's reply, or an answer WeChat refused to deliver."""
 
     __tablename__ = "conversation_messages"
-    id = Column(Integer, primary_key=True)
-    openid = Column(String(64), nullable=False, index=True)
-    hand_off_id = Column(Integer, ForeignKey("hand_offs.id"), index=True)
-    direction = Column(String(8), nullable=False)  # inbound | outbound
-    author = Column(String(64), nullable=False)  # customer | bot | officer:<username>
-    body = Column(Text, nullable=False)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    openid: Mapped[str] = Column(String(64), nullable=False, index=True)
+    hand_off_id: Mapped[int | None] = Column(Integer, ForeignKey("hand_offs.id"), index=True)
+    direction: Mapped[str] = Column(String(8), nullable=False)  # inbound | outbound
+    author: Mapped[str] = Column(String(64), nullable=False)  # customer | bot | officer:<username>
+    body: Mapped[str] = Column(Text, nullable=False)
     # WeChat's MsgId (or openid:CreateTime), so that a retried delivery is stored once.
-    wechat_msg_key = Column(String(96), unique=True)
-    status = Column(String(16), nullable=False)  # received | sent | undelivered
-    errcode = Column(Integer)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
+    wechat_msg_key: Mapped[str | None] = Column(String(96), unique=True)
+    status: Mapped[str] = Column(String(16), nullable=False)  # received | sent | undelivered
+    errcode: Mapped[int | None] = Column(Integer)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 
 
 class AuditEntry(Base):
     """Who did what to which record, when and why."""
 
     __tablename__ = "audit_log"
-    id = Column(Integer, primary_key=True)
-    at = Column(DateTime, nullable=False, default=utcnow, index=True)
-    actor = Column(String(64), nullable=False)
-    action = Column(String(64), nullable=False)
-    subject_type = Column(String(32), nullable=False)
-    subject_id = Column(String(64), nullable=False)
-    detail = Column(JSON, nullable=False, default=dict)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+    actor: Mapped[str] = Column(String(64), nullable=False)
+    action: Mapped[str] = Column(String(64), nullable=False)
+    subject_type: Mapped[str] = Column(String(32), nullable=False)
+    subject_id: Mapped[str] = Column(String(64), nullable=False)
+    detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
 
 
 def audit(session, actor: str, action: str, subject_type: str, subject_id, **detail) -> AuditEntry:
@@ -325,14 +331,14 @@ class FaceReference(Base):
     """A party's enrolled reference face (ID-photo-like): only its 128-d encoding, encrypted."""
 
     __tablename__ = "face_references"
-    id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
-    encoding_sealed = Column(Text, nullable=False)
-    image_sha256 = Column(String(64), nullable=False)
-    source = Column(String(16), nullable=False)  # officer | credit_file
-    enrolled_by = Column(String(64), nullable=False)
-    enrolled_at = Column(DateTime, nullable=False, default=utcnow)
-    active = Column(Boolean, nullable=False, default=True)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    encoding_sealed: Mapped[str] = Column(Text, nullable=False)
+    image_sha256: Mapped[str] = Column(String(64), nullable=False)
+    source: Mapped[str] = Column(String(16), nullable=False)  # officer | credit_file
+    enrolled_by: Mapped[str] = Column(String(64), nullable=False)
+    enrolled_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
 
 
 class ConsentEvidence(Base):
@@ -340,38 +346,38 @@ class ConsentEvidence(Base):
     (a tamper-evident chain an auditor can export and check)."""
 
     __tablename__ = "consent_evidence"
-    id = Column(Integer, primary_key=True)
-    authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
-    at = Column(DateTime, nullable=False)
-    event = Column(String(32), nullable=False)
-    party_role = Column(String(16), nullable=False)
-    party_name = Column(String(64), nullable=False)
-    party_id_masked = Column(String(32), nullable=False)
-    consent_text = Column(Text, nullable=False, default="")
-    face = Column(JSON, nullable=False, default=dict)  # distance, threshold, decision, liveness
-    image_sha256 = Column(JSON, nullable=False, default=list)
-    client_ip = Column(String(64), nullable=False, default="")
-    user_agent = Column(String(300), nullable=False, default="")
-    detail = Column(JSON, nullable=False, default=dict)
-    prev_hash = Column(String(64), nullable=False, unique=True)
-    record_hash = Column(String(64), nullable=False, unique=True)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    authorization_id: Mapped[int] = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
+    at: Mapped[datetime] = Column(DateTime, nullable=False)
+    event: Mapped[str] = Column(String(32), nullable=False)
+    party_role: Mapped[str] = Column(String(16), nullable=False)
+    party_name: Mapped[str] = Column(String(64), nullable=False)
+    party_id_masked: Mapped[str] = Column(String(32), nullable=False)
+    consent_text: Mapped[str] = Column(Text, nullable=False, default="")
+    face: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)  # distance, threshold, decision, liveness
+    image_sha256: Mapped[list[str]] = Column(JSON, nullable=False, default=list)
+    client_ip: Mapped[str] = Column(String(64), nullable=False, default="")
+    user_agent: Mapped[str] = Column(String(300), nullable=False, default="")
+    detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    prev_hash: Mapped[str] = Column(String(64), nullable=False, unique=True)
+    record_hash: Mapped[str] = Column(String(64), nullable=False, unique=True)
 
 
 class CreditReportRecord(Base):
     """A credit-report query made under one consent: at most one per authorization."""
 
     __tablename__ = "credit_report_records"
-    id = Column(Integer, primary_key=True)
-    authorization_id = Column(Integer, ForeignKey("authorizations.id"), nullable=False, unique=True)
-    application_id = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
-    party_role = Column(String(16), nullable=False)
-    status = Column(String(16), nullable=False, default="querying")  # querying | received | failed
-    attempts = Column(Integer, nullable=False, default=0)
-    report_id = Column(String(64))
-    report_sealed = Column(Text)  # the bureau's JSON, encrypted
-    error = Column(Text)
-    started_at = Column(DateTime, nullable=False, default=utcnow)
-    finished_at = Column(DateTime)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    authorization_id: Mapped[int] = Column(Integer, ForeignKey("authorizations.id"), nullable=False, unique=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
+    party_role: Mapped[str] = Column(String(16), nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False, default="querying")  # querying | received | failed
+    attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
+    report_id: Mapped[str | None] = Column(String(64))
+    report_sealed: Mapped[str | None] = Column(Text)  # the bureau's JSON, encrypted
+    error: Mapped[str | None] = Column(Text)
+    started_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = Column(DateTime)
 
 
 # -- officers: hand-off notifications and the console's queue (handoff/, webhooks/console.py) --
@@ -382,15 +388,15 @@ class OfficerNotice(Base):
     pass, or (to supervisors) one overdue. Stored before it is sent, once per kind."""
 
     __tablename__ = "officer_notices"
-    id = Column(Integer, primary_key=True)
-    hand_off_id = Column(Integer, ForeignKey("hand_offs.id"), nullable=False, index=True)
-    officer_id = Column(Integer, ForeignKey("officers.id"), nullable=False)
-    kind = Column(String(16), nullable=False)  # new | deadline | overdue
-    text = Column(Text, nullable=False)
-    status = Column(String(16), nullable=False, default="pending")  # pending | sent | failed
-    errcode = Column(Integer)
-    created_at = Column(DateTime, nullable=False, default=utcnow)
-    sent_at = Column(DateTime)
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    hand_off_id: Mapped[int] = Column(Integer, ForeignKey("hand_offs.id"), nullable=False, index=True)
+    officer_id: Mapped[int] = Column(Integer, ForeignKey("officers.id"), nullable=False)
+    kind: Mapped[str] = Column(String(16), nullable=False)  # new | deadline | overdue
+    text: Mapped[str] = Column(Text, nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False, default="pending")  # pending | sent | failed
+    errcode: Mapped[int | None] = Column(Integer)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    sent_at: Mapped[datetime | None] = Column(DateTime)
 
     officer: Mapped[Officer] = relationship("Officer")
     __table_args__ = (UniqueConstraint("hand_off_id", "officer_id", "kind"),)

@@ -9,7 +9,10 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL in the Alembic config: migrate with sunshine.migrate.upgrade(url)")
+    engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection, target_metadata=Base.metadata, render_as_batch=connection.dialect.name == "sqlite"
