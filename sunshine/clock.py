@@ -9,10 +9,11 @@ clock of every process of a run to that moment at start, ticking on from there
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
+
+from sunshine.settings import raw_setting
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 
@@ -26,7 +27,7 @@ def _offset_from(setting: str) -> timedelta:
     return start - datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-_offset = _offset_from(os.environ.get("SUNSHINE_CLOCK", ""))
+_offset = _offset_from(raw_setting("SUNSHINE_CLOCK"))
 
 
 def utcnow() -> datetime:

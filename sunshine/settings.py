@@ -246,6 +246,12 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"{', '.join(left)} still the development default; set real values in production")
 
 
+def raw_setting(name: str, default: str = "") -> str:
+    """One setting's text (the environment, else `.env`), for the few modules that need it before
+    `load()` can run (the clock, read when the models are imported)."""
+    return os.environ.get(name, _read_dotenv(Path.cwd() / ".env").get(name, default))
+
+
 def load(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Build Settings from `.env` and the environment (environment wins)."""
     source = _read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")

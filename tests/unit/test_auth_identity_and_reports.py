@@ -33,11 +33,14 @@ from sunshine.models import (
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
 from tests.unit.lending_helpers import service as lending_service
-from tests.unit.test_auth_flow import (
+from tests.unit.test_auth_flow import (  # noqa: F401  (application, bureau, sms: fixtures)
     CLIENT,
     MAX,
+    application,
     authorize,
-    id_digits,  # noqa: F401
+    bureau,
+    id_digits,
+    sms,
     sms_code,
 )
 
@@ -156,8 +159,12 @@ class Notices:
 
 
 def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_is_told(
-    demo_settings, application, bureau, sms, monkeypatch
-):  # noqa: F811
+    demo_settings,
+    application,
+    bureau,
+    sms,
+    monkeypatch,  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -188,8 +195,11 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
 
 
 def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
-    demo_settings, application, bureau, sms
-):  # noqa: F811
+    demo_settings,
+    application,
+    bureau,
+    sms,  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -222,8 +232,12 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
 
 
 def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_decides_once(
-    demo_settings, application, bureau, sms, monkeypatch
-):  # noqa: F811
+    demo_settings,
+    application,
+    bureau,
+    sms,
+    monkeypatch,  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -245,8 +259,13 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
 
 
 def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
-    demo_settings, application, bureau, sms, monkeypatch, capsys
-):  # noqa: F811
+    demo_settings,
+    application,
+    bureau,
+    sms,
+    monkeypatch,
+    capsys,  # noqa: F811
+):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=1)
