@@ -73,6 +73,7 @@ def _author(author: str) -> str:
 
 
 def _message_json(m: ConversationMessage) -> dict[str, Any]:
+    undelivered = m.status == "undelivered"
     return {
         "id": m.id,
         "direction": m.direction,
@@ -81,7 +82,8 @@ def _message_json(m: ConversationMessage) -> dict[str, Any]:
         "status": m.status,
         "status_label": MESSAGE_STATUS.get(m.status, m.status),
         "errcode": m.errcode,
-        "hint": UNDELIVERED_HINTS.get(m.errcode, "可以重发") if m.status == "undelivered" else "",
+        "hint": UNDELIVERED_HINTS.get(m.errcode, "可以重发") if undelivered else "",
+        "resend": ("用模板消息发送" if m.errcode == OUT_OF_RESPONSE_WINDOW else "重发") if undelivered else "",
         "at": beijing(m.created_at),
         "hand_off_id": m.hand_off_id,
     }
