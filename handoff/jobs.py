@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from clients.wechat import WeChatApiError
 from clients.wecom import WeCom, WeComError
 from conversation.tasks import FAILED_JOB_TTL_S, current_settings, queue_name, wechat_api
+from sunshine.clock import full_time
 from sunshine.db import unit_of_work
 from sunshine.models import ConversationMessage, HandOff, OfficerNotice, utcnow
 from sunshine.redis import connect
@@ -89,11 +90,11 @@ def send_as_template(message_id: int, settings: Settings | None = None) -> None:
         message = session.get(ConversationMessage, message_id)
         if message is None or message.status != "template_queued":
             return
-        openid, body, at = message.openid, message.body, message.created_at + timedelta(hours=8)
+        openid, body, at = message.openid, message.body, full_time(message.created_at)
     data = {
         "first": {"value": "您的客户经理给您回复了"},
         "keyword1": {"value": body},
-        "keyword2": {"value": at.strftime("%Y-%m-%d %H:%M")},
+        "keyword2": {"value": at},
         "remark": {"value": f"如需继续沟通，请直接在{BANK_NAME}公众号里发消息。"},
     }
     status, errcode = "template_sent", None

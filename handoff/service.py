@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lending.customers import by_openid
+from sunshine.clock import customer_time
 from sunshine.models import ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit, utcnow
 
 REASONS = (
@@ -376,13 +377,8 @@ def _notice_new(session: Session, hand_off: HandOff) -> None:
             officer,
             "new",
             f"新的转人工会话{where}：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
-            f"请在{_beijing(hand_off.deadline)}前处理。",
+            f"请在{customer_time(hand_off.deadline)}前处理。",
         )
-
-
-def _beijing(moment) -> str:
-    local = moment + timedelta(hours=8)
-    return f"{local.month}月{local.day}日{local.hour:02d}:{local.minute:02d}"
 
 
 def _noticed(kind: str):
@@ -410,7 +406,7 @@ def sweep_deadlines(session: Session, warn_within: timedelta, now=None) -> int:
                 officer,
                 "deadline",
                 f"转人工会话快到时限了：{_who(hand_off)}，{REASON_LABELS[hand_off.reason]}，"
-                f"请在{_beijing(hand_off.deadline)}前处理。",
+                f"请在{customer_time(hand_off.deadline)}前处理。",
             )
     overdue = session.scalars(
         select(HandOff).where(HandOff.status != "closed", HandOff.deadline < now, ~_noticed("overdue"))
@@ -424,7 +420,7 @@ def sweep_deadlines(session: Session, warn_within: timedelta, now=None) -> int:
                 supervisor,
                 "overdue",
                 f"转人工会话已超时：{_who(hand_off)}（{owner}），{REASON_LABELS[hand_off.reason]}，"
-                f"时限{_beijing(hand_off.deadline)}。",
+                f"时限{customer_time(hand_off.deadline)}。",
             ):
                 stored += 1
                 audit(session, "system", "hand_off.escalated", "hand_off", hand_off.id, to_officer_id=supervisor.id)

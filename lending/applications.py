@@ -37,6 +37,7 @@ from lending.identity import birth_date
 from lending.parties import LABELS
 from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
+from sunshine.clock import customer_time
 from sunshine.models import (
     FINAL_APPLICATION_STATUSES,
     ApplicationEvent,
@@ -70,7 +71,6 @@ STATUS_LABELS = {
     "disbursed": "已放款",
 }
 DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
-BEIJING = timedelta(hours=8)  # times are stored in UTC; customers read Beijing time
 
 
 def named_parties(people: Mapping[str, Customer], roles) -> str:
@@ -171,11 +171,6 @@ def _notices(session: Session) -> dict:
         event.listen(session, "after_rollback", _drop_notices)
         session.info["lending.listening"] = True
     return session.info.setdefault(_NOTICES, {})
-
-
-def _day_time(moment: datetime) -> str:
-    local = moment + BEIJING
-    return f"{local.month}月{local.day}日{local.hour:02d}:{local.minute:02d}"
 
 
 def _review_deadline(application: LoanApplication) -> datetime:
@@ -405,7 +400,7 @@ class Applications:
                 "under_review",
                 "system",
                 "escalated",
-                f"超过审批时限（{_day_time(_review_deadline(application))}）仍未处理，已升级给主管",
+                f"超过审批时限（{customer_time(_review_deadline(application))}）仍未处理，已升级给主管",
                 deadline=_review_deadline(application).isoformat(),
             )
         return overdue
@@ -553,7 +548,7 @@ class Applications:
             who = named_parties(people, people)
             return f"您的{what}已提交。请完成征信查询授权（需要授权：{who}），授权后马上为您审批。"
         if status == "under_review" and application.review_mode == "officer":
-            return f"您的{what}已转给客户经理审核，会在{_day_time(_review_deadline(application))}前给您答复。"
+            return f"您的{what}已转给客户经理审核，会在{customer_time(_review_deadline(application))}前给您答复。"
         if status == "under_review":
             return f"您的{what}正在自动审批，请稍候。"
         if status == "approved":

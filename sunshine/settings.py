@@ -80,7 +80,7 @@ class Settings:
     # Credit-bureau query: seconds per attempt, and attempts before the query is marked failed.
     bureau_timeout_s: float = 5.0
     bureau_attempts: int = 3
-    # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console.py) --
+    # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console/) --
     wecom_api_base: str = "http://127.0.0.1:8300"
     wecom_corpid: str = "ww0000000000demo01"
     wecom_secret: str = "demo-wecom-secret"  # noqa: S105  development default, refused in production

@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 
 from flask import Flask, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
+from webhooks import api, console, health, wechat
 
 MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
@@ -33,6 +35,12 @@ class RowId(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+class ChineseJSON(DefaultJSONProvider):
+    """JSON answers carry Chinese as itself, not as \\u escapes."""
+
+    ensure_ascii = False
+
+
 def csp_nonce() -> str:
     """This response's script nonce (templates: `<script nonce="{{ csp_nonce() }}">`)."""
     if "csp_nonce" not in g:
@@ -53,15 +61,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=https,
-        JSON_AS_ASCII=False,
     )
-    app.json.ensure_ascii = False
+    app.json = ChineseJSON(app)
     if settings.trusted_proxies:  # the client address and scheme as the load balancer(s) saw them
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        # Flask's documented way to add WSGI middleware; its annotations declare wsgi_app a method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-
-    from webhooks import api, console, health, wechat
 
     app.register_blueprint(wechat.bp)
     app.register_blueprint(api.bp)
@@ -89,7 +95,3 @@ def create_app(settings: Settings | None = None) -> Flask:
         return resp
 
     return app
-
-
-def settings_of(app: Flask) -> Settings:
-    return app.config["SETTINGS"]

@@ -234,6 +234,8 @@ def _after_consent(s, application_id: int) -> bool:
 
     with unit_of_work(s.database_url) as db:
         application = db.get(LoanApplication, application_id)
+        if application is None:  # no such application: no one to tell, nothing to query
+            return False
         openid, text = application.customer.wechat_openid, reports.progress_text(db, application)
         complete = not reports.missing_consents(db, application)
     try:

@@ -1,5 +1,7 @@
 """The OpenAPI document of the JSON API, served at /api/openapi.json."""
 
+from typing import Any
+
 _ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
@@ -38,6 +40,60 @@ _STEP_RESPONSES = {
         **_E,
     },
     "429": _TOO_MANY,
+}
+
+# The authorization's steps, each posted to /api/authorizations/{token}/<step>.
+_STEPS: dict[str, dict[str, Any]] = {
+    "identity": {
+        "summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
+        "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "id_digits": {"type": "string"},
+                            "sms_code": {"type": "string"},
+                            "wx_code": {"type": "string"},
+                        },
+                    }
+                }
+            }
+        },
+    },
+    "sms-code": {"summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without a bound WeChat"},
+    "biometric-consent": {
+        "summary": "Step 2: the separate consent to face processing",
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}}
+            }
+        },
+    },
+    "face": {
+        "summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"frames": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    }
+                }
+            }
+        },
+    },
+    "consent": {
+        "summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
+        "of an application queues the reports' query",
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}}
+            }
+        },
+    },
 }
 
 SPEC = {
@@ -83,82 +139,7 @@ SPEC = {
             f"/api/authorizations/{{token}}/{step}": {
                 "post": {**op, "parameters": [_TOKEN], "responses": _STEP_RESPONSES}
             }
-            for step, op in (
-                (
-                    "identity",
-                    {
-                        "summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
-                        "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
-                        "requestBody": {
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "name": {"type": "string"},
-                                            "id_digits": {"type": "string"},
-                                            "sms_code": {"type": "string"},
-                                            "wx_code": {"type": "string"},
-                                        },
-                                    }
-                                }
-                            }
-                        },
-                    },
-                ),
-                (
-                    "sms-code",
-                    {
-                        "summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without "
-                        "a bound WeChat"
-                    },
-                ),
-                (
-                    "biometric-consent",
-                    {
-                        "summary": "Step 2: the separate consent to face processing",
-                        "requestBody": {
-                            "content": {
-                                "application/json": {
-                                    "schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}
-                                }
-                            }
-                        },
-                    },
-                ),
-                (
-                    "face",
-                    {
-                        "summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
-                        "requestBody": {
-                            "content": {
-                                "multipart/form-data": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "frames": {"type": "array", "items": {"type": "string", "format": "binary"}}
-                                        },
-                                    }
-                                }
-                            }
-                        },
-                    },
-                ),
-                (
-                    "consent",
-                    {
-                        "summary": "Step 4: consent (or refuse) to the credit-report query; the last consent "
-                        "of an application queues the reports' query",
-                        "requestBody": {
-                            "content": {
-                                "application/json": {
-                                    "schema": {"type": "object", "properties": {"agree": {"type": "boolean"}}}
-                                }
-                            }
-                        },
-                    },
-                ),
-            )
+            for step, op in _STEPS.items()
         },
         "/api/authorizations/{token}/wechat-code.png": {
             "get": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NoReturn
 
 import redis
 from flask import Blueprint, Response, abort, current_app, request
@@ -26,8 +27,6 @@ from sunshine.redis import connect
 
 bp = Blueprint("wechat", __name__)
 log = logging.getLogger(__name__)
-# Without a timestamp window a nonce is remembered this long.
-NONCE_MEMORY_S = 600
 
 
 def _settings():
@@ -38,7 +37,7 @@ def _redis() -> redis.Redis:
     return connect(_settings().redis_url)
 
 
-def _refuse(status: int, reason: str):
+def _refuse(status: int, reason: str) -> NoReturn:
     log.info("wechat request refused (%s): %s", status, reason)
     count(_redis(), "wechat_rejected_total", reason=reason.split(":")[0])
     abort(status, description=reason)

@@ -24,6 +24,7 @@ from lending.amounts import AmountError, amount_around, find_amount, format_amou
 from lending.applications import Applications
 from lending.catalog import products_for
 from lending.customers import by_openid
+from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
 from sunshine.models import Customer, LoanProduct
 from sunshine.protect import mask_name, mask_text
@@ -89,7 +90,8 @@ def yuan(amount: int) -> str:
 
 
 def day(d: date) -> str:
-    return f"{d.year}年{d.month}月{d.day}日"
+    """2027年12月31日."""
+    return customer_date(d)
 
 
 def percent(rate_bp: int) -> str:

@@ -13,7 +13,7 @@ from conversation.tasks import queue_name
 from handoff import service as h
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
-from sunshine.models import ApplicationEvent, ConversationMessage, HandOff, LoanApplication, utcnow
+from sunshine.models import ApplicationEvent, ConversationMessage, HandOff, LoanApplication, Officer, utcnow
 from sunshine.redis import connect
 
 OPENID = "o_demo_zhangjianguo"
@@ -326,3 +326,21 @@ def test_officer_reissues_and_prints_the_authorization_codes(login, demo_setting
                 find_by_token(s, token)
         fresh = re.findall(r"/auth/([A-Za-z0-9_-]{20,})</p>", again.data.decode())
         assert [find_by_token(s, t).requested_by for t in fresh] == ["officer:officer01"] * 2
+
+
+def test_undelivered_replies_say_why_and_offer_the_right_resend(login, demo_settings):
+    hid = hand_off(demo_settings)
+    with unit_of_work(demo_settings.database_url) as s:
+        officer = s.scalar(select(Officer).where(Officer.username == "officer01"))
+        for text, errcode in (("窗口外", 45015), ("太多了", 45047), ("没送到", None)):
+            message = h.officer_reply(s, s.get(HandOff, hid), officer, text)
+            message.status, message.errcode = "undelivered", errcode
+    client = login()
+    sent = {m["body"]: m for m in client.get(f"/api/console/hand-offs/{hid}/messages").json["messages"]}
+    assert [(sent[t]["hint"][:10], sent[t]["resend"]) for t in ("窗口外", "太多了", "没送到")] == [
+        ("客户超过48小时没有", "用模板消息发送"),
+        ("客户未回复前发的消息", "重发"),
+        ("可以重发", "重发"),
+    ]
+    page = client.get(f"/console/hand-offs/{hid}").data.decode()
+    assert page.count(">用模板消息发送</button>") == 1 and page.count(">重发</button>") == 2

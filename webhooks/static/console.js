@@ -71,7 +71,7 @@
         form.action = "/console/messages/" + m.id + "/resend";
         token.type = "hidden"; token.name = "csrf"; token.value = csrf;
         button.type = "submit";
-        button.textContent = m.errcode === 45015 ? "用模板消息发送" : "重发";
+        button.textContent = m.resend;
         form.appendChild(token); form.appendChild(button);
         li.appendChild(hint); li.appendChild(form);
       }

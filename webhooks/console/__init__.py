@@ -1,0 +1,32 @@
+"""`/console`: the loan officers' console, and its JSON under `/api/console`.
+
+Pages are rendered on the server (Jinja escapes everything a customer or
+officer wrote); a little JavaScript (static/console.js) counts deadlines down,
+polls for changes and sends replies without reloading. Routes parse, call the
+hand-off and lending services, and render; sending happens in the background
+jobs (handoff.jobs), after the records are committed.
+
+One module per concern adds its routes to these two blueprints: `auth` (login,
+CSRF, who is logged in), `queue`, `hand_offs`, `applications`; `common` holds
+what their pages share. A new page is a new module imported at the bottom.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint
+
+bp = Blueprint(
+    "console",
+    __name__,
+    url_prefix="/console",
+    static_folder=Path(__file__).parent.parent / "static",
+    static_url_path="/static",
+)
+api = Blueprint("console_api", __name__, url_prefix="/api/console")
+
+# The route modules add their routes to `bp` and `api` when imported, so they come after them.
+from webhooks.console import applications, auth, common, hand_offs, queue  # noqa: E402
+
+__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "queue"]

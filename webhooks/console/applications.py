@@ -1,0 +1,92 @@
+"""An application awaiting review: its page, printable authorization codes for the
+parties still to consent, and the officer's decision."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from auth_flow.qr import authorization_url, png
+from auth_flow.service import issue_for_application
+from handoff import service as handoffs
+from lending.applications import Applications, LendingError
+from lending.parties import ROLE_NAMES
+from sunshine.clock import utcnow
+from sunshine.models import LoanApplication
+from webhooks.console import bp
+from webhooks.console.auth import login_required
+from webhooks.console.common import profile, settings
+
+
+def _application(application_id: int) -> LoanApplication:
+    application = g.db.get(LoanApplication, application_id)
+    if application is None:
+        abort(404, description="没有这笔贷款申请")
+    if g.officer.role != handoffs.SUPERVISOR and application.customer.officer_id != g.officer.id:
+        abort(403, description="这是其他客户经理的客户，只有主管可以查看")
+    return application
+
+
+@bp.get("/applications/<int:application_id>")
+@login_required
+def application_page(application_id: int) -> ResponseReturnValue:
+    application = _application(application_id)
+    return render_template(
+        "console/application.html", a=application, profile=profile(application.customer), now=utcnow()
+    )
+
+
+@bp.post("/applications/<int:application_id>/authorization-codes")
+@login_required
+def authorization_codes(application_id: int) -> ResponseReturnValue:
+    """Issue fresh authorization codes for every party still to consent (earlier links stop
+    working) and show them on one printable page."""
+    application = _application(application_id)
+    if application.status != "awaiting_authorization":
+        flash("这笔申请现在不需要征信授权", "error")
+        return redirect(url_for("console.application_page", application_id=application_id))
+    s = settings()
+    issued, consented = issue_for_application(
+        g.db, application, f"officer:{g.officer.username}", timedelta(seconds=s.authorization_ttl_s)
+    )
+    codes = [
+        {
+            "role": ROLE_NAMES[i.authorization.party_role],
+            "name": i.authorization.party_name,
+            "id_masked": i.authorization.party_id_masked,
+            "expires_at": i.authorization.expires_at,
+            "url": authorization_url(s.public_base_url, i.token),
+            "png": base64.b64encode(png(authorization_url(s.public_base_url, i.token))).decode(),
+        }
+        for i in issued
+    ]
+    g.db.commit()
+    return render_template(
+        "console/authorization_codes.html",
+        a=application,
+        codes=codes,
+        consented=[ROLE_NAMES[c.party_role] for c in consented],
+    )
+
+
+@bp.post("/applications/<int:application_id>/decision")
+@login_required
+def decide(application_id: int) -> ResponseReturnValue:
+    """Approve or reject with a reason, through the lending service (the customer is told after commit)."""
+    _application(application_id)
+    decision = request.form.get("decision")
+    if decision not in ("approve", "reject"):
+        abort(400, description="请选择通过或不通过")
+    service = Applications.from_settings(settings())
+    try:
+        getattr(service, decision)(g.db, application_id, g.officer, request.form.get("reason", ""))
+        g.db.commit()
+    except LendingError as exc:
+        g.db.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("console.application_page", application_id=application_id))
+    flash("已审批通过" if decision == "approve" else "已拒绝，客户会收到通知", "ok")
+    return redirect(url_for("console.queue"))

@@ -1,0 +1,81 @@
+"""What the console's pages share: settings, the labels officers read, Beijing
+time, and a customer's profile beside a hand-off or an application."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from handoff import service as handoffs
+from lending.applications import STATUS_LABELS
+from lending.catalog import CUSTOMER_TYPE_LABELS
+from lending.credit_lines import current_line
+from sunshine.clock import officer_time
+from sunshine.models import Authorization, Customer, LoanApplication
+from sunshine.settings import Settings
+from webhooks.console import bp
+
+HAND_OFF_STATUS = {"open": "待接手", "claimed": "处理中", "closed": "已结束"}
+AUTHORIZATION_STATUS = {
+    "pending": "待授权",
+    "consented": "已授权",
+    "expired": "已过期",
+    "locked": "已锁定",
+    "revoked": "已撤销",
+}
+TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资产"}
+
+
+def settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+@bp.app_template_filter("beijing")
+def beijing(moment: datetime | None) -> str:
+    """UTC as stored -> Beijing time, as officers read it."""
+    return officer_time(moment)
+
+
+@bp.app_template_filter("iso")
+def iso(moment: datetime) -> str:
+    return moment.replace(tzinfo=timezone.utc).isoformat()
+
+
+@bp.context_processor
+def _labels() -> dict[str, Any]:
+    return {
+        "reason_labels": handoffs.REASON_LABELS,
+        "status_labels": HAND_OFF_STATUS,
+        "application_labels": STATUS_LABELS,
+    }
+
+
+def profile(customer: Customer | None) -> dict[str, Any] | None:
+    """The customer beside a hand-off or an application: type, credit line and its tags,
+    applications, recent authorizations."""
+    if customer is None:
+        return None
+    db = g.db
+    return {
+        "customer": customer,
+        "type": CUSTOMER_TYPE_LABELS.get(customer.customer_type, customer.customer_type),
+        "line": current_line(db, customer),
+        "tags": {TAG_LABELS.get(k, k): v for line in customer.credit_lines for k, v in (line.tags or {}).items()},
+        "applications": db.scalars(
+            select(LoanApplication)
+            .where(LoanApplication.customer_id == customer.id)
+            .options(joinedload(LoanApplication.product))
+            .order_by(LoanApplication.id.desc())
+        ).all(),
+        "authorizations": db.scalars(
+            select(Authorization)
+            .where(Authorization.customer_id == customer.id)
+            .order_by(Authorization.id.desc())
+            .limit(10)
+        ).all(),
+        "authorization_labels": AUTHORIZATION_STATUS,
+    }
