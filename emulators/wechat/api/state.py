@@ -194,7 +194,7 @@ class EmulatorState:
     # -- messages and calls --------------------------------------------------
     def record_message(self, app: App, body: dict) -> dict:
         msgtype = body["msgtype"]
-        payload = body.get(msgtype)
+        payload = body[msgtype]
         with self.lock:
             self._seq += 1
             msg = {
