@@ -11,26 +11,68 @@ can see what was sent.
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from werkzeug.serving import ThreadedWSGIServer
+
+STOP_WAIT_S = 5.0
+
+
+class _TestServer(ThreadedWSGIServer):
+    """werkzeug's threaded server, except that it knows its request threads, so that
+    stopping it ends them too (werkzeug's are daemons nobody waits for)."""
+
+    def __init__(self, host: str, port: int, app) -> None:
+        super().__init__(host, port, app)
+        self._requests: dict[threading.Thread, socket.socket] = {}
+        self._lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        with self._lock:
+            self._requests[thread] = request
+        thread.start()
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._requests.pop(threading.current_thread(), None)
+
+    def stop(self) -> None:
+        """Stop serving, close idle keep-alive connections, let requests in flight finish
+        (for up to STOP_WAIT_S), so that no request thread outlives the server."""
+        self.shutdown()
+        with self._lock:
+            requests = list(self._requests.items())
+        for _, connection in requests:
+            try:
+                connection.shutdown(socket.SHUT_RD)  # no next request; an answer being written still goes out
+            except OSError:
+                pass
+        deadline = time.monotonic() + STOP_WAIT_S
+        for thread, _ in requests:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @contextmanager
 def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve a WSGI `app` on a free port (or `port`) in a daemon thread; yields its base URL
-    and stops the server on exit. For tests that need real HTTP."""
-    from werkzeug.serving import make_server
-
-    server = make_server(host, port, app, threaded=True)
+    """Serve a WSGI `app` on a free port (or `port`) in a daemon thread; yields its base URL.
+    On exit the server stops and so do its request threads (none outlives a test to log
+    after it). For tests that need real HTTP."""
+    server = _TestServer(host, port, app)
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{server.server_port}", daemon=True)
     thread.start()
     try:
         yield f"http://{host}:{server.server_port}"
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.stop()
+        thread.join(STOP_WAIT_S)
 
 
 def serve_main(prog: str, description: str, make_app, default_port, banner: str, argv: list[str] | None = None) -> int:

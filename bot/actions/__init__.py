@@ -4,10 +4,15 @@ Run from the project root: `rasa run actions --actions bot.actions`.
 The SDK imports every module of this package and registers its actions.
 """
 
-from bot.actions.applications import ActionApplicationStatus, ActionRepayment
+from bot.actions.applications import (
+    ActionApplicationStatus,
+    ActionOfferWithdrawal,
+    ActionRepayment,
+    ActionWithdrawApplication,
+)
 from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.credit_line import ActionCreditLine
-from bot.actions.hand_off import ActionHandOff
+from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
 from bot.actions.loan_application import (
     ActionAskAmount,
     ActionAskApplicationConfirmed,
@@ -33,13 +38,16 @@ __all__ = [
     "ActionAskPurpose",
     "ActionAskTerm",
     "ActionCreditLine",
+    "ActionDefaultFallback",
     "ActionHandOff",
     "ActionInterestRate",
+    "ActionOfferWithdrawal",
     "ActionProducts",
     "ActionRepayment",
     "ActionStartAuthorization",
     "ActionStopLoanApplication",
     "ActionSubmitLoanApplication",
+    "ActionWithdrawApplication",
     "ValidateLoanApplicationForm",
 ]
 

@@ -61,6 +61,12 @@ def applicant(session: Session, tracker: Tracker) -> Customer | None:
     return by_openid(session, openid_of(tracker))
 
 
+def chosen_product(session: Session, tracker: Tracker) -> LoanProduct | None:
+    """The product chosen in the loan form (the `product` slot), or None."""
+    code = tracker.get_slot("product")
+    return session.get(LoanProduct, code) if code else None
+
+
 def product_choices(session: Session, customer: Customer) -> list[LoanProduct]:
     """The products offered to this customer, in the order the bot numbers them."""
     return products_for(session, customer.customer_type)

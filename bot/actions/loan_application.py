@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from bot.actions.common import (
     BankAction,
     applicant,
+    chosen_product,
     database,
     day,
     lending_told_here,
@@ -26,16 +27,11 @@ from lending.applications import LendingError
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from lending.terms import format_term
-from sunshine.models import Customer, LoanProduct
+from sunshine.models import Customer
 from sunshine.protect import mask_name
 
 FORM_SLOTS = ("product", "amount", "term", "purpose", "guarantor_ref", "application_confirmed")
 CHANGE_HINT = "要改哪一项直接说，比如“金额改成3万”“期限改成两年”；不办了回复“取消”。"
-
-
-def _product(session: Session, tracker: Tracker) -> LoanProduct | None:
-    code = tracker.get_slot("product")
-    return session.get(LoanProduct, code) if code else None
 
 
 def _line_sentence(session: Session, customer: Customer) -> str:
@@ -100,7 +96,7 @@ class ActionAskAmount(BankAction):
 
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             customer = applicant(session, tracker)
             text = (
                 f"办{product.name}，能借{yuan(product.min_amount)}到{yuan(product.max_amount)}。"
@@ -118,7 +114,7 @@ class ActionAskTerm(BankAction):
 
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             offered = "、".join(format_term(m) for m in sorted(product.terms_months))
             dispatcher.utter_message(text=f"打算借多久？{product.name}可以选：{offered}。")
         return []
@@ -152,7 +148,7 @@ class ActionAskGuarantorRef(BankAction):
 
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             dispatcher.utter_message(
                 text=(
                     f"{product.name}需要一名担保人（不能是您本人）。请把担保人的姓名和身份证号发给我，"
@@ -170,7 +166,7 @@ class ActionAskApplicationConfirmed(BankAction):
 
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             customer = applicant(session, tracker)
             amount, months = int(tracker.get_slot("amount")), int(tracker.get_slot("term"))
             lines = [

@@ -14,7 +14,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from bot.actions.common import applicant, database, named, openid_of, product_choices, read_amount, settings, yuan
+from bot.actions.common import (
+    applicant,
+    chosen_product,
+    database,
+    named,
+    openid_of,
+    product_choices,
+    read_amount,
+    settings,
+    yuan,
+)
 from lending.amounts import AmountError, parse_amount
 from lending.credit_lines import current_line
 from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
@@ -24,11 +34,6 @@ from sunshine.protect import mask_text
 
 FORM = "loan_application_form"
 MAX_PURPOSE = 200
-
-
-def _product(session: Session, tracker: Tracker) -> LoanProduct | None:
-    code = tracker.get_slot("product")
-    return session.get(LoanProduct, code) if code else None
 
 
 def amount_problem(product: LoanProduct, amount: int) -> str | None:
@@ -86,7 +91,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
     ) -> list[str]:
         """The guarantor is asked for only when the chosen product needs one."""
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             needs_guarantor = bool(product and product.needs_guarantor)
         return [s for s in domain_slots if s != "guarantor_ref" or needs_guarantor]
 
@@ -155,7 +160,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
             dispatcher.utter_message(text=problem)
             return {"amount": None}
         with database() as session:
-            keep, message = judge_amount(session, applicant(session, tracker), _product(session, tracker), amount)
+            keep, message = judge_amount(session, applicant(session, tracker), chosen_product(session, tracker), amount)
         if message:
             dispatcher.utter_message(text=message)
         return {"amount": str(amount) if keep else None}
@@ -171,7 +176,7 @@ class ValidateLoanApplicationForm(FormValidationAction):
             dispatcher.utter_message(text=str(exc))
             return {"term": None}
         with database() as session:
-            product = _product(session, tracker)
+            product = chosen_product(session, tracker)
             if product is not None and months not in product.terms_months:
                 offered = "、".join(format_term(m) for m in sorted(product.terms_months))
                 dispatcher.utter_message(text=f"{product.name}的期限可以选：{offered}，请从中选一个。")
@@ -220,7 +225,7 @@ def _recheck_for(
     session: Session, customer: Customer, dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> dict[str, Any]:
     """Product and amount given before the customer was identified, checked now that we know them."""
-    product = _product(session, tracker)
+    product = chosen_product(session, tracker)
     choices = product_choices(session, customer)
     if product is not None and product not in choices:
         dispatcher.utter_message(text=_not_offered(product, choices))

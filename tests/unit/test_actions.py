@@ -10,6 +10,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+import bot.actions
 from bot.actions.applications import ActionApplicationStatus
 from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
@@ -311,3 +312,8 @@ def test_a_broken_database_gets_an_apology_not_silence(bank_env, monkeypatch, tm
     assert events == []
     with unit_of_work(bank_env) as session:
         assert session.scalar(select(func.count()).select_from(HandOff)) == 0
+
+
+def test_the_package_exports_exactly_the_actions_the_domain_names():
+    exported = {getattr(bot.actions, name)().name() for name in bot.actions.__all__}
+    assert exported == set(DOMAIN["actions"])
