@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from auth_flow.qr import authorization_url, png
-from auth_flow.service import issue_for_application
+from auth_flow.tokens import issue_for_application
 from clients.rasa import RasaClient, RasaUnavailable
 from handoff import service as handoffs
 from handoff.jobs import HandOffJobs
