@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from auth_flow import evidence, faces, reports, service
+from auth_flow import evidence, faces, reports
+from auth_flow.enrolment import enroll_reference
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: no customer with ID number {mask_id_number(args.id_number)}", file=sys.stderr)
                 return 1
             try:
-                service.enroll_reference(session, settings.secret_key, customer, args.photo.read_bytes(), args.officer)
+                enroll_reference(session, settings.secret_key, customer, args.photo.read_bytes(), args.officer)
             except faces.FaceError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sunshine.models import Authorization, ConsentEvidence, utcnow
+from sunshine.clock import utcnow
+from sunshine.models import Authorization, ConsentEvidence
 
 GENESIS = "0" * 64
 FIELDS = (

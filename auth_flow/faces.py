@@ -14,21 +14,20 @@ Reference encodings are stored encrypted (`seal_encoding`).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 from dataclasses import dataclass, field
 
 import numpy as np
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from PIL import Image, UnidentifiedImageError
+
+from sunshine.protect import fernet
 
 WORK_WIDTH = 640  # images are downscaled to this width before detection (speed on one core)
 LANDMARK_WIDTH = 320  # liveness frames need only the landmarks
 MAX_PIXELS = 40_000_000
 MIN_FRAMES, MAX_FRAMES = 3, 12
+ENCODINGS_KEY = b"sunshine face reference encodings"  # the purpose of their own sealing key
 
 
 class FaceError(ValueError):
@@ -82,7 +81,7 @@ def sha256(data: bytes) -> str:
 def load_image(data: bytes, width: int = WORK_WIDTH) -> np.ndarray:
     """RGB pixels of a JPEG/PNG upload, downscaled to at most `width` pixels wide."""
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         if image.width * image.height > MAX_PIXELS:
             raise NotAnImage("照片太大，请重新拍摄")
         image.load()
@@ -90,14 +89,20 @@ def load_image(data: bytes, width: int = WORK_WIDTH) -> np.ndarray:
         raise NotAnImage("上传的不是照片，请用手机摄像头重新拍摄") from None
     image = image.convert("RGB")
     if image.width > width:
-        image = image.resize((width, round(image.height * width / image.width)), Image.BILINEAR)
+        image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.BILINEAR)
     return np.asarray(image)
 
 
-def _one_face(pixels: np.ndarray) -> tuple:
+def _face_recognition():
+    """The face_recognition library, imported at the first face check, not at import: loading it
+    (dlib and its models) takes seconds and memory that processes which never check a face pay otherwise."""
     import face_recognition
 
-    boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=1, model="hog")
+    return face_recognition
+
+
+def _one_face(pixels: np.ndarray) -> tuple:
+    boxes = _face_recognition().face_locations(pixels, number_of_times_to_upsample=1, model="hog")
     if not boxes:
         raise NoFace("没有检测到人脸，请正对摄像头、光线充足后重试")
     if len(boxes) > 1:
@@ -107,17 +112,13 @@ def _one_face(pixels: np.ndarray) -> tuple:
 
 def encode(pixels: np.ndarray) -> np.ndarray:
     """The 128-d encoding of the single face in `pixels` (NoFace / SeveralFaces otherwise)."""
-    import face_recognition
-
     box = _one_face(pixels)
-    return face_recognition.face_encodings(pixels, [box], num_jitters=1, model="small")[0]
+    return _face_recognition().face_encodings(pixels, [box], num_jitters=1, model="small")[0]
 
 
 def _landmarks(pixels: np.ndarray) -> np.ndarray:
-    import face_recognition
-
     box = _one_face(pixels)
-    marks = face_recognition.face_landmarks(pixels, [box], model="large")[0]
+    marks = _face_recognition().face_landmarks(pixels, [box], model="large")[0]
     return np.array([p for part in marks.values() for p in part], dtype=float)
 
 
@@ -192,16 +193,9 @@ def match(reference: np.ndarray, pixels: np.ndarray) -> float:
     return float(np.linalg.norm(encode(pixels) - reference))
 
 
-def _fernet(secret_key: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"sunshine face reference encodings").derive(
-        secret_key.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
 def seal_encoding(secret_key: str, encoding: np.ndarray) -> str:
-    return _fernet(secret_key).encrypt(np.asarray(encoding, dtype="<f8").tobytes()).decode()
+    return fernet(secret_key, ENCODINGS_KEY).encrypt(np.asarray(encoding, dtype="<f8").tobytes()).decode()
 
 
 def unseal_encoding(secret_key: str, sealed: str) -> np.ndarray:
-    return np.frombuffer(_fernet(secret_key).decrypt(sealed.encode()), dtype="<f8")
+    return np.frombuffer(fernet(secret_key, ENCODINGS_KEY).decrypt(sealed.encode()), dtype="<f8")

@@ -60,7 +60,7 @@ def face_figures() -> tuple[float, float]:
 
 
 def reports_figure() -> float:
-    from auth_flow import reports, service
+    from auth_flow import reports, tokens
     from emulators import serve_in_thread
     from emulators.bureau.api import create_app
     from lending.applications import Applications
@@ -86,7 +86,7 @@ def reports_figure() -> float:
             app = svc.apply(
                 s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="bench", guarantor_id=guarantor.id
             )
-            service.issue_for_application(s, app, "bench", timedelta(minutes=30))
+            tokens.issue_for_application(s, app, "bench", timedelta(minutes=30))
             for auth in s.query(Authorization).filter_by(application_id=app.id):
                 auth.status = "consented"  # the consents themselves are not what is measured
             app_id = app.id

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_flow.qr import authorization_url
-from auth_flow.service import AuthorizationError, find_by_token
+from auth_flow.tokens import AuthorizationError, find_by_token
 from conversation.followers import AUTHORIZATION, STATION, followed, parse_scene, station_by_code, unfollowed
 from conversation.inbox import hold
 from conversation.relay import Relay

@@ -10,6 +10,8 @@ import logging
 import re
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _ID_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9])")
 _PHONE_RE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
@@ -68,17 +70,24 @@ def fingerprint(secret_key: str, value: str) -> str:
     return hmac.new(secret_key.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()
 
 
-def _fernet(secret_key: str) -> Fernet:
-    key = hashlib.sha256(b"sunshine-seal:" + secret_key.encode()).digest()
+def fernet(secret_key: str, purpose: bytes = b"") -> Fernet:
+    """The key that seals data under `secret_key`. Personal data (`seal`) has the first key; a
+    `purpose` (e.g. face encodings, biometric data) gets a key of its own (HKDF with the purpose
+    as info), so that the key of one kind of data opens no other. The two derivations differ on
+    purpose and stay as they are: every value sealed so far opens."""
+    if purpose:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret_key.encode())
+    else:
+        key = hashlib.sha256(b"sunshine-seal:" + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(key))
 
 
 def seal(secret_key: str, value: str) -> str:
-    return _fernet(secret_key).encrypt(value.encode()).decode()
+    return fernet(secret_key).encrypt(value.encode()).decode()
 
 
 def unseal(secret_key: str, token: str) -> str:
-    return _fernet(secret_key).decrypt(token.encode()).decode()
+    return fernet(secret_key).decrypt(token.encode()).decode()
 
 
 class MaskingFormatter(logging.Formatter):

@@ -9,10 +9,12 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 from werkzeug.formparser import parse_form_data
 
-from auth_flow import reports, service
+from auth_flow import reports
+from auth_flow.consent import check_face, give_biometric_consent, give_consent, public_view
 from auth_flow.evidence import Client
+from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
 from auth_flow.qr import authorization_url, png, wechat_code
-from auth_flow.service import AuthorizationError, StepRefused, UnknownToken, find_by_token
+from auth_flow.tokens import AuthorizationError, CheckResult, StepRefused, UnknownToken, find_by_token
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
 from sunshine.protect import constant_time_equal
@@ -54,7 +56,7 @@ def _authorization(token: str) -> dict:
             if isinstance(exc, UnknownToken):
                 _unknown_token()
             abort(404, description=str(exc))
-        return service.public_view(session, auth)
+        return public_view(session, auth)
 
 
 def _error(status: int, message: str, **extra):
@@ -80,7 +82,7 @@ def _step(fn, *args):
             error = (409, str(exc))
     if error:
         return None, _error(*error)
-    if isinstance(result, service.Outcome) and not result.ok:
+    if isinstance(result, CheckResult) and not result.ok:
         return result, _error(422, result.message, attempts_left=result.attempts_left, locked=result.locked)
     return result, None
 
@@ -138,7 +140,7 @@ def authorization_identity(token: str):
         from clients.wechat import WeChatApi
 
         _, failure = _step(
-            service.check_identity_wxa,
+            check_identity_wxa,
             WeChatApi.from_settings(s),
             token,
             str(body["wx_code"]),
@@ -152,7 +154,7 @@ def authorization_identity(token: str):
         if code is not None and not isinstance(code, str):
             return _error(400, "短信验证码应为6位数字")
         _, failure = _step(
-            service.check_identity,
+            check_identity,
             s.secret_key,
             token,
             name,
@@ -171,14 +173,14 @@ def authorization_sms_code(token: str):
     from clients.sms import SmsClient
 
     s = _settings()
-    phone, failure = _step(service.send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client())
+    phone, failure = _step(send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client())
     return failure or jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
 
 
 @bp.post("/api/authorizations/<token>/biometric-consent")
 def authorization_biometric_consent(token: str):
     agree = _json_body().get("agree")
-    _, failure = _step(service.give_biometric_consent, token, agree, _client())
+    _, failure = _step(give_biometric_consent, token, agree, _client())
     return failure or jsonify(ok=True, message="已同意人脸核验")
 
 
@@ -199,7 +201,7 @@ def authorization_face(token: str):
     if not uploads:
         return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
     result, failure = _step(
-        service.check_face,
+        check_face,
         s.secret_key,
         token,
         uploads,
@@ -215,7 +217,7 @@ def authorization_face(token: str):
 def authorization_consent(token: str):
     """The party consents (or refuses); when the last party consents the reports are fetched."""
     s = _settings()
-    auth, failure = _step(service.give_consent, token, _json_body().get("agree"), _client())
+    auth, failure = _step(give_consent, token, _json_body().get("agree"), _client())
     if failure:
         return failure
     if auth.status != "consented":

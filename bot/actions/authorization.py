@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from auth_flow.qr import authorization_url
 from auth_flow.reports import missing_consents, progress_text
-from auth_flow.service import issue_for_application
+from auth_flow.tokens import issue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
 from lending.catalog import products_for
 from lending.notify import WeChatNotifier

@@ -167,7 +167,7 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
     consent given, as the unit tests of auth_flow do it."""
     from datetime import timedelta
 
-    from auth_flow import service
+    from auth_flow import enrolment, tokens
     from clients.sms import SmsClient
     from lending.customers import by_openid
     from tests.unit import auth_media as media
@@ -187,9 +187,9 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
             idempotency_key=key,
             guarantor_id=guarantor.id if product == "guaranteed_farm_loan" else None,
         )
-        issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        issued, _ = tokens.issue_for_application(s, app, "officer01", timedelta(minutes=30))
         for i in issued:
-            service.enroll_reference(
+            enrolment.enroll_reference(
                 s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
             )
         parties = [(i.token, i.authorization.party_name) for i in issued]

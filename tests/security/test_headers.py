@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.settings import ROOT

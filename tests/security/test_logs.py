@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from emulators import serve_in_thread
 from emulators.wechat.user import WeChatUser
 from lending.customers import by_openid

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import AuditEntry, ConsentEvidence

@@ -1,5 +1,5 @@
 """Authorization tokens: unguessable, kept only as a hash, bound to one party's request,
-and used up by consent (auth_flow.service and the H5 API)."""
+and used up by consent (auth_flow.tokens and the H5 API)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, Base, ConsentEvidence

@@ -12,8 +12,19 @@ import pytest
 from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select
 
-from auth_flow import evidence, faces, reports, service
+from auth_flow import evidence, faces, reports
+from auth_flow.consent import check_face, give_biometric_consent, give_consent
+from auth_flow.enrolment import enroll_reference
 from auth_flow.evidence import Client
+from auth_flow.identity import check_identity, send_sms_code
+from auth_flow.tokens import (
+    AuthorizationError,
+    StepRefused,
+    find_by_token,
+    issue_for_application,
+    open_for_step,
+    party_of,
+)
 from clients.sms import SmsClient
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app as bureau_app
@@ -48,14 +59,14 @@ def sms_code(sms, token, url=None):
     """Have the code texted (as the page's button does) and read it off the emulator."""
     client, texts = sms
     with unit_of_work(url) as s:
-        service.send_sms_code(s, TEST_SECRET, token, client, CLIENT)
+        send_sms_code(s, TEST_SECRET, token, client, CLIENT)
     return re.search(r"验证码为(\d{6})", texts[-1]["content"]).group(1)
 
 
 def second_factor(url, token, sms) -> dict:
     """What the page adds to the name/ID check: the party's own WeChat, or the SMS code."""
     with unit_of_work(url) as s:
-        party = service._party(s, service.find_by_token(s, token))
+        party = party_of(s, find_by_token(s, token))
         openid = party.wechat_openid
     return {"wechat_openid": openid} if openid else {"sms_code": sms_code(sms, token, url)}
 
@@ -70,9 +81,9 @@ def application(demo_settings):
         app = svc.apply(
             s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1", guarantor_id=guarantor.id
         )
-        issued, _ = service.issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        issued, _ = issue_for_application(s, app, "officer01", timedelta(minutes=30))
         for i in issued:
-            service.enroll_reference(
+            enroll_reference(
                 s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
             )
         tokens = {i.authorization.party_role: i.token for i in issued}
@@ -83,7 +94,7 @@ def application(demo_settings):
 def id_digits(s, token):
     from sunshine.protect import unseal
 
-    auth = service.find_by_token(s, token)
+    auth = find_by_token(s, token)
     return unseal(
         TEST_SECRET,
         s.get(type(auth.party_customer_id and by_openid(s, "o_demo_zhangjianguo")), auth.party_customer_id).id_sealed,
@@ -93,13 +104,13 @@ def id_digits(s, token):
 def authorize(url, token, name, sms, frames=None):
     factor = second_factor(url, token, sms)
     with unit_of_work(url) as s:
-        assert service.check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor).ok
-        service.give_biometric_consent(s, token, True, CLIENT)
+        assert check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor).ok
+        give_biometric_consent(s, token, True, CLIENT)
     with unit_of_work(url) as s:
-        result = service.check_face(s, TEST_SECRET, token, frames or media.live_frames(), CLIENT, MAX, TOL, MOTION)
+        result = check_face(s, TEST_SECRET, token, frames or media.live_frames(), CLIENT, MAX, TOL, MOTION)
         assert result.ok, result.message
     with unit_of_work(url) as s:
-        service.give_consent(s, token, True, CLIENT)
+        give_consent(s, token, True, CLIENT)
 
 
 def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_settings, application, bureau, sms):
@@ -126,9 +137,9 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     assert all(r["face"]["decision"] == "pass" and r["face"]["distance"] <= TOL for r in consents)
     faces_ok = [r for r in records if r["event"] == "face_passed"]
     assert all(len(r["image_sha256"]) == 6 and r["client_ip"] == "10.0.0.9" for r in faces_ok)
-    with pytest.raises(service.AuthorizationError, match="已使用"):  # single use
+    with pytest.raises(AuthorizationError, match="已使用"):  # single use
         with unit_of_work(settings.database_url) as s:
-            service.find_by_token(s, tokens["applicant"])
+            find_by_token(s, tokens["applicant"])
 
 
 def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_queried_twice(
@@ -177,19 +188,19 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
     token = tokens["spouse"]
     code = sms_code(sms, token, url)
     with unit_of_work(url) as s:
-        out = service.check_identity(s, TEST_SECRET, token, names["spouse"], "000000", CLIENT, MAX, sms_code=code)
+        out = check_identity(s, TEST_SECRET, token, names["spouse"], "000000", CLIENT, MAX, sms_code=code)
         assert not out.ok and "还可以再试4次" in out.message
     with unit_of_work(url) as s:
-        with pytest.raises(service.StepRefused, match="先核对"):
-            service.give_biometric_consent(s, token, True, CLIENT)
+        with pytest.raises(StepRefused, match="先核对"):
+            give_biometric_consent(s, token, True, CLIENT)
     with unit_of_work(url) as s:
-        with pytest.raises(service.StepRefused, match="先完成"):
-            service.give_consent(s, token, True, CLIENT)  # consent without a face check
+        with pytest.raises(StepRefused, match="先完成"):
+            give_consent(s, token, True, CLIENT)  # consent without a face check
     with unit_of_work(url) as s:
-        assert service.check_identity(
+        assert check_identity(
             s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX, sms_code=code
         ).ok
-        service.give_biometric_consent(s, token, True, CLIENT)
+        give_biometric_consent(s, token, True, CLIENT)
     attempts = [
         ([media.image("biden.jpg")] * 3, "不一致"),  # another person (and a still feed)
         ([media.image("two_people.jpg")] * 3, "多张人脸"),
@@ -197,11 +208,11 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
     ]
     for frames, why in attempts:
         with unit_of_work(url) as s:
-            out = service.check_face(s, TEST_SECRET, token, frames, CLIENT, MAX, TOL, MOTION)
+            out = check_face(s, TEST_SECRET, token, frames, CLIENT, MAX, TOL, MOTION)
             assert not out.ok and why in out.message and not out.locked
     with unit_of_work(url) as s:  # a photo held up to the camera: the right face, but planar
         photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
-        out = service.check_face(s, TEST_SECRET, token, photo, CLIENT, MAX, TOL, MOTION)
+        out = check_face(s, TEST_SECRET, token, photo, CLIENT, MAX, TOL, MOTION)
         assert out.locked and "锁定" in out.message
     with unit_of_work(url) as s:
         assert s.scalar(select(Authorization.status).where(Authorization.party_role == "spouse")) == "locked"
@@ -210,8 +221,8 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
         events = [e.event for e in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))]
     assert events.count("face_failed") == 2 and events.count("face_unusable") == 2 and events[-1] == "locked"
     with unit_of_work(url) as s:
-        with pytest.raises(service.AuthorizationError, match="锁定"):
-            service.check_face(s, TEST_SECRET, token, media.live_frames(), CLIENT, MAX, TOL, MOTION)
+        with pytest.raises(AuthorizationError, match="锁定"):
+            check_face(s, TEST_SECRET, token, media.live_frames(), CLIENT, MAX, TOL, MOTION)
     with unit_of_work(url) as s:
         assert s.scalar(select(ConsentEvidence.event).order_by(ConsentEvidence.id.desc()).limit(1)) == "refused"
 
@@ -220,7 +231,7 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
     url = demo_settings.database_url
     app_id, tokens, names = application
     with unit_of_work(url) as s:  # the spouse's name with the applicant's token
-        out = service.check_identity(
+        out = check_identity(
             s,
             TEST_SECRET,
             tokens["applicant"],
@@ -232,13 +243,13 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
         )
         assert not out.ok
     with unit_of_work(url) as s:  # the officer reissues: the old links stop working
-        new, _ = service.issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
+        new, _ = issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
         assert len(new) == 3
     with unit_of_work(url) as s:
-        with pytest.raises(service.AuthorizationError, match="作废"):
-            service.find_by_token(s, tokens["applicant"])
-        with pytest.raises(service.AuthorizationError, match="无效"):
-            service.open_for_step(s, "forged-" + tokens["applicant"][7:], "identity", CLIENT)
+        with pytest.raises(AuthorizationError, match="作废"):
+            find_by_token(s, tokens["applicant"])
+        with pytest.raises(AuthorizationError, match="无效"):
+            open_for_step(s, "forged-" + tokens["applicant"][7:], "identity", CLIENT)
 
 
 def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, application, sms):

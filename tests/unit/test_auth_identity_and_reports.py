@@ -14,8 +14,10 @@ from rq import Queue
 from rq.worker import SimpleWorker
 from sqlalchemy import select, update
 
-from auth_flow import reports, service
+from auth_flow import reports
 from auth_flow.__main__ import main as auth_flow_main
+from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
+from auth_flow.tokens import StepRefused
 from clients.bureau import BureauClient
 from clients.wechat import WeChatApi
 from conversation.tasks import Jobs, queue_name
@@ -48,7 +50,7 @@ from tests.unit.test_auth_flow import (  # noqa: F401  (application, bureau, sms
 
 def identity(url, token, name, digits=None, **factor):
     with unit_of_work(url) as s:
-        return service.check_identity(s, TEST_SECRET, token, name, digits or id_digits(s, token), CLIENT, MAX, **factor)
+        return check_identity(s, TEST_SECRET, token, name, digits or id_digits(s, token), CLIENT, MAX, **factor)
 
 
 def last_evidence(url) -> ConsentEvidence:
@@ -61,11 +63,11 @@ def last_evidence(url) -> ConsentEvidence:
 def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_settings, application):
     url, (_, tokens, names) = demo_settings.database_url, application
     token, name = tokens["applicant"], names["applicant"]  # 张建国: o_demo_zhangjianguo
-    with pytest.raises(service.StepRefused, match="微信里打开"):
+    with pytest.raises(StepRefused, match="微信里打开"):
         identity(url, token, name)  # no WeChat identity: not counted
-    with pytest.raises(service.StepRefused, match="短信验证码"):
+    with pytest.raises(StepRefused, match="短信验证码"):
         with unit_of_work(url) as s:
-            service.send_sms_code(s, TEST_SECRET, token, None, CLIENT)
+            send_sms_code(s, TEST_SECRET, token, None, CLIENT)
     out = identity(url, token, name, wechat_openid="o_demo_wangchunhua")  # the right name, another WeChat
     assert not out.ok and "不是被查询人本人的微信" in out.message and out.attempts_left == 4
     assert last_evidence(url).detail["factor_ok"] is False
@@ -79,16 +81,16 @@ def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
     url, (_, tokens, names) = demo_settings.database_url, application
     token, name = tokens["spouse"], names["spouse"]  # 李秀英: no WeChat bound, phone 13912340002
     client, texts = sms
-    with pytest.raises(service.StepRefused, match="获取短信验证码"):
+    with pytest.raises(StepRefused, match="获取短信验证码"):
         identity(url, token, name)
     requests.post(f"{client.base_url}/_emulator/faults", json={"count": 1, "status": 503})
-    with pytest.raises(service.StepRefused, match="短信发送失败"):
+    with pytest.raises(StepRefused, match="短信发送失败"):
         sms_code(sms, token, url)
     with unit_of_work(url) as s:
         assert s.scalar(select(Authorization.sms_sends).where(Authorization.party_role == "spouse")) == 0
     code = sms_code(sms, token, url)
     assert [t["phone"] for t in texts] == ["13912340002"] and "5分钟内有效" in texts[0]["content"]
-    with pytest.raises(service.StepRefused, match="60秒"):  # no second text within a minute
+    with pytest.raises(StepRefused, match="60秒"):  # no second text within a minute
         sms_code(sms, token, url)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     out = identity(url, token, name, sms_code=wrong)
@@ -132,13 +134,13 @@ def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, ap
         def wx_login(token, openid):
             code = requests.post(f"{base}/_emulator/jscodes", json={"openid": openid}).json()["code"]
             with unit_of_work(url) as s:
-                return service.check_identity_wxa(s, api, tokens[token], code, CLIENT, MAX)
+                return check_identity_wxa(s, api, tokens[token], code, CLIENT, MAX)
 
         out = wx_login("guarantor", "o_demo_zhangjianguo")
         assert not out.ok and "不是被查询人本人的微信" in out.message
         assert wx_login("guarantor", "o_demo_wangchunhua").ok
         assert last_evidence(url).detail == {"method": "wxa_login", "factor": "wxa_login"}
-        with pytest.raises(service.StepRefused, match="没有和银行客户信息绑定"):
+        with pytest.raises(StepRefused, match="没有和银行客户信息绑定"):
             wx_login("spouse", "o_anyone")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from auth_flow.service import find_by_token
+from auth_flow.tokens import find_by_token
 from bot.actions.authorization import ActionStartAuthorization
 from lending.customers import by_openid
 from sunshine.db import unit_of_work

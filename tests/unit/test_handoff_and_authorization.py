@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 import handoff.service
 from auth_flow.qr import authorization_url, png
-from auth_flow.service import AuthorizationError, find_by_token, issue
+from auth_flow.tokens import AuthorizationError, find_by_token, issue
 from handoff.service import HandOffError, request_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work

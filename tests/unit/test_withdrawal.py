@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_flow.service import AuthorizationError, find_by_token
+from auth_flow.tokens import AuthorizationError, find_by_token
 from bot.actions.applications import ActionOfferWithdrawal, ActionWithdrawApplication
 from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, LoanApplication

@@ -1,7 +1,7 @@
 import re
 from datetime import timedelta
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from handoff.service import request_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work

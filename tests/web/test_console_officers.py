@@ -304,7 +304,7 @@ def test_a_database_failure_while_keeping_the_customers_message_leaves_it_with_t
 
 
 def test_officer_reissues_and_prints_the_authorization_codes(login, demo_settings):
-    from auth_flow.service import AuthorizationError, find_by_token
+    from auth_flow.tokens import AuthorizationError, find_by_token
     from tests.unit.lending_helpers import service
 
     applications, _ = service()

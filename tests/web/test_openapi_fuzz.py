@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from sqlalchemy import select
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import Officer

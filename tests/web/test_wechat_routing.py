@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from auth_flow.service import issue
+from auth_flow.tokens import issue
 from conversation.followers import scene
 from conversation.inbound import (
     MENU_INTENTS,

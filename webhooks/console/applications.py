@@ -10,7 +10,7 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from auth_flow.qr import authorization_url, png
-from auth_flow.service import issue_for_application
+from auth_flow.tokens import issue_for_application
 from handoff import service as handoffs
 from lending.applications import Applications, LendingError
 from lending.parties import ROLE_NAMES

@@ -1,0 +1,156 @@
+"""The steps after identity, in order: consent to the face check (its own consent, PIPL
+art. 29), the face check (match with the enrolled reference + liveness), and consent to
+the credit-report query, which uses the token up. And what the page shows of a request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from auth_flow import evidence, faces, notices
+from auth_flow.enrolment import reference_of
+from auth_flow.evidence import Client
+from auth_flow.identity import ID_DIGITS, identity_factor
+from auth_flow.notices import OfficerNotifier
+from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of
+from lending.parties import ROLE_NAMES
+from sunshine.clock import utcnow
+from sunshine.models import Authorization, ConsentEvidence, LoanApplication, audit
+from sunshine.protect import mask_name
+
+BIOMETRIC_CONSENT_TEXT = (
+    f"为确认是您本人授权，{BANK}将采集您的人脸图像，与您登记的证件照比对，并检测是否为真人操作。"
+    "人脸属于敏感个人信息：比对完成后照片立即删除，只保留照片的校验值（哈希）和比对结果，用于证明授权经过。"
+    "您可以拒绝，改到网点当面办理。"
+)
+
+
+def _application(session: Session, auth: Authorization) -> LoanApplication | None:
+    return session.get(LoanApplication, auth.application_id) if auth.application_id else None
+
+
+def consent_text(auth: Authorization, application: LoanApplication | None) -> str:
+    """The text the party consents to (shown on the page and kept with the consent)."""
+    about = ""
+    if application is not None:
+        applicant = application.customer
+        about = f"，用于审批{mask_name(applicant.name)}申请的{application.product.name}（申请编号{application.id}）"
+    return (
+        f"本人{auth.party_name}（身份证{auth.party_id_masked}）作为{ROLE_NAMES[auth.party_role]}，"
+        f"授权{BANK}向中国人民银行征信中心查询本人的个人信用报告{about}。查询用途：{auth.purpose}。"
+        f"本授权只用于这一笔业务，仅查询一次，查询记录会显示在本人的信用报告中。"
+    )
+
+
+def give_biometric_consent(session: Session, token: str, agree: bool, client: Client) -> Authorization:
+    """Step 2: the separate consent to processing the face image."""
+    auth = open_for_step(session, token, "biometric_consent", client)
+    if auth.identity_checked_at is None:
+        raise StepRefused("请先核对姓名和身份证号")
+    if agree is not True:
+        evidence.append(session, auth, "biometric_declined", client, consent_text=BIOMETRIC_CONSENT_TEXT)
+        raise StepRefused("您没有同意人脸核验，无法在线授权。可以到网点当面办理")
+    auth.biometric_consent_at = utcnow()
+    evidence.append(session, auth, "biometric_consent", client, consent_text=BIOMETRIC_CONSENT_TEXT)
+    return auth
+
+
+def check_face(
+    session: Session,
+    secret_key: str,
+    token: str,
+    uploads: list[bytes],
+    client: Client,
+    max_attempts: int,
+    tolerance: float,
+    min_motion: float,
+) -> CheckResult:
+    """Step 3: the frames taken while the party turns their head: same face as the reference, and live."""
+    auth = open_for_step(session, token, "face", client)
+    if auth.identity_checked_at is None or auth.biometric_consent_at is None:
+        evidence.append(session, auth, "refused", client, step="face", reason="out_of_order")
+        raise StepRefused("请先核对身份并同意人脸核验")
+    ref = reference_of(session, auth.party_customer_id or auth.customer_id)
+    if ref is None:
+        evidence.append(session, auth, "refused", client, step="face", reason="no_reference")
+        raise StepRefused("银行还没有登记您的证件照，暂时不能刷脸授权，请联系客户经理")
+    hashes = [faces.sha256(u) for u in uploads]
+    try:
+        result = faces.verify(faces.unseal_encoding(secret_key, ref.encoding_sealed), uploads, tolerance, min_motion)
+    except faces.FaceError as exc:
+        evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc))
+        return failed_check(session, auth, str(exc), max_attempts, client)
+    face = result.as_dict()
+    if result.passed:
+        auth.face_verified_at = utcnow()
+        evidence.append(
+            session, auth, "face_passed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
+        )
+        return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
+    evidence.append(
+        session, auth, "face_failed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
+    )
+    why = (
+        "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
+        if result.matched
+        else "人脸与登记的证件照不一致，请本人操作"
+    )
+    return failed_check(session, auth, why, max_attempts, client, face=face)
+
+
+def give_consent(
+    session: Session, token: str, agree: bool, client: Client, notify: OfficerNotifier | None = None
+) -> Authorization:
+    """Step 4: consent to the credit-report query; the token is used up. The officer hears of
+    it (and of a refusal) through `notify` (default: auth_flow.notices.notify_officer)."""
+    auth = open_for_step(session, token, "consent", client)
+    if auth.identity_checked_at is None or auth.biometric_consent_at is None or auth.face_verified_at is None:
+        evidence.append(session, auth, "refused", client, step="consent", reason="face_not_verified")
+        raise StepRefused("请先完成身份核对和人脸核验，再确认授权")
+    text = consent_text(auth, _application(session, auth))
+    if agree is not True:
+        auth.status = "refused"
+        evidence.append(session, auth, "consent_refused", client, consent_text=text)
+        audit(session, "h5", "authorization.refused", "authorization", auth.id)
+        if auth.application_id:
+            notices.consent_recorded(session, auth, notify)
+        return auth
+    face = session.scalar(
+        select(ConsentEvidence.face)
+        .where(ConsentEvidence.authorization_id == auth.id, ConsentEvidence.event == "face_passed")
+        .order_by(ConsentEvidence.id.desc())
+        .limit(1)
+    )
+    auth.status, auth.consented_at = "consented", utcnow()
+    evidence.append(session, auth, "consented", client, consent_text=text, face=face or {})
+    audit(session, "h5", "authorization.consented", "authorization", auth.id, party_role=auth.party_role)
+    if auth.application_id:
+        session.flush()
+        notices.consent_recorded(session, auth, notify)
+    return auth
+
+
+def public_view(session: Session, auth: Authorization) -> dict:
+    """What the authorization page shows: who is asking, for what, and how far the party has come."""
+    return {
+        "party_name": auth.party_name,
+        "party_role": auth.party_role,
+        "party_role_name": ROLE_NAMES[auth.party_role],
+        "party_id_masked": auth.party_id_masked,
+        "party_phone_masked": auth.party_phone_masked,
+        "purpose": auth.purpose,
+        "requested_by": auth.requested_by,
+        "bank": BANK,
+        "expires_at": auth.expires_at.isoformat() + "Z",
+        "status": auth.status,
+        "steps": {
+            "identity": auth.identity_checked_at is not None,
+            "biometric_consent": auth.biometric_consent_at is not None,
+            "face": auth.face_verified_at is not None,
+        },
+        "id_digits": ID_DIGITS,
+        "biometric_consent_text": BIOMETRIC_CONSENT_TEXT,
+        "identity_factor": identity_factor(party_of(session, auth)),
+        "consent_text": consent_text(auth, _application(session, auth)),
+    }

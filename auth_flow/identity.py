@@ -1,0 +1,150 @@
+"""The first step: the party proves who they are.
+
+On the H5 page: their name and the last 6 digits of their ID number, with their own WeChat
+(from the page's web authorization) or, when no WeChat is bound to them, a code texted to
+their phone on file. In the mini-program: wx.login's code names their WeChat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from auth_flow import evidence
+from auth_flow.evidence import Client
+from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of
+from clients.sms import SmsClient, SmsError
+from clients.wechat import WeChatApi, WeChatApiError
+from sunshine.clock import utcnow
+from sunshine.models import Authorization, Customer
+from sunshine.protect import constant_time_equal, unseal
+
+log = logging.getLogger(__name__)
+
+ID_DIGITS = 6  # the last digits of the ID number a party types
+SMS_CODE_DIGITS = 6
+SMS_CODE_TTL = timedelta(minutes=5)
+SMS_RESEND_AFTER = timedelta(seconds=60)
+SMS_MAX_SENDS = 5
+
+
+def identity_factor(party: Customer) -> str:
+    """The factor that goes with the name/ID check on the H5 page: the party's own WeChat
+    ("wechat", when one is bound to them) or a code sent to their phone on file ("sms")."""
+    return "wechat" if party.wechat_openid else "sms"
+
+
+def _code_hash(secret_key: str, auth: Authorization, code: str) -> str:
+    return hmac.new(secret_key.encode(), f"{auth.id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def send_sms_code(session: Session, secret_key: str, token: str, sms: SmsClient, client: Client) -> str:
+    """Text a 6-digit code (valid SMS_CODE_TTL) to the phone on file of a party without a bound
+    WeChat. Returns the masked phone it went to."""
+    auth = open_for_step(session, token, "sms_code", client)
+    party = party_of(session, auth)
+    if identity_factor(party) != "sms":
+        raise StepRefused("您的微信已与银行绑定，请直接用本人微信打开授权链接，不需要短信验证码")
+    if not party.phone_sealed or not party.phone_masked:
+        raise StepRefused("银行没有登记您的手机号，无法发送验证码，请联系客户经理")
+    now = utcnow()
+    if auth.sms_code_expires_at and now < auth.sms_code_expires_at - SMS_CODE_TTL + SMS_RESEND_AFTER:
+        raise StepRefused(f"验证码刚刚发出，请{SMS_RESEND_AFTER.seconds}秒后再重新获取")
+    if auth.sms_sends >= SMS_MAX_SENDS:
+        raise StepRefused("验证码发送次数过多，请联系客户经理重新发起授权")
+    code = f"{secrets.randbelow(10**SMS_CODE_DIGITS):0{SMS_CODE_DIGITS}d}"
+    try:
+        sms.send(
+            unseal(secret_key, party.phone_sealed),
+            f"【{BANK}】您的征信查询授权验证码为{code}，{SMS_CODE_TTL.seconds // 60}分钟内有效。"
+            "请勿告诉任何人（包括银行工作人员）。",
+        )
+    except SmsError as exc:
+        log.warning("SMS code for authorization %s not sent: %s", auth.id, exc)
+        raise StepRefused("短信发送失败，请稍后再试") from None
+    auth.sms_code_hash, auth.sms_code_expires_at = _code_hash(secret_key, auth, code), now + SMS_CODE_TTL
+    auth.sms_sends += 1
+    evidence.append(session, auth, "sms_code_sent", client, phone=party.phone_masked)
+    return party.phone_masked
+
+
+def check_identity(
+    session: Session,
+    secret_key: str,
+    token: str,
+    name: str,
+    id_digits: str,
+    client: Client,
+    max_attempts: int,
+    wechat_openid: str | None = None,
+    sms_code: str | None = None,
+) -> CheckResult:
+    """Step 1 on the H5 page: the party's name and the last digits of their ID number, and
+    a second factor: `wechat_openid` (from WeChat's web authorization) must be the party's bound
+    WeChat, or, for a party without one, `sms_code` the code texted to their phone."""
+    auth = open_for_step(session, token, "identity", client)
+    party = party_of(session, auth)
+    # What the second factor found, recorded with the check: `detail` holds JSON values.
+    detail: dict[str, Any] = {"method": "name_id_digits"}
+    if party.wechat_openid:  # identity_factor(party) == "wechat"
+        if not wechat_openid:
+            evidence.append(session, auth, "refused", client, step="identity", reason="no_wechat_identity")
+            raise StepRefused("请在微信里打开授权链接，以确认是您本人的微信")
+        second_ok = constant_time_equal(wechat_openid, party.wechat_openid)
+        detail |= {"factor": "wechat_oauth", "wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()}
+        why = "当前微信不是被查询人本人的微信，请本人用自己的微信打开"
+    else:
+        code = (sms_code or "").strip()
+        if not code:
+            raise StepRefused("请先获取短信验证码并填写")
+        second_ok = bool(
+            auth.sms_code_hash
+            and auth.sms_code_expires_at
+            and auth.sms_code_expires_at >= utcnow()
+            and constant_time_equal(_code_hash(secret_key, auth, code), auth.sms_code_hash)
+        )
+        detail |= {"factor": "sms_code", "phone": party.phone_masked}
+        why = "短信验证码不正确或已过期，请重新获取"
+    id_number = unseal(secret_key, party.id_sealed)
+    given = (id_digits or "").strip().upper()
+    name_ok = (
+        (name or "").strip() == party.name
+        and len(given) == ID_DIGITS
+        and constant_time_equal(given, id_number[-ID_DIGITS:])
+    )
+    if name_ok and second_ok:
+        auth.identity_checked_at = utcnow()
+        auth.sms_code_hash = None  # a code works once
+        evidence.append(session, auth, "identity_checked", client, **detail)
+        return CheckResult(True, "身份核对通过", max_attempts - auth.attempts)
+    evidence.append(session, auth, "identity_failed", client, **detail, name_id_ok=name_ok, factor_ok=second_ok)
+    return failed_check(
+        session, auth, why if name_ok else "姓名或身份证号后6位与授权信息不一致，请核对后重新输入", max_attempts, client
+    )
+
+
+def check_identity_wxa(
+    session: Session, api: WeChatApi, token: str, js_code: str, client: Client, max_attempts: int
+) -> CheckResult:
+    """Step 1 in the mini-program: wx.login's code must belong to the party's own WeChat."""
+    auth = open_for_step(session, token, "identity", client)
+    party = party_of(session, auth)
+    if not party.wechat_openid:
+        raise StepRefused("您的微信还没有和银行客户信息绑定，请改用姓名和身份证号核对")
+    try:
+        openid = api.jscode2session(js_code).openid
+    except WeChatApiError as exc:
+        evidence.append(session, auth, "identity_failed", client, method="wxa_login", errcode=exc.errcode)
+        return failed_check(session, auth, "微信登录校验失败，请关闭页面后重新打开", max_attempts, client)
+    if constant_time_equal(openid, party.wechat_openid):
+        auth.identity_checked_at = utcnow()
+        evidence.append(session, auth, "identity_checked", client, method="wxa_login", factor="wxa_login")
+        return CheckResult(True, "身份核对通过", max_attempts - auth.attempts)
+    evidence.append(session, auth, "identity_failed", client, method="wxa_login")
+    return failed_check(session, auth, "当前微信不是被查询人本人的微信，请本人用自己的微信打开", max_attempts, client)
