@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sunshine.qrcodes import png  # noqa: F401  (re-exported: the PNG of a link)
+from sunshine.qrcodes import AUTHORIZATION, png, scene
 
 
 def authorization_url(public_base_url: str, token: str) -> str:
@@ -22,8 +22,6 @@ def wechat_code(api, settings, token: str, expires_at: str) -> bytes:
     """
     if settings.auth_wechat_code == "wxa":
         return api.wxa_code_unlimit(token, page=settings.wxa_auth_page)
-    from conversation.followers import AUTHORIZATION, scene
-
     seconds = int((datetime.fromisoformat(expires_at.rstrip("Z")) - datetime.utcnow()).total_seconds())
     qr = api.create_scene_qrcode(scene(AUTHORIZATION, token), expire_seconds=max(seconds, 60))
     return png(qr.url)

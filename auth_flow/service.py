@@ -27,9 +27,13 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from auth_flow import evidence, faces
+from auth_flow import evidence, faces, notices
 from auth_flow.evidence import Client
+from clients.sms import SmsError
+from clients.wechat import WeChatApiError
+from handoff.service import request_hand_off
 from lending.parties import ROLE_NAMES, ROLES
+from lending.reports import parties
 from sunshine.models import (
     FINAL_APPLICATION_STATUSES,
     Authorization,
@@ -139,8 +143,6 @@ def issue_for_application(
     """One fresh request for every party of the application who has not consented yet
     (a pending earlier one is superseded: its link stops working). Returns the new
     requests and the consents already given."""
-    from lending.reports import parties
-
     issued, consented = [], []
     for role, person in parties(session, application).items():
         earlier = session.scalars(
@@ -246,8 +248,6 @@ def _failed(
 
 def _lock(session: Session, auth: Authorization, client: Client) -> None:
     """Too many failures: the token stops working and the applicant's officer gets a hand-off."""
-    from handoff.service import request_hand_off
-
     auth.status = "locked"
     evidence.append(session, auth, "locked", client, attempts=auth.attempts)
     audit(session, "h5", "authorization.locked", "authorization", auth.id, attempts=auth.attempts)
@@ -279,8 +279,6 @@ def _code_hash(secret_key: str, auth: Authorization, code: str) -> str:
 def send_sms_code(session: Session, secret_key: str, token: str, sms, client: Client) -> str:
     """Text a 6-digit code (valid SMS_CODE_TTL) to the phone on file of a party without a bound
     WeChat; `sms` is a clients.sms.SmsClient. Returns the masked phone it went to."""
-    from clients.sms import SmsError
-
     auth = open_for_step(session, token, "sms_code", client)
     party = _party(session, auth)
     if identity_factor(party) != "sms":
@@ -365,8 +363,6 @@ def check_identity(
 
 def check_identity_wxa(session: Session, api, token: str, js_code: str, client: Client, max_attempts: int) -> Outcome:
     """Step 1 in the mini-program: wx.login's code must belong to the party's own WeChat."""
-    from clients.wechat import WeChatApiError
-
     auth = open_for_step(session, token, "identity", client)
     party = _party(session, auth)
     if not party.wechat_openid:
@@ -473,8 +469,6 @@ def check_face(
 def give_consent(session: Session, token: str, agree: bool, client: Client, notify=None) -> Authorization:
     """Step 4: consent to the credit-report query; the token is used up. The officer hears of
     it (and of a refusal) through `notify` (an auth_flow.notices.OfficerNotifier; default: recorded)."""
-    from auth_flow import notices
-
     auth = open_for_step(session, token, "consent", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None or auth.face_verified_at is None:
         evidence.append(session, auth, "refused", client, step="consent", reason="face_not_verified")

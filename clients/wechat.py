@@ -37,6 +37,7 @@ from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
 from sunshine.protect import redact_credentials
+from sunshine.redis import connect
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +281,6 @@ class WeChatApi:
         """The client for `settings` (WECHAT_API_BASE, WECHAT_APPID/SECRET, WXA_APPID/SECRET, REDIS_URL).
         Without a Redis URL the token is cached in this process only."""
         if redis is None and settings.redis_url:
-            from sunshine.redis import connect
-
             redis = connect(settings.redis_url)
         return cls(
             settings.wechat_api_base,

@@ -23,6 +23,7 @@ from wechatpy.session.redisstorage import RedisStorage
 
 from clients.wechat import TOKEN_ERRORS
 from sunshine.protect import redact_credentials
+from sunshine.redis import connect
 
 PRODUCTION_API_BASE = "https://qyapi.weixin.qq.com"
 
@@ -75,8 +76,6 @@ class WeCom:
     def from_settings(cls, settings, *, redis: redis_lib.Redis | None = None) -> WeCom:
         """The client for WECOM_API_BASE, WECOM_CORPID, WECOM_SECRET, WECOM_AGENTID (token in REDIS_URL)."""
         if redis is None and settings.redis_url:
-            from sunshine.redis import connect
-
             redis = connect(settings.redis_url)
         return cls(
             settings.wecom_api_base, settings.wecom_corpid, settings.wecom_secret, settings.wecom_agentid, redis=redis

@@ -17,15 +17,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth_flow.qr import authorization_url
 from auth_flow.service import AuthorizationError, find_by_token
-from conversation.followers import AUTHORIZATION, STATION, followed, parse_scene, station_by_code, unfollowed
+from conversation.followers import followed, station_by_code, unfollowed
 from conversation.inbox import hold
 from conversation.relay import Relay
-from conversation.tasks import Jobs
 from handoff.service import customer_message_count, keep_customer_message, open_hand_off
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.metrics import count
 from sunshine.models import HandOff, utcnow
 from sunshine.protect import mask_name
+from sunshine.qrcodes import AUTHORIZATION, STATION, parse_scene
 from sunshine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def _media_description(message) -> str:
 class Inbound:
     settings: Settings
     redis: redis.Redis
+    jobs: Jobs  # sunshine.jobs.Jobs, or any object with answer() and deliver()
 
     def handle(self, message) -> str | None:
         if message.type == "text":
@@ -125,7 +127,7 @@ class Inbound:
 
     def _ask_bot(self, openid: str, text: str, key: str) -> str | None:
         try:
-            relay = Relay(self.redis, Jobs(self.settings), self.settings.wechat_reply_budget_s)
+            relay = Relay(self.redis, self.jobs, self.settings.wechat_reply_budget_s)
             outcome = relay.handle(openid, text, key)
         except redis.RedisError as exc:
             log.error("redis unavailable for message %s: %s", key, exc)

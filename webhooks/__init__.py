@@ -9,8 +9,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
+from webhooks import api, console, health, wechat
 
 MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
@@ -40,7 +42,8 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Flask:
+    """The web app; `jobs` enqueues work for the workers (default: on the settings' Redis)."""
     settings = settings or load()
     configure_logging(settings.log_level)
     app = Flask(__name__)
@@ -60,9 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-
-    from webhooks import api, console, health, wechat
-
+    app.extensions["jobs"] = jobs or Jobs(settings)
     app.register_blueprint(wechat.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)

@@ -24,12 +24,12 @@ from auth_flow.qr import authorization_url, png
 from auth_flow.service import issue_for_application
 from clients.rasa import RasaClient, RasaUnavailable
 from handoff import service as handoffs
-from handoff.jobs import HandOffJobs
 from lending.applications import STATUS_LABELS, Applications, LendingError, officer_queue
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from lending.parties import ROLE_NAMES
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs as HandOffJobs
 from sunshine.models import (
     ApplicationEvent,
     AuditEntry,

@@ -17,10 +17,10 @@ from auth_flow import reports, service
 from auth_flow.__main__ import main as auth_flow_main
 from clients.bureau import BureauClient
 from clients.wechat import WeChatApi
-from conversation.tasks import Jobs, queue_name
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, queue_name
 from sunshine.models import (
     ApplicationEvent,
     AuditEntry,
@@ -161,7 +161,7 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
-    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    monkeypatch.setattr("auth_flow.reports.current_settings", lambda: settings)
     Jobs(settings).fetch_reports(app_id)
     connection = connect(settings.redis_url)
     queue = Queue(queue_name(f"application:{app_id}", settings.worker_processes), connection=connection)
@@ -227,7 +227,7 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
-    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    monkeypatch.setattr("auth_flow.reports.current_settings", lambda: settings)
     # The worker claimed the queries, the bureau answered one, and the worker was killed.
     _, jobs = reports._claim(settings, app_id, retry_failed=False)
     BureauClient(url).query_report(*jobs[0][1:])
