@@ -45,7 +45,9 @@ def _tell(
 
 def consent_recorded(session: Session, auth: Authorization, notify: OfficerNotifier | None = None) -> None:
     """A party consented to (or refused) the query of their report."""
-    application = session.get(LoanApplication, auth.application_id)
+    application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
+    if application is None:  # an authorization outside any application: nobody to tell
+        return
     who = f"{ROLE_NAMES[auth.party_role]}{mask_name(auth.party_name)}"
     if auth.status == "consented":
         missing = missing_consents(session, application)

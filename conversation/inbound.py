@@ -80,6 +80,13 @@ def _media_description(message) -> str:
     return f"{label} {value}".strip()
 
 
+@dataclass(frozen=True)
+class ForOfficer:
+    """A message kept for the officer; `reply` is the passive reply (None: `success`)."""
+
+    reply: str | None
+
+
 @dataclass
 class Inbound:
     settings: Settings
@@ -100,30 +107,30 @@ class Inbound:
 
     # -- words: to the officer during a hand-off, else to the bot --------------
     def _words(self, message, text: str) -> str | None:
-        answer = self._for_officer(message, text)
-        if answer is not False:
-            return answer
+        kept = self._for_officer(message, text)
+        if kept is not None:
+            return kept.reply
         return self._ask_bot(message.source, text, message_key(message))
 
     def _for_officer_or(self, message, description: str, otherwise: str) -> str | None:
-        answer = self._for_officer(message, description)
-        return otherwise if answer is False else answer
+        kept = self._for_officer(message, description)
+        return otherwise if kept is None else kept.reply
 
-    def _for_officer(self, message, body: str) -> str | None | bool:
-        """Keep the message for the officer when a hand-off is open: returns the
-        reply (None: `success`), or False when the bot has the conversation."""
+    def _for_officer(self, message, body: str) -> ForOfficer | None:
+        """Keep the message for the officer when a hand-off is open (returns the reply),
+        or None when the bot has the conversation."""
         try:
             with unit_of_work(self.settings.database_url) as session:
                 hand_off: HandOff | None = open_hand_off(session, message.source)
                 if hand_off is None:
-                    return False
+                    return None
                 stored = keep_customer_message(session, hand_off, body, message_key(message))
                 first = stored and customer_message_count(session, hand_off) == 1
-            return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
+            return ForOfficer(PASSED_TO_OFFICER if first and hand_off.status == "open" else None)
         except SQLAlchemyError:
             log.exception("hand-off state unavailable for message %s", message_key(message))
         # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
-        return False
+        return None
 
     def _ask_bot(self, openid: str, text: str, key: str) -> str | None:
         try:

@@ -102,7 +102,7 @@ def deliver_texts(
     settings = settings or current_settings()
     api = wechat_api(settings)
     r = connect(settings.redis_url) if progress_key else None
-    done = int(r.get(progress_key) or 0) if r is not None else 0
+    done = int(r.get(progress_key) or 0) if r is not None and progress_key else 0
     for i, chunk in enumerate(chunks):
         if i < done:
             continue
