@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from rq import Queue
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from sunshine.models import ConversationMessage, OfficerNotice
 from sunshine.redis import connect
@@ -118,7 +118,7 @@ def after_commit(session: Session, callback: Callable[[], None], key: Hashable |
         pending = session.info[_AFTER_COMMIT] = {}
         if not event.contains(session, "after_commit", _run):
             event.listen(session, "after_commit", _run)
-            event.listen(session, "after_rollback", _drop)
+            event.listen(session, "after_soft_rollback", _drop)
     pending[key if key is not None else object()] = callback
 
 
@@ -130,5 +130,6 @@ def _run(session: Session) -> None:
             log.exception("an action after a commit failed")
 
 
-def _drop(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _drop(session: Session, rolled_back: SessionTransaction) -> None:
+    if rolled_back.parent is None:  # the whole transaction, not a savepoint within it
+        session.info.pop(_AFTER_COMMIT, None)
