@@ -95,7 +95,7 @@ def load_image(data: bytes, width: int = WORK_WIDTH) -> np.ndarray:
 
 
 def _one_face(pixels: np.ndarray) -> tuple:
-    import face_recognition
+    import face_recognition  # lazy: heavy (dlib and its models), loaded by the face step only
 
     boxes = face_recognition.face_locations(pixels, number_of_times_to_upsample=1, model="hog")
     if not boxes:
@@ -107,14 +107,14 @@ def _one_face(pixels: np.ndarray) -> tuple:
 
 def encode(pixels: np.ndarray) -> np.ndarray:
     """The 128-d encoding of the single face in `pixels` (NoFace / SeveralFaces otherwise)."""
-    import face_recognition
+    import face_recognition  # lazy: heavy (dlib and its models), loaded by the face step only
 
     box = _one_face(pixels)
     return face_recognition.face_encodings(pixels, [box], num_jitters=1, model="small")[0]
 
 
 def _landmarks(pixels: np.ndarray) -> np.ndarray:
-    import face_recognition
+    import face_recognition  # lazy: heavy (dlib and its models), loaded by the face step only
 
     box = _one_face(pixels)
     marks = face_recognition.face_landmarks(pixels, [box], model="large")[0]
