@@ -3,25 +3,22 @@ arrival and a query that finally failed go into the application's history
 (lending.applications.note) and to the officer through an `OfficerNotifier`.
 
 The default notifier, `notify_officer`, records the notice (audit entry
-`officer.notified`) and queues it for the officer in WeCom (handoff.jobs), sent
-once the transaction commits.
+`officer.notified`) and, once the transaction commits, queues it for the officer
+in WeCom (sunshine.jobs.Jobs.tell_officer).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from conversation.tasks import current_settings
+from auth_flow.progress import missing_consents
 from lending.applications import note
 from lending.parties import ROLE_NAMES
+from sunshine.jobs import Jobs, after_commit, current_settings
 from sunshine.models import Authorization, LoanApplication, Officer, audit
 from sunshine.protect import mask_name
-
-log = logging.getLogger(__name__)
 
 
 class OfficerNotifier(Protocol):
@@ -35,16 +32,8 @@ def notify_officer(session: Session, officer_id: int | None, text: str) -> None:
     officer = session.get(Officer, officer_id) if officer_id is not None else None
     if officer is not None and officer.wecom_userid:
         userid = officer.wecom_userid
-        event.listen(session, "after_commit", lambda _s: _send(userid, text), once=True)
-
-
-def _send(wecom_userid: str, text: str) -> None:
-    from handoff.jobs import HandOffJobs
-
-    try:
-        HandOffJobs(current_settings()).tell_officer(wecom_userid, text)
-    except Exception:  # the notice is in the audit log and the application's history
-        log.exception("could not queue a WeCom notice for an officer")
+        # A failure to queue is logged: the notice is in the audit log and the application's history.
+        after_commit(session, lambda: Jobs(current_settings()).tell_officer(userid, text))
 
 
 def _tell(
@@ -56,9 +45,9 @@ def _tell(
 
 def consent_recorded(session: Session, auth: Authorization, notify: OfficerNotifier | None = None) -> None:
     """A party consented to (or refused) the query of their report."""
-    from auth_flow.reports import missing_consents
-
-    application = session.get(LoanApplication, auth.application_id)
+    application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
+    if application is None:  # an authorization outside any application: nobody to tell
+        return
     who = f"{ROLE_NAMES[auth.party_role]}{mask_name(auth.party_name)}"
     if auth.status == "consented":
         missing = missing_consents(session, application)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from conversation.followers import AUTHORIZATION, scene
 from sunshine.clock import utcnow
-from sunshine.qrcodes import png
+from sunshine.qrcodes import AUTHORIZATION, png, scene
 
 
 def authorization_url(public_base_url: str, token: str) -> str:

@@ -1,7 +1,7 @@
 """From the last consent to the reports in the lending service.
 
 When every party the product requires has consented, the web request enqueues
-`fetch_job` (conversation.tasks.Jobs.fetch_reports) after its commit; a worker runs
+`fetch_job` (sunshine.jobs.Jobs.fetch_reports) after its commit; a worker runs
 `fetch_reports`, which queries the parties' credit reports from the bureau in parallel
 and hands them to `lending.applications.Applications.report_arrived`, which decides.
 
@@ -32,14 +32,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from rq import get_current_job
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth_flow import notices
+from auth_flow.progress import missing_consents
 from clients.bureau import BureauClient, BureauError, BureauRejected, CreditReport
-from lending.applications import Applications, named_parties
+from lending.applications import Applications
 from lending.reports import parties
 from sunshine.db import unit_of_work
+from sunshine.jobs import current_settings
 from sunshine.models import Authorization, CreditReportRecord, LoanApplication, audit, utcnow
 from sunshine.protect import seal, unseal
 
@@ -55,17 +58,6 @@ class Fetch:
     state: str
     missing: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def missing_consents(session, application: LoanApplication) -> list[str]:
-    consented = set(
-        session.scalars(
-            select(Authorization.party_role).where(
-                Authorization.application_id == application.id, Authorization.status == "consented"
-            )
-        )
-    )
-    return [role for role in parties(session, application) if role not in consented]
 
 
 def _take_back(session, record: CreditReportRecord, *conditions) -> bool:
@@ -216,10 +208,6 @@ def fetch_reports(
 
 def fetch_job(application_id: int) -> str:
     """The background job (RQ) enqueued after the last consent: `fetch_reports` in a worker."""
-    from rq import get_current_job
-
-    from conversation.tasks import current_settings
-
     job = get_current_job()
     outcome = fetch_reports(current_settings(), application_id, retake=bool(job and job.meta.get("abandoned")))
     log.info("credit reports of application %s: %s", application_id, outcome.state)
@@ -250,14 +238,3 @@ def received_reports(session, secret_key: str, application_id: int) -> dict[str,
         )
     )
     return {r.party_role: CreditReport.from_json(json.loads(unseal(secret_key, r.report_sealed))) for r in records}
-
-
-def progress_text(session, application: LoanApplication) -> str:
-    """For the applicant: who has authorized and who not yet."""
-    missing = missing_consents(session, application)
-    people = parties(session, application)
-    done = named_parties(people, [r for r in people if r not in missing])
-    text = f"征信授权进度（申请编号{application.id}）：已授权：{done or '暂无'}"
-    if missing:
-        return text + f"；还需授权：{named_parties(people, missing)}。"
-    return text + "。全部授权完成，正在查询征信报告。"

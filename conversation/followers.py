@@ -1,44 +1,20 @@
-"""Followers of the Official Account, and the parametric QR codes they scan.
-
-A QR code's scene names what it stands for:
-- `station:<code>`: a village service station; who scans it belongs to that
-  station's officer;
-- `auth:<token>`: one party's credit-report authorization request.
-"""
+"""Followers of the Official Account, and the service stations' QR codes they scan
+(scenes: sunshine.qrcodes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import sys
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clients.wechat import WeChatApi, WeChatApiError
+from sunshine.db import unit_of_work
 from sunshine.models import Follower, ServiceStation, utcnow
-
-STATION = "station"
-AUTHORIZATION = "auth"
-
-
-@dataclass(frozen=True)
-class Scene:
-    kind: str  # STATION | AUTHORIZATION
-    value: str
-
-
-def scene(kind: str, value: str) -> str:
-    """The scene string of a parametric QR code (WeChat allows 64 characters)."""
-    text = f"{kind}:{value}"
-    if kind not in (STATION, AUTHORIZATION) or not value or len(text) > 64:
-        raise ValueError(f"cannot make a scene of {kind!r} and a {len(value)}-character value")
-    return text
-
-
-def parse_scene(raw: str | None) -> Scene | None:
-    """The scene of a subscribe/SCAN event (`qrscene_` already removed), or None when it names nothing we know."""
-    kind, sep, value = (raw or "").partition(":")
-    if sep and value and kind in (STATION, AUTHORIZATION):
-        return Scene(kind, value)
-    return None
+from sunshine.qrcodes import STATION, png, scene
+from sunshine.settings import load
 
 
 def station_by_code(session: Session, code: str) -> ServiceStation | None:
@@ -70,8 +46,6 @@ def unfollowed(session: Session, openid: str) -> None:
 def station_qrcode(session: Session, api, code: str) -> tuple[ServiceStation, bytes]:
     """A permanent parametric QR code for a service station, to print and put up:
     returns the station and the PNG. Raises LookupError for an unknown station."""
-    from sunshine.qrcodes import png
-
     station = station_by_code(session, code)
     if station is None:
         raise LookupError(f"no service station with code {code!r}")
@@ -81,14 +55,6 @@ def station_qrcode(session: Session, api, code: str) -> tuple[ServiceStation, by
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m conversation.followers station-qr CODE [--out FILE]`."""
-    import argparse
-    import sys
-    from pathlib import Path
-
-    from clients.wechat import WeChatApi, WeChatApiError
-    from sunshine.db import unit_of_work
-    from sunshine.settings import load
-
     parser = argparse.ArgumentParser(prog="python -m conversation.followers")
     commands = parser.add_subparsers(dest="command", required=True)
     station_qr = commands.add_parser("station-qr", help="make a service station's QR code (PNG)")

@@ -17,15 +17,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth_flow.qr import authorization_url
 from auth_flow.tokens import AuthorizationError, find_by_token
-from conversation.followers import AUTHORIZATION, STATION, followed, parse_scene, station_by_code, unfollowed
+from conversation.followers import followed, station_by_code, unfollowed
 from conversation.inbox import hold
 from conversation.relay import Relay
-from conversation.tasks import Jobs
 from handoff.service import customer_message_count, keep_customer_message, open_hand_off
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.metrics import count
 from sunshine.models import HandOff, utcnow
 from sunshine.protect import mask_name
+from sunshine.qrcodes import AUTHORIZATION, STATION, parse_scene
 from sunshine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,18 @@ def _media_description(message) -> str:
     return f"{label} {value}".strip()
 
 
+@dataclass(frozen=True)
+class ForOfficer:
+    """A message kept for the officer; `reply` is the passive reply (None: `success`)."""
+
+    reply: str | None
+
+
 @dataclass
 class Inbound:
     settings: Settings
     redis: redis.Redis
+    jobs: Jobs  # sunshine.jobs.Jobs, or any object with answer() and deliver()
 
     def handle(self, message) -> str | None:
         if message.type == "text":
@@ -98,34 +107,34 @@ class Inbound:
 
     # -- words: to the officer during a hand-off, else to the bot --------------
     def _words(self, message, text: str) -> str | None:
-        answer = self._for_officer(message, text)
-        if answer is not False:
-            return answer
+        kept = self._for_officer(message, text)
+        if kept is not None:
+            return kept.reply
         return self._ask_bot(message.source, text, message_key(message))
 
     def _for_officer_or(self, message, description: str, otherwise: str) -> str | None:
-        answer = self._for_officer(message, description)
-        return otherwise if answer is False else answer
+        kept = self._for_officer(message, description)
+        return otherwise if kept is None else kept.reply
 
-    def _for_officer(self, message, body: str) -> str | None | bool:
-        """Keep the message for the officer when a hand-off is open: returns the
-        reply (None: `success`), or False when the bot has the conversation."""
+    def _for_officer(self, message, body: str) -> ForOfficer | None:
+        """Keep the message for the officer when a hand-off is open (returns the reply),
+        or None when the bot has the conversation."""
         try:
             with unit_of_work(self.settings.database_url) as session:
                 hand_off: HandOff | None = open_hand_off(session, message.source)
                 if hand_off is None:
-                    return False
+                    return None
                 stored = keep_customer_message(session, hand_off, body, message_key(message))
                 first = stored and customer_message_count(session, hand_off) == 1
-            return PASSED_TO_OFFICER if first and hand_off.status == "open" else None
+            return ForOfficer(PASSED_TO_OFFICER if first and hand_off.status == "open" else None)
         except SQLAlchemyError:
             log.exception("hand-off state unavailable for message %s", message_key(message))
         # Without the database the hand-off state is unknown: the bot answers, nothing is dropped.
-        return False
+        return None
 
     def _ask_bot(self, openid: str, text: str, key: str) -> str | None:
         try:
-            relay = Relay(self.redis, Jobs(self.settings), self.settings.wechat_reply_budget_s)
+            relay = Relay(self.redis, self.jobs, self.settings.wechat_reply_budget_s)
             outcome = relay.handle(openid, text, key)
         except redis.RedisError as exc:
             log.error("redis unavailable for message %s: %s", key, exc)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from conversation.relay import KEY_TTL_S, decide_async, seen_key
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.models import ConversationMessage
 from sunshine.redis import connect
 from sunshine.settings import Settings
@@ -53,10 +54,8 @@ def hold(settings: Settings, openid: str, text: str, message_key: str) -> str:
     return HELD_FOR_LATER
 
 
-def relay_held(settings: Settings, jobs=None) -> int:
+def relay_held(settings: Settings, jobs: Jobs) -> int:
     """Queue every held message for the bot, oldest first; returns how many. Needs Redis."""
-    from conversation.tasks import Jobs
-
     with unit_of_work(settings.database_url) as session:
         held = session.execute(
             select(
@@ -72,7 +71,6 @@ def relay_held(settings: Settings, jobs=None) -> int:
     if not held:
         return 0
     r = connect(settings.redis_url)
-    jobs = jobs or Jobs(settings)
     for row in held:
         r.set(seen_key(row.wechat_msg_key), "1", ex=KEY_TTL_S)  # a late WeChat retry is a duplicate now
         decide_async(r, row.wechat_msg_key)

@@ -117,7 +117,7 @@ class Relay:
 
     def __init__(self, r: redis.Redis, jobs, budget_s: float):
         self.r = r
-        self.jobs = jobs  # conversation.tasks.Jobs or any object with answer() and deliver()
+        self.jobs = jobs  # sunshine.jobs.Jobs or any object with answer() and deliver()
         self.budget_s = budget_s
 
     def handle(self, openid: str, text: str, message_key: str) -> Outcome:

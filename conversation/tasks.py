@@ -1,20 +1,12 @@
-"""Background jobs (RQ): ask the bot, deliver answers through the
-customer-service message API.
-
-Each customer's jobs go to one of `worker_processes` queues, chosen by their
-openid, and each queue has one worker: a customer's messages are answered
-and delivered in the order they came.
-"""
+"""The conversation's background jobs (RQ, enqueued by sunshine.jobs.Jobs): ask the
+bot, deliver answers through the customer-service message API."""
 
 from __future__ import annotations
 
 import logging
-import zlib
-from datetime import timedelta
 from functools import lru_cache
 
 import requests
-from rq import Queue
 
 from clients.rasa import RasaClient, RasaUnavailable
 from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
@@ -29,61 +21,16 @@ from conversation.relay import (
 )
 from handoff.service import keep_customer_message, keep_undelivered, request_hand_off
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, current_settings, per_process
 from sunshine.redis import connect
-from sunshine.settings import Settings, load
+from sunshine.settings import Settings
 
 log = logging.getLogger(__name__)
-QUEUE = "replies"
 BOT_UNAVAILABLE = "智能助手暂时出了点问题，您的消息已转给客户经理，请稍等，客户经理会在这里回复您。"
 # What the customer reads when the bot gave no answer at all: never left without one.
 NOT_ANSWERED = "抱歉，这条消息我没能处理好，麻烦您再说一遍；着急的话请回复“转人工”。"
 # Seconds before each new attempt when WeChat's API cannot be reached; then the officer is told.
 DELIVERY_RETRY_DELAYS_S = (5, 30, 120)
-FAILED_JOB_TTL_S = 7 * 24 * 3600
-
-
-@lru_cache(maxsize=1)
-def current_settings() -> Settings:
-    return load()
-
-
-def queue_name(openid: str, partitions: int) -> str:
-    """The queue (and so the worker) that handles this customer."""
-    return partition_queue(zlib.crc32(openid.encode()) % partitions)
-
-
-def partition_queue(partition: int) -> str:
-    return f"{QUEUE}.{partition}"
-
-
-class Jobs:
-    """Enqueues the relay's work for the worker processes."""
-
-    def __init__(self, settings: Settings):
-        self.partitions = settings.worker_processes
-        self.connection = connect(settings.redis_url)
-
-    def _queue(self, openid: str) -> Queue:
-        return Queue(queue_name(openid, self.partitions), connection=self.connection)
-
-    def answer(self, openid: str, text: str, message_key: str) -> None:
-        self._queue(openid).enqueue(
-            answer_message, openid, text, message_key, job_timeout=120, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
-        )
-
-    def fetch_reports(self, application_id: int) -> None:
-        """Query an application's credit reports in a worker (auth_flow.reports.fetch_job)."""
-        self._queue(f"application:{application_id}").enqueue(
-            "auth_flow.reports.fetch_job", application_id, job_timeout=300, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
-        )
-
-    def deliver(self, openid: str, chunks: list[str], attempt: int = 0, delay_s: float = 0) -> None:
-        args = (deliver_texts, openid, chunks, attempt)
-        options = dict(job_timeout=60, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)
-        if delay_s:
-            self._queue(openid).enqueue_in(timedelta(seconds=delay_s), *args, **options)
-        else:
-            self._queue(openid).enqueue(*args, **options)
 
 
 def answer_message(openid: str, text: str, message_key: str, settings: Settings | None = None) -> None:
@@ -136,10 +83,9 @@ def rasa_client(url: str) -> RasaClient:
     return RasaClient(url)
 
 
-@lru_cache(maxsize=4)
-def wechat_api(settings: Settings):
-    """One WeChat API client (and HTTP session) per worker process and settings."""
-    return WeChatApi.from_settings(settings)
+def wechat_api(settings: Settings) -> WeChatApi:
+    """The worker process's WeChat API client for these settings."""
+    return per_process(WeChatApi.from_settings, settings)
 
 
 def deliver_texts(
@@ -156,7 +102,7 @@ def deliver_texts(
     settings = settings or current_settings()
     api = wechat_api(settings)
     r = connect(settings.redis_url) if progress_key else None
-    done = int(r.get(progress_key) or 0) if r is not None else 0
+    done = int(r.get(progress_key) or 0) if r is not None and progress_key else 0
     for i, chunk in enumerate(chunks):
         if i < done:
             continue

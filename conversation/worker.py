@@ -1,13 +1,13 @@
 """`python -m conversation.worker PARTITION`: one background worker (RQ) that
 asks the bot and delivers answers that missed WeChat's passive window, for
-the customers whose openid falls in its partition (see `tasks.queue_name`).
+the customers whose openid falls in its partition (see `sunshine.jobs.queue_name`).
 
 Restart-safe: a job whose worker died in the middle of it (killed, crashed)
 stays in RQ's started-job registry, where RQ would only mark it failed. When
 the worker of a partition starts, it puts such jobs of a dead worker of its
 partition on this machine back at the front of its queue, marked
 `abandoned` in their meta; the jobs themselves are safe to run again
-(`tasks.answer_message`, `auth_flow.reports.fetch_job`). It also takes over
+(`conversation.tasks.answer_message`, `auth_flow.reports.fetch_job`). It also takes over
 the scheduler lock a dead worker of its partition still holds, so that
 delayed jobs (delivery retries) run at once, not after RQ's fallback period.
 """
@@ -27,7 +27,7 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from conversation.tasks import partition_queue
+from sunshine.jobs import partition_queue
 from sunshine.protect import configure_logging
 from sunshine.redis import connect
 from sunshine.settings import load

@@ -18,18 +18,19 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from conversation.inbox import relay_held
-from handoff.jobs import HandOffJobs, dispatch
+from handoff.jobs import dispatch
 from handoff.service import sweep_deadlines
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import ConfigError, Settings, load
 
 log = logging.getLogger("handoff.watch")
 
 
-def watch_once(settings: Settings, jobs: HandOffJobs, requeue_stale: bool = True) -> int:
+def watch_once(settings: Settings, jobs: Jobs, requeue_stale: bool = True) -> int:
     try:
-        relay_held(settings)
+        relay_held(settings, jobs)
     except RedisError as exc:  # still down: they wait for the next round
         log.warning("held messages wait for Redis: %s", exc)
     with unit_of_work(settings.database_url) as session:
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    jobs = HandOffJobs(settings)
+    jobs = Jobs(settings)
     rounds = 0
     while True:
         try:

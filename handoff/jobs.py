@@ -3,7 +3,7 @@
 window) and WeCom notices to officers. Each job reads its stored record, so
 nothing is lost if a process restarts between storing and sending.
 
-The jobs go to the customer's partition queue (conversation.tasks), so an
+They are enqueued by sunshine.jobs.Jobs on the customer's partition queue, so an
 officer's replies reach the customer in order with the bot's answers.
 """
 
@@ -12,49 +12,20 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from rq import Queue
 from sqlalchemy import select, update
 
-from clients.wechat import WeChatApiError
+from clients.wechat import WeChatApi, WeChatApiError
 from clients.wecom import WeCom, WeComError
-from conversation.tasks import FAILED_JOB_TTL_S, current_settings, queue_name, wechat_api
 from sunshine.clock import full_time
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, current_settings, per_process
 from sunshine.models import ConversationMessage, HandOff, OfficerNotice, utcnow
-from sunshine.redis import connect
 from sunshine.settings import Settings
 
 log = logging.getLogger(__name__)
 # A message or notice queued this long ago and still not sent was lost with its job: queued again.
 REQUEUE_AFTER = timedelta(minutes=2)
 BANK_NAME = "阳光信贷"
-
-
-class HandOffJobs:
-    """Enqueues the hand-off's sending for the worker processes."""
-
-    def __init__(self, settings: Settings):
-        self.partitions = settings.worker_processes
-        self.connection = connect(settings.redis_url)
-
-    def _enqueue(self, openid: str, fn, *args) -> None:
-        Queue(queue_name(openid, self.partitions), connection=self.connection).enqueue(
-            fn, *args, job_timeout=60, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S
-        )
-
-    def send_message(self, message: ConversationMessage) -> None:
-        """Send a stored outbound message (an officer's reply, or the closing note)."""
-        self._enqueue(message.openid, send_message, message.id)
-
-    def send_as_template(self, message: ConversationMessage) -> None:
-        self._enqueue(message.openid, send_as_template, message.id)
-
-    def send_notice(self, notice: OfficerNotice, openid: str) -> None:
-        self._enqueue(openid, send_notice, notice.id)
-
-    def tell_officer(self, wecom_userid: str, text: str) -> None:
-        """A WeCom text to an officer about an application (its record is the application's history)."""
-        self._enqueue(wecom_userid, tell_officer, wecom_userid, text)
 
 
 def tell_officer(wecom_userid: str, text: str, settings: Settings | None = None) -> None:
@@ -76,7 +47,7 @@ def send_message(message_id: int, settings: Settings | None = None) -> None:
         openid, body = message.openid, message.body
     status, errcode = "sent", None
     try:
-        wechat_api(settings).send_text(openid, body)
+        per_process(WeChatApi.from_settings, settings).send_text(openid, body)
     except WeChatApiError as exc:
         log.warning("officer message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
@@ -99,7 +70,7 @@ def send_as_template(message_id: int, settings: Settings | None = None) -> None:
     }
     status, errcode = "template_sent", None
     try:
-        wechat_api(settings).send_template(openid, settings.wechat_reply_template_id, data)
+        per_process(WeChatApi.from_settings, settings).send_template(openid, settings.wechat_reply_template_id, data)
     except WeChatApiError as exc:
         log.warning("template message %s to %s undelivered: %s", message_id, openid, exc)
         status, errcode = "undelivered", exc.errcode
@@ -138,10 +109,10 @@ def _record(settings: Settings, model, record_id: int, **values) -> None:
         )
 
 
-def dispatch(settings: Settings, jobs: HandOffJobs | None = None, requeue_stale: bool = True) -> int:
+def dispatch(settings: Settings, jobs: Jobs | None = None, requeue_stale: bool = True) -> int:
     """Enqueue the notices stored but not yet queued and, with `requeue_stale`, the messages
     whose job was lost (a restart); returns how many were queued."""
-    jobs = jobs or HandOffJobs(settings)
+    jobs = jobs or Jobs(settings)
     queued = 0
     with unit_of_work(settings.database_url) as session:
         notices = session.execute(

@@ -6,11 +6,14 @@ near, overdue), stored here and sent by the background jobs (handoff.jobs)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from clients.wechat import OUT_OF_RESPONSE_WINDOW
 from lending.customers import by_openid
 from sunshine.clock import customer_time
 from sunshine.models import ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit, utcnow
@@ -47,7 +50,6 @@ DEFAULT_DEADLINE = timedelta(minutes=30)
 # WeChat refuses a customer-service text longer than 2048 bytes (errcode 45002).
 REPLY_MAX_BYTES = 2048
 SUPERVISOR = "supervisor"
-OUTSIDE_WINDOW = 45015  # WeChat: the customer has not written for 48 hours
 
 
 class HandOffError(ValueError):
@@ -107,7 +109,10 @@ def request_hand_off(
             session.add(hand_off)
     except IntegrityError:
         # Another request opened one an instant ago (the unique index on open hand-offs).
-        return open_hand_off(session, openid), False
+        existing = open_hand_off(session, openid)
+        if existing is None:  # and closed it since: nothing to join
+            raise
+        return existing, False
     audit(session, "bot", "hand_off.requested", "hand_off", hand_off.id, reason=reason)
     _notice_new(session, hand_off)
     return hand_off, True
@@ -132,15 +137,14 @@ def keep_customer_message(session: Session, hand_off: HandOff, body: str, wechat
         with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return (
-            session.execute(
-                update(ConversationMessage)
-                .where(ConversationMessage.wechat_msg_key == wechat_msg_key, ConversationMessage.hand_off_id.is_(None))
-                .values(hand_off_id=hand_off.id, status="received")
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
+        update_ = (
+            update(ConversationMessage)
+            .where(ConversationMessage.wechat_msg_key == wechat_msg_key, ConversationMessage.hand_off_id.is_(None))
+            .values(hand_off_id=hand_off.id, status="received")
+            .execution_options(synchronize_session=False)
         )
+        taken = cast(CursorResult, session.execute(update_))  # an UPDATE's result counts its rows
+        return taken.rowcount == 1
     return True
 
 
@@ -326,9 +330,10 @@ def resend(session: Session, message: ConversationMessage, officer: Officer) -> 
     has closed (45015), else as a customer-service message. Returns the new status."""
     if message.status != "undelivered":
         raise HandOffError("这条消息不需要重发")
-    if message.hand_off_id is not None:
-        check_access(officer, session.get(HandOff, message.hand_off_id))
-    message.status = "template_queued" if message.errcode == OUTSIDE_WINDOW else "queued"
+    hand_off = session.get(HandOff, message.hand_off_id) if message.hand_off_id is not None else None
+    if hand_off is not None:
+        check_access(officer, hand_off)
+    message.status = "template_queued" if message.errcode == OUT_OF_RESPONSE_WINDOW else "queued"
     audit(session, actor_of(officer), "message.resend", "conversation_message", message.id, sent_as=message.status)
     return message.status
 
@@ -425,11 +430,3 @@ def sweep_deadlines(session: Session, warn_within: timedelta, now=None) -> int:
                 stored += 1
                 audit(session, "system", "hand_off.escalated", "hand_off", hand_off.id, to_officer_id=supervisor.id)
     return stored
-
-
-def pending_notices(session: Session, limit: int = 100) -> list[OfficerNotice]:
-    return list(
-        session.scalars(
-            select(OfficerNotice).where(OfficerNotice.status == "pending").order_by(OfficerNotice.id).limit(limit)
-        )
-    )

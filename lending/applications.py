@@ -24,9 +24,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,10 +35,12 @@ from clients.bureau import CreditReport
 from lending.amounts import format_amount
 from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
+from lending.notify import WeChatNotifier
 from lending.parties import LABELS
 from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
 from sunshine.clock import customer_time
+from sunshine.jobs import Jobs, after_commit
 from sunshine.models import (
     FINAL_APPLICATION_STATUSES,
     ApplicationEvent,
@@ -149,30 +152,6 @@ class BatchReport:
     over_limit: list[int] = field(default_factory=list)
 
 
-_NOTICES = "lending.notices"
-
-
-def _send_notices(session: Session) -> None:
-    for notify, openid, text in session.info.pop(_NOTICES, {}).values():
-        try:
-            notify(openid, text)
-        except Exception:  # the decision stands; the customer can still ask the bot
-            log.exception("could not notify the customer of an application change")
-
-
-def _drop_notices(session: Session) -> None:
-    session.info.pop(_NOTICES, None)
-
-
-def _notices(session: Session) -> dict:
-    """The notices waiting for this session's commit, by application id."""
-    if not session.info.get("lending.listening"):
-        event.listen(session, "after_commit", _send_notices)
-        event.listen(session, "after_rollback", _drop_notices)
-        session.info["lending.listening"] = True
-    return session.info.setdefault(_NOTICES, {})
-
-
 def _review_deadline(application: LoanApplication) -> datetime:
     """By when the officer must decide: set whenever an application is queued for an officer."""
     if application.review_deadline is None:
@@ -204,9 +183,7 @@ class Applications:
     def from_settings(cls, settings, notify: Notifier | None = None, **kwargs) -> Applications:
         """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
         if notify is None:
-            from lending.notify import WeChatNotifier
-
-            notify = WeChatNotifier(settings)
+            notify = WeChatNotifier(Jobs(settings))
         return cls(settings.secret_key, notify, review_within=timedelta(hours=settings.loan_review_hours), **kwargs)
 
     # --- asking ------------------------------------------------------------------
@@ -508,8 +485,10 @@ class Applications:
         self._record(session, application, application.status, to_status, actor, action, reason, **detail)
         application.status = to_status
         text = self.notice(session, application)
-        if text and application.customer.wechat_openid:
-            _notices(session)[application.id] = (self.notify, application.customer.wechat_openid, text)
+        openid = application.customer.wechat_openid
+        if text and openid:
+            # The customer hears the last change of each application, once it is committed.
+            after_commit(session, partial(self.notify, openid, text), key=("lending.notice", application.id))
 
     def _record(
         self,

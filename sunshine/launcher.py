@@ -23,9 +23,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from sqlalchemy import text
 
 from sunshine import redis_server
+from sunshine.db import make_engine, unit_of_work
+from sunshine.demo import load_demo
+from sunshine.metrics import count
+from sunshine.migrate import upgrade
+from sunshine.redis import connect
 from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
+from sunshine.supervisor import Supervisor
 
 MODEL = VAR / "models" / "sunshine.tar.gz"
 # Rasa's endpoints.yml and the private Redis's append-only file; a stack of its own
@@ -152,10 +159,6 @@ def check_ports(s: Settings, private_redis_port: int | None) -> None:
 
 
 def check_database(s: Settings) -> None:
-    from sqlalchemy import text
-
-    from sunshine.db import make_engine
-
     engine = make_engine(s.database_url)
     try:
         with engine.connect() as conn:
@@ -192,10 +195,6 @@ def rasa_endpoints(s: Settings) -> str:
 
 def prepare(s: Settings, load_demo_data: bool = True) -> None:
     """Migrate the database and load the demo data (idempotent)."""
-    from sunshine.db import unit_of_work
-    from sunshine.demo import load_demo
-    from sunshine.migrate import upgrade
-
     upgrade(s.database_url)
     if load_demo_data:
         with unit_of_work(s.database_url) as session:
@@ -258,15 +257,10 @@ def _resolve_redis(s: Settings, private_port: int) -> tuple[Settings, int | None
 
 
 def _count_restart(s: Settings, name: str) -> None:
-    from sunshine.metrics import count
-    from sunshine.redis import connect
-
     count(connect(s.redis_url), "service_restarts_total", service=name)
 
 
 def run(s: Settings, private_port: int) -> int:
-    from sunshine.supervisor import Supervisor
-
     started = time.monotonic()
     s, private_redis = _resolve_redis(s, private_port)
     check_ports(s, private_redis)

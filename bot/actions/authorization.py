@@ -13,13 +13,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url
-from auth_flow.reports import missing_consents, progress_text
 from auth_flow.tokens import issue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
 from lending.catalog import products_for
 from lending.notify import WeChatNotifier
 from lending.parties import LABELS, ROLES
+from sunshine.jobs import Jobs
 from sunshine.models import Authorization, Customer, LoanApplication, utcnow
 from sunshine.protect import mask_name
 
@@ -118,7 +119,7 @@ class ActionStartAuthorization(BankAction):
                         )
                     )
             lines.append(progress_text(session, application))
-        notify = WeChatNotifier(cfg) if forwarded else None
+        notify = WeChatNotifier(Jobs(cfg)) if forwarded else None
         for openid, text in forwarded:
             notify(openid, text)
         dispatcher.utter_message(text="\n".join(lines))

@@ -22,11 +22,12 @@ import requests
 from sqlalchemy import func, select
 
 from conversation.inbox import HELD_FOR_LATER
-from conversation.tasks import BOT_UNAVAILABLE, Jobs, queue_name
+from conversation.tasks import BOT_UNAVAILABLE
 from emulators.wechat.crowd import Crowd, Result
 from emulators.wechat.user import WeChatUser
 from sunshine import local_stack
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, queue_name
 from sunshine.models import (
     ApplicationEvent,
     ConversationMessage,

@@ -55,7 +55,7 @@ def test_flows_log_no_secret_token_or_personal_data(settings_with_secrets, bot, 
     with unit_of_work(s.database_url) as db:
         customer = by_openid(db, "o_demo_zhangjianguo")
         token = issue(db, customer, customer, "applicant", "bot", timedelta(minutes=30)).token
-    app = create_app(s)  # its log handler writes to the (captured) standard error
+    app = create_app(s, bot)  # its log handler writes to the (captured) standard error
     client = app.test_client()
     # an officer logs in, once with a wrong password
     from tests.security.test_access import csrf_of

@@ -20,10 +20,10 @@ from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
 from auth_flow.tokens import StepRefused
 from clients.bureau import BureauClient
 from clients.wechat import WeChatApi
-from conversation.tasks import Jobs, queue_name
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, queue_name
 from sunshine.models import (
     ApplicationEvent,
     AuditEntry,
@@ -171,7 +171,7 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
-    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    monkeypatch.setattr("auth_flow.reports.current_settings", lambda: settings)
     Jobs(settings).fetch_reports(app_id)
     connection = connect(settings.redis_url)
     queue = Queue(queue_name(f"application:{app_id}", settings.worker_processes), connection=connection)
@@ -244,7 +244,7 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
-    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    monkeypatch.setattr("auth_flow.reports.current_settings", lambda: settings)
     # The worker claimed the queries, the bureau answered one, and the worker was killed.
     _, jobs = reports._claim(settings, app_id, retry_failed=False)
     BureauClient(url).query_report(*jobs[0][1:])

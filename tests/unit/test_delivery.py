@@ -16,6 +16,7 @@ from emulators import serve_in_thread
 from emulators.wechat.api import create_app
 from handoff.service import open_hand_off
 from sunshine.db import unit_of_work
+from sunshine.jobs import per_process, queue_name
 from sunshine.models import ConversationMessage
 from sunshine.redis import connect
 
@@ -25,10 +26,10 @@ OPENID = "o_demo_zhangjianguo"
 @pytest.fixture
 def wechat(demo_settings):
     """Settings pointing at a live WeChat API emulator; yields (settings, emulator URL)."""
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
     with serve_in_thread(create_app(demo_settings)) as base:
         yield replace(demo_settings, wechat_api_base=base), base
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
 
 
 def delivered(base, openid=OPENID):
@@ -76,7 +77,7 @@ def test_unreachable_wechat_is_retried_later_then_kept(wechat):
     fault(base, status=503, count=1, path="/cgi-bin/message/custom/send")
     tasks.deliver_texts(OPENID, ["一", "二"], settings=settings)
     assert delivered(base) == []
-    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    queue = Queue(queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
     scheduled = ScheduledJobRegistry(queue=queue).get_job_ids()
     assert len(scheduled) == 1
     job = queue.fetch_job(scheduled[0])

@@ -18,6 +18,7 @@ from emulators.wecom.api import create_app as wecom_emulator
 from handoff import jobs
 from handoff import service as h
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, per_process, queue_name
 from sunshine.models import ConversationMessage, Officer, OfficerNotice
 from sunshine.redis import connect
 
@@ -28,7 +29,7 @@ OPENID = "o_demo_zhangjianguo"
 def emulators(demo_settings, monkeypatch):
     """Settings pointing at live WeChat and WeCom emulators (the jobs' settings too, as a
     worker reads them); yields (settings, wechat URL, wecom URL)."""
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
     with (
         serve_in_thread(wechat_emulator(demo_settings)) as wechat,
         serve_in_thread(wecom_emulator(demo_settings, members={"li.jingli", "zhou.zhuren"})) as wecom,
@@ -36,7 +37,7 @@ def emulators(demo_settings, monkeypatch):
         settings = replace(demo_settings, wechat_api_base=wechat, wecom_api_base=wecom)
         monkeypatch.setattr(jobs, "current_settings", lambda: settings)
         yield settings, wechat, wecom
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
 
 
 def received(base, touser):
@@ -96,7 +97,7 @@ def test_notices_are_dispatched_and_reach_the_officer_in_wecom(emulators):
     settings, _, wecom = emulators
     with unit_of_work(settings.database_url) as s:
         h.request_hand_off(s, OPENID, "customer_request")
-    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    queue = Queue(queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
     assert jobs.dispatch(settings) == 1 and jobs.dispatch(settings) == 0
     [job] = queue.jobs
     job.perform()
@@ -133,7 +134,7 @@ def test_wecom_token_expiry_is_refreshed_once(emulators):
 def test_a_reply_whose_job_was_lost_is_queued_again(emulators, monkeypatch):
     settings, wechat, _ = emulators
     message_id = reply(settings)
-    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    queue = Queue(queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
     queue.empty()
     assert jobs.dispatch(settings) == 1  # only the notice: the reply is recent
     monkeypatch.setattr(jobs, "REQUEUE_AFTER", timedelta(seconds=-1))
@@ -150,10 +151,10 @@ def test_the_watcher_reminds_the_officer_of_a_deadline_about_to_pass(emulators):
     settings, _, wecom = emulators
     with unit_of_work(settings.database_url) as s:
         h.request_hand_off(s, OPENID, "customer_request", deadline=timedelta(minutes=2))
-    queue = Queue(tasks.queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
-    assert watch_once(settings, jobs.HandOffJobs(settings)) == 2  # the new hand-off, and its deadline
+    queue = Queue(queue_name(OPENID, settings.worker_processes), connection=connect(settings.redis_url))
+    assert watch_once(settings, Jobs(settings)) == 2  # the new hand-off, and its deadline
     for job in queue.jobs:
         job.perform()
     texts = [m["content"] for m in received(wecom, "li.jingli")]
     assert len(texts) == 2 and texts[0].startswith("新的转人工会话") and texts[1].startswith("转人工会话快到时限了")
-    assert watch_once(settings, jobs.HandOffJobs(settings)) == 0
+    assert watch_once(settings, Jobs(settings)) == 0

@@ -6,7 +6,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from auth_flow.reports import fetch_reports, received_reports
-from conversation.tasks import deliver_texts, queue_name
+from conversation.tasks import deliver_texts
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app
 from lending.credit_lines import current_line
@@ -14,6 +14,7 @@ from lending.customers import by_id_number, by_openid
 from lending.notify import WeChatNotifier
 from lending.reports import parties
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs, queue_name
 from sunshine.models import Authorization, LoanApplication, Officer
 from sunshine.redis import connect
 from sunshine.settings import Settings
@@ -130,7 +131,7 @@ def test_what_a_customer_can_borrow_and_which_products_fit(demo_db_url):
 
 
 def test_the_wechat_notifier_queues_a_customer_service_message(settings):
-    WeChatNotifier(settings)("o_demo_zhangjianguo", "您的阳光e贷申请已审批通过")
+    WeChatNotifier(Jobs(settings))("o_demo_zhangjianguo", "您的阳光e贷申请已审批通过")
     queue = Queue(queue_name("o_demo_zhangjianguo", settings.worker_processes), connection=connect(settings.redis_url))
     job = queue.jobs[0]
     assert job.func is deliver_texts and job.args[:2] == ("o_demo_zhangjianguo", ["您的阳光e贷申请已审批通过"])

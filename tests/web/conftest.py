@@ -19,29 +19,34 @@ class EchoWorker(ThreadWorker):
 
 
 @pytest.fixture
-def bot(monkeypatch, demo_settings):
+def bot(demo_settings):
+    """The worker side the web apps of this test enqueue to (make_client, serve_webhook)."""
     worker = EchoWorker(connect(demo_settings.redis_url), 0.01)
-    monkeypatch.setattr("conversation.inbound.Jobs", lambda settings: worker)
     yield worker
     worker.join()
 
 
+def bot_of(request):
+    """The `bot` fixture's worker when the test uses it, else None (the app's own jobs)."""
+    return request.getfixturevalue("bot") if "bot" in request.fixturenames else None
+
+
 @pytest.fixture
-def make_client(demo_settings):
-    def make(**overrides):
-        return create_app(replace(demo_settings, **overrides)).test_client()
+def make_client(demo_settings, request):
+    def make(jobs=None, **overrides):
+        return create_app(replace(demo_settings, **overrides), jobs or bot_of(request)).test_client()
 
     return make
 
 
 @pytest.fixture
-def serve_webhook(demo_settings):
+def serve_webhook(demo_settings, request):
     """Serve the web app over real HTTP; returns a factory of WeChat users talking to it."""
     with ExitStack() as servers:
 
-        def serve(openid="o_demo_zhangjianguo", **overrides):
+        def serve(openid="o_demo_zhangjianguo", jobs=None, **overrides):
             settings = replace(demo_settings, **overrides)
-            url = servers.enter_context(serve_in_thread(create_app(settings)))
+            url = servers.enter_context(serve_in_thread(create_app(settings, jobs or bot_of(request))))
             return WeChatUser(
                 f"{url}/wechat", settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, openid=openid
             )

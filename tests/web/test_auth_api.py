@@ -173,7 +173,7 @@ def test_the_last_consent_queues_the_reports_for_a_worker(
     from rq import Queue
     from rq.worker import SimpleWorker
 
-    from conversation.tasks import queue_name
+    from sunshine.jobs import queue_name
     from sunshine.models import LoanApplication
     from sunshine.redis import connect
     from tests.unit.test_auth_flow import id_digits
@@ -197,7 +197,7 @@ def test_the_last_consent_queues_the_reports_for_a_worker(
     assert state["queries"] == []  # the request did not wait for the bureau
     connection = connect(settings.redis_url)
     queue = Queue(queue_name(f"application:{app_id}", settings.worker_processes), connection=connection)
-    monkeypatch.setattr("conversation.tasks.current_settings", lambda: settings)
+    monkeypatch.setattr("auth_flow.reports.current_settings", lambda: settings)
     SimpleWorker([queue], connection=connection).work(burst=True)
     assert len(state["queries"]) == 3
     with unit_of_work(settings.database_url) as s:

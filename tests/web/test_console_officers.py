@@ -9,10 +9,10 @@ import pytest
 from rq import Queue
 from sqlalchemy import select
 
-from conversation.tasks import queue_name
 from handoff import service as h
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
+from sunshine.jobs import queue_name
 from sunshine.models import ApplicationEvent, ConversationMessage, HandOff, LoanApplication, Officer, utcnow
 from sunshine.redis import connect
 

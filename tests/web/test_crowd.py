@@ -50,9 +50,8 @@ def crowd_against(emulated, monkeypatch, visits, **bot_options):  # noqa: F811
     """A crowd of len(visits) users; user i says visits[i] in each visit."""
     settings, base, _ = emulated
     bot = ScriptedBot(settings, **bot_options)
-    monkeypatch.setattr("conversation.inbound.Jobs", lambda s: bot)
     app_settings = replace(settings, wechat_reply_budget_s=BUDGET_S)
-    with serve_in_thread(create_app(app_settings)) as url:
+    with serve_in_thread(create_app(app_settings, bot)) as url:
         yield Crowd(
             f"{url}/wechat",
             base,

@@ -11,6 +11,7 @@ import requests
 from conversation import tasks
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as create_wechat_emulator
+from sunshine.jobs import per_process
 from sunshine.redis import connect
 from tests.unit.test_relay import ThreadWorker
 
@@ -28,23 +29,22 @@ class EmulatorBot(ThreadWorker):
 
 
 @pytest.fixture
-def emulated(demo_settings, monkeypatch):
+def emulated(demo_settings):
     """(settings pointing at a live WeChat API emulator, its URL, a factory of slow bots)."""
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
     with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
         settings = replace(demo_settings, wechat_api_base=base)
         bots = []
 
         def slow_bot(delay):
             bot = EmulatorBot(settings, delay)
-            monkeypatch.setattr("conversation.inbound.Jobs", lambda s: bot)
             bots.append(bot)
             return bot
 
         yield settings, base, slow_bot
         for bot in bots:
             bot.join()
-    tasks.wechat_api.cache_clear()
+    per_process.cache_clear()
 
 
 def delivered(base, openid):
@@ -65,7 +65,7 @@ def wait_for(predicate, timeout=10.0):
 def test_one_message_delivered_four_times_5s_apart_is_answered_once(emulated, serve_webhook):
     settings, base, slow_bot = emulated
     bot = slow_bot(delay=7.0)  # slower than the 4 s budget: the answer must go through the API
-    user = serve_webhook(wechat_api_base=base)
+    user = serve_webhook(wechat_api_base=base, jobs=bot)
     body = user.text_xml("我能贷多少")
     replies = []
 
@@ -87,7 +87,7 @@ def test_one_message_delivered_four_times_5s_apart_is_answered_once(emulated, se
 def test_a_burst_of_concurrent_deliveries_reaches_the_bot_once(emulated, serve_webhook):
     settings, base, slow_bot = emulated
     bot = slow_bot(delay=0.3)
-    user = serve_webhook(wechat_api_base=base)
+    user = serve_webhook(wechat_api_base=base, jobs=bot)
     body = user.text_xml("利息咋算")
     replies = []
     threads = [threading.Thread(target=lambda: replies.append(user.deliver(body, retries=False))) for _ in range(4)]
@@ -104,8 +104,8 @@ def test_a_burst_of_concurrent_deliveries_reaches_the_bot_once(emulated, serve_w
 
 def test_slow_bot_gets_success_at_once_and_the_answer_through_the_api(emulated, serve_webhook):
     settings, base, slow_bot = emulated
-    slow_bot(delay=2.5)
-    user = serve_webhook(wechat_api_base=base, wechat_reply_budget_s=1.0)
+    bot = slow_bot(delay=2.5)
+    user = serve_webhook(wechat_api_base=base, wechat_reply_budget_s=1.0, jobs=bot)
     reply = user.send_text("我想贷款")
     assert reply.empty and reply.attempts == 1 and reply.elapsed_s < 2.0
     assert delivered(base, user.openid) == []

@@ -5,7 +5,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from auth_flow.tokens import issue
-from conversation.followers import scene
 from conversation.inbound import (
     MENU_INTENTS,
     NOT_UNDERSTOOD_MEDIA,
@@ -18,6 +17,7 @@ from handoff.service import close_hand_off, open_hand_off, request_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import ConversationMessage, Follower, Officer
+from sunshine.qrcodes import scene
 from tests.conftest import TEST_SECRET
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -15,6 +15,7 @@ from lending.applications import STATUS_LABELS
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from sunshine.clock import officer_time
+from sunshine.jobs import Jobs
 from sunshine.models import Authorization, Customer, LoanApplication
 from sunshine.settings import Settings
 from webhooks.console import bp
@@ -32,6 +33,11 @@ TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资
 
 def settings() -> Settings:
     return current_app.config["SETTINGS"]
+
+
+def jobs() -> Jobs:
+    """The app's job enqueuer (built by create_app): officers' replies go to the customer's queue."""
+    return current_app.extensions["jobs"]
 
 
 @bp.app_template_filter("beijing")

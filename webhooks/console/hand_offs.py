@@ -15,12 +15,11 @@ from sqlalchemy import select
 from clients.rasa import RasaClient, RasaUnavailable
 from clients.wechat import OUT_OF_RESPONSE_COUNT, OUT_OF_RESPONSE_WINDOW
 from handoff import service as handoffs
-from handoff.jobs import HandOffJobs
 from sunshine.clock import utcnow
 from sunshine.models import ConversationMessage, HandOff, Officer
 from webhooks.console import api, bp
 from webhooks.console.auth import login_required
-from webhooks.console.common import HAND_OFF_STATUS, beijing, profile, settings
+from webhooks.console.common import HAND_OFF_STATUS, beijing, jobs, profile, settings
 
 MESSAGE_STATUS = {
     "received": "",
@@ -129,7 +128,7 @@ def _reply(hand_off_id: int) -> ConversationMessage:
     hand_off = _hand_off(hand_off_id)
     message = handoffs.officer_reply(g.db, hand_off, g.officer, request.form.get("text", ""))
     g.db.commit()
-    HandOffJobs(settings()).send_message(message)
+    jobs().send_message(message)
     return message
 
 
@@ -182,7 +181,7 @@ def _transferred(target: Officer) -> ResponseReturnValue:
 
 
 def _closed(note: ConversationMessage) -> ResponseReturnValue:
-    HandOffJobs(settings()).send_message(note)
+    jobs().send_message(note)
     flash("会话已结束，客户再发消息会由机器人回答", "ok")
     return redirect(url_for("console.queue"))
 
@@ -227,7 +226,7 @@ def resend(message_id: int) -> ResponseReturnValue:
         flash(str(exc), "error")
         return redirect(back)
     g.db.commit()
-    jobs = HandOffJobs(settings())
-    (jobs.send_as_template if status == "template_queued" else jobs.send_message)(message)
+    enqueuer = jobs()
+    (enqueuer.send_as_template if status == "template_queued" else enqueuer.send_message)(message)
     flash("已改用模板消息发送" if status == "template_queued" else "已重新发送", "ok")
     return redirect(back)
