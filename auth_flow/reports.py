@@ -71,11 +71,18 @@ def _take_back(session, record: CreditReportRecord, *conditions) -> bool:
     return taken == 1
 
 
+def _application(session, application_id: int) -> LoanApplication:
+    application = session.get(LoanApplication, application_id)
+    if application is None:
+        raise LookupError(f"no loan application {application_id}")
+    return application
+
+
 def _claim(settings, application_id: int, retry_failed: bool, retake: bool = False) -> tuple[Fetch | None, list[tuple]]:
     """Insert the query records (or take back the failed or stale ones; with `retake`, every one
     still `querying`: its process is known dead): the list of queries to make."""
     with unit_of_work(settings.database_url) as session:
-        application = session.get(LoanApplication, application_id)
+        application = _application(session, application_id)
         missing = missing_consents(session, application)
         if missing:
             return Fetch("waiting", missing=missing), []
@@ -179,7 +186,7 @@ def fetch_reports(
         results = list(pool.map(lambda j: _query(bureau, settings.bureau_attempts, *j[1:]), jobs))
     applications = applications or Applications.from_settings(settings)
     with unit_of_work(settings.database_url) as session:
-        failed = {}
+        failed: dict[str, str] = {}
         for (role, _, _, auth_id), (report, attempts, error) in zip(jobs, results, strict=False):
             record = session.scalar(
                 select(CreditReportRecord).where(CreditReportRecord.authorization_id == int(auth_id))
@@ -188,19 +195,20 @@ def fetch_reports(
             record.finished_at = utcnow()
             if report is None:
                 record.status, record.error = "failed", error
-                failed[role] = error
+                failed[role] = error or "征信查询失败"
             else:
                 record.status, record.report_id = "received", report.report_id
                 record.report_sealed = seal(settings.secret_key, json.dumps(report.raw, ensure_ascii=False))
         if failed:
             audit(session, "system", "credit_reports.failed", "loan_application", application_id, failed=failed)
-            notices.reports_failed(session, session.get(LoanApplication, application_id), failed, notify)
+            notices.reports_failed(session, _application(session, application_id), failed, notify)
             return Fetch("failed", failed=failed)
         reports = received_reports(session, settings.secret_key, application_id)
-        if set(reports) != set(parties(session, session.get(LoanApplication, application_id))):
+        application = _application(session, application_id)
+        if set(reports) != set(parties(session, application)):
             return Fetch("claimed_elsewhere")  # another query of this application is still out
         report_ids = {role: r.report_id for role, r in reports.items()}
-        notices.reports_received(session, session.get(LoanApplication, application_id), report_ids, notify)
+        notices.reports_received(session, application, report_ids, notify)
         applications.report_arrived(session, application_id, reports)
         audit(session, "system", "credit_reports.received", "loan_application", application_id, reports=report_ids)
     return Fetch("received")

@@ -86,11 +86,15 @@ def send_notice(notice_id: int, settings: Settings | None = None) -> None:
             return
         userid, text = notice.officer.wecom_userid, notice.text
     status, errcode = "sent", None
-    try:
-        WeCom.from_settings(settings).send_text([userid], text)
-    except WeComError as exc:
-        log.warning("WeCom notice %s undelivered: %s", notice_id, exc)
-        status, errcode = "failed", exc.errcode
+    if userid is None:  # the officer has no WeCom account: the console still shows the notice
+        log.warning("WeCom notice %s not sent: its officer has no WeCom user id", notice_id)
+        status = "failed"
+    else:
+        try:
+            WeCom.from_settings(settings).send_text([userid], text)
+        except WeComError as exc:
+            log.warning("WeCom notice %s undelivered: %s", notice_id, exc)
+            status, errcode = "failed", exc.errcode
     _record(
         settings,
         OfficerNotice,
