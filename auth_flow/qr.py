@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sunshine.clock import utcnow
 from sunshine.qrcodes import png  # noqa: F401  (re-exported: the PNG of a link)
 
 
@@ -24,6 +25,6 @@ def wechat_code(api, settings, token: str, expires_at: str) -> bytes:
         return api.wxa_code_unlimit(token, page=settings.wxa_auth_page)
     from conversation.followers import AUTHORIZATION, scene
 
-    seconds = int((datetime.fromisoformat(expires_at.rstrip("Z")) - datetime.utcnow()).total_seconds())
+    seconds = int((datetime.fromisoformat(expires_at.rstrip("Z")) - utcnow()).total_seconds())
     qr = api.create_scene_qrcode(scene(AUTHORIZATION, token), expire_seconds=max(seconds, 60))
     return png(qr.url)

@@ -8,8 +8,6 @@ the bank must read them back, and a masked form for display.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -26,11 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, declarative_base, relationship
 
+from sunshine.clock import utcnow
+
 Base = declarative_base()
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Officer(Base):

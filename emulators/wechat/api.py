@@ -61,11 +61,12 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from sunshine import clock
 from sunshine.qrcodes import png
 
 ERRMSG = {
@@ -131,7 +132,7 @@ def _rid() -> str:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return clock.utcnow().replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass
