@@ -37,7 +37,7 @@ from tests.unit.test_auth_flow import (
     CLIENT,
     MAX,
     authorize,
-    id_digits,  # noqa: F401
+    id_digits,
     sms_code,
 )
 
@@ -54,7 +54,7 @@ def last_evidence(url) -> ConsentEvidence:
         return record
 
 
-def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_settings, application):  # noqa: F811
+def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_settings, application):
     url, (_, tokens, names) = demo_settings.database_url, application
     token, name = tokens["applicant"], names["applicant"]  # 张建国: o_demo_zhangjianguo
     with pytest.raises(service.StepRefused, match="微信里打开"):
@@ -71,7 +71,7 @@ def test_a_party_with_a_bound_wechat_must_open_the_page_in_that_wechat(demo_sett
     assert len(record.detail["wechat_openid_sha256"]) == 64
 
 
-def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(demo_settings, application, sms):  # noqa: F811
+def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(demo_settings, application, sms):
     url, (_, tokens, names) = demo_settings.database_url, application
     token, name = tokens["spouse"], names["spouse"]  # 李秀英: no WeChat bound, phone 13912340002
     client, texts = sms
@@ -113,7 +113,7 @@ def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
         assert code not in str([e.detail for e in s.scalars(select(ConsentEvidence))])
 
 
-def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, application):  # noqa: F811
+def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, application):
     url, (_, tokens, _) = demo_settings.database_url, application
     emulator = wechat_app(demo_settings)
     with serve_in_thread(emulator) as base:
@@ -138,7 +138,7 @@ def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, ap
             wx_login("spouse", "o_anyone")
 
 
-def consent_all(settings, application, sms):  # noqa: F811
+def consent_all(settings, application, sms):
     app_id, tokens, names = application
     for role in tokens:
         authorize(settings.database_url, tokens[role], names[role], sms)
@@ -157,7 +157,7 @@ class Notices:
 
 def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_is_told(
     demo_settings, application, bureau, sms, monkeypatch
-):  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -189,7 +189,7 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
 
 def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
     demo_settings, application, bureau, sms
-):  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -223,7 +223,7 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
 
 def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_decides_once(
     demo_settings, application, bureau, sms, monkeypatch
-):  # noqa: F811
+):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
     app_id = consent_all(settings, application, sms)
@@ -246,7 +246,7 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
 
 def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
     demo_settings, application, bureau, sms, monkeypatch, capsys
-):  # noqa: F811
+):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=1)
