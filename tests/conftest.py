@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import socket
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -144,9 +145,44 @@ def redis_url(redis_base_url):
     return url
 
 
+# The services `make run` serves on fixed ports; a test reaches one only when it starts it.
+SERVICE_ADDRESSES = (
+    "rasa_url",
+    "action_server_url",
+    "wechat_api_base",
+    "wechat_open_base",
+    "bureau_url",
+    "wecom_api_base",
+    "sms_api_base",
+)
+
+
+@pytest.fixture(scope="session")
+def closed_address():
+    """http://127.0.0.1:<port> where nothing listens: a socket bound for the session and never
+    listening, so that connecting is refused at once and no other process can take the port."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def services_closed(closed_address, monkeypatch):
+    """Settings loaded from the environment point at a closed port for every service (a
+    `make run` on the same machine is never reached); a test serving one sets its address."""
+    for name in SERVICE_ADDRESSES:
+        monkeypatch.setenv(name.upper(), closed_address)
+
+
 @pytest.fixture
-def settings(db_url, redis_url) -> Settings:
-    return replace(Settings(), database_url=db_url, redis_url=redis_url, secret_key=TEST_SECRET)
+def settings(db_url, redis_url, closed_address) -> Settings:
+    return replace(
+        Settings(),
+        database_url=db_url,
+        redis_url=redis_url,
+        secret_key=TEST_SECRET,
+        **dict.fromkeys(SERVICE_ADDRESSES, closed_address),
+    )
 
 
 @pytest.fixture
