@@ -9,12 +9,14 @@ MODEL := var/models/sunshine.tar.gz
 export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-postgres lint train chat bench soak nlu-report clean help audit
+.PHONY: setup run test test-fast test-clock test-postgres lint train chat bench soak nlu-report clean help audit
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    start every process (Redis if needed, Rasa, actions, web, worker, emulators)"
 	@echo "make test   run the whole test suite"
+	@echo "make test-fast  the tests that need no whole stack (unit, web, security, NLU data): ~2.5 min"
+	@echo "make test-clock the unit tests with the clock moved to 2031 (no test may depend on the calendar)"
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
 	@echo "make soak   10 minutes of simulated WeChat users against the whole stack (capacity, memory)"
 	@echo "make lint   static checks: ruff (rules and format), mypy, import layers"
@@ -53,6 +55,19 @@ chat: $(STAMP)
 test: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh
 	$(PY) -m pytest
+
+# Everything that needs no whole stack (no Rasa, no trained model, no browser).
+FAST_TESTS := tests/unit tests/web tests/security tests/nlu
+
+test-fast: $(STAMP)
+	$(PY) -m pytest $(FAST_TESTS)
+
+# The unit tests (where credit lines, authorizations, hand-offs and reports read the date) on a
+# clock years ahead: SUNSHINE_CLOCK moves sunshine.clock, and the demo lines move with it.
+CLOCK_MOVED_TO ?= 2031-06-01
+
+test-clock: $(STAMP)
+	SUNSHINE_CLOCK=$(CLOCK_MOVED_TO) $(PY) -m pytest tests/unit
 
 test-postgres: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh

@@ -24,7 +24,7 @@ import logging
 import multiprocessing
 import tempfile
 import time
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
@@ -37,6 +37,7 @@ from lending.applications import Applications
 from lending.catalog import sync_products
 from lending.reports import parties
 from lending.village_file import COLUMNS, import_file
+from sunshine.clock import utcnow
 from sunshine.db import unit_of_work
 from sunshine.migrate import upgrade
 from sunshine.models import Authorization, Customer, LoanApplication
@@ -173,7 +174,7 @@ def decision_setup(url: str) -> tuple[Applications, list[int]]:
                         requested_by="bench",
                         token_hash=f"{app.id}:{role}",
                         status="consented",
-                        expires_at=datetime(2030, 1, 1),
+                        expires_at=utcnow() + timedelta(days=365),
                     )
                 )
             pending.append(app.id)
@@ -209,7 +210,7 @@ def measure_decisions(url: str, bureau_url: str) -> tuple[float, float, float]:
             session.execute(
                 update(LoanApplication)
                 .where(LoanApplication.id == app_id)
-                .values(status="disbursed", updated_at=datetime.now())
+                .values(status="disbursed", updated_at=utcnow())
             )
     baseline = len(pending) / (time.perf_counter() - started)
     return rate, percentile(latencies, 95), baseline

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lending.catalog import products_for
+from sunshine import clock
 from sunshine.models import CreditLine, Customer, LoanApplication
 
 # Applications whose amount is held against the line until they are disbursed or end.
@@ -58,7 +59,7 @@ def current_line(
     `products` are those that serve the customer's type and whose smallest
     amount fits in what is left (the answer to 我能贷多少).
     """
-    line = valid_line(session, customer.id, today or date.today())
+    line = valid_line(session, customer.id, today or clock.today())
     if line is None:
         return None
     view = CreditLineView(

@@ -152,24 +152,35 @@ def import_file(
 
     `progress(rows_read, None)` is called after each batch.
     """
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return import_lines(session, secret_key, fh, actor, progress)
+
+
+def import_lines(
+    session: Session,
+    secret_key: str,
+    lines: Iterable[str],
+    actor: str = "import",
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ImportReport:
+    """Import the lines of a village credit file (see `import_file`)."""
     report = ImportReport()
     batch: dict[str, Household] = {}  # by the head's ID number
     rows = 0
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        for line_no, row in read_rows(fh):
-            rows += 1
-            try:
-                hh = parse_row(line_no, row)
-            except RowError as exc:
-                report.errors.append((line_no, mask_text(str(exc))))
-                continue
-            if hh.head.id_number in batch or len(batch) >= BATCH_SIZE:
-                # A household seen again is written after the first, as if row by row.
-                _write_batch(session, secret_key, list(batch.values()), actor, report)
-                batch.clear()
-                if progress:
-                    progress(rows - 1, None)
-            batch[hh.head.id_number] = hh
+    for line_no, row in read_rows(lines):
+        rows += 1
+        try:
+            hh = parse_row(line_no, row)
+        except RowError as exc:
+            report.errors.append((line_no, mask_text(str(exc))))
+            continue
+        if hh.head.id_number in batch or len(batch) >= BATCH_SIZE:
+            # A household seen again is written after the first, as if row by row.
+            _write_batch(session, secret_key, list(batch.values()), actor, report)
+            batch.clear()
+            if progress:
+                progress(rows - 1, None)
+        batch[hh.head.id_number] = hh
     _write_batch(session, secret_key, list(batch.values()), actor, report)
     if progress:
         progress(rows, None)

@@ -2,12 +2,16 @@
 lines, WeChat bindings for a few of them, officer accounts and two service
 stations.
 
-Loading it again changes nothing.
+A household whose `valid_until` is left empty in demo/households.csv gets a
+line valid until the end of next year (by `sunshine.clock`), so the demo never
+expires. Loading it again changes nothing (within the same year).
 """
 
 from __future__ import annotations
 
 import csv
+import io
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -16,7 +20,8 @@ from werkzeug.security import generate_password_hash
 
 from lending.catalog import sync_products
 from lending.customers import by_id_number
-from lending.village_file import ImportReport, import_file
+from lending.village_file import ImportReport, import_lines
+from sunshine import clock
 from sunshine.models import Customer, Officer, ServiceStation
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
@@ -26,6 +31,22 @@ DEMO_OFFICER = "officer01"
 def _rows(name: str) -> list[dict[str, str]]:
     with (DEMO / name).open(encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def demo_valid_until() -> date:
+    """The end of next year: the demo lines' validity when households.csv leaves it empty."""
+    return date(clock.today().year + 1, 12, 31)
+
+
+def _households() -> io.StringIO:
+    rows = _rows("households.csv")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "valid_until": row["valid_until"] or demo_valid_until().isoformat()})
+    out.seek(0)
+    return out
 
 
 def load_demo(session: Session, secret_key: str) -> ImportReport:
@@ -48,7 +69,7 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
             session.add(
                 ServiceStation(code=row["code"], name=row["name"], village=row["village"], officer_id=officer_id)
             )
-    report = import_file(session, secret_key, DEMO / "households.csv", actor="demo")
+    report = import_lines(session, secret_key, _households(), actor="demo")
     officer_id = session.scalar(select(Officer.id).where(Officer.username == DEMO_OFFICER))
     session.execute(update(Customer).where(Customer.officer_id.is_(None)).values(officer_id=officer_id))
     for row in _rows("wechat_bindings.csv"):

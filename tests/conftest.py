@@ -1,27 +1,48 @@
 """Shared fixtures: a real database (SQLite, or PostgreSQL when DATABASE_URL
-names one) migrated with Alembic, and a real Redis server."""
+names one) migrated with Alembic, a real Redis server, the emulators and web
+app the web and security tests talk to, a three-party loan application, and
+the whole stack (started once per session, for the integration and browser
+tests)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import socket
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from werkzeug.security import generate_password_hash
 
-from sunshine import redis_server
-from sunshine.db import unit_of_work
+from auth_flow.enrolment import enroll_reference
+from auth_flow.tokens import issue_for_application
+from clients.sms import SmsClient
+from emulators import serve_in_thread
+from emulators.bureau.api import create_app as bureau_app
+from emulators.sms.api import create_app as sms_app
+from emulators.wechat.api import create_app as create_wechat_emulator
+from emulators.wechat.user import WeChatUser
+from lending.customers import by_openid
+from sunshine import local_stack, redis_server
+from sunshine.db import engine_for, unit_of_work
+from sunshine.demo import load_demo
+from sunshine.jobs import per_process
 from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
 from sunshine.migrate import upgrade
 from sunshine.models import Base
+from sunshine.redis import connect
 from sunshine.settings import Settings
-
-TEST_SECRET = "test-secret-key"
-TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+from tests import TEST_REDIS_DB, TEST_SECRET
+from tests.unit import auth_media as media
+from tests.unit.lending_helpers import service as lending_service
+from tests.workers import EchoWorker, EmulatorBot
+from webhooks import create_app
 
 
 @contextmanager
@@ -40,8 +61,6 @@ def fresh_database(folder: Path):
     try:
         yield test_url
     finally:
-        from sunshine.db import engine_for
-
         engine_for(test_url).dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -69,11 +88,35 @@ def db_url(database_template, tmp_path):
     return database_template
 
 
-@pytest.fixture
-def demo_db_url(db_url):
-    """A database holding the demo village, products and officers."""
-    from sunshine.demo import load_demo
+@pytest.fixture(scope="session")
+def demo_template(database_template, tmp_path_factory) -> Path:
+    """SQLite: the migrated template with the demo loaded, once per session (a file)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    shutil.copy(database_template.split("///", 1)[1], path)
+    url = f"sqlite:///{path}"
+    with unit_of_work(url) as session:
+        load_demo(session, TEST_SECRET)
+    engine_for(url).dispose()  # the last connection closed: everything is in the file (no WAL left)
+    return path
 
+
+@pytest.fixture(scope="session")
+def demo_password_hashes():
+    """PostgreSQL: the demo officers' password hashes computed once per session (the same
+    salted PBKDF2 hashes, reused), so that loading the demo for each test is fast."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sunshine.demo.generate_password_hash", functools.cache(generate_password_hash))
+        yield
+
+
+@pytest.fixture
+def demo_db_url(db_url, request):
+    """The test's database holding the demo village, products and officers: on SQLite a copy
+    of the session's demo template, on PostgreSQL the demo loaded into the emptied database."""
+    if db_url.startswith("sqlite"):
+        shutil.copy(request.getfixturevalue("demo_template"), db_url.split("///", 1)[1])
+        return db_url
+    request.getfixturevalue("demo_password_hashes")
     with unit_of_work(db_url) as session:
         load_demo(session, TEST_SECRET)
     return db_url
@@ -103,11 +146,150 @@ def redis_url(redis_base_url):
     return url
 
 
+# The services `make run` serves on fixed ports; a test reaches one only when it starts it.
+SERVICE_ADDRESSES = (
+    "rasa_url",
+    "action_server_url",
+    "wechat_api_base",
+    "wechat_open_base",
+    "bureau_url",
+    "wecom_api_base",
+    "sms_api_base",
+)
+
+
+@pytest.fixture(scope="session")
+def closed_address():
+    """http://127.0.0.1:<port> where nothing listens: a socket bound for the session and never
+    listening, so that connecting is refused at once and no other process can take the port."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def services_closed(closed_address, monkeypatch):
+    """Settings loaded from the environment point at a closed port for every service (a
+    `make run` on the same machine is never reached); a test serving one sets its address."""
+    for name in SERVICE_ADDRESSES:
+        monkeypatch.setenv(name.upper(), closed_address)
+
+
 @pytest.fixture
-def settings(db_url, redis_url) -> Settings:
-    return replace(Settings(), database_url=db_url, redis_url=redis_url, secret_key=TEST_SECRET)
+def settings(db_url, redis_url, closed_address) -> Settings:
+    return replace(
+        Settings(),
+        database_url=db_url,
+        redis_url=redis_url,
+        secret_key=TEST_SECRET,
+        **dict.fromkeys(SERVICE_ADDRESSES, closed_address),
+    )
 
 
 @pytest.fixture
 def demo_settings(settings, demo_db_url) -> Settings:
     return replace(settings, database_url=demo_db_url)
+
+
+@pytest.fixture
+def bureau():
+    app = bureau_app()
+    with serve_in_thread(app) as url:
+        yield url, app.extensions["bureau_emulator"]
+
+
+@pytest.fixture
+def sms():
+    """The SMS-gateway emulator over real HTTP: (a client of it, the texts it received)."""
+    app = sms_app(api_key="test-sms-key")
+    with serve_in_thread(app) as url:
+        yield SmsClient(url, "test-sms-key"), app.extensions["sms_emulator"]["messages"]
+
+
+@pytest.fixture
+def application(demo_settings):
+    """A guaranteed farm loan of 张建国 (spouse 李秀英, guarantor 王春华), each party's
+    reference face enrolled (the singer's clip frame for all three)."""
+    svc, _ = lending_service()
+    with unit_of_work(demo_settings.database_url) as s:
+        head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
+        app = svc.apply(
+            s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1", guarantor_id=guarantor.id
+        )
+        issued, _ = issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        for i in issued:
+            enroll_reference(
+                s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
+            )
+        tokens = {i.authorization.party_role: i.token for i in issued}
+        names = {i.authorization.party_role: i.authorization.party_name for i in issued}
+    return app.id, tokens, names
+
+
+@pytest.fixture
+def bot(demo_settings):
+    """The worker side the web apps of this test enqueue to (make_client, serve_webhook)."""
+    worker = EchoWorker(connect(demo_settings.redis_url), 0.01)
+    yield worker
+    worker.join()
+
+
+def bot_of(request):
+    """The `bot` fixture's worker when the test uses it, else None (the app's own jobs)."""
+    return request.getfixturevalue("bot") if "bot" in request.fixturenames else None
+
+
+@pytest.fixture
+def make_client(demo_settings, request):
+    def make(jobs=None, **overrides):
+        return create_app(replace(demo_settings, **overrides), jobs or bot_of(request)).test_client()
+
+    return make
+
+
+@pytest.fixture
+def serve_webhook(demo_settings, request):
+    """Serve the web app over real HTTP; returns a factory of WeChat users talking to it."""
+    with ExitStack() as servers:
+
+        def serve(openid="o_demo_zhangjianguo", jobs=None, **overrides):
+            settings = replace(demo_settings, **overrides)
+            url = servers.enter_context(serve_in_thread(create_app(settings, jobs or bot_of(request))))
+            return WeChatUser(
+                f"{url}/wechat", settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, openid=openid
+            )
+
+        yield serve
+
+
+@pytest.fixture
+def emulated(demo_settings):
+    """(settings pointing at a live WeChat API emulator, its URL, a factory of slow bots)."""
+    per_process.cache_clear()
+    with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
+        settings = replace(demo_settings, wechat_api_base=base)
+        bots = []
+
+        def slow_bot(delay):
+            bot = EmulatorBot(settings, delay)
+            bots.append(bot)
+            return bot
+
+        yield settings, base, slow_bot
+        for bot in bots:
+            bot.join()
+    per_process.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The whole stack, started by the same launcher as `make run`, on free ports (see
+    `sunshine.local_stack`): once per session, for the integration and browser tests."""
+    folder = tmp_path_factory.mktemp("stack")
+    with fresh_database(folder) as db_url:
+        try:
+            s = local_stack.start(folder, db_url, SECRET_KEY="integration-secret")
+        except local_stack.StackFailed as exc:
+            pytest.fail(str(exc))
+        yield s
+        s.stop()

@@ -42,9 +42,11 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 
 from flask import Flask, Response, request
+
+from sunshine import clock
 
 PURPOSES = {
     "loan_approval": "贷款审批",
@@ -110,7 +112,7 @@ def _yuan(x: float) -> float:
 
 def build_report(id_number: str, name: str, today: date | None = None) -> dict:
     """The credit content for `id_number`: the same for the same ID number in the same month."""
-    today = today or date.today()
+    today = today or clock.today()
     month0 = date(today.year, today.month, 1)
     rng = random.Random(int.from_bytes(hashlib.sha256(id_number.encode()).digest()[:8], "big"))  # noqa: S311  emulator: a deterministic fake report per ID number, not a secret
     risk = risk_class(id_number)
@@ -328,7 +330,7 @@ def create_app() -> Flask:
             state["requests"] += 1
         if earlier is not None:
             return _json(state["reports"][earlier])
-        now = datetime.now(timezone.utc)
+        now = clock.utcnow().replace(tzinfo=timezone.utc)
         report = {
             "report_id": f"R{now:%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}",
             "issued_at": now.isoformat(timespec="seconds"),

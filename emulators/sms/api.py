@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from datetime import datetime, timezone
+from datetime import timezone
 
 from flask import Flask, jsonify, request
+
+from sunshine import clock
 
 PHONE_RE = re.compile(r"1[3-9]\d{9}")
 MAX_CONTENT = 500
@@ -66,7 +68,7 @@ def create_app(settings=None, api_key: str | None = None) -> Flask:
             "message_id": secrets.token_hex(8),
             "phone": body["phone"],
             "content": body["content"],
-            "sent_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sent_at": clock.utcnow().replace(tzinfo=timezone.utc).isoformat(timespec="seconds"),
         }
         with lock:
             state["messages"].append(message)

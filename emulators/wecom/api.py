@@ -18,9 +18,11 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import timezone
 
 from flask import Flask, jsonify, request
+
+from sunshine import clock
 
 ERRMSG = {
     40001: "invalid credential",
@@ -91,7 +93,7 @@ def create_app(settings=None, *, members: set[str] | None = None) -> Flask:
             return _error(44004)
         users = [u for u in str(body.get("touser") or "").split("|") if u]
         invalid = [u for u in users if state.members is not None and u not in state.members]
-        at = datetime.now(timezone.utc).isoformat()
+        at = clock.utcnow().replace(tzinfo=timezone.utc).isoformat()
         with state.lock:
             for user in users:
                 if user not in invalid:

@@ -17,7 +17,6 @@ from sunshine.db import unit_of_work
 from sunshine.models import Authorization
 from tests.conftest import free_port
 from tests.unit import auth_media as media
-from tests.unit.test_auth_flow import application  # noqa: F401  (fixture)
 from webhooks import create_app
 
 
@@ -80,7 +79,7 @@ def fill_and_check(page, name, digits, then):
 
 
 @pytest.fixture
-def applicant(demo_settings, application):  # noqa: F811
+def applicant(demo_settings, application):
     from sunshine.models import Customer
     from sunshine.protect import unseal
     from tests.conftest import TEST_SECRET

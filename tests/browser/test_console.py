@@ -17,14 +17,13 @@ from handoff.service import CLOSING_NOTE, open_hand_off
 from sunshine.db import unit_of_work
 from sunshine.models import HandOff
 from sunshine.settings import Settings
-from tests.integration.conftest import stack  # noqa: F401  (the whole stack, as `make run` starts it)
 from tests.integration.test_stack import converse
 
 OPENID = "o_browser_console"
 REPLY = "您好，我是李经理。您想贷多少、做什么用？"
 
 
-def pushed(stack, openid=OPENID) -> list[str]:  # noqa: F811
+def pushed(stack, openid=OPENID) -> list[str]:
     return [
         m["content"]
         for m in requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json()
@@ -41,7 +40,7 @@ def wait_for(check, timeout_s=15.0):
     raise AssertionError(f"not true after {timeout_s} s: {check}")
 
 
-def test_officer_answers_a_hand_off_in_the_browser_and_hands_back_to_the_bot(stack, launch_chromium):  # noqa: F811
+def test_officer_answers_a_hand_off_in_the_browser_and_hands_back_to_the_bot(stack, launch_chromium):
     page = launch_chromium().new_page()
     page.goto(stack.web + "/console")
     assert "/console/login" in page.url

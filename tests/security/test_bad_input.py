@@ -10,7 +10,6 @@ from sunshine.db import unit_of_work
 from sunshine.models import Authorization
 from sunshine.protect import constant_time_equal
 from tests.security.test_access import log_in
-from tests.unit.test_auth_flow import application  # noqa: F401  (fixture)
 
 
 def test_constant_time_equal_takes_any_text():
@@ -34,7 +33,7 @@ def test_a_non_ascii_oauth_state_is_refused(make_client):
     assert resp.status_code == 400 and "微信身份确认失败" in resp.data.decode()
 
 
-def test_non_ascii_id_digits_are_a_failed_attempt(make_client, demo_settings, application):  # noqa: F811
+def test_non_ascii_id_digits_are_a_failed_attempt(make_client, demo_settings, application):
     _, tokens, names = application
     client = make_client()
     with client.session_transaction() as session:

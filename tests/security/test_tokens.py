@@ -15,7 +15,7 @@ from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, Base, ConsentEvidence
-from tests.unit.test_auth_flow import application, id_digits  # noqa: F401  (fixture)
+from tests.unit.test_auth_flow import id_digits
 
 STEPS = ("identity", "sms-code", "biometric-consent", "face", "consent")
 
@@ -39,7 +39,7 @@ def test_tokens_are_random_192_bit_and_only_their_hash_is_stored(demo_settings):
     assert not any(t in dump for t in tokens)
 
 
-def test_progress_belongs_to_the_request_not_to_the_browser(make_client, demo_settings, application):  # noqa: F811
+def test_progress_belongs_to_the_request_not_to_the_browser(make_client, demo_settings, application):
     _, tokens, names = application
     client = make_client()
     with client.session_transaction() as session:
@@ -65,7 +65,7 @@ def test_progress_belongs_to_the_request_not_to_the_browser(make_client, demo_se
         assert auth.party_role == "applicant" and auth.party_name == names["applicant"]
 
 
-def test_a_used_token_opens_nothing_any_more(make_client, demo_settings, application):  # noqa: F811
+def test_a_used_token_opens_nothing_any_more(make_client, demo_settings, application):
     _, tokens, _ = application
     with unit_of_work(demo_settings.database_url) as s:
         s.scalar(select(Authorization).where(Authorization.party_role == "spouse")).status = "consented"

@@ -8,7 +8,7 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-DEMO_OPENID = "o_demo_zhangjianguo"  # 张建国, farmer, 200000 yuan line until 2027-12-31
+DEMO_OPENID = "o_demo_zhangjianguo"  # 张建国, farmer, 200000 yuan line until the end of next year
 UNKNOWN_OPENID = "o_nobody_knows_this_user"
 PUBLIC_BASE = "https://credit.example-bank.cn"
 DOMAIN = yaml.safe_load((Path(__file__).resolve().parents[2] / "bot" / "domain.yml").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from clients.bureau import CreditReport
 from emulators.bureau.api import build_report, with_check_digit
 from lending.applications import Applications
 from lending.village_file import import_file
-from tests.conftest import TEST_SECRET
+from tests import TEST_SECRET
 
 T0 = datetime(2026, 12, 1, 2, 0)  # 10:00 in Beijing
 HEADER = "village,household_head,id_number,phone,customer_type,credit_line,valid_until,members,tags\n"

@@ -16,7 +16,9 @@ from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
 from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
+from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
+from sunshine.demo import demo_valid_until
 from sunshine.models import CreditLine, Customer, HandOff, LoanApplication
 from tests.unit.bot_trackers import DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run, user_event
 
@@ -38,7 +40,7 @@ def test_credit_line_answers_with_the_line_from_the_database(bank_env):
     assert "张**" in text and "张建国" not in text
     assert "黄桥村" in text
     assert "20万元" in text
-    assert "2027年12月31日" in text
+    assert customer_date(demo_valid_until()) in text
     assert "阳光e贷" in text and "富农担保贷" in text
     assert "商e贷" not in text and "公e贷" not in text  # not for farmers
     assert "3212**********0119" in text  # masked ID

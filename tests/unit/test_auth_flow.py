@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from auth_flow import evidence, faces, reports
 from auth_flow.consent import check_face, give_biometric_consent, give_consent
-from auth_flow.enrolment import enroll_reference
 from auth_flow.evidence import Client
 from auth_flow.identity import check_identity, send_sms_code
 from auth_flow.tokens import (
@@ -25,10 +24,6 @@ from auth_flow.tokens import (
     open_for_step,
     party_of,
 )
-from clients.sms import SmsClient
-from emulators import serve_in_thread
-from emulators.bureau.api import create_app as bureau_app
-from emulators.sms.api import create_app as sms_app
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, ConsentEvidence, CreditReportRecord, HandOff, LoanApplication
@@ -38,21 +33,6 @@ from tests.unit.lending_helpers import service as lending_service
 
 CLIENT = Client("10.0.0.9", "Mozilla/5.0 MicroMessenger/8.0")
 TOL, MOTION, MAX = 0.5, 0.07, 5
-
-
-@pytest.fixture
-def bureau():
-    app = bureau_app()
-    with serve_in_thread(app) as url:
-        yield url, app.extensions["bureau_emulator"]
-
-
-@pytest.fixture
-def sms():
-    """The SMS-gateway emulator over real HTTP: (a client of it, the texts it received)."""
-    app = sms_app(api_key="test-sms-key")
-    with serve_in_thread(app) as url:
-        yield SmsClient(url, "test-sms-key"), app.extensions["sms_emulator"]["messages"]
 
 
 def sms_code(sms, token, url=None):
@@ -69,26 +49,6 @@ def second_factor(url, token, sms) -> dict:
         party = party_of(s, find_by_token(s, token))
         openid = party.wechat_openid
     return {"wechat_openid": openid} if openid else {"sms_code": sms_code(sms, token, url)}
-
-
-@pytest.fixture
-def application(demo_settings):
-    """A guaranteed farm loan of 张建国 (spouse 李秀英, guarantor 王春华), each party's
-    reference face enrolled (the singer's clip frame for all three)."""
-    svc, _ = lending_service()
-    with unit_of_work(demo_settings.database_url) as s:
-        head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
-        app = svc.apply(
-            s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1", guarantor_id=guarantor.id
-        )
-        issued, _ = issue_for_application(s, app, "officer01", timedelta(minutes=30))
-        for i in issued:
-            enroll_reference(
-                s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"
-            )
-        tokens = {i.authorization.party_role: i.token for i in issued}
-        names = {i.authorization.party_role: i.authorization.party_name for i in issued}
-    return app.id, tokens, names
 
 
 def id_digits(s, token):

@@ -2,7 +2,6 @@
 reports' query as a background job that survives a process dying mid-query, and the officer
 told of each consent and of the reports."""
 
-# ruff: noqa: F811  (fixtures imported from test_auth_flow, until they move to a conftest)
 from __future__ import annotations
 
 from dataclasses import replace
@@ -36,14 +35,11 @@ from sunshine.models import (
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
 from tests.unit.lending_helpers import service as lending_service
-from tests.unit.test_auth_flow import (  # noqa: F401  (application, bureau, sms: fixtures)
+from tests.unit.test_auth_flow import (
     CLIENT,
     MAX,
-    application,
     authorize,
-    bureau,
     id_digits,
-    sms,
     sms_code,
 )
 
@@ -162,11 +158,7 @@ class Notices:
 
 
 def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_is_told(
-    demo_settings,
-    application,
-    bureau,
-    sms,
-    monkeypatch,
+    demo_settings, application, bureau, sms, monkeypatch
 ):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
@@ -198,10 +190,7 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
 
 
 def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
-    demo_settings,
-    application,
-    bureau,
-    sms,
+    demo_settings, application, bureau, sms
 ):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
@@ -235,11 +224,7 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
 
 
 def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_decides_once(
-    demo_settings,
-    application,
-    bureau,
-    sms,
-    monkeypatch,
+    demo_settings, application, bureau, sms, monkeypatch
 ):
     url, state = bureau
     settings = replace(demo_settings, bureau_url=url)
@@ -262,12 +247,7 @@ def test_a_report_job_put_back_after_its_worker_died_queries_again_at_once_and_d
 
 
 def test_a_failed_query_tells_the_officer_and_retry_reports_fetches_it(
-    demo_settings,
-    application,
-    bureau,
-    sms,
-    monkeypatch,
-    capsys,
+    demo_settings, application, bureau, sms, monkeypatch, capsys
 ):
     url, state = bureau
     monkeypatch.setattr(reports, "BACKOFF_S", 0.01)

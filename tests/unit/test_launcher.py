@@ -9,11 +9,15 @@ import pytest
 
 from sunshine.launcher import rasa_endpoints, services
 from sunshine.settings import ROOT, Settings
+from tests.conftest import SERVICE_ADDRESSES, free_port
 
 
 def check(tmp_path, **env):
     full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    full.update({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **env})
+    # free ports, not the defaults that a `make run` on this machine holds
+    ports = {name.upper(): f"http://127.0.0.1:{free_port()}" for name in SERVICE_ADDRESSES}
+    ports.update(WEB_PORT=str(free_port()), PRIVATE_REDIS_PORT=str(free_port()))
+    full.update({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **ports, **env})
     return subprocess.run(
         [sys.executable, "-m", "sunshine.launcher", "check"],
         capture_output=True,

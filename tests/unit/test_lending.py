@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -7,7 +7,9 @@ from lending.credit_lines import current_line
 from lending.customers import by_id_number, by_openid
 from lending.identity import InvalidIdNumber, check_digit, normalize_id_number
 from lending.village_file import import_file
+from sunshine import clock
 from sunshine.db import unit_of_work
+from sunshine.demo import demo_valid_until, load_demo
 from sunshine.models import AuditEntry, CreditLine, Customer
 from tests.conftest import TEST_SECRET
 
@@ -26,7 +28,7 @@ def test_check_digit_gb11643():
 def test_demo_customer_line(demo_db_url):
     with unit_of_work(demo_db_url) as s:
         customer = by_openid(s, "o_demo_zhangjianguo")
-        line = current_line(s, customer, today=date(2026, 11, 28))
+        line = current_line(s, customer, today=clock.today())
     assert customer.name == "张建国" and customer.id_masked == "3212**********0119"
     assert (line.amount, line.used, line.available) == (200000, 0, 200000)
     assert "阳光e贷" in line.products and "商e贷" not in line.products
@@ -35,7 +37,15 @@ def test_demo_customer_line(demo_db_url):
 def test_expired_line_is_not_offered(demo_db_url):
     with unit_of_work(demo_db_url) as s:
         customer = by_openid(s, "o_demo_zhangjianguo")
-        assert current_line(s, customer, today=date(2028, 1, 1)) is None
+        assert current_line(s, customer, today=demo_valid_until()) is not None
+        assert current_line(s, customer, today=demo_valid_until() + timedelta(days=1)) is None
+
+
+def test_demo_lines_are_valid_until_the_end_of_next_year_whatever_the_year(db_url):
+    with clock.travel_to(date(2031, 6, 1)), unit_of_work(db_url) as s:
+        load_demo(s, TEST_SECRET)
+        line = current_line(s, by_openid(s, "o_demo_zhangjianguo"))
+        assert line is not None and line.valid_until == date(2032, 12, 31)
 
 
 def test_import_reports_bad_rows_keeps_good_ones_and_is_idempotent(db_url, tmp_path):

@@ -3,35 +3,9 @@
 import threading
 import time
 
-from conversation.relay import Relay, split_for_wechat, worker_claims_passive
+from conversation.relay import Relay, split_for_wechat
 from sunshine.redis import connect
-
-
-class ThreadWorker:
-    """Plays the worker: answers after `delay` seconds, in a thread, through the real claim."""
-
-    def __init__(self, r, delay, texts=("您好",)):
-        self.r, self.delay, self.texts = r, delay, list(texts)
-        self.asked, self.sent, self.threads = [], [], []
-
-    def answer(self, openid, text, key):
-        self.asked.append(text)
-
-        def run():
-            time.sleep(self.delay)
-            if not worker_claims_passive(self.r, key, self.texts):
-                self.deliver(openid, split_for_wechat(self.texts))
-
-        t = threading.Thread(target=run)
-        t.start()
-        self.threads.append(t)
-
-    def deliver(self, openid, chunks):
-        self.sent.append(chunks)
-
-    def join(self):
-        for t in self.threads:
-            t.join()
+from tests.workers import ThreadWorker
 
 
 def test_fast_bot_answers_passively_once(redis_url):

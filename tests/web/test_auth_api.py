@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, ConsentEvidence, CreditReportRecord
 from tests.unit import auth_media as media
-from tests.unit.test_auth_flow import application, bureau, sms  # noqa: F401  (fixtures)
 
 
 def frames_form(frames):
@@ -26,7 +25,7 @@ def in_wechat(client, openid):
     return client
 
 
-def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settings, application):  # noqa: F811
+def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settings, application):
     client = make_client()
     _, tokens, names = application
     token = tokens["guarantor"]
@@ -60,7 +59,7 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
         assert s.scalars(select(CreditReportRecord)).all() == []
 
 
-def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_settings, application, sms):  # noqa: F811
+def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_settings, application, sms):
     from sunshine.models import Customer
     from sunshine.protect import unseal
     from tests.conftest import TEST_SECRET
@@ -101,7 +100,7 @@ def test_openapi_lists_every_authorization_endpoint(make_client):
         assert f"/api/authorizations/{{token}}{suffix}" in paths
 
 
-def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_settings, application):  # noqa: F811
+def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_settings, application):
     import requests
 
     from emulators import serve_in_thread
@@ -164,8 +163,8 @@ def test_the_page_goes_through_wechat_s_web_authorization(make_client, demo_sett
 def test_the_last_consent_queues_the_reports_for_a_worker(
     make_client,
     demo_settings,
-    application,  # noqa: F811
-    bureau,  # noqa: F811
+    application,
+    bureau,
     monkeypatch,
 ):
     from dataclasses import replace

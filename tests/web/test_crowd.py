@@ -11,7 +11,7 @@ import pytest
 from conversation.relay import split_for_wechat, worker_claims_passive
 from emulators import serve_in_thread
 from emulators.wechat.crowd import Crowd
-from tests.web.test_wechat_delivery import EmulatorBot, emulated  # noqa: F401  (fixture)
+from tests.workers import EmulatorBot
 from webhooks import create_app
 
 BUDGET_S = 0.5
@@ -46,7 +46,7 @@ class ScriptedBot(EmulatorBot):
 
 
 @contextmanager
-def crowd_against(emulated, monkeypatch, visits, **bot_options):  # noqa: F811
+def crowd_against(emulated, monkeypatch, visits, **bot_options):
     """A crowd of len(visits) users; user i says visits[i] in each visit."""
     settings, base, _ = emulated
     bot = ScriptedBot(settings, **bot_options)
@@ -64,7 +64,7 @@ def crowd_against(emulated, monkeypatch, visits, **bot_options):  # noqa: F811
     bot.join()
 
 
-def test_every_message_answered_once_passive_or_through_the_api(emulated, monkeypatch):  # noqa: F811
+def test_every_message_answered_once_passive_or_through_the_api(emulated, monkeypatch):
     with crowd_against(emulated, monkeypatch, [["你好", SLOW, "谢谢"]] * 3) as crowd:
         result = crowd.run(messages_per_user=6, settle_s=10)
     # Each user's visit has three texts; then the next customer (a new openid) takes over.
@@ -78,7 +78,7 @@ def test_every_message_answered_once_passive_or_through_the_api(emulated, monkey
     assert len(result.latencies_ms) == 18 and result.msgs_per_s > 0
 
 
-def test_lost_and_duplicated_answers_are_named_by_msgid(emulated, monkeypatch):  # noqa: F811
+def test_lost_and_duplicated_answers_are_named_by_msgid(emulated, monkeypatch):
     visits = [["你好", SLOW, "不回答"], ["你好", SLOW, "回两遍"], ["谢谢"]]
     with crowd_against(emulated, monkeypatch, visits, drop=["不回答"], twice=["回两遍"]) as crowd:
         crowd.start(messages_per_user=3)

@@ -3,48 +3,8 @@ the answer arriving through the WeChat API emulator."""
 
 import threading
 import time
-from dataclasses import replace
 
-import pytest
 import requests
-
-from conversation import tasks
-from emulators import serve_in_thread
-from emulators.wechat.api import create_app as create_wechat_emulator
-from sunshine.jobs import per_process
-from sunshine.redis import connect
-from tests.unit.test_relay import ThreadWorker
-
-
-class EmulatorBot(ThreadWorker):
-    """The worker side with a bot that takes `delay` seconds; what misses the passive
-    window goes out through the real delivery code to the WeChat API emulator."""
-
-    def __init__(self, settings, delay):
-        super().__init__(connect(settings.redis_url), delay, ["您的额度是20万元"])
-        self.settings = settings
-
-    def deliver(self, openid, chunks, attempt=0, delay_s=0):
-        tasks.deliver_texts(openid, chunks, attempt, settings=self.settings)
-
-
-@pytest.fixture
-def emulated(demo_settings):
-    """(settings pointing at a live WeChat API emulator, its URL, a factory of slow bots)."""
-    per_process.cache_clear()
-    with serve_in_thread(create_wechat_emulator(demo_settings)) as base:
-        settings = replace(demo_settings, wechat_api_base=base)
-        bots = []
-
-        def slow_bot(delay):
-            bot = EmulatorBot(settings, delay)
-            bots.append(bot)
-            return bot
-
-        yield settings, base, slow_bot
-        for bot in bots:
-            bot.join()
-    per_process.cache_clear()
 
 
 def delivered(base, openid):
