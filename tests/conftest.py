@@ -281,6 +281,21 @@ def emulated(demo_settings):
     per_process.cache_clear()
 
 
+_SHARED_STACKS: list[local_stack.Stack] = []
+
+
+def pytest_collection_modifyitems(items):
+    """The fault tests run last: they start a stack of their own, and the shared one is stopped
+    first (`stop_shared_stack`), so that two Rasa servers never compete for the machine."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
+def stop_shared_stack() -> None:
+    """Stop the session's shared stack, if one was started (no later test uses it: see above)."""
+    for s in _SHARED_STACKS:
+        s.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The whole stack, started by the same launcher as `make run`, on free ports (see
@@ -291,5 +306,6 @@ def stack(tmp_path_factory):
             s = local_stack.start(folder, db_url, SECRET_KEY="integration-secret")
         except local_stack.StackFailed as exc:
             pytest.fail(str(exc))
+        _SHARED_STACKS.append(s)
         yield s
         s.stop()

@@ -37,7 +37,7 @@ from sunshine.models import (
     OfficerNotice,
 )
 from sunshine.settings import ROOT, Settings
-from tests.conftest import TEST_SECRET, fresh_database
+from tests.conftest import TEST_SECRET, fresh_database, stop_shared_stack
 
 pytestmark = pytest.mark.faults
 SETTINGS = Settings()
@@ -46,6 +46,7 @@ USERS = 4
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
+    stop_shared_stack()
     folder = tmp_path_factory.mktemp("faults")
     with fresh_database(folder) as db_url:
         try:
