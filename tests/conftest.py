@@ -32,7 +32,7 @@ from lending.customers import by_openid
 from sunshine import local_stack, redis_server
 from sunshine.db import engine_for, unit_of_work
 from sunshine.demo import load_demo
-from sunshine.jobs import per_process
+from sunshine.jobs import Jobs, per_process
 from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
 from sunshine.migrate import upgrade
 from sunshine.models import Base
@@ -229,7 +229,7 @@ def application(demo_settings):
 @pytest.fixture
 def bot(demo_settings):
     """The worker side the web apps of this test enqueue to (make_client, serve_webhook)."""
-    worker = EchoWorker(connect(demo_settings.redis_url), 0.01)
+    worker = EchoWorker(connect(demo_settings.redis_url), 0.01, jobs=Jobs(demo_settings))
     yield worker
     worker.join()
 

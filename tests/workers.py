@@ -5,15 +5,22 @@ import time
 
 from conversation import tasks
 from conversation.relay import split_for_wechat, worker_claims_passive
+from sunshine.jobs import Jobs
 from sunshine.redis import connect
 
 
 class ThreadWorker:
     """Plays the worker: answers after `delay` seconds, in a thread, through the real claim."""
 
-    def __init__(self, r, delay, texts=("您好",)):
-        self.r, self.delay, self.texts = r, delay, list(texts)
+    def __init__(self, r, delay, texts=("您好",), jobs=None):
+        self.r, self.delay, self.texts, self.jobs = r, delay, list(texts), jobs
         self.asked, self.sent, self.threads = [], [], []
+
+    def __getattr__(self, name):
+        """Every other job (an officer's reply, the reports...) is enqueued for real, when `jobs` is given."""
+        if name == "jobs" or self.jobs is None:
+            raise AttributeError(name)
+        return getattr(self.jobs, name)
 
     def answer(self, openid, text, key):
         self.asked.append(text)
@@ -48,7 +55,7 @@ class EmulatorBot(ThreadWorker):
     window goes out through the real delivery code to the WeChat API emulator."""
 
     def __init__(self, settings, delay):
-        super().__init__(connect(settings.redis_url), delay, ["您的额度是20万元"])
+        super().__init__(connect(settings.redis_url), delay, ["您的额度是20万元"], Jobs(settings))
         self.settings = settings
 
     def deliver(self, openid, chunks, attempt=0, delay_s=0):
