@@ -25,6 +25,8 @@ from jsonschema import validators
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import Event
 
+from sunshine.protect import mask_records
+
 _rasa_validate_action_result = RemoteAction._validate_action_result
 _rasa_resolve_by_type = Event.resolve_by_type
 _event_classes: dict[str, type[Event]] = {}
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     from rasa.__main__ import main as rasa_main
 
     install()
+    # Rasa logs the texts it parses (structlog at DEBUG, Sanic's errors): masked like every process's.
+    mask_records()
     sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv)]
     rasa_main()
 

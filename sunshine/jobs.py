@@ -67,7 +67,11 @@ class Jobs:
     def enqueue(self, key: str, job: str, *args, timeout_s: int = DELIVERY_TIMEOUT_S, delay_s: float = 0) -> None:
         """Run the job function at dotted path `job` with `args` on `key`'s queue (after `delay_s`)."""
         queue = Queue(queue_name(key, self.partitions), connection=self.connection)
-        options: dict[str, Any] = dict(job_timeout=timeout_s, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S)
+        # The description (what RQ logs and keeps) names the job only: its arguments are customer
+        # texts and bot answers, which RQ would otherwise write into every worker's log.
+        options: dict[str, Any] = dict(
+            job_timeout=timeout_s, result_ttl=0, failure_ttl=FAILED_JOB_TTL_S, description=job
+        )
         if delay_s:
             queue.enqueue_in(timedelta(seconds=delay_s), job, *args, **options)
         else:

@@ -188,7 +188,7 @@ def rasa_endpoints(s: Settings) -> str:
     return (
         f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
         f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
-        f"  key_prefix: tracker\n  record_exp: 2592000\n"
+        f"  key_prefix: tracker\n  record_exp: {s.tracker_retention_hours * 3600}\n"
         f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n"
     )
 

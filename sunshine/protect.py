@@ -114,7 +114,28 @@ def mask_every_handler() -> None:
             handler.setFormatter(MaskingFormatter(inner=handler.formatter or logging.Formatter()))
 
 
+class _MaskedRecords:
+    """A log-record factory whose records carry their message already masked."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self, *args, **kwargs) -> logging.LogRecord:
+        record = self.make(*args, **kwargs)
+        record.msg, record.args = mask_log(record.getMessage()), None
+        return record
+
+
+def mask_records() -> None:
+    """Mask the message of every log record this process makes, whatever handler or formatter
+    writes it (Rasa's structlog output, Sanic's and RQ's loggers included). Tracebacks are
+    masked by `MaskingFormatter` where it formats them."""
+    if not isinstance(logging.getLogRecordFactory(), _MaskedRecords):
+        logging.setLogRecordFactory(_MaskedRecords(logging.getLogRecordFactory()))
+
+
 def configure_logging(level: str = "INFO") -> None:
+    mask_records()
     handler = logging.StreamHandler()
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -103,6 +103,9 @@ class Settings:
     # Reverse proxies / load balancers in front of the web process whose X-Forwarded-For and
     # X-Forwarded-Proto are believed (0: none; clients' own headers are then ignored).
     trusted_proxies: int = 0
+    # Hours Rasa keeps a conversation's tracker (the customer's raw texts) in Redis after its last
+    # turn; what a customer wrote to an officer is kept in the database, not here.
+    tracker_retention_hours: int = 24
 
     @property
     def wechat_mode(self) -> str:
@@ -227,6 +230,8 @@ def validate(s: Settings) -> None:
         raise ConfigError("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
     if not 1 <= s.handoff_warn_minutes <= 240:
         raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
+    if not 1 <= s.tracker_retention_hours <= 720:
+        raise ConfigError("TRACKER_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
     for name in (
         "rasa_url",
         "action_server_url",

@@ -23,6 +23,7 @@ from sunshine.jobs import Jobs
 from sunshine.models import LoanApplication
 from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
+from sunshine.redis import connect
 from webhooks.openapi import SPEC
 
 bp = Blueprint("api", __name__)
@@ -126,7 +127,7 @@ def authorization_wechat_code(token: str):
     if s.auth_wechat_code == "none":
         abort(404, description="未启用微信码，请使用二维码链接")
     try:
-        image = wechat_code(WeChatApi.from_settings(s), s, token, details["expires_at"])
+        image = wechat_code(WeChatApi.from_settings(s), s, token, details["expires_at"], connect(s.redis_url))
     except WeChatApiError as exc:
         current_app.logger.warning("WeChat code for an authorization failed: %s", exc)
         abort(502, description="微信服务暂时不可用，请使用二维码链接")

@@ -101,9 +101,14 @@ def _read_body() -> tuple[bytes, bool]:
     upper = body.upper()
     if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
         _refuse(400, "xml with doctype or entities")
+    aes_key_set = bool(_settings().wechat_aes_key)
     if request.args.get("encrypt_type") != "aes":
+        # In safe and compatible mode WeChat always marks its bodies encrypt_type=aes: a plaintext
+        # body then comes from someone who knows only the token (the URL signature), not the key.
+        if aes_key_set:
+            _refuse(400, "plaintext message but WECHAT_AES_KEY is set (safe mode)")
         return body, False
-    if not _settings().wechat_aes_key:
+    if not aes_key_set:
         _refuse(400, "encrypted message but WECHAT_AES_KEY is not set")
     try:
         return _crypto().decrypt_message(

@@ -26,7 +26,7 @@ from bot.actions.loan_application import (
 )
 from bot.actions.loan_form_validation import ValidateLoanApplicationForm
 from bot.actions.products import ActionInterestRate, ActionProducts
-from sunshine.protect import mask_every_handler
+from sunshine.protect import mask_every_handler, mask_records
 
 __all__ = [
     "ActionApplicationStatus",
@@ -52,4 +52,5 @@ __all__ = [
 ]
 
 # The action server logs through rasa-sdk's handlers: mask ID and phone numbers and credentials there too.
+mask_records()
 mask_every_handler()

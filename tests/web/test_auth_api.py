@@ -201,3 +201,20 @@ def test_the_last_consent_queues_the_reports_for_a_worker(
     assert len(state["queries"]) == 3
     with unit_of_work(settings.database_url) as s:
         assert s.get(LoanApplication, app_id).status == "under_review"
+
+
+def test_the_wechat_code_is_made_once_per_token(make_client, demo_settings, application):
+    """Each page view showed a new code made at WeChat (quota-limited); now one per token."""
+    import requests
+
+    from emulators import serve_in_thread
+    from emulators.wechat.api import create_app as wechat_app
+
+    _, tokens, _ = application
+    with serve_in_thread(wechat_app(demo_settings)) as wx:
+        client = make_client(wechat_api_base=wx)
+        images = [client.get(f"/api/authorizations/{tokens['applicant']}/wechat-code.png") for _ in range(3)]
+        assert [r.status_code for r in images] == [200] * 3 and len({r.data for r in images}) == 1
+        assert len(requests.get(f"{wx}/_emulator/qrcodes").json()) == 1
+        assert client.get(f"/api/authorizations/{tokens['spouse']}/wechat-code.png").status_code == 200
+        assert len(requests.get(f"{wx}/_emulator/qrcodes").json()) == 2  # another token, its own code

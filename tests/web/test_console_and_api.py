@@ -30,7 +30,9 @@ def test_wrong_password_and_missing_csrf_are_refused(make_client):
 
 def test_officer_sees_own_and_branch_hand_offs_escaped(make_client, demo_settings):
     with unit_of_work(demo_settings.database_url) as s:
-        request_hand_off(s, "o_demo_zhangjianguo", "customer_request", {"last_messages": ["<script>alert(1)</script>"]})
+        request_hand_off(
+            s, "o_demo_zhangjianguo", "customer_request", {"recent_messages": ["<script>alert(1)</script>"]}
+        )
         request_hand_off(s, "o_stranger", "not_understood")
     client = make_client()
     assert login(client).status_code == 302

@@ -109,15 +109,24 @@ def test_forged_or_missing_csrf_is_400_and_changes_nothing(login, demo_settings)
 
 
 def test_conversation_shows_profile_and_escaped_messages(login, demo_settings):
-    hid = hand_off(demo_settings, summary={"intent": "request_human", "last_messages": ["我能贷多少", "转人工"]})
+    summary = {"last_intent": "request_human", "recent_messages": ["我能贷多少", "转人工"]}
+    hid = hand_off(demo_settings, summary=summary)
     customer_wrote(demo_settings, hid, "<script>alert('x')</script>", "m1")
+    customer_wrote(demo_settings, hid, "身份证321283197503120119 电话13912345678", "m2")
     page = login().get(f"/console/hand-offs/{hid}").data.decode()
     assert "<script>alert" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "张建国" in page and "3212**********0119" in page and "321283197503120119" not in page
+    assert "139****5678" in page and "13912345678" not in page  # what the customer typed, masked
     assert "200,000元" in page and "水稻种植" in page  # credit line and tags from the village file
     assert "机器人对话记录暂时取不到" in page and "我能贷多少 / 转人工" in page  # no Rasa here: the summary
-    messages = login().get(f"/api/console/hand-offs/{hid}/messages").json
-    assert messages["messages"][0]["body"] == "<script>alert('x')</script>"  # JSON; the page sets it as text
+    assert "意图：request_human" in page
+    messages = login().get(f"/api/console/hand-offs/{hid}/messages").json["messages"]
+    assert messages[0]["body"] == "<script>alert('x')</script>"  # JSON; the page sets it as text
+    assert messages[1]["body"] == "身份证3212**********0119 电话139****5678"
+    with unit_of_work(demo_settings.database_url) as s:  # stored whole: nothing the customer wrote is lost
+        assert s.scalar(select(ConversationMessage.body).where(ConversationMessage.wechat_msg_key == "m2")).startswith(
+            "身份证321283197503120119"
+        )
 
 
 def test_reply_is_stored_queued_for_the_customer_and_claims_the_hand_off(login, demo_settings):

@@ -243,3 +243,16 @@ def test_forged_or_stale_posts_are_refused_and_change_nothing(make_client, bot, 
     assert bot.asked == []
     with unit_of_work(demo_settings.database_url) as s:
         assert s.scalar(select(func.count()).select_from(Follower)) == 0
+
+
+def test_a_plaintext_body_is_refused_in_safe_mode(make_client, bot):
+    """With an AES key set WeChat marks every body encrypt_type=aes (safe and compatible mode):
+    a plaintext post comes from someone who knows the token but not the key."""
+    client = make_client(wechat_aes_key=KEY, wechat_appid=APPID, wechat_token=TOKEN)
+    resp = client.post("/wechat", data=text_xml("你好", msg_id=4001), query_string=signed_query(TOKEN))
+    assert resp.status_code == 400 and b"plaintext message" in resp.data
+    assert bot.asked == []
+    plaintext_mode = make_client()  # no key: plaintext is what WeChat sends
+    token = plaintext_mode.application.config["SETTINGS"].wechat_token
+    resp = plaintext_mode.post("/wechat", data=text_xml("你好", msg_id=4002), query_string=signed_query(token))
+    assert resp.status_code == 200

@@ -17,6 +17,7 @@ from lending.credit_lines import current_line
 from sunshine.clock import officer_time
 from sunshine.jobs import Jobs
 from sunshine.models import Authorization, Customer, LoanApplication
+from sunshine.protect import mask_text
 from sunshine.settings import Settings
 from webhooks.console import bp
 
@@ -44,6 +45,12 @@ def jobs() -> Jobs:
 def beijing(moment: datetime | None) -> str:
     """UTC as stored -> Beijing time, as officers read it."""
     return officer_time(moment)
+
+
+@bp.app_template_filter("masked")
+def masked(text: str) -> str:
+    """Free text as officers see it: ID and mobile numbers masked (the stored text is kept whole)."""
+    return mask_text(text)
 
 
 @bp.app_template_filter("iso")

@@ -19,7 +19,7 @@ from sunshine.clock import utcnow
 from sunshine.models import ConversationMessage, HandOff, Officer
 from webhooks.console import api, bp
 from webhooks.console.auth import login_required
-from webhooks.console.common import HAND_OFF_STATUS, beijing, jobs, profile, settings
+from webhooks.console.common import HAND_OFF_STATUS, beijing, jobs, masked, profile, settings
 
 MESSAGE_STATUS = {
     "received": "",
@@ -54,7 +54,11 @@ def _bot_history(openid: str) -> list[dict[str, Any]] | None:
     except RasaUnavailable:
         return None
     return [
-        dict(e, at=datetime.fromtimestamp(e["at"], timezone.utc).replace(tzinfo=None) if e["at"] else None)
+        dict(
+            e,
+            text=masked(e.get("text") or ""),
+            at=datetime.fromtimestamp(e["at"], timezone.utc).replace(tzinfo=None) if e["at"] else None,
+        )
         for e in events[-40:]
     ]
 
@@ -77,7 +81,7 @@ def _message_json(m: ConversationMessage) -> dict[str, Any]:
         "id": m.id,
         "direction": m.direction,
         "author": _author(m.author),
-        "body": m.body,
+        "body": masked(m.body),
         "status": m.status,
         "status_label": MESSAGE_STATUS.get(m.status, m.status),
         "errcode": m.errcode,
