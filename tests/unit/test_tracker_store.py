@@ -95,5 +95,5 @@ def test_the_launchers_endpoints_give_rasa_this_store(redis_url, tmp_path):
     created = create_tracker_store(read_endpoint_config(str(path), "tracker_store"), DOMAIN)
 
     assert type(created) is RedisTrackerStore
-    assert created.record_exp == 2592000
+    assert created.record_exp == Settings().tracker_retention_hours * 3600 == 86400
     assert isinstance(created.red, redis.Redis) and created.red.ping()
