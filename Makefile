@@ -46,8 +46,12 @@ $(MODEL): $(STAMP) $(TRAINING_DATA)
 		--out var/models --fixed-model-name sunshine
 	@touch $(MODEL)
 
+# Development: the demo officers, village and WeChat bindings are loaded (SUNSHINE_DEMO on unless
+# .env or the environment say otherwise); `make run DEMO=0` starts without them. Production refuses them.
+DEMO ?= 1
+
 run: $(STAMP) $(MODEL)
-	$(PY) -m sunshine.launcher run
+	$(PY) -m sunshine.launcher run $(if $(filter 1,$(DEMO)),--demo)
 
 chat: $(STAMP)
 	@$(PY) -m emulators.wechat.chat

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import psutil
-import requests
 from rasa.shared.nlu.training_data.loading import load_data
 
 from bench.results import percentile, record
@@ -109,7 +108,7 @@ def reference_training(steps: int = 600) -> float:
 
 def measure_turns(stack: local_stack.Stack, texts: list[str]) -> tuple[list[float], list[float]]:
     parse_ms, turn_ms = [], []
-    with requests.Session() as http:
+    with stack.rasa_http() as http:
         for i, text in enumerate(texts):
             t0 = time.perf_counter()
             http.post(f"{stack.rasa}/model/parse", json={"text": text}, timeout=30).raise_for_status()

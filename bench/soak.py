@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         folder = Path(tmp)
         url = args.database_url or f"sqlite:///{folder / 'soak.sqlite'}"
-        launcher.prepare(replace(defaults, database_url=url, secret_key=SECRET_KEY))
+        launcher.prepare(replace(defaults, database_url=url, secret_key=SECRET_KEY, sunshine_demo=True))
         load_households(url, SECRET_KEY, folder)
         print(
             f"starting the stack ({args.web_workers} web workers, {args.worker_processes} reply workers) ...",

@@ -108,7 +108,7 @@ def rasa_level(stack: local_stack.Stack, users: int, per_user: int, tag: str) ->
     lock = threading.Lock()
 
     def user_loop(i: int) -> None:
-        session = requests.Session()
+        session = stack.rasa_http()
         for text in itertools.islice(questions(i, 0), per_user):
             began = time.monotonic()
             try:

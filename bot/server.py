@@ -1,5 +1,6 @@
 """`python -m bot.server run --enable-api ...`: Rasa's own command line (`rasa
-...`), with its check of the action server's answers prepared once.
+...`), with its check of the action server's answers prepared once, and its
+HTTP API asking for RASA_TOKEN (`--auth-token`).
 
 Rasa 3.6 checks every answer of the action server with `jsonschema.validate`,
 which first checks the (constant) response schema itself against JSON
@@ -64,13 +65,24 @@ def install() -> None:
     Event.resolve_by_type = staticmethod(resolve_event_type)
 
 
+def with_auth_token(args: list[str], token: str) -> list[str]:
+    """`rasa run` arguments with `--auth-token` (Rasa's HTTP API then asks for `?token=`), taken from
+    the settings here so that the token is not on the command line others on the machine can read."""
+    if token and args[:1] == ["run"] and "--auth-token" not in args:
+        return [*args, "--auth-token", token]
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     from rasa.__main__ import main as rasa_main
+
+    from sunshine.settings import load
 
     install()
     # Rasa logs the texts it parses (structlog at DEBUG, Sanic's errors): masked like every process's.
     mask_records()
-    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv)]
+    args = with_auth_token(list(sys.argv[1:] if argv is None else argv), load().rasa_token)
+    sys.argv = ["rasa", *args]
     rasa_main()
 
 

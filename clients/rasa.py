@@ -1,4 +1,4 @@
-"""The Rasa server, reached through its REST channel."""
+"""The Rasa server, reached through its REST channel and HTTP API, with RASA_TOKEN."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ class RasaUnavailable(RuntimeError):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float = 30.0):
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str = ""):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token
         self._http = requests.Session()
+        if token:  # the REST channel (bot/channels.py) reads the header
+            self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def _api_params(self) -> dict[str, str]:
+        """Rasa's HTTP API reads its token only from the `token` query parameter."""
+        return {"token": self.token} if self.token else {}
 
     def send(self, sender: str, text: str, metadata: dict | None = None) -> list[dict]:
         """Send one customer message; returns the bot's messages in order."""
@@ -36,7 +43,7 @@ class RasaClient:
         try:
             resp = self._http.get(
                 f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker",
-                params={"include_events": "ALL"},
+                params={"include_events": "ALL", **self._api_params()},
                 timeout=timeout,
             )
             resp.raise_for_status()

@@ -44,7 +44,7 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
     texts = remembered_answer(r, message_key)
     if texts is None:
         try:
-            texts = bot_texts(rasa_client(settings.rasa_url).send(openid, text))
+            texts = bot_texts(rasa_client(settings.rasa_url, settings.rasa_token).send(openid, text))
             if not texts and not _action_server_up(settings):
                 # Rasa carries on without the custom action's events: the answer was lost.
                 raise RasaUnavailable("no answer: the action server is down")
@@ -78,9 +78,9 @@ def _hand_to_officer(settings: Settings, openid: str, text: str, message_key: st
 
 
 @lru_cache(maxsize=4)
-def rasa_client(url: str) -> RasaClient:
+def rasa_client(url: str, token: str = "") -> RasaClient:
     """One Rasa client (and kept-alive HTTP connection) per worker process."""
-    return RasaClient(url)
+    return RasaClient(url, token=token)
 
 
 def wechat_api(settings: Settings) -> WeChatApi:

@@ -50,6 +50,8 @@ def _households() -> io.StringIO:
 
 
 def load_demo(session: Session, secret_key: str) -> ImportReport:
+    """Load every piece of demo data (idempotent). Development only: the launcher calls it when
+    SUNSHINE_DEMO is on, never in production. More demo data hooks in here."""
     sync_products(session)
     for row in _rows("officers.csv"):
         if session.scalar(select(Officer).where(Officer.username == row["username"])) is None:
@@ -77,3 +79,16 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
         if customer is not None and customer.wechat_openid != row["openid"]:
             customer.wechat_openid = row["openid"]
     return report
+
+
+def demo_leftovers(session: Session) -> list[str]:
+    """What of the demo is in this database, one line each: demo officers (whose password is
+    published in demo/officers.csv) and demo WeChat ids bound to customers. Production refuses
+    to start while any is left."""
+    usernames = [row["username"] for row in _rows("officers.csv")]
+    openids = [row["openid"] for row in _rows("wechat_bindings.csv")]
+    found = session.scalars(select(Officer.username).where(Officer.username.in_(usernames))).all()
+    bound = session.scalars(select(Customer.wechat_openid).where(Customer.wechat_openid.in_(openids))).all()
+    return [f"demo officer {name} (published password) is in the database; delete it" for name in sorted(found)] + [
+        f"demo WeChat id {openid} is bound to a customer; unbind it" for openid in sorted(bound)
+    ]

@@ -3,16 +3,20 @@ process under one supervisor (`sunshine.supervisor`, built on honcho) that
 restarts a process that dies and stops them all on Ctrl-C.
 
     python -m sunshine.launcher check    # only the checks, one line per problem
-    python -m sunshine.launcher prepare  # checks, migrations and demo data
+    python -m sunshine.launcher prepare  # checks, migrations (and demo data with SUNSHINE_DEMO on)
     python -m sunshine.launcher run      # all of it, then every process
 
-A problem stops start-up with one line saying what is wrong and how to fix it.
+`--demo` (what `make run` passes) turns SUNSHINE_DEMO on unless `.env` or the environment
+say otherwise. A problem stops start-up with one line per problem saying what is wrong
+and how to fix it; with SUNSHINE_ENV=production every unsafe setting is one of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shlex
 import socket
 import sys
@@ -20,14 +24,14 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 from sqlalchemy import text
 
 from sunshine import redis_server
 from sunshine.db import make_engine, unit_of_work
-from sunshine.demo import load_demo
+from sunshine.demo import demo_leftovers, load_demo
 from sunshine.metrics import count
 from sunshine.migrate import upgrade
 from sunshine.redis import connect
@@ -43,7 +47,10 @@ BIN = Path(sys.executable).parent
 
 
 class StartupError(Exception):
-    """Start-up cannot go on; the message is one line for the operator."""
+    """Start-up cannot go on; the message is one line per problem for the operator."""
+
+    def __init__(self, *lines: str):
+        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ def services(s: Settings) -> list[Service]:
                     "-m",
                     "bot.server",
                     "run",
+                    # bot.server adds --auth-token RASA_TOKEN (from the settings, not this visible command line)
                     "--enable-api",
                     "--model",
                     str(MODEL),
@@ -117,7 +125,8 @@ def services(s: Settings) -> list[Service]:
             Service(
                 "actions",
                 action_port,
-                [str(BIN / "rasa"), "run", "actions", "--actions", "bot.actions", "--port", str(action_port)],
+                # rasa-sdk's action server, refusing calls without ACTION_SERVER_TOKEN (bot/action_server.py)
+                [py, "-m", "bot.action_server", "--actions", "bot.actions", "--port", str(action_port)],
             )
         )
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
@@ -179,26 +188,54 @@ def check_model() -> None:
 
 
 def rasa_endpoints(s: Settings) -> str:
-    """Rasa's endpoints.yml: the action server, and Redis for trackers (Rasa's store
-    without its read-back before each write: bot/tracker_store.py) and locks."""
+    """Rasa's endpoints.yml: the action server (called with its token), and Redis (its password,
+    TLS for rediss://) for trackers (Rasa's store without its read-back before each write:
+    bot/tracker_store.py) and locks."""
     r = urlsplit(s.redis_url)
     db = (r.path or "/0").lstrip("/") or "0"
-    password = f"\n  password: {r.password}" if r.password else ""
-    redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}{password}"
+    redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}"
+    if r.username:
+        redis_part += f"\n  username: {json.dumps(unquote(r.username))}"
+    if r.password:
+        redis_part += f"\n  password: {json.dumps(unquote(r.password))}"
+    if r.scheme == "rediss":
+        redis_part += "\n  use_ssl: true"
+        ca = parse_qs(r.query).get("ssl_ca_certs")
+        if ca:
+            redis_part += f"\n  ssl_ca_certs: {json.dumps(ca[0])}"
+    headers = ""
+    if s.action_server_token:
+        headers = f"\n  headers:\n    Authorization: {json.dumps('Bearer ' + s.action_server_token)}"
     return (
-        f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook\n"
+        f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook{headers}\n"
         f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
         f"  key_prefix: tracker\n  record_exp: {s.tracker_retention_hours * 3600}\n"
         f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n"
     )
 
 
-def prepare(s: Settings, load_demo_data: bool = True) -> None:
-    """Migrate the database and load the demo data (idempotent)."""
+def prepare(s: Settings) -> None:
+    """Migrate the database; load the demo data when SUNSHINE_DEMO is on (idempotent). In
+    production, refuse to go on while demo officers or WeChat bindings are in the database."""
     upgrade(s.database_url)
-    if load_demo_data:
+    if s.sunshine_demo:
         with unit_of_work(s.database_url) as session:
             load_demo(session, s.secret_key)
+    if s.sunshine_env == "production":
+        with unit_of_work(s.database_url) as session:
+            left = demo_leftovers(session)
+        if left:
+            raise StartupError(*left)
+
+
+def with_service_tokens(s: Settings) -> Settings:
+    """The settings with RASA_TOKEN and ACTION_SERVER_TOKEN, random ones for this start when
+    empty (development: production refuses empty ones before this)."""
+    return replace(
+        s,
+        rasa_token=s.rasa_token or secrets.token_urlsafe(32),
+        action_server_token=s.action_server_token or secrets.token_urlsafe(32),
+    )
 
 
 def child_env(s: Settings) -> dict[str, str]:
@@ -206,6 +243,8 @@ def child_env(s: Settings) -> dict[str, str]:
     env.update(
         REDIS_URL=s.redis_url,
         DATABASE_URL=s.database_url,
+        RASA_TOKEN=s.rasa_token,
+        ACTION_SERVER_TOKEN=s.action_server_token,
         PYTHONUNBUFFERED="1",
         RASA_TELEMETRY_ENABLED="false",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
@@ -230,7 +269,8 @@ def _announce_when_ready(s: Settings, started: float) -> None:
                 print(
                     f"\n=== 阳光信贷助手 ready in {time.monotonic() - started:.0f} s ===\n"
                     f"  WeChat message URL  {url}/wechat\n"
-                    f"  officer console     {url}/console   (demo login: officer01 / sunshine-demo)\n"
+                    f"  officer console     {url}/console"
+                    f"{'   (demo login: officer01 / sunshine-demo)' if s.sunshine_demo else ''}\n"
                     f"  readiness           {url}/readyz    metrics {url}/metrics\n"
                     f"  API description     {url}/api/openapi.json\n"
                     f"  WeChat emulator     {s.wechat_api_base}/_emulator/messages?touser=o_demo_zhangjianguo\n"
@@ -263,12 +303,16 @@ def _count_restart(s: Settings, name: str) -> None:
 def run(s: Settings, private_port: int) -> int:
     started = time.monotonic()
     s, private_redis = _resolve_redis(s, private_port)
+    s = with_service_tokens(s)
     check_ports(s, private_redis)
     check_database(s)
     check_model()
     prepare(s)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    (RUN_DIR / "endpoints.yml").write_text(rasa_endpoints(s), encoding="utf-8")
+    endpoints = RUN_DIR / "endpoints.yml"  # holds the action server's token and Redis's password
+    endpoints.touch(mode=0o600)
+    endpoints.chmod(0o600)
+    endpoints.write_text(rasa_endpoints(s), encoding="utf-8")
     manager = Supervisor(s.restart_backoff_s, on_restart=lambda name: _count_restart(s, name))
     env = child_env(s)
     if private_redis:
@@ -295,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sunshine.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("check", "prepare", "run"))
     parser.add_argument("--private-redis-port", type=int, default=int(os.environ.get("PRIVATE_REDIS_PORT", 6390)))
+    parser.add_argument("--demo", action="store_true", help="SUNSHINE_DEMO on unless .env or the environment say")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     try:
-        s = load()
+        s = load(defaults={"SUNSHINE_DEMO": "1"} if args.demo else None)
         if args.command == "check":
             s, private = _resolve_redis(s, args.private_redis_port)
             check_ports(s, private)
@@ -309,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prepare":
             check_database(s)
             prepare(s)
-            print("database migrated and demo data loaded")
+            print("database migrated" + (" and demo data loaded" if s.sunshine_demo else ""))
             return 0
         return run(s, args.private_redis_port)
     except (ConfigError, StartupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,7 @@ server, web under gunicorn, workers and emulators."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -100,6 +101,14 @@ class Stack:
             time.sleep(0.2)
         raise StackFailed(f"{service} was not restarted within {timeout:.0f} s:\n{self.log_tail()}")
 
+    def rasa_http(self) -> requests.Session:
+        """An HTTP session for Rasa's API and REST channel with the stack's RASA_TOKEN (as
+        the web and workers call it); without it Rasa answers 401."""
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {self.env['RASA_TOKEN']}"
+        http.params = {"token": self.env["RASA_TOKEN"]}
+        return http
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -123,6 +132,10 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}",
         PRIVATE_REDIS_PORT=str(ports["redis"]),
         SECRET_KEY="local-stack-secret",  # noqa: S106  the throw-away secret of a local test stack
+        # a development stack: the demo village and officers, and this stack's own service tokens
+        SUNSHINE_DEMO="1",
+        RASA_TOKEN=secrets.token_urlsafe(32),
+        ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
         SUNSHINE_RUN_DIR=str(folder / "run"),
     )
     env.update(settings)

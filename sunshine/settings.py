@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
 
 class ConfigError(Exception):
-    """A setting is missing or malformed; the message is for the operator."""
+    """A setting is missing or malformed; the message is for the operator: one line per problem."""
+
+    def __init__(self, *problems: str):
+        self.problems = list(problems)
+        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,24 @@ class Settings:
     # turn; what a customer wrote to an officer is kept in the database, not here.
     tracker_retention_hours: int = 24
 
+    # --- deployment guard: production refusals, demo data, the bank's own services (README "Threat model") ---
+    # "production" turns on every production refusal (`production_problems`); "development" does not.
+    # Read from `.env` like every other setting.
+    sunshine_env: str = "development"
+    # Load the demo officers (published password), village and WeChat bindings at start: development only
+    # (`make run` turns it on; refused in production, as are demo users left in the database).
+    sunshine_demo: bool = False
+    # Rasa's HTTP API token (`rasa run --auth-token`; the REST channel asks for it too). Empty: the
+    # launcher makes a random one per start (development); production needs a set one.
+    rasa_token: str = ""
+    # The token Rasa sends the action server (`Authorization: Bearer ...`), checked by bot/action_server.py.
+    # Empty: the launcher makes a random one per start (development); production needs a set one.
+    action_server_token: str = ""
+    # Who may read /readyz and /metrics: these networks (comma-separated CIDRs) ...
+    internal_networks: str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+    # ... or a request with `Authorization: Bearer INTERNAL_TOKEN` (empty: networks only).
+    internal_token: str = ""
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -126,6 +150,9 @@ class Settings:
             "wechat_token",
             "wecom_secret",
             "sms_api_key",
+            "rasa_token",
+            "action_server_token",
+            "internal_token",
         }
         out = {}
         for f in fields(self):
@@ -138,6 +165,99 @@ class Settings:
 
 # Secrets whose development defaults (below: ruff S105) are refused when SUNSHINE_ENV=production.
 DEVELOPMENT_SECRETS = ("secret_key", "wechat_token", "wechat_secret", "wxa_secret", "wecom_secret", "sms_api_key")
+
+# --- deployment guard (production refusals; README "Threat model") ---
+# Settings that are http(s) URLs.
+HTTP_SETTINGS = (
+    "rasa_url",
+    "action_server_url",
+    "public_base_url",
+    "wechat_api_base",
+    "bureau_url",
+    "wecom_api_base",
+    "wechat_open_base",
+    "sms_api_base",
+)
+# The outside systems the project ships emulators of: in production each must be the real host, over TLS.
+OUTSIDE_SYSTEMS = ("wechat_api_base", "wechat_open_base", "bureau_url", "sms_api_base", "wecom_api_base")
+# The bank's own services that answer with a token (Rasa, the action server) or a password (Redis).
+MIN_SECRET_CHARS = 32
+ENVIRONMENTS = ("development", "production")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def internal_networks(s: Settings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """INTERNAL_NETWORKS parsed (ValueError for a bad entry)."""
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in s.internal_networks.split(",") if part.strip()]
+
+
+def guard_problems(s: Settings) -> list[str]:
+    """The guard's settings that cannot work, in any environment."""
+    problems = []
+    if s.sunshine_env not in ENVIRONMENTS:
+        problems.append(f"SUNSHINE_ENV={s.sunshine_env!r} must be development or production")
+    try:
+        internal_networks(s)
+    except ValueError as exc:
+        problems.append(f"INTERNAL_NETWORKS: {exc}; use comma-separated networks, e.g. 127.0.0.0/8,10.0.0.0/8")
+    return problems
+
+
+def production_problems(s: Settings) -> list[str]:
+    """Every setting not safe in production, one line each (SUNSHINE_ENV=production refuses to start)."""
+    problems = []
+    for name in DEVELOPMENT_SECRETS:
+        if getattr(s, name) == getattr(Settings, name):
+            problems.append(f"{name.upper()} is still the development default; set a real value")
+    if s.secret_key != Settings.secret_key and len(s.secret_key) < MIN_SECRET_CHARS:
+        problems.append(
+            f"SECRET_KEY is {len(s.secret_key)} characters; use at least {MIN_SECRET_CHARS} random ones "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if not s.wechat_aes_key:
+        problems.append(
+            "WECHAT_AES_KEY is empty (plaintext mode: messages unencrypted); set the EncodingAESKey and choose "
+            "safe mode in the WeChat admin page"
+        )
+    if s.wechat_max_clock_skew == 0:
+        problems.append("WECHAT_MAX_CLOCK_SKEW=0 turns off the replay check of WeChat's timestamps; use e.g. 300")
+    if not s.public_base_url.startswith("https://") or is_loopback(urlsplit(s.public_base_url).hostname):
+        problems.append(f"PUBLIC_BASE_URL={s.public_base_url!r} must be the bank's public https:// address")
+    for name in OUTSIDE_SYSTEMS:
+        url = getattr(s, name)
+        if is_loopback(urlsplit(url).hostname):
+            problems.append(f"{name.upper()}={url!r} is the emulator on this machine; set the real https:// host")
+        elif not url.startswith("https://"):
+            problems.append(f"{name.upper()}={url!r} must be an https:// URL")
+    if s.sunshine_demo:
+        problems.append("SUNSHINE_DEMO is on (demo officers with a published password); set SUNSHINE_DEMO=0")
+    for name in ("rasa_token", "action_server_token"):
+        if len(getattr(s, name)) < MIN_SECRET_CHARS:
+            problems.append(f"{name.upper()} must be set to at least {MIN_SECRET_CHARS} random characters")
+    if s.internal_token and len(s.internal_token) < MIN_SECRET_CHARS:
+        problems.append(f"INTERNAL_TOKEN must be empty or at least {MIN_SECRET_CHARS} random characters")
+    for name in ("rasa_url", "action_server_url"):
+        url = getattr(s, name)
+        if not is_loopback(urlsplit(url).hostname) and not url.startswith("https://"):
+            problems.append(f"{name.upper()}={url!r} is another machine over plain http; use https:// (its token)")
+    redis = urlsplit(s.redis_url)
+    if s.redis_url.startswith(("redis://", "rediss://")) and not is_loopback(redis.hostname):
+        if not redis.password:
+            problems.append("REDIS_URL names another machine without a password; add one (redis://:PASSWORD@host)")
+        if redis.scheme != "rediss":
+            problems.append("REDIS_URL names another machine over plain TCP; use rediss:// (TLS)")
+    return problems
 
 
 def _hide_password(url: str) -> str:
@@ -166,6 +286,12 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _convert(name: str, raw: str, kind: type):
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name.upper()}={raw!r} is neither 1 nor 0; set it to 1 (on) or 0 (off)")
     if kind is int:
         try:
             return int(raw)
@@ -180,75 +306,74 @@ def _convert(name: str, raw: str, kind: type):
 
 
 def validate(s: Settings) -> None:
-    """Raise ConfigError for the first setting that cannot work."""
+    """Raise ConfigError listing every setting that cannot work (and, in production, every one
+    that is not safe: `production_problems`), one line each."""
+    problems = setting_problems(s)
+    if s.sunshine_env == "production":
+        problems += production_problems(s)
+    if problems:
+        raise ConfigError(*problems)
+
+
+def setting_problems(s: Settings) -> list[str]:
+    """One line for each setting that cannot work, whatever the environment."""
+    problems = []
     if s.wechat_aes_key:
         if len(s.wechat_aes_key) != 43:
-            raise ConfigError(
+            problems.append(
                 f"WECHAT_AES_KEY must be the 43-character EncodingAESKey from the WeChat admin page "
                 f"(got {len(s.wechat_aes_key)} characters); leave it empty for plaintext mode"
             )
-        try:
-            if len(base64.b64decode(s.wechat_aes_key + "=", validate=True)) != 32:
-                raise binascii.Error
-        except binascii.Error:
-            raise ConfigError(
-                "WECHAT_AES_KEY is not valid base64 of a 32-byte key; copy the EncodingAESKey again "
-                "from the WeChat admin page"
-            ) from None
+        else:
+            try:
+                if len(base64.b64decode(s.wechat_aes_key + "=", validate=True)) != 32:
+                    raise binascii.Error
+            except binascii.Error:
+                problems.append(
+                    "WECHAT_AES_KEY is not valid base64 of a 32-byte key; copy the EncodingAESKey again "
+                    "from the WeChat admin page"
+                )
     if not re.fullmatch(r"[A-Za-z0-9]{3,32}", s.wechat_token):
-        raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
+        problems.append("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
     if s.wechat_max_clock_skew < 0:
-        raise ConfigError("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
+        problems.append("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
     if not 1 <= s.web_threads <= 1000:
-        raise ConfigError("WEB_THREADS must be between 1 and 1000")
+        problems.append("WEB_THREADS must be between 1 and 1000")
     if not 1 <= s.worker_processes <= 64:
-        raise ConfigError("WORKER_PROCESSES must be between 1 and 64")
+        problems.append("WORKER_PROCESSES must be between 1 and 64")
     if not 1 <= s.loan_review_hours <= 720:
-        raise ConfigError("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
+        problems.append("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
-        raise ConfigError("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
+        problems.append("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
     if not 0.2 <= s.face_tolerance <= 0.6:
-        raise ConfigError("FACE_TOLERANCE must be between 0.2 and 0.6 (face_recognition's own default is 0.6)")
+        problems.append("FACE_TOLERANCE must be between 0.2 and 0.6 (face_recognition's own default is 0.6)")
     if not 1 <= s.auth_max_attempts <= 20:
-        raise ConfigError("AUTH_MAX_ATTEMPTS must be between 1 and 20")
+        problems.append("AUTH_MAX_ATTEMPTS must be between 1 and 20")
     if s.auth_wechat_code not in ("mp", "wxa", "none"):
-        raise ConfigError("AUTH_WECHAT_CODE must be mp, wxa or none")
+        problems.append("AUTH_WECHAT_CODE must be mp, wxa or none")
     if not 1 <= s.bureau_attempts <= 10:
-        raise ConfigError("BUREAU_ATTEMPTS must be between 1 and 10")
+        problems.append("BUREAU_ATTEMPTS must be between 1 and 10")
     if s.report_query_stale_s < 10:
-        raise ConfigError("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
-    for name in ("database_url",):
-        value = getattr(s, name)
-        if "://" not in value:
-            raise ConfigError(
-                f"{name.upper()}={value!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
-                "postgresql://user@host/db"
-            )
+        problems.append("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
+    if "://" not in s.database_url:
+        problems.append(
+            f"DATABASE_URL={s.database_url!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
+            "postgresql://user@host/db"
+        )
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
+        problems.append(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
     if not 0 <= s.trusted_proxies <= 5:
-        raise ConfigError("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
+        problems.append("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
     if not 1 <= s.handoff_warn_minutes <= 240:
-        raise ConfigError("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
+        problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:
-        raise ConfigError("TRACKER_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
-    for name in (
-        "rasa_url",
-        "action_server_url",
-        "public_base_url",
-        "wechat_api_base",
-        "bureau_url",
-        "wecom_api_base",
-        "wechat_open_base",
-        "sms_api_base",
-    ):
+        problems.append("TRACKER_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
+    for name in HTTP_SETTINGS:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):
-            raise ConfigError(f"{name.upper()}={value!r} must be an http:// or https:// URL")
-    if os.environ.get("SUNSHINE_ENV") == "production":
-        left = [name.upper() for name in DEVELOPMENT_SECRETS if getattr(s, name) == getattr(Settings, name)]
-        if left:
-            raise ConfigError(f"{', '.join(left)} still the development default; set real values in production")
+            problems.append(f"{name.upper()}={value!r} must be an http:// or https:// URL")
+    problems += guard_problems(s)
+    return problems
 
 
 def raw_setting(name: str, default: str = "") -> str:
@@ -257,9 +382,13 @@ def raw_setting(name: str, default: str = "") -> str:
     return os.environ.get(name, _read_dotenv(Path.cwd() / ".env").get(name, default))
 
 
-def load(env: dict[str, str] | None = None, dotenv: Path | None = None) -> Settings:
-    """Build Settings from `.env` and the environment (environment wins)."""
-    source = _read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")
+def load(
+    env: dict[str, str] | None = None, dotenv: Path | None = None, defaults: dict[str, str] | None = None
+) -> Settings:
+    """Build Settings from `.env` and the environment (environment wins; `defaults`, e.g. the
+    launcher's `--demo`, count only where neither sets a value)."""
+    source = dict(defaults or {})
+    source.update(_read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env"))
     source.update(os.environ if env is None else env)
     kwargs = {}
     for f in fields(Settings):

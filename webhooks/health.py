@@ -1,17 +1,30 @@
-"""`/healthz` (the process is up), `/readyz` (every dependency answers), `/metrics`."""
+"""`/healthz` (the process is up), `/readyz` (every dependency answers), `/metrics`.
+
+/readyz and /metrics tell which dependency is down and how busy the bank is: only callers
+from INTERNAL_NETWORKS or with INTERNAL_TOKEN get them; to anyone else they do not exist (404)."""
 
 from __future__ import annotations
 
 import requests
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import text
 
 from sunshine.db import engine_for
+from sunshine.guard import internal_caller
 from sunshine.metrics import render
 from sunshine.redis import connect
 
 bp = Blueprint("health", __name__)
 PROBE_TIMEOUT_S = 2.0
+INTERNAL_ENDPOINTS = ("health.readyz", "health.metrics")
+
+
+@bp.before_request
+def _internal_only():
+    if request.endpoint in INTERNAL_ENDPOINTS and not internal_caller(
+        current_app.config["SETTINGS"], request.remote_addr, request.headers.get("Authorization")
+    ):
+        abort(404)
 
 
 def _database(s) -> None:

@@ -80,7 +80,7 @@ def test_officer_answers_a_hand_off_in_the_browser_and_hands_back_to_the_bot(sta
 
     answers = converse(stack, OPENID, "我能贷多少")
     assert answers and PASSED_TO_OFFICER not in answers and CLOSING_NOTE not in answers, answers
-    tracker = requests.get(f"{stack.rasa}/conversations/{OPENID}/tracker", timeout=5).json()
+    tracker = stack.rasa_http().get(f"{stack.rasa}/conversations/{OPENID}/tracker", timeout=5).json()
     assert tracker["latest_message"]["text"] == "我能贷多少"
     # the bot's state is the one before the hand-off: 转人工 is in its history, the officer's words are not
     said = [e.get("text") for e in tracker["events"] if e.get("event") == "user"]

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import requests
 from rasa.shared.nlu.training_data.loading import load_data
 from sqlalchemy import select
 
@@ -106,7 +105,7 @@ def test_messages_not_trained_on_are_understood(stack, test_set):
 
     examples = load_data(str(test_set)).intent_examples
     expected, predicted = [], []
-    with requests.Session() as http:
+    with stack.rasa_http() as http:
         for example in examples:
             parsed = http.post(stack.rasa + "/model/parse", json={"text": example.get("text")}, timeout=30).json()
             expected.append(example.get_full_intent())
@@ -173,7 +172,7 @@ def test_amounts_as_customers_say_them_are_read_whole(stack):
     from tests.unit.bot_trackers import make_tracker, user_event
 
     wrong = []
-    with requests.Session() as http:
+    with stack.rasa_http() as http:
         for spoken, yuan in SPOKEN_AMOUNTS:
             for text in (f"借{spoken}", f"金额改成{spoken}", f"贷款{spoken}两年"):
                 parsed = http.post(stack.rasa + "/model/parse", json={"text": text}, timeout=30).json()
@@ -195,5 +194,5 @@ def test_amounts_as_customers_say_them_are_read_whole(stack):
     ],
 )
 def test_colloquial_examples_from_the_issue(stack, text, intent):
-    parsed = requests.post(stack.rasa + "/model/parse", json={"text": text}, timeout=30).json()
+    parsed = stack.rasa_http().post(stack.rasa + "/model/parse", json={"text": text}, timeout=30).json()
     assert parsed["intent"]["name"] == intent, parsed["intent"]

@@ -50,7 +50,8 @@ def _hand_off(hand_off_id: int) -> HandOff:
 
 def _bot_history(openid: str) -> list[dict[str, Any]] | None:
     try:
-        events = RasaClient(settings().rasa_url).history(openid, timeout=2.0)
+        cfg = settings()
+        events = RasaClient(cfg.rasa_url, token=cfg.rasa_token).history(openid, timeout=2.0)
     except RasaUnavailable:
         return None
     return [
