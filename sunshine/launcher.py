@@ -293,7 +293,9 @@ def _resolve_redis(s: Settings, private_port: int) -> tuple[Settings, int | None
                 "or leave REDIS_URL empty to have `make run` start a private one"
             )
         return s, None
-    return replace(s, redis_url=f"redis://127.0.0.1:{private_port}/0"), private_port
+    password = s.private_redis_password or secrets.token_urlsafe(24)
+    s = replace(s, private_redis_password=password)
+    return replace(s, redis_url=f"redis://:{password}@127.0.0.1:{private_port}/0"), private_port
 
 
 def _count_restart(s: Settings, name: str) -> None:
@@ -318,12 +320,12 @@ def run(s: Settings, private_port: int) -> int:
     if private_redis:
         manager.add_process(
             "redis",
-            "exec " + shlex.join(redis_server.command(private_redis, RUN_DIR / "redis")),
+            "exec " + shlex.join(redis_server.command(private_redis, RUN_DIR / "redis", s.private_redis_password)),
             env=dict(env, SUNSHINE_SERVICE="redis"),
             cwd=str(ROOT),
             ready=lambda: redis_server.reachable(s.redis_url, 0.2),
         )
-        print(f"starting a private Redis at {s.redis_url} (REDIS_URL is empty)", flush=True)
+        print(f"starting a private Redis at {Settings.public(s)['redis_url']} (REDIS_URL is empty)", flush=True)
     for svc in services(s):
         # `exec`: the service itself is the supervised process, not a shell around it.
         # SUNSHINE_SERVICE tells which service a process (and its children) belongs to.

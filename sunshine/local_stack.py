@@ -101,6 +101,11 @@ class Stack:
             time.sleep(0.2)
         raise StackFailed(f"{service} was not restarted within {timeout:.0f} s:\n{self.log_tail()}")
 
+    @property
+    def redis_url(self) -> str:
+        """The stack's private Redis, with its password."""
+        return f"redis://:{self.env['PRIVATE_REDIS_PASSWORD']}@127.0.0.1:{self.env['PRIVATE_REDIS_PORT']}/0"
+
     def rasa_http(self) -> requests.Session:
         """An HTTP session for Rasa's API and REST channel with the stack's RASA_TOKEN (as
         the web and workers call it); without it Rasa answers 401."""
@@ -136,6 +141,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         SUNSHINE_DEMO="1",
         RASA_TOKEN=secrets.token_urlsafe(32),
         ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
+        PRIVATE_REDIS_PASSWORD=secrets.token_urlsafe(24),
         SUNSHINE_RUN_DIR=str(folder / "run"),
     )
     env.update(settings)

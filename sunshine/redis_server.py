@@ -30,11 +30,20 @@ def binary() -> str:
     return found
 
 
-def command(port: int, workdir: Path) -> list[str]:
-    """The command line that runs a private redis-server on 127.0.0.1:port, its append-only file in `workdir`."""
+def command(port: int, workdir: Path, password: str = "") -> list[str]:
+    """The command line that runs a private redis-server on 127.0.0.1:port, its append-only file in `workdir`;
+    with `password`, clients must AUTH (it goes in a config file only its owner reads, not on the command line)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    config = []
+    if password:
+        conf = workdir / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        conf.write_text(f"requirepass {password}\n", encoding="utf-8")
+        config = [str(conf)]
     return [
         binary(),
+        *config,
         "--bind",
         "127.0.0.1",
         "--port",

