@@ -27,13 +27,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from sunshine import redis_server
 from sunshine.db import make_engine, unit_of_work
 from sunshine.demo import demo_leftovers, load_demo
 from sunshine.metrics import count
 from sunshine.migrate import upgrade
+from sunshine.models import Officer
 from sunshine.redis import connect
 from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
 from sunshine.supervisor import Supervisor
@@ -221,11 +222,23 @@ def prepare(s: Settings) -> None:
     if s.sunshine_demo:
         with unit_of_work(s.database_url) as session:
             load_demo(session, s.secret_key)
-    if s.sunshine_env == "production":
-        with unit_of_work(s.database_url) as session:
-            left = demo_leftovers(session)
-        if left:
-            raise StartupError(*left)
+    check_no_demo_in_production(s)
+
+
+def check_no_demo_in_production(s: Settings) -> None:
+    """In production, refuse while demo officers or demo WeChat bindings are in the (migrated) database."""
+    if s.sunshine_env != "production":
+        return
+    engine = make_engine(s.database_url)
+    try:
+        if not inspect(engine).has_table(Officer.__tablename__):
+            return  # not migrated yet: nothing loaded
+    finally:
+        engine.dispose()
+    with unit_of_work(s.database_url) as session:
+        left = demo_leftovers(session)
+    if left:
+        raise StartupError(*left)
 
 
 def with_service_tokens(s: Settings) -> Settings:
@@ -350,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             s, private = _resolve_redis(s, args.private_redis_port)
             check_ports(s, private)
             check_database(s)
+            check_no_demo_in_production(s)
             check_model()
             print("configuration ok")
             return 0

@@ -169,6 +169,17 @@ def test_production_refuses_to_start_while_demo_users_exist(demo_db_url):
     assert any("demo WeChat id o_demo_zhangjianguo" in line for line in lines)
 
 
+def test_the_production_check_names_demo_users_left_in_the_database(demo_db_url, redis_url):
+    env = {k: v for k, v in os.environ.items() if k not in ("SUNSHINE_DEMO",)}
+    env.update(PRODUCTION, DATABASE_URL=demo_db_url, REDIS_URL=redis_url, WEB_PORT=str(free_port()))
+    env.update(RASA_URL=f"http://127.0.0.1:{free_port()}", ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}")
+    command = [sys.executable, "-m", "sunshine.launcher", "check"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)  # noqa: S603
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "error: demo officer officer01 (published password) is in the database" in lines[0]
+    assert all(line.startswith("error: demo ") for line in lines), lines
+
+
 @pytest.mark.parametrize("path", ["/readyz", "/metrics"])
 def test_internal_pages_are_only_for_internal_callers(make_client, path):
     client = make_client(internal_token=LONG)
