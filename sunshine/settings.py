@@ -183,7 +183,7 @@ HTTP_SETTINGS = (
 )
 # The outside systems the project ships emulators of: in production each must be the real host, over TLS.
 OUTSIDE_SYSTEMS = ("wechat_api_base", "wechat_open_base", "bureau_url", "sms_api_base", "wecom_api_base")
-# The bank's own services that answer with a token (Rasa, the action server) or a password (Redis).
+# Least length of SECRET_KEY and of the services' tokens in production.
 MIN_SECRET_CHARS = 32
 ENVIRONMENTS = ("development", "production")
 
@@ -244,7 +244,9 @@ def production_problems(s: Settings) -> list[str]:
         elif not url.startswith("https://"):
             problems.append(f"{name.upper()}={url!r} must be an https:// URL")
     if s.sunshine_demo:
-        problems.append("SUNSHINE_DEMO is on (demo officers with a published password); set SUNSHINE_DEMO=0")
+        problems.append(
+            "SUNSHINE_DEMO is on (demo officers with a published password); set SUNSHINE_DEMO=0 (make run DEMO=0)"
+        )
     for name in ("rasa_token", "action_server_token"):
         if len(getattr(s, name)) < MIN_SECRET_CHARS:
             problems.append(f"{name.upper()} must be set to at least {MIN_SECRET_CHARS} random characters")
