@@ -20,7 +20,6 @@ from sunshine.settings import ROOT
 from tests.integration.test_stack import converse
 
 RASA = str(Path(sys.executable).with_name("rasa"))
-MODEL = ROOT / "var" / "models" / "sunshine.tar.gz"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 BLIND = ROOT / "tests" / "nlu" / "blind.yml"
 # Rasa adds the retrieval intent `faq` to the domain itself and then warns that
@@ -59,30 +58,23 @@ def test_rasa_data_validate_is_clean():
 
 
 @pytest.mark.no_database
-def test_the_test_stories_pass(tmp_path):
-    result = subprocess.run(
-        [
-            RASA,
-            "test",
-            "core",
-            "--model",
-            str(MODEL),
-            "--stories",
-            "tests/stories",
-            "--fail-on-prediction-errors",
-            "--out",
-            str(tmp_path),
-            "--no-plot",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    failed = tmp_path / "failed_test_stories.yml"
-    assert result.returncode == 0, (failed.read_text(encoding="utf-8") if failed.exists() else "") + result.stderr[
-        -3000:
-    ]
+def test_the_test_stories_pass(stack):
+    """The test stories against the running server's model (`POST /model/test/stories`, what
+    `rasa test core` runs, without loading the model a second time): every action as the story
+    says, the first wrong one named."""
+    stories = (ROOT / "tests" / "stories" / "test_conversations.yml").read_bytes()
+    with stack.rasa_http() as http:
+        resp = http.post(
+            stack.rasa + "/model/test/stories",
+            data=stories,
+            headers={"Content-Type": "application/x-yaml"},
+            timeout=300,
+        )
+    assert resp.status_code == 200, resp.text[-3000:]
+    evaluation = resp.json()
+    wrong = [a for a in evaluation["actions"] if a["action"] != a["predicted"]]
+    assert wrong == [] and evaluation["accuracy"] == 1.0, wrong[:5]
+    assert len(evaluation["actions"]) > 50  # the stories were read: 12 stories, 84 actions
 
 
 def _label(parsed: dict) -> str:
