@@ -13,6 +13,11 @@ product's automatic-approval limit and without hits is decided on the spot;
 one above the limit or with a review hit goes to the officers' queue with a
 deadline, and `escalate_overdue` flags those whose deadline passed.
 
+Four eyes (四眼原则): an officer's approval above the product's
+`second_approval_above` does not approve; it is recorded (`first_approval`)
+and the application waits (待复核, still under review) for a supervisor who
+is not that officer to approve or reject it.
+
 The customer is told of each change of state through the `notify(openid,
 text)` callable, once the transaction commits (a rolled-back change tells no
 one); when one commit moves an application several steps, the last is told.
@@ -74,6 +79,10 @@ STATUS_LABELS = {
     "disbursed": "已放款",
 }
 DEFAULT_REVIEW_WITHIN = timedelta(hours=24)
+# How officers read an application whose officer's approval waits for a supervisor's.
+AWAITING_SECOND_APPROVAL = "待复核"
+# The officers' role that may give the second approval (handoff.service.SUPERVISOR).
+SUPERVISOR_ROLE = "supervisor"
 
 
 def named_parties(people: Mapping[str, Customer], roles) -> str:
@@ -128,6 +137,10 @@ class DecisionError(LendingError):
     """An officer's decision that cannot be taken (no reason given, inactive officer)."""
 
 
+class SecondApprovalRequired(DecisionError):
+    """An application waiting for a supervisor's second approval, decided by someone who may not."""
+
+
 class ReportsIncomplete(LendingError):
     """A party who must authorize has no credit report yet."""
 
@@ -149,7 +162,7 @@ class CoreBankingStub:
 @dataclass
 class BatchReport:
     approved: list[int] = field(default_factory=list)
-    over_limit: list[int] = field(default_factory=list)
+    over_limit: list[int] = field(default_factory=list)  # above the limit, or needing a second approval
 
 
 def _review_deadline(application: LoanApplication) -> datetime:
@@ -404,7 +417,7 @@ class Applications:
         ).all()
         for done, application in enumerate(queued, 1):
             limit = max_amount if max_amount is not None else application.product.auto_approval_limit
-            if application.amount <= limit:
+            if application.amount <= limit and not needs_second_approval(application):
                 self._decide(session, application.id, officer, reason, "approved")
                 report.approved.append(application.id)
             else:
@@ -437,7 +450,29 @@ class Applications:
         if not reason.strip():
             raise DecisionError("请填写审批意见")
         application = self._get(session, application_id, lock=True)
-        self._move(session, application, outcome, f"officer:{officer.username}", outcome, reason.strip())
+        actor, reason = f"officer:{officer.username}", reason.strip()
+        first = session.get(Officer, application.first_approved_by or 0)
+        if first is not None and application.status == "under_review":
+            if officer.role != SUPERVISOR_ROLE:
+                raise SecondApprovalRequired(f"这笔申请{AWAITING_SECOND_APPROVAL}：需要主管复核，客户经理不能再审批")
+            if officer.id == first.id:
+                raise SecondApprovalRequired("复核人不能是审批人本人，请由另一位主管复核")
+            self._move(session, application, outcome, actor, outcome, reason, first_approver=first.username)
+        elif outcome == "approved" and needs_second_approval(application):
+            _require(application, outcome)
+            application.first_approved_by, application.first_approved_at = officer.id, self.clock()
+            self._record(
+                session,
+                application,
+                application.status,
+                application.status,
+                actor,
+                "first_approval",
+                reason,
+                second_approval_above=application.product.second_approval_above,
+            )
+        else:
+            self._move(session, application, outcome, actor, outcome, reason)
         return application
 
     def _evaluate(
@@ -572,6 +607,18 @@ def officer_queue():
         .where(LoanApplication.status == "under_review", LoanApplication.review_mode == "officer")
         .order_by(LoanApplication.escalated_at.is_(None), LoanApplication.review_deadline, LoanApplication.id)
     )
+
+
+def needs_second_approval(application: LoanApplication) -> bool:
+    """Whether an officer's approval of this application waits for a supervisor's (四眼原则)."""
+    return application.amount > application.product.second_approval_above
+
+
+def awaiting_second_approval(application: LoanApplication) -> Officer | None:
+    """The officer whose approval waits for a supervisor's second approval (待复核), if any."""
+    if application.status != "under_review" or application.first_approved_by is None:
+        return None
+    return application.first_approver
 
 
 def _require(application: LoanApplication, to_status: str) -> None:

@@ -23,6 +23,7 @@ _FIELDS = (
     "needs_guarantor",
     "needs_collateral",
     "auto_approval_limit",
+    "second_approval_above",
     "authorizing_parties",
     "description",
 )
@@ -50,6 +51,8 @@ def _check(row: dict) -> None:
         raise ProductFileError(
             f"product {code}: need 0 < min_amount <= max_amount and " "0 <= auto_approval_limit <= max_amount"
         )
+    if not row["auto_approval_limit"] <= row["second_approval_above"] <= row["max_amount"]:
+        raise ProductFileError(f"product {code}: need auto_approval_limit <= second_approval_above <= max_amount")
     if not row["terms_months"] or not all(isinstance(t, int) and t > 0 for t in row["terms_months"]):
         raise ProductFileError(f"product {code}: terms_months must be a list of whole months")
 

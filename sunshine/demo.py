@@ -62,6 +62,8 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
                     role=row["role"],
                     wecom_userid=row["wecom_userid"],
                     password_hash=generate_password_hash(row["password"]),
+                    # Development data: the published demo password needs no first change.
+                    must_change_password=False,
                 )
             )
     session.flush()

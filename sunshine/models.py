@@ -44,6 +44,28 @@ class Officer(Base):
     wecom_userid: Mapped[str | None] = Column(String(64))
     active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    # An officer given an initial password must choose their own before anything else (migration 0015).
+    must_change_password: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    password_changed_at: Mapped[datetime | None] = Column(DateTime)
+
+
+class OfficerSession(Base):
+    """One console login: the cookie carries a random id whose SHA-256 is kept here, so a
+    session ends on the server (logout, password change, lifetime, idle time) and a copied
+    cookie stops working with it."""
+
+    __tablename__ = "officer_sessions"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    token_hash: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    officer_id: Mapped[int] = Column(Integer, ForeignKey("officers.id"), nullable=False, index=True)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    last_seen_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    ended_at: Mapped[datetime | None] = Column(DateTime)
+    # logout | password_changed | expired | idle | deactivated
+    end_reason: Mapped[str | None] = Column(String(32))
+    client_ip: Mapped[str] = Column(String(64), nullable=False, default="")
+
+    officer: Mapped[Officer] = relationship("Officer")
 
 
 class Customer(Base):
@@ -116,6 +138,8 @@ class LoanProduct(Base):
     needs_collateral: Mapped[bool] = Column(Boolean, nullable=False, default=False)
     # Applications up to this amount, with no risk-rule hit, are approved automatically (0: never).
     auto_approval_limit: Mapped[int] = Column(Integer, nullable=False, default=0)
+    # An officer's approval above this amount needs a supervisor's second approval (四眼原则; 0: always).
+    second_approval_above: Mapped[int] = Column(Integer, nullable=False, default=0)
 
 
 # Statuses after which an application is no longer live (see lending.applications).
@@ -143,10 +167,14 @@ class LoanApplication(Base):
     # [{code, outcome, description, stage}]
     risk_hits: Mapped[list[dict[str, Any]]] = Column(JSON, nullable=False, default=list)
     loan_account: Mapped[str | None] = Column(String(32))  # the loan account opened at disbursement
+    # Four eyes: the officer whose approval waits for a supervisor's (待复核), and since when.
+    first_approved_by: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
+    first_approved_at: Mapped[datetime | None] = Column(DateTime)
 
     customer: Mapped[Customer] = relationship("Customer", foreign_keys=[customer_id])
     guarantor: Mapped[Customer | None] = relationship("Customer", foreign_keys=[guarantor_id])
     product: Mapped[LoanProduct] = relationship("LoanProduct")
+    first_approver: Mapped[Officer | None] = relationship("Officer")
     events: Mapped[list[ApplicationEvent]] = relationship(
         "ApplicationEvent", back_populates="application", order_by="ApplicationEvent.id"
     )

@@ -9,6 +9,9 @@ lock customers or officers out; the per-token attempt counts in the database sti
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -32,8 +35,8 @@ class Limit:
 TOKEN_LOOKUPS = Limit("token_miss", 20, 600, "尝试次数太多，请稍后再打开授权链接")
 # Face uploads from one client (each costs a face-recognition run).
 FACE_ATTEMPTS = Limit("face", 10, 600, "刷脸次数太多，请稍后再试")
-# Wrong console passwords for one user name, and from one client address across user names.
-LOGIN_FAILURES = Limit("login_user", 5, 15 * 60, "密码错误次数太多，请15分钟后再试")
+# Wrong console passwords from one client address across user names (one user name from one
+# address: `Backoff`, so that nobody elsewhere can lock an officer out).
 LOGIN_FAILURES_BY_CLIENT = Limit("login_client", 20, 15 * 60, "登录失败次数太多，请15分钟后再试")
 
 
@@ -77,3 +80,65 @@ class Limiter:
             connect(self.redis_url).delete(self._key(limit, who))
         except redis.RedisError as exc:
             log.warning("rate limit %s unavailable: %s", limit.name, exc)
+
+
+class Backoff:
+    """Exponential back-off per client (e.g. one user name from one address): the first
+    `after` failures cost nothing; from then on each try must wait `base_s` seconds,
+    doubled with each further failure, at most `max_s`. A success clears it; a quiet
+    period of twice `max_s` forgets it. Redis down: no waiting (logged), like `Limiter`."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        name: str,
+        after: int,
+        base_s: int,
+        max_s: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.redis_url, self.name = redis_url, name
+        self.after, self.base_s, self.max_s, self.clock = after, base_s, max_s, clock
+
+    def _key(self, who: str) -> str:
+        return f"sunshine:backoff:{self.name}:{who[:256]}"
+
+    def wait_after(self, failures: int) -> int:
+        """Seconds to wait after this many failures in a row."""
+        if failures < self.after:
+            return 0
+        return min(self.base_s * 2 ** min(failures - self.after, 30), self.max_s)
+
+    def retry_after(self, who: str) -> int:
+        """Seconds until `who` may try again; 0 when they may now."""
+        try:
+            failures, last = connect(self.redis_url).hmget(self._key(who), "failures", "last")
+        except redis.RedisError as exc:
+            log.warning("back-off %s unavailable: %s", self.name, exc)
+            return 0
+        if failures is None or last is None:
+            return 0
+        left = float(last) + self.wait_after(int(failures)) - self.clock()
+        return math.ceil(left) if left > 0 else 0
+
+    def fail(self, who: str) -> int:
+        """Count one failure; returns the seconds `who` must now wait (0: none)."""
+        key = self._key(who)
+        try:
+            with connect(self.redis_url).pipeline() as pipe:
+                failures, *_ = (
+                    pipe.hincrby(key, "failures", 1)
+                    .hset(key, "last", repr(self.clock()))
+                    .expire(key, 2 * self.max_s)
+                    .execute()
+                )
+        except redis.RedisError as exc:
+            log.warning("back-off %s unavailable: %s", self.name, exc)
+            return 0
+        return self.wait_after(int(failures))
+
+    def clear(self, who: str) -> None:
+        try:
+            connect(self.redis_url).delete(self._key(who))
+        except redis.RedisError as exc:
+            log.warning("back-off %s unavailable: %s", self.name, exc)

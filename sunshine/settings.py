@@ -133,6 +133,16 @@ class Settings:
     # Password of the private Redis `make run` starts when REDIS_URL is empty (empty: a random one per start).
     private_redis_password: str = ""
 
+    # --- officers' console: sessions, logins, first passwords (webhooks/console/auth.py) ---
+    # Seconds a console login lasts at most, and without a request of the officer's before it ends.
+    console_session_max_s: int = 8 * 3600
+    console_session_idle_s: int = 30 * 60
+    # Wrong passwords for one user name from one address before each further try must wait:
+    # the first wait (seconds), doubled with each further failure up to the longest.
+    login_backoff_after: int = 5
+    login_backoff_base_s: int = 60
+    login_backoff_max_s: int = 3600
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -373,6 +383,14 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:
         problems.append("TRACKER_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
+    if not 300 <= s.console_session_max_s <= 7 * 86400:
+        problems.append("CONSOLE_SESSION_MAX_S must be between 300 seconds and 7 days (604800)")
+    if not 60 <= s.console_session_idle_s <= s.console_session_max_s:
+        problems.append("CONSOLE_SESSION_IDLE_S must be at least 60 seconds and at most CONSOLE_SESSION_MAX_S")
+    if not 1 <= s.login_backoff_after <= 50:
+        problems.append("LOGIN_BACKOFF_AFTER must be between 1 and 50 wrong passwords")
+    if not 1 <= s.login_backoff_base_s <= s.login_backoff_max_s <= 86400:
+        problems.append("need 1 <= LOGIN_BACKOFF_BASE_S <= LOGIN_BACKOFF_MAX_S <= 86400 seconds")
     for name in HTTP_SETTINGS:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):

@@ -25,8 +25,10 @@ from sunshine.protect import constant_time_equal
 from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
 from sunshine.redis import connect
 from webhooks.openapi import SPEC
+from webhooks.private import no_store
 
 bp = Blueprint("api", __name__)
+bp.after_request(no_store)  # the authorization page and its API show a party's (masked) data
 
 
 def _settings():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from flask import Blueprint
 
+from webhooks.private import no_store
+
 bp = Blueprint(
     "console",
     __name__,
@@ -25,6 +27,9 @@ bp = Blueprint(
     static_url_path="/static",
 )
 api = Blueprint("console_api", __name__, url_prefix="/api/console")
+# Every console answer shows personal data or printable authorization codes: never cached.
+bp.after_request(no_store)
+api.after_request(no_store)
 
 # The route modules add their routes to `bp` and `api` when imported, so they come after them.
 from webhooks.console import applications, auth, common, hand_offs, queue  # noqa: E402

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from auth_flow.qr import authorization_url, png
 from auth_flow.tokens import issue_for_application
 from handoff import service as handoffs
-from lending.applications import Applications, LendingError
+from lending.applications import Applications, LendingError, awaiting_second_approval
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
 from sunshine.models import LoanApplication
@@ -34,8 +34,14 @@ def _application(application_id: int) -> LoanApplication:
 @login_required
 def application_page(application_id: int) -> ResponseReturnValue:
     application = _application(application_id)
+    first = awaiting_second_approval(application)
     return render_template(
-        "console/application.html", a=application, profile=profile(application.customer), now=utcnow()
+        "console/application.html",
+        a=application,
+        profile=profile(application.customer),
+        now=utcnow(),
+        first_approver=first,
+        can_confirm=first is not None and g.officer.role == handoffs.SUPERVISOR and g.officer.id != first.id,
     )
 
 
@@ -82,11 +88,15 @@ def decide(application_id: int) -> ResponseReturnValue:
         abort(400, description="请选择通过或不通过")
     service = Applications.from_settings(settings())
     try:
-        getattr(service, decision)(g.db, application_id, g.officer, request.form.get("reason", ""))
+        application = getattr(service, decision)(g.db, application_id, g.officer, request.form.get("reason", ""))
+        waiting = application.status == "under_review" and application.first_approved_by is not None
         g.db.commit()
     except LendingError as exc:
         g.db.rollback()
         flash(str(exc), "error")
         return redirect(url_for("console.application_page", application_id=application_id))
-    flash("已审批通过" if decision == "approve" else "已拒绝，客户会收到通知", "ok")
+    if waiting:
+        flash("已审批通过，金额较大，等待另一位主管复核（待复核）", "ok")
+    else:
+        flash("已审批通过" if decision == "approve" else "已拒绝，客户会收到通知", "ok")
     return redirect(url_for("console.queue"))

@@ -18,7 +18,7 @@ from handoff import service as handoffs
 from sunshine.clock import utcnow
 from sunshine.models import ConversationMessage, HandOff, Officer
 from webhooks.console import api, bp
-from webhooks.console.auth import login_required
+from webhooks.console.auth import login_required, passive
 from webhooks.console.common import HAND_OFF_STATUS, beijing, jobs, masked, profile, settings
 
 MESSAGE_STATUS = {
@@ -118,6 +118,7 @@ def hand_off_page(hand_off_id: int) -> ResponseReturnValue:
 
 @api.get("/hand-offs/<int:hand_off_id>/messages")
 @login_required
+@passive
 def messages_json(hand_off_id: int) -> ResponseReturnValue:
     """Everything kept for this customer (their words, officers' replies with their delivery)."""
     hand_off = _hand_off(hand_off_id)

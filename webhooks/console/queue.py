@@ -15,7 +15,7 @@ from lending.applications import officer_queue
 from sunshine.clock import utcnow
 from sunshine.models import ApplicationEvent, AuditEntry, ConversationMessage, Customer, LoanApplication, Officer
 from webhooks.console import api, bp
-from webhooks.console.auth import login_required
+from webhooks.console.auth import login_required, passive
 from webhooks.console.common import iso
 
 
@@ -61,6 +61,7 @@ def queue() -> ResponseReturnValue:
 
 @bp.get("/queue/rows")
 @login_required
+@passive
 def queue_rows() -> ResponseReturnValue:
     """The queue's tables alone, for the page's live refresh."""
     return render_template("console/_queue_rows.html", **_queue_context(_officer_filter()))
@@ -68,6 +69,7 @@ def queue_rows() -> ResponseReturnValue:
 
 @api.get("/changes")
 @login_required
+@passive
 def changes() -> ResponseReturnValue:
     """A version that changes whenever a hand-off, message or application changes (the page polls it)."""
     version = [
@@ -105,6 +107,7 @@ def queue_json() -> ResponseReturnValue:
                 "amount": a.amount,
                 "deadline": iso(a.review_deadline) if a.review_deadline else None,
                 "escalated": a.escalated_at is not None,
+                "awaiting_second_approval": a.first_approved_by is not None,
             }
             for a in ctx["applications"]
         ],
