@@ -283,8 +283,9 @@ def test_another_officers_application_is_403(login, demo_settings):
     assert login("supervisor01").get(f"/console/applications/{app_id}").status_code == 200
 
 
-def test_five_wrong_passwords_lock_the_user_name_for_a_while(make_client, login):
+def test_five_wrong_passwords_hold_that_user_name_back_from_that_address(make_client, login):
     client = make_client()
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.50"
     for _ in range(5):
         token = csrf_of(client.get("/console/login").data)
         resp = client.post("/console/login", data={"username": "officer01", "password": "guess", "csrf": token})
@@ -293,6 +294,7 @@ def test_five_wrong_passwords_lock_the_user_name_for_a_while(make_client, login)
     resp = client.post("/console/login", data={"username": "officer01", "password": "sunshine-demo", "csrf": token})
     assert resp.status_code == 429 and "密码错误次数太多" in resp.data.decode()
     login("supervisor01")  # other user names are not affected
+    login("officer01")  # nor is the same user name from another address
 
 
 def test_a_database_failure_while_keeping_the_customers_message_leaves_it_with_the_bot(
@@ -353,3 +355,52 @@ def test_undelivered_replies_say_why_and_offer_the_right_resend(login, demo_sett
     ]
     page = client.get(f"/console/hand-offs/{hid}").data.decode()
     assert page.count(">用模板消息发送</button>") == 1 and page.count(">重发</button>") == 2
+
+
+def test_a_large_approval_waits_for_another_supervisor_in_the_console(login, demo_settings):
+    from werkzeug.security import generate_password_hash
+
+    app_id = _application_under_review(demo_settings)
+    with unit_of_work(demo_settings.database_url) as s:
+        s.get(LoanApplication, app_id).amount = 350_000  # above 富农担保贷's 300,000
+        s.add(
+            Officer(
+                username="supervisor02",
+                display_name="吴主任",
+                role="supervisor",
+                password_hash=generate_password_hash("sunshine-demo"),
+                must_change_password=False,
+            )
+        )
+    officer = login()
+    page = officer.get(f"/console/applications/{app_id}").data.decode()
+    assert "您通过后还需要另一位主管复核" in page
+    resp = officer.post(
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "approve", "reason": "经营稳定", "csrf": officer.csrf},
+        follow_redirects=True,
+    )
+    assert "等待另一位主管复核" in resp.data.decode()
+    assert "待复核" in officer.get("/console/queue/rows").data.decode()
+    assert officer.get("/api/console/queue").json["applications"][0]["awaiting_second_approval"] is True
+    page = officer.get(f"/console/applications/{app_id}").data.decode()
+    assert "待复核" in page and 'id="decision"' not in page and "审批人本人不能复核" in page
+    resp = officer.post(  # the form is gone, and a forged POST is refused too
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "approve", "reason": "我自己复核", "csrf": officer.csrf},
+        follow_redirects=True,
+    )
+    assert "需要主管复核" in resp.data.decode()
+    supervisor = login("supervisor01")
+    page = supervisor.get(f"/console/applications/{app_id}").data.decode()
+    assert "复核通过" in page and "李经理（officer01）已于" in page
+    resp = supervisor.post(
+        f"/console/applications/{app_id}/decision",
+        data={"decision": "approve", "reason": "复核同意", "csrf": supervisor.csrf},
+    )
+    assert resp.status_code == 302
+    with unit_of_work(demo_settings.database_url) as s:
+        application = s.get(LoanApplication, app_id)
+        history = [(e.actor, e.action) for e in application.events]
+        assert application.status == "approved"
+        assert history == [("officer:officer01", "first_approval"), ("officer:supervisor01", "approved")]
