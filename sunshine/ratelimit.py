@@ -113,7 +113,7 @@ class Backoff:
         """Seconds until `who` may try again; 0 when they may now."""
         try:
             failures, last = connect(self.redis_url).hmget(self._key(who), "failures", "last")
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             log.warning("back-off %s unavailable: %s", self.name, exc)
             return 0
         if failures is None or last is None:
@@ -132,7 +132,7 @@ class Backoff:
                     .expire(key, 2 * self.max_s)
                     .execute()
                 )
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             log.warning("back-off %s unavailable: %s", self.name, exc)
             return 0
         return self.wait_after(int(failures))
@@ -140,5 +140,5 @@ class Backoff:
     def clear(self, who: str) -> None:
         try:
             connect(self.redis_url).delete(self._key(who))
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             log.warning("back-off %s unavailable: %s", self.name, exc)

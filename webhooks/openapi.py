@@ -160,7 +160,8 @@ SPEC = {
                 },
             }
         },
-        # -- the officer console (session cookie from /console/login; POSTs need X-CSRF-Token) --
+        # -- the officer console (session cookie from /console/login; POSTs need X-CSRF-Token;
+        #    a session ends at logout, password change, CONSOLE_SESSION_MAX_S or CONSOLE_SESSION_IDLE_S) --
         "/api/console/changes": {
             "get": {
                 "summary": "A version that changes whenever a hand-off, message or application changes",
@@ -169,7 +170,11 @@ SPEC = {
                         "description": "The version",
                         "content": _json({"version": {"type": "string"}}, ["version"]),
                     },
-                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                    "401": {"description": "Not logged in (or the session ended)", "content": _JSON_ERROR},
+                    "403": {
+                        "description": "The officer must change their initial password first",
+                        "content": _JSON_ERROR,
+                    },
                 },
             }
         },
@@ -194,7 +199,11 @@ SPEC = {
                             ["hand_offs", "applications"],
                         ),
                     },
-                    "401": {"description": "Not logged in", "content": _JSON_ERROR},
+                    "401": {"description": "Not logged in (or the session ended)", "content": _JSON_ERROR},
+                    "403": {
+                        "description": "The officer must change their initial password first",
+                        "content": _JSON_ERROR,
+                    },
                 },
             }
         },
@@ -216,7 +225,11 @@ SPEC = {
                         ),
                     },
                     "401": {"description": "Not logged in", "content": _JSON_ERROR},
-                    "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                    "403": {
+                        "description": "Another officer's conversation, or the officer must change their "
+                        "initial password first",
+                        "content": _JSON_ERROR,
+                    },
                     "404": {"description": "No such hand-off", "content": _JSON_ERROR},
                 },
             }
@@ -246,7 +259,11 @@ SPEC = {
                     },
                     "400": {"description": "Missing or forged CSRF token", "content": _JSON_ERROR},
                     "401": {"description": "Not logged in", "content": _JSON_ERROR},
-                    "403": {"description": "Another officer's conversation", "content": _JSON_ERROR},
+                    "403": {
+                        "description": "Another officer's conversation, or the officer must change their "
+                        "initial password first",
+                        "content": _JSON_ERROR,
+                    },
                     "404": {"description": "No such hand-off", "content": _JSON_ERROR},
                     "409": {"description": "Closed hand-off, empty or too long reply", "content": _JSON_ERROR},
                 },

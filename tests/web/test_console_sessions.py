@@ -227,9 +227,11 @@ def test_the_back_off_doubles_with_each_further_failure_and_a_success_clears_it(
     assert backoff.retry_after("u|a") == 0 and backoff.fail("u|a") == 0
 
 
-def test_redis_down_backs_nothing_off():
-    backoff = Backoff("redis://127.0.0.1:1/0", "t", after=1, base_s=60, max_s=60)
-    assert backoff.fail("u|a") == 0 and backoff.retry_after("u|a") == 0
+def test_redis_down_or_unset_backs_nothing_off():
+    for url in ("redis://127.0.0.1:1/0", ""):
+        backoff = Backoff(url, "t", after=1, base_s=60, max_s=60)
+        assert backoff.fail("u|a") == 0 and backoff.retry_after("u|a") == 0
+        backoff.clear("u|a")
 
 
 def test_private_answers_are_never_cached(make_client, demo_settings):

@@ -21,12 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
-from sqlalchemy import select
 
 from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
-from sunshine.models import Officer
+from tests.web.test_console_officers import csrf_of
 from webhooks.openapi import SPEC
 
 FUZZ = settings(
@@ -71,15 +70,11 @@ def world(make_client, demo_settings):
     clients = {None: make_client(**overrides), "party": make_client(**overrides)}
     with clients["party"].session_transaction() as session:  # back from WeChat's web authorization
         session["wechat_openid"] = "o_demo_zhangjianguo"
-    for username in ("officer01", "supervisor01"):  # a console session as /console/login leaves it
+    for username in ("officer01", "supervisor01"):  # a console session (a server-side record) by logging in
         client = make_client(**overrides)
-        with unit_of_work(demo_settings.database_url) as s:
-            officer = s.scalar(select(Officer).where(Officer.username == username))
-            with client.session_transaction() as session:
-                session.update(
-                    officer_id=officer.id, officer_name=officer.display_name, role=officer.role, csrf=f"csrf-{username}"
-                )
-        client.csrf = f"csrf-{username}"
+        form = {"username": username, "password": "sunshine-demo", "csrf": csrf_of(client.get("/console/login").data)}
+        assert client.post("/console/login", data=form).status_code == 302
+        client.csrf = csrf_of(client.get("/console").data)
         clients[username] = client
     return {"clients": clients, "token": token, "id": hand_off_id}
 
