@@ -80,7 +80,8 @@ def approve_village(settings: Settings, village: str, username: str, reason: str
         with tqdm(total=0, unit="笔", desc=f"{village}批量审批", file=sys.stderr) as bar:
             report = service.approve_village(session, village, officer, reason, max_amount, progress=_progress(bar))
     print(
-        f"{village}批量审批完成：通过{len(report.approved)}笔，" f"超过小额上限留待逐笔审批{len(report.over_limit)}笔。"
+        f"{village}批量审批完成：通过{len(report.approved)}笔，"
+        f"超过小额上限或需主管复核、留待逐笔审批{len(report.over_limit)}笔。"
     )
     return 1 if report.over_limit else 0
 

@@ -144,7 +144,7 @@ def test_cli_approves_a_village_and_escalates_overdue(demo_settings, capsys):
         main(["approve-village", "黄桥村", "--officer", "officer01", "--max-amount", "100000"], settings=demo_settings)
         == 0
     )
-    assert "黄桥村批量审批完成：通过1笔，超过小额上限留待逐笔审批0笔。" in capsys.readouterr().out
+    assert "黄桥村批量审批完成：通过1笔，超过小额上限或需主管复核、留待逐笔审批0笔。" in capsys.readouterr().out
     with unit_of_work(demo_settings.database_url) as s:
         assert s.get(LoanApplication, guaranteed_id).status == "approved"
         assert s.get(LoanApplication, small_id).status == "awaiting_authorization"
