@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from handoff import service as handoffs
-from lending.applications import STATUS_LABELS
+from lending.applications import AWAITING_SECOND_APPROVAL, STATUS_LABELS
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from sunshine.clock import officer_time
@@ -51,6 +51,14 @@ def beijing(moment: datetime | None) -> str:
 def masked(text: str) -> str:
     """Free text as officers see it: ID and mobile numbers masked (the stored text is kept whole)."""
     return mask_text(text)
+
+
+@bp.app_template_filter("status_label")
+def status_label(application: LoanApplication) -> str:
+    """How officers read an application's status: 待复核 while an approval waits for a supervisor's."""
+    if application.status == "under_review" and application.first_approved_by is not None:
+        return AWAITING_SECOND_APPROVAL
+    return STATUS_LABELS[application.status]
 
 
 @bp.app_template_filter("iso")
