@@ -66,7 +66,10 @@ def test_the_development_key_in_dotenv_production_is_refused(demo_settings, tmp_
     app = create_app(replace(demo_settings, secret_key=Settings.secret_key))
     client = app.test_client()
     client.set_cookie("session", forged_supervisor_cookie(app, supervisor))
-    assert client.get("/api/console/queue").status_code == 200
+    # Since console sessions are server-side records (webhooks/console/auth.py) a signed cookie
+    # alone opens nothing; the key still signs the authorization page's WeChat identity and keys
+    # the ID fingerprints and sealed copies, so production must still refuse it.
+    assert client.get("/api/console/queue").status_code == 401
     # the refusal: SUNSHINE_ENV=production in .env (where every other setting lives) is believed
     monkeypatch.delenv("SUNSHINE_ENV", raising=False)
     (tmp_path / ".env").write_text("SUNSHINE_ENV=production\n")
