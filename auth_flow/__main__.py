@@ -5,6 +5,8 @@ python -m auth_flow export-evidence FILE.jsonl                   the consent-evi
 python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
 python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
                                                                  (once, or every SECONDS: `make run` does)
+python -m auth_flow evaluate-faces DIR [--json] [--plot PNG]     the face decision's false accepts/rejects
+                                                                 per group on DIR/GROUP/PERSON/IMAGE
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from auth_flow import evidence, faces, reports
+from auth_flow import evidence, face_eval, face_match, faces, reports
 from auth_flow.enrolment import enroll_reference
+from auth_flow.face_engines import probe_encoding
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
 from sunshine.models import LoanApplication
 from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging, mask_id_number
-from sunshine.settings import load
+from sunshine.settings import VAR, load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     retry.add_argument("application_id", type=int)
     sweep = commands.add_parser("sweep-reports", help="fetch reports whose consents are complete but not queried")
     sweep.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
+    evaluate = commands.add_parser("evaluate-faces", help="false accepts/rejects of the face decision per group")
+    evaluate.add_argument("dir", type=Path, help="DIR/GROUP/PERSON/IMAGE")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (no plot)")
+    evaluate.add_argument("--plot", type=Path, default=VAR / "face-eval" / "evaluate-faces.png", help="the PNG")
+    evaluate.add_argument("--cache", type=Path, default=VAR / "cache" / "face-encodings.json")
+    evaluate.add_argument("--no-cohort", action="store_true", help="evaluate the fallback (distance alone)")
     args = parser.parse_args(argv)
     settings = load()
+    if args.command == "evaluate-faces":
+        return evaluate_faces(settings, args)
     configure_logging(settings.log_level)
     if args.command == "retry-reports":
         return retry_reports(settings, args.application_id)
@@ -68,6 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         + ("intact" if not problems else "BROKEN:\n" + "\n".join(problems))
     )
     return 1 if problems else 0
+
+
+def evaluate_faces(settings, args) -> int:
+    if not args.dir.is_dir():
+        print(f"error: {args.dir} is not a folder (DIR/GROUP/PERSON/IMAGE)", file=sys.stderr)
+        return 2
+    policy = face_match.Policy.from_settings(settings)
+    if args.no_cohort:
+        policy = replace(policy, cohort_min=10**9)
+    report, pairs = face_eval.run(args.dir, policy, args.cache, probe_encoding)
+    if not report["groups"]:
+        print(f"error: no GROUP/PERSON/IMAGE under {args.dir}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, sort_keys=True))
+        return 0
+    print(face_eval.table(report))
+    face_eval.plot(pairs, report["groups"], policy, args.plot)
+    print(f"distributions and ROC: {args.plot}")
+    return 0
 
 
 def retry_reports(settings, application_id: int) -> int:

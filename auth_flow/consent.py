@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth_flow import evidence, faces, notices
-from auth_flow.enrolment import reference_of
 from auth_flow.evidence import Client
+from auth_flow.face_engines import FaceEngine, NoReference
 from auth_flow.identity import ID_DIGITS, identity_factor
 from auth_flow.notices import OfficerNotifier
 from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of
@@ -24,6 +24,10 @@ BIOMETRIC_CONSENT_TEXT = (
     "人脸属于敏感个人信息：比对完成后照片立即删除，只保留照片的校验值（哈希）和比对结果，用于证明授权经过。"
     "您可以拒绝，改到网点当面办理。"
 )
+
+
+# What helps a genuine person through the match (the message never suggests they are someone else).
+RETRY_ADVICE = "请到光线均匀明亮的地方，摘下眼镜和帽子，手机拿到一臂远、正对镜头后再试"
 
 
 def _application(session: Session, auth: Authorization) -> LoanApplication | None:
@@ -58,44 +62,45 @@ def give_biometric_consent(session: Session, token: str, agree: bool, client: Cl
 
 def check_face(
     session: Session,
-    secret_key: str,
     token: str,
     uploads: list[bytes],
     client: Client,
     max_attempts: int,
-    tolerance: float,
+    engine: FaceEngine,
     min_motion: float,
 ) -> CheckResult:
-    """Step 3: the frames taken while the party turns their head: same face as the reference, and live."""
+    """Step 3: the frames taken while the party turns their head: the same person (as `engine`
+    decides), and live. A frame to retake (poor quality, service busy) uses no attempt; a match
+    in the review band is recorded as `face_review` for an officer and counts as a failed try."""
     auth = open_for_step(session, token, "face", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None:
         evidence.append(session, auth, "refused", client, step="face", reason="out_of_order")
         raise StepRefused("请先核对身份并同意人脸核验")
-    ref = reference_of(session, auth.party_customer_id or auth.customer_id)
-    if ref is None:
-        evidence.append(session, auth, "refused", client, step="face", reason="no_reference")
-        raise StepRefused("银行还没有登记您的证件照，暂时不能刷脸授权，请联系客户经理")
     hashes = [faces.sha256(u) for u in uploads]
     try:
-        result = faces.verify(faces.unseal_encoding(secret_key, ref.encoding_sealed), uploads, tolerance, min_motion)
+        result = faces.verify(engine.matcher(session, party_of(session, auth)), uploads, min_motion)
+    except NoReference as exc:
+        evidence.append(session, auth, "refused", client, step="face", reason="no_reference", engine=engine.name)
+        raise StepRefused(str(exc)) from None
+    except faces.Retake as exc:
+        evidence.append(session, auth, "face_retake", client, image_sha256=hashes, reason=str(exc), engine=engine.name)
+        return CheckResult(False, str(exc), max(max_attempts - auth.attempts, 0))
     except faces.FaceError as exc:
         evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc))
         return failed_check(session, auth, str(exc), max_attempts, client)
     face = result.as_dict()
     if result.passed:
         auth.face_verified_at = utcnow()
-        evidence.append(
-            session, auth, "face_passed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
-        )
+        evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes)
         return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
-    evidence.append(
-        session, auth, "face_failed", client, face=face, image_sha256=hashes, reference_sha256=ref.image_sha256
-    )
-    why = (
-        "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
-        if result.matched
-        else "人脸与登记的证件照不一致，请本人操作"
-    )
+    event = "face_review" if result.review else "face_failed"
+    evidence.append(session, auth, event, client, face=face, image_sha256=hashes)
+    if not result.live and result.match.outcome != "fail":
+        why = "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
+    elif result.review:
+        why = f"暂时无法自动确认，本次结果已留存供客户经理核对。{RETRY_ADVICE}"
+    else:
+        why = f"这次没能确认是您本人。{RETRY_ADVICE}"
     return failed_check(session, auth, why, max_attempts, client, face=face)
 
 

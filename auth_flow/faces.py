@@ -1,13 +1,18 @@
 """Face verification and liveness with face_recognition (dlib HOG detector, one encoding).
 
-- `verify(reference, frames, ...)`: the selfie (the most frontal frame) must hold exactly
-  one face whose distance to the enrolled reference is at most the tolerance.
+- `verify(match, frames, ...)`: the selfie (the most frontal frame) must hold exactly one
+  face, good enough to compare (`quality`), and the face engine (`auth_flow.face_engines`:
+  the local decision of `auth_flow.face_match`, or a certified verification service)
+  decides whether it is the person.
 - Liveness: the page asks the person to turn their head slowly while it takes several
   frames. A face photo held up to the camera is a plane, and the landmarks of a plane
   in any two views are related exactly by a homography (perspective map); a real head
   turning is not. The largest landmark residual after the best homography fit,
   measured in eye distances, must reach `min_motion`. A still image gives 0.
 
+Uploads are JPEG or PNG only, checked from their header before anything is decoded, at most
+MAX_PIXELS each and MAX_REQUEST_PIXELS together (a decompression bomb is refused before it
+costs memory); JPEGs are decoded in draft mode, already reduced towards the working width.
 Images are decoded in memory and never written anywhere; only their SHA-256 is kept.
 Reference encodings are stored encrypted (`seal_encoding`).
 """
@@ -16,17 +21,27 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from auth_flow.face_match import Decision
 from sunshine.protect import fernet
 
 WORK_WIDTH = 640  # images are downscaled to this width before detection (speed on one core)
 LANDMARK_WIDTH = 320  # liveness frames need only the landmarks
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 4_000_000  # one frame: more than a phone page's camera frame needs, checked before decoding
+MAX_REQUEST_PIXELS = 16_000_000  # all the frames of one attempt together
+FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}  # magic bytes -> the only formats decoded
+# Quality gates: a face too small, too dark, too bright or blurred asks for another frame.
+MIN_FACE_PX = 60  # face box height in the working image
+MIN_BRIGHTNESS, MAX_BRIGHTNESS = 40, 220  # mean grey level of the face box
+MIN_SHARPNESS = 12.0  # variance of the Laplacian of the face box, grey levels squared
 MIN_FRAMES, MAX_FRAMES = 3, 12
+# What an encoding depends on (detector, upsampling, model, jitters, quality gates): cached encodings carry it.
+ENCODER_VERSION = f"hog-up1/small/jitter1/q{MIN_FACE_PX}-{MIN_BRIGHTNESS}-{MAX_BRIGHTNESS}-{MIN_SHARPNESS:g}"
 ENCODINGS_KEY = b"sunshine face reference encodings"  # the purpose of their own sealing key
 
 
@@ -46,31 +61,50 @@ class SeveralFaces(FaceError):
     pass
 
 
+class TooLarge(NotAnImage):
+    pass
+
+
+class Retake(FaceError):
+    """Nothing was decided and the person is asked to try again: the attempt is not counted."""
+
+
+class PoorQuality(Retake):
+    """The frame is usable in principle but not good enough to compare: the person is asked for a
+    better one (it does not use up an attempt); the message says what to change."""
+
+
 @dataclass(frozen=True)
 class FaceResult:
     """What a face check found: recorded as evidence whatever the decision."""
 
-    distance: float | None
-    threshold: float
-    matched: bool
+    match: Decision
     motion: float | None
     min_motion: float
     live: bool
     image_sha256: list[str] = field(default_factory=list)
 
     @property
+    def matched(self) -> bool:
+        return self.match.outcome == "pass"
+
+    @property
     def passed(self) -> bool:
         return self.matched and self.live
 
+    @property
+    def review(self) -> bool:
+        """Live, and the match in the band an officer decides (neither clearly the person nor not)."""
+        return self.live and self.match.outcome == "review"
+
     def as_dict(self) -> dict:
         return {
-            "distance": None if self.distance is None else round(self.distance, 4),
-            "threshold": self.threshold,
+            **self.match.as_dict(),
             "matched": self.matched,
             "motion": None if self.motion is None else round(self.motion, 4),
             "min_motion": self.min_motion,
             "live": self.live,
-            "decision": "pass" if self.passed else "fail",
+            "decision": "pass" if self.passed else "review" if self.review else "fail",
         }
 
 
@@ -78,14 +112,42 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _open(data: bytes) -> Image.Image:
+    """The image's header only (nothing decoded yet): JPEG or PNG, at most MAX_PIXELS."""
+    kind = next((name for magic, name in FORMATS.items() if data.startswith(magic)), None)
+    if kind is None:
+        raise NotAnImage("只能上传JPEG或PNG格式的照片，请用手机摄像头重新拍摄")
+    try:
+        image: Image.Image = Image.open(io.BytesIO(data), formats=[kind])
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError):
+        raise NotAnImage("上传的不是照片，请用手机摄像头重新拍摄") from None
+    if image.width * image.height > MAX_PIXELS:
+        raise TooLarge(
+            f"照片像素太多（{image.width}×{image.height}），单张不能超过{MAX_PIXELS // 1_000_000}00万像素，"
+            "请用手机摄像头直接拍摄"
+        )
+    return image
+
+
+def check_uploads(uploads: list[bytes]) -> None:
+    """Refuse, from the headers alone, any frame that is not JPEG/PNG or too large, and frames
+    that together hold more than MAX_REQUEST_PIXELS: before a single pixel is decoded."""
+    total = 0
+    for data in uploads:
+        image = _open(data)
+        total += image.width * image.height
+    if total > MAX_REQUEST_PIXELS:
+        raise TooLarge(f"这次上传的画面合计超过{MAX_REQUEST_PIXELS // 1_000_000}00万像素，请降低分辨率重新拍摄")
+
+
 def load_image(data: bytes, width: int = WORK_WIDTH) -> np.ndarray:
     """RGB pixels of a JPEG/PNG upload, downscaled to at most `width` pixels wide."""
+    image = _open(data)
     try:
-        image: Image.Image = Image.open(io.BytesIO(data))
-        if image.width * image.height > MAX_PIXELS:
-            raise NotAnImage("照片太大，请重新拍摄")
+        if image.format == "JPEG" and image.width > width:
+            image.draft("RGB", (width, max(1, image.height * width // image.width)))  # DCT scaling: decode less
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError):
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError):
         raise NotAnImage("上传的不是照片，请用手机摄像头重新拍摄") from None
     image = image.convert("RGB")
     if image.width > width:
@@ -101,6 +163,22 @@ def _face_recognition():
     return face_recognition
 
 
+def quality(pixels: np.ndarray, box: tuple) -> None:
+    """Raise PoorQuality, saying what to change, when the face in `box` is too small, badly lit or blurred."""
+    top, right, bottom, left = box
+    if bottom - top < MIN_FACE_PX:
+        raise PoorQuality("人脸太小，请把手机拿近一些，让脸部占满取景框")
+    grey = pixels[max(top, 0) : bottom, max(left, 0) : right].astype(float).mean(axis=2)
+    brightness = float(grey.mean())
+    if brightness < MIN_BRIGHTNESS:
+        raise PoorQuality("光线太暗，请到明亮的地方、面向光源再拍")
+    if brightness > MAX_BRIGHTNESS:
+        raise PoorQuality("光线太强或逆光，请避开强光、不要背对窗户再拍")
+    laplacian = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    if float(laplacian.var()) < MIN_SHARPNESS:
+        raise PoorQuality("画面模糊，请拿稳手机、擦干净镜头再拍")
+
+
 def _one_face(pixels: np.ndarray) -> tuple:
     boxes = _face_recognition().face_locations(pixels, number_of_times_to_upsample=1, model="hog")
     if not boxes:
@@ -110,9 +188,12 @@ def _one_face(pixels: np.ndarray) -> tuple:
     return boxes[0]
 
 
-def encode(pixels: np.ndarray) -> np.ndarray:
-    """The 128-d encoding of the single face in `pixels` (NoFace / SeveralFaces otherwise)."""
+def encode(pixels: np.ndarray, check_quality: bool = False) -> np.ndarray:
+    """The 128-d encoding of the single face in `pixels` (NoFace / SeveralFaces otherwise;
+    PoorQuality too when `check_quality`)."""
     box = _one_face(pixels)
+    if check_quality:
+        quality(pixels, box)
     return _face_recognition().face_encodings(pixels, [box], num_jitters=1, model="small")[0]
 
 
@@ -157,13 +238,19 @@ def turn(marks: np.ndarray) -> float:
     return float(abs(marks[30][0] - (left[0] + right[0]) / 2) / max(np.linalg.norm(right - left), 1e-9))
 
 
-def verify(reference: np.ndarray, uploads: list[bytes], tolerance: float, min_motion: float) -> FaceResult:
-    """Check the frames of one attempt against the enrolled reference encoding.
+Matcher = Callable[[bytes], Decision]  # the selfie's bytes -> the face engine's decision
 
-    Raises FaceError (not an image, no face, several faces, too few frames) before any decision.
+
+def verify(match: Matcher, uploads: list[bytes], min_motion: float) -> FaceResult:
+    """Check the frames of one attempt: liveness over the frames, and the face engine's `match`
+    of the selfie (the most frontal frame).
+
+    Raises FaceError (not an image or too large, no face, several faces, poor quality, too few
+    frames) before any decision.
     """
     if not MIN_FRAMES <= len(uploads) <= MAX_FRAMES:
         raise FaceError(f"需要{MIN_FRAMES}到{MAX_FRAMES}张连续画面，请重新拍摄")
+    check_uploads(uploads)
     hashes_ = [sha256(u) for u in uploads]
     marks, usable = [], []
     for i, upload in enumerate(uploads):  # a blurred frame mid-turn may show no face: skip it
@@ -176,11 +263,9 @@ def verify(reference: np.ndarray, uploads: list[bytes], tolerance: float, min_mo
         raise NoFace("没有检测到人脸，请正对摄像头、光线充足后重试")
     moved = 0.0 if len(set(hashes_)) == 1 else motion(marks)
     frontal = min(range(len(marks)), key=lambda i: turn(marks[i]))  # the selfie: the most frontal frame
-    distance = match(reference, load_image(uploads[usable[frontal]]))
+    decision = match(uploads[usable[frontal]])
     return FaceResult(
-        distance=distance,
-        threshold=tolerance,
-        matched=distance <= tolerance,
+        match=decision,
         motion=moved,
         min_motion=min_motion,
         live=moved >= min_motion,
@@ -190,7 +275,11 @@ def verify(reference: np.ndarray, uploads: list[bytes], tolerance: float, min_mo
 
 def match(reference: np.ndarray, pixels: np.ndarray) -> float:
     """Distance between the reference encoding and the single face in `pixels`."""
-    return float(np.linalg.norm(encode(pixels) - reference))
+    return distance(reference, encode(pixels))
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
 
 
 def seal_encoding(secret_key: str, encoding: np.ndarray) -> str:

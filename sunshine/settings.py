@@ -68,9 +68,10 @@ class Settings:
     log_level: str = "INFO"
 
     # --- remote credit-report authorization (auth_flow) ---
-    # Largest face distance taken as the same person; stricter than face_recognition's 0.6,
-    # which is known to match different Chinese faces too often.
-    face_tolerance: float = 0.5
+    # Largest face distance taken as the same person when the cohort is too small for the
+    # cohort-normalised decision (auth_flow.face_match); face_recognition's own 0.6 matches
+    # different Chinese faces far too often (README, "Face decision").
+    face_tolerance: float = 0.40
     # Least non-planar head motion (landmark residual after the best planar fit, in eye
     # distances) the frames of a live face must show: a photo held up stays planar.
     face_liveness_min_motion: float = 0.07
@@ -143,6 +144,29 @@ class Settings:
     login_backoff_base_s: int = 60
     login_backoff_max_s: int = 3600
 
+    # --- face decision: engine, local policy, certified service (auth_flow.face_match, face_engines) ---
+    # Who decides whether the selfie is the person: "local" (face_recognition, offline) or
+    # "certified" (a licensed 人脸核身 service at FACEID_URL, against the authoritative ID photo).
+    face_engine: str = "local"
+    # Local: distance over the cohort closeness; at most FACE_PASS_RATIO passes, up to
+    # FACE_REVIEW_RATIO goes to an officer's review (measured: README, "Face decision").
+    face_pass_ratio: float = 0.88
+    face_review_ratio: float = 1.0
+    # Nearest cohort references averaged, and the fewest cohort references the ratio needs
+    # (fewer: FACE_TOLERANCE decides, FACE_REVIEW_DISTANCE bounds its review band).
+    face_cohort_k: int = 5
+    face_cohort_min: int = 100
+    face_review_distance: float = 0.50
+    # Certified service (Tencent Cloud FaceID ImageRecognitionV2 wire format): its API host,
+    # credentials, seconds per call, and the similarity (0-100) that passes / goes to review.
+    faceid_url: str = "http://127.0.0.1:8600"
+    faceid_secret_id: str = "AKIDsunshinedemo0000000000000000"  # noqa: S105  an id, not a secret
+    faceid_secret_key: str = "demo-faceid-secret-key"  # noqa: S105  development default, refused in production
+    faceid_timeout_s: float = 5.0
+    faceid_pass_sim: float = 80.0
+    faceid_review_sim: float = 70.0
+    faceid_emulator_port: int = 8600
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -166,6 +190,7 @@ class Settings:
             "action_server_token",
             "internal_token",
             "private_redis_password",
+            "faceid_secret_key",
         }
         out = {}
         for f in fields(self):
@@ -177,7 +202,15 @@ class Settings:
 
 
 # Secrets whose development defaults (below: ruff S105) are refused when SUNSHINE_ENV=production.
-DEVELOPMENT_SECRETS = ("secret_key", "wechat_token", "wechat_secret", "wxa_secret", "wecom_secret", "sms_api_key")
+DEVELOPMENT_SECRETS = (
+    "secret_key",
+    "wechat_token",
+    "wechat_secret",
+    "wxa_secret",
+    "wecom_secret",
+    "sms_api_key",
+    "faceid_secret_key",
+)
 
 # --- deployment guard (production refusals; README "Threat model") ---
 # Settings that are http(s) URLs.
@@ -190,6 +223,7 @@ HTTP_SETTINGS = (
     "wecom_api_base",
     "wechat_open_base",
     "sms_api_base",
+    "faceid_url",
 )
 # The outside systems the project ships emulators of: in production each must be the real host, over TLS.
 OUTSIDE_SYSTEMS = ("wechat_api_base", "wechat_open_base", "bureau_url", "sms_api_base", "wecom_api_base")
@@ -362,6 +396,16 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
     if not 0.2 <= s.face_tolerance <= 0.6:
         problems.append("FACE_TOLERANCE must be between 0.2 and 0.6 (face_recognition's own default is 0.6)")
+    if s.face_engine not in ("local", "certified"):
+        problems.append("FACE_ENGINE must be local (face_recognition) or certified (the service at FACEID_URL)")
+    if not 0.5 <= s.face_pass_ratio <= s.face_review_ratio <= 1.5:
+        problems.append("FACE_PASS_RATIO and FACE_REVIEW_RATIO must satisfy 0.5 <= pass <= review <= 1.5")
+    if not s.face_tolerance <= s.face_review_distance <= 0.6:
+        problems.append("FACE_REVIEW_DISTANCE must be between FACE_TOLERANCE and 0.6")
+    if not 1 <= s.face_cohort_k <= 50 or s.face_cohort_min < s.face_cohort_k:
+        problems.append("FACE_COHORT_K must be 1-50 and FACE_COHORT_MIN at least FACE_COHORT_K")
+    if not 0 <= s.faceid_review_sim <= s.faceid_pass_sim <= 100:
+        problems.append("FACEID_REVIEW_SIM and FACEID_PASS_SIM must satisfy 0 <= review <= pass <= 100")
     if not 1 <= s.auth_max_attempts <= 20:
         problems.append("AUTH_MAX_ATTEMPTS must be between 1 and 20")
     if s.auth_wechat_code not in ("mp", "wxa", "none"):

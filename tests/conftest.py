@@ -155,6 +155,7 @@ SERVICE_ADDRESSES = (
     "bureau_url",
     "wecom_api_base",
     "sms_api_base",
+    "faceid_url",
 )
 
 
@@ -182,6 +183,11 @@ def settings(db_url, redis_url, closed_address) -> Settings:
         database_url=db_url,
         redis_url=redis_url,
         secret_key=TEST_SECRET,
+        # The flow tests' reference face is a small, blurred frame of a video clip (not an ID photo),
+        # which its own other frames match at up to 0.5; the decision itself is measured by
+        # tests/unit/test_face_decision.py and `python -m auth_flow evaluate-faces`.
+        face_tolerance=0.5,
+        face_review_distance=0.6,
         **dict.fromkeys(SERVICE_ADDRESSES, closed_address),
     )
 

@@ -11,6 +11,7 @@ from werkzeug.formparser import parse_form_data
 
 from auth_flow.consent import check_face, give_biometric_consent, give_consent, public_view
 from auth_flow.evidence import Client
+from auth_flow.face_engines import engine_from_settings
 from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url, png, wechat_code
@@ -203,12 +204,11 @@ def authorization_face(token: str):
         return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
     result, failure = _step(
         check_face,
-        s.secret_key,
         token,
         uploads,
         _client(),
         s.auth_max_attempts,
-        s.face_tolerance,
+        engine_from_settings(s),
         s.face_liveness_min_motion,
     )
     return failure or jsonify(ok=True, message=result.message, face=result.face)
