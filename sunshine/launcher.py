@@ -139,6 +139,7 @@ def services(s: Settings) -> list[Service]:
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),
         ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
         ("sms-emulator", s.sms_api_base, "emulators.sms"),
+        ("faceid-emulator", s.faceid_url, "emulators.faceid"),
     ):
         port = _local_port(url)
         if port:

@@ -68,6 +68,7 @@ def test_services_skip_remote_hosts():
                 bureau_url="https://bureau.example",
                 wecom_api_base="https://qyapi.weixin.qq.com",
                 sms_api_base="https://sms.example",
+                faceid_url="https://faceid.tencentcloudapi.com",
             )
         )
     ]
@@ -83,3 +84,9 @@ def test_services_skip_remote_hosts():
         "handoff-watch",
         "report-sweeper",
     ]
+
+
+def test_the_face_verification_emulator_starts_when_its_url_is_local():
+    names = {s.name: s for s in services(Settings())}
+    assert names["faceid-emulator"].port == 8600
+    assert names["faceid-emulator"].command[-3:] == ["emulators.faceid", "--port", "8600"]

@@ -1,0 +1,1 @@
+"""Emulator of a certified face-verification service (Tencent Cloud FaceID, ImageRecognitionV2)."""
