@@ -116,7 +116,7 @@ def _open(data: bytes) -> Image.Image:
     """The image's header only (nothing decoded yet): JPEG or PNG, at most MAX_PIXELS."""
     kind = next((name for magic, name in FORMATS.items() if data.startswith(magic)), None)
     if kind is None:
-        raise NotAnImage("只能上传JPEG或PNG格式的照片，请用手机摄像头重新拍摄")
+        raise NotAnImage("上传的不是照片（只接受JPEG或PNG格式），请用手机摄像头重新拍摄")
     try:
         image: Image.Image = Image.open(io.BytesIO(data), formats=[kind])
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError):

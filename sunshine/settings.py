@@ -264,8 +264,9 @@ def guard_problems(s: Settings) -> list[str]:
 def production_problems(s: Settings) -> list[str]:
     """Every setting not safe in production, one line each (SUNSHINE_ENV=production refuses to start)."""
     problems = []
+    unused = {"faceid_secret_key"} if s.face_engine != "certified" else set()  # the local engine calls no service
     for name in DEVELOPMENT_SECRETS:
-        if getattr(s, name) == getattr(Settings, name):
+        if name not in unused and getattr(s, name) == getattr(Settings, name):
             problems.append(f"{name.upper()} is still the development default; set a real value")
     if s.secret_key != Settings.secret_key and len(s.secret_key) < MIN_SECRET_CHARS:
         problems.append(
@@ -281,7 +282,7 @@ def production_problems(s: Settings) -> list[str]:
         problems.append("WECHAT_MAX_CLOCK_SKEW=0 turns off the replay check of WeChat's timestamps; use e.g. 300")
     if not s.public_base_url.startswith("https://") or is_loopback(urlsplit(s.public_base_url).hostname):
         problems.append(f"PUBLIC_BASE_URL={s.public_base_url!r} must be the bank's public https:// address")
-    for name in OUTSIDE_SYSTEMS:
+    for name in OUTSIDE_SYSTEMS + (("faceid_url",) if s.face_engine == "certified" else ()):
         url = getattr(s, name)
         if is_loopback(urlsplit(url).hostname):
             problems.append(f"{name.upper()}={url!r} is the emulator on this machine; set the real https:// host")

@@ -332,3 +332,27 @@ def test_the_local_engine_s_cohort_is_the_other_customers_references(demo_settin
         with pytest.raises(NoReference):
             stranger = s.scalar(select(Customer).where(Customer.id.notin_(parties)).limit(1))
             LocalEngine(TEST_SECRET, face_match.Policy()).matcher(s, stranger)
+
+
+def test_face_settings_are_checked(tmp_path):
+    from sunshine.settings import ConfigError, load
+
+    none = tmp_path / "none"
+    for bad, why in (
+        ({"FACE_ENGINE": "cloud"}, "FACE_ENGINE"),
+        ({"FACE_PASS_RATIO": "1.2", "FACE_REVIEW_RATIO": "1.0"}, "FACE_PASS_RATIO"),
+        ({"FACE_TOLERANCE": "0.45", "FACE_REVIEW_DISTANCE": "0.40"}, "FACE_REVIEW_DISTANCE"),
+        ({"FACEID_PASS_SIM": "60", "FACEID_REVIEW_SIM": "70"}, "FACEID_REVIEW_SIM"),
+        ({"FACEID_URL": "faceid.tencentcloudapi.com"}, "FACEID_URL"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            load(bad, dotenv=none)
+    from sunshine.settings import Settings, production_problems
+
+    local = " ".join(production_problems(Settings()))
+    assert "FACEID" not in local  # the local engine calls no service: its key and host are not asked for
+    certified = production_problems(Settings(face_engine="certified"))
+    assert any(p.startswith("FACEID_SECRET_KEY is still the development default") for p in certified)
+    assert any(p.startswith("FACEID_URL=") and "emulator" in p for p in certified)
+    real = Settings(face_engine="certified", faceid_secret_key="x", faceid_url="https://faceid.tencentcloudapi.com")
+    assert not [p for p in production_problems(real) if "FACEID" in p]
