@@ -287,4 +287,10 @@ def seal_encoding(secret_key: str, encoding: np.ndarray) -> str:
 
 
 def unseal_encoding(secret_key: str, sealed: str) -> np.ndarray:
-    return np.frombuffer(fernet(secret_key, ENCODINGS_KEY).decrypt(sealed.encode()), dtype="<f8")
+    return unseal_encodings(secret_key, [sealed])[0]
+
+
+def unseal_encodings(secret_key: str, sealed: list[str]) -> list[np.ndarray]:
+    """Several at once: the key is derived once (deriving it costs more than decrypting)."""
+    key = fernet(secret_key, ENCODINGS_KEY)
+    return [np.frombuffer(key.decrypt(s.encode()), dtype="<f8") for s in sealed]

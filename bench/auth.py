@@ -2,7 +2,7 @@
 
 - `face_verify_p50_ms`: the local engine's match of one 640x480 selfie (header
   checks, draft decode, one face exactly, quality gates, encoding, and the
-  decision: distance to the reference over the closeness of a 1000-reference
+  decision: distance to the reference over the closeness of a 200-reference
   cohort), p50 on one core (target under 300 ms); baseline: the bare
   face_recognition calls (face_locations + face_encodings) on the same decoded
   pixels in the same run.
@@ -49,12 +49,12 @@ def face_figures() -> tuple[float, float]:
     import numpy as np
 
     from auth_flow import face_match, faces
-    from auth_flow.face_engines import probe_encoding
+    from auth_flow.face_engines import COHORT_MAX, probe_encoding
     from sunshine.settings import Settings
     from tests.unit.auth_media import image
 
     reference = faces.encode(faces.load_image(image("obama.jpg")))
-    cohort = reference + np.random.default_rng(0).normal(0, 0.05, size=(1000, 128))  # other customers
+    cohort = reference + np.random.default_rng(0).normal(0, 0.05, size=(COHORT_MAX, 128))  # other customers
     policy = face_match.Policy.from_settings(Settings())
     selfie = _selfie()
     pixels = faces.load_image(selfie)
