@@ -13,7 +13,7 @@ from auth_flow.evidence import Client
 from auth_flow.face_engines import FaceEngine, NoReference
 from auth_flow.identity import ID_DIGITS, identity_factor
 from auth_flow.notices import OfficerNotifier
-from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of
+from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of, tell_officer
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
 from sunshine.models import Authorization, ConsentEvidence, LoanApplication, audit
@@ -95,6 +95,8 @@ def check_face(
         return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
     event = "face_review" if result.review else "face_failed"
     evidence.append(session, auth, event, client, face=face, image_sha256=hashes)
+    if result.review:  # neither clearly the person nor not: an officer checks with them (once per request)
+        tell_officer(session, auth, "face_review", engine=result.match.engine, score=round(result.match.score, 4))
     if not result.live and result.match.outcome != "fail":
         why = "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
     elif result.review:

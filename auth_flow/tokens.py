@@ -215,16 +215,22 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
     auth.status = "locked"
     evidence.append(session, auth, "locked", client, attempts=auth.attempts)
     audit(session, "h5", "authorization.locked", "authorization", auth.id, attempts=auth.attempts)
+    tell_officer(session, auth, "authorization_locked")
+
+
+def tell_officer(session: Session, auth: Authorization, reason: str, **summary) -> None:
+    """Put the request before the applicant's officer: a hand-off (`reason`) in their queue."""
     applicant = _customer(session, auth.customer_id)
     openid = applicant.wechat_openid or f"customer:{applicant.id}"
     request_hand_off(
         session,
         openid,
-        "authorization_locked",
+        reason,
         {
             "authorization_id": auth.id,
             "application_id": auth.application_id,
             "party_role": auth.party_role,
             "party": mask_name(auth.party_name),
+            **summary,
         },
     )

@@ -35,8 +35,9 @@ _STEP_RESPONSES = {
     "409": {"description": "Step out of order, declined, or no reference face enrolled", **_E},
     "413": {"description": "Upload larger than AUTH_UPLOAD_MAX_BYTES", **_E},
     "422": {
-        "description": "Check failed (identity, no face, several faces, not an image, mismatch, not "
-        "live); `attempts_left` and `locked` say what remains",
+        "description": "Check failed (identity, no face, several faces, not a JPEG/PNG or over 4 "
+        "megapixels, not matched or sent to review, not live; or a frame to retake, too dark/bright/"
+        "blurred/small, which uses no attempt); `attempts_left` and `locked` say what remains",
         **_E,
     },
     "429": _TOO_MANY,
@@ -73,7 +74,8 @@ _STEPS: dict[str, dict[str, Any]] = {
         },
     },
     "face": {
-        "summary": "Step 3: 3-12 camera frames (multipart `frames`) while the head turns",
+        "summary": "Step 3: 3-12 camera frames (multipart `frames`, JPEG or PNG, at most 4 megapixels "
+        "each and 16 together) while the head turns",
         "requestBody": {
             "content": {
                 "multipart/form-data": {

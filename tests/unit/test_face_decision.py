@@ -356,3 +356,23 @@ def test_face_settings_are_checked(tmp_path):
     assert any(p.startswith("FACEID_URL=") and "emulator" in p for p in certified)
     real = Settings(face_engine="certified", faceid_secret_key="x", faceid_url="https://faceid.tencentcloudapi.com")
     assert not [p for p in production_problems(real) if "FACEID" in p]
+
+
+def test_a_match_in_the_review_band_goes_to_the_officer_and_counts_as_a_try(demo_settings, application, sms):
+    from sunshine.models import HandOff
+
+    db = demo_settings.database_url
+    _, tokens, names = application
+    token = tokens["guarantor"]
+    _to_face_step(db, token, names["guarantor"], sms)
+    # the clip's frames match their reference at 0.3-0.5: with pass <= 0.2 and review <= 0.6, review
+    engine = LocalEngine(TEST_SECRET, face_match.Policy(pass_distance=0.2, review_distance=0.6))
+    with unit_of_work(db) as s:
+        out = check_face(s, token, media.live_frames(), CLIENT, MAX, engine, MOTION)
+    assert not out.ok and out.face["decision"] == "review" and "客户经理核对" in out.message
+    assert "不一致" not in out.message and out.attempts_left == MAX - 1
+    with unit_of_work(db) as s:
+        hand_off = s.scalar(select(HandOff).where(HandOff.reason == "face_review"))
+        assert hand_off.summary["party_role"] == "guarantor" and hand_off.summary["engine"] == "local"
+        event = s.scalar(select(ConsentEvidence.event).order_by(ConsentEvidence.id.desc()).limit(1))
+    assert event == "face_review"
