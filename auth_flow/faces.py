@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -117,15 +118,17 @@ def _open(data: bytes) -> Image.Image:
     kind = next((name for magic, name in FORMATS.items() if data.startswith(magic)), None)
     if kind is None:
         raise NotAnImage("上传的不是照片（只接受JPEG或PNG格式），请用手机摄像头重新拍摄")
+    too_large = f"照片像素太多，单张不能超过{MAX_PIXELS // 1_000_000}00万像素，请用手机摄像头直接拍摄"
     try:
-        image: Image.Image = Image.open(io.BytesIO(data), formats=[kind])
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, undecoded
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[kind])
+    except Image.DecompressionBombError:  # PIL's own limit (far above ours), from the header too
+        raise TooLarge(too_large) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise NotAnImage("上传的不是照片，请用手机摄像头重新拍摄") from None
     if image.width * image.height > MAX_PIXELS:
-        raise TooLarge(
-            f"照片像素太多（{image.width}×{image.height}），单张不能超过{MAX_PIXELS // 1_000_000}00万像素，"
-            "请用手机摄像头直接拍摄"
-        )
+        raise TooLarge(too_large)
     return image
 
 

@@ -76,6 +76,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(decoded):
     bomb = png_bomb(9000, 9000)
     assert len(bomb) < 40_000  # 81 megapixels in a few KB: decoding it is the attack
     huge_jpeg = jpeg_claiming(8000, 6000)  # a 48-megapixel JPEG header
+    giant_jpeg = jpeg_claiming(60000, 60000)  # past PIL's own bomb limit
     assert Image.open(io.BytesIO(bomb)).size == (9000, 9000)
     assert Image.open(io.BytesIO(huge_jpeg)).size == (8000, 6000)
     decoded.clear()
@@ -83,6 +84,8 @@ def test_a_decompression_bomb_is_refused_before_decoding(decoded):
         faces.load_image(bomb)
     with pytest.raises(faces.TooLarge):
         faces.load_image(huge_jpeg)
+    with pytest.raises(faces.TooLarge, match="像素太多"):  # the same answer as ours
+        faces.load_image(giant_jpeg)
     assert decoded == []  # refused from the header: not one pixel decoded
 
 
