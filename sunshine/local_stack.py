@@ -121,7 +121,9 @@ class Stack:
 def start(folder: Path, database_url: str, **settings: str) -> Stack:
     """Launch the stack with its log in `folder`; returns once `/readyz` answers 200.
     `settings` are extra environment variables (e.g. WEB_WORKERS="2")."""
-    ports = {name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "sms", "redis")}
+    ports = {
+        name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "sms", "faceid", "redis")
+    }
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
         DATABASE_URL=database_url,
@@ -133,6 +135,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
         SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}",
+        FACEID_URL=f"http://127.0.0.1:{ports['faceid']}",
         WECHAT_OPEN_BASE=f"http://127.0.0.1:{ports['wechat']}",
         PUBLIC_BASE_URL=f"http://127.0.0.1:{ports['web']}",
         PRIVATE_REDIS_PORT=str(ports["redis"]),
