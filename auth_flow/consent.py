@@ -100,7 +100,7 @@ def check_face(
     if not result.live and result.match.outcome != "fail":
         why = "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
     elif result.review:
-        why = f"暂时无法自动确认，本次结果已留存供客户经理核对。{RETRY_ADVICE}"
+        why = f"暂时无法自动确认，已请客户经理核对，客户经理会与您联系。您也可以再试一次：{RETRY_ADVICE}"
     else:
         why = f"这次没能确认是您本人。{RETRY_ADVICE}"
     return failed_check(session, auth, why, max_attempts, client, face=face)
