@@ -89,7 +89,9 @@ def evaluate_faces(settings, args) -> int:
     policy = face_match.Policy.from_settings(settings)
     if args.no_cohort:
         policy = replace(policy, cohort_min=10**9)
-    report, pairs = face_eval.run(args.dir, policy, args.cache, probe_encoding)
+    report, pairs = face_eval.run(
+        args.dir, policy, args.cache, probe_encoding, lambda line: print(line, file=sys.stderr, flush=True)
+    )
     if not report["groups"]:
         print(f"error: no GROUP/PERSON/IMAGE under {args.dir}", file=sys.stderr)
         return 2

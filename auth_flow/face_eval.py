@@ -50,16 +50,24 @@ def _images(root: Path) -> list[tuple[str, str, Path]]:
     return out
 
 
-def load_samples(root: Path, cache_path: Path | None, encode: Callable[[bytes], np.ndarray]) -> list[Sample]:
+def load_samples(
+    root: Path,
+    cache_path: Path | None,
+    encode: Callable[[bytes], np.ndarray],
+    progress: Callable[[str], None] | None = None,
+) -> list[Sample]:
     """Every image's probe encoding (or why it was refused), from the cache when it has it."""
     cache: dict = {}
     if cache_path is not None and cache_path.is_file():
         cache = json.loads(cache_path.read_text())
     samples, changed = [], False
-    for group, person, path in _images(root):
+    images = _images(root)
+    for n, (group, person, path) in enumerate(images, 1):
         data = path.read_bytes()
         key = f"{faces.sha256(data)}:{faces.ENCODER_VERSION}"
         if key not in cache:
+            if progress is not None and n % 25 == 0:
+                progress(f"encoding {n}/{len(images)}")
             try:
                 cache[key] = {"encoding": [float(x) for x in encode(data)]}
             except faces.FaceError as exc:
@@ -182,10 +190,10 @@ def plot(pairs: dict, groups: dict, policy: face_match.Policy, path: Path) -> No
     plt.close(fig)
 
 
-def run(root: Path, policy: face_match.Policy, cache_path: Path | None, encode) -> tuple[dict, dict]:
+def run(root: Path, policy: face_match.Policy, cache_path: Path | None, encode, progress=None) -> tuple[dict, dict]:
     """The command's JSON object and the pairs for the plot."""
     t0 = time.perf_counter()
-    samples = load_samples(root, cache_path, encode)
+    samples = load_samples(root, cache_path, encode, progress)
     groups, pairs = evaluate(samples, policy)
     report = {
         "policy": {"engine": "local", "encoder": faces.ENCODER_VERSION, **policy.as_dict()},
