@@ -139,7 +139,8 @@ def services(s: Settings) -> list[Service]:
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),
         ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
         ("sms-emulator", s.sms_api_base, "emulators.sms"),
-        ("faceid-emulator", s.faceid_url, "emulators.faceid"),
+        # the face-verification service is called only by the certified face engine
+        ("faceid-emulator", s.faceid_url if s.face_engine == "certified" else "", "emulators.faceid"),
     ):
         port = _local_port(url)
         if port:

@@ -86,7 +86,8 @@ def test_services_skip_remote_hosts():
     ]
 
 
-def test_the_face_verification_emulator_starts_when_its_url_is_local():
-    names = {s.name: s for s in services(Settings())}
+def test_the_face_verification_emulator_starts_with_the_certified_engine_when_its_url_is_local():
+    assert "faceid-emulator" not in {s.name for s in services(Settings())}  # the local engine calls no service
+    names = {s.name: s for s in services(Settings(face_engine="certified"))}
     assert names["faceid-emulator"].port == 8600
     assert names["faceid-emulator"].command[-3:] == ["emulators.faceid", "--port", "8600"]
