@@ -291,9 +291,20 @@ _SHARED_STACKS: list[local_stack.Stack] = []
 
 
 def pytest_collection_modifyitems(items):
-    """The fault tests run last: they start a stack of their own, and the shared one is stopped
-    first (`stop_shared_stack`), so that two Rasa servers never compete for the machine."""
-    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+    """The tests on the shared stack first, then the fault tests: they start a stack of their
+    own, and the shared one is stopped first (`stop_shared_stack`), so that two Rasa servers never
+    compete for the machine. With pytest-xdist (`make test`: two processes) both kinds are one
+    group that one process runs in this order, while the other runs the rest."""
+
+    def tier(item: pytest.Item) -> int:
+        if item.get_closest_marker("faults"):
+            return 1
+        return 0 if "stack" in getattr(item, "fixturenames", ()) else 2
+
+    items.sort(key=tier)
+    for item in items:
+        if tier(item) < 2:
+            item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 def stop_shared_stack() -> None:
