@@ -8,9 +8,7 @@ their phone on file. In the mini-program: wx.login's code names their WeChat.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence
 from auth_flow.evidence import Client
-from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of
-from clients.sms import SmsClient, SmsError
+from auth_flow.tokens import CheckResult, StepRefused, failed_check, open_for_step, party_of
+from clients.sms import CODE_DIGITS, SmsClient, SmsError, code_digest, code_text, new_code
 from clients.wechat import WeChatApi, WeChatApiError
 from sunshine.clock import utcnow
 from sunshine.models import Authorization, Customer
@@ -28,7 +26,7 @@ from sunshine.protect import constant_time_equal, unseal
 log = logging.getLogger(__name__)
 
 ID_DIGITS = 6  # the last digits of the ID number a party types
-SMS_CODE_DIGITS = 6
+SMS_CODE_DIGITS = CODE_DIGITS
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_SENDS = 5
@@ -41,7 +39,7 @@ def identity_factor(party: Customer) -> str:
 
 
 def _code_hash(secret_key: str, auth: Authorization, code: str) -> str:
-    return hmac.new(secret_key.encode(), f"{auth.id}:{code}".encode(), hashlib.sha256).hexdigest()
+    return code_digest(secret_key, str(auth.id), code)
 
 
 def send_sms_code(session: Session, secret_key: str, token: str, sms: SmsClient, client: Client) -> str:
@@ -58,18 +56,15 @@ def send_sms_code(session: Session, secret_key: str, token: str, sms: SmsClient,
         raise StepRefused(f"验证码刚刚发出，请{SMS_RESEND_AFTER.seconds}秒后再重新获取")
     if auth.sms_sends >= SMS_MAX_SENDS:
         raise StepRefused("验证码发送次数过多，请联系客户经理重新发起授权")
-    code = f"{secrets.randbelow(10**SMS_CODE_DIGITS):0{SMS_CODE_DIGITS}d}"
+    code = new_code()
     try:
-        sms.send(
-            unseal(secret_key, party.phone_sealed),
-            f"【{BANK}】您的征信查询授权验证码为{code}，{SMS_CODE_TTL.seconds // 60}分钟内有效。"
-            "请勿告诉任何人（包括银行工作人员）。",
-        )
+        text = code_text("征信查询授权", code, SMS_CODE_TTL.seconds // 60)
+        sms.send(unseal(secret_key, party.phone_sealed), text)
     except SmsError as exc:
         log.warning("SMS code for authorization %s not sent: %s", auth.id, exc)
         raise StepRefused("短信发送失败，请稍后再试") from None
     auth.sms_code_hash, auth.sms_code_expires_at = _code_hash(secret_key, auth, code), now + SMS_CODE_TTL
-    auth.sms_sends += 1
+    auth.sms_sends = Authorization.sms_sends + 1  # in SQL, on the row open_for_step locked
     evidence.append(session, auth, "sms_code_sent", client, phone=party.phone_masked)
     return party.phone_masked
 

@@ -148,9 +148,15 @@ _STATUS_MESSAGES = {
 }
 
 
-def find_by_token(session: Session, token: str) -> Authorization:
-    """The pending authorization this token opens; raises AuthorizationError otherwise."""
-    auth = session.scalar(select(Authorization).where(Authorization.token_hash == _hash(token)))
+def find_by_token(session: Session, token: str, lock: bool = False) -> Authorization:
+    """The pending authorization this token opens; raises AuthorizationError otherwise.
+    `lock`: the row is locked until the transaction ends (SELECT ... FOR UPDATE on PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serializes writers), so that parallel steps on one token
+    see each other's counted attempts and sent codes and never go past the limits."""
+    query = select(Authorization).where(Authorization.token_hash == _hash(token))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    auth = session.scalar(query)
     if auth is None:
         raise UnknownToken("授权码无效，请向客户经理重新获取")
     if auth.status != "pending":
@@ -167,7 +173,7 @@ def open_for_step(session: Session, token: str, step: str, client: Client) -> Au
     """find_by_token for a step the party attempts: a refusal is recorded (in the evidence chain
     when the token names a request, in the audit log when it names none) before it is raised."""
     try:
-        return find_by_token(session, token)
+        return find_by_token(session, token, lock=True)
     except AuthorizationError as exc:
         auth = session.scalar(select(Authorization).where(Authorization.token_hash == _hash(token)))
         if auth is not None:
@@ -202,7 +208,8 @@ def failed_check(
     session: Session, auth: Authorization, message: str, max_attempts: int, client: Client, face: dict | None = None
 ) -> CheckResult:
     """Count a failed identity or face check; the last allowed failure locks the token."""
-    auth.attempts += 1
+    auth.attempts = Authorization.attempts + 1  # in SQL: one UPDATE on the locked row
+    session.flush()
     left = max(max_attempts - auth.attempts, 0)
     if left == 0:
         _lock(session, auth, client)

@@ -10,11 +10,42 @@ Wire format (the gateway's, spoken by emulators.sms as well):
     4xx {"error": {"code": "invalid_phone" | "unauthorized" | ..., "message": "..."}}
 
 The client never retries on its own (a retry may send a second text): `SmsError`.
+
+One-time codes (the authorization page's and the WeChat binding's) are made, worded and
+checked here, the same way for both: `new_code`, `code_text`, `code_digest`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+
 import requests
+
+CODE_DIGITS = 6
+# The sender's signature, registered with the gateway, at the head of every text.
+SIGNATURE = "阳光农村商业银行"
+
+
+def signed(text: str) -> str:
+    return f"【{SIGNATURE}】{text}"
+
+
+def new_code() -> str:
+    """A fresh random CODE_DIGITS-digit code."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def code_digest(secret_key: str, scope: str, code: str) -> str:
+    """What is stored of a code: a keyed hash bound to `scope` (the request it was sent for),
+    so a code works for nothing else and a database reader learns nothing."""
+    return hmac.new(secret_key.encode(), f"{scope}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_text(purpose: str, code: str, minutes: int) -> str:
+    """The text that carries a code."""
+    return signed(f"您的{purpose}验证码为{code}，{minutes}分钟内有效。请勿告诉任何人（包括银行工作人员）。")
 
 
 class SmsError(Exception):

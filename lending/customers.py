@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lending.identity import InvalidIdNumber, normalize_id_number
-from sunshine.models import Customer, FamilyMember, audit
+from sunshine.models import Customer, FamilyMember
 from sunshine.protect import fingerprint, mask_id_number
 
 
@@ -50,10 +50,10 @@ def has_id_number(text: str) -> bool:
     return bool(_ID_IN_TEXT.search(text or ""))
 
 
-def identify(session: Session, secret_key: str, text: str) -> Customer:
-    """The customer named by '张建国 320321198503151234' (name and ID number in
-    one message, in any order, with filler words); IdentificationFailed otherwise.
-    Both must match the bank's record, so an ID number alone identifies nobody."""
+def read_name_and_id(text: str) -> tuple[str, str]:
+    """The name and the normalized ID number in '张建国 320321198503151234' (in one message, in
+    any order, with filler words); IdentificationFailed, saying what is missing, otherwise.
+    Nothing is looked up: the answer says nothing about who is a customer."""
     text = text or ""
     ids = _ID_IN_TEXT.findall(text)
     if not ids:
@@ -67,24 +67,19 @@ def identify(session: Session, secret_key: str, text: str) -> Customer:
     names = _NAME.findall(_NOT_NAME.sub(" ", _ID_IN_TEXT.sub(" ", text)))
     if len(names) != 1:
         raise IdentificationFailed("请把姓名也告诉我，和身份证号一起发，比如：张三 320321199001011234")
+    return names[0], id_number
+
+
+def identify(session: Session, secret_key: str, text: str) -> Customer:
+    """The customer named by name and ID number in `text` (see read_name_and_id);
+    IdentificationFailed otherwise. Both must match the bank's record, so an ID number
+    alone identifies nobody. (A WeChat user is bound to a customer by lending.binding,
+    which also asks for a code texted to the customer's phone.)"""
+    name, id_number = read_name_and_id(text)
     customer = by_id_number(session, secret_key, id_number)
-    if customer is None or customer.name != names[0]:
+    if customer is None or customer.name != name:
         raise IdentificationFailed(
             f"姓名和身份证号（{mask_id_number(id_number)}）跟我们的记录对不上，"
             "请核对后重发；确认没错的话，回复“转人工”请客户经理帮您查。"
         )
-    return customer
-
-
-def identify_wechat_user(session: Session, secret_key: str, text: str, openid: str) -> Customer:
-    """The customer named in `text` (see identify), bound to this WeChat user on first
-    identification; a customer bound to another WeChat user is refused."""
-    customer = identify(session, secret_key, text)
-    if customer.wechat_openid and customer.wechat_openid != openid:
-        raise IdentificationFailed(
-            "这个身份已经绑定了另一个微信号。为了您的资金安全，请用绑定的微信办理，" "或回复“转人工”请客户经理核实。"
-        )
-    if customer.wechat_openid is None:
-        customer.wechat_openid = openid
-        audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id, how="name_and_id_number")
     return customer

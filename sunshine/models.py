@@ -431,3 +431,34 @@ class OfficerNotice(Base):
 # The console's queue: open hand-offs by officer, and by deadline.
 Index("ix_hand_offs_status_deadline", HandOff.status, HandOff.deadline)
 Index("ix_hand_offs_officer_status", HandOff.officer_id, HandOff.status)
+
+
+# -- binding a WeChat user to a customer (lending/binding.py, migration 0010) --
+
+
+class EventCounter(Base):
+    """A fixed-window event count under a key (e.g. name+ID guesses of one WeChat user per
+    day), counted in one atomic statement (sunshine/counters.py)."""
+
+    __tablename__ = "event_counters"
+    key: Mapped[str] = Column(String(128), primary_key=True)
+    window_ends: Mapped[int] = Column(Integer, nullable=False)  # Unix seconds
+    count: Mapped[int] = Column(Integer, nullable=False)
+
+
+class WeChatBindRequest(Base):
+    """A WeChat user's request to be bound to a customer by name and ID number: a code was
+    texted to the customer's phone on file (or, when the name and ID match nobody who may be
+    bound, an unknowable one stands in its place, so both look alike). One is pending per
+    WeChat user; a new request supersedes it."""
+
+    __tablename__ = "wechat_bind_requests"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    openid: Mapped[str] = Column(String(64), nullable=False, index=True)
+    id_fingerprint: Mapped[str] = Column(String(64), nullable=False)
+    customer_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
+    code_hash: Mapped[str] = Column(String(64), nullable=False)
+    wrong_codes: Mapped[int] = Column(Integer, nullable=False, default=0)
+    status: Mapped[str] = Column(String(16), nullable=False, default="pending")  # pending | bound | failed | superseded
+    expires_at: Mapped[datetime] = Column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)

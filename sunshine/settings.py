@@ -167,6 +167,15 @@ class Settings:
     faceid_review_sim: float = 70.0
     faceid_emulator_port: int = 8600
 
+    # --- binding a WeChat user to a customer: name+ID, then a code to the phone on file (lending/binding.py) ---
+    # Well-formed name+ID guesses one WeChat user may make per day.
+    bind_guesses_per_day: int = 5
+    # Texts (codes, or the notice that the customer is bound elsewhere) about one ID number per day.
+    bind_codes_per_id_per_day: int = 3
+    # Wrong codes before a binding code stops working, and seconds it stays valid.
+    bind_code_attempts: int = 3
+    bind_code_ttl_s: int = 300
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -424,6 +433,14 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
     if not 0 <= s.trusted_proxies <= 5:
         problems.append("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
+    if not 1 <= s.bind_guesses_per_day <= 50:
+        problems.append("BIND_GUESSES_PER_DAY must be between 1 and 50 (name+ID guesses per WeChat user per day)")
+    if not 1 <= s.bind_codes_per_id_per_day <= 20:
+        problems.append("BIND_CODES_PER_ID_PER_DAY must be between 1 and 20")
+    if not 1 <= s.bind_code_attempts <= 10:
+        problems.append("BIND_CODE_ATTEMPTS must be between 1 and 10")
+    if not 60 <= s.bind_code_ttl_s <= 1800:
+        problems.append("BIND_CODE_TTL_S must be between 60 and 1800 seconds")
     if not 1 <= s.handoff_warn_minutes <= 240:
         problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:

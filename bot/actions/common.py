@@ -20,10 +20,20 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from clients.sms import SmsClient
 from lending.amounts import AmountError, amount_around, find_amount, format_amount, parse_amount
 from lending.applications import Applications
+from lending.binding import (
+    BindingRefused,
+    BindLimits,
+    awaiting_code,
+    background_sms,
+    confirm_code,
+    read_code,
+    request_code,
+)
 from lending.catalog import products_for
-from lending.customers import by_openid
+from lending.customers import IdentificationFailed, by_openid, has_id_number
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
 from sunshine.models import Customer, LoanProduct
@@ -77,6 +87,27 @@ def lending_told_here() -> tuple[Applications, list[str]]:
     to say (instead of sent to WeChat a second time), and the list they are kept in."""
     notices: list[str] = []
     return Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text)), notices
+
+
+def bind_by_message(
+    session: Session, tracker: Tracker, text: str, insist: bool = False
+) -> tuple[Customer | None, str | None]:
+    """A WeChat user not bound yet: a message with name and ID number asks for a code texted to
+    the customer's phone, a 6-digit code then binds (lending.binding). Returns the customer once
+    bound and what to say; (None, None) when the message is neither (unless `insist`: then it
+    is read as a name+ID and the answer says what is missing)."""
+    cfg, openid = settings(), openid_of(tracker)
+    limits, send = BindLimits.from_settings(cfg), background_sms(SmsClient.from_settings(cfg))
+    try:
+        code = None if has_id_number(text) else read_code(text)
+        if code is not None and awaiting_code(session, openid):
+            customer = confirm_code(session, cfg.secret_key, openid, code, limits, send)
+            return customer, f"验证码正确，微信已绑定：{named(customer)}。"
+        if insist or has_id_number(text):
+            return None, request_code(session, cfg.secret_key, openid, text, limits, send)
+    except (IdentificationFailed, BindingRefused) as exc:
+        return None, str(exc)
+    return None, None
 
 
 def say_result(dispatcher: CollectingDispatcher, notices: list[str], current: str | None) -> None:

@@ -5,22 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.common import (
     BankAction,
     amount_asked,
+    bind_by_message,
     database,
     day,
-    named,
     openid_of,
-    settings,
     slot_or_entity,
     yuan,
 )
+from lending.binding import read_code
 from lending.catalog import CUSTOMER_TYPE_LABELS, products_for
 from lending.credit_lines import CreditLineView, current_line
-from lending.customers import IdentificationFailed, by_openid, has_id_number, identify_wechat_user
+from lending.customers import by_openid
 from sunshine.protect import mask_name
 
 OFFER_OFFICER = "需要客户经理帮您办理吗？回复“好的”或“不用”。"
@@ -40,7 +41,8 @@ def _requested_amount(tracker: Tracker, line: CreditLineView | None) -> str | No
 
 class ActionCreditLine(BankAction):
     """Answers apply_loan / ask_credit_line / inform with the customer's line; a WeChat user
-    not yet bound is identified by name and ID number, as in the loan form."""
+    not yet bound is bound by name and ID number and the code then texted to the customer's
+    phone, as in the loan form."""
 
     def name(self) -> str:
         return "action_credit_line"
@@ -49,15 +51,18 @@ class ActionCreditLine(BankAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
+        events: list[dict[str, Any]] = []
+        amount_given = True
         with database() as session:
             customer = by_openid(session, openid_of(tracker))
-            if customer is None and has_id_number(text):
-                try:
-                    customer = identify_wechat_user(session, settings().secret_key, text, openid_of(tracker))
-                except IdentificationFailed as exc:
-                    dispatcher.utter_message(text=str(exc))
-                    return []
-                dispatcher.utter_message(text=f"核对成功：{named(customer)}。")
+            if customer is None:
+                customer, said = bind_by_message(session, tracker, text)
+                if said and read_code(text):  # a code is no amount, though the NLU may mark it as one
+                    events, amount_given = [SlotSet("amount", None)], False
+                if said:
+                    dispatcher.utter_message(text=said)
+                if said and customer is None:
+                    return events
             if customer is None:
                 dispatcher.utter_message(text=self._unknown_customer(session, tracker))
                 return []
@@ -72,13 +77,13 @@ class ActionCreditLine(BankAction):
                     parts.append(f"适合您的产品有：{'、'.join(products)}。")
                 parts.append(OFFER_OFFICER)
                 dispatcher.utter_message(text="".join(parts))
-                return []
-            answer = self._line_text(customer.id_masked, line, tracker)
+                return events
+            answer = self._line_text(customer.id_masked, line, tracker, amount_given)
         dispatcher.utter_message(text=answer)
-        return []
+        return events
 
     @staticmethod
-    def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker) -> str:
+    def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker, amount_given: bool = True) -> str:
         where = f"在{line.village}整村授信中" if line.village else ""
         parts = [
             f"{mask_name(line.customer_name)}您好（身份证{id_masked}），您{where}的预授信额度是{yuan(line.amount)}，"
@@ -86,7 +91,7 @@ class ActionCreditLine(BankAction):
         ]
         if line.products:
             parts.append(f"适合您的产品：{'、'.join(line.products)}。")
-        wanted = _requested_amount(tracker, line)
+        wanted = _requested_amount(tracker, line) if amount_given else None
         if wanted:
             parts.append(wanted)
         parts.append(OFFER_OFFICER)
@@ -96,7 +101,8 @@ class ActionCreditLine(BankAction):
     def _unknown_customer(session, tracker: Tracker) -> str:
         parts = [
             "我这边还没查到您微信绑定的客户信息。请把您的姓名和身份证号一起发给我，比如："
-            "张三 320321199001011234，核对后马上告诉您额度（只用于核对，聊天里不会显示完整号码）。"
+            "张三 320321199001011234，再把银行发到您预留手机上的验证码发给我，核对后马上告诉您额度"
+            "（只用于核对，聊天里不会显示完整号码）。"
         ]
         customer_type = slot_or_entity(tracker, "customer_type")
         if customer_type in CUSTOMER_TYPE_LABELS:

@@ -24,6 +24,7 @@ from bot.actions.common import (
     yuan,
 )
 from lending.applications import LendingError
+from lending.binding import awaiting_code
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
 from lending.terms import format_term
@@ -46,16 +47,22 @@ def _line_sentence(session: Session, customer: Customer) -> str:
 
 
 class ActionAskCustomerRef(BankAction):
-    """Asks for name and ID number when the WeChat user is not bound to a customer."""
+    """Asks for name and ID number when the WeChat user is not bound to a customer, and then
+    for the code texted to the customer's phone."""
 
     def name(self) -> str:
         return "action_ask_customer_ref"
 
     def answer(self, dispatcher, tracker, domain):
+        with database() as session:
+            waiting = awaiting_code(session, openid_of(tracker))
+        if waiting:
+            dispatcher.utter_message(text="请把手机短信里的6位验证码发给我；没收到的话，可以重新发姓名和身份证号。")
+            return []
         dispatcher.utter_message(
             text=(
-                "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234。"
-                "只用于核对，聊天里不会显示完整号码。"
+                "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234，"
+                "我们会给您在银行预留的手机发验证码。只用于核对，聊天里不会显示完整号码。"
             )
         )
         return []

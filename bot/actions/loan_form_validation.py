@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.actions.common import (
     applicant,
+    bind_by_message,
     chosen_product,
     database,
     named,
@@ -27,7 +28,7 @@ from bot.actions.common import (
 )
 from lending.amounts import AmountError, parse_amount
 from lending.credit_lines import current_line
-from lending.customers import IdentificationFailed, by_openid, identify, identify_wechat_user
+from lending.customers import IdentificationFailed, by_openid, identify
 from lending.terms import TermError, format_term, parse_term
 from sunshine.models import Customer, LoanProduct
 from sunshine.protect import mask_text
@@ -112,12 +113,11 @@ class ValidateLoanApplicationForm(FormValidationAction):
             bound = by_openid(session, openid_of(tracker))
             if bound is not None and str(value) == str(bound.id):
                 return {"customer_ref": str(bound.id), "customer_type": bound.customer_type}
-            try:
-                customer = identify_wechat_user(session, settings().secret_key, str(value or ""), openid_of(tracker))
-            except IdentificationFailed as exc:
-                dispatcher.utter_message(text=str(exc))
+            customer, said = bind_by_message(session, tracker, str(value or ""), insist=True)
+            if said:
+                dispatcher.utter_message(text=said)
+            if customer is None:
                 return {"customer_ref": None}
-            dispatcher.utter_message(text=f"核对成功：{named(customer)}。")
             slots: dict[str, Any] = {"customer_ref": str(customer.id), "customer_type": customer.customer_type}
             return {**slots, **_recheck_for(session, customer, dispatcher, tracker)}
 
