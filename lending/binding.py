@@ -19,7 +19,8 @@ and an ID number (which a spouse or a neighbour may know or guess) are not enoug
 - A customer already bound to another WeChat is never re-bound here: their phone is told
   someone tried (an officer changes a binding). A binding is announced to the phone on file.
 
-Entry points (the bot's actions; a mini-program API would call the same two functions with
+A refusal is raised after what it counted: the caller commits it all the same (as the bot's
+actions do). Entry points (the bot's actions; a mini-program API would call the same two functions with
 the openid its login yields) word nothing themselves beyond what these return or raise.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import TEST_SECRET
@@ -16,3 +18,23 @@ def bank_env(demo_db_url, monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE)
     monkeypatch.setenv("AUTHORIZATION_TTL_S", "1800")
     return demo_db_url
+
+
+@pytest.fixture
+def bank_sms(bank_env, sms, monkeypatch):
+    """The action server's SMS gateway is the emulator; returns texts_to(phone, count): the texts
+    it received for that phone, waiting up to 5 s for `count` of them (the binding's texts are
+    sent in the background, after the answer)."""
+    client, received = sms
+    monkeypatch.setenv("SMS_API_BASE", client.base_url)
+    monkeypatch.setenv("SMS_API_KEY", client.api_key)
+
+    def texts_to(phone: str, count: int = 1) -> list[str]:
+        deadline = time.monotonic() + 5
+        while True:
+            found = [m["content"] for m in received if m["phone"] == phone]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    return texts_to

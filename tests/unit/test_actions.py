@@ -6,6 +6,7 @@ tracker dump Rasa sends) and runs the action with a CollectingDispatcher.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
 from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
+from lending.binding import BindLimits, code_sent
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
 from sunshine.demo import demo_valid_until
@@ -113,25 +115,40 @@ def test_unknown_customer_giving_only_an_id_number_is_not_looked_up(bank_env):
     assert "张建国" not in text and "张**" not in text and "20万元" not in text
 
 
-def test_unknown_customer_giving_name_and_id_number_is_identified_and_told_the_line(bank_env):
+def test_unknown_customer_giving_name_and_id_number_gets_a_code_then_is_bound_and_told_the_line(bank_env, bank_sms):
     said = "陈立新 321283196802010556"
     text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
 
-    assert text.startswith("核对成功：陈**（身份证3212**********0556）。")
-    assert "预授信额度是15万元" in text and "陈立新" not in text
-    with unit_of_work(bank_env) as session:
-        assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)).name == "陈立新"
-
-
-def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env):
-    for said, why in (
-        ("张建国 321283197503120119", "绑定了另一个微信号"),  # bound to DEMO_OPENID
-        ("王五 321283196802010556", "对不上"),
-    ):
-        text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
-        assert why in text and "万元" not in text, said
+    assert text == code_sent(BindLimits())  # no line yet, nothing bound: a code went to his phone
     with unit_of_work(bank_env) as session:
         assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)) is None
+    (sms,) = bank_sms("13912340005")
+    code = re.search(r"验证码为(\d{6})", sms).group(1)
+
+    # The NLU may read the code as an amount: it is no amount.
+    typed = make_tracker(
+        UNKNOWN_OPENID, user_event(f"验证码{code}", "inform", [entity("amount", code)]), slots={"amount": code}
+    )
+    text, events = run(ActionCreditLine(), typed)
+
+    assert text.startswith("验证码正确，微信已绑定：陈**（身份证3212**********0556）。")
+    assert "预授信额度是15万元" in text and "陈立新" not in text and "您想借" not in text
+    assert events == [{"event": "slot", "timestamp": None, "name": "amount", "value": None}]
+    with unit_of_work(bank_env) as session:
+        assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)).name == "陈立新"
+    assert "绑定微信" in bank_sms("13912340005", 2)[-1]  # the phone on file is told
+
+
+def test_someone_elses_name_and_id_number_show_no_line_and_bind_nothing(bank_env, bank_sms):
+    for said in ("张建国 321283197503120119", "王五 321283196802010556", "陈立新 321283196802010556"):
+        text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(said, "inform")))
+        assert text == code_sent(BindLimits()), said  # the same words whoever it names
+    for guess in ("000000", "123456"):
+        text, _ = run(ActionCreditLine(), make_tracker(UNKNOWN_OPENID, user_event(guess, "inform")))
+        assert "验证码" in text and "万元" not in text
+    with unit_of_work(bank_env) as session:
+        assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)) is None
+    assert "已绑定其他微信" in bank_sms("13912340001")[0]  # 张建国's phone is told someone tried
 
 
 def test_unknown_customer_with_a_customer_type_gets_fitting_products(bank_env):

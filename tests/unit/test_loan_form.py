@@ -5,6 +5,7 @@ submission through the lending service."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 
 from rasa_sdk.executor import CollectingDispatcher
@@ -14,12 +15,14 @@ from bot.actions.applications import ActionRepayment
 from bot.actions.loan_application import (
     ActionAskAmount,
     ActionAskApplicationConfirmed,
+    ActionAskCustomerRef,
     ActionAskProduct,
     ActionAskTerm,
     ActionStopLoanApplication,
     ActionSubmitLoanApplication,
 )
 from bot.actions.loan_form_validation import FORM, ValidateLoanApplicationForm
+from lending.binding import BindLimits, code_sent
 from lending.customers import IdentificationFailed, by_id_number, identify
 from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, AuditEntry, Customer, LoanApplication
@@ -73,23 +76,31 @@ def test_an_unknown_wechat_user_is_not_given_someone_else(bank_env):
     assert slots == {"customer_ref": None} and "身份证号" in text  # a bare customer id identifies nobody
 
 
-def test_name_and_id_number_identify_and_bind_the_customer(bank_env):
+def test_name_and_id_number_then_the_texted_code_bind_the_customer(bank_env, bank_sms):
     slots, text = validate("customer_ref", f"我叫陈立新身份证号{CHEN_ID}", form_tracker(UNKNOWN_OPENID))
+    assert slots == {"customer_ref": None} and text == code_sent(BindLimits())
+    asked, _ = run(ActionAskCustomerRef(), form_tracker(UNKNOWN_OPENID))
+    assert "6位验证码" in asked
+
+    code = re.search(r"验证码为(\d{6})", bank_sms("13912340005")[0]).group(1)
+    slots, text = validate("customer_ref", code, form_tracker(UNKNOWN_OPENID, code))
 
     chen = customer_id(bank_env, CHEN_ID)
     assert slots == {"customer_ref": str(chen), "customer_type": "farmer"}
-    assert text == "核对成功：陈**（身份证3212**********0556）。"
+    assert text == "验证码正确，微信已绑定：陈**（身份证3212**********0556）。"
     with unit_of_work(bank_env) as session:
         assert session.get(Customer, chen).wechat_openid == UNKNOWN_OPENID
         assert session.scalar(select(AuditEntry).where(AuditEntry.action == "customer.wechat_bound")) is not None
 
 
-def test_wrong_name_bad_id_or_someone_elses_wechat_are_refused_and_change_nothing(bank_env):
+def test_wrong_name_bad_id_or_someone_elses_wechat_bind_nothing_and_tell_nothing(bank_env, bank_sms):
     cases = {
-        f"王五 {CHEN_ID}": "对不上",  # the name does not go with the number
+        "123456": "18位身份证号",  # a code when none was asked for
+        f"王五 {CHEN_ID}": code_sent(BindLimits()),  # the name does not go with the number
+        f"张建国 {ZHANG_ID}": code_sent(BindLimits()),  # bound to DEMO_OPENID already
         "陈立新 321283196802010557": "校验位不对",  # mistyped ID number
         "陈立新": "18位身份证号",  # no number at all
-        f"张建国 {ZHANG_ID}": "绑定了另一个微信号",  # bound to DEMO_OPENID already
+        "654321": "验证码不对",  # a guess at the code of a request that can never bind
     }
     for message, why in cases.items():
         slots, text = validate("customer_ref", message, form_tracker(UNKNOWN_OPENID))
@@ -154,27 +165,28 @@ def test_an_amount_before_identification_claims_nothing_about_a_line(bank_env):
     assert text == "好的，借10万元，我记下了。"
 
 
-def test_product_and_amount_given_before_identification_are_checked_once_known(bank_env):
-    said = f"陈立新 {CHEN_ID}"  # a farmer with a 150000 line
-    slots, text = validate(
-        "customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan", amount="200000")
-    )
+def identified_as_chen(texts_to, **slots) -> tuple[dict, str]:
+    """陈立新 (a farmer with a 150000 line) identifies himself in the form: name and ID number,
+    then the code texted to his phone. The validation of the code message."""
+    validate("customer_ref", f"陈立新 {CHEN_ID}", form_tracker(UNKNOWN_OPENID, **slots))
+    code = re.search(r"验证码为(\d{6})", texts_to("13912340005")[0]).group(1)
+    return validate("customer_ref", code, form_tracker(UNKNOWN_OPENID, code, **slots))
+
+
+def test_product_and_amount_given_before_identification_are_checked_once_known(bank_env, bank_sms):
+    slots, text = identified_as_chen(bank_sms, product="sunshine_e_loan", amount="200000")
     assert slots["customer_ref"] == str(customer_id(bank_env, CHEN_ID)) and "amount" not in slots
-    assert "核对成功" in text and "超过了您还能用的预授信额度15万元" in text
+    assert "微信已绑定" in text and "超过了您还能用的预授信额度15万元" in text
 
 
-def test_a_product_not_for_the_customer_found_out_at_identification_is_asked_again(bank_env):
-    said = f"陈立新 {CHEN_ID}"
-    slots, text = validate(
-        "customer_ref", said, form_tracker(UNKNOWN_OPENID, product="merchant_e_loan", amount="100000")
-    )
+def test_a_product_not_for_the_customer_found_out_at_identification_is_asked_again(bank_env, bank_sms):
+    slots, text = identified_as_chen(bank_sms, product="merchant_e_loan", amount="100000")
     assert slots["product"] is None and "amount" not in slots
     assert "商e贷不面向您这类客户，适合您的是：阳光e贷、富农担保贷" in text
 
 
-def test_an_amount_outside_the_product_found_out_at_identification_is_asked_again(bank_env):
-    said = f"陈立新 {CHEN_ID}"
-    slots, text = validate("customer_ref", said, form_tracker(UNKNOWN_OPENID, product="sunshine_e_loan", amount="500"))
+def test_an_amount_outside_the_product_found_out_at_identification_is_asked_again(bank_env, bank_sms):
+    slots, text = identified_as_chen(bank_sms, product="sunshine_e_loan", amount="500")
     assert slots["amount"] is None and "最少借1000元" in text
 
 
