@@ -8,17 +8,20 @@ answers told whether a name+ID was a customer, and a spouse's ID was guessed in 
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select
 
+from clients.sms import SmsClient
 from lending.binding import (
     CODE_DEAD,
     TOO_MANY_GUESSES,
     BindingRefused,
     BindLimits,
     awaiting_code,
+    background_sms,
     code_sent,
     confirm_code,
     read_code,
@@ -292,3 +295,13 @@ def test_customers_are_unchanged_by_failed_binding(demo_settings, gateway):
         confirm(url, STRANGER, "123456", send)
     with unit_of_work(url) as s:
         assert {c.id: c.wechat_openid for c in s.scalars(select(Customer))} == before
+
+
+def test_a_gateway_failure_is_logged_and_the_answer_stands(demo_settings, closed_address, caplog):
+    send = background_sms(SmsClient(closed_address, "k"))
+    assert ask(demo_settings.database_url, STRANGER, f"{CHEN} {CHEN_ID}", send) == code_sent(LIMITS)
+    deadline = time.monotonic() + 5
+    while "not sent" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "a WeChat-binding text was not sent" in caplog.text
+    assert "13912340005" not in caplog.text
