@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import requests
 from rasa.shared.nlu.training_data.loading import load_data
 from sqlalchemy import select
 
