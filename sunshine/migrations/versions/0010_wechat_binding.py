@@ -1,7 +1,7 @@
 """WeChat binding by a code texted to the phone on file; atomic event counters
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0015
 Create Date: 2026-12-06 04:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
