@@ -11,12 +11,21 @@ from sqlalchemy.orm import Session
 from auth_flow import evidence, faces, notices
 from auth_flow.evidence import Client
 from auth_flow.face_engines import FaceEngine, NoReference
-from auth_flow.identity import ID_DIGITS, identity_factor
+from auth_flow.identity import ID_DIGITS, identity_factor, page_id, page_name
 from auth_flow.notices import OfficerNotifier
-from auth_flow.tokens import BANK, CheckResult, StepRefused, failed_check, open_for_step, party_of, tell_officer
+from auth_flow.tokens import (
+    BANK,
+    CheckResult,
+    StepRefused,
+    failed_check,
+    in_session,
+    open_for_step,
+    party_of,
+    tell_officer,
+)
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
-from sunshine.models import Authorization, ConsentEvidence, LoanApplication, audit
+from sunshine.models import Authorization, ConsentEvidence, Customer, LoanApplication, Officer, audit
 from sunshine.protect import mask_name
 
 BIOMETRIC_CONSENT_TEXT = (
@@ -28,6 +37,10 @@ BIOMETRIC_CONSENT_TEXT = (
 
 # What helps a genuine person through the match (the message never suggests they are someone else).
 RETRY_ADVICE = "请到光线均匀明亮的地方，摘下眼镜和帽子，手机拿到一臂远、正对镜头后再试"
+
+BIOMETRIC_DECLINED = (
+    "您没有同意人脸核验，本次无法在线授权，已告知申请人。可以到网点当面办理；如果改变主意，可以点“同意，开始刷脸”继续"
+)
 
 
 def _application(session: Session, auth: Authorization) -> LoanApplication | None:
@@ -53,8 +66,15 @@ def give_biometric_consent(session: Session, token: str, agree: bool, client: Cl
     if auth.identity_checked_at is None:
         raise StepRefused("请先核对姓名和身份证号")
     if agree is not True:
+        told = session.scalar(
+            select(ConsentEvidence.id).where(
+                ConsentEvidence.authorization_id == auth.id, ConsentEvidence.event == "biometric_declined"
+            )
+        )
         evidence.append(session, auth, "biometric_declined", client, consent_text=BIOMETRIC_CONSENT_TEXT)
-        raise StepRefused("您没有同意人脸核验，无法在线授权。可以到网点当面办理")
+        if told is None:  # the applicant hears of it once
+            notices.party_declined(session, auth, "biometric")
+        raise StepRefused(BIOMETRIC_DECLINED)
     auth.biometric_consent_at = utcnow()
     evidence.append(session, auth, "biometric_consent", client, consent_text=BIOMETRIC_CONSENT_TEXT)
     return auth
@@ -120,6 +140,7 @@ def give_consent(
         auth.status = "refused"
         evidence.append(session, auth, "consent_refused", client, consent_text=text)
         audit(session, "h5", "authorization.refused", "authorization", auth.id)
+        notices.party_declined(session, auth, "consent")
         if auth.application_id:
             notices.consent_recorded(session, auth, notify)
         return auth
@@ -138,26 +159,42 @@ def give_consent(
     return auth
 
 
-def public_view(session: Session, auth: Authorization) -> dict:
-    """What the authorization page shows: who is asking, for what, and how far the party has come."""
-    return {
-        "party_name": auth.party_name,
+def requester(session: Session, auth: Authorization) -> str:
+    """Who is asking, as the party reads it: the bank's officer who issued the link, or the
+    bank's assistant on behalf of the applicant's officer (never "bot")."""
+    issuer = session.scalar(select(Officer).where(Officer.username == auth.requested_by.removeprefix("officer:")))
+    if issuer is not None:
+        return f"{BANK}客户经理{issuer.display_name}"
+    applicant = session.get(Customer, auth.customer_id)
+    officer = session.get(Officer, applicant.officer_id) if applicant and applicant.officer_id else None
+    return f"阳光信贷助手（{BANK}微信服务号）" + (f"，负责的客户经理：{officer.display_name}" if officer else "")
+
+
+def public_view(session: Session, auth: Authorization, client: Client | None = None) -> dict:
+    """What the authorization page shows: who is asking, for what, and how far the party has
+    come in this session. Before this session passed identity it shows nothing of what the
+    identity check asks: the name masked (张*国) and the ID number's first characters only."""
+    bound = client is not None and in_session(auth, client)
+    view = {
+        "party_name": auth.party_name if bound else page_name(auth.party_name),
         "party_role": auth.party_role,
         "party_role_name": ROLE_NAMES[auth.party_role],
-        "party_id_masked": auth.party_id_masked,
+        "party_id_masked": auth.party_id_masked if bound else page_id(auth.party_id_masked),
         "party_phone_masked": auth.party_phone_masked,
         "purpose": auth.purpose,
-        "requested_by": auth.requested_by,
+        "requested_by": requester(session, auth),
         "bank": BANK,
         "expires_at": auth.expires_at.isoformat() + "Z",
         "status": auth.status,
         "steps": {
-            "identity": auth.identity_checked_at is not None,
-            "biometric_consent": auth.biometric_consent_at is not None,
-            "face": auth.face_verified_at is not None,
+            "identity": bound and auth.identity_checked_at is not None,
+            "biometric_consent": bound and auth.biometric_consent_at is not None,
+            "face": bound and auth.face_verified_at is not None,
         },
         "id_digits": ID_DIGITS,
         "biometric_consent_text": BIOMETRIC_CONSENT_TEXT,
         "identity_factor": identity_factor(party_of(session, auth)),
-        "consent_text": consent_text(auth, _application(session, auth)),
+        # The consent text names the party in full: shown once this session passed identity.
+        "consent_text": consent_text(auth, _application(session, auth)) if bound else "",
     }
+    return view

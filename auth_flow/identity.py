@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence
 from auth_flow.evidence import Client
-from auth_flow.tokens import CheckResult, StepRefused, failed_check, open_for_step, party_of
+from auth_flow.tokens import CheckResult, StepRefused, bind_session, failed_check, open_for_step, party_of
 from clients.sms import CODE_DIGITS, SmsClient, SmsError, code_digest, code_text, new_code
 from clients.wechat import WeChatApi, WeChatApiError
 from sunshine.clock import utcnow
@@ -30,6 +30,19 @@ SMS_CODE_DIGITS = CODE_DIGITS
 SMS_CODE_TTL = timedelta(minutes=5)
 SMS_RESEND_AFTER = timedelta(seconds=60)
 SMS_MAX_SENDS = 5
+
+
+def page_name(name: str) -> str:
+    """The name as the page shows it before the party typed it: 张*国, 欧阳**华, 张*."""
+    if len(name) <= 2:
+        return name[:1] + "*" * (len(name) - 1)
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def page_id(id_masked: str) -> str:
+    """The ID number as the page shows it before identity: only its first 4 characters (province
+    and city), so nothing shown overlaps the last ID_DIGITS the party is asked for."""
+    return id_masked[:4] + "*" * (len(id_masked) - 4)
 
 
 def identity_factor(party: Customer) -> str:
@@ -67,6 +80,12 @@ def send_sms_code(session: Session, secret_key: str, token: str, sms: SmsClient,
     auth.sms_sends = Authorization.sms_sends + 1  # in SQL, on the row open_for_step locked
     evidence.append(session, auth, "sms_code_sent", client, phone=party.phone_masked)
     return party.phone_masked
+
+
+def _passed(session: Session, auth: Authorization, client: Client, max_attempts: int) -> CheckResult:
+    """Identity passed: the later steps are bound to this client's new step session."""
+    step_session = bind_session(session, auth, client)
+    return CheckResult(True, "身份核对通过", max_attempts - auth.attempts, step_session=step_session)
 
 
 def check_identity(
@@ -117,7 +136,7 @@ def check_identity(
         auth.identity_checked_at = utcnow()
         auth.sms_code_hash = None  # a code works once
         evidence.append(session, auth, "identity_checked", client, **detail)
-        return CheckResult(True, "身份核对通过", max_attempts - auth.attempts)
+        return _passed(session, auth, client, max_attempts)
     evidence.append(session, auth, "identity_failed", client, **detail, name_id_ok=name_ok, factor_ok=second_ok)
     return failed_check(
         session, auth, why if name_ok else "姓名或身份证号后6位与授权信息不一致，请核对后重新输入", max_attempts, client
@@ -140,6 +159,6 @@ def check_identity_wxa(
     if constant_time_equal(openid, party.wechat_openid):
         auth.identity_checked_at = utcnow()
         evidence.append(session, auth, "identity_checked", client, method="wxa_login", factor="wxa_login")
-        return CheckResult(True, "身份核对通过", max_attempts - auth.attempts)
+        return _passed(session, auth, client, max_attempts)
     evidence.append(session, auth, "identity_failed", client, method="wxa_login")
     return failed_check(session, auth, "当前微信不是被查询人本人的微信，请本人用自己的微信打开", max_attempts, client)

@@ -5,6 +5,10 @@ arrival and a query that finally failed go into the application's history
 The default notifier, `notify_officer`, records the notice (audit entry
 `officer.notified`) and, once the transaction commits, queues it for the officer
 in WeCom (sunshine.jobs.Jobs.tell_officer).
+
+The applicant hears in WeChat (`tell_applicant`: audit entry `customer.notified`, then
+sunshine.jobs.Jobs.deliver after the commit) when a party's link locks, a party declines
+the face check or refuses the query.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from auth_flow.progress import missing_consents
 from lending.applications import note
-from lending.parties import ROLE_NAMES
+from lending.parties import LABELS, ROLE_NAMES
 from sunshine.jobs import Jobs, after_commit, current_settings
-from sunshine.models import Authorization, LoanApplication, Officer, audit
+from sunshine.models import Authorization, Customer, LoanApplication, Officer, audit
 from sunshine.protect import mask_name
 
 
@@ -34,6 +38,49 @@ def notify_officer(session: Session, officer_id: int | None, text: str) -> None:
         userid = officer.wecom_userid
         # A failure to queue is logged: the notice is in the audit log and the application's history.
         after_commit(session, lambda: Jobs(current_settings()).tell_officer(userid, text))
+
+
+def party_label(role: str, name: str) -> str:
+    """Who a party is, as the applicant reads it: 您本人, 您的配偶李**."""
+    return "您本人" if role == "applicant" else f"您的{LABELS[role]}{mask_name(name)}"
+
+
+def tell_applicant(session: Session, applicant: Customer, text: str) -> None:
+    """Record a notice to the applicant and, after the commit, send it in WeChat (none bound: recorded only)."""
+    openid = applicant.wechat_openid
+    audit(session, "system", "customer.notified", "customer", applicant.id, text=text, sent=bool(openid))
+    if openid:
+        after_commit(session, lambda: Jobs(current_settings()).deliver(openid, [text]))
+
+
+def locked_text(auth: Authorization) -> str:
+    app = f"（申请编号{auth.application_id}）" if auth.application_id else ""
+    return (
+        f"{party_label(auth.party_role, auth.party_name)}的征信授权{app}因核验失败次数过多已锁定，"
+        "链接已失效。客户经理已收到通知，核实后会解锁；解锁前不会再发新链接。"
+    )
+
+
+def party_declined(session: Session, auth: Authorization, what: str) -> None:
+    """A party declined the face check (`what` = "biometric") or refused the query ("consent"):
+    the applicant is told, and the application's history records it."""
+    applicant = session.get(Customer, auth.customer_id)
+    who = party_label(auth.party_role, auth.party_name)
+    if what == "biometric":
+        text = f"{who}没有同意人脸核验，无法在线完成征信授权。可以一起到网点当面办理，或联系客户经理。"
+    else:
+        text = f"{who}拒绝了征信查询授权，这笔申请暂时无法继续审批。如有疑问请联系客户经理。"
+    if applicant is not None:
+        tell_applicant(session, applicant, text)
+    if what == "biometric" and auth.application_id:
+        note(
+            session,
+            auth.application_id,
+            "system",
+            "biometric_declined",
+            f"{ROLE_NAMES[auth.party_role]}{mask_name(auth.party_name)}没有同意人脸核验",
+            authorization_id=auth.id,
+        )
 
 
 def _tell(

@@ -5,26 +5,38 @@ Only the token's SHA-256 is stored, so a database reader cannot use a token. A t
 opens its request while the request is pending and not expired; failed identity or face
 checks count against `max_attempts`, after which the token locks and the officer gets a
 hand-off.
+
+One session per party: passing identity binds the request to the browser session that
+passed it (`bind_session`: a random id the browser keeps in a cookie, only its SHA-256
+stored). The later steps (BOUND_STEPS) are refused from any other session, even one holding
+the same link. Another session that passes identity itself takes the binding over and starts
+the later steps afresh: it inherits nothing, the first session's requests are refused from
+then on, and the chain records the change ("session_replaced").
+
+Links are limited: the bot issues a party at most 1 + `daily_limit` links in 24 hours, and
+never a fresh one while the party's request is locked; a lock stays until an officer
+releases it (`release_lock`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from auth_flow import evidence
+from auth_flow import evidence, notices
 from auth_flow.evidence import Client
 from handoff.service import request_hand_off
-from lending.parties import ROLES
+from lending.applications import note
+from lending.parties import LABELS, ROLES
 from lending.reports import parties
 from sunshine.clock import utcnow
-from sunshine.models import FINAL_APPLICATION_STATUSES, Authorization, Customer, LoanApplication, audit
-from sunshine.protect import mask_name
+from sunshine.models import FINAL_APPLICATION_STATUSES, Authorization, Customer, LoanApplication, Officer, audit
+from sunshine.protect import constant_time_equal, mask_name
 
 DEFAULT_PURPOSE = "贷款审批"
 BANK = "阳光农村商业银行"
@@ -42,10 +54,46 @@ class StepRefused(ValueError):
     """A step that cannot be taken now (out of order, missing reference); nothing was counted."""
 
 
+class OtherSession(StepRefused):
+    """A step after identity from another session than the one that passed identity."""
+
+
+@dataclass(frozen=True)
+class Browser(Client):
+    """A client with the step session its browser was given when it passed identity."""
+
+    step_session: str = ""
+
+
+# The steps after identity: only the session that passed identity may take them.
+BOUND_STEPS = frozenset({"biometric_consent", "face", "consent"})
+OTHER_SESSION = (
+    "请在刚才核对身份的那台手机上继续。如果换了手机或浏览器，请在这里从第1步核对身份重新开始"
+    "（之前那台手机上的进度会作废）"
+)
+REISSUE_WINDOW = timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class IssuedAuthorization:
     authorization: Authorization
     token: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A party who got no fresh link: `reason` is "locked" or "daily_limit"; `message` is for the applicant."""
+
+    role: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Reissue:
+    issued: list[IssuedAuthorization] = field(default_factory=list)
+    consented: list[Authorization] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -57,6 +105,8 @@ class CheckResult:
     attempts_left: int
     locked: bool = False
     face: dict | None = None
+    # Identity passed: the id of the step session the later steps are bound to (the browser's cookie).
+    step_session: str | None = None
 
 
 def _hash(token: str) -> str:
@@ -108,25 +158,66 @@ def issue(
 def issue_for_application(
     session: Session, application: LoanApplication, requested_by: str, ttl: timedelta
 ) -> tuple[list[IssuedAuthorization], list[Authorization]]:
+    """reissue_for_application without a daily limit (an officer's): (new requests, consents given)."""
+    out = reissue_for_application(session, application, requested_by, ttl)
+    return out.issued, out.consented
+
+
+def reissue_for_application(
+    session: Session,
+    application: LoanApplication,
+    requested_by: str,
+    ttl: timedelta,
+    daily_limit: int | None = None,
+    client: Client | None = None,
+) -> Reissue:
     """One fresh request for every party of the application who has not consented yet
-    (a pending earlier one is superseded: its link stops working). Returns the new
-    requests and the consents already given."""
-    issued, consented = [], []
+    (a pending earlier one is superseded: its link stops working). A party whose request is
+    locked gets none until an officer releases it; with `daily_limit`, a party who already got
+    1 + daily_limit links from `requested_by` in the last 24 hours gets none either (their
+    pending link keeps working). Each party held back is recorded in the evidence chain."""
+    out = Reissue()
+    since = utcnow() - REISSUE_WINDOW
     for role, person in parties(session, application).items():
         earlier = session.scalars(
-            select(Authorization).where(
-                Authorization.application_id == application.id, Authorization.party_role == role
-            )
+            select(Authorization)
+            .where(Authorization.application_id == application.id, Authorization.party_role == role)
+            .order_by(Authorization.id)
         ).all()
         done = [a for a in earlier if a.status == "consented"]
         if done:
-            consented.append(done[0])
+            out.consented.append(done[0])
+            continue
+        who = notices.party_label(role, person.name)
+        locked = [a for a in earlier if a.status == "locked"]
+        recent = [a for a in earlier if a.requested_by == requested_by and a.created_at >= since]
+        held = None
+        if locked:
+            held = Held(
+                role, "locked", f"{who}的授权链接因核验失败次数过多已锁定，需要客户经理核实后解锁，解锁后再发新链接。"
+            )
+        elif daily_limit is not None and len(recent) > daily_limit:
+            held = Held(
+                role,
+                "daily_limit",
+                f"{who}的授权链接24小时内已重新发了{daily_limit}次，达到上限，暂时不能再发。"
+                "之前发的链接在有效期内仍可使用；需要帮助请联系客户经理。",
+            )
+        if held is not None:
+            target = locked[-1] if locked else earlier[-1]
+            evidence.append(
+                session, target, "refused", client or Client(), step="reissue", reason=held.reason, by=requested_by
+            )
+            audit(
+                session, requested_by, "authorization.reissue_refused", "authorization", target.id, reason=held.reason
+            )
+            out.held.append(held)
             continue
         for old in earlier:
             if old.status == "pending":
                 old.status = "superseded"
         purpose = f"{DEFAULT_PURPOSE}（{application.product.name}）"
-        issued.append(
+        out.issued.append(
             issue(
                 session,
                 application.customer,
@@ -138,13 +229,34 @@ def issue_for_application(
                 purpose=purpose,
             )
         )
-    return issued, consented
+    return out
+
+
+def release_lock(session: Session, auth: Authorization, officer: Officer, client: Client | None = None) -> None:
+    """An officer releases a locked request: it becomes "released" (its link stays dead) and the
+    party can be sent a fresh link. Recorded in the chain, the audit log and the application's history."""
+    if auth.status != "locked":
+        raise StepRefused("这个授权没有被锁定，不需要解锁")
+    auth.status = "released"
+    evidence.append(session, auth, "released", client or Client(), officer=officer.username)
+    audit(session, officer.username, "authorization.released", "authorization", auth.id)
+    if auth.application_id:
+        note(
+            session,
+            auth.application_id,
+            officer.display_name,
+            "authorization_released",
+            f"客户经理{officer.display_name}解除了{LABELS[auth.party_role]}{mask_name(auth.party_name)}的授权锁定",
+            authorization_id=auth.id,
+            officer=officer.username,
+        )
 
 
 _STATUS_MESSAGES = {
     "consented": "该授权码已使用，无需重复授权",
     "superseded": "这个授权码已作废（客户经理重新发了新的），请使用最新收到的授权码",
     "locked": "验证失败次数过多，授权码已锁定。客户经理已收到通知，会联系您重新办理",
+    "released": "这个授权码已作废（客户经理已解除锁定），请使用最新收到的授权码",
 }
 
 
@@ -169,15 +281,40 @@ def find_by_token(session: Session, token: str, lock: bool = False) -> Authoriza
     return auth
 
 
+def session_hash(step_session: str) -> str:
+    return hashlib.sha256(step_session.encode()).hexdigest()
+
+
+def in_session(auth: Authorization, client: Client) -> bool:
+    """The request is bound to `client`'s step session (the one that passed identity)."""
+    given = client.step_session if isinstance(client, Browser) else ""
+    return bool(given and auth.step_session_hash) and constant_time_equal(
+        session_hash(given), auth.step_session_hash or ""
+    )
+
+
+def bind_session(session: Session, auth: Authorization, client: Client) -> str:
+    """Identity passed: bind the request to a fresh step session and return its id (for the
+    browser's cookie). Another session than the bound one starts the later steps afresh."""
+    if auth.step_session_hash and not in_session(auth, client):
+        had = {"biometric_consent": auth.biometric_consent_at is not None, "face": auth.face_verified_at is not None}
+        auth.biometric_consent_at = auth.face_verified_at = None
+        evidence.append(session, auth, "session_replaced", client, previous=auth.step_session_hash[:16], reset=had)
+    step_session = secrets.token_urlsafe(32)
+    auth.step_session_hash = session_hash(step_session)
+    return step_session
+
+
 def open_for_step(session: Session, token: str, step: str, client: Client) -> Authorization:
     """find_by_token for a step the party attempts: a refusal is recorded (in the evidence chain
-    when the token names a request, in the audit log when it names none) before it is raised."""
+    when the token names a request, in the audit log when it names none) before it is raised.
+    A step after identity from another session than the one that passed identity is refused."""
     try:
-        return find_by_token(session, token, lock=True)
+        auth = find_by_token(session, token, lock=True)
     except AuthorizationError as exc:
-        auth = session.scalar(select(Authorization).where(Authorization.token_hash == _hash(token)))
-        if auth is not None:
-            evidence.append(session, auth, "refused", client, step=step, reason=str(exc))
+        auth_ = session.scalar(select(Authorization).where(Authorization.token_hash == _hash(token)))
+        if auth_ is not None:
+            evidence.append(session, auth_, "refused", client, step=step, reason=str(exc))
         else:
             audit(
                 session,
@@ -190,6 +327,10 @@ def open_for_step(session: Session, token: str, step: str, client: Client) -> Au
                 client_ip=client.ip,
             )
         raise
+    if step in BOUND_STEPS and auth.identity_checked_at is not None and not in_session(auth, client):
+        evidence.append(session, auth, "refused", client, step=step, reason="other_session")
+        raise OtherSession(OTHER_SESSION)
+    return auth
 
 
 def _customer(session: Session, customer_id: int) -> Customer:
@@ -222,6 +363,7 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
     auth.status = "locked"
     evidence.append(session, auth, "locked", client, attempts=auth.attempts)
     audit(session, "h5", "authorization.locked", "authorization", auth.id, attempts=auth.attempts)
+    notices.tell_applicant(session, _customer(session, auth.customer_id), notices.locked_text(auth))
     tell_officer(session, auth, "authorization_locked")
 
 

@@ -252,6 +252,9 @@ class Authorization(Base):
     sms_code_hash: Mapped[str | None] = Column(String(64))
     sms_code_expires_at: Mapped[datetime | None] = Column(DateTime)
     sms_sends: Mapped[int] = Column(Integer, nullable=False, default=0)
+    # auth_flow (migration 0009): the step session that passed identity (SHA-256 of its id);
+    # the later steps are taken from it only.
+    step_session_hash: Mapped[str | None] = Column(String(64))
 
 
 class HandOff(Base):

@@ -33,7 +33,8 @@ class Limit:
 
 # Unknown authorization tokens one client may try (a guessing client is stopped).
 TOKEN_LOOKUPS = Limit("token_miss", 20, 600, "尝试次数太多，请稍后再打开授权链接")
-# Face uploads from one client (each costs a face-recognition run).
+# Face uploads for one authorization link (each costs a face-recognition run; counted per link,
+# not per address: the parties of a village share one Wi-Fi).
 FACE_ATTEMPTS = Limit("face", 10, 600, "刷脸次数太多，请稍后再试")
 # Wrong console passwords from one client address across user names (one user name from one
 # address: `Backoff`, so that nobody elsewhere can lock an officer out).

@@ -176,6 +176,10 @@ class Settings:
     bind_code_attempts: int = 3
     bind_code_ttl_s: int = 300
 
+    # --- auth_flow: one session per party, limited reissues (issue 17) ---
+    # Fresh authorization links the bot may send one party in 24 hours beyond the first.
+    auth_reissues_per_day: int = 3
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -441,6 +445,8 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("BIND_CODE_ATTEMPTS must be between 1 and 10")
     if not 60 <= s.bind_code_ttl_s <= 1800:
         problems.append("BIND_CODE_TTL_S must be between 60 and 1800 seconds")
+    if not 0 <= s.auth_reissues_per_day <= 20:
+        problems.append("AUTH_REISSUES_PER_DAY must be between 0 and 20")
     if not 1 <= s.handoff_warn_minutes <= 240:
         problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:

@@ -3,6 +3,7 @@ open an authorization link. Routes parse, call auth_flow, render."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
@@ -15,7 +16,15 @@ from auth_flow.face_engines import engine_from_settings
 from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url, png, wechat_code
-from auth_flow.tokens import AuthorizationError, CheckResult, StepRefused, UnknownToken, find_by_token
+from auth_flow.tokens import (
+    AuthorizationError,
+    Browser,
+    CheckResult,
+    OtherSession,
+    StepRefused,
+    UnknownToken,
+    find_by_token,
+)
 from clients.sms import SmsClient
 from clients.wechat import WeChatApi, WeChatApiError
 from lending.notify import WeChatNotifier
@@ -36,14 +45,43 @@ def _settings():
     return current_app.config["SETTINGS"]
 
 
-def _client() -> Client:
-    """The client's address as the trusted proxies (TRUSTED_PROXIES, werkzeug's ProxyFix) report it."""
-    return Client(ip=request.remote_addr or "", user_agent=request.headers.get("User-Agent", ""))
+def _client(token: str | None = None) -> Client:
+    """The client's address as the trusted proxies (TRUSTED_PROXIES, werkzeug's ProxyFix) report it;
+    with `token`, also the step session this browser holds for it (its cookie, or from the
+    mini-program, which keeps no cookies, the STEP_SESSION_HEADER)."""
+    ip, agent = request.remote_addr or "", request.headers.get("User-Agent", "")
+    if token is None:
+        return Client(ip=ip, user_agent=agent)
+    held = request.cookies.get(_step_cookie(token)) or request.headers.get(STEP_SESSION_HEADER, "")
+    return Browser(ip=ip, user_agent=agent, step_session=held[:128])
 
 
-def _limit(limit: Limit, count: bool = False) -> None:
-    """429 with Retry-After when this client is over `limit`; `count` counts this request first."""
-    limiter, who = Limiter(_settings().redis_url), _client().ip
+STEP_SESSION_HEADER = "X-Step-Session"
+
+
+def _step_cookie(token: str) -> str:
+    """One cookie per authorization, named by its token's hash (never the token)."""
+    return "auth_step_" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _keep_step_session(response: Response, token: str, step_session: str) -> Response:
+    """The browser keeps the step session the later steps are bound to: HttpOnly, Secure over
+    HTTPS, SameSite=Strict (only this site's own requests carry it), for the token's lifetime."""
+    s = _settings()
+    response.set_cookie(
+        _step_cookie(token),
+        step_session,
+        max_age=s.authorization_ttl_s,
+        httponly=True,
+        secure=request.is_secure or s.public_base_url.startswith("https://"),
+        samesite="Strict",
+    )
+    return response
+
+
+def _limit(limit: Limit, count: bool = False, who: str | None = None) -> None:
+    """429 with Retry-After when this client (or `who`) is over `limit`; `count` counts this request first."""
+    limiter, who = Limiter(_settings().redis_url), who or _client().ip
     wait = limiter.hit(limit, who) if count else limiter.retry_after(limit, who)
     if wait:
         current_app.logger.info("rate limit %s reached by a client", limit.name)
@@ -64,7 +102,7 @@ def _authorization(token: str) -> dict:
             if isinstance(exc, UnknownToken):
                 _unknown_token()
             abort(404, description=str(exc))
-        return public_view(session, auth)
+        return public_view(session, auth, _client(token))
 
 
 def _error(status: int, message: str, **extra):
@@ -78,7 +116,7 @@ def _step(fn, *args):
     """Run one step in a unit of work that commits even when the step is refused
     (the refusal is evidence); map the outcome to a JSON response."""
     _limit(TOKEN_LOOKUPS)
-    error = None
+    error: tuple | None = None
     with unit_of_work(_settings().database_url) as session:
         try:
             result = fn(session, *args)
@@ -86,10 +124,12 @@ def _step(fn, *args):
             if isinstance(exc, UnknownToken):
                 _unknown_token()
             error = (404, str(exc))
+        except OtherSession as exc:  # the page starts over at identity
+            error = (409, str(exc), {"restart": True})
         except StepRefused as exc:
             error = (409, str(exc))
     if error:
-        return None, _error(*error)
+        return None, _error(error[0], error[1], **(error[2] if len(error) > 2 else {}))
     if isinstance(result, CheckResult) and not result.ok:
         return result, _error(422, result.message, attempts_left=result.attempts_left, locked=result.locked)
     return result, None
@@ -140,15 +180,17 @@ def authorization_wechat_code(token: str):
 @bp.post("/api/authorizations/<token>/identity")
 def authorization_identity(token: str):
     """Name and ID digits, with the WeChat identity of this browser session (web authorization)
-    or `sms_code`; or, from the mini-program, `wx_code` (wx.login)."""
+    or `sms_code`; or, from the mini-program, `wx_code` (wx.login). Passing binds the later
+    steps to this browser (its step-session cookie; the mini-program gets it in the body)."""
     body, s = _json_body(), _settings()
-    if body.get("wx_code"):
-        _, failure = _step(
+    mini_program = bool(body.get("wx_code"))
+    if mini_program:
+        result, failure = _step(
             check_identity_wxa,
             WeChatApi.from_settings(s),
             token,
             str(body["wx_code"]),
-            _client(),
+            _client(token),
             s.auth_max_attempts,
         )
     else:
@@ -157,32 +199,38 @@ def authorization_identity(token: str):
             return _error(400, "请填写姓名和身份证号后6位")
         if code is not None and not isinstance(code, str):
             return _error(400, "短信验证码应为6位数字")
-        _, failure = _step(
+        result, failure = _step(
             check_identity,
             s.secret_key,
             token,
             name,
             digits,
-            _client(),
+            _client(token),
             s.auth_max_attempts,
             session.get(OPENID_KEY),
             code,
         )
-    return failure or jsonify(ok=True, message="身份核对通过")
+    if failure:
+        return failure
+    step_session = result.step_session if result is not None else None
+    if not step_session:  # a passed identity check always binds a session
+        raise RuntimeError("identity passed without a step session")
+    extra = {"step_session": step_session} if mini_program else {}
+    return _keep_step_session(jsonify(ok=True, message="身份核对通过", **extra), token, step_session)
 
 
 @bp.post("/api/authorizations/<token>/sms-code")
 def authorization_sms_code(token: str):
     """Text a code to the phone on file of a party without a bound WeChat."""
     s = _settings()
-    phone, failure = _step(send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client())
+    phone, failure = _step(send_sms_code, s.secret_key, token, SmsClient.from_settings(s), _client(token))
     return failure or jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
 
 
 @bp.post("/api/authorizations/<token>/biometric-consent")
 def authorization_biometric_consent(token: str):
     agree = _json_body().get("agree")
-    _, failure = _step(give_biometric_consent, token, agree, _client())
+    _, failure = _step(give_biometric_consent, token, agree, _client(token))
     return failure or jsonify(ok=True, message="已同意人脸核验")
 
 
@@ -190,7 +238,8 @@ def authorization_biometric_consent(token: str):
 def authorization_face(token: str):
     """Frames (multipart field `frames`, JPEG or PNG) taken while the party turns their head."""
     s = _settings()
-    _limit(FACE_ATTEMPTS, count=True)
+    # Counted per link (one party's request), not per address: a village station's Wi-Fi is one address.
+    _limit(FACE_ATTEMPTS, count=True, who="token:" + hashlib.sha256(token.encode()).hexdigest()[:32])
     if (request.content_length or 0) > s.auth_upload_max_bytes:
         return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
     try:
@@ -206,7 +255,7 @@ def authorization_face(token: str):
         check_face,
         token,
         uploads,
-        _client(),
+        _client(token),
         s.auth_max_attempts,
         engine_from_settings(s),
         s.face_liveness_min_motion,
@@ -218,15 +267,22 @@ def authorization_face(token: str):
 def authorization_consent(token: str):
     """The party consents (or refuses); when the last party consents the reports are fetched."""
     s = _settings()
-    auth, failure = _step(give_consent, token, _json_body().get("agree"), _client())
+    auth, failure = _step(give_consent, token, _json_body().get("agree"), _client(token))
     if failure:
         return failure
     if auth.status != "consented":
-        return jsonify(ok=True, status=auth.status, message="您已拒绝授权，本次不会查询您的征信")
+        return jsonify(ok=True, status=auth.status, message=REFUSED_MESSAGE)
     queued = False
     if auth.application_id:
         queued = _after_consent(s, auth.application_id)
-    return jsonify(ok=True, status="consented", message="授权成功，感谢您的配合", reports="queued" if queued else None)
+    return jsonify(ok=True, status="consented", message=CONSENTED_MESSAGE, reports="queued" if queued else None)
+
+
+CONSENTED_MESSAGE = (
+    "授权成功，感谢您的配合。接下来：银行会向人民银行征信中心查询一次您的信用报告，只用于这笔贷款审批；"
+    "所有需要授权的人都完成后开始审批，结果会在微信里告诉申请人。您现在可以关闭本页面。"
+)
+REFUSED_MESSAGE = "您已拒绝授权，本次不会查询您的征信，已告知申请人和客户经理。如果改变主意，请联系申请人重新发链接。"
 
 
 def _after_consent(s, application_id: int) -> bool:

@@ -13,9 +13,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from auth_flow.identity import page_id
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url
-from auth_flow.tokens import issue_for_application
+from auth_flow.tokens import reissue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
 from lending.catalog import products_for
 from lending.notify import WeChatNotifier
@@ -96,9 +97,11 @@ class ActionStartAuthorization(BankAction):
                     + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。"
                 )
                 return events
-            issued, _ = issue_for_application(session, application, REQUESTED_BY, ttl)
-            lines = [EXPLAIN]
-            for item in issued:
+            out = reissue_for_application(
+                session, application, REQUESTED_BY, ttl, daily_limit=cfg.auth_reissues_per_day
+            )
+            lines = [EXPLAIN] + [held.message for held in out.held]
+            for item in out.issued:
                 auth, url = item.authorization, authorization_url(cfg.public_base_url, item.token)
                 qr = f"{cfg.public_base_url.rstrip('/')}/api/authorizations/{item.token}/qr.png"
                 if auth.party_role == "applicant":
@@ -106,7 +109,7 @@ class ActionStartAuthorization(BankAction):
                     continue
                 label = LABELS[auth.party_role]
                 lines.append(
-                    f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{auth.party_id_masked}）本人打开，"
+                    f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{page_id(auth.party_id_masked)}）本人打开，"
                     f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}"
                 )
                 party = session.get(Customer, auth.party_customer_id)

@@ -19,6 +19,7 @@ from auth_flow.face_engines import LocalEngine, probe_encoding
 from auth_flow.identity import check_identity, send_sms_code
 from auth_flow.tokens import (
     AuthorizationError,
+    Browser,
     StepRefused,
     find_by_token,
     issue_for_application,
@@ -71,16 +72,22 @@ def id_digits(s, token):
     )[-6:]
 
 
+def bound(result) -> Browser:
+    """CLIENT with the step session a passed identity check bound the request to."""
+    assert result.ok and result.step_session, result.message
+    return Browser(CLIENT.ip, CLIENT.user_agent, step_session=result.step_session)
+
+
 def authorize(url, token, name, sms, frames=None):
     factor = second_factor(url, token, sms)
     with unit_of_work(url) as s:
-        assert check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor).ok
-        give_biometric_consent(s, token, True, CLIENT)
+        browser = bound(check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor))
+        give_biometric_consent(s, token, True, browser)
     with unit_of_work(url) as s:
-        result = check_face(s, token, frames or media.live_frames(), CLIENT, MAX, ENGINE, MOTION)
+        result = check_face(s, token, frames or media.live_frames(), browser, MAX, ENGINE, MOTION)
         assert result.ok, result.message
     with unit_of_work(url) as s:
-        give_consent(s, token, True, CLIENT)
+        give_consent(s, token, True, browser)
 
 
 def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_settings, application, bureau, sms):
@@ -167,10 +174,10 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
         with pytest.raises(StepRefused, match="先完成"):
             give_consent(s, token, True, CLIENT)  # consent without a face check
     with unit_of_work(url) as s:
-        assert check_identity(
-            s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX, sms_code=code
-        ).ok
-        give_biometric_consent(s, token, True, CLIENT)
+        browser = bound(
+            check_identity(s, TEST_SECRET, token, names["spouse"], id_digits(s, token), CLIENT, MAX, sms_code=code)
+        )
+        give_biometric_consent(s, token, True, browser)
     attempts = [
         ([media.image("biden.jpg")] * 3, "没能确认是您本人。请到光线均匀明亮的地方，摘下眼镜"),  # never "not you"
         ([media.image("two_people.jpg")] * 3, "多张人脸"),
@@ -178,11 +185,11 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
     ]
     for frames, why in attempts:
         with unit_of_work(url) as s:
-            out = check_face(s, token, frames, CLIENT, MAX, ENGINE, MOTION)
+            out = check_face(s, token, frames, browser, MAX, ENGINE, MOTION)
             assert not out.ok and why in out.message and not out.locked
     with unit_of_work(url) as s:  # a photo held up to the camera: the right face, but planar
         photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
-        out = check_face(s, token, photo, CLIENT, MAX, ENGINE, MOTION)
+        out = check_face(s, token, photo, browser, MAX, ENGINE, MOTION)
         assert out.locked and "锁定" in out.message
     with unit_of_work(url) as s:
         assert s.scalar(select(Authorization.status).where(Authorization.party_role == "spouse")) == "locked"
@@ -192,7 +199,7 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
     assert events.count("face_failed") == 2 and events.count("face_unusable") == 2 and events[-1] == "locked"
     with unit_of_work(url) as s:
         with pytest.raises(AuthorizationError, match="锁定"):
-            check_face(s, token, media.live_frames(), CLIENT, MAX, ENGINE, MOTION)
+            check_face(s, token, media.live_frames(), browser, MAX, ENGINE, MOTION)
     with unit_of_work(url) as s:
         assert s.scalar(select(ConsentEvidence.event).order_by(ConsentEvidence.id.desc()).limit(1)) == "refused"
 

@@ -50,7 +50,8 @@ def test_each_party_of_the_application_gets_a_link_and_the_progress_is_told(bank
         ("spouse", "李秀英", application_id),
     ]
     assert "刷脸" in text and "只用于这笔贷款审批" in text
-    assert "请把这个链接转给配偶李**（身份证3212**********0229）" in text
+    # The ID's first 4 only: nothing the spouse's identity check asks (the last 6) is given away.
+    assert "请把这个链接转给配偶李**（身份证3212**************）" in text
     assert "/api/authorizations/" in text and "qr.png" in text
     assert "已授权：暂无" in text and "还需授权：本人张**、配偶李**" in text
     own, spouse = tokens(text)
@@ -115,3 +116,54 @@ def test_asking_what_it_is_after_the_links_were_sent_explains_it_with_the_progre
         explained.startswith("征信授权就是您同意银行查一次您的征信报告") and "还需授权：本人张**、配偶李**" in explained
     )
     assert plain.startswith("征信授权进度") and tokens(explained) == tokens(plain) == []
+
+
+def test_reissues_beyond_the_daily_limit_are_refused_and_recorded(bank_env, monkeypatch):
+    from sunshine.models import ConsentEvidence
+
+    monkeypatch.setenv("AUTH_REISSUES_PER_DAY", "2")
+    apply_for_zhang(bank_env)
+    sent = [tokens(ask())] + [tokens(ask("链接过期了重新发一下")) for _ in range(2)]
+    assert [len(t) for t in sent] == [2, 2, 2]  # the first link and two reissues
+
+    # the attack: asking again and again for fresh links
+    refused = ask("链接过期了重新发一下")
+
+    assert tokens(refused) == [] and "达到上限" in refused and "24小时内已重新发了2次" in refused
+    assert "您本人的授权链接" in refused and "您的配偶李**的授权链接" in refused
+    with unit_of_work(bank_env) as session:
+        assert all(find_by_token(session, t) for t in sent[-1])  # the last links still work
+        refusals = session.scalars(select(ConsentEvidence).where(ConsentEvidence.event == "refused")).all()
+        assert [(r.detail["step"], r.detail["reason"]) for r in refusals] == [("reissue", "daily_limit")] * 2
+
+
+def test_a_locked_party_gets_no_fresh_link_until_an_officer_releases_it(bank_env):
+    from auth_flow.tokens import release_lock
+    from sunshine.models import ApplicationEvent, Officer
+
+    application_id = apply_for_zhang(bank_env)
+    ask()
+    with unit_of_work(bank_env) as session:
+        spouse = session.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
+        spouse.status = "locked"
+
+    # the attack: a fresh link for the locked party, just by asking the bot again
+    text = ask("链接打不开了重新发一下")
+
+    assert "您的配偶李**的授权链接因核验失败次数过多已锁定" in text and "客户经理核实后解锁" in text
+    assert len(tokens(text)) == 1  # the applicant's own link only
+    with unit_of_work(bank_env) as session:
+        assert [
+            a.party_role for a in session.scalars(select(Authorization).where(Authorization.status == "pending"))
+        ] == ["applicant"]
+        officer = session.scalar(select(Officer).where(Officer.username == "officer01"))
+        name = officer.display_name
+        release_lock(session, session.scalar(select(Authorization).where(Authorization.status == "locked")), officer)
+    with unit_of_work(bank_env) as session:
+        history = session.scalars(
+            select(ApplicationEvent).where(ApplicationEvent.application_id == application_id)
+        ).all()
+        released = [e for e in history if e.action == "authorization_released"]
+        assert len(released) == 1 and name in released[0].reason and released[0].actor == name
+    fresh = tokens(ask("重新发授权链接"))
+    assert len(fresh) == 2

@@ -32,6 +32,6 @@ bp.after_request(no_store)
 api.after_request(no_store)
 
 # The route modules add their routes to `bp` and `api` when imported, so they come after them.
-from webhooks.console import applications, auth, common, hand_offs, queue  # noqa: E402
+from webhooks.console import applications, auth, common, hand_offs, locks, queue  # noqa: E402
 
-__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "queue"]
+__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "locks", "queue"]

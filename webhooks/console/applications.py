@@ -9,8 +9,9 @@ from datetime import timedelta
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from auth_flow.identity import page_id
 from auth_flow.qr import authorization_url, png
-from auth_flow.tokens import issue_for_application
+from auth_flow.tokens import reissue_for_application
 from handoff import service as handoffs
 from lending.applications import Applications, LendingError, awaiting_second_approval
 from lending.parties import ROLE_NAMES
@@ -55,26 +56,27 @@ def authorization_codes(application_id: int) -> ResponseReturnValue:
         flash("这笔申请现在不需要征信授权", "error")
         return redirect(url_for("console.application_page", application_id=application_id))
     s = settings()
-    issued, consented = issue_for_application(
+    out = reissue_for_application(
         g.db, application, f"officer:{g.officer.username}", timedelta(seconds=s.authorization_ttl_s)
     )
     codes = [
         {
             "role": ROLE_NAMES[i.authorization.party_role],
             "name": i.authorization.party_name,
-            "id_masked": i.authorization.party_id_masked,
+            "id_masked": page_id(i.authorization.party_id_masked),  # printed for the party: no digits they are asked
             "expires_at": i.authorization.expires_at,
             "url": authorization_url(s.public_base_url, i.token),
             "png": base64.b64encode(png(authorization_url(s.public_base_url, i.token))).decode(),
         }
-        for i in issued
+        for i in out.issued
     ]
     g.db.commit()
     return render_template(
         "console/authorization_codes.html",
         a=application,
         codes=codes,
-        consented=[ROLE_NAMES[c.party_role] for c in consented],
+        consented=[ROLE_NAMES[c.party_role] for c in out.consented],
+        held=[h.message for h in out.held],
     )
 
 

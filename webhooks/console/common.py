@@ -27,6 +27,9 @@ AUTHORIZATION_STATUS = {
     "consented": "已授权",
     "expired": "已过期",
     "locked": "已锁定",
+    "released": "已解锁（作废）",
+    "refused": "已拒绝",
+    "superseded": "已作废",
     "revoked": "已撤销",
 }
 TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资产"}
