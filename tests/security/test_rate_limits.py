@@ -75,8 +75,8 @@ def test_the_limit_is_per_real_address_a_forged_x_forwarded_for_does_not_reset_i
     assert proxied.get("/api/authorizations/x", headers={"X-Forwarded-For": "198.51.100.99"}).status_code == 404
 
 
-def test_face_uploads_are_limited_per_client(make_client, demo_settings):
-    token = a_token(demo_settings)
+def test_face_uploads_are_limited_per_link_not_per_address(make_client, demo_settings):
+    token, neighbour = a_token(demo_settings), a_token(demo_settings)
     client = from_ip(make_client(), "198.51.100.20")
     url = f"/api/authorizations/{token}/face"
     for _ in range(FACE_ATTEMPTS.limit):  # out of order (no identity yet): refused, but counted
@@ -85,6 +85,17 @@ def test_face_uploads_are_limited_per_client(make_client, demo_settings):
     resp = client.post(url, data={"frames": (io.BytesIO(b"x"), "f.jpg")}, content_type="multipart/form-data")
     assert resp.status_code == 429 and resp.json["message"] == "刷脸次数太多，请稍后再试"
     assert int(resp.headers["Retry-After"]) >= 1
+    # another address does not reset the link's count ...
+    other = from_ip(make_client(), "203.0.113.20")
+    resp = other.post(url, data={"frames": (io.BytesIO(b"x"), "f.jpg")}, content_type="multipart/form-data")
+    assert resp.status_code == 429
+    # ... and another party's link on the same village Wi-Fi (one address) is not limited by it
+    resp = client.post(
+        f"/api/authorizations/{neighbour}/face",
+        data={"frames": (io.BytesIO(b"x"), "f.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 409
 
 
 def test_wrong_passwords_from_one_address_across_user_names_are_stopped(make_client, demo_settings):
