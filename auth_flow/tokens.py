@@ -206,7 +206,14 @@ def reissue_for_application(
         if held is not None:
             target = locked[-1] if locked else earlier[-1]
             evidence.append(
-                session, target, "refused", client or Client(), step="reissue", reason=held.reason, by=requested_by
+                session,
+                target,
+                "refused",
+                client or Client(),
+                step="reissue",
+                reason=held.reason,
+                message=held.message,
+                by=requested_by,
             )
             audit(
                 session, requested_by, "authorization.reissue_refused", "authorization", target.id, reason=held.reason
@@ -328,7 +335,7 @@ def open_for_step(session: Session, token: str, step: str, client: Client) -> Au
             )
         raise
     if step in BOUND_STEPS and auth.identity_checked_at is not None and not in_session(auth, client):
-        evidence.append(session, auth, "refused", client, step=step, reason="other_session")
+        evidence.append(session, auth, "refused", client, step=step, reason="other_session", message=OTHER_SESSION)
         raise OtherSession(OTHER_SESSION)
     return auth
 

@@ -47,7 +47,10 @@ _STEP_RESPONSES = {
 _STEPS: dict[str, dict[str, Any]] = {
     "identity": {
         "summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
-        "the session (web authorization) or `sms_code`; or a mini-program wx.login code",
+        "the session (web authorization) or `sms_code`; or a mini-program wx.login code. Passing binds "
+        "steps 2-4 to this client: an HttpOnly SameSite=Strict cookie `auth_step_...`, or for `wx_code` "
+        "the body's `step_session`, sent back as the `X-Step-Session` header. Steps 2-4 from another "
+        "session: 409 with `restart: true`",
         "requestBody": {
             "content": {
                 "application/json": {

@@ -63,10 +63,19 @@ def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, t
 
 
 def fill_and_check(page, name, digits, then):
+    # before identity the page shows nothing the check asks: a masked name, the ID's first 4
+    assert page.text_content("#party-name") == name[0] + "*" + name[-1]
+    assert page.text_content("#party-id").endswith("*" * 14)
+    assert "阳光信贷助手" in page.text_content("#requested-by") or "客户经理" in page.text_content("#requested-by")
     page.fill("#name", name)
     page.fill("#id-digits", digits)
     page.click("#identity-go")
+    page.wait_for_selector("#step-biometric:not([hidden])")
+    assert page.text_content("#party-name") == name  # this session passed: the consent names the party
+    assert name in page.text_content("#consent-text")
+    assert page.is_visible("#biometric-no")  # declining is as visible as agreeing
     page.click("#biometric-go")
+    assert "matrix(-1" in page.eval_on_selector("#camera", "v => getComputedStyle(v).transform")  # mirrored
     # Predicates as functions, not strings: the page's CSP forbids evaluating strings.
     page.wait_for_function("() => document.getElementById('camera').readyState >= 2", timeout=15000)
     page.click("#face-go")
@@ -102,6 +111,7 @@ def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_setti
         page.click("#consent-go")
         page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'", timeout=30000)
         assert "授权成功" in page.text_content("#message")
+        assert page.is_visible("#done") and "接下来会怎样" in page.text_content("#done")
 
     run_page(launch_chromium, demo_settings, tmp_path, token, frames, name, digits, consent)
     with unit_of_work(demo_settings.database_url) as s:

@@ -125,7 +125,8 @@ def test_a_second_session_passing_identity_starts_afresh_and_the_first_is_refuse
     assert resp.status_code == 409 and resp.json["restart"] is True
     replaced = evidence(url, "session_replaced")
     assert len(replaced) == 1 and replaced[0][1]["reset"] == {"biometric_consent": True, "face": False}
-    assert evidence(url)[-1] == ("refused", {"step": "face", "reason": "other_session"})
+    event, detail = evidence(url)[-1]
+    assert event == "refused" and detail["reason"] == "other_session" and "核对身份" in detail["message"]
 
 
 def test_the_page_shows_who_asks_and_nothing_the_identity_check_asks(make_client, demo_settings, application):
