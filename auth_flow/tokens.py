@@ -193,9 +193,7 @@ def reissue_for_application(
         recent = [a for a in earlier if a.requested_by == requested_by and a.created_at >= since]
         held = None
         if locked:
-            held = Held(
-                role, "locked", f"{who}的授权链接因核验失败次数过多已锁定，需要客户经理核实后解锁，解锁后再发新链接。"
-            )
+            held = Held(role, "locked", locked_message(role, person.name))
         elif daily_limit is not None and len(recent) > daily_limit:
             held = Held(
                 role,
@@ -237,6 +235,25 @@ def reissue_for_application(
             )
         )
     return out
+
+
+def locked_message(role: str, name: str) -> str:
+    """What the applicant reads about a party whose request is locked."""
+    return (
+        f"{notices.party_label(role, name)}的授权链接因核验失败次数过多已锁定，"
+        "需要客户经理核实后解锁，解锁后再发新链接。"
+    )
+
+
+def locked_requests(session: Session, application: LoanApplication) -> list[Authorization]:
+    """The application's requests locked and not yet released by an officer."""
+    return list(
+        session.scalars(
+            select(Authorization)
+            .where(Authorization.application_id == application.id, Authorization.status == "locked")
+            .order_by(Authorization.id)
+        )
+    )
 
 
 def release_lock(session: Session, auth: Authorization, officer: Officer, client: Client | None = None) -> None:

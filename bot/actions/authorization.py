@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from auth_flow.identity import page_id
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url
-from auth_flow.tokens import reissue_for_application
+from auth_flow.tokens import locked_message, locked_requests, reissue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
 from lending.catalog import products_for
 from lending.notify import WeChatNotifier
@@ -44,8 +44,10 @@ def _waiting_application(session: Session, customer: Customer) -> LoanApplicatio
 
 
 def _links_pending(session: Session, application: LoanApplication) -> bool:
-    """Every party still to authorize holds a link that works."""
-    missing = set(missing_consents(session, application))
+    """Every party still to authorize holds a link that works (or is locked: no link until an officer releases it)."""
+    missing = set(missing_consents(session, application)) - {
+        a.party_role for a in locked_requests(session, application)
+    }
     live = {
         a.party_role
         for a in session.scalars(
@@ -93,6 +95,7 @@ class ActionStartAuthorization(BankAction):
                 asked_what = any(w in text_said for w in QUESTION_WORDS)
                 dispatcher.utter_message(
                     text=(EXPLAIN if asked_what else "")
+                    + "".join(locked_message(a.party_role, a.party_name) for a in locked_requests(session, application))
                     + progress_text(session, application)
                     + "链接已经发过了；没收到或过期了，回复“重新发授权链接”。"
                 )

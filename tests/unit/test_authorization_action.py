@@ -147,6 +147,11 @@ def test_a_locked_party_gets_no_fresh_link_until_an_officer_releases_it(bank_env
         spouse = session.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
         spouse.status = "locked"
 
+    # asking how things stand: the lock is told, no link is touched
+    asked = ask("我老婆授权了没")
+    assert "您的配偶李**的授权链接因核验失败次数过多已锁定" in asked and tokens(asked) == []
+    assert len(pending(bank_env)) == 1
+
     # the attack: a fresh link for the locked party, just by asking the bot again
     text = ask("链接打不开了重新发一下")
 

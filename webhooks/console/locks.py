@@ -7,25 +7,19 @@ from typing import Any
 
 from flask import flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from auth_flow.evidence import Client
-from auth_flow.tokens import StepRefused, release_lock
+from auth_flow.tokens import StepRefused, locked_requests, release_lock
 from lending.parties import ROLE_NAMES
-from sunshine.models import Authorization
+from sunshine.models import Authorization, LoanApplication
 from webhooks.console import bp
 from webhooks.console.applications import _application
 from webhooks.console.auth import login_required
 
 
 def locked_authorizations(application_id: int) -> list[Authorization]:
-    return list(
-        g.db.scalars(
-            select(Authorization)
-            .where(Authorization.application_id == application_id, Authorization.status == "locked")
-            .order_by(Authorization.id)
-        )
-    )
+    application = g.db.get(LoanApplication, application_id)
+    return locked_requests(g.db, application) if application is not None else []
 
 
 @bp.app_context_processor
