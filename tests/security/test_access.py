@@ -14,7 +14,16 @@ from werkzeug.security import generate_password_hash
 
 from handoff import service as h
 from sunshine.db import unit_of_work
-from sunshine.models import AuditEntry, ConversationMessage, Customer, HandOff, LoanApplication, Officer, utcnow
+from sunshine.models import (
+    AuditEntry,
+    Authorization,
+    ConversationMessage,
+    Customer,
+    HandOff,
+    LoanApplication,
+    Officer,
+    utcnow,
+)
 from webhooks import create_app
 
 # Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py), health, the
@@ -36,7 +45,7 @@ PUBLIC = {
 TOKEN = "api."
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
-OBJECTS = {"hand_off_id", "application_id", "message_id"}
+OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id"}
 
 
 def rules(app):
@@ -88,7 +97,22 @@ def others(demo_settings):
         )
         s.add(application)
         s.flush()
+        locked = Authorization(
+            application_id=application.id,
+            customer_id=customer.id,
+            party_role="applicant",
+            party_name=customer.name,
+            party_id_masked=customer.id_masked,
+            purpose="贷款审批",
+            requested_by="bot",
+            token_hash="0" * 64,
+            expires_at=utcnow() + timedelta(minutes=30),
+            status="locked",
+        )
+        s.add(locked)
+        s.flush()
         return {
+            "authorization_id": locked.id,
             "hand_off_id": hand_off.id,
             "message_id": message.id,
             "application_id": application.id,
@@ -104,6 +128,7 @@ def state(settings) -> tuple:
             s.scalar(select(func.count(ConversationMessage.id))),
             tuple(s.scalars(select(HandOff.status).order_by(HandOff.id))),
             tuple(s.scalars(select(LoanApplication.status).order_by(LoanApplication.id))),
+            tuple(s.scalars(select(Authorization.status).order_by(Authorization.id))),
         )
 
 
