@@ -233,3 +233,25 @@ def test_a_lock_is_told_to_the_applicant_and_released_only_by_an_officer(make_cl
     assert [e for e, _ in evidence(url)][-2:] == ["locked", "released"]
     # the old link stays dead after the release
     assert party.get(base).status_code == 404
+
+
+def test_the_mini_program_carries_its_step_session_in_a_header(make_client, demo_settings, application):
+    import requests
+
+    from emulators import serve_in_thread
+    from emulators.wechat.api import create_app as wechat_app
+
+    url, (_, tokens, _) = demo_settings.database_url, application
+    base = f"/api/authorizations/{tokens['guarantor']}"
+    with serve_in_thread(wechat_app(demo_settings)) as wx:
+        code = requests.post(f"{wx}/_emulator/jscodes", json={"openid": GUARANTOR_WECHAT}).json()["code"]
+        resp = make_client(wechat_api_base=wx).post(f"{base}/identity", json={"wx_code": code})
+    step_session = resp.json["step_session"]
+    assert resp.status_code == 200 and len(step_session) >= 43
+    mini_program = make_client()  # wx.request keeps no cookies
+    assert mini_program.post(f"{base}/biometric-consent", json={"agree": True}).status_code == 409
+    resp = mini_program.post(
+        f"{base}/biometric-consent", json={"agree": True}, headers={"X-Step-Session": step_session}
+    )
+    assert resp.status_code == 200 and resp.json["ok"]
+    assert [d["reason"] for _, d in evidence(url, "refused")] == ["other_session"]
