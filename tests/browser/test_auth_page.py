@@ -75,9 +75,9 @@ def fill_and_check(page, name, digits, then):
     assert name in page.text_content("#consent-text")
     assert page.is_visible("#biometric-no")  # declining is as visible as agreeing
     page.click("#biometric-go")
-    assert "matrix(-1" in page.eval_on_selector("#camera", "v => getComputedStyle(v).transform")  # mirrored
     # Predicates as functions, not strings: the page's CSP forbids evaluating strings.
     page.wait_for_function("() => document.getElementById('camera').readyState >= 2", timeout=15000)
+    assert "matrix(-1" in page.eval_on_selector("#camera", "v => getComputedStyle(v).transform")  # mirrored
     page.click("#face-go")
     page.wait_for_function(
         "() => ['人脸核验通过', '再试', '锁定'].some(function (t) {"
