@@ -1,7 +1,7 @@
 """authorization step session: the later steps bound to the session that passed identity
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0010 (after main's 0007 -> 0015 -> 0010)
 Create Date: 2026-12-06 04:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
