@@ -5,10 +5,12 @@ the credit-report query, which uses the token up. And what the page shows of a r
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from auth_flow import evidence, faces, notices
+from auth_flow import evidence, faces, liveness, notices
 from auth_flow.evidence import Client
 from auth_flow.face_engines import FaceEngine, NoReference
 from auth_flow.identity import ID_DIGITS, identity_factor, page_id, page_name
@@ -80,6 +82,19 @@ def give_biometric_consent(session: Session, token: str, agree: bool, client: Cl
     return auth
 
 
+def _ready_for_face(session: Session, auth: Authorization, client: Client, step: str) -> None:
+    if auth.identity_checked_at is None or auth.biometric_consent_at is None:
+        evidence.append(session, auth, "refused", client, step=step, reason="out_of_order")
+        raise StepRefused("请先核对身份并同意人脸核验")
+
+
+def face_challenge(session: Session, token: str, client: Client, challenges: liveness.Challenges) -> dict:
+    """Step 3 begins: a new random challenge (the actions the page asks for) for this attempt."""
+    auth = open_for_step(session, token, "face", client)  # the face step's first request: bound alike
+    _ready_for_face(session, auth, client, "face_challenge")
+    return challenges.issue(auth.id).public()
+
+
 def check_face(
     session: Session,
     token: str,
@@ -88,38 +103,62 @@ def check_face(
     max_attempts: int,
     engine: FaceEngine,
     min_motion: float,
+    challenges: liveness.Challenges,
+    nonce: str,
+    steps: list[int] | None,
 ) -> CheckResult:
-    """Step 3: the frames taken while the party turns their head: the same person (as `engine`
-    decides), and live. A frame to retake (poor quality, service busy) uses no attempt; a match
-    in the review band is recorded as `face_review` for an officer and counts as a failed try."""
+    """Step 3: the frames taken while the party does the challenge's actions (`steps[i]`: the
+    step of frame i): an unused challenge of this authorization inside its window, frames never
+    seen before, the same person (as `engine` decides), live (not planar), the actions in order.
+    A frame to retake (poor quality, service busy) uses no attempt; a match in the review band
+    is recorded as `face_review` for an officer and counts as a failed try."""
     auth = open_for_step(session, token, "face", client)
-    if auth.identity_checked_at is None or auth.biometric_consent_at is None:
-        evidence.append(session, auth, "refused", client, step="face", reason="out_of_order")
-        raise StepRefused("请先核对身份并同意人脸核验")
+    _ready_for_face(session, auth, client, "face")
     hashes = [faces.sha256(u) for u in uploads]
     try:
-        result = faces.verify(engine.matcher(session, party_of(session, auth)), uploads, min_motion)
+        challenge = challenges.admit(nonce, auth.id, hashes)
+    except liveness.ChallengeRefused as exc:
+        evidence.append(session, auth, "liveness_refused", client, image_sha256=hashes, reason=exc.reason)
+        return failed_check(session, auth, str(exc), max_attempts, client)
+    asked = challenge.evidence()
+    try:
+        verdict = liveness.verify(
+            engine.matcher(session, party_of(session, auth)), uploads, min_motion, challenge, steps
+        )
     except NoReference as exc:
         evidence.append(session, auth, "refused", client, step="face", reason="no_reference", engine=engine.name)
         raise StepRefused(str(exc)) from None
     except faces.Retake as exc:
-        evidence.append(session, auth, "face_retake", client, image_sha256=hashes, reason=str(exc), engine=engine.name)
+        evidence.append(
+            session,
+            auth,
+            "face_retake",
+            client,
+            image_sha256=hashes,
+            reason=str(exc),
+            engine=engine.name,
+            challenge=asked,
+        )
         return CheckResult(False, str(exc), max(max_attempts - auth.attempts, 0))
     except faces.FaceError as exc:
-        evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc))
+        evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc), challenge=asked)
         return failed_check(session, auth, str(exc), max_attempts, client)
+    result, actions = verdict.face, verdict.actions
     face = result.as_dict()
-    if result.passed:
+    detail: dict[str, Any] = {"challenge": asked, "actions": actions.as_dict() if actions else None}
+    if verdict.passed:
         auth.face_verified_at = utcnow()
-        evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes)
+        evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes, **detail)
         return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
-    event = "face_review" if result.review else "face_failed"
-    evidence.append(session, auth, event, client, face=face, image_sha256=hashes)
-    if result.review:  # neither clearly the person nor not: an officer checks with them (once per request)
+    event = "face_review" if verdict.review else "face_failed"
+    evidence.append(session, auth, event, client, face=face, image_sha256=hashes, **detail)
+    if verdict.review:  # neither clearly the person nor not: an officer checks with them (once per request)
         tell_officer(session, auth, "face_review", engine=result.match.engine, score=round(result.match.score, 4))
     if not result.live and result.match.outcome != "fail":
-        why = "未检测到转头动作，请对准摄像头、按提示慢慢左右转头，不要使用照片"
-    elif result.review:
+        why = "未检测到真人动作，请对准摄像头、按提示做动作，不要使用照片"
+    elif not verdict.actions_ok and result.match.outcome != "fail":
+        why = actions.message if actions else "动作不对，请按提示重新刷脸"
+    elif verdict.review:
         why = f"暂时无法自动确认，已请客户经理核对，客户经理会与您联系。您也可以再试一次：{RETRY_ADVICE}"
     else:
         why = f"这次没能确认是您本人。{RETRY_ADVICE}"

@@ -7,7 +7,7 @@
   FaceID's ImageRecognitionV2 wire format). Its similarity decides: at least FACEID_PASS_SIM
   passes, at least FACEID_REVIEW_SIM goes to an officer's review.
 
-`engine.matcher(session, party)` gives the function `auth_flow.faces.verify` calls with the
+`engine.matcher(session, party)` gives the function `auth_flow.liveness.verify` calls with the
 selfie; its `Decision` (engine, score, thresholds) goes into the evidence.
 """
 

@@ -1,14 +1,10 @@
-"""Face verification and liveness with face_recognition (dlib HOG detector, one encoding).
+"""Face verification with face_recognition (dlib HOG detector, one encoding).
 
-- `verify(match, frames, ...)`: the selfie (the most frontal frame) must hold exactly one
-  face, good enough to compare (`quality`), and the face engine (`auth_flow.face_engines`:
-  the local decision of `auth_flow.face_match`, or a certified verification service)
-  decides whether it is the person.
-- Liveness: the page asks the person to turn their head slowly while it takes several
-  frames. A face photo held up to the camera is a plane, and the landmarks of a plane
-  in any two views are related exactly by a homography (perspective map); a real head
-  turning is not. The largest landmark residual after the best homography fit,
-  measured in eye distances, must reach `min_motion`. A still image gives 0.
+- The selfie must hold exactly one face, good enough to compare (`quality`), and the face
+  engine (`auth_flow.face_engines`: the local decision of `auth_flow.face_match`, or a
+  certified verification service) decides whether it is the person (a `Matcher`).
+- Liveness, and `verify` (one attempt: liveness over the frames and the match of the
+  selfie), are in `auth_flow.liveness`.
 
 Uploads are JPEG or PNG only, checked from their header before anything is decoded, at most
 MAX_PIXELS each and MAX_REQUEST_PIXELS together (a decompression bomb is refused before it
@@ -32,7 +28,6 @@ from auth_flow.face_match import Decision
 from sunshine.protect import fernet
 
 WORK_WIDTH = 640  # images are downscaled to this width before detection (speed on one core)
-LANDMARK_WIDTH = 320  # liveness frames need only the landmarks
 MAX_PIXELS = 4_000_000  # one frame: more than a phone page's camera frame needs, checked before decoding
 MAX_REQUEST_PIXELS = 16_000_000  # all the frames of one attempt together
 FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}  # magic bytes -> the only formats decoded
@@ -40,7 +35,6 @@ FORMATS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}  # magic bytes 
 MIN_FACE_PX = 60  # face box height in the working image
 MIN_BRIGHTNESS, MAX_BRIGHTNESS = 40, 220  # mean grey level of the face box
 MIN_SHARPNESS = 12.0  # variance of the Laplacian of the face box, grey levels squared
-MIN_FRAMES, MAX_FRAMES = 3, 12
 # What an encoding depends on (detector, upsampling, model, jitters, quality gates): cached encodings carry it.
 ENCODER_VERSION = f"hog-up1/small/jitter1/q{MIN_FACE_PX}-{MIN_BRIGHTNESS}-{MAX_BRIGHTNESS}-{MIN_SHARPNESS:g}"
 ENCODINGS_KEY = b"sunshine face reference encodings"  # the purpose of their own sealing key
@@ -200,80 +194,7 @@ def encode(pixels: np.ndarray, check_quality: bool = False) -> np.ndarray:
     return _face_recognition().face_encodings(pixels, [box], num_jitters=1, model="small")[0]
 
 
-def _landmarks(pixels: np.ndarray) -> np.ndarray:
-    box = _one_face(pixels)
-    marks = _face_recognition().face_landmarks(pixels, [box], model="large")[0]
-    return np.array([p for part in marks.values() for p in part], dtype=float)
-
-
-def _normalizer(points: np.ndarray) -> np.ndarray:
-    centre = points.mean(axis=0)
-    scale = np.sqrt(2) / max(np.sqrt(((points - centre) ** 2).sum(axis=1).mean()), 1e-9)
-    return np.array([[scale, 0, -scale * centre[0]], [0, scale, -scale * centre[1]], [0, 0, 1]])
-
-
-def planar_residual(a: np.ndarray, b: np.ndarray) -> float:
-    """RMS distance of landmarks `b` from `a` mapped by their best homography (normalised
-    DLT), in eye distances of `b`: about 0 for two views of a flat picture."""
-    ta, tb = _normalizer(a), _normalizer(b)
-    an = (np.c_[a, np.ones(len(a))] @ ta.T)[:, :2]
-    bn = (np.c_[b, np.ones(len(b))] @ tb.T)[:, :2]
-    rows = []
-    for (x, y), (u, v) in zip(an, bn, strict=False):
-        rows.append([-x, -y, -1, 0, 0, 0, u * x, u * y, u])
-        rows.append([0, 0, 0, -x, -y, -1, v * x, v * y, v])
-    h = np.linalg.svd(np.array(rows))[2][-1].reshape(3, 3)
-    h = np.linalg.inv(tb) @ h @ ta
-    mapped = np.c_[a, np.ones(len(a))] @ h.T
-    mapped = mapped[:, :2] / mapped[:, 2:]
-    eyes = np.linalg.norm(b[36:42].mean(axis=0) - b[42:48].mean(axis=0))
-    return float(np.sqrt(((mapped - b) ** 2).sum(axis=1).mean()) / max(eyes, 1e-9))
-
-
-def motion(marks: list[np.ndarray]) -> float:
-    """The largest non-planar landmark motion between the first frame and any other."""
-    return max(planar_residual(marks[0], m) for m in marks[1:])
-
-
-def turn(marks: np.ndarray) -> float:
-    """How far the head is turned: the nose tip's offset from between the eyes, in eye distances."""
-    left, right = marks[36:42].mean(axis=0), marks[42:48].mean(axis=0)
-    return float(abs(marks[30][0] - (left[0] + right[0]) / 2) / max(np.linalg.norm(right - left), 1e-9))
-
-
 Matcher = Callable[[bytes], Decision]  # the selfie's bytes -> the face engine's decision
-
-
-def verify(match: Matcher, uploads: list[bytes], min_motion: float) -> FaceResult:
-    """Check the frames of one attempt: liveness over the frames, and the face engine's `match`
-    of the selfie (the most frontal frame).
-
-    Raises FaceError (not an image or too large, no face, several faces, poor quality, too few
-    frames) before any decision.
-    """
-    if not MIN_FRAMES <= len(uploads) <= MAX_FRAMES:
-        raise FaceError(f"需要{MIN_FRAMES}到{MAX_FRAMES}张连续画面，请重新拍摄")
-    check_uploads(uploads)
-    hashes_ = [sha256(u) for u in uploads]
-    marks, usable = [], []
-    for i, upload in enumerate(uploads):  # a blurred frame mid-turn may show no face: skip it
-        try:
-            marks.append(_landmarks(load_image(upload, LANDMARK_WIDTH)))
-            usable.append(i)
-        except NoFace:
-            continue
-    if len(marks) < MIN_FRAMES:
-        raise NoFace("没有检测到人脸，请正对摄像头、光线充足后重试")
-    moved = 0.0 if len(set(hashes_)) == 1 else motion(marks)
-    frontal = min(range(len(marks)), key=lambda i: turn(marks[i]))  # the selfie: the most frontal frame
-    decision = match(uploads[usable[frontal]])
-    return FaceResult(
-        match=decision,
-        motion=moved,
-        min_motion=min_motion,
-        live=moved >= min_motion,
-        image_sha256=hashes_,
-    )
 
 
 def match(reference: np.ndarray, pixels: np.ndarray) -> float:

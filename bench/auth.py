@@ -16,12 +16,26 @@
   consent to the reports being in the lending service: parallel queries of the
   bureau emulator over HTTP, records, and `Applications.report_arrived`
   (target under 2 s); baseline null.
+- `liveness_replay_refused`: the share of replayed face attempts that active liveness
+  refuses (target 1.0). For each of LIVENESS_TRIALS random challenges a genuine attempt
+  (the clip's frames of the asked actions) passes; then what a man in the middle captured
+  of it is sent again: as it was (its used nonce), and with a fresh challenge's nonce (the
+  same frame bytes, labelled with that challenge's steps). The real challenge store
+  (auth_flow.liveness.Challenges on a real Redis) and checks; baseline null.
+- `liveness_recording_refused`: the recording re-encoded (new bytes) as the answer to a
+  fresh random challenge: the random order is all that stops it, so about 1 - 1/24 (the
+  same order drawn again) at best; lower where the clip's poses overlap (its open mouth
+  also lifts the head, so it passes for a nod).
+- `liveness_genuine_passed`: the share of the genuine attempts that pass (target 1.0).
+
+`python -m bench.auth liveness` measures only the liveness figures.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -31,6 +45,7 @@ from pathlib import Path
 from bench.results import percentile, record
 
 RUNS = 15
+LIVENESS_TRIALS = 24
 
 
 def _selfie() -> bytes:
@@ -124,12 +139,71 @@ def reports_figure() -> float:
     return elapsed
 
 
-def main() -> None:
+def liveness_figures(trials: int = LIVENESS_TRIALS) -> tuple[float, float, float]:
+    from auth_flow import face_match, faces, liveness
+    from auth_flow.face_engines import probe_encoding
+    from sunshine import redis_server
+    from sunshine.local_stack import free_port
+    from tests.unit import auth_media as media
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        proc = redis_server.start(port, Path(tmp))
+        try:
+            store = liveness.Challenges(f"redis://127.0.0.1:{port}/0", 90, 3600)
+            reference = faces.encode(faces.load_image(media.reference()))
+            policy = face_match.Policy(pass_distance=0.5, review_distance=0.5)
+
+            def match(selfie: bytes) -> face_match.Decision:  # the local engine, one reference, no cohort
+                return face_match.decide(reference, probe_encoding(selfie), None, policy)
+
+            def attempt(nonce: str, uploads: list[bytes], steps: list[int]) -> bool:
+                """What auth_flow.consent.check_face decides of one attempt's frames."""
+                try:
+                    challenge = store.admit(nonce, 1, [faces.sha256(u) for u in uploads])
+                    return liveness.verify(match, uploads, 0.07, challenge, steps).passed
+                except (liveness.ChallengeRefused, faces.FaceError):
+                    return False
+
+            genuine, replays, recordings = [], [], []
+            for _ in range(trials):
+                asked = store.issue(1)
+                uploads, steps = media.challenge_frames(asked.actions)
+                genuine.append(attempt(asked.nonce, uploads, steps))
+                replays.append(not attempt(asked.nonce, uploads, steps))  # as it was
+                replays.append(not attempt(store.issue(1).nonce, uploads, steps))  # a fresh nonce
+                recorded, _ = media.challenge_frames(asked.actions)  # re-encoded: new bytes
+                recordings.append(not attempt(store.issue(1).nonce, recorded, steps))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return sum(replays) / len(replays), sum(recordings) / len(recordings), sum(genuine) / len(genuine)
+
+
+def record_liveness() -> None:
+    refused, recordings, genuine = liveness_figures()
+    record(
+        {
+            "liveness_replay_refused": (refused, "ratio", None),
+            "liveness_recording_refused": (recordings, "ratio", None),
+            "liveness_genuine_passed": (genuine, "ratio", None),
+        }
+    )
+    print(f"liveness_replay_refused     {refused:8.3f}   ({LIVENESS_TRIALS * 2} replayed attempts)")
+    print(f"liveness_recording_refused  {recordings:8.3f}   ({LIVENESS_TRIALS} re-encoded recordings)")
+    print(f"liveness_genuine_passed     {genuine:8.3f}   ({LIVENESS_TRIALS} genuine attempts)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     except (AttributeError, OSError):
         pass
+    if argv == ["liveness"]:
+        record_liveness()
+        return
     ours, bare = face_figures()
     dev = face_dev_figures()
     seconds = reports_figure()
@@ -147,6 +221,7 @@ def main() -> None:
     print(f"face_far_east_asian_dev {dev['far'][0]:.4f}   (distance <= 0.5: {dev['far'][1]:.4f})")
     print(f"face_frr_east_asian_dev {dev['frr'][0]:.4f}   (distance <= 0.5: {dev['frr'][1]:.4f})")
     print(f"auth_reports_s       {seconds:8.3f} s")
+    record_liveness()
 
 
 if __name__ == "__main__":

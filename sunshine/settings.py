@@ -75,6 +75,10 @@ class Settings:
     # Least non-planar head motion (landmark residual after the best planar fit, in eye
     # distances) the frames of a live face must show: a photo held up stays planar.
     face_liveness_min_motion: float = 0.07
+    # Active liveness (auth_flow.liveness): seconds a face challenge may be answered in, and
+    # seconds the SHA-256 of every uploaded frame is remembered to refuse replays.
+    face_challenge_window_s: int = 90
+    face_replay_memory_s: int = 30 * 86400
     # Failed identity or face checks before a token locks and the officer is told.
     auth_max_attempts: int = 5
     # Largest face upload (all frames together), in bytes.
@@ -420,6 +424,10 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("FACE_COHORT_K must be 1-50 and FACE_COHORT_MIN at least FACE_COHORT_K")
     if not 0 <= s.faceid_review_sim <= s.faceid_pass_sim <= 100:
         problems.append("FACEID_REVIEW_SIM and FACEID_PASS_SIM must satisfy 0 <= review <= pass <= 100")
+    if not 15 <= s.face_challenge_window_s <= 600:
+        problems.append("FACE_CHALLENGE_WINDOW_S must be between 15 and 600 seconds")
+    if s.face_replay_memory_s < s.face_challenge_window_s:
+        problems.append("FACE_REPLAY_MEMORY_S must be at least FACE_CHALLENGE_WINDOW_S")
     if not 1 <= s.auth_max_attempts <= 20:
         problems.append("AUTH_MAX_ATTEMPTS must be between 1 and 20")
     if s.auth_wechat_code not in ("mp", "wxa", "none"):

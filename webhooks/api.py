@@ -10,10 +10,11 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
 from werkzeug.formparser import parse_form_data
 
-from auth_flow.consent import check_face, give_biometric_consent, give_consent, public_view
+from auth_flow.consent import check_face, face_challenge, give_biometric_consent, give_consent, public_view
 from auth_flow.evidence import Client
 from auth_flow.face_engines import engine_from_settings
 from auth_flow.identity import check_identity, check_identity_wxa, send_sms_code
+from auth_flow.liveness import Challenges
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url, png, wechat_code
 from auth_flow.tokens import (
@@ -234,16 +235,29 @@ def authorization_biometric_consent(token: str):
     return failure or jsonify(ok=True, message="已同意人脸核验")
 
 
+def _challenges(s) -> Challenges:
+    return Challenges(s.redis_url, s.face_challenge_window_s, s.face_replay_memory_s)
+
+
+@bp.post("/api/authorizations/<token>/face-challenge")
+def authorization_face_challenge(token: str):
+    """A new random challenge for one face attempt: the nonce and the steps the page asks for."""
+    s = _settings()
+    challenge, failure = _step(face_challenge, token, _client(token), _challenges(s))
+    return failure or jsonify(ok=True, **challenge)
+
+
 @bp.post("/api/authorizations/<token>/face")
 def authorization_face(token: str):
-    """Frames (multipart field `frames`, JPEG or PNG) taken while the party turns their head."""
+    """Frames (multipart field `frames`, JPEG or PNG) taken while the party does the challenge's
+    actions, with `nonce` and, per frame, its step index (`steps`)."""
     s = _settings()
     # Counted per link (one party's request), not per address: a village station's Wi-Fi is one address.
     _limit(FACE_ATTEMPTS, count=True, who="token:" + hashlib.sha256(token.encode()).hexdigest()[:32])
     if (request.content_length or 0) > s.auth_upload_max_bytes:
         return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
     try:
-        _, _, files = parse_form_data(
+        _, form, files = parse_form_data(
             request.environ, max_content_length=s.auth_upload_max_bytes, max_form_memory_size=s.auth_upload_max_bytes
         )
     except RequestEntityTooLarge:
@@ -251,6 +265,10 @@ def authorization_face(token: str):
     uploads = [f.read() for f in files.getlist("frames")]
     if not uploads:
         return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
+    try:
+        steps = [int(v) for v in form.getlist("steps")] or None
+    except ValueError:
+        return _error(400, "动作步骤应为整数，请重新刷脸")
     result, failure = _step(
         check_face,
         token,
@@ -259,6 +277,9 @@ def authorization_face(token: str):
         s.auth_max_attempts,
         engine_from_settings(s),
         s.face_liveness_min_motion,
+        _challenges(s),
+        form.get("nonce", ""),
+        steps,
     )
     return failure or jsonify(ok=True, message=result.message, face=result.face)
 

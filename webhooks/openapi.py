@@ -76,15 +76,24 @@ _STEPS: dict[str, dict[str, Any]] = {
             }
         },
     },
+    "face-challenge": {
+        "summary": "Step 3 begins: a new random liveness challenge (`nonce`, `steps` with their "
+        "Chinese `prompt`, `frames_per_step`, `expires_in` seconds), usable once",
+    },
     "face": {
-        "summary": "Step 3: 3-12 camera frames (multipart `frames`, JPEG or PNG, at most 4 megapixels "
-        "each and 16 together) while the head turns",
+        "summary": "Step 3: 3-16 camera frames (multipart `frames`, JPEG or PNG, at most 4 megapixels "
+        "each and 16 together) taken while the party does the challenge's steps, each with its step "
+        "index (`steps`, one per frame), and the challenge's `nonce`",
         "requestBody": {
             "content": {
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"frames": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                        "properties": {
+                            "frames": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                            "steps": {"type": "array", "items": {"type": "integer"}},
+                            "nonce": {"type": "string"},
+                        },
                     }
                 }
             }

@@ -1,6 +1,7 @@
 """The authorization page in Debian's Chromium, its camera fed by Chromium's fake
-capture device from a y4m file: a moving face goes from the QR link to consent; a
-still image of the same face fails the liveness check."""
+capture device from a y4m file: a face doing the server's challenge goes from the QR
+link to consent; a recording of another order and a still image of the same face fail
+the liveness check."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 import requests
 from PIL import Image
 
+from auth_flow import liveness
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
-from sunshine.models import Authorization
+from sunshine.models import Authorization, ConsentEvidence
 from tests.conftest import free_port
 from tests.unit import auth_media as media
 from webhooks import create_app
@@ -32,11 +34,27 @@ def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
             )
 
 
-def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then):
+# The page's timing (auth.html): each step of a challenge lasts STEP_S, its frames taken
+# from 1.0 s to 1.8 s into it; the camera starts afresh (the video from its first frame)
+# when the challenge is known.
+STEP_S, FPS = 2.4, 10
+
+
+def challenge_video(actions) -> list[np.ndarray]:
+    """A camera's view of the singer doing `actions` after a look at the camera, one step of
+    the page's timing each (the clip's frames of each pose, in turn), then looking again."""
+    out = []
+    for action in ["look", *actions, "look"]:
+        poses = media.pose_frames(action)
+        out += [poses[i * len(poses) // round(STEP_S * FPS)] for i in range(round(STEP_S * FPS))]
+    return out
+
+
+def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then, fps=30):
     """Open the link in 张建国's WeChat (through WeChat's web authorization, emulated), go through
     the page up to the face check, then call `then(page)` while the servers run."""
     video = tmp_path / "camera.y4m"
-    write_y4m(video, frames)
+    write_y4m(video, frames, fps)
     browser = launch_chromium(
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
@@ -100,11 +118,11 @@ def applicant(demo_settings, application):
     return tokens["applicant"], names["applicant"], digits
 
 
-def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_settings, applicant, tmp_path):
+def test_the_asked_actions_in_order_go_from_the_link_to_consent(
+    launch_chromium, demo_settings, applicant, tmp_path, monkeypatch
+):
     token, name, digits = applicant
-    # From near the enrolled frame (126) through the head turn (150-186): frames far from
-    # it match at 0.5 and more (the clip is small and blurred), too close to the threshold.
-    frames = list(media.clip_frames()[114:190])
+    monkeypatch.setattr(liveness, "_random", media.FixedChallenge("left", "right", "mouth"))
 
     def consent(page):
         assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")
@@ -113,9 +131,37 @@ def test_a_moving_face_goes_from_the_link_to_consent(launch_chromium, demo_setti
         assert "授权成功" in page.text_content("#message")
         assert page.is_visible("#done") and "接下来会怎样" in page.text_content("#done")
 
-    run_page(launch_chromium, demo_settings, tmp_path, token, frames, name, digits, consent)
+    run_page(
+        launch_chromium, demo_settings, tmp_path, token, challenge_video(["left", "right", "mouth"]), name, digits,
+        consent, fps=FPS,
+    )  # fmt: skip
     with unit_of_work(demo_settings.database_url) as s:
         assert s.query(Authorization).filter_by(party_role="applicant").one().status == "consented"
+        passed = s.query(ConsentEvidence).filter_by(event="face_passed").one()
+    steps = passed.detail["actions"]["steps"]
+    assert [(step["asked"], step["shown"]) for step in steps] == [("left", True), ("right", True), ("mouth", True)]
+    assert all(step["frames"] >= 2 for step in steps)  # 3 taken per step (one blurred mid-turn may show no face)
+
+
+def test_a_recording_of_another_order_is_refused(launch_chromium, demo_settings, applicant, tmp_path, monkeypatch):
+    """The recording of an attempt that turned left first, replayed when the server asks for right first."""
+    token, name, digits = applicant
+    monkeypatch.setattr(liveness, "_random", media.FixedChallenge("right", "left", "mouth"))
+
+    def refused(page):
+        message = page.text_content("#message")
+        assert "按提示的顺序" in message and "还可以再试4次" in message, message
+        assert page.is_hidden("#step-consent") and page.is_visible("#face-go")
+
+    run_page(
+        launch_chromium, demo_settings, tmp_path, token, challenge_video(["left", "right", "mouth"]), name, digits,
+        refused, fps=FPS,
+    )  # fmt: skip
+    with unit_of_work(demo_settings.database_url) as s:
+        assert s.query(Authorization).filter_by(party_role="applicant").one().status == "pending"
+        failed = s.query(ConsentEvidence).filter_by(event="face_failed").one()
+    assert failed.detail["challenge"]["actions"] == ["right", "left", "mouth"]
+    assert [step["shown"] for step in failed.detail["actions"]["steps"]] == [False, False, True]
 
 
 def test_a_still_image_fails_the_liveness_check(launch_chromium, demo_settings, applicant, tmp_path):
@@ -123,7 +169,7 @@ def test_a_still_image_fails_the_liveness_check(launch_chromium, demo_settings, 
     still = [media.clip_frames()[150]] * 30
 
     def refused(page):
-        assert "转头" in page.text_content("#message") and "还可以再试" in page.text_content("#message")
+        assert "真人动作" in page.text_content("#message") and "还可以再试" in page.text_content("#message")
         assert page.is_hidden("#step-consent")
 
     run_page(launch_chromium, demo_settings, tmp_path, token, still, name, digits, refused)

@@ -198,7 +198,7 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
         app_id = app.id
     sms = (SmsClient(stack.env["SMS_API_BASE"], Settings().sms_api_key), SmsTexts(stack.env["SMS_API_BASE"]))
     for token, name in parties:
-        authorize(url, token, name, sms)
+        authorize(url, token, name, sms, _redis_url(stack))
     return app_id
 
 

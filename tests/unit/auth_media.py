@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,3 +65,53 @@ def photo_held_up(data: bytes, n: int = 6, seed: int = 0) -> list[bytes]:
         inv /= inv[2, 2]
         out.append(jpeg(img.transform(img.size, Image.PERSPECTIVE, tuple(inv.flatten()[:8]), Image.BILINEAR)))
     return out
+
+
+# Frames of the clip that show each step of a liveness challenge (yaw, pitch and mouth from
+# auth_flow.liveness.pose, against the look frames 117-121, which also match the reference
+# best): the singer turns to their left in 183-187, to their right in 153-157, lifts the
+# head (a nod's pitch) in 261-263 and opens the mouth in 264-267 (in 267 wide enough; the
+# head still lifted: the clip has no open mouth that is neither turned nor lifted).
+POSES = {
+    "look": (117, 119, 121),
+    "left": (183, 185, 187),
+    "right": (153, 155, 157),
+    "nod": (261, 262, 263),
+    "mouth": (264, 265, 267),
+}
+
+
+def pose_frames(action: str) -> list[np.ndarray]:
+    frames = clip_frames()
+    return [frames[k] for k in POSES[action]]
+
+
+_takes = itertools.count(1)
+
+
+def challenge_frames(actions, take: int | None = None) -> tuple[list[bytes], list[int]]:
+    """What the page uploads for a challenge of `actions`: the frames of each step with their step
+    index (step 0: the look at the camera). Each call is a new take, as a camera films afresh:
+    the take's number is written in black and white 8x8 blocks along the top edge, so its JPEGs
+    differ from every other take's (pass the same `take` again for a byte-identical replay)."""
+    take = next(_takes) if take is None else take
+    uploads, steps = [], []
+    for k, action in enumerate(["look", *actions]):
+        for pixels in pose_frames(action):
+            marked = pixels.copy()
+            for bit in range(16):
+                marked[:8, 8 * bit : 8 * bit + 8] = 255 if take >> bit & 1 else 0
+            uploads.append(jpeg(marked))
+            steps.append(k)
+    return uploads, steps
+
+
+class FixedChallenge:
+    """Stands in for auth_flow.liveness._random (monkeypatched) so that a test knows the challenge."""
+
+    def __init__(self, *actions: str):
+        self.actions = list(actions)
+
+    def sample(self, population, k):
+        assert set(self.actions) <= set(population) and len(self.actions) == k
+        return list(self.actions)

@@ -12,8 +12,8 @@ import pytest
 from cryptography.fernet import InvalidToken
 from sqlalchemy import func, select
 
-from auth_flow import evidence, face_match, faces, reports
-from auth_flow.consent import check_face, give_biometric_consent, give_consent
+from auth_flow import evidence, face_match, faces, liveness, reports
+from auth_flow.consent import check_face, face_challenge, give_biometric_consent, give_consent
 from auth_flow.evidence import Client
 from auth_flow.face_engines import LocalEngine, probe_encoding
 from auth_flow.identity import check_identity, send_sms_code
@@ -78,14 +78,34 @@ def bound(result) -> Browser:
     return Browser(CLIENT.ip, CLIENT.user_agent, step_session=result.step_session)
 
 
-def authorize(url, token, name, sms, frames=None):
+def challenges(redis_url) -> liveness.Challenges:
+    """The challenge store the web process uses, on the test Redis (a 90-second window)."""
+    return liveness.Challenges(redis_url, 90, 3600)
+
+
+def face_attempt(url, redis_url, token, frames=None, engine=ENGINE, client=CLIENT):
+    """One face attempt as the page makes it (from `client`, the browser bound to the request): a
+    challenge, then frames answering it (the clip's frames of each asked action), or `frames`
+    spread over the challenge's steps."""
+    store = challenges(redis_url)
+    with unit_of_work(url) as s:
+        challenge = face_challenge(s, token, client, store)
+    actions = [step["action"] for step in challenge["steps"][1:]]
+    if frames is None:
+        frames, steps = media.challenge_frames(actions)
+    else:
+        steps = [i * len(challenge["steps"]) // len(frames) for i in range(len(frames))]
+    with unit_of_work(url) as s:
+        return check_face(s, token, frames, client, MAX, engine, MOTION, store, challenge["nonce"], steps)
+
+
+def authorize(url, token, name, sms, redis_url):
     factor = second_factor(url, token, sms)
     with unit_of_work(url) as s:
         browser = bound(check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor))
         give_biometric_consent(s, token, True, browser)
-    with unit_of_work(url) as s:
-        result = check_face(s, token, frames or media.live_frames(), browser, MAX, ENGINE, MOTION)
-        assert result.ok, result.message
+    result = face_attempt(url, redis_url, token, client=browser)
+    assert result.ok, result.message
     with unit_of_work(url) as s:
         give_consent(s, token, True, browser)
 
@@ -96,10 +116,10 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     app_id, tokens, names = application
     svc, told = lending_service()
     for role in ("applicant", "spouse"):
-        authorize(settings.database_url, tokens[role], names[role], sms)
+        authorize(settings.database_url, tokens[role], names[role], sms, settings.redis_url)
         assert reports.fetch_reports(settings, app_id, applications=svc).state == "waiting"
     assert state["queries"] == []  # nothing is queried before every party consented
-    authorize(settings.database_url, tokens["guarantor"], names["guarantor"], sms)
+    authorize(settings.database_url, tokens["guarantor"], names["guarantor"], sms, settings.redis_url)
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "received"
     assert reports.fetch_reports(settings, app_id, applications=svc).state == "claimed_elsewhere"
     assert len(state["queries"]) == 3 and len({q["authorization_id"] for q in state["queries"]}) == 3
@@ -113,7 +133,8 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     assert len(consents) == 3 and all("征信" in r["consent_text"] for r in consents)
     assert all(r["face"]["decision"] == "pass" and r["face"]["distance"] <= TOL for r in consents)
     faces_ok = [r for r in records if r["event"] == "face_passed"]
-    assert all(len(r["image_sha256"]) == 6 and r["client_ip"] == "10.0.0.9" for r in faces_ok)
+    assert all(len(r["image_sha256"]) == 12 and r["client_ip"] == "10.0.0.9" for r in faces_ok)
+    assert all(len(r["detail"]["challenge"]["actions"]) == 3 and r["detail"]["actions"]["ok"] for r in faces_ok)
     with pytest.raises(AuthorizationError, match="已使用"):  # single use
         with unit_of_work(settings.database_url) as s:
             find_by_token(s, tokens["applicant"])
@@ -127,7 +148,7 @@ def test_a_failing_bureau_is_retried_then_left_failed_for_the_officer_and_never_
     settings = replace(demo_settings, bureau_url=url, bureau_attempts=2)
     app_id, tokens, names = application
     for role in tokens:
-        authorize(settings.database_url, tokens[role], names[role], sms)
+        authorize(settings.database_url, tokens[role], names[role], sms, settings.redis_url)
     import requests
 
     requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "count": 6, "status": 503})
@@ -150,7 +171,7 @@ def test_a_slow_bureau_times_out_and_the_retry_gets_the_same_report(
     settings = replace(demo_settings, bureau_url=url, bureau_timeout_s=0.3)
     app_id, tokens, names = application
     for role in tokens:
-        authorize(settings.database_url, tokens[role], names[role], sms)
+        authorize(settings.database_url, tokens[role], names[role], sms, settings.redis_url)
     import requests
 
     requests.post(f"{url}/_emulator/faults", json={"mode": "slow", "count": 1, "delay": 0.6})
@@ -184,13 +205,12 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
         ([media.image("dogs_no_face.jpg")] * 3, "没有检测到人脸"),
     ]
     for frames, why in attempts:
-        with unit_of_work(url) as s:
-            out = check_face(s, token, frames, browser, MAX, ENGINE, MOTION)
-            assert not out.ok and why in out.message and not out.locked
-    with unit_of_work(url) as s:  # a photo held up to the camera: the right face, but planar
-        photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
-        out = check_face(s, token, photo, browser, MAX, ENGINE, MOTION)
-        assert out.locked and "锁定" in out.message
+        out = face_attempt(url, demo_settings.redis_url, token, frames, client=browser)
+        assert not out.ok and why in out.message and not out.locked
+    # a photo held up to the camera: the right face, but planar
+    photo = media.photo_held_up(media.jpeg(media.clip_frames()[150]))
+    out = face_attempt(url, demo_settings.redis_url, token, photo, client=browser)
+    assert out.locked and "锁定" in out.message
     with unit_of_work(url) as s:
         assert s.scalar(select(Authorization.status).where(Authorization.party_role == "spouse")) == "locked"
         hand_off = s.scalar(select(HandOff))
@@ -199,7 +219,7 @@ def test_wrong_identity_and_faces_count_attempts_then_lock_and_tell_the_officer(
     assert events.count("face_failed") == 2 and events.count("face_unusable") == 2 and events[-1] == "locked"
     with unit_of_work(url) as s:
         with pytest.raises(AuthorizationError, match="锁定"):
-            check_face(s, token, media.live_frames(), browser, MAX, ENGINE, MOTION)
+            face_challenge(s, token, browser, challenges(demo_settings.redis_url))
     with unit_of_work(url) as s:
         assert s.scalar(select(ConsentEvidence.event).order_by(ConsentEvidence.id.desc()).limit(1)) == "refused"
 
@@ -232,7 +252,7 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
 def test_evidence_chain_detects_changed_and_deleted_records(demo_settings, application, sms):
     url = demo_settings.database_url
     _, tokens, names = application
-    authorize(url, tokens["applicant"], names["applicant"], sms)
+    authorize(url, tokens["applicant"], names["applicant"], sms, demo_settings.redis_url)
     with unit_of_work(url) as s:
         records = list(evidence.export(s))
     assert len(records) == 4 and evidence.verify_chain(records) == []
@@ -275,10 +295,12 @@ def test_unusable_images_are_refused():
 
 
 def test_liveness_moving_head_passes_still_and_photo_fail():
+    """The planar check alone (the challenge's actions are tests/unit/test_liveness.py's)."""
     ref = faces.encode(faces.load_image(media.reference()))
-    assert faces.verify(matcher(ref), media.live_frames(), MOTION).passed
-    still = faces.verify(matcher(ref), [media.jpeg(media.clip_frames()[150])] * 6, MOTION)
+    assert liveness.verify(matcher(ref), media.live_frames(), MOTION).passed
+    still = liveness.verify(matcher(ref), [media.jpeg(media.clip_frames()[150])] * 6, MOTION).face
     assert still.motion == 0 and not still.live
     for seed in range(3):
-        photo = faces.verify(matcher(ref), media.photo_held_up(media.jpeg(media.clip_frames()[150]), seed=seed), MOTION)
+        frames = media.photo_held_up(media.jpeg(media.clip_frames()[150]), seed=seed)
+        photo = liveness.verify(matcher(ref), frames, MOTION).face
         assert not photo.live, photo.as_dict()

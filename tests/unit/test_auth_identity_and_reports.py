@@ -143,7 +143,7 @@ def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, ap
 def consent_all(settings, application, sms):
     app_id, tokens, names = application
     for role in tokens:
-        authorize(settings.database_url, tokens[role], names[role], sms)
+        authorize(settings.database_url, tokens[role], names[role], sms, settings.redis_url)
     return app_id
 
 

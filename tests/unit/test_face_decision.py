@@ -16,9 +16,9 @@ import requests
 from PIL import Image, ImageEnhance, ImageFilter
 from sqlalchemy import select
 
-from auth_flow import face_match, faces
+from auth_flow import face_match, faces, liveness
 from auth_flow.__main__ import main as auth_main
-from auth_flow.consent import check_face, give_biometric_consent
+from auth_flow.consent import give_biometric_consent
 from auth_flow.face_engines import CertifiedEngine, EngineUnavailable, LocalEngine, NoReference, cohort_of
 from auth_flow.identity import check_identity
 from auth_flow.tokens import find_by_token, party_of
@@ -30,7 +30,7 @@ from sunshine.models import Authorization, ConsentEvidence, Customer
 from sunshine.protect import seal, unseal
 from tests.conftest import TEST_SECRET
 from tests.unit import auth_media as media
-from tests.unit.test_auth_flow import CLIENT, MAX, MOTION, id_digits, second_factor
+from tests.unit.test_auth_flow import CLIENT, MAX, MOTION, bound, face_attempt, id_digits, second_factor
 
 EVAL = media.FACES.parent / "faces-eval"
 SECRET_ID, SECRET_KEY = "AKIDtest0000000000000000000000000000", "test-faceid-key"
@@ -116,7 +116,7 @@ def test_a_request_of_many_large_frames_is_refused_before_any_matching():
         raise AssertionError("matched despite the limits")
 
     with pytest.raises(faces.TooLarge, match="1600万像素"):
-        faces.verify(never, frames, MOTION)
+        liveness.verify(never, frames, MOTION)
 
 
 # --- quality gates -------------------------------------------------------------------------------
@@ -286,11 +286,13 @@ def test_the_service_refuses_a_wrong_signature_and_its_faults_cost_no_attempt(fa
         closed.matcher(None, person("11010519491231002X", "奥巴马"))(media.image("obama2.jpg"))
 
 
-def _to_face_step(url: str, token: str, name: str, sms) -> None:
+def _to_face_step(url: str, token: str, name: str, sms):
+    """Identity and the biometric consent done; the browser bound to the request."""
     factor = second_factor(url, token, sms)
     with unit_of_work(url) as s:
-        assert check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor).ok
-        give_biometric_consent(s, token, True, CLIENT)
+        browser = bound(check_identity(s, TEST_SECRET, token, name, id_digits(s, token), CLIENT, MAX, **factor))
+        give_biometric_consent(s, token, True, browser)
+    return browser
 
 
 def test_the_evidence_records_which_engine_decided_and_a_retake_costs_no_attempt(
@@ -300,19 +302,17 @@ def test_the_evidence_records_which_engine_decided_and_a_retake_costs_no_attempt
     url, _ = faceid
     _, tokens, names = application
     token = tokens["spouse"]
-    _to_face_step(db, token, names["spouse"], sms)
+    browser = _to_face_step(db, token, names["spouse"], sms)
     with unit_of_work(db) as s:
         party = party_of(s, find_by_token(s, token))
         register(url, unseal(TEST_SECRET, party.id_sealed), party.name, media.reference())
     # The clip's reference is a small video frame, not an ID photo: its frames reach Sim 60-70 here.
     engine = CertifiedEngine(TEST_SECRET, FaceIdClient(url, SECRET_ID, SECRET_KEY), pass_sim=55, review_sim=45)
     dark = [media.jpeg(ImageEnhance.Brightness(Image.open(io.BytesIO(f))).enhance(0.25)) for f in media.live_frames()]
-    with unit_of_work(db) as s:
-        local = LocalEngine(TEST_SECRET, face_match.Policy(pass_distance=0.5, review_distance=0.5))
-        retake = check_face(s, token, dark, CLIENT, MAX, local, MOTION)
-        assert not retake.ok and "光线太暗" in retake.message and retake.attempts_left == MAX
-    with unit_of_work(db) as s:
-        assert check_face(s, token, media.live_frames(), CLIENT, MAX, engine, MOTION).ok
+    local = LocalEngine(TEST_SECRET, face_match.Policy(pass_distance=0.5, review_distance=0.5))
+    retake = face_attempt(db, demo_settings.redis_url, token, dark, local, browser)
+    assert not retake.ok and "光线太暗" in retake.message and retake.attempts_left == MAX
+    assert face_attempt(db, demo_settings.redis_url, token, engine=engine, client=browser).ok
     with unit_of_work(db) as s:
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
         assert auth.attempts == 0 and auth.face_verified_at is not None
@@ -367,11 +367,10 @@ def test_a_match_in_the_review_band_goes_to_the_officer_and_counts_as_a_try(demo
     db = demo_settings.database_url
     _, tokens, names = application
     token = tokens["guarantor"]
-    _to_face_step(db, token, names["guarantor"], sms)
+    browser = _to_face_step(db, token, names["guarantor"], sms)
     # the clip's frames match their reference at 0.3-0.5: with pass <= 0.2 and review <= 0.6, review
     engine = LocalEngine(TEST_SECRET, face_match.Policy(pass_distance=0.2, review_distance=0.6))
-    with unit_of_work(db) as s:
-        out = check_face(s, token, media.live_frames(), CLIENT, MAX, engine, MOTION)
+    out = face_attempt(db, demo_settings.redis_url, token, engine=engine, client=browser)
     assert not out.ok and out.face["decision"] == "review" and "客户经理核对" in out.message
     assert "不一致" not in out.message and out.attempts_left == MAX - 1
     with unit_of_work(db) as s:

@@ -17,6 +17,18 @@ def frames_form(frames):
     return {"frames": [(io.BytesIO(f), f"f{i}.jpg") for i, f in enumerate(frames)]}
 
 
+def face_form(client, base, frames=None, nonce=None):
+    """The page's face upload: a challenge from the server, then frames answering it (the clip's
+    frames of each asked action, or `frames` over its first steps), with their steps and nonce."""
+    challenge = client.post(f"{base}/face-challenge", json={}).json
+    assert challenge["ok"], challenge
+    actions = [step["action"] for step in challenge["steps"][1:]]
+    uploads, steps = media.challenge_frames(actions) if frames is None else (frames, list(range(len(frames))))
+    form = frames_form(uploads)
+    form.update(steps=[str(k) for k in steps], nonce=nonce or challenge["nonce"])
+    return form
+
+
 def in_wechat(client, openid):
     """This browser session has been through WeChat's web authorization as `openid`
     (test_the_page_goes_through_wechat_s_web_authorization goes through it for real)."""
@@ -41,6 +53,8 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
     assert resp.status_code == 409 and "人脸核验" in resp.json["message"]
     resp = client.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data")
     assert resp.status_code == 409
+    resp = client.post(f"{base}/face-challenge", json={})
+    assert resp.status_code == 409 and "先核对身份" in resp.json["message"]
     assert client.post(f"{base}/identity", data="x", content_type="text/plain").status_code == 400
     assert client.post(f"{base}/identity", json={"name": names["guarantor"]}).status_code == 400
     resp = client.post(f"{base}/identity", json={"name": names["guarantor"], "id_digits": "999999"})
@@ -54,7 +68,7 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
     assert client.post(f"{base}/face", data={}, content_type="multipart/form-data").status_code == 400
     with unit_of_work(demo_settings.database_url) as s:
         events = [e.event for e in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))]
-        assert events == ["refused", "refused", "refused", "identity_failed"]
+        assert events == ["refused", "refused", "refused", "refused", "identity_failed"]
         assert s.scalar(select(Authorization.attempts).where(Authorization.party_role == "guarantor")) == 1
         assert s.scalars(select(CreditReportRecord)).all() == []
 
@@ -79,9 +93,16 @@ def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_setting
         "ok"
     ]
     assert client.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
-    resp = client.post(f"{base}/face", data=frames_form([b"%PDF-1.4"] * 3), content_type="multipart/form-data")
+    pdf = face_form(client, base, [b"%PDF-1.4"] * 3)
+    resp = client.post(f"{base}/face", data=dict(pdf), content_type="multipart/form-data")
     assert resp.status_code == 422 and "不是照片" in resp.json["message"]
+    resp = client.post(
+        f"{base}/face", data=face_form(client, base, nonce=pdf["nonce"]), content_type="multipart/form-data"
+    )
+    assert resp.status_code == 422 and "用过" in resp.json["message"]  # a nonce answers one attempt
     resp = client.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data")
+    assert resp.status_code == 422 and "开始" in resp.json["message"]  # frames without a challenge
+    resp = client.post(f"{base}/face", data=face_form(client, base), content_type="multipart/form-data")
     assert resp.status_code == 200 and resp.json["face"]["decision"] == "pass"
 
 
@@ -94,6 +115,7 @@ def test_openapi_lists_every_authorization_endpoint(make_client):
         "/identity",
         "/sms-code",
         "/biometric-consent",
+        "/face-challenge",
         "/face",
         "/consent",
     ):
@@ -188,9 +210,7 @@ def test_the_last_consent_queues_the_reports_for_a_worker(
     base = f"/api/authorizations/{tokens['applicant']}"
     assert client.post(f"{base}/identity", json={"name": names["applicant"], "id_digits": digits}).json["ok"]
     assert client.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
-    assert client.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data").json[
-        "ok"
-    ]
+    assert client.post(f"{base}/face", data=face_form(client, base), content_type="multipart/form-data").json["ok"]
     resp = client.post(f"{base}/consent", json={"agree": True})
     assert resp.json["ok"] and resp.json["status"] == "consented" and resp.json["reports"] == "queued"
     assert "授权成功" in resp.json["message"] and "可以关闭本页面" in resp.json["message"]  # and what happens next
