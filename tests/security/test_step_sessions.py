@@ -14,7 +14,7 @@ from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, AuditEntry, Authorization, ConsentEvidence, CreditReportRecord, Officer
 from tests.unit import auth_media as media
 from tests.unit.test_auth_flow import id_digits
-from tests.web.test_auth_api import frames_form, in_wechat
+from tests.web.test_auth_api import face_form, frames_form, in_wechat
 from tests.web.test_console_and_api import login
 
 GUARANTOR_WECHAT, APPLICANT_WECHAT = "o_demo_wangchunhua", "o_demo_zhangjianguo"
@@ -188,9 +188,7 @@ def test_a_refused_consent_is_told_to_the_applicant(make_client, demo_settings, 
     party = in_wechat(make_client(), GUARANTOR_WECHAT)
     pass_identity(party, token, names["guarantor"], digits)
     assert party.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
-    assert party.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data").json[
-        "ok"
-    ]
+    assert party.post(f"{base}/face", data=face_form(party, base), content_type="multipart/form-data").json["ok"]
     resp = party.post(f"{base}/consent", json={"agree": False})
     assert resp.json["status"] == "refused" and "已告知申请人" in resp.json["message"]
     assert notices_to_applicant(url) == [
