@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import uuid
@@ -40,8 +39,9 @@ def scratch_database(folder: Path) -> Iterator[str]:
     from sunshine.db import engine_for, unit_of_work
     from sunshine.demo import load_demo
     from sunshine.migrate import upgrade
+    from sunshine.settings import load
 
-    url = os.environ.get("DATABASE_URL", "")
+    url = load().database_url
     admin, name = None, f"sunshine_bench_{uuid.uuid4().hex[:8]}"
     if url.startswith("postgresql"):
         admin = create_engine(url, isolation_level="AUTOCOMMIT", future=True)
