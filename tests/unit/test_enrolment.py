@@ -207,8 +207,9 @@ def test_the_demo_people_have_references_after_the_demo_loads(demo_db_url, caplo
     assert "demo reference faces not loaded" in caplog.text and "DEMO_FACES_DIR" in caplog.text
 
 
-def test_with_the_demo_references_zhang_and_his_spouse_authorize_with_the_moving_clip(demo_db_url, sms):
+def test_with_the_demo_references_zhang_and_his_spouse_authorize_with_the_moving_clip(demo_settings, sms):
     """What `make run` offers a new user: nobody enrols anything, the clip's frames pass."""
+    demo_db_url = demo_settings.database_url
     with unit_of_work(demo_db_url) as s:
         load_demo_references(s, TEST_SECRET, demo_faces_dir())
     svc, _ = lending_service()
@@ -219,7 +220,7 @@ def test_with_the_demo_references_zhang_and_his_spouse_authorize_with_the_moving
         parties = {i.authorization.party_role: (i.token, i.authorization.party_name) for i in issued}
     assert sorted(parties) == ["applicant", "spouse"]
     for token, name in parties.values():
-        authorize(demo_db_url, token, name, sms)
+        authorize(demo_db_url, token, name, sms, demo_settings.redis_url)
     with unit_of_work(demo_db_url) as s:
         assert {a.status for a in s.scalars(select(Authorization))} == {"consented"}
 
