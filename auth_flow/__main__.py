@@ -3,7 +3,6 @@
 python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
 python -m auth_flow enrol-references CSV PHOTO_DIR --officer USER
                                                   enrol the reference faces a CSV (id_number,photo) lists
-python -m auth_flow demo-camera FILE.y4m          the demo's moving face for Chromium's fake camera
 python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
 python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
 python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
@@ -25,7 +24,6 @@ from auth_flow.enrolment import BadImportFile, enroll_reference, import_referenc
 from auth_flow.face_engines import probe_encoding
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
-from sunshine.demo import demo_faces_dir, write_demo_camera
 from sunshine.models import LoanApplication
 from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging, mask_id_number
@@ -45,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     bulk.add_argument("csv", type=Path)
     bulk.add_argument("photo_dir", type=Path)
     bulk.add_argument("--officer", required=True)
-    camera = commands.add_parser("demo-camera", help="write the demo's moving face as a y4m for Chromium's fake camera")
-    camera.add_argument("out", type=Path)
     export = commands.add_parser("export-evidence", help="write the consent-evidence chain as JSON lines")
     export.add_argument("out", type=Path)
     retry = commands.add_parser("retry-reports", help="query an application's failed or stuck reports again")
@@ -68,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         return retry_reports(settings, args.application_id)
     if args.command == "sweep-reports":
         return sweep_reports(settings, args.every)
-    if args.command == "demo-camera":
-        return demo_camera(settings, args.out)
     if args.command == "enrol-references":
         return enrol_references(settings, args.csv, args.photo_dir, args.officer)
     if args.command == "enroll-face":
@@ -141,21 +135,6 @@ def enrol_references(settings, csv_path: Path, photo_dir: Path, officer: str) ->
     for r in report.refused:
         print(f"refused: line {r.line}, file {r.photo or '-'}, {r.id_masked or '-'}: {r.reason}")
     return 1 if report.refused else 0
-
-
-def demo_camera(settings, out: Path) -> int:
-    folder = demo_faces_dir(settings.demo_faces_dir)
-    if folder is None:
-        print("error: the test photos (shared/testdata/faces) are not there; set DEMO_FACES_DIR", file=sys.stderr)
-        return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frames = write_demo_camera(out, folder)
-    print(
-        f"{frames} frames written to {out}; open an authorization link of 张建国 or 李秀英 in\n"
-        f"  chromium --use-fake-device-for-media-stream --use-fake-ui-for-media-stream "
-        f"--use-file-for-fake-video-capture={out.resolve()}"
-    )
-    return 0
 
 
 def retry_reports(settings, application_id: int) -> int:

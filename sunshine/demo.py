@@ -115,7 +115,6 @@ def demo_faces_dir(configured: str = "") -> Path | None:
 
 
 CLIP = "short_hamilton_clip.mp4"  # the moving face the browser tests' fake camera plays
-CAMERA_FRAMES = (114, 190)  # from near the demo's reference frame (126) through the head turn (150-186)
 
 
 def video_frames(video: Path, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
@@ -156,14 +155,6 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
             out.write(
                 b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes() + v.resize((w // 2, h // 2)).tobytes()
             )
-
-
-def write_demo_camera(path: Path, faces_dir: Path) -> int:
-    """The moving clip's frames as a y4m file for Chromium's fake camera (the face of 张建国 and
-    李秀英 in the demo); returns the number of frames."""
-    frames = video_frames(faces_dir / CLIP, *CAMERA_FRAMES)
-    write_y4m(path, frames)
-    return len(frames)
 
 
 def _demo_photos(folder: Path):
