@@ -1,6 +1,8 @@
 """Authorization operations from the command line (DATABASE_URL, SECRET_KEY, BUREAU_URL from the settings).
 
 python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
+python -m auth_flow enrol-references CSV PHOTO_DIR --officer USER
+                                                  enrol the reference faces a CSV (id_number,photo) lists
 python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
 python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
 python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
@@ -18,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from auth_flow import evidence, face_eval, face_match, faces, reports
-from auth_flow.enrolment import enroll_reference
+from auth_flow.enrolment import BadImportFile, enroll_reference, import_references, photos_in_folder
 from auth_flow.face_engines import probe_encoding
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
@@ -35,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     enroll.add_argument("id_number")
     enroll.add_argument("photo", type=Path)
     enroll.add_argument("--officer", required=True)
+    bulk = commands.add_parser(
+        "enrol-references", help="enrol the reference faces listed in a CSV (columns id_number, photo)"
+    )
+    bulk.add_argument("csv", type=Path)
+    bulk.add_argument("photo_dir", type=Path)
+    bulk.add_argument("--officer", required=True)
     export = commands.add_parser("export-evidence", help="write the consent-evidence chain as JSON lines")
     export.add_argument("out", type=Path)
     retry = commands.add_parser("retry-reports", help="query an application's failed or stuck reports again")
@@ -56,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return retry_reports(settings, args.application_id)
     if args.command == "sweep-reports":
         return sweep_reports(settings, args.every)
+    if args.command == "enrol-references":
+        return enrol_references(settings, args.csv, args.photo_dir, args.officer)
     if args.command == "enroll-face":
         with unit_of_work(settings.database_url) as session:
             customer = by_id_number(session, settings.secret_key, args.id_number)
@@ -102,6 +112,29 @@ def evaluate_faces(settings, args) -> int:
     face_eval.plot(pairs, report["groups"], policy, args.plot)
     print(f"distributions and ROC: {args.plot}")
     return 0
+
+
+def enrol_references(settings, csv_path: Path, photo_dir: Path, officer: str) -> int:
+    """Progress one line per row, then the refused rows (line, file, why); exit 1 when any was refused."""
+    if not csv_path.is_file() or not photo_dir.is_dir():
+        print(f"error: {csv_path if not csv_path.is_file() else photo_dir} not found", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, line: int, masked_id: str, outcome: str) -> None:
+        print(f"[{done}/{total}] line {line} {masked_id}: {outcome}", flush=True)
+
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as rows, unit_of_work(settings.database_url) as session:
+            report = import_references(
+                session, settings.secret_key, rows, photos_in_folder(photo_dir), officer, progress=progress
+            )
+    except BadImportFile as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    for r in report.refused:
+        print(f"refused: line {r.line}, file {r.photo or '-'}, {r.id_masked or '-'}: {r.reason}")
+    return 1 if report.refused else 0
 
 
 def retry_reports(settings, application_id: int) -> int:

@@ -107,12 +107,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _open(data: bytes) -> Image.Image:
-    """The image's header only (nothing decoded yet): JPEG or PNG, at most MAX_PIXELS."""
+def _open(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The image's header only (nothing decoded yet): JPEG or PNG, at most `max_pixels`."""
     kind = next((name for magic, name in FORMATS.items() if data.startswith(magic)), None)
     if kind is None:
         raise NotAnImage("上传的不是照片（只接受JPEG或PNG格式），请用手机摄像头重新拍摄")
-    too_large = f"照片像素太多，单张不能超过{MAX_PIXELS // 1_000_000}00万像素，请用手机摄像头直接拍摄"
+    too_large = f"照片像素太多，单张不能超过{max_pixels // 1_000_000}00万像素，请用手机摄像头直接拍摄"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, undecoded
@@ -121,7 +121,7 @@ def _open(data: bytes) -> Image.Image:
         raise TooLarge(too_large) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise NotAnImage("上传的不是照片，请用手机摄像头重新拍摄") from None
-    if image.width * image.height > MAX_PIXELS:
+    if image.width * image.height > max_pixels:
         raise TooLarge(too_large)
     return image
 
@@ -137,9 +137,10 @@ def check_uploads(uploads: list[bytes]) -> None:
         raise TooLarge(f"这次上传的画面合计超过{MAX_REQUEST_PIXELS // 1_000_000}00万像素，请降低分辨率重新拍摄")
 
 
-def load_image(data: bytes, width: int = WORK_WIDTH) -> np.ndarray:
-    """RGB pixels of a JPEG/PNG upload, downscaled to at most `width` pixels wide."""
-    image = _open(data)
+def load_image(data: bytes, width: int = WORK_WIDTH, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """RGB pixels of a JPEG/PNG upload, downscaled to at most `width` pixels wide (an officer's
+    reference photo may have more pixels than a camera frame: `max_pixels`)."""
+    image = _open(data, max_pixels)
     try:
         if image.format == "JPEG" and image.width > width:
             image.draft("RGB", (width, max(1, image.height * width // image.width)))  # DCT scaling: decode less

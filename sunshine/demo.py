@@ -1,6 +1,8 @@
 """Demo data: the bank's products, one village's households with pre-granted
 lines, WeChat bindings for a few of them, officer accounts and two service
-stations.
+stations; and (`load_demo_references`) reference faces for seven of the
+villagers, from the public test photos in shared/testdata/faces (not copied
+into the repository: read where they lie when the demo loads).
 
 A household whose `valid_until` is left empty in demo/households.csv gets a
 line valid until the end of next year (by `sunshine.clock`), so the demo never
@@ -11,21 +13,30 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from auth_flow.enrolment import ImportReport as ReferenceReport
+from auth_flow.enrolment import RowRefused, import_references, photos_in_folder
 from lending.catalog import sync_products
 from lending.customers import by_id_number
 from lending.village_file import ImportReport, import_lines
 from sunshine import clock
 from sunshine.models import Customer, Officer, ServiceStation
+from sunshine.settings import ROOT
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 DEMO_OFFICER = "officer01"
+# The shared test photos beside the checkout (../shared, or ../../shared from a worktree).
+FACES_BESIDE = [base / "shared" / "testdata" / "faces" for base in (ROOT.parent, ROOT.parent.parent)]
+log = logging.getLogger(__name__)
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -94,3 +105,90 @@ def demo_leftovers(session: Session) -> list[str]:
     return [f"demo officer {name} (published password) is in the database; delete it" for name in sorted(found)] + [
         f"demo WeChat id {openid} is bound to a customer; unbind it" for openid in sorted(bound)
     ]
+
+
+def demo_faces_dir(configured: str = "") -> Path | None:
+    """The folder of the demo's face photos: DEMO_FACES_DIR when set, else shared/testdata/faces
+    beside the checkout; None when it is not there."""
+    candidates = [Path(configured)] if configured else FACES_BESIDE
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+CLIP = "short_hamilton_clip.mp4"  # the moving face the browser tests' fake camera plays
+
+
+def video_frames(video: Path, start: int = 0, stop: int | None = None) -> list[np.ndarray]:
+    """Frames `start` to `stop` (RGB) of a video, decoded with imageio-ffmpeg's ffmpeg."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(video))
+    frames = []
+    try:
+        width, height = next(reader)["size"]
+        for i, raw in enumerate(reader):
+            if stop is not None and i >= stop:
+                break
+            if i >= start:
+                frames.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3))
+    finally:
+        reader.close()
+    return frames
+
+
+def clip_frame(video: Path, index: int) -> bytes:
+    """Frame `index` of a video as a JPEG (quality 90)."""
+    frames = video_frames(video, index, index + 1)
+    if not frames:
+        raise RowRefused(f"视频不到{index + 1}帧")
+    out = io.BytesIO()
+    Image.fromarray(frames[0]).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
+    """YUV4MPEG2 (4:2:0), the format Chromium's --use-file-for-fake-video-capture reads."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            y, u, v = Image.fromarray(rgb).convert("YCbCr").split()
+            out.write(
+                b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes() + v.resize((w // 2, h // 2)).tobytes()
+            )
+
+
+def _demo_photos(folder: Path):
+    """Photos by file name in `folder`; `clip.mp4#N` is frame N of that video."""
+    files = photos_in_folder(folder)
+
+    def read(name: str) -> bytes:
+        if "#" not in name:
+            return files(name)
+        video, index = name.rsplit("#", 1)
+        files(video)  # the same checks: inside the folder, present, not too large
+        try:
+            return clip_frame(folder / video, int(index))
+        except ImportError:
+            raise RowRefused("读取视频需要 imageio-ffmpeg（requirements.txt）") from None
+
+    return read
+
+
+def load_demo_references(session: Session, secret_key: str, faces_dir: Path | None) -> ReferenceReport | None:
+    """Enrol the reference faces demo/face_references.csv lists (the moving clip's frame for
+    张建国 and 李秀英, so that Chromium's fake camera playing that clip passes their face check;
+    other public photos for five more), through the bulk import: a re-run changes nothing.
+    Commits what the session holds first. None, with a warning, when the photos are absent."""
+    if faces_dir is None or not faces_dir.is_dir():
+        log.warning(
+            "demo reference faces not loaded: the test photos (shared/testdata/faces) are not at %s; "
+            "set DEMO_FACES_DIR. Without them demo authorizations stop at the face step "
+            "(银行还没有登记您的证件照) until an officer enrols a photo in the console.",
+            faces_dir or " or ".join(map(str, FACES_BESIDE)),
+        )
+        return None
+    with (DEMO / "face_references.csv").open(encoding="utf-8") as rows:
+        report = import_references(session, secret_key, rows, _demo_photos(faces_dir), "demo", source="demo")
+    for r in report.refused:
+        log.warning("demo reference face refused: line %s, %s, %s: %s", r.line, r.photo, r.id_masked, r.reason)
+    return report

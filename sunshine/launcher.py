@@ -31,7 +31,7 @@ from sqlalchemy import inspect, text
 
 from sunshine import redis_server
 from sunshine.db import make_engine, unit_of_work
-from sunshine.demo import demo_leftovers, load_demo
+from sunshine.demo import demo_faces_dir, demo_leftovers, load_demo, load_demo_references
 from sunshine.metrics import count
 from sunshine.migrate import upgrade
 from sunshine.models import Officer
@@ -224,6 +224,10 @@ def prepare(s: Settings) -> None:
     if s.sunshine_demo:
         with unit_of_work(s.database_url) as session:
             load_demo(session, s.secret_key)
+        with unit_of_work(s.database_url) as session:
+            references = load_demo_references(session, s.secret_key, demo_faces_dir(s.demo_faces_dir))
+        if references is not None:
+            print(f"demo reference faces: {references.summary()}", flush=True)
     check_no_demo_in_production(s)
 
 

@@ -184,6 +184,12 @@ class Settings:
     # Fresh authorization links the bot may send one party in 24 hours beyond the first.
     auth_reissues_per_day: int = 3
 
+    # --- reference faces (auth_flow.enrolment) ---
+    # The demo's reference-face photos (shared/testdata/faces); empty: beside the checkout.
+    demo_faces_dir: str = ""
+    # Largest bulk import the console takes (the CSV and the zip of photos together), in bytes.
+    reference_import_max_bytes: int = 200_000_000
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -467,6 +473,8 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("LOGIN_BACKOFF_AFTER must be between 1 and 50 wrong passwords")
     if not 1 <= s.login_backoff_base_s <= s.login_backoff_max_s <= 86400:
         problems.append("need 1 <= LOGIN_BACKOFF_BASE_S <= LOGIN_BACKOFF_MAX_S <= 86400 seconds")
+    if not 10_000_000 <= s.reference_import_max_bytes <= 2_000_000_000:
+        problems.append("REFERENCE_IMPORT_MAX_BYTES must be between 10000000 and 2000000000 bytes")
     for name in HTTP_SETTINGS:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):

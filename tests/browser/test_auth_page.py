@@ -10,29 +10,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
 from auth_flow import liveness
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
 from sunshine.db import unit_of_work
+from sunshine.demo import write_y4m
 from sunshine.models import Authorization, ConsentEvidence
 from tests.conftest import free_port
 from tests.unit import auth_media as media
 from webhooks import create_app
-
-
-def write_y4m(path, frames: list[np.ndarray], fps: int = 30) -> None:
-    """YUV4MPEG2 (4:2:0), the format Chromium's --use-file-for-fake-video-capture reads."""
-    h, w = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            y, u, v = Image.fromarray(rgb).convert("YCbCr").split()
-            out.write(
-                b"FRAME\n" + y.tobytes() + u.resize((w // 2, h // 2)).tobytes() + v.resize((w // 2, h // 2)).tobytes()
-            )
-
 
 # The page's timing (auth.html): each step of a challenge lasts STEP_S, its frames taken
 # from 1.0 s to 1.8 s into it; the camera starts afresh (the video from its first frame)

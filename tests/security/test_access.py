@@ -45,7 +45,7 @@ PUBLIC = {
 TOKEN = "api."
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
-OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id"}
+OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id", "customer_id"}
 
 
 def rules(app):
@@ -116,6 +116,7 @@ def others(demo_settings):
             "hand_off_id": hand_off.id,
             "message_id": message.id,
             "application_id": application.id,
+            "customer_id": customer.id,
             "officer_id": officer.id,
         }
 

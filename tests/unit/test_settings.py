@@ -31,6 +31,7 @@ def test_safe_mode_with_a_valid_key(tmp_path):
         ({"DATABASE_URL": "var/db.sqlite"}, "DATABASE_URL"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"RASA_URL": "localhost:5005"}, "RASA_URL"),
+        ({"REFERENCE_IMPORT_MAX_BYTES": "1000"}, "REFERENCE_IMPORT_MAX_BYTES"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(tmp_path, env, words):

@@ -7,7 +7,7 @@ hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 
 One module per concern adds its routes to these two blueprints: `auth` (login,
-CSRF, who is logged in), `queue`, `hand_offs`, `applications`; `common` holds
+CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `references` (reference faces); `common` holds
 what their pages share. A new page is a new module imported at the bottom.
 """
 
@@ -32,6 +32,6 @@ bp.after_request(no_store)
 api.after_request(no_store)
 
 # The route modules add their routes to `bp` and `api` when imported, so they come after them.
-from webhooks.console import applications, auth, common, hand_offs, locks, queue  # noqa: E402
+from webhooks.console import applications, auth, common, hand_offs, locks, queue, references  # noqa: E402
 
-__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "locks", "queue"]
+__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "locks", "queue", "references"]
