@@ -191,12 +191,19 @@ def write_checkpoint(point: dict, folder: Path) -> Path:
     """Write a checkpoint as a new file in `folder` (never overwriting one); returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = point["at"].replace("-", "").replace(":", "")
-    path = folder / f"evidence-checkpoint-{stamp}-{point['count']}.json"
-    tmp = path.with_suffix(".tmp")
+    tmp = folder / f".evidence-checkpoint-{os.getpid()}.tmp"
     tmp.write_text(json.dumps(point, sort_keys=True) + "\n", encoding="utf-8")
-    os.link(tmp, path)  # fails if the file exists: a checkpoint is never replaced
-    tmp.unlink()
-    return path
+    try:
+        for n in range(1, 100):
+            path = folder / f"evidence-checkpoint-{stamp}-{point['count']}{'' if n == 1 else f'-{n}'}.json"
+            try:
+                os.link(tmp, path)  # fails if the file exists: a checkpoint is never replaced
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"too many checkpoints named {path.name} in {folder}")
+    finally:
+        tmp.unlink()
 
 
 def read_checkpoints(where: Path) -> list[dict]:
@@ -209,6 +216,10 @@ def read_checkpoints(where: Path) -> list[dict]:
             point = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(point, dict) or any(name not in point for name in (*CHECKPOINT_FIELDS, "mac")):
                 raise ValueError("not a checkpoint")
+            if not isinstance(point["count"], int) or not all(
+                isinstance(point[name], str) for name in ("head", "at", "key_id", "mac")
+            ):
+                raise ValueError("a field of the wrong type")
         except (OSError, ValueError) as exc:
             out.append({"file": path.name, "unreadable": str(exc)})
             continue

@@ -272,3 +272,9 @@ def test_checkpoint_and_verify_commands(demo_settings, keys_env, monkeypatch, tm
     assert main(["verify-evidence", "--from", str(export)]) == 1
     assert f"checkpoint {written.name}" in capsys.readouterr().out
     assert load().evidence_checkpoint_dir == str(tmp_path / "points")
+    assert main(["evidence-checkpoint"]) == main(["evidence-checkpoint"]) == 0  # within a second: no overwrite
+    assert len(list((tmp_path / "points").glob("*.json"))) == 3
+    (tmp_path / "points" / "junk.json").write_text('{"count": "3"}')
+    capsys.readouterr()
+    assert main(["verify-evidence"]) == 1
+    assert "checkpoint junk.json: unreadable (not a checkpoint)" in capsys.readouterr().out
