@@ -160,7 +160,7 @@ def verify_evidence(settings, source: Path | None, checkpoints: Path) -> int:
         return 1
     latest = max(points, key=lambda p: (p["count"], p["at"]))
     print(
-        f"{counted[0]} evidence records intact; {len(points)} checkpoints hold, "
+        f"{counted[0]} evidence records intact; {len(points)} checkpoint(s) hold, "
         f"the latest {latest['file']} ({latest['at']}, {latest['count']} records)"
     )
     return 0

@@ -264,7 +264,7 @@ def test_checkpoint_and_verify_commands(demo_settings, keys_env, monkeypatch, tm
     (written,) = (tmp_path / "points").glob("*.json")
     assert json.loads(written.read_text())["count"] == 3
     assert main(["verify-evidence"]) == 0
-    assert "3 evidence records intact; 1 checkpoints hold" in capsys.readouterr().out
+    assert "3 evidence records intact; 1 checkpoint(s) hold" in capsys.readouterr().out
     export = tmp_path / "chain.jsonl"
     assert main(["export-evidence", str(export)]) == 0
     lines = export.read_text(encoding="utf-8").splitlines()
