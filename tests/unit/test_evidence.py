@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -198,16 +199,20 @@ def test_records_from_before_keys_verify_after_the_migration_and_only_at_the_sta
     )
     with fresh_database(tmp_path) as url:
         cfg = alembic_config(url)
-        command.upgrade(cfg, "0007")
-        with unit_of_work(url) as s:  # rows as the version before keys wrote them
+        command.upgrade(cfg, "head")
+        with unit_of_work(url) as s:
             load_demo(s, TEST_SECRET)
             customer = by_openid(s, "o_demo_zhangjianguo")
-            auth = issue(s, customer, customer, "applicant", "bot", timedelta(1)).authorization
+            auth_id = issue(s, customer, customer, "applicant", "bot", timedelta(1)).authorization.id
+        engine_for(url).dispose()
+        keyed = next(r for r in ScriptDirectory.from_config(cfg).walk_revisions() if "evidence_keys" in r.path)
+        command.downgrade(cfg, keyed.down_revision)  # the schema before keys (other tables' rows stay)
+        with unit_of_work(url) as s:  # rows as the version before keys wrote them
             prev = evidence.GENESIS
             for event in ("identity_checked", "biometric_consent"):
                 row = dict.fromkeys(("consent_text", "client_ip", "user_agent"), "")
                 row.update(face={}, image_sha256=[], detail={}, event=event, at=datetime(2026, 11, 30, 8, 0))
-                row.update(authorization_id=auth.id, party_role="applicant", party_name="张建国", party_id_masked="x")
+                row.update(authorization_id=auth_id, party_role="applicant", party_name="张建国", party_id_masked="x")
                 content = {**row, "at": row["at"].isoformat()}
                 row.update(prev_hash=prev, record_hash=legacy_hash(prev, content))
                 s.execute(sa.insert(before_keys).values(**row))
