@@ -6,7 +6,7 @@ record, and no more of them than a signed checkpoint recorded). Triggers refuse 
 DELETE and (PostgreSQL) TRUNCATE on the table for every role.
 
 Revision ID: 0011
-Revises: 0015
+Revises: 0009
 Create Date: 2026-12-06 03:40:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0015"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
