@@ -4,6 +4,9 @@ python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a referen
 python -m auth_flow enrol-references CSV PHOTO_DIR --officer USER
                                                   enrol the reference faces a CSV (id_number,photo) lists
 python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
+python -m auth_flow evidence-checkpoint [--every SECONDS]        sign the chain's head into EVIDENCE_CHECKPOINT_DIR
+python -m auth_flow verify-evidence [--from FILE.jsonl] [--checkpoints DIR|FILE]
+                                                                 check the chain (keys, rewrites, a cut tail)
 python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
 python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
                                                                  (once, or every SECONDS: `make run` does)
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     bulk.add_argument("--officer", required=True)
     export = commands.add_parser("export-evidence", help="write the consent-evidence chain as JSON lines")
     export.add_argument("out", type=Path)
+    point = commands.add_parser("evidence-checkpoint", help="write a signed checkpoint of the evidence chain's head")
+    point.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a checkpoint every SECONDS")
+    point.add_argument("--dir", type=Path, help="where to write (default EVIDENCE_CHECKPOINT_DIR)")
+    check = commands.add_parser("verify-evidence", help="verify the evidence chain against its keys and checkpoints")
+    check.add_argument("--from", dest="source", type=Path, help="an export (JSON lines) instead of the database")
+    check.add_argument("--checkpoints", type=Path, help="a folder or one file (default EVIDENCE_CHECKPOINT_DIR)")
     retry = commands.add_parser("retry-reports", help="query an application's failed or stuck reports again")
     retry.add_argument("application_id", type=int)
     sweep = commands.add_parser("sweep-reports", help="fetch reports whose consents are complete but not queried")
@@ -66,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return sweep_reports(settings, args.every)
     if args.command == "enrol-references":
         return enrol_references(settings, args.csv, args.photo_dir, args.officer)
+    if args.command == "evidence-checkpoint":
+        return evidence_checkpoint(settings, args.dir or Path(settings.evidence_checkpoint_dir), args.every)
+    if args.command == "verify-evidence":
+        return verify_evidence(settings, args.source, args.checkpoints or Path(settings.evidence_checkpoint_dir))
     if args.command == "enroll-face":
         with unit_of_work(settings.database_url) as session:
             customer = by_id_number(session, settings.secret_key, args.id_number)
@@ -84,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     with args.out.open("w", encoding="utf-8") as out:
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-    problems = evidence.verify_chain(records)
+    problems = evidence.verify_chain(records, evidence.Keys.from_settings(settings))
     print(
         f"{len(records)} evidence records written to {args.out}; chain "
         + ("intact" if not problems else "BROKEN:\n" + "\n".join(problems))
+        + " (a cut tail shows only against checkpoints: python -m auth_flow verify-evidence)"
     )
     return 1 if problems else 0
 
@@ -135,6 +149,54 @@ def enrol_references(settings, csv_path: Path, photo_dir: Path, officer: str) ->
     for r in report.refused:
         print(f"refused: line {r.line}, file {r.photo or '-'}, {r.id_masked or '-'}: {r.reason}")
     return 1 if report.refused else 0
+
+
+def evidence_checkpoint(settings, folder: Path, every_s: float | None) -> int:
+    """Sign the chain's head into `folder` and print it (one JSON line: the log keeps a copy),
+    once or every `every_s` seconds (the launcher's evidence-checkpointer)."""
+    keys = evidence.Keys.from_settings(settings)
+
+    def one_round(once: bool) -> None:
+        with unit_of_work(settings.database_url) as session:
+            point = evidence.checkpoint(session, keys)
+        path = evidence.write_checkpoint(point, folder)
+        print(f"evidence checkpoint {path}: {json.dumps(point, sort_keys=True)}", flush=True)
+
+    return run_rounds(one_round, every_s, "evidence checkpoint")
+
+
+def verify_evidence(settings, source: Path | None, checkpoints: Path) -> int:
+    """Verify the chain (the database's, or an export) with the keys and every checkpoint."""
+    points = evidence.read_checkpoints(checkpoints) if checkpoints.exists() else []
+    counted = [0]
+
+    def counting(records):
+        for record in records:
+            counted[0] += 1
+            yield record
+
+    keys = evidence.Keys.from_settings(settings)
+    if source is not None:
+        with source.open(encoding="utf-8") as lines:
+            problems = evidence.verify_chain(counting(json.loads(line) for line in lines if line.strip()), keys, points)
+    else:
+        with unit_of_work(settings.database_url) as session:
+            problems = evidence.verify_chain(counting(evidence.export(session)), keys, points)
+    if problems:
+        print(f"{counted[0]} evidence records; chain BROKEN:\n" + "\n".join(problems))
+        return 1
+    if not points:
+        print(
+            f"{counted[0]} evidence records intact, but no checkpoint in {checkpoints}: a cut tail cannot be "
+            "detected; write them with python -m auth_flow evidence-checkpoint"
+        )
+        return 1
+    latest = max(points, key=lambda p: (p["count"], p["at"]))
+    print(
+        f"{counted[0]} evidence records intact; {len(points)} checkpoint(s) hold, "
+        f"the latest {latest['file']} ({latest['at']}, {latest['count']} records)"
+    )
+    return 0
 
 
 def retry_reports(settings, application_id: int) -> int:

@@ -134,6 +134,8 @@ def services(s: Settings) -> list[Service]:
     out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
     out.append(Service("handoff-watch", 0, [py, "-m", "handoff", "watch", "--every", "2"]))
     out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
+    every = str(s.evidence_checkpoint_every_s)
+    out.append(Service("evidence-checkpointer", 0, [py, "-m", "auth_flow", "evidence-checkpoint", "--every", every]))
     for name, url, module in (
         ("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),

@@ -146,6 +146,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         ACTION_SERVER_TOKEN=secrets.token_urlsafe(32),
         PRIVATE_REDIS_PASSWORD=secrets.token_urlsafe(24),
         SUNSHINE_RUN_DIR=str(folder / "run"),
+        EVIDENCE_CHECKPOINT_DIR=str(folder / "evidence-checkpoints"),  # checkpoints belong to one database
     )
     env.update(settings)
     log = folder / "stack.log"

@@ -371,8 +371,9 @@ class FaceReference(Base):
 
 
 class ConsentEvidence(Base):
-    """One step of a party's authorization, hashed together with the record before it
-    (a tamper-evident chain an auditor can export and check)."""
+    """One step of a party's authorization, sealed (HMAC) together with the record before it
+    (a tamper-evident chain an auditor can export and check; see auth_flow.evidence).
+    Append-only: the migrations add triggers refusing UPDATE, DELETE and TRUNCATE."""
 
     __tablename__ = "consent_evidence"
     id: Mapped[int] = Column(Integer, primary_key=True)
@@ -390,6 +391,8 @@ class ConsentEvidence(Base):
     detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
     prev_hash: Mapped[str] = Column(String(64), nullable=False, unique=True)
     record_hash: Mapped[str] = Column(String(64), nullable=False, unique=True)
+    # The EVIDENCE_KEYS key that sealed the record; "legacy-sha256": plain SHA-256, records from before keys.
+    key_id: Mapped[str] = Column(String(32), nullable=False)
 
 
 class CreditReportRecord(Base):

@@ -33,6 +33,10 @@ class Limit:
 
 # Unknown authorization tokens one client may try (a guessing client is stopped).
 TOKEN_LOOKUPS = Limit("token_miss", 20, 600, "尝试次数太多，请稍后再打开授权链接")
+# Steps posted to a dead token (expired, used, superseded, locked): each refusal is an evidence
+# record, so they are limited per token (its SHA-256) and per client, lest the table be filled.
+DEAD_TOKEN_STEPS = Limit("dead_token", 5, 600, "这个授权码已不能使用，请不要重复提交；需要授权请联系客户经理")
+DEAD_TOKEN_STEPS_BY_CLIENT = Limit("dead_token_client", 20, 600, "操作太频繁，请稍后再试")
 # Face uploads for one authorization link (each costs a face-recognition run; counted per link,
 # not per address: the parties of a village share one Wi-Fi).
 FACE_ATTEMPTS = Limit("face", 10, 600, "刷脸次数太多，请稍后再试")

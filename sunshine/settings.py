@@ -190,6 +190,16 @@ class Settings:
     # Largest bulk import the console takes (the CSV and the zip of photos together), in bytes.
     reference_import_max_bytes: int = 200_000_000
 
+    # --- consent-evidence chain: keys and signed checkpoints (auth_flow.evidence) ---
+    # `key_id:secret` pairs, comma-separated: every key that ever sealed records (keep old ones to verify them).
+    evidence_keys: str = "dev:dev-only-evidence-key-change-me"  # noqa: S105  development default, refused in production
+    # The key in EVIDENCE_KEYS that seals new records and checkpoints.
+    evidence_key_id: str = "dev"
+    # Where `python -m auth_flow evidence-checkpoint` writes signed checkpoints of the chain's head.
+    evidence_checkpoint_dir: str = str(VAR / "evidence-checkpoints")
+    # Seconds between the checkpoints `make run`'s evidence-checkpointer writes.
+    evidence_checkpoint_every_s: int = 3600
+
     @property
     def wechat_mode(self) -> str:
         """'safe' (AES) when a key is set, else 'plaintext'.
@@ -198,6 +208,30 @@ class Settings:
         that carries both plaintext fields and `Encrypt` is decrypted.
         """
         return "safe" if self.wechat_aes_key else "plaintext"
+
+    def evidence_key(self) -> bytes | None:
+        """The secret that seals evidence now; None when EVIDENCE_KEYS is malformed or lacks EVIDENCE_KEY_ID."""
+        try:
+            return self.evidence_keyring().get(self.evidence_key_id)
+        except ConfigError:
+            return None
+
+    def evidence_keyring(self) -> dict[str, bytes]:
+        """EVIDENCE_KEYS as {key id: secret}; ConfigError when malformed."""
+        keyring: dict[str, bytes] = {}
+        for pair in filter(None, (p.strip() for p in self.evidence_keys.split(","))):
+            key_id, colon, secret = pair.partition(":")
+            if not colon:
+                raise ConfigError("EVIDENCE_KEYS: an entry has no ':'; write key_id:secret pairs separated by commas")
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", key_id) or key_id == "legacy-sha256" or key_id in keyring:
+                raise ConfigError(
+                    f"EVIDENCE_KEYS: key id {key_id!r} must be 1-32 letters, digits, '.', '_' or '-', unique, "
+                    "and not legacy-sha256; write key_id:secret pairs separated by commas"
+                )
+            if len(secret) < 16:
+                raise ConfigError(f"EVIDENCE_KEYS: the secret of key {key_id!r} must be at least 16 characters")
+            keyring[key_id] = secret.encode()
+        return keyring
 
     def public(self) -> dict:
         """The settings that may be printed: secrets replaced by '***'."""
@@ -214,6 +248,7 @@ class Settings:
             "internal_token",
             "private_redis_password",
             "faceid_secret_key",
+            "evidence_keys",
         }
         out = {}
         for f in fields(self):
@@ -330,6 +365,8 @@ def production_problems(s: Settings) -> list[str]:
             problems.append("REDIS_URL names another machine without a password; add one (redis://:PASSWORD@host)")
         if redis.scheme != "rediss":
             problems.append("REDIS_URL names another machine over plain TCP; use rediss:// (TLS)")
+    if s.evidence_key() == Settings().evidence_key():
+        problems.append("EVIDENCE_KEY_ID names the development evidence key; add a real key to EVIDENCE_KEYS")
     return problems
 
 
@@ -475,6 +512,13 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("need 1 <= LOGIN_BACKOFF_BASE_S <= LOGIN_BACKOFF_MAX_S <= 86400 seconds")
     if not 10_000_000 <= s.reference_import_max_bytes <= 2_000_000_000:
         problems.append("REFERENCE_IMPORT_MAX_BYTES must be between 10000000 and 2000000000 bytes")
+    try:
+        if s.evidence_key_id not in s.evidence_keyring():
+            problems.append(f"EVIDENCE_KEY_ID={s.evidence_key_id!r} names no key of EVIDENCE_KEYS (key_id:secret)")
+    except ConfigError as exc:
+        problems += exc.problems
+    if s.evidence_checkpoint_every_s < 60:
+        problems.append("EVIDENCE_CHECKPOINT_EVERY_S must be at least 60 seconds")
     for name in HTTP_SETTINGS:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):

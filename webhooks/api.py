@@ -33,7 +33,14 @@ from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs
 from sunshine.models import LoanApplication
 from sunshine.protect import constant_time_equal
-from sunshine.ratelimit import FACE_ATTEMPTS, TOKEN_LOOKUPS, Limit, Limiter
+from sunshine.ratelimit import (
+    DEAD_TOKEN_STEPS,
+    DEAD_TOKEN_STEPS_BY_CLIENT,
+    FACE_ATTEMPTS,
+    TOKEN_LOOKUPS,
+    Limit,
+    Limiter,
+)
 from sunshine.redis import connect
 from webhooks.openapi import SPEC
 from webhooks.private import no_store
@@ -94,6 +101,19 @@ def _unknown_token() -> None:
     Limiter(_settings().redis_url).add(TOKEN_LOOKUPS, _client().ip)
 
 
+def _token_key() -> str:
+    """The rate-limit name of the token in this request's URL: its SHA-256, never the token."""
+    return hashlib.sha256(str((request.view_args or {}).get("token", "")).encode()).hexdigest()
+
+
+def _dead_token() -> None:
+    """A step refused because the token is dead was recorded as evidence: count it against the
+    token and the client, so that posting to a dead token cannot fill the evidence table."""
+    limiter = Limiter(_settings().redis_url)
+    limiter.add(DEAD_TOKEN_STEPS, _token_key())
+    limiter.add(DEAD_TOKEN_STEPS_BY_CLIENT, _client().ip)
+
+
 def _authorization(token: str) -> dict:
     _limit(TOKEN_LOOKUPS)
     with unit_of_work(_settings().database_url) as session:
@@ -117,6 +137,8 @@ def _step(fn, *args):
     """Run one step in a unit of work that commits even when the step is refused
     (the refusal is evidence); map the outcome to a JSON response."""
     _limit(TOKEN_LOOKUPS)
+    _limit(DEAD_TOKEN_STEPS, who=_token_key())
+    _limit(DEAD_TOKEN_STEPS_BY_CLIENT)
     error: tuple | None = None
     with unit_of_work(_settings().database_url) as session:
         try:
@@ -124,6 +146,8 @@ def _step(fn, *args):
         except AuthorizationError as exc:
             if isinstance(exc, UnknownToken):
                 _unknown_token()
+            else:
+                _dead_token()
             error = (404, str(exc))
         except OtherSession as exc:  # the page starts over at identity
             error = (409, str(exc), {"restart": True})

@@ -51,6 +51,8 @@ PRODUCTION = {
     "RASA_TOKEN": LONG,
     "ACTION_SERVER_TOKEN": LONG,
     "REDIS_URL": "rediss://:pw@redis.internal:6380/0",
+    "EVIDENCE_KEYS": f"bank2026:{LONG}",
+    "EVIDENCE_KEY_ID": "bank2026",
 }
 
 

@@ -83,6 +83,7 @@ def test_services_skip_remote_hosts():
         "escalator",
         "handoff-watch",
         "report-sweeper",
+        "evidence-checkpointer",
     ]
 
 

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from sunshine.settings import ConfigError, load
@@ -56,3 +58,35 @@ def test_production_refuses_every_development_secret(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load(env, dotenv=tmp_path / "none")
     assert not [p for p in exc.value.problems if "still the development default" in p]
+    assert [p for p in exc.value.problems if "evidence" in p] == [
+        "EVIDENCE_KEY_ID names the development evidence key; add a real key to EVIDENCE_KEYS"
+    ]
+    # the development key kept beside a real one (to verify old records) is fine; sealing with it is not
+    env.update(EVIDENCE_KEYS="dev:dev-only-evidence-key-change-me,bank2026:0123456789abcdef0123")
+    with pytest.raises(ConfigError, match="development evidence key"):
+        load(env, dotenv=tmp_path / "none")
+    env.update(EVIDENCE_KEY_ID="bank2026")
+    with pytest.raises(ConfigError) as exc:  # the guard's other refusals remain
+        load(env, dotenv=tmp_path / "none")
+    assert not [p for p in exc.value.problems if "evidence" in p]
+
+
+@pytest.mark.parametrize(
+    ("keys", "key_id", "complaint"),
+    [
+        ("k1:0123456789abcdef", "k2", "EVIDENCE_KEY_ID='k2' names no key"),
+        ("k1:short", "k1", "at least 16 characters"),
+        ("k1:0123456789abcdef,k1:0123456789abcdef", "k1", "unique"),
+        ("legacy-sha256:0123456789abcdef", "legacy-sha256", "not legacy-sha256"),
+        ("no-colon-here", "k1", "key_id:secret pairs"),
+    ],
+)
+def test_malformed_evidence_keys_are_refused(tmp_path, keys, key_id, complaint):
+    with pytest.raises(ConfigError, match=re.escape(complaint)):
+        load({"EVIDENCE_KEYS": keys, "EVIDENCE_KEY_ID": key_id}, dotenv=tmp_path / "none")
+
+
+def test_evidence_keys_are_hidden_and_rotation_keeps_old_ones(tmp_path):
+    s = load({"EVIDENCE_KEYS": "k1:0123456789abcdef, k2:fedcba9876543210", "EVIDENCE_KEY_ID": "k2"}, tmp_path / "n")
+    assert s.evidence_keyring() == {"k1": b"0123456789abcdef", "k2": b"fedcba9876543210"}
+    assert s.public()["evidence_keys"] == "***"
