@@ -56,26 +56,31 @@ run: $(STAMP) $(MODEL)
 chat: $(STAMP)
 	@$(PY) -m emulators.wechat.chat
 
+# pytest-xdist: the tests on the whole stack run in one process, in order, while the others
+# run beside them (tests/conftest.py groups them); TEST_PROCESSES=0 runs everything in one.
+TEST_PROCESSES ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup
+
 test: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh
-	$(PY) -m pytest
+	$(PYTEST)
 
 # Everything that needs no whole stack (no Rasa, no trained model, no browser).
 FAST_TESTS := tests/unit tests/web tests/security tests/nlu
 
 test-fast: $(STAMP)
-	$(PY) -m pytest $(FAST_TESTS)
+	$(PYTEST) $(FAST_TESTS)
 
 # The unit tests (where credit lines, authorizations, hand-offs and reports read the date) on a
 # clock years ahead: SUNSHINE_CLOCK moves sunshine.clock, and the demo lines move with it.
 CLOCK_MOVED_TO ?= 2031-06-01
 
 test-clock: $(STAMP)
-	SUNSHINE_CLOCK=$(CLOCK_MOVED_TO) $(PY) -m pytest tests/unit
+	SUNSHINE_CLOCK=$(CLOCK_MOVED_TO) $(PYTEST) tests/unit
 
 test-postgres: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh
-	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PY) -m pytest -m "not no_database and not faults"
+	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTEST) -m "not no_database and not faults"
 
 # Each benchmark starts what it needs; figures are merged into var/bench/results.json.
 BENCHMARKS := bench.webhook bench.lending bench.assistant bench.auth bench.handoff bench.binding bench.evidence
