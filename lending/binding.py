@@ -133,6 +133,15 @@ def _phone(secret_key: str, customer: Customer) -> str | None:
     return unseal(secret_key, customer.phone_sealed) if customer.phone_sealed else None
 
 
+def count_guess(session: Session, openid: str, limits: BindLimits) -> None:
+    """One name+ID guess by this WeChat user: binding, or naming a guarantor (whose answer must
+    say whether the name+ID is a customer's). Both count against one daily limit, so neither
+    lets a WeChat user test more than `guesses_per_day` name+ID pairs."""
+    if bump(session, f"bind_guess:{openid}", DAY_S) > limits.guesses_per_day:
+        audit(session, f"wechat:{openid}", "customer.wechat_bind_limited", "wechat_bind_request", "-")
+        raise BindingRefused(TOO_MANY_GUESSES)
+
+
 def request_code(session: Session, secret_key: str, openid: str, text: str, limits: BindLimits, send: Sender) -> str:
     """Step 1: name and ID number in `text`. Returns the answer (the same for every well-formed
     name+ID); IdentificationFailed for a malformed one (nothing counted), BindingRefused when
@@ -140,10 +149,7 @@ def request_code(session: Session, secret_key: str, openid: str, text: str, limi
     name, id_number = read_name_and_id(text)
     if by_openid(session, openid) is not None:
         raise BindingRefused(ALREADY_BOUND)
-    actor = f"wechat:{openid}"
-    if bump(session, f"bind_guess:{openid}", DAY_S) > limits.guesses_per_day:
-        audit(session, actor, "customer.wechat_bind_limited", "wechat_bind_request", "-")
-        raise BindingRefused(TOO_MANY_GUESSES)
+    count_guess(session, openid, limits)
     id_fp = fingerprint(secret_key, id_number)
     texts_for_id = bump(session, f"bind_code:{id_fp}", DAY_S)
     customer = session.scalar(select(Customer).where(Customer.id_fingerprint == id_fp))
@@ -180,7 +186,7 @@ def request_code(session: Session, secret_key: str, openid: str, text: str, limi
         after_commit(session, lambda: send(phone, message))
     audit(
         session,
-        actor,
+        f"wechat:{openid}",
         "customer.wechat_bind_requested",
         "customer",
         customer.id if matched and customer is not None else "-",

@@ -27,8 +27,9 @@ from bot.actions.common import (
     yuan,
 )
 from lending.amounts import AmountError, parse_amount
+from lending.binding import BindingRefused, BindLimits, count_guess
 from lending.credit_lines import current_line
-from lending.customers import IdentificationFailed, by_openid, identify
+from lending.customers import IdentificationFailed, by_openid, identify, read_name_and_id
 from lending.terms import TermError, format_term, parse_term
 from sunshine.models import Customer, LoanProduct
 from sunshine.protect import mask_text
@@ -199,8 +200,10 @@ class ValidateLoanApplicationForm(FormValidationAction):
     ) -> dict[str, Any]:
         with database() as session:
             try:
+                read_name_and_id(str(value or ""))  # a malformed name+ID is no guess
+                count_guess(session, openid_of(tracker), BindLimits.from_settings(settings()))
                 guarantor = identify(session, settings().secret_key, str(value or ""))
-            except IdentificationFailed as exc:
+            except (BindingRefused, IdentificationFailed) as exc:
                 dispatcher.utter_message(text=str(exc))
                 return {"guarantor_ref": None}
             if str(guarantor.id) == str(tracker.get_slot("customer_ref")):

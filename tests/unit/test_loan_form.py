@@ -252,6 +252,19 @@ def test_a_guarantor_is_asked_only_for_products_that_need_one(bank_env):
     assert slots == {"guarantor_ref": None} and "不能是您本人" in text
 
 
+def test_naming_guarantors_is_limited_like_binding_guesses(bank_env):
+    """Whether a name+ID is a customer's shows in the guarantor's answer: an applicant may test
+    only BIND_GUESSES_PER_DAY of them, shared with binding guesses; a malformed one is no guess."""
+    zhang = str(customer_id(bank_env, ZHANG_ID))
+    tracker = form_tracker(DEMO_OPENID, customer_ref=zhang)
+    assert "18位" in validate("guarantor_ref", "陈立新 12345", tracker)[1]
+    for _ in range(5):
+        slots, text = validate("guarantor_ref", f"陈立新 {CHEN_ID}", tracker)
+        assert slots == {"guarantor_ref": str(customer_id(bank_env, CHEN_ID))}
+    slots, text = validate("guarantor_ref", f"陈立新 {CHEN_ID}", tracker)
+    assert slots == {"guarantor_ref": None} and "次数已经用完" in text
+
+
 def test_the_confirmation_shows_every_answer_masked(bank_env):
     zhang = str(customer_id(bank_env, ZHANG_ID))
     text, _ = run(ActionAskApplicationConfirmed(), form_tracker(DEMO_OPENID, **{**FILLED, "customer_ref": zhang}))
