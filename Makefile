@@ -48,6 +48,8 @@ $(MODEL): $(STAMP) $(TRAINING_DATA)
 
 # Development: the demo officers, village and WeChat bindings are loaded (SUNSHINE_DEMO on unless
 # .env or the environment say otherwise); `make run DEMO=0` starts without them. Production refuses them.
+# With the demo, FACE_CHALLENGE_DEMO_ORDER defaults to left,right,mouth (the face challenge Chromium's fake
+# camera can answer: `python -m auth_flow demo-camera`); `make run FACE_CHALLENGE_DEMO_ORDER=` asks a random one.
 DEMO ?= 1
 
 run: $(STAMP) $(MODEL)

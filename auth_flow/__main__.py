@@ -3,6 +3,9 @@
 python -m auth_flow enroll-face ID_NUMBER PHOTO --officer USER   enrol a reference face
 python -m auth_flow enrol-references CSV PHOTO_DIR --officer USER
                                                   enrol the reference faces a CSV (id_number,photo) lists
+python -m auth_flow demo-camera FILE.y4m [--order A,B,C]
+                                                  the demo's face answering the demo challenge order, for
+                                                  Chromium's fake camera (`make run`'s FACE_CHALLENGE_DEMO_ORDER)
 python -m auth_flow export-evidence FILE.jsonl                   the consent-evidence chain
 python -m auth_flow evidence-checkpoint [--every SECONDS]        sign the chain's head into EVIDENCE_CHECKPOINT_DIR
 python -m auth_flow verify-evidence [--from FILE.jsonl] [--checkpoints DIR|FILE]
@@ -27,10 +30,11 @@ from auth_flow.enrolment import BadImportFile, enroll_reference, import_referenc
 from auth_flow.face_engines import probe_encoding
 from lending.customers import by_id_number
 from sunshine.db import unit_of_work
+from sunshine.demo import demo_faces_dir, write_demo_camera
 from sunshine.models import LoanApplication
 from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging, mask_id_number
-from sunshine.settings import VAR, load
+from sunshine.settings import DEMO_CHALLENGE_ORDER, VAR, demo_challenge_order, load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     bulk.add_argument("csv", type=Path)
     bulk.add_argument("photo_dir", type=Path)
     bulk.add_argument("--officer", required=True)
+    camera = commands.add_parser(
+        "demo-camera", help="write the demo's face answering the demo challenge order, a y4m for Chromium's fake camera"
+    )
+    camera.add_argument("out", type=Path)
+    camera.add_argument(
+        "--order", help=f"the actions, e.g. {DEMO_CHALLENGE_ORDER} (default: FACE_CHALLENGE_DEMO_ORDER, else that)"
+    )
     export = commands.add_parser("export-evidence", help="write the consent-evidence chain as JSON lines")
     export.add_argument("out", type=Path)
     point = commands.add_parser("evidence-checkpoint", help="write a signed checkpoint of the evidence chain's head")
@@ -73,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return retry_reports(settings, args.application_id)
     if args.command == "sweep-reports":
         return sweep_reports(settings, args.every)
+    if args.command == "demo-camera":
+        return demo_camera(settings, args.out, args.order)
     if args.command == "enrol-references":
         return enrol_references(settings, args.csv, args.photo_dir, args.officer)
     if args.command == "evidence-checkpoint":
@@ -195,6 +208,28 @@ def verify_evidence(settings, source: Path | None, checkpoints: Path) -> int:
     print(
         f"{counted[0]} evidence records intact; {len(points)} checkpoint(s) hold, "
         f"the latest {latest['file']} ({latest['at']}, {latest['count']} records)"
+    )
+    return 0
+
+
+def demo_camera(settings, out: Path, order: str | None) -> int:
+    order = order or settings.face_challenge_demo_order or DEMO_CHALLENGE_ORDER
+    try:
+        actions = demo_challenge_order(order)
+    except ValueError as exc:
+        print(f"error: --order {order!r}: {exc}", file=sys.stderr)
+        return 2
+    folder = demo_faces_dir(settings.demo_faces_dir)
+    if folder is None:
+        print("error: the test photos (shared/testdata/faces) are not there; set DEMO_FACES_DIR", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = write_demo_camera(out, folder, actions)
+    print(
+        f"{frames} frames written to {out}: the face answers the challenge {','.join(actions)} (start `make run`\n"
+        f"  with FACE_CHALLENGE_DEMO_ORDER={','.join(actions)}, its default); open an authorization link of 张建国 in\n"
+        f"  chromium --use-fake-device-for-media-stream --use-fake-ui-for-media-stream "
+        f"--use-file-for-fake-video-capture={out.resolve()}"
     )
     return 0
 

@@ -44,6 +44,8 @@ from auth_flow.faces import (
 )
 from sunshine.clock import utcnow
 from sunshine.redis import connect
+from sunshine.settings import CHALLENGE_ACTIONS as ACTIONS
+from sunshine.settings import CHALLENGE_LENGTH, Settings, demo_challenge_order
 
 LANDMARK_WIDTH = 320  # liveness frames need only the landmarks
 MIN_FRAMES, MAX_FRAMES = 3, 16
@@ -56,8 +58,8 @@ PROMPTS = {
     "nod": "请慢慢点头",
     "mouth": "请张大嘴巴",
 }
-ACTIONS = ("left", "right", "nod", "mouth")
-CHALLENGE_LENGTH = 3  # actions per challenge: 4*3*2 = 24 orders
+# ACTIONS, CHALLENGE_LENGTH (sunshine.settings, which checks FACE_CHALLENGE_DEMO_ORDER against them):
+# turn left, turn right, nod, open the mouth; 3 of them per challenge, 4*3*2 = 24 orders.
 FRAMES_PER_STEP = 3
 # How far a frame must move from the first step's median to show an action.
 TURN = 0.12  # yaw: the nose tip's offset between the jaw's ends, in jaw widths (+: the person's left)
@@ -91,6 +93,7 @@ class Challenge:
     actions: tuple[str, ...]
     issued_at: datetime
     window_s: int
+    demo_order: bool = False  # the fixed FACE_CHALLENGE_DEMO_ORDER (development), not a random one
 
     @property
     def steps(self) -> list[str]:
@@ -112,6 +115,8 @@ class Challenge:
             "actions": list(self.actions),
             "issued_at": self.issued_at.isoformat(),
             "window_s": self.window_s,
+            # A demo consent (FACE_CHALLENGE_DEMO_ORDER: a recorded video can answer it) says so.
+            "order": "fixed_demo_order" if self.demo_order else "random",
         }
 
 
@@ -122,8 +127,18 @@ class Challenges:
 
     PREFIX = "liveness:"
 
-    def __init__(self, redis_url: str, window_s: int, frame_memory_s: int):
+    def __init__(self, redis_url: str, window_s: int, frame_memory_s: int, demo_order: tuple[str, ...] = ()):
+        """`demo_order`: every challenge asks for these actions (FACE_CHALLENGE_DEMO_ORDER, development
+        only: the settings refuse it without SUNSHINE_DEMO or in production); empty: random."""
         self.redis_url, self.window_s, self.frame_memory_s = redis_url, window_s, frame_memory_s
+        self.demo_order = demo_order
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Challenges:
+        """The settings' challenges; the demo order only with SUNSHINE_DEMO on, never in production."""
+        honoured = s.sunshine_demo and s.sunshine_env != "production"
+        order = demo_challenge_order(s.face_challenge_demo_order) if honoured else ()
+        return cls(s.redis_url, s.face_challenge_window_s, s.face_replay_memory_s, order)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.PREFIX}{kind}:{name}"
@@ -132,14 +147,16 @@ class Challenges:
         challenge = Challenge(
             nonce=secrets.token_urlsafe(24),
             authorization_id=authorization_id,
-            actions=tuple(_random.sample(ACTIONS, CHALLENGE_LENGTH)),
+            actions=self.demo_order or tuple(_random.sample(ACTIONS, CHALLENGE_LENGTH)),
             issued_at=utcnow(),
             window_s=self.window_s,
+            demo_order=bool(self.demo_order),
         )
         record = {
             "auth": authorization_id,
             "actions": list(challenge.actions),
             "issued": challenge.issued_at.isoformat(),
+            "demo_order": challenge.demo_order,
         }
         with connect(self.redis_url).pipeline(transaction=True) as pipe:
             pipe.set(self._key("challenge", challenge.nonce), json.dumps(record), ex=self.window_s + 3600)
@@ -166,6 +183,7 @@ class Challenges:
             actions=tuple(record["actions"]),
             issued_at=datetime.fromisoformat(record["issued"]),
             window_s=self.window_s,
+            demo_order=record.get("demo_order", False),
         )
         if challenge.authorization_id != authorization_id:
             raise ChallengeRefused("another_authorization", "这次刷脸的动作提示不属于本次授权，请点“开始”重新刷脸")

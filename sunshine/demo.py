@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -115,6 +116,44 @@ def demo_faces_dir(configured: str = "") -> Path | None:
 
 
 CLIP = "short_hamilton_clip.mp4"  # the moving face the browser tests' fake camera plays
+# Frames of the clip that show each step of a liveness challenge (yaw, pitch and mouth from
+# auth_flow.liveness.pose, against the look frames 117-121, which also match the reference
+# best): the singer turns to their left in 183-187, to their right in 153-157, lifts the
+# head (a nod's pitch) in 261-263 and opens the mouth in 264-267 (in 267 wide enough; the
+# head still lifted: the clip has no open mouth that is neither turned nor lifted).
+POSES = {
+    "look": (117, 119, 121),
+    "left": (183, 185, 187),
+    "right": (153, 155, 157),
+    "nod": (261, 262, 263),
+    "mouth": (264, 265, 267),
+}
+# The page's timing (auth.html): each step of a challenge lasts STEP_S, its frames taken
+# from 1.0 s to 1.8 s into it; the camera starts afresh (the video from its first frame)
+# when the challenge is known. The demo camera plays at FPS.
+STEP_S, FPS = 2.4, 10
+
+
+def challenge_video(clip_frames: Sequence[np.ndarray], actions: Sequence[str]) -> list[np.ndarray]:
+    """A camera's view of the clip's singer doing `actions` after a look at the camera, one
+    step of the page's timing each (the clip's frames of each pose, in turn), then looking
+    again; `clip_frames`: the clip's frames from its first (at least up to the last pose)."""
+    per_step = round(STEP_S * FPS)
+    out = []
+    for action in ["look", *actions, "look"]:
+        poses = [clip_frames[k] for k in POSES[action]]
+        out += [poses[i * len(poses) // per_step] for i in range(per_step)]
+    return out
+
+
+def write_demo_camera(path: Path, faces_dir: Path, actions: Sequence[str]) -> int:
+    """A y4m file for Chromium's fake camera: the moving clip's singer (the face of 张建国 and
+    李秀英 in the demo) answering a face challenge of `actions` at the page's timing; returns
+    the number of frames."""
+    last = max(k for action in ["look", *actions] for k in POSES[action])
+    frames = challenge_video(video_frames(faces_dir / CLIP, 0, last + 1), actions)
+    write_y4m(path, frames, FPS)
+    return len(frames)
 
 
 def video_frames(video: Path, start: int = 0, stop: int | None = None) -> list[np.ndarray]:

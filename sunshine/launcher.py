@@ -7,8 +7,10 @@ restarts a process that dies and stops them all on Ctrl-C.
     python -m sunshine.launcher run      # all of it, then every process
 
 `--demo` (what `make run` passes) turns SUNSHINE_DEMO on unless `.env` or the environment
-say otherwise. A problem stops start-up with one line per problem saying what is wrong
-and how to fix it; with SUNSHINE_ENV=production every unsafe setting is one of them.
+say otherwise, and with it FACE_CHALLENGE_DEMO_ORDER (the demo camera's fixed face challenge,
+`python -m auth_flow demo-camera`) unless they set it (empty: the random challenge). A problem
+stops start-up with one line per problem saying what is wrong and how to fix it;
+with SUNSHINE_ENV=production every unsafe setting is one of them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sunshine.metrics import count
 from sunshine.migrate import upgrade
 from sunshine.models import Officer
 from sunshine.redis import connect
-from sunshine.settings import ROOT, VAR, ConfigError, Settings, load
+from sunshine.settings import DEMO_CHALLENGE_ORDER, ROOT, VAR, ConfigError, Settings, load
 from sunshine.supervisor import Supervisor
 
 MODEL = VAR / "models" / "sunshine.tar.gz"
@@ -277,6 +279,9 @@ def child_env(s: Settings) -> dict[str, str]:
         # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
         # holding up that customer's next turn; a turn takes well under a second.
         TICKET_LOCK_LIFETIME="15",
+        # `--demo`'s defaults reach the services: the web asks for the demo camera's fixed challenge.
+        SUNSHINE_DEMO="1" if s.sunshine_demo else "0",
+        FACE_CHALLENGE_DEMO_ORDER=s.face_challenge_demo_order,
     )
     return env
 
@@ -358,6 +363,17 @@ def run(s: Settings, private_port: int) -> int:
     return manager.returncode or 0
 
 
+def load_settings(demo: bool, **where) -> Settings:
+    """The settings (`where`: `load`'s env and dotenv); `demo` (`--demo`): SUNSHINE_DEMO on and, while it
+    is on, FACE_CHALLENGE_DEMO_ORDER=DEMO_CHALLENGE_ORDER, each unless `.env` or the environment say."""
+    if not demo:
+        return load(**where)
+    s = load(defaults={"SUNSHINE_DEMO": "1"}, **where)
+    if not s.sunshine_demo:
+        return s
+    return load(defaults={"SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": DEMO_CHALLENGE_ORDER}, **where)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sunshine.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("check", "prepare", "run"))
@@ -366,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     try:
-        s = load(defaults={"SUNSHINE_DEMO": "1"} if args.demo else None)
+        s = load_settings(args.demo)
         if args.command == "check":
             s, private = _resolve_redis(s, args.private_redis_port)
             check_ports(s, private)

@@ -199,6 +199,12 @@ class Settings:
     evidence_checkpoint_dir: str = str(VAR / "evidence-checkpoints")
     # Seconds between the checkpoints `make run`'s evidence-checkpointer writes.
     evidence_checkpoint_every_s: int = 3600
+    # --- demo camera: a fixed face challenge (development only; README "Try it") ---
+    # Comma-separated actions (`CHALLENGE_ACTIONS`, CHALLENGE_LENGTH of them, no repeats) every face
+    # challenge asks for instead of a random order, so that Chromium's fake camera playing
+    # `python -m auth_flow demo-camera`'s video can answer. Empty: random (the real check). Only with
+    # SUNSHINE_DEMO on; refused in production. `make run` sets DEMO_CHALLENGE_ORDER unless told otherwise.
+    face_challenge_demo_order: str = ""
 
     @property
     def wechat_mode(self) -> str:
@@ -269,6 +275,44 @@ DEVELOPMENT_SECRETS = (
     "sms_api_key",
     "faceid_secret_key",
 )
+
+# --- demo camera: the face challenge's vocabulary (auth_flow.liveness) and the fixed demo order ---
+CHALLENGE_ACTIONS = ("left", "right", "nod", "mouth")  # "look" always comes first
+CHALLENGE_LENGTH = 3  # actions per challenge: 4*3*2 = 24 orders
+DEMO_CHALLENGE_ORDER = "left,right,mouth"  # what `make run` sets; the demo-camera video answers it
+
+
+def demo_challenge_order(value: str) -> tuple[str, ...]:
+    """FACE_CHALLENGE_DEMO_ORDER's actions (empty: none); ValueError saying what is wrong."""
+    actions = tuple(a.strip() for a in value.split(",")) if value.strip() else ()
+    if not actions:
+        return ()
+    unknown = [a for a in actions if a not in CHALLENGE_ACTIONS]
+    if unknown:
+        raise ValueError(f"unknown action {unknown[0]!r} (use {', '.join(CHALLENGE_ACTIONS)})")
+    if len(set(actions)) != len(actions):
+        raise ValueError("an action is repeated")
+    if len(actions) != CHALLENGE_LENGTH:
+        raise ValueError(f"a challenge has {CHALLENGE_LENGTH} actions, got {len(actions)}")
+    return actions
+
+
+def demo_order_problems(s: Settings) -> list[str]:
+    """FACE_CHALLENGE_DEMO_ORDER's problems: bad values, or set without SUNSHINE_DEMO (production
+    refuses it in `production_problems`)."""
+    if not s.face_challenge_demo_order:
+        return []
+    try:
+        demo_challenge_order(s.face_challenge_demo_order)
+    except ValueError as exc:
+        return [f"FACE_CHALLENGE_DEMO_ORDER={s.face_challenge_demo_order!r}: {exc}; e.g. {DEMO_CHALLENGE_ORDER}"]
+    if not s.sunshine_demo:
+        return [
+            "FACE_CHALLENGE_DEMO_ORDER is set but SUNSHINE_DEMO is off: the fixed face challenge is for the demo "
+            "only; empty it for the random challenge"
+        ]
+    return []
+
 
 # --- deployment guard (production refusals; README "Threat model") ---
 # Settings that are http(s) URLs.
@@ -349,6 +393,10 @@ def production_problems(s: Settings) -> list[str]:
     if s.sunshine_demo:
         problems.append(
             "SUNSHINE_DEMO is on (demo officers with a published password); set SUNSHINE_DEMO=0 (make run DEMO=0)"
+        )
+    if s.face_challenge_demo_order:
+        problems.append(
+            "FACE_CHALLENGE_DEMO_ORDER fixes the face challenge (a recorded video passes); empty it for the random one"
         )
     for name in ("rasa_token", "action_server_token"):
         if len(getattr(s, name)) < MIN_SECRET_CHARS:
@@ -519,6 +567,7 @@ def setting_problems(s: Settings) -> list[str]:
         problems += exc.problems
     if s.evidence_checkpoint_every_s < 60:
         problems.append("EVIDENCE_CHECKPOINT_EVERY_S must be at least 60 seconds")
+    problems += demo_order_problems(s)
     for name in HTTP_SETTINGS:
         value = getattr(s, name)
         if not value.startswith(("http://", "https://")):

@@ -260,7 +260,7 @@ def authorization_biometric_consent(token: str):
 
 
 def _challenges(s) -> Challenges:
-    return Challenges(s.redis_url, s.face_challenge_window_s, s.face_replay_memory_s)
+    return Challenges.from_settings(s)
 
 
 @bp.post("/api/authorizations/<token>/face-challenge")

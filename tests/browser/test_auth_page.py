@@ -14,27 +14,17 @@ import requests
 from auth_flow import liveness
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_app
+from sunshine import demo
 from sunshine.db import unit_of_work
-from sunshine.demo import write_y4m
+from sunshine.demo import FPS, write_y4m
 from sunshine.models import Authorization, ConsentEvidence
 from tests.conftest import free_port
 from tests.unit import auth_media as media
 from webhooks import create_app
 
-# The page's timing (auth.html): each step of a challenge lasts STEP_S, its frames taken
-# from 1.0 s to 1.8 s into it; the camera starts afresh (the video from its first frame)
-# when the challenge is known.
-STEP_S, FPS = 2.4, 10
-
 
 def challenge_video(actions) -> list[np.ndarray]:
-    """A camera's view of the singer doing `actions` after a look at the camera, one step of
-    the page's timing each (the clip's frames of each pose, in turn), then looking again."""
-    out = []
-    for action in ["look", *actions, "look"]:
-        poses = media.pose_frames(action)
-        out += [poses[i * len(poses) // round(STEP_S * FPS)] for i in range(round(STEP_S * FPS))]
-    return out
+    return demo.challenge_video(media.clip_frames(), actions)
 
 
 def run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, then, fps=30):

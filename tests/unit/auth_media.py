@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sunshine.demo import POSES
+
 FACES = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "faces"
 if not FACES.is_dir():
     FACES = Path("/work/shared/testdata/faces")
@@ -67,21 +69,8 @@ def photo_held_up(data: bytes, n: int = 6, seed: int = 0) -> list[bytes]:
     return out
 
 
-# Frames of the clip that show each step of a liveness challenge (yaw, pitch and mouth from
-# auth_flow.liveness.pose, against the look frames 117-121, which also match the reference
-# best): the singer turns to their left in 183-187, to their right in 153-157, lifts the
-# head (a nod's pitch) in 261-263 and opens the mouth in 264-267 (in 267 wide enough; the
-# head still lifted: the clip has no open mouth that is neither turned nor lifted).
-POSES = {
-    "look": (117, 119, 121),
-    "left": (183, 185, 187),
-    "right": (153, 155, 157),
-    "nod": (261, 262, 263),
-    "mouth": (264, 265, 267),
-}
-
-
 def pose_frames(action: str) -> list[np.ndarray]:
+    """The clip's frames of a challenge step (sunshine.demo.POSES)."""
     frames = clip_frames()
     return [frames[k] for k in POSES[action]]
 

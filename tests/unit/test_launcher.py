@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from sunshine.launcher import rasa_endpoints, services
-from sunshine.settings import ROOT, Settings
+from sunshine.launcher import child_env, load_settings, rasa_endpoints, services
+from sunshine.settings import DEMO_CHALLENGE_ORDER, ROOT, Settings
 from tests.conftest import SERVICE_ADDRESSES, free_port
 
 
@@ -34,6 +34,7 @@ def check(tmp_path, **env):
         ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
         ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
+        ({"FACE_CHALLENGE_DEMO_ORDER": "left,right,nod"}, "FACE_CHALLENGE_DEMO_ORDER is set but SUNSHINE_DEMO is off"),
     ],
 )
 def test_bad_configuration_is_one_line(tmp_path, env, words):
@@ -92,3 +93,22 @@ def test_the_face_verification_emulator_starts_with_the_certified_engine_when_it
     names = {s.name: s for s in services(Settings(face_engine="certified"))}
     assert names["faceid-emulator"].port == 8600
     assert names["faceid-emulator"].command[-3:] == ["emulators.faceid", "--port", "8600"]
+
+
+def test_the_demo_switch_brings_the_demo_challenge_order_to_the_services(monkeypatch):
+    """`make run` (--demo): the web process gets SUNSHINE_DEMO and the fixed order; without: neither."""
+    demo = child_env(Settings(sunshine_demo=True, face_challenge_demo_order=DEMO_CHALLENGE_ORDER))
+    assert demo["SUNSHINE_DEMO"] == "1" and demo["FACE_CHALLENGE_DEMO_ORDER"] == "left,right,mouth"
+    plain = child_env(Settings())
+    assert plain["SUNSHINE_DEMO"] == "0" and plain["FACE_CHALLENGE_DEMO_ORDER"] == ""
+
+
+def test_make_runs_demo_switch_sets_the_demo_order_unless_told_otherwise(tmp_path):
+    none = tmp_path / "no.env"
+    assert load_settings(True, env={}, dotenv=none).face_challenge_demo_order == "left,right,mouth"
+    assert load_settings(True, env={"FACE_CHALLENGE_DEMO_ORDER": ""}, dotenv=none).face_challenge_demo_order == ""
+    chosen = load_settings(True, env={"FACE_CHALLENGE_DEMO_ORDER": "nod,left,right"}, dotenv=none)
+    assert chosen.face_challenge_demo_order == "nod,left,right"
+    off = load_settings(True, env={"SUNSHINE_DEMO": "0"}, dotenv=none)  # `.env` turned the demo off: no order
+    assert not off.sunshine_demo and off.face_challenge_demo_order == ""
+    assert load_settings(False, env={}, dotenv=none).face_challenge_demo_order == ""

@@ -4,6 +4,7 @@ real frame's landmarks, and real frames of the moving-face clip."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -241,3 +242,17 @@ def test_refused_attempts_are_recorded_counted_and_query_nothing(demo_settings, 
     # the spouse, with a fresh take in the asked order, passes
     out = submit(demo_settings, tokens["spouse"], browsers["spouse"], store, challenge_for("spouse"), recorded, steps)
     assert out.ok, out.message
+
+
+def test_the_demo_order_is_asked_every_time_and_the_evidence_says_so(redis_url, demo_settings):
+    store = Challenges(redis_url, 60, 3600, ("left", "right", "mouth"))
+    drawn = [store.issue(7) for _ in range(10)]
+    assert {c.actions for c in drawn} == {("left", "right", "mouth")} and len({c.nonce for c in drawn}) == 10
+    taken = store.take(drawn[-1].nonce, 7)
+    assert taken.evidence()["order"] == "fixed_demo_order" and taken.evidence()["actions"] == ["left", "right", "mouth"]
+    assert Challenges(redis_url, 60, 3600).issue(7).evidence()["order"] == "random"
+    # The settings' order is honoured only with the demo switch on, and never in production.
+    fixed = replace(demo_settings, redis_url=redis_url, sunshine_demo=True, face_challenge_demo_order="nod,left,right")
+    assert Challenges.from_settings(fixed).issue(7).actions == ("nod", "left", "right")
+    for off in (replace(fixed, sunshine_demo=False), replace(fixed, sunshine_env="production")):
+        assert Challenges.from_settings(off).demo_order == ()

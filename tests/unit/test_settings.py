@@ -90,3 +90,35 @@ def test_evidence_keys_are_hidden_and_rotation_keeps_old_ones(tmp_path):
     s = load({"EVIDENCE_KEYS": "k1:0123456789abcdef, k2:fedcba9876543210", "EVIDENCE_KEY_ID": "k2"}, tmp_path / "n")
     assert s.evidence_keyring() == {"k1": b"0123456789abcdef", "k2": b"fedcba9876543210"}
     assert s.public()["evidence_keys"] == "***"
+
+
+@pytest.mark.parametrize(
+    "order, words",
+    [
+        ("left,right,blink", "unknown action 'blink' (use left, right, nod, mouth)"),
+        ("left,left,nod", "an action is repeated"),
+        ("left,right", "a challenge has 3 actions, got 2"),
+        ("left,right,nod,mouth", "a challenge has 3 actions, got 4"),
+    ],
+)
+def test_the_demo_challenge_order_is_checked(tmp_path, order, words):
+    with pytest.raises(ConfigError) as exc:
+        load(env={"SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": order}, dotenv=tmp_path / "x")
+    assert exc.value.problems == [f"FACE_CHALLENGE_DEMO_ORDER={order!r}: {words}; e.g. left,right,mouth"]
+
+
+def test_the_demo_challenge_order_needs_the_demo_switch_and_is_refused_in_production(tmp_path):
+    s = load(env={"SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": " nod, mouth ,left"}, dotenv=tmp_path / "x")
+    assert s.face_challenge_demo_order == "nod, mouth ,left"
+    with pytest.raises(ConfigError) as exc:  # without the demo switch: one clear line
+        load(env={"FACE_CHALLENGE_DEMO_ORDER": "left,right,nod"}, dotenv=tmp_path / "x")
+    assert len(exc.value.problems) == 1 and "SUNSHINE_DEMO is off" in exc.value.problems[0]
+    with pytest.raises(ConfigError) as exc:
+        load(
+            {"SUNSHINE_ENV": "production", "SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": "left,right,nod"},
+            dotenv=tmp_path / "x",
+        )
+    assert [p for p in exc.value.problems if p.startswith("FACE_CHALLENGE_DEMO_ORDER fixes the face challenge")]
+    # `make run`'s default, overridden by an empty value: the random challenge again
+    defaults = {"SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": "left,right,mouth"}
+    assert load({"FACE_CHALLENGE_DEMO_ORDER": ""}, tmp_path / "x", defaults).face_challenge_demo_order == ""
