@@ -299,7 +299,7 @@ def pytest_collection_modifyitems(items):
     group that one process runs in this order, while the other runs the rest."""
 
     def tier(item: pytest.Item) -> int:
-        if item.get_closest_marker("faults"):
+        if item.get_closest_marker("faults") or item.get_closest_marker("own_stack"):
             return 1
         return 0 if "stack" in getattr(item, "fixturenames", ()) else 2
 
