@@ -37,7 +37,7 @@ from sunshine.local_stack import free_port  # noqa: F401  (tests import it from 
 from sunshine.migrate import upgrade
 from sunshine.models import Base
 from sunshine.redis import connect
-from sunshine.settings import Settings
+from sunshine.settings import DEMO_CHALLENGE_ORDER, Settings
 from tests import TEST_REDIS_DB, TEST_SECRET
 from tests.unit import auth_media as media
 from tests.unit.lending_helpers import service as lending_service
@@ -299,7 +299,7 @@ def pytest_collection_modifyitems(items):
     group that one process runs in this order, while the other runs the rest."""
 
     def tier(item: pytest.Item) -> int:
-        if item.get_closest_marker("faults") or item.get_closest_marker("own_stack"):
+        if item.get_closest_marker("faults"):
             return 1
         return 0 if "stack" in getattr(item, "fixturenames", ()) else 2
 
@@ -322,7 +322,10 @@ def stack(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stack")
     with fresh_database(folder) as db_url:
         try:
-            s = local_stack.start(folder, db_url, SECRET_KEY="integration-secret")
+            # as `make run` starts it: the demo switch (local_stack) and the demo challenge order
+            s = local_stack.start(
+                folder, db_url, SECRET_KEY="integration-secret", FACE_CHALLENGE_DEMO_ORDER=DEMO_CHALLENGE_ORDER
+            )
         except local_stack.StackFailed as exc:
             pytest.fail(str(exc))
         _SHARED_STACKS.append(s)

@@ -1,9 +1,9 @@
 """What `make run` gives a new user: the launcher loaded the demo villagers' reference faces and,
-with the demo switch, fixed the face challenge to the demo order (FACE_CHALLENGE_DEMO_ORDER), so
-张建国 gets his authorization link from the bot and finishes it in Chromium whose fake camera plays
-`python -m auth_flow demo-camera`'s file. Nobody enrols anything here. Without the demo order the
-challenge is random and the same recording is refused (unless the draw happens to ask for its
-order, 1 in 24: then it must pass)."""
+with the demo switch, fixed the face challenge to the demo order (FACE_CHALLENGE_DEMO_ORDER; the
+shared stack starts as `make run` does), so 张建国 gets his authorization link from the bot and
+finishes it in Chromium whose fake camera plays `python -m auth_flow demo-camera`'s file. Nobody
+enrols anything here. Without the demo order the challenge is random (tests/unit/test_liveness.py)
+and a recording of another order is refused (tests/browser/test_auth_page.py)."""
 
 from __future__ import annotations
 
@@ -11,38 +11,19 @@ import re
 import subprocess
 import sys
 
-import pytest
 import requests
 
 from auth_flow.enrolment import reference_of
 from auth_flow.tokens import find_by_token
 from lending.applications import Applications
 from lending.customers import by_openid
-from sunshine import local_stack
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, ConsentEvidence
-from sunshine.settings import DEMO_CHALLENGE_ORDER, ROOT
+from sunshine.settings import ROOT
 from tests.browser.test_auth_page import fill_and_check
-from tests.conftest import fresh_database, stop_shared_stack
 from tests.integration.test_stack import converse
 
 OPENID = "o_demo_zhangjianguo"
-
-
-@pytest.fixture(scope="module")
-def demo_stack(tmp_path_factory):
-    """The stack as `make run` starts it: the demo switch and the demo challenge order."""
-    stop_shared_stack()
-    folder = tmp_path_factory.mktemp("democam")
-    with fresh_database(folder) as db_url:
-        try:
-            s = local_stack.start(
-                folder, db_url, SECRET_KEY="integration-secret", FACE_CHALLENGE_DEMO_ORDER=DEMO_CHALLENGE_ORDER
-            )
-        except local_stack.StackFailed as exc:
-            pytest.fail(str(exc))
-        yield s
-        s.stop()
 
 
 def open_link_with_the_demo_camera(stack, launch_chromium, tmp_path):
@@ -97,10 +78,9 @@ def face_evidence(db: str, auth_id: int) -> ConsentEvidence:
         )
 
 
-@pytest.mark.own_stack
-def test_a_new_user_authorizes_with_the_demo_reference_and_the_fake_camera(demo_stack, launch_chromium, tmp_path):
-    db = demo_stack.env["DATABASE_URL"]
-    page, app_id, auth_id = open_link_with_the_demo_camera(demo_stack, launch_chromium, tmp_path)
+def test_a_new_user_authorizes_with_the_demo_reference_and_the_fake_camera(stack, launch_chromium, tmp_path):
+    db = stack.env["DATABASE_URL"]
+    page, app_id, auth_id = open_link_with_the_demo_camera(stack, launch_chromium, tmp_path)
 
     def consent(page):
         assert "人脸核验通过" in page.text_content("#message"), page.text_content("#message")
@@ -117,17 +97,3 @@ def test_a_new_user_authorizes_with_the_demo_reference_and_the_fake_camera(demo_
     # the evidence says this consent answered the fixed demo order, not a random challenge
     assert passed.detail["challenge"]["order"] == "fixed_demo_order"
     assert passed.detail["challenge"]["actions"] == ["left", "right", "mouth"]
-
-
-def test_without_the_demo_order_the_recording_answers_only_its_own_order(stack, launch_chromium, tmp_path):
-    db = stack.env["DATABASE_URL"]
-    page, _, auth_id = open_link_with_the_demo_camera(stack, launch_chromium, tmp_path)
-    seen = []
-    fill_and_check(page, "张建国", "120119", lambda page: seen.append(page.text_content("#message")))
-    attempt = face_evidence(db, auth_id)
-    assert attempt.detail["challenge"]["order"] == "random"
-    if attempt.detail["challenge"]["actions"] == ["left", "right", "mouth"]:  # the draw asked for the video's order
-        assert attempt.event == "face_passed" and "人脸核验通过" in seen[0]
-    else:
-        assert attempt.event == "face_failed" and "按提示的顺序" in seen[0], seen
-        assert page.is_hidden("#step-consent")
