@@ -241,6 +241,6 @@ def public_view(session: Session, auth: Authorization, client: Client | None = N
         # The consent text names the party in full: shown once this session passed identity.
         "consent_text": consent_text(auth, _application(session, auth)) if bound else "",
         # An officer's review of this session's face check: waiting, or rejected (how to retry).
-        "face_review": face_review.page_state(session, auth, review_minutes) if bound else None,
+        "face_review": face_review.page_state(session, auth, review_minutes) if bound else face_review.NO_REVIEW,
     }
     return view

@@ -121,16 +121,19 @@ def latest(session: Session, authorization_id: int) -> FaceReview | None:
     )
 
 
-def page_state(session: Session, auth: Authorization, minutes: int) -> dict | None:
-    """The page's view of the latest review in this step session: waiting, or rejected (how to retry)."""
+NO_REVIEW = {"status": "none", "message": ""}
+
+
+def page_state(session: Session, auth: Authorization, minutes: int) -> dict:
+    """The page's view of the latest review in this step session: waiting, rejected (how to retry), or none."""
     review = latest(session, auth.id)
     if review is None or review.step_session_hash != auth.step_session_hash:
-        return None
+        return NO_REVIEW
     if review.status == "pending":
         return {"status": "pending", "message": waiting_message(minutes)}
     if review.status == "rejected" and auth.face_verified_at is None:
         return {"status": "rejected", "message": REJECTED}
-    return None
+    return NO_REVIEW
 
 
 def pending_reviews(session: Session, authorization_ids: list[int]) -> list[FaceReview]:
@@ -156,12 +159,14 @@ def decide(
 ) -> FaceReview:
     """The officer's decision. Raises ReviewRefused (nothing changed) for a review already decided
     or moot, and for a request that is no longer pending (expired, used, locked, superseded)."""
-    review = _locked(session, FaceReview, review_id)
-    if review is None:
+    found = session.get(FaceReview, review_id)
+    if found is None:
         raise ReviewRefused("没有这次人脸核验")
+    # The request's row first, then the review's: the order a face attempt takes them in.
+    auth = _locked(session, Authorization, found.authorization_id)
+    review = _locked(session, FaceReview, review_id)
     if review.status != "pending":
         raise ReviewRefused(f"这次人脸核验已经处理过了（{STATUS_LABELS[review.status]}），不能重复处理")
-    auth = _locked(session, Authorization, review.authorization_id)
     application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
     if auth.status != "pending" or auth.expires_at < utcnow():
         raise ReviewRefused("这个授权链接已过期、已使用或已作废，不能再核验；需要时请重新发授权链接")

@@ -9,8 +9,10 @@
 Uploads are JPEG or PNG only, checked from their header before anything is decoded, at most
 MAX_PIXELS each and MAX_REQUEST_PIXELS together (a decompression bomb is refused before it
 costs memory); JPEGs are decoded in draft mode, already reduced towards the working width.
-Images are decoded in memory and never written anywhere; only their SHA-256 is kept.
-Reference encodings are stored encrypted (`seal_encoding`).
+Images are decoded in memory; only their SHA-256 is kept, except what an officer's review of
+a face check needs (`seal_image`: the selfie and the reference photo, downscaled, sealed with a
+key of their own, deleted once decided; auth_flow.face_review). Reference encodings are stored
+encrypted (`seal_encoding`).
 """
 
 from __future__ import annotations

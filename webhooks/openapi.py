@@ -302,10 +302,9 @@ SPEC = {
                     "status": {"type": "string"},
                     "face_review": {
                         "type": "object",
-                        "nullable": True,
-                        "description": "This session's face check awaiting an officer, or rejected by one",
+                        "description": "This session's face check awaiting an officer, rejected by one, or none",
                         "properties": {
-                            "status": {"type": "string", "enum": ["pending", "rejected"]},
+                            "status": {"type": "string", "enum": ["none", "pending", "rejected"]},
                             "message": {"type": "string"},
                         },
                     },

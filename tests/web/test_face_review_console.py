@@ -87,7 +87,7 @@ def test_the_officer_compares_and_approves_and_the_page_continues_to_the_consent
     # The waiting page's next poll: the face step passed; the consent follows in the same session.
     base = f"/api/authorizations/{token}"
     view = party.get(base).json
-    assert view["steps"]["face"] is True and view["face_review"] is None
+    assert view["steps"]["face"] is True and view["face_review"]["status"] == "none"
     assert party.post(f"{base}/consent", json={"agree": True}).json["status"] == "consented"
 
 
