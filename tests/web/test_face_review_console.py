@@ -10,9 +10,8 @@ from werkzeug.security import generate_password_hash
 
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, ConsentEvidence, FaceReview, HandOff, Officer
-from tests.unit import auth_media as media
 from tests.unit.test_auth_flow import MAX, id_digits
-from tests.web.test_auth_api import frames_form, in_wechat
+from tests.web.test_auth_api import face_form, in_wechat
 from tests.web.test_console_officers import login  # noqa: F401  the fixture
 
 GUARANTOR_WECHAT = "o_demo_wangchunhua"
@@ -30,7 +29,7 @@ def to_review(make_client, demo_settings, application):
     resp = party.post(f"{base}/identity", json={"name": names["guarantor"], "id_digits": digits})
     assert resp.status_code == 200, resp.json
     assert party.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
-    resp = party.post(f"{base}/face", data=frames_form(media.live_frames()), content_type="multipart/form-data")
+    resp = party.post(f"{base}/face", data=face_form(party, base), content_type="multipart/form-data")
     assert resp.status_code == 422 and resp.json["review"] is True and resp.json["attempts_left"] == MAX
     assert "已请客户经理人工核验，一般15分钟内完成" in resp.json["message"]
     view = party.get(base).json
