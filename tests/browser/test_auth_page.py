@@ -154,7 +154,9 @@ def test_a_still_image_fails_the_liveness_check(launch_chromium, demo_settings, 
         assert s.query(Authorization).filter_by(party_role="applicant").one().status == "pending"
 
 
-def test_a_review_waits_on_the_page_until_the_officer_approves(launch_chromium, demo_settings, applicant, tmp_path):
+def test_a_review_waits_on_the_page_until_the_officer_approves(
+    launch_chromium, demo_settings, applicant, tmp_path, monkeypatch
+):
     from sqlalchemy import select
 
     from auth_flow import face_review
@@ -162,7 +164,7 @@ def test_a_review_waits_on_the_page_until_the_officer_approves(launch_chromium, 
     from sunshine.models import FaceReview, Officer
 
     token, name, digits = applicant
-    frames = list(media.clip_frames()[114:190])
+    monkeypatch.setattr(liveness, "_random", media.FixedChallenge("left", "right", "mouth"))
     # The clip's frames match at 0.3-0.5: passing at <= 0.2 and reviewing up to 0.6, an officer decides.
     settings = replace(demo_settings, face_tolerance=0.2, face_review_distance=0.6, face_review_minutes=10)
 
@@ -179,7 +181,10 @@ def test_a_review_waits_on_the_page_until_the_officer_approves(launch_chromium, 
         page.click("#consent-go")
         page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'", timeout=30000)
 
-    run_page(launch_chromium, settings, tmp_path, token, frames, name, digits, waits_then_continues)
+    run_page(
+        launch_chromium, settings, tmp_path, token, challenge_video(["left", "right", "mouth"]), name, digits,
+        waits_then_continues, fps=FPS,
+    )  # fmt: skip
     with unit_of_work(demo_settings.database_url) as s:
         auth = s.query(Authorization).filter_by(party_role="applicant").one()
         assert auth.status == "consented" and auth.attempts == 0
