@@ -177,9 +177,11 @@ def test_a_replaced_reference_s_photo_is_dropped(held):
         auth = find_by_token(s, token)
         party = s.get(Customer, auth.party_customer_id)
         old = reference_of(s, party.id)
-        enroll_reference(s, TEST_SECRET, party, media.reference(), "officer01")
+        enroll_reference(s, TEST_SECRET, party, media.image("obama.jpg"), "officer01")  # another photo
         s.flush()
         assert old.photo_sealed is None and not old.active
+        copy = faces.unseal_image(TEST_SECRET, reference_of(s, party.id).photo_sealed)  # the new one's, downscaled
+        assert Image.open(io.BytesIO(copy)).width <= faces.REVIEW_WIDTH
         with pytest.raises(face_review.ReviewRefused, match="没有保存登记照片"):
             face_review.reference_photo(s, TEST_SECRET, s.get(FaceReview, review_id))
         assert s.get(Authorization, auth.id) is auth
