@@ -11,7 +11,8 @@ python -m auth_flow evidence-checkpoint [--every SECONDS]        sign the chain'
 python -m auth_flow verify-evidence [--from FILE.jsonl] [--checkpoints DIR|FILE]
                                                                  check the chain (keys, rewrites, a cut tail)
 python -m auth_flow retry-reports APPLICATION_ID                 query failed or stuck reports again
-python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran
+python -m auth_flow sweep-reports [--every SECONDS]              fetch reports whose job died or never ran, and
+                                                                 delete face-review frames past their retention
                                                                  (once, or every SECONDS: `make run` does)
 python -m auth_flow evaluate-faces DIR [--json] [--plot PNG]     the face decision's false accepts/rejects
                                                                  per group on DIR/GROUP/PERSON/IMAGE
@@ -25,7 +26,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from auth_flow import evidence, face_eval, face_match, faces, reports
+from auth_flow import evidence, face_eval, face_match, face_review, faces, reports
 from auth_flow.enrolment import BadImportFile, enroll_reference, import_references, photos_in_folder
 from auth_flow.face_engines import probe_encoding
 from lending.customers import by_id_number
@@ -259,6 +260,10 @@ def sweep_reports(settings, every_s: float | None) -> int:
         }
         if done or once:
             print(f"credit reports swept: {done or 'nothing to do'}", flush=True)
+        with unit_of_work(settings.database_url) as session:
+            purged = face_review.purge(session, settings.face_review_retention_hours)
+        if purged or once:
+            print(f"face reviews purged: {purged}", flush=True)
 
     return run_rounds(one_round, every_s, "report sweep")
 

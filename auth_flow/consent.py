@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from auth_flow import evidence, faces, liveness, notices
+from auth_flow import evidence, face_review, faces, liveness, notices
+from auth_flow.enrolment import reference_of
 from auth_flow.evidence import Client
 from auth_flow.face_engines import FaceEngine, NoReference
+from auth_flow.face_review import RETRY_ADVICE
 from auth_flow.identity import ID_DIGITS, identity_factor, page_id, page_name
 from auth_flow.notices import OfficerNotifier
 from auth_flow.tokens import (
@@ -32,13 +34,11 @@ from sunshine.protect import mask_name
 
 BIOMETRIC_CONSENT_TEXT = (
     f"为确认是您本人授权，{BANK}将采集您的人脸图像，与您登记的证件照比对，并检测是否为真人操作。"
-    "人脸属于敏感个人信息：比对完成后照片立即删除，只保留照片的校验值（哈希）和比对结果，用于证明授权经过。"
+    "人脸属于敏感个人信息：比对完成后照片立即删除，只保留照片的校验值（哈希）和比对结果，用于证明授权经过；"
+    "如果自动比对不能确定是您本人，会加密保存一张照片交客户经理人工核对，核对完即删除。"
     "您可以拒绝，改到网点当面办理。"
 )
 
-
-# What helps a genuine person through the match (the message never suggests they are someone else).
-RETRY_ADVICE = "请到光线均匀明亮的地方，摘下眼镜和帽子，手机拿到一臂远、正对镜头后再试"
 
 BIOMETRIC_DECLINED = (
     "您没有同意人脸核验，本次无法在线授权，已告知申请人。可以到网点当面办理；如果改变主意，可以点“同意，开始刷脸”继续"
@@ -106,15 +106,18 @@ def check_face(
     challenges: liveness.Challenges,
     nonce: str,
     steps: list[int] | None,
+    review_minutes: int = 30,
 ) -> CheckResult:
     """Step 3: the frames taken while the party does the challenge's actions (`steps[i]`: the
     step of frame i): an unused challenge of this authorization inside its window, frames never
     seen before, the same person (as `engine` decides), live (not planar), the actions in order.
     A frame to retake (poor quality, service busy) uses no attempt; a match in the review band
-    is recorded as `face_review` for an officer and counts as a failed try."""
+    is recorded as `face_review` and held for an officer (the selfie sealed, `auth_flow.face_review`):
+    it uses no attempt either, the page waits for the officer."""
     auth = open_for_step(session, token, "face", client)
     _ready_for_face(session, auth, client, "face")
     hashes = [faces.sha256(u) for u in uploads]
+    party = party_of(session, auth)
     try:
         challenge = challenges.admit(nonce, auth.id, hashes)
     except liveness.ChallengeRefused as exc:
@@ -122,9 +125,8 @@ def check_face(
         return failed_check(session, auth, str(exc), max_attempts, client)
     asked = challenge.evidence()
     try:
-        verdict = liveness.verify(
-            engine.matcher(session, party_of(session, auth)), uploads, min_motion, challenge, steps
-        )
+        seen = face_review.Seen(engine.matcher(session, party))
+        verdict = liveness.verify(seen, uploads, min_motion, challenge, steps)
     except NoReference as exc:
         evidence.append(session, auth, "refused", client, step="face", reason="no_reference", engine=engine.name)
         raise StepRefused(str(exc)) from None
@@ -146,20 +148,23 @@ def check_face(
     result, actions = verdict.face, verdict.actions
     face = result.as_dict()
     detail: dict[str, Any] = {"challenge": asked, "actions": actions.as_dict() if actions else None}
+    face_review.supersede(session, auth)  # a decided attempt: a review still pending is moot
     if verdict.passed:
         auth.face_verified_at = utcnow()
         evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes, **detail)
         return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
-    event = "face_review" if verdict.review else "face_failed"
-    evidence.append(session, auth, event, client, face=face, image_sha256=hashes, **detail)
-    if verdict.review:  # neither clearly the person nor not: an officer checks with them (once per request)
+    if verdict.review:  # neither clearly the person nor not: an officer compares the selfie with the reference
+        review = face_review.hold(session, auth, engine.secret_key, seen.selfie, face, reference_of(session, party.id))
+        evidence.append(
+            session, auth, "face_review", client, face=face, image_sha256=hashes, review_id=review.id, **detail
+        )
         tell_officer(session, auth, "face_review", engine=result.match.engine, score=round(result.match.score, 4))
+        return face_review.held_result(review, auth, max_attempts, review_minutes)
+    evidence.append(session, auth, "face_failed", client, face=face, image_sha256=hashes, **detail)
     if not result.live and result.match.outcome != "fail":
         why = "未检测到真人动作，请对准摄像头、按提示做动作，不要使用照片"
     elif not verdict.actions_ok and result.match.outcome != "fail":
         why = actions.message if actions else "动作不对，请按提示重新刷脸"
-    elif verdict.review:
-        why = f"暂时无法自动确认，已请客户经理核对，客户经理会与您联系。您也可以再试一次：{RETRY_ADVICE}"
     else:
         why = f"这次没能确认是您本人。{RETRY_ADVICE}"
     return failed_check(session, auth, why, max_attempts, client, face=face)
@@ -209,7 +214,7 @@ def requester(session: Session, auth: Authorization) -> str:
     return f"阳光信贷助手（{BANK}微信服务号）" + (f"，负责的客户经理：{officer.display_name}" if officer else "")
 
 
-def public_view(session: Session, auth: Authorization, client: Client | None = None) -> dict:
+def public_view(session: Session, auth: Authorization, client: Client | None = None, review_minutes: int = 30) -> dict:
     """What the authorization page shows: who is asking, for what, and how far the party has
     come in this session. Before this session passed identity it shows nothing of what the
     identity check asks: the name masked (张*国) and the ID number's first characters only."""
@@ -235,5 +240,7 @@ def public_view(session: Session, auth: Authorization, client: Client | None = N
         "identity_factor": identity_factor(party_of(session, auth)),
         # The consent text names the party in full: shown once this session passed identity.
         "consent_text": consent_text(auth, _application(session, auth)) if bound else "",
+        # An officer's review of this session's face check: waiting, or rejected (how to retry).
+        "face_review": face_review.page_state(session, auth, review_minutes) if bound else face_review.NO_REVIEW,
     }
     return view

@@ -1,9 +1,11 @@
 """The reference face of a customer (an ID-card photo, or a photo taken at a service station)
 that the face check compares with.
 
-Only the face's 128-d encoding is kept, sealed (`faces.seal_encoding`), with the photo's
-SHA-256; the photo itself is never stored. Enrolling again replaces the active reference and
-keeps the earlier one inactive (who enrolled which, when: the customer's reference history).
+The face's 128-d encoding is kept, sealed (`faces.seal_encoding`), with the photo's SHA-256;
+and, for an officer's review of a face check (auth_flow.face_review), a downscaled copy of the
+photo sealed with the review key (`faces.seal_review_copy`), dropped when the reference is
+replaced. Enrolling again replaces the active reference and keeps the earlier one inactive (who
+enrolled which, when: the customer's reference history).
 
 - `check_photo(image)`: refuses what cannot be a reference (not JPEG/PNG, too large, no face,
   several faces) with a message for the officer, before anything is written;
@@ -51,10 +53,12 @@ class PhotoTooLarge(faces.TooLarge):
 
 @dataclass(frozen=True)
 class CheckedPhoto:
-    """A photo fit to be a reference: the encoding of its one face and its SHA-256."""
+    """A photo fit to be a reference: the encoding of its one face, its SHA-256, and the copy an
+    officer's review of a face check shows (`faces.review_copy`)."""
 
     encoding: np.ndarray
     sha256: str
+    copy: bytes = b""
 
 
 def check_photo(image: bytes) -> CheckedPhoto:
@@ -75,7 +79,8 @@ def check_photo(image: bytes) -> CheckedPhoto:
         raise faces.NoFace("照片中没有检测到人脸，请换一张本人正面、清晰的照片") from None
     except faces.SeveralFaces:
         raise faces.SeveralFaces("照片中有多张人脸，登记的照片里只能有本人一张脸") from None
-    return CheckedPhoto(encoding=encoding, sha256=faces.sha256(image))
+    copy = faces.review_copy(image, max_pixels=MAX_PHOTO_PIXELS)
+    return CheckedPhoto(encoding=encoding, sha256=faces.sha256(image), copy=copy)
 
 
 def reference_of(session: Session, customer_id: int) -> FaceReference | None:
@@ -107,11 +112,13 @@ def store_reference(
         select(FaceReference).where(FaceReference.customer_id == customer.id, FaceReference.active.is_(True))
     ):
         old.active = False
+        old.photo_sealed = None  # its photo was kept for reviews only while it was the reference
         replaced.append(old.id)
     ref = FaceReference(
         customer_id=customer.id,
         encoding_sealed=faces.seal_encoding(secret_key, photo.encoding),
         image_sha256=photo.sha256,
+        photo_sealed=faces.seal_review_copy(secret_key, photo.copy) if photo.copy else None,
         source=source,
         enrolled_by=enrolled_by,
         active=True,

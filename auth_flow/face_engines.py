@@ -41,6 +41,7 @@ class EngineUnavailable(faces.Retake):
 
 class FaceEngine(Protocol):
     name: str
+    secret_key: str  # also seals what an officer's review of the check keeps (auth_flow.face_review)
 
     def matcher(self, session: Session, party: Customer) -> faces.Matcher: ...
 

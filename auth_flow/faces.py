@@ -9,8 +9,10 @@
 Uploads are JPEG or PNG only, checked from their header before anything is decoded, at most
 MAX_PIXELS each and MAX_REQUEST_PIXELS together (a decompression bomb is refused before it
 costs memory); JPEGs are decoded in draft mode, already reduced towards the working width.
-Images are decoded in memory and never written anywhere; only their SHA-256 is kept.
-Reference encodings are stored encrypted (`seal_encoding`).
+Images are decoded in memory; only their SHA-256 is kept, except what an officer's review of
+a face check needs (`seal_image`: the selfie and the reference photo, downscaled, sealed with a
+key of their own, deleted once decided; auth_flow.face_review). Reference encodings are stored
+encrypted (`seal_encoding`).
 """
 
 from __future__ import annotations
@@ -219,3 +221,29 @@ def unseal_encodings(secret_key: str, sealed: list[str]) -> list[np.ndarray]:
     """Several at once: the key is derived once (deriving it costs more than decrypting)."""
     key = fernet(secret_key, ENCODINGS_KEY)
     return [np.frombuffer(key.decrypt(s.encode()), dtype="<f8") for s in sealed]
+
+
+# An officer's review of a face check (auth_flow.face_review) sees the live frame and the reference
+# photo: kept as downscaled JPEG copies (no metadata), sealed with a key of their own.
+REVIEW_IMAGES_KEY = b"sunshine face review images"
+REVIEW_WIDTH = 480
+
+
+def review_copy(data: bytes, max_pixels: int = MAX_PIXELS) -> bytes:
+    """A JPEG, at most REVIEW_WIDTH wide, of an upload (what an officer needs to compare, nothing more)."""
+    out = io.BytesIO()
+    Image.fromarray(load_image(data, REVIEW_WIDTH, max_pixels=max_pixels)).save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def seal_review_copy(secret_key: str, copy: bytes) -> str:
+    return fernet(secret_key, REVIEW_IMAGES_KEY).encrypt(copy).decode()
+
+
+def seal_image(secret_key: str, data: bytes) -> str:
+    """`review_copy` of the image, sealed with the face-review key."""
+    return seal_review_copy(secret_key, review_copy(data))
+
+
+def unseal_image(secret_key: str, sealed: str) -> bytes:
+    return fernet(secret_key, REVIEW_IMAGES_KEY).decrypt(sealed.encode())

@@ -107,6 +107,8 @@ class CheckResult:
     face: dict | None = None
     # Identity passed: the id of the step session the later steps are bound to (the browser's cookie).
     step_session: str | None = None
+    # The face check went to an officer's review (auth_flow.face_review): nothing counted, the page waits.
+    review: bool = False
 
 
 def _hash(token: str) -> str:

@@ -27,6 +27,10 @@
   same order drawn again) at best; lower where the clip's poses overlap (its open mouth
   also lifts the head, so it passes for a nod).
 - `liveness_genuine_passed`: the share of the genuine attempts that pass (target 1.0).
+- `face_review_seal_p50_ms`: keeping the selfie of a face check in the review band for the
+  officer (auth_flow.faces.seal_image: decode, downscale to 480 px, JPEG, Fernet with the
+  review key), p50 on one core of a 640x480 selfie; baseline null.
+- `face_review_sealed_ratio`: the sealed text's size over the upload's (baseline 1.0).
 
 - `reference_enrol_per_photo_ms`: the bulk import of reference faces
   (`auth_flow.enrolment.import_references`), 11 test photos for 11 demo
@@ -35,7 +39,8 @@
 - `reference_reimport_per_photo_ms`: the same import again (every photo
   already the active reference: hashed and skipped), per photo; baseline null.
 
-`python -m bench.auth liveness` measures only the liveness figures.
+`python -m bench.auth liveness` measures only the liveness figures; `python -m bench.auth review`
+only the review's.
 """
 
 from __future__ import annotations
@@ -238,6 +243,25 @@ def reference_import_figures() -> tuple[float, float]:
     return times[0], times[1]
 
 
+def review_figures() -> tuple[float, float]:
+    """(p50 ms to seal a 640x480 selfie for review, sealed size / upload size)."""
+    from auth_flow import faces
+
+    selfie, times = _selfie(), []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        sealed = faces.seal_image("bench-secret-key-" * 3, selfie)
+        times.append(time.perf_counter() - t0)
+    return percentile(times, 50) * 1000, len(sealed) / len(selfie)
+
+
+def record_review() -> None:
+    ms, ratio = review_figures()
+    record({"face_review_seal_p50_ms": (ms, "ms", None), "face_review_sealed_ratio": (ratio, "ratio", 1.0)})
+    print(f"face_review_seal_p50_ms  {ms:8.1f} ms")
+    print(f"face_review_sealed_ratio {ratio:8.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -247,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     if argv == ["liveness"]:
         record_liveness()
+        return
+    if argv == ["review"]:
+        record_review()
         return
     ours, bare = face_figures()
     dev = face_dev_figures()
@@ -271,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"reference_enrol_per_photo_ms     {enrol_ms:8.1f} ms")
     print(f"reference_reimport_per_photo_ms  {reimport_ms:8.1f} ms")
     record_liveness()
+    record_review()
 
 
 if __name__ == "__main__":

@@ -368,6 +368,28 @@ class FaceReference(Base):
     enrolled_by: Mapped[str] = Column(String(64), nullable=False)
     enrolled_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
     active: Mapped[bool] = Column(Boolean, nullable=False, default=True)
+    # The photo (downscaled JPEG) sealed with the face-review key, for an officer's review of a
+    # face check (migration 0016); dropped when the reference is replaced.
+    photo_sealed: Mapped[str | None] = Column(Text)
+
+
+class FaceReview(Base):
+    """A face check in the band an officer decides (auth_flow.face_review): the live frame the
+    decision used, sealed, kept until the officer decides or FACE_REVIEW_RETENTION_HOURS pass."""
+
+    __tablename__ = "face_reviews"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    authorization_id: Mapped[int] = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
+    reference_id: Mapped[int | None] = Column(Integer, ForeignKey("face_references.id"))
+    # pending | approved | rejected | superseded (a later attempt) | expired (purged undecided)
+    status: Mapped[str] = Column(String(16), nullable=False, default="pending")
+    face: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)  # engine, score, thresholds
+    frames_sealed: Mapped[list[str] | None] = Column(JSON)  # None once deleted
+    step_session_hash: Mapped[str | None] = Column(String(64))  # the step session that took the frames
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    decided_at: Mapped[datetime | None] = Column(DateTime)
+    decided_by: Mapped[str | None] = Column(String(64))
+    frames_deleted_at: Mapped[datetime | None] = Column(DateTime)
 
 
 class ConsentEvidence(Base):

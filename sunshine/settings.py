@@ -170,6 +170,10 @@ class Settings:
     faceid_pass_sim: float = 80.0
     faceid_review_sim: float = 70.0
     faceid_emulator_port: int = 8600
+    # Officer's review of a face check (auth_flow.face_review): hours its sealed frames are kept
+    # at most when nobody decides, and the minutes the waiting page says a review usually takes.
+    face_review_retention_hours: int = 72
+    face_review_minutes: int = 30
 
     # --- binding a WeChat user to a customer: name+ID, then a code to the phone on file (lending/binding.py) ---
     # Well-formed name+ID guesses one WeChat user may make per day.
@@ -550,6 +554,10 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:
         problems.append("TRACKER_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
+    if not 1 <= s.face_review_retention_hours <= 720:
+        problems.append("FACE_REVIEW_RETENTION_HOURS must be between 1 and 720 hours (30 days)")
+    if not 1 <= s.face_review_minutes <= 24 * 60:
+        problems.append("FACE_REVIEW_MINUTES must be between 1 and 1440 minutes")
     if not 300 <= s.console_session_max_s <= 7 * 86400:
         problems.append("CONSOLE_SESSION_MAX_S must be between 300 seconds and 7 days (604800)")
     if not 60 <= s.console_session_idle_s <= s.console_session_max_s:

@@ -123,7 +123,7 @@ def _authorization(token: str) -> dict:
             if isinstance(exc, UnknownToken):
                 _unknown_token()
             abort(404, description=str(exc))
-        return public_view(session, auth, _client(token))
+        return public_view(session, auth, _client(token), _settings().face_review_minutes)
 
 
 def _error(status: int, message: str, **extra):
@@ -156,7 +156,9 @@ def _step(fn, *args):
     if error:
         return None, _error(error[0], error[1], **(error[2] if len(error) > 2 else {}))
     if isinstance(result, CheckResult) and not result.ok:
-        return result, _error(422, result.message, attempts_left=result.attempts_left, locked=result.locked)
+        return result, _error(
+            422, result.message, attempts_left=result.attempts_left, locked=result.locked, review=result.review
+        )
     return result, None
 
 
@@ -304,6 +306,7 @@ def authorization_face(token: str):
         _challenges(s),
         form.get("nonce", ""),
         steps,
+        s.face_review_minutes,
     )
     return failure or jsonify(ok=True, message=result.message, face=result.face)
 

@@ -37,7 +37,9 @@ _STEP_RESPONSES = {
     "422": {
         "description": "Check failed (identity, no face, several faces, not a JPEG/PNG or over 4 "
         "megapixels, not matched or sent to review, not live; or a frame to retake, too dark/bright/"
-        "blurred/small, which uses no attempt); `attempts_left` and `locked` say what remains",
+        "blurred/small, which uses no attempt); `attempts_left` and `locked` say what remains. "
+        "`review: true`: an officer checks the frame (no attempt used); the page polls the request "
+        "(`face_review`) until `steps.face` or a rejection",
         **_E,
     },
     "429": _TOO_MANY,
@@ -298,6 +300,14 @@ SPEC = {
                     "requested_by": {"type": "string"},
                     "expires_at": {"type": "string", "format": "date-time"},
                     "status": {"type": "string"},
+                    "face_review": {
+                        "type": "object",
+                        "description": "This session's face check awaiting an officer, rejected by one, or none",
+                        "properties": {
+                            "status": {"type": "string", "enum": ["none", "pending", "rejected"]},
+                            "message": {"type": "string"},
+                        },
+                    },
                 },
             },
         }

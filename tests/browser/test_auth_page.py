@@ -75,7 +75,7 @@ def fill_and_check(page, name, digits, then):
     assert "matrix(-1" in page.eval_on_selector("#camera", "v => getComputedStyle(v).transform")  # mirrored
     page.click("#face-go")
     page.wait_for_function(
-        "() => ['人脸核验通过', '再试', '锁定'].some(function (t) {"
+        "() => ['人脸核验通过', '再试', '锁定', '人工核验'].some(function (t) {"
         " return document.getElementById('message').textContent.includes(t); })",
         timeout=60000,
     )
@@ -152,3 +152,39 @@ def test_a_still_image_fails_the_liveness_check(launch_chromium, demo_settings, 
     run_page(launch_chromium, demo_settings, tmp_path, token, still, name, digits, refused)
     with unit_of_work(demo_settings.database_url) as s:
         assert s.query(Authorization).filter_by(party_role="applicant").one().status == "pending"
+
+
+def test_a_review_waits_on_the_page_until_the_officer_approves(
+    launch_chromium, demo_settings, applicant, tmp_path, monkeypatch
+):
+    from sqlalchemy import select
+
+    from auth_flow import face_review
+    from auth_flow.evidence import Client
+    from sunshine.models import FaceReview, Officer
+
+    token, name, digits = applicant
+    monkeypatch.setattr(liveness, "_random", media.FixedChallenge("left", "right", "mouth"))
+    # The clip's frames match at 0.3-0.5: passing at <= 0.2 and reviewing up to 0.6, an officer decides.
+    settings = replace(demo_settings, face_tolerance=0.2, face_review_distance=0.6, face_review_minutes=10)
+
+    def waits_then_continues(page):
+        page.wait_for_selector("#step-face-review:not([hidden])", timeout=15000)
+        assert "已请客户经理人工核验，一般10分钟内完成" in page.text_content("#face-review-text")
+        assert page.is_hidden("#step-face") and page.is_hidden("#step-consent")
+        with unit_of_work(settings.database_url) as s:
+            officer = s.scalar(select(Officer).where(Officer.username == "officer01"))
+            review_id = s.scalar(select(FaceReview.id).where(FaceReview.status == "pending"))
+            face_review.decide(s, review_id, officer, True, Client("10.1.0.2", "console"), settings.auth_max_attempts)
+        page.wait_for_selector("#step-consent:not([hidden])", timeout=15000)  # the page polls every 5 s
+        assert "客户经理已核验通过" in page.text_content("#message")
+        page.click("#consent-go")
+        page.wait_for_function("() => document.getElementById('message').dataset.result === 'consented'", timeout=30000)
+
+    run_page(
+        launch_chromium, settings, tmp_path, token, challenge_video(["left", "right", "mouth"]), name, digits,
+        waits_then_continues, fps=FPS,
+    )  # fmt: skip
+    with unit_of_work(demo_settings.database_url) as s:
+        auth = s.query(Authorization).filter_by(party_role="applicant").one()
+        assert auth.status == "consented" and auth.attempts == 0

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
+from auth_flow import faces
 from handoff import service as h
 from sunshine.db import unit_of_work
 from sunshine.models import (
@@ -19,11 +20,15 @@ from sunshine.models import (
     Authorization,
     ConversationMessage,
     Customer,
+    FaceReference,
+    FaceReview,
     HandOff,
     LoanApplication,
     Officer,
     utcnow,
 )
+from tests.conftest import TEST_SECRET
+from tests.unit import auth_media as media
 from webhooks import create_app
 
 # Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py), health, the
@@ -45,7 +50,7 @@ PUBLIC = {
 TOKEN = "api."
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
-OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id", "customer_id"}
+OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id", "customer_id", "review_id"}
 
 
 def rules(app):
@@ -111,8 +116,23 @@ def others(demo_settings):
         )
         s.add(locked)
         s.flush()
+        photo = faces.seal_image(TEST_SECRET, media.reference())
+        reference = FaceReference(
+            customer_id=customer.id,
+            encoding_sealed="-",
+            image_sha256="0" * 64,
+            source="officer",
+            enrolled_by="officer02",
+            photo_sealed=photo,
+        )
+        s.add(reference)
+        s.flush()
+        review = FaceReview(authorization_id=locked.id, reference_id=reference.id, face={}, frames_sealed=[photo])
+        s.add(review)
+        s.flush()
         return {
             "authorization_id": locked.id,
+            "review_id": review.id,
             "hand_off_id": hand_off.id,
             "message_id": message.id,
             "application_id": application.id,
@@ -130,17 +150,19 @@ def state(settings) -> tuple:
             tuple(s.scalars(select(HandOff.status).order_by(HandOff.id))),
             tuple(s.scalars(select(LoanApplication.status).order_by(LoanApplication.id))),
             tuple(s.scalars(select(Authorization.status).order_by(Authorization.id))),
+            tuple(s.scalars(select(FaceReview.status).order_by(FaceReview.id))),
         )
 
 
 def requests_for(app, values):
-    """(method, url, rule) for every console route, path parameters filled from `values`."""
+    """(method, url, rule) for every console route, path parameters filled from `values` (others,
+    e.g. a face review's frame index, with 0)."""
     adapter = app.url_map.bind("bank.test")
     for rule in rules(app):
         if not rule.endpoint.startswith(LOGIN) or rule.endpoint in PUBLIC:
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield method, adapter.build(rule.endpoint, {a: values[a] for a in rule.arguments}), rule
+            yield method, adapter.build(rule.endpoint, {a: values.get(a, 0) for a in rule.arguments}), rule
 
 
 def test_every_route_is_classified(demo_settings):

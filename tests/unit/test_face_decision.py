@@ -361,7 +361,7 @@ def test_face_settings_are_checked(tmp_path):
     assert not [p for p in production_problems(real) if "FACEID" in p]
 
 
-def test_a_match_in_the_review_band_goes_to_the_officer_and_counts_as_a_try(demo_settings, application, sms):
+def test_a_match_in_the_review_band_goes_to_the_officer_and_costs_no_try(demo_settings, application, sms):
     from sunshine.models import HandOff
 
     db = demo_settings.database_url
@@ -371,8 +371,8 @@ def test_a_match_in_the_review_band_goes_to_the_officer_and_counts_as_a_try(demo
     # the clip's frames match their reference at 0.3-0.5: with pass <= 0.2 and review <= 0.6, review
     engine = LocalEngine(TEST_SECRET, face_match.Policy(pass_distance=0.2, review_distance=0.6))
     out = face_attempt(db, demo_settings.redis_url, token, engine=engine, client=browser)
-    assert not out.ok and out.face["decision"] == "review" and "客户经理核对" in out.message
-    assert "不一致" not in out.message and out.attempts_left == MAX - 1
+    assert not out.ok and out.review and out.face["decision"] == "review" and "已请客户经理人工核验" in out.message
+    assert "不一致" not in out.message and out.attempts_left == MAX  # not evidence against the person
     with unit_of_work(db) as s:
         hand_off = s.scalar(select(HandOff).where(HandOff.reason == "face_review"))
         assert hand_off.summary["party_role"] == "guarantor" and hand_off.summary["engine"] == "local"

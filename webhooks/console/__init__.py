@@ -32,6 +32,15 @@ bp.after_request(no_store)
 api.after_request(no_store)
 
 # The route modules add their routes to `bp` and `api` when imported, so they come after them.
-from webhooks.console import applications, auth, common, hand_offs, locks, queue, references  # noqa: E402
+from webhooks.console import (  # noqa: E402
+    applications,
+    auth,
+    common,
+    face_reviews,
+    hand_offs,
+    locks,
+    queue,
+    references,
+)
 
-__all__ = ["api", "applications", "auth", "bp", "common", "hand_offs", "locks", "queue", "references"]
+__all__ = ["api", "applications", "auth", "bp", "common", "face_reviews", "hand_offs", "locks", "queue", "references"]

@@ -189,7 +189,7 @@ def enrol(customer_id: int) -> ResponseReturnValue:
     if before is not None and ref.id == before.id:
         flash("这张照片就是现在登记的照片，没有改动", "ok")
     else:
-        flash(f"已{'更换' if before else '登记'}{customer.name}的照片（只保存人脸特征，不保存照片）", "ok")
+        flash(f"已{'更换' if before else '登记'}{customer.name}的照片（加密保存，照片只用于人工核验刷脸）", "ok")
     return redirect(url_for("console.reference_page", customer_id=customer.id), code=303)
 
 
