@@ -262,6 +262,8 @@ def test_officer_approves_or_rejects_with_a_reason_through_the_lending_service(l
         follow_redirects=True,
     )
     assert "这笔申请目前审批通过" in resp.data.decode()
+    history = officer.get(f"/console/applications/{app_id}").data.decode()
+    assert "<td>李经理</td>" in history and "officer:officer01" not in history  # who decided, by name
 
 
 def test_a_hand_off_about_an_application_links_to_it(login, demo_settings):

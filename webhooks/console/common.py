@@ -14,9 +14,10 @@ from handoff import service as handoffs
 from lending.applications import AWAITING_SECOND_APPROVAL, STATUS_LABELS
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
+from lending.parties import ROLE_NAMES
 from sunshine.clock import officer_time
 from sunshine.jobs import Jobs
-from sunshine.models import Authorization, Customer, LoanApplication
+from sunshine.models import Authorization, Customer, LoanApplication, Officer
 from sunshine.protect import mask_text
 from sunshine.settings import Settings
 from webhooks.console import bp
@@ -48,6 +49,26 @@ def jobs() -> Jobs:
 def beijing(moment: datetime | None) -> str:
     """UTC as stored -> Beijing time, as officers read it."""
     return officer_time(moment)
+
+
+ACTORS = {"customer": "客户", "bot": "机器人", "system": "系统"}
+
+
+@bp.app_template_filter("actor")
+def actor_name(actor: str) -> str:
+    """Who did it, as officers read it: 客户, 机器人, 系统, or the officer's name."""
+    if actor in ACTORS:
+        return ACTORS[actor]
+    if "officer_names" not in g:
+        g.officer_names = dict(g.db.execute(select(Officer.username, Officer.display_name)).all())
+    username = actor.split(":", 1)[-1]
+    return g.officer_names.get(username, username)
+
+
+@bp.app_template_filter("role")
+def role_label(role: str) -> str:
+    """applicant / spouse / guarantor as 借款人本人 / 借款人配偶 / 担保人."""
+    return ROLE_NAMES.get(role, role)
 
 
 @bp.app_template_filter("masked")

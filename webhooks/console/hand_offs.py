@@ -19,7 +19,7 @@ from sunshine.clock import utcnow
 from sunshine.models import ConversationMessage, HandOff, Officer
 from webhooks.console import api, bp
 from webhooks.console.auth import login_required, passive
-from webhooks.console.common import HAND_OFF_STATUS, beijing, jobs, masked, profile, settings
+from webhooks.console.common import HAND_OFF_STATUS, actor_name, beijing, jobs, masked, profile, settings
 
 MESSAGE_STATUS = {
     "received": "",
@@ -64,24 +64,12 @@ def _bot_history(openid: str) -> list[dict[str, Any]] | None:
     ]
 
 
-def _author(author: str) -> str:
-    """客户, 机器人, or the officer's name."""
-    if author == "customer":
-        return "客户"
-    if author == "bot":
-        return "机器人"
-    if "officer_names" not in g:
-        g.officer_names = dict(g.db.execute(select(Officer.username, Officer.display_name)).all())
-    username = author.split(":", 1)[-1]
-    return g.officer_names.get(username, username)
-
-
 def _message_json(m: ConversationMessage) -> dict[str, Any]:
     undelivered = m.status == "undelivered"
     return {
         "id": m.id,
         "direction": m.direction,
-        "author": _author(m.author),
+        "author": actor_name(m.author),
         "body": masked(m.body),
         "status": m.status,
         "status_label": MESSAGE_STATUS.get(m.status, m.status),
