@@ -157,14 +157,6 @@ def issue(
     return IssuedAuthorization(auth, token)
 
 
-def issue_for_application(
-    session: Session, application: LoanApplication, requested_by: str, ttl: timedelta
-) -> tuple[list[IssuedAuthorization], list[Authorization]]:
-    """reissue_for_application without a daily limit (an officer's): (new requests, consents given)."""
-    out = reissue_for_application(session, application, requested_by, ttl)
-    return out.issued, out.consented
-
-
 def reissue_for_application(
     session: Session,
     application: LoanApplication,

@@ -140,7 +140,7 @@ def reports_figure() -> float:
             app = svc.apply(
                 s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="bench", guarantor_id=guarantor.id
             )
-            tokens.issue_for_application(s, app, "bench", timedelta(minutes=30))
+            tokens.reissue_for_application(s, app, "bench", timedelta(minutes=30))
             for auth in s.query(Authorization).filter_by(application_id=app.id):
                 auth.status = "consented"  # the consents themselves are not what is measured
             app_id = app.id

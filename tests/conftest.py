@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from werkzeug.security import generate_password_hash
 
 from auth_flow.enrolment import enroll_reference
-from auth_flow.tokens import issue_for_application
+from auth_flow.tokens import reissue_for_application
 from clients.sms import SmsClient
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app as bureau_app
@@ -224,7 +224,7 @@ def application(demo_settings):
         app = svc.apply(
             s, head.id, "guaranteed_farm_loan", 100_000, 24, idempotency_key="auth1", guarantor_id=guarantor.id
         )
-        issued, _ = issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        issued = reissue_for_application(s, app, "officer01", timedelta(minutes=30)).issued
         for i in issued:
             enroll_reference(
                 s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"

@@ -189,7 +189,7 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
             idempotency_key=key,
             guarantor_id=guarantor.id if product == "guaranteed_farm_loan" else None,
         )
-        issued, _ = tokens.issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        issued = tokens.reissue_for_application(s, app, "officer01", timedelta(minutes=30)).issued
         for i in issued:
             enrolment.enroll_reference(
                 s, TEST_SECRET, s.get(type(head), i.authorization.party_customer_id), media.reference(), "officer01"

@@ -6,8 +6,10 @@ Each attack first, then its refusal: a clear message, recorded in the evidence c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from sunshine.db import unit_of_work
@@ -27,6 +29,31 @@ def pass_identity(client, token, name, digits):
     return resp
 
 
+@dataclass(frozen=True)
+class Link:
+    """The guarantor's authorization link, and what the guarantor types at identity."""
+
+    token: str
+    base: str
+    name: str
+    digits: str
+
+
+@pytest.fixture
+def guarantor(demo_settings, application) -> Link:
+    _, tokens, names = application
+    token = tokens["guarantor"]
+    with unit_of_work(demo_settings.database_url) as s:
+        digits = id_digits(s, token)
+    return Link(token, f"/api/authorizations/{token}", names["guarantor"], digits)
+
+
+def identified(make_client, link: Link):
+    """A browser in the guarantor's WeChat that passed identity: (client, identity's answer)."""
+    client = in_wechat(make_client(), GUARANTOR_WECHAT)
+    return client, pass_identity(client, link.token, link.name, link.digits)
+
+
 def evidence(url, event=None):
     with unit_of_work(url) as s:
         query = select(ConsentEvidence).order_by(ConsentEvidence.id)
@@ -38,13 +65,9 @@ def notices_to_applicant(url):
         return [a.detail["text"] for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "customer.notified"))]
 
 
-def test_another_holder_of_the_link_cannot_take_the_steps_after_identity(make_client, demo_settings, application):
-    url, (_, tokens, names) = demo_settings.database_url, application
-    token, base = tokens["guarantor"], f"/api/authorizations/{tokens['guarantor']}"
-    with unit_of_work(url) as s:
-        digits = id_digits(s, token)
-    party = in_wechat(make_client(), GUARANTOR_WECHAT)
-    resp = pass_identity(party, token, names["guarantor"], digits)
+def test_another_holder_of_the_link_cannot_take_the_steps_after_identity(make_client, demo_settings, guarantor):
+    url, base = demo_settings.database_url, guarantor.base
+    party, resp = identified(make_client, guarantor)
     cookie = resp.headers["Set-Cookie"]
     assert STEP_COOKIE.match(cookie) and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert "Secure" not in cookie  # http: a Secure cookie would never come back
@@ -78,7 +101,7 @@ def test_another_holder_of_the_link_cannot_take_the_steps_after_identity(make_cl
     # the party's own session goes on
     assert party.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
     own = party.get(base).json
-    assert own["party_name"] == names["guarantor"] and names["guarantor"] in own["consent_text"]
+    assert own["party_name"] == guarantor.name and guarantor.name in own["consent_text"]
     assert own["steps"] == {"identity": True, "biometric_consent": True, "face": False}
     refused = evidence(url, "refused")
     assert [(d["step"], d["reason"]) for _, d in refused] == [
@@ -102,19 +125,14 @@ def digits_free(shown: str) -> str:
 
 
 def test_a_second_session_passing_identity_starts_afresh_and_the_first_is_refused(
-    make_client, demo_settings, application
+    make_client, demo_settings, guarantor
 ):
-    url, (_, tokens, names) = demo_settings.database_url, application
-    token, base = tokens["guarantor"], f"/api/authorizations/{tokens['guarantor']}"
-    with unit_of_work(url) as s:
-        digits = id_digits(s, token)
-    first = in_wechat(make_client(), GUARANTOR_WECHAT)
-    pass_identity(first, token, names["guarantor"], digits)
+    url, base = demo_settings.database_url, guarantor.base
+    first, _ = identified(make_client, guarantor)
     assert first.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
 
     # another phone of the same party (their own WeChat: identity passes there too)
-    second = in_wechat(make_client(), GUARANTOR_WECHAT)
-    pass_identity(second, token, names["guarantor"], digits)
+    second, _ = identified(make_client, guarantor)
 
     # it inherits nothing: the biometric consent given in the first session does not carry over
     assert second.get(base).json["steps"] == {"identity": True, "biometric_consent": False, "face": False}
@@ -153,13 +171,11 @@ def test_the_page_shows_who_asks_and_nothing_the_identity_check_asks(make_client
     assert "阳光信贷助手" in page and ">bot<" not in page
 
 
-def test_a_declined_face_check_is_recorded_and_the_applicant_told_once(make_client, demo_settings, application):
-    url, (app_id, tokens, names) = demo_settings.database_url, application
-    token, base = tokens["guarantor"], f"/api/authorizations/{tokens['guarantor']}"
-    with unit_of_work(url) as s:
-        digits = id_digits(s, token)
-    party = in_wechat(make_client(), GUARANTOR_WECHAT)
-    pass_identity(party, token, names["guarantor"], digits)
+def test_a_declined_face_check_is_recorded_and_the_applicant_told_once(
+    make_client, demo_settings, application, guarantor
+):
+    url, app_id, base = demo_settings.database_url, application[0], guarantor.base
+    party, _ = identified(make_client, guarantor)
     for _ in range(2):
         resp = party.post(f"{base}/biometric-consent", json={"agree": False})
         assert (
@@ -180,13 +196,9 @@ def test_a_declined_face_check_is_recorded_and_the_applicant_told_once(make_clie
     assert party.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
 
 
-def test_a_refused_consent_is_told_to_the_applicant(make_client, demo_settings, application):
-    url, (_, tokens, names) = demo_settings.database_url, application
-    token, base = tokens["guarantor"], f"/api/authorizations/{tokens['guarantor']}"
-    with unit_of_work(url) as s:
-        digits = id_digits(s, token)
-    party = in_wechat(make_client(), GUARANTOR_WECHAT)
-    pass_identity(party, token, names["guarantor"], digits)
+def test_a_refused_consent_is_told_to_the_applicant(make_client, demo_settings, guarantor):
+    url, base = demo_settings.database_url, guarantor.base
+    party, _ = identified(make_client, guarantor)
     assert party.post(f"{base}/biometric-consent", json={"agree": True}).json["ok"]
     assert party.post(f"{base}/face", data=face_form(party, base), content_type="multipart/form-data").json["ok"]
     resp = party.post(f"{base}/consent", json={"agree": False})

@@ -22,9 +22,9 @@ from auth_flow.tokens import (
     Browser,
     StepRefused,
     find_by_token,
-    issue_for_application,
     open_for_step,
     party_of,
+    reissue_for_application,
 )
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
@@ -240,7 +240,7 @@ def test_a_token_never_opens_another_party_or_a_superseded_request(demo_settings
         )
         assert not out.ok
     with unit_of_work(url) as s:  # the officer reissues: the old links stop working
-        new, _ = issue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30))
+        new = reissue_for_application(s, s.get(LoanApplication, app_id), "officer01", timedelta(minutes=30)).issued
         assert len(new) == 3
     with unit_of_work(url) as s:
         with pytest.raises(AuthorizationError, match="作废"):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from auth_flow import enrolment, faces
 from auth_flow.__main__ import main as auth_flow_cli
-from auth_flow.tokens import issue_for_application
+from auth_flow.tokens import reissue_for_application
 from lending.customers import by_id_number, by_openid
 from sunshine.db import unit_of_work
 from sunshine.demo import DEMO, demo_faces_dir, load_demo_references
@@ -216,7 +216,7 @@ def test_with_the_demo_references_zhang_and_his_spouse_authorize_with_the_moving
     with unit_of_work(demo_db_url) as s:
         zhang = by_openid(s, "o_demo_zhangjianguo")
         app = svc.apply(s, zhang.id, "sunshine_e_loan", 50_000, 12, idempotency_key="demo-refs")
-        issued, _ = issue_for_application(s, app, "officer01", timedelta(minutes=30))
+        issued = reissue_for_application(s, app, "officer01", timedelta(minutes=30)).issued
         parties = {i.authorization.party_role: (i.token, i.authorization.party_name) for i in issued}
     assert sorted(parties) == ["applicant", "spouse"]
     for token, name in parties.values():

@@ -6,6 +6,7 @@ never cached (the console's `no_store`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, abort, flash, g, redirect, request, url_for
@@ -77,28 +78,26 @@ def _reviews() -> dict[str, Any]:
     return {"face_review_cards": review_cards, "retention_hours": settings().face_review_retention_hours}
 
 
-def _jpeg(data: bytes) -> Response:
-    return Response(data, mimetype="image/jpeg")
+def _jpeg(image: Callable[[], bytes]) -> Response:
+    """One of the review's images (unsealed in memory), or 404 when it is gone."""
+    try:
+        return Response(image(), mimetype="image/jpeg")
+    except face_review.ReviewRefused as exc:
+        abort(404, description=str(exc))
 
 
 @bp.get("/face-reviews/<int:review_id>/frames/<int:index>.jpg")
 @login_required
 def face_review_frame(review_id: int, index: int) -> ResponseReturnValue:
     review, _ = _review(review_id)
-    try:
-        return _jpeg(face_review.frame(settings().secret_key, review, index))
-    except face_review.ReviewRefused as exc:
-        abort(404, description=str(exc))
+    return _jpeg(lambda: face_review.frame(settings().secret_key, review, index))
 
 
 @bp.get("/face-reviews/<int:review_id>/reference.jpg")
 @login_required
 def face_review_reference(review_id: int) -> ResponseReturnValue:
     review, _ = _review(review_id)
-    try:
-        return _jpeg(face_review.reference_photo(g.db, settings().secret_key, review))
-    except face_review.ReviewRefused as exc:
-        abort(404, description=str(exc))
+    return _jpeg(lambda: face_review.reference_photo(g.db, settings().secret_key, review))
 
 
 @bp.post("/face-reviews/<int:review_id>/decision")
