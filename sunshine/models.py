@@ -84,7 +84,11 @@ class Customer(Base):
         String(16), nullable=False, default="farmer"
     )  # farmer | merchant | civil_servant
     village: Mapped[str | None] = Column(String(64))
-    wechat_openid: Mapped[str | None] = Column(String(64), unique=True)
+    wechat_openid: Mapped[str | None] = Column(String(64), unique=True)  # in the Official Account
+    # The same person in the bank's mini-program (another AppID, another openid) and, linking the two
+    # under the bank's WeChat Open Platform account, their UnionID.
+    mp_openid: Mapped[str | None] = Column(String(64), unique=True)
+    unionid: Mapped[str | None] = Column(String(64), unique=True)
     officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
     created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 
