@@ -107,6 +107,11 @@ class Jobs:
         key = f"application:{application_id}"
         self.enqueue(key, "auth_flow.reports.fetch_job", application_id, timeout_s=REPORTS_TIMEOUT_S)
 
+    # -- the loan -------------------------------------------------------------------
+    def disburse(self, application_id: int) -> None:
+        """Pay out a signed loan through core banking in a worker (lending.disbursement.disburse_job)."""
+        self.enqueue(f"application:{application_id}", "lending.disbursement.disburse_job", application_id)
+
 
 _AFTER_COMMIT = "sunshine.after_commit"
 
