@@ -46,24 +46,18 @@ def _button(raw: Any, where: str, sub: bool, settings: Settings) -> dict:
         if raw.get("key") not in MENU_INTENTS:
             raise MenuError(f"{where}：key 应为机器人能处理的菜单键之一（{'、'.join(MENU_INTENTS)}）")
         return {"type": "click", "name": name, "key": raw["key"]}
+    if kind not in ("view", "miniprogram"):
+        raise MenuError(f"{where}：type 应为 click、view 或 miniprogram")
     url = str(raw.get("url") or "").replace("{public_base_url}", settings.public_base_url.rstrip("/"))
     if not url.startswith(("http://", "https://")) or len(url.encode("utf-8")) > URL_BYTES:
         raise MenuError(f"{where}：url 应为 http(s) 网址（最多{URL_BYTES}字节）")
     if kind == "view":
         return {"type": "view", "name": name, "url": url}
-    if kind == "miniprogram":
-        if not settings.wxa_appid:
-            raise MenuError(f"{where}：小程序按钮需要设置 WXA_APPID")
-        if not isinstance(raw.get("pagepath"), str) or not raw["pagepath"].strip():
-            raise MenuError(f"{where}：小程序按钮缺少页面路径 pagepath")
-        return {
-            "type": "miniprogram",
-            "name": name,
-            "url": url,
-            "appid": settings.wxa_appid,
-            "pagepath": raw["pagepath"],
-        }
-    raise MenuError(f"{where}：type 应为 click、view 或 miniprogram")
+    if not settings.wxa_appid:
+        raise MenuError(f"{where}：小程序按钮需要设置 WXA_APPID")
+    if not isinstance(raw.get("pagepath"), str) or not raw["pagepath"].strip():
+        raise MenuError(f"{where}：小程序按钮缺少页面路径 pagepath")
+    return {"type": "miniprogram", "name": name, "url": url, "appid": settings.wxa_appid, "pagepath": raw["pagepath"]}
 
 
 def load_menu(settings: Settings, path: Path = MENU_FILE) -> dict:
