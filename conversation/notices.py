@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def _window_key(openid: str) -> str:
 def mark_inbound(r: redis_lib.Redis, openid: str) -> None:
     """The person just wrote (or tapped the menu, followed, scanned): their window is open 48 hours."""
     try:
-        r.set(_window_key(openid), int(utcnow().timestamp()), ex=WINDOW_S)
+        r.set(_window_key(openid), int(utcnow().replace(tzinfo=timezone.utc).timestamp()), ex=WINDOW_S)
     except redis_lib.RedisError as exc:  # the notices then try the other channels first: none is lost
         log.warning("last inbound time not recorded (Redis: %s)", exc)
 

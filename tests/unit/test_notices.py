@@ -12,11 +12,14 @@ import pytest
 import requests
 from rq import Queue
 from sqlalchemy import select
+from wechatpy import parse_message
 
 from conversation import notices, subscriptions
+from conversation.inbound import Inbound
 from conversation.notices import TemplatesError, deliver_notice, keyword_value, load_templates, mark_inbound
 from emulators import serve_in_thread
 from emulators.wechat.api import create_app as wechat_emulator
+from emulators.wechat.user import WeChatUser
 from handoff.service import open_hand_off
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
@@ -239,3 +242,11 @@ def test_subscription_events_add_up_and_a_change_takes_them_back(db_url):
             s, MP_OPENID, "subscribe_msg_sent_event", [{"TemplateId": "sub_y", "ErrorCode": "43101"}]
         )
         assert not subscriptions.accepted(s, MP_OPENID, "sub_y")
+
+
+@pytest.mark.parametrize(("event", "opens"), [("CLICK", True), ("unsubscribe", False)])
+def test_what_the_person_does_at_wechat_opens_the_window(demo_settings, event, opens):
+    r = connect(demo_settings.redis_url)
+    user = WeChatUser("http://unused/wechat", demo_settings.wechat_token, demo_settings.wechat_appid, openid=OPENID)
+    Inbound(demo_settings, r, jobs=None).handle(parse_message(user.event_xml(event, "NO_SUCH_KEY")))  # type: ignore[arg-type]
+    assert notices.within_window(r, OPENID) is opens
