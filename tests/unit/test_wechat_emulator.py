@@ -321,3 +321,17 @@ def test_the_window_is_settable_per_user(client):
     assert send(client, tok, text("o_1", "在吗"))["errcode"] == 0
     assert client.post("/_emulator/window", json={"touser": "o_1", "silent_hours": "x"}).status_code == 400
     assert client.post("/_emulator/subscriptions", json={"openid": "o_mp_1"}).status_code == 400
+
+
+def test_the_chat_console_shows_a_template_message():
+    from emulators.wechat.chat import describe_message
+
+    msg = {
+        "msgtype": "template",
+        "payload": {
+            "template_id": "t",
+            "data": {"thing1": {"value": "阳光e贷"}, "thing2": {"value": "已通过"}},
+            "url": None,
+        },
+    }
+    assert describe_message(msg) == "[模板消息] 阳光e贷；已通过"
