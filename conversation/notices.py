@@ -46,7 +46,6 @@ from sunshine.settings import ROOT, Settings
 log = logging.getLogger(__name__)
 
 WINDOW_S = 48 * 3600  # WeChat's customer-service window after the person's last message
-CHANNELS = ("customer_service", "subscribe", "template", "officer")
 CHANNEL_NAMES = {
     "customer_service": "客服消息",
     "subscribe": "订阅消息",

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 
 from sunshine.models import WxaSubscription, audit
 
-EVENTS = ("subscribe_msg_popup_event", "subscribe_msg_change_event", "subscribe_msg_sent_event")
+# Each subscribe event, and the element holding its templates in the XML form of the push.
+EVENT_ELEMENTS = {
+    "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+    "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+    "subscribe_msg_sent_event": "SubscribeMsgSentEvent",
+}
 
 
 def _subscription(session: Session, mp_openid: str, template_id: str) -> WxaSubscription | None:
@@ -34,7 +39,7 @@ def _subscription(session: Session, mp_openid: str, template_id: str) -> WxaSubs
 def record_event(session: Session, mp_openid: str, event: str, items: Iterable[Mapping[str, str]]) -> int:
     """Record one pushed subscribe event (its `List` items: TemplateId, SubscribeStatusString or
     ErrorCode); returns how many templates it changed."""
-    if event not in EVENTS:
+    if event not in EVENT_ELEMENTS:
         raise ValueError(f"not a subscribe event: {event}")
     changed = 0
     for item in items:

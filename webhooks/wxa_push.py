@@ -23,12 +23,7 @@ from sunshine.db import unit_of_work
 from webhooks.wechat import check_origin, refuse
 
 bp = Blueprint("wxa_push", __name__)
-# Where each subscribe event keeps its templates in the XML form (the JSON form has a top-level List).
-EVENT_ELEMENTS = {
-    "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
-    "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
-    "subscribe_msg_sent_event": "SubscribeMsgSentEvent",
-}
+EVENT_ELEMENTS = subscriptions.EVENT_ELEMENTS  # the JSON form has a top-level List instead
 
 
 def _settings():
