@@ -46,13 +46,13 @@ def record_event(session: Session, mp_openid: str, event: str, items: Iterable[M
         template_id = str(item.get("TemplateId") or "").strip()
         if not template_id:
             continue
+        if event == "subscribe_msg_sent_event" and str(item.get("ErrorCode", "0")) == "0":
+            continue  # delivered: the send used its acceptance already (use())
         row = _subscription(session, mp_openid, template_id)
         if row is None:
             row = WxaSubscription(mp_openid=mp_openid, template_id=template_id, status="reject", remaining=0)
             session.add(row)
         if event == "subscribe_msg_sent_event":
-            if str(item.get("ErrorCode", "0")) == "0":
-                continue  # the send used its acceptance already (use())
             row.status, row.remaining = "reject", 0
         else:
             status = str(item.get("SubscribeStatusString") or "").strip()
