@@ -114,7 +114,7 @@ class ActionStartAuthorization(BankAction):
                 label = LABELS[auth.party_role]
                 lines.append(
                     f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{page_id(auth.party_id_masked)}）本人打开，"
-                    f"或让TA扫二维码（{_validity(ttl)}；二维码图片随后发给您，也可以打开）：\n{url}\n二维码：{qr}"
+                    f"或让TA扫二维码（{_validity(ttl)}，二维码图片随后发给您）：\n{url}\n二维码：{qr}"
                 )
                 qr_images.append((item.token, auth.expires_at.isoformat()))
                 party = session.get(Customer, auth.party_customer_id)
