@@ -7,7 +7,7 @@ The default notifier, `notify_officer`, records the notice (audit entry
 in WeCom (sunshine.jobs.Jobs.tell_officer).
 
 The applicant hears in WeChat (`tell_applicant`: audit entry `customer.notified`, then
-sunshine.jobs.Jobs.deliver after the commit) when a party's link locks, a party declines
+sunshine.jobs.Jobs.notice after the commit) when a party's link locks, a party declines
 the face check or refuses the query.
 """
 
@@ -45,12 +45,16 @@ def party_label(role: str, name: str) -> str:
     return "您本人" if role == "applicant" else f"您的{LABELS[role]}{mask_name(name)}"
 
 
-def tell_applicant(session: Session, applicant: Customer, text: str) -> None:
-    """Record a notice to the applicant and, after the commit, send it in WeChat (none bound: recorded only)."""
+def tell_applicant(session: Session, applicant: Customer, text: str, application_id: int | None = None) -> None:
+    """Record a notice to the applicant and, after the commit, send it in WeChat by the first channel
+    that takes it (conversation.notices; none bound: recorded only)."""
     openid = applicant.wechat_openid
     audit(session, "system", "customer.notified", "customer", applicant.id, text=text, sent=bool(openid))
     if openid:
-        after_commit(session, lambda: Jobs(current_settings()).deliver(openid, [text]))
+        after_commit(
+            session,
+            lambda: Jobs(current_settings()).notice(openid, text, "authorization_progress", application_id),
+        )
 
 
 def locked_text(auth: Authorization) -> str:
@@ -71,7 +75,7 @@ def party_declined(session: Session, auth: Authorization, what: str) -> None:
     else:
         text = f"{who}拒绝了征信查询授权，这笔申请暂时无法继续审批。如有疑问请联系客户经理。"
     if applicant is not None:
-        tell_applicant(session, applicant, text)
+        tell_applicant(session, applicant, text, auth.application_id)
     if what == "biometric" and auth.application_id:
         note(
             session,

@@ -381,7 +381,9 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
     auth.status = "locked"
     evidence.append(session, auth, "locked", client, attempts=auth.attempts)
     audit(session, "h5", "authorization.locked", "authorization", auth.id, attempts=auth.attempts)
-    notices.tell_applicant(session, _customer(session, auth.customer_id), notices.locked_text(auth))
+    notices.tell_applicant(
+        session, _customer(session, auth.customer_id), notices.locked_text(auth), auth.application_id
+    )
     tell_officer(session, auth, "authorization_locked")
 
 

@@ -133,7 +133,7 @@ def reports_figure() -> float:
             secret_key="bench-secret",  # noqa: S106  a benchmark's throw-away secret
         )
         upgrade(settings.database_url)
-        svc = Applications(settings.secret_key, lambda openid, text: None)
+        svc = Applications(settings.secret_key, lambda openid, text, **_: None)
         with unit_of_work(settings.database_url) as s:
             load_demo(s, settings.secret_key)
             head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")

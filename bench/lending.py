@@ -153,7 +153,7 @@ def bare_insert(folder: Path, households: int) -> float:
 def decision_setup(url: str) -> tuple[Applications, list[int]]:
     """DECISIONS household heads of the imported file, each with an application awaiting its reports,
     consents given."""
-    service = Applications(SECRET, notify=lambda openid, text: None)
+    service = Applications(SECRET, notify=lambda openid, text, **_: None)
     pending = []
     with unit_of_work(url) as session:
         heads = session.scalars(

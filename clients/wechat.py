@@ -49,6 +49,8 @@ EXPIRED_ACCESS_TOKEN = 42001
 API_DAILY_QUOTA = 45009
 OUT_OF_RESPONSE_WINDOW = 45015  # the user has not interacted within 48 hours
 OUT_OF_RESPONSE_COUNT = 45047  # too many customer-service messages since the user's last message
+NOT_SUBSCRIBED = 43101  # subscription message: the user did not accept the template (or used it up)
+MENU_NOT_FOUND = 46003  # the Official Account has no menu
 TOKEN_ERRORS = frozenset({INVALID_CREDENTIAL, INVALID_ACCESS_TOKEN, EXPIRED_ACCESS_TOKEN})
 
 # Refresh the cached token this long before WeChat's expiry (at most half its life).
@@ -78,6 +80,11 @@ class WeChatApiError(Exception):
     def too_many_messages(self) -> bool:
         """45047: too many customer-service messages since the customer last wrote."""
         return self.errcode == OUT_OF_RESPONSE_COUNT
+
+    @property
+    def not_subscribed(self) -> bool:
+        """43101: the person did not accept this subscription template (or used up their acceptance)."""
+        return self.errcode == NOT_SUBSCRIBED
 
     @property
     def rate_limited(self) -> bool:
@@ -348,6 +355,25 @@ class WeChatApi:
     def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> None:
         """A template message: `data` is {"keyword": {"value": "..."}} as the template defines."""
         self._call(self.oa.message.send_template, openid, template_id, data, url=url)
+
+    # -- subscription messages (mini-program; the person accepted the template) ----
+    def send_subscribe_message(self, mp_openid: str, template_id: str, data: dict, page: str | None = None) -> None:
+        """subscribeMessage.send with the mini-program's token: `data` is {"thing1": {"value": "..."}};
+        43101 when the person did not accept `template_id` (a one-time acceptance is used by one send)."""
+        self._call(self._mini_program().wxa.send_subscribe_message, mp_openid, template_id, data, page=page)
+
+    # -- media and the menu --------------------------------------------------
+    def upload_image(self, image: bytes, filename: str = "image.png") -> str:
+        """Upload a temporary image (WeChat keeps it 3 days); returns its media_id."""
+        return self._call(self.oa.media.upload, "image", (filename, image, "image/png"))["media_id"]
+
+    def current_menu(self) -> dict | None:
+        """The Official Account's menu as menu/get answers it ({"menu": {"button": [...]}}), None without one."""
+        return self._call(self.oa.menu.get)
+
+    def create_menu(self, menu: dict) -> None:
+        """Replace the Official Account's menu with `menu` ({"button": [...]})."""
+        self._call(self.oa.menu.create, menu)
 
     # -- QR codes ------------------------------------------------------------
     def create_scene_qrcode(self, scene_str: str, expire_seconds: int | None = 1800) -> SceneQrCode:

@@ -19,6 +19,7 @@ from auth_flow.qr import authorization_url
 from auth_flow.tokens import AuthorizationError, find_by_token
 from conversation.followers import followed, station_by_code, unfollowed
 from conversation.inbox import hold
+from conversation.notices import mark_inbound
 from conversation.relay import Relay
 from handoff.service import customer_message_count, keep_customer_message, open_hand_off
 from sunshine.db import unit_of_work
@@ -94,6 +95,8 @@ class Inbound:
     jobs: Jobs  # sunshine.jobs.Jobs, or any object with answer() and deliver()
 
     def handle(self, message) -> str | None:
+        if not (message.type == "event" and message.event == "unsubscribe"):
+            mark_inbound(self.redis, message.source)  # WeChat's 48-hour window opens (conversation.notices)
         if message.type == "text":
             return self._words(message, message.content)
         if message.type == "voice":

@@ -88,7 +88,7 @@ def approve_village(settings: Settings, village: str, username: str, reason: str
 
 def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
     """Once, or every `every_s` seconds until stopped (the launcher runs it so)."""
-    service = Applications.from_settings(settings, notify=lambda openid, text: None)
+    service = Applications.from_settings(settings, notify=lambda openid, text, **_: None)
 
     def one_round(once: bool) -> None:
         with unit_of_work(settings.database_url) as session:

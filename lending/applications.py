@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -90,7 +90,18 @@ def named_parties(people: Mapping[str, Customer], roles) -> str:
     return "、".join(LABELS[role] + mask_name(people[role].name) for role in roles)
 
 
-Notifier = Callable[[str, str], None]
+class Notifier(Protocol):
+    def __call__(
+        self,
+        openid: str,
+        text: str,
+        *,
+        kind: str = "notice",
+        application_id: int | None = None,
+        link: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        """Tell the customer `text`; the details as lending.notify.WeChatNotifier takes them."""
 
 
 class LendingError(ValueError):
@@ -523,7 +534,17 @@ class Applications:
         openid = application.customer.wechat_openid
         if text and openid:
             # The customer hears the last change of each application, once it is committed.
-            after_commit(session, partial(self.notify, openid, text), key=("lending.notice", application.id))
+            details = {
+                "kind": "disbursement" if to_status == "disbursed" else "application_status",
+                "application_id": application.id,
+                "fields": {
+                    "product": application.product.name,
+                    "amount": application.amount,
+                    "status": STATUS_LABELS[to_status],
+                    "loan_account": application.loan_account,
+                },
+            }
+            after_commit(session, partial(self.notify, openid, text, **details), key=("lending.notice", application.id))
 
     def _record(
         self,

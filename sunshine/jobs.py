@@ -86,6 +86,23 @@ class Jobs:
         """Send texts as customer-service messages (conversation.tasks.deliver_texts)."""
         self.enqueue(openid, "conversation.tasks.deliver_texts", openid, chunks, attempt, delay_s=delay_s)
 
+    def notice(
+        self,
+        openid: str,
+        text: str,
+        kind: str = "notice",
+        application_id: int | None = None,
+        link: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        """A notice the bank sends on its own, by the first channel that takes it (conversation.notices)."""
+        self.enqueue(
+            openid, "conversation.notices.deliver_notice", openid, text, kind, application_id, link, fields or {}
+        )
+
+    def retry_notice(self, openid: str, notice_id: int, attempt: int, delay_s: float) -> None:
+        self.enqueue(openid, "conversation.notices.send_notice", notice_id, attempt, delay_s=delay_s)
+
     # -- the hand-off -------------------------------------------------------------
     def send_message(self, message: ConversationMessage) -> None:
         """Send a stored outbound message (an officer's reply, or the closing note)."""
@@ -100,6 +117,11 @@ class Jobs:
     def tell_officer(self, wecom_userid: str, text: str) -> None:
         """A WeCom text to an officer about an application (its record is the application's history)."""
         self.enqueue(wecom_userid, "handoff.jobs.tell_officer", wecom_userid, text)
+
+    # -- authorization ---------------------------------------------------------------
+    def qr_image(self, openid: str, token: str, expires_at: str) -> None:
+        """Send an authorization's QR code as an image message (auth_flow.qr.send_qr_image)."""
+        self.enqueue(openid, "auth_flow.qr.send_qr_image", openid, token, expires_at)
 
     # -- credit reports -----------------------------------------------------------
     def fetch_reports(self, application_id: int) -> None:

@@ -494,3 +494,44 @@ class WeChatBindRequest(Base):
     status: Mapped[str] = Column(String(16), nullable=False, default="pending")  # pending | bound | failed | superseded
     expires_at: Mapped[datetime] = Column(DateTime, nullable=False)
     created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+
+# -- notices the bank sends on its own, the mini-program's subscriptions (conversation/notices.py, migration 0020) --
+
+
+class NoticeDelivery(Base):
+    """One notice the bank sent on its own (an authorization request, a decision, a disbursement,
+    a due date) and the channel that carried it: `customer_service` (the person wrote within 48
+    hours), `subscribe` (a mini-program subscription message), `template` (an Official Account
+    template message) or `officer` (every channel refused: the notice waits in a hand-off)."""
+
+    __tablename__ = "notice_deliveries"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    kind: Mapped[str] = Column(String(32), nullable=False)
+    openid: Mapped[str] = Column(String(64), nullable=False, index=True)  # in the Official Account
+    customer_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
+    application_id: Mapped[int | None] = Column(Integer, ForeignKey("loan_applications.id"), index=True)
+    text: Mapped[str] = Column(Text, nullable=False)
+    link: Mapped[str | None] = Column(Text)
+    fields: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
+    status: Mapped[str] = Column(String(16), nullable=False, default="queued")  # queued | delivered | to_officer
+    channel: Mapped[str | None] = Column(String(16))
+    # Each channel tried, in order: [{"channel", "errcode", "reason"}].
+    attempts: Mapped[list[dict[str, Any]]] = Column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    delivered_at: Mapped[datetime | None] = Column(DateTime)
+
+
+class WxaSubscription(Base):
+    """A person's acceptance of one subscription-message template in the mini-program: each
+    one-time acceptance (一次性订阅) allows one message, so they add up and a send uses one."""
+
+    __tablename__ = "wxa_subscriptions"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    mp_openid: Mapped[str] = Column(String(64), nullable=False)
+    template_id: Mapped[str] = Column(String(128), nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False)  # accept | reject | ban
+    remaining: Mapped[int] = Column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("mp_openid", "template_id"),)

@@ -56,6 +56,12 @@ class Settings:
     wechat_reply_budget_s: float = 4.0
     wxa_appid: str = "wx0000000000demo02"
     wxa_secret: str = "demo-wxa-secret"  # noqa: S105  development default, refused in production
+    # The mini-program's message push (消息推送, `/wechat/mp`): its Token and EncodingAESKey
+    # (empty: plaintext), as set in the mini-program's admin page.
+    wxa_push_token: str = "sunshinewxapush"  # noqa: S105  development default, refused in production
+    wxa_push_aes_key: str = ""
+    # The templates that carry each kind of notice (conversation/notice_templates.yml; relative to the repository).
+    notice_templates_file: str = "conversation/notice_templates.yml"
 
     bureau_url: str = "http://127.0.0.1:8200"
     wechat_emulator_port: int = 8100
@@ -250,6 +256,8 @@ class Settings:
             "wechat_secret",
             "wechat_aes_key",
             "wxa_secret",
+            "wxa_push_token",
+            "wxa_push_aes_key",
             "wechat_token",
             "wecom_secret",
             "sms_api_key",
@@ -275,6 +283,7 @@ DEVELOPMENT_SECRETS = (
     "wechat_token",
     "wechat_secret",
     "wxa_secret",
+    "wxa_push_token",
     "wecom_secret",
     "sms_api_key",
     "faceid_secret_key",
@@ -477,26 +486,36 @@ def validate(s: Settings) -> None:
         raise ConfigError(*problems)
 
 
-def setting_problems(s: Settings) -> list[str]:
-    """One line for each setting that cannot work, whatever the environment."""
-    problems = []
-    if s.wechat_aes_key:
-        if len(s.wechat_aes_key) != 43:
+def _aes_key_problems(name: str, key: str) -> list[str]:
+    """The problem with an EncodingAESKey setting (empty: plaintext mode), if any."""
+    problems: list[str] = []
+    if key:
+        if len(key) != 43:
             problems.append(
-                f"WECHAT_AES_KEY must be the 43-character EncodingAESKey from the WeChat admin page "
-                f"(got {len(s.wechat_aes_key)} characters); leave it empty for plaintext mode"
+                f"{name} must be the 43-character EncodingAESKey from the WeChat admin page "
+                f"(got {len(key)} characters); leave it empty for plaintext mode"
             )
         else:
             try:
-                if len(base64.b64decode(s.wechat_aes_key + "=", validate=True)) != 32:
+                if len(base64.b64decode(key + "=", validate=True)) != 32:
                     raise binascii.Error
             except binascii.Error:
                 problems.append(
-                    "WECHAT_AES_KEY is not valid base64 of a 32-byte key; copy the EncodingAESKey again "
+                    f"{name} is not valid base64 of a 32-byte key; copy the EncodingAESKey again "
                     "from the WeChat admin page"
                 )
+    return problems
+
+
+def setting_problems(s: Settings) -> list[str]:
+    """One line for each setting that cannot work, whatever the environment."""
+    problems = []
+    for name, key in (("WECHAT_AES_KEY", s.wechat_aes_key), ("WXA_PUSH_AES_KEY", s.wxa_push_aes_key)):
+        problems += _aes_key_problems(name, key)
     if not re.fullmatch(r"[A-Za-z0-9]{3,32}", s.wechat_token):
         problems.append("WECHAT_TOKEN must be 3-32 letters or digits, the same as in the WeChat admin page")
+    if not re.fullmatch(r"[A-Za-z0-9]{3,32}", s.wxa_push_token):
+        problems.append("WXA_PUSH_TOKEN must be 3-32 letters or digits, the same as in the mini-program's admin page")
     if s.wechat_max_clock_skew < 0:
         problems.append("WECHAT_MAX_CLOCK_SKEW must be 0 (off) or a positive number of seconds")
     if not 1 <= s.web_threads <= 1000:
@@ -601,7 +620,7 @@ def load(
     kwargs = {}
     for f in fields(Settings):
         raw = source.get(f.name.upper())
-        if raw is None or raw == "" and f.name not in ("wechat_aes_key", "redis_url"):
+        if raw is None or raw == "" and f.name not in ("wechat_aes_key", "wxa_push_aes_key", "redis_url"):
             continue
         kind = type(f.default) if f.default is not None else str
         kwargs[f.name] = _convert(f.name, raw.strip(), kind)

@@ -13,7 +13,7 @@ from werkzeug.routing import IntegerConverter
 from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
-from webhooks import api, console, health, wechat
+from webhooks import api, console, health, wechat, wxa_push
 
 MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.extensions["jobs"] = jobs or Jobs(settings)
     app.register_blueprint(wechat.bp)
+    app.register_blueprint(wxa_push.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)

@@ -345,7 +345,7 @@ def _after_consent(s, application_id: int) -> bool:
     jobs: Jobs = current_app.extensions["jobs"]
     try:
         if openid:
-            WeChatNotifier(jobs)(openid, text)
+            WeChatNotifier(jobs)(openid, text, kind="authorization_progress", application_id=application_id)
         if complete:
             jobs.fetch_reports(application_id)
     except Exception:  # the consent stands; the applicant can ask the bot, the sweep fetches the reports

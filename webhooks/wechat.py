@@ -37,29 +37,29 @@ def _redis() -> redis.Redis:
     return connect(_settings().redis_url)
 
 
-def _refuse(status: int, reason: str) -> NoReturn:
+def refuse(status: int, reason: str) -> NoReturn:
     log.info("wechat request refused (%s): %s", status, reason)
     count(_redis(), "wechat_rejected_total", reason=reason.split(":")[0])
     abort(status, description=reason)
 
 
-def _check_origin(replay_check: bool) -> None:
-    """Only WeChat knows the token: check the URL signature, its timestamp and,
-    for messages, that its nonce was not used before (a replayed request)."""
+def check_origin(replay_check: bool, token: str | None = None) -> None:
+    """Only WeChat knows the token (the Official Account's, or `token`): check the URL signature,
+    its timestamp and, for messages, that its nonce was not used before (a replayed request)."""
     args = request.args
     try:
-        check_signature(_settings().wechat_token, args["signature"], args["timestamp"], args["nonce"])
+        check_signature(token or _settings().wechat_token, args["signature"], args["timestamp"], args["nonce"])
     except (KeyError, InvalidSignatureException):
-        _refuse(403, "bad signature")
+        refuse(403, "bad signature")
     skew = _settings().wechat_max_clock_skew
     try:
         stamp = int(args["timestamp"])
     except ValueError:
-        _refuse(403, "bad timestamp")
+        refuse(403, "bad timestamp")
     if skew and abs(time.time() - stamp) > skew:
-        _refuse(403, "stale timestamp")
+        refuse(403, "stale timestamp")
     if replay_check and skew and not _first_use_of_nonce(args["nonce"], 2 * skew):
-        _refuse(403, "replayed nonce")
+        refuse(403, "replayed nonce")
 
 
 def _first_use_of_nonce(nonce: str, memory_s: int) -> bool:
@@ -81,7 +81,7 @@ def _too_large(exc):
 @bp.get("/wechat")
 def verify_url():
     """WeChat's URL verification: echo `echostr` when the signature is right."""
-    _check_origin(replay_check=False)
+    check_origin(replay_check=False)
     return Response(request.args.get("echostr", ""), mimetype="text/plain")
 
 
@@ -100,26 +100,26 @@ def _read_body() -> tuple[bytes, bool]:
     body = request.get_data(cache=False)
     upper = body.upper()
     if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        _refuse(400, "xml with doctype or entities")
+        refuse(400, "xml with doctype or entities")
     aes_key_set = bool(_settings().wechat_aes_key)
     if request.args.get("encrypt_type") != "aes":
         # In safe and compatible mode WeChat always marks its bodies encrypt_type=aes: a plaintext
         # body then comes from someone who knows only the token (the URL signature), not the key.
         if aes_key_set:
-            _refuse(400, "plaintext message but WECHAT_AES_KEY is set (safe mode)")
+            refuse(400, "plaintext message but WECHAT_AES_KEY is set (safe mode)")
         return body, False
     if not aes_key_set:
-        _refuse(400, "encrypted message but WECHAT_AES_KEY is not set")
+        refuse(400, "encrypted message but WECHAT_AES_KEY is not set")
     try:
         return _crypto().decrypt_message(
             body, request.args.get("msg_signature", ""), request.args["timestamp"], request.args["nonce"]
         ).encode(), True
     except InvalidSignatureException:
-        _refuse(403, "bad msg_signature")
+        refuse(403, "bad msg_signature")
     except InvalidAppIdException:
-        _refuse(400, "message for another appid")
+        refuse(400, "message for another appid")
     except Exception as exc:  # malformed XML, bad base64, bad padding: WeChat never sends these
-        _refuse(400, f"undecryptable: {type(exc).__name__}")
+        refuse(400, f"undecryptable: {type(exc).__name__}")
 
 
 def _reply(message, text: str | None, encrypted: bool) -> Response:
@@ -133,17 +133,17 @@ def _reply(message, text: str | None, encrypted: bool) -> Response:
 
 @bp.post("/wechat")
 def receive():
-    _check_origin(replay_check=True)
+    check_origin(replay_check=True)
     body, encrypted = _read_body()
     try:
         message = parse_message(body)
     except Exception as exc:  # expat errors, non-XML bodies
-        _refuse(400, f"not wechat xml: {type(exc).__name__}")
+        refuse(400, f"not wechat xml: {type(exc).__name__}")
     if not getattr(message, "source", None):
-        _refuse(400, "not wechat xml: no FromUserName")
+        refuse(400, "not wechat xml: no FromUserName")
     try:
         message_key(message)
     except ValueError as exc:
-        _refuse(400, f"not wechat xml: {exc}")
+        refuse(400, f"not wechat xml: {exc}")
     count(_redis(), "wechat_messages_total", type=message.type if message.type != "event" else f"event:{message.event}")
     return _reply(message, Inbound(_settings(), _redis(), current_app.extensions["jobs"]).handle(message), encrypted)

@@ -81,7 +81,8 @@ class ActionStartAuthorization(BankAction):
         cfg = settings()
         ttl = timedelta(seconds=cfg.authorization_ttl_s)
         text_said = tracker.latest_message.get("text") or ""
-        forwarded: list[tuple[str, str]] = []
+        forwarded: list[tuple[str, str, dict]] = []
+        qr_images: list[tuple[str, str]] = []  # (token, expires_at) of the QR codes to send as images
         with database(cfg) as session:
             customer = applicant(session, tracker)
             if customer is None:
@@ -113,8 +114,9 @@ class ActionStartAuthorization(BankAction):
                 label = LABELS[auth.party_role]
                 lines.append(
                     f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{page_id(auth.party_id_masked)}）本人打开，"
-                    f"或让TA扫二维码（{_validity(ttl)}）：\n{url}\n二维码：{qr}"
+                    f"或让TA扫二维码（{_validity(ttl)}，二维码图片随后发给您）：\n{url}\n二维码：{qr}"
                 )
+                qr_images.append((item.token, auth.expires_at.isoformat()))
                 party = session.get(Customer, auth.party_customer_id)
                 if party is not None and party.wechat_openid:
                     forwarded.append(
@@ -122,12 +124,22 @@ class ActionStartAuthorization(BankAction):
                             party.wechat_openid,
                             f"{mask_name(customer.name)}申请贷款，需要您授权查询征信（{label}）。"
                             f"请本人打开链接核对、刷脸、同意，{_validity(ttl)}：\n{url}",
+                            {
+                                "kind": "authorization_request",
+                                "application_id": application.id,
+                                "link": url,
+                                "fields": {"applicant": mask_name(customer.name), "party": f"{label}征信查询授权"},
+                            },
                         )
                     )
             lines.append(progress_text(session, application))
-        notify = WeChatNotifier(Jobs(cfg)) if forwarded else None
-        for openid, text in forwarded:
-            notify(openid, text)
+        if forwarded or qr_images:
+            jobs = Jobs(cfg)
+            notify = WeChatNotifier(jobs)
+            for openid, text, details in forwarded:
+                notify(openid, text, **details)
+            for token, expires_at in qr_images:  # queued after this answer, on the same customer's queue
+                jobs.qr_image(tracker.sender_id, token, expires_at)
         dispatcher.utter_message(text="\n".join(lines))
         return events
 

@@ -86,7 +86,7 @@ def lending_told_here() -> tuple[Applications, list[str]]:
     """The lending service, with the notices it words for the customer kept for this chat
     to say (instead of sent to WeChat a second time), and the list they are kept in."""
     notices: list[str] = []
-    return Applications.from_settings(settings(), notify=lambda openid, text: notices.append(text)), notices
+    return Applications.from_settings(settings(), notify=lambda openid, text, **_: notices.append(text)), notices
 
 
 def bind_by_message(

@@ -49,6 +49,9 @@ def describe_message(msg: dict) -> str:
         return f"[小程序] {payload.get('title', '')} {payload.get('pagepath', '')}".strip()
     if kind == "image":
         return f"[图片] {payload.get('media_id', '')}".strip()
+    if kind == "template":
+        values = "；".join(str(v.get("value", "")) for v in (payload.get("data") or {}).values() if isinstance(v, dict))
+        return f"[模板消息] {values} {payload.get('url') or ''}".strip()
     return f"[{kind}]"
 
 

@@ -34,7 +34,7 @@ def open_link_with_the_demo_camera(stack, launch_chromium, tmp_path):
         zhang = by_openid(s, OPENID)
         assert reference_of(s, zhang.id) is not None  # enrolled by the launcher, from the shared photos
         app_id = (
-            Applications(stack.env["SECRET_KEY"], notify=lambda *_: None)
+            Applications(stack.env["SECRET_KEY"], notify=lambda *_, **__: None)
             .apply(s, zhang.id, "sunshine_e_loan", 30_000, 12, "demo-references", purpose="买化肥")
             .id
         )

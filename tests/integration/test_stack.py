@@ -80,7 +80,7 @@ def test_hand_off_switches_the_customer_to_the_officer_and_back(stack):
 def test_authorization_link_and_qr_png(stack):
     with unit_of_work(stack.env["DATABASE_URL"]) as session:  # 钱玉梅 has applied for 公e贷
         qian = by_openid(session, "o_demo_qianyumei")
-        Applications(stack.env["SECRET_KEY"], notify=lambda *_: None).apply(
+        Applications(stack.env["SECRET_KEY"], notify=lambda *_, **__: None).apply(
             session, qian.id, "civil_servant_e_loan", 100000, 12, "stack-test", purpose="装修房子"
         )
     answers = "".join(converse(stack, "o_demo_qianyumei", "征信授权怎么弄"))

@@ -31,11 +31,13 @@ from tests.conftest import TEST_SECRET
 from tests.unit import auth_media as media
 from webhooks import create_app
 
-# Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py), health, the
+# Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py and test_wxa_push.py), health, the
 # spec, the login page, static files. Token routes: the token in the path is the credential.
 PUBLIC = {
     "wechat.verify_url",
     "wechat.receive",
+    "wxa_push.verify_url",
+    "wxa_push.receive",
     "health.healthz",
     "health.readyz",
     "health.metrics",

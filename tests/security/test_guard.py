@@ -37,6 +37,7 @@ PRODUCTION = {
     "WECHAT_TOKEN": "realtoken1",
     "WECHAT_SECRET": "s1",
     "WXA_SECRET": "s2",
+    "WXA_PUSH_TOKEN": "realpushtoken1",
     "WECOM_SECRET": "s3",
     "SMS_API_KEY": "k",
     "WECHAT_AES_KEY": GOOD_AES_KEY,

@@ -11,9 +11,10 @@ from tests.unit.bot_trackers import PUBLIC_BASE
 
 
 @pytest.fixture
-def bank_env(demo_db_url, monkeypatch):
-    """The action server's environment: the demo database and the test secret."""
+def bank_env(demo_db_url, redis_url, monkeypatch):
+    """The action server's environment: the demo database, the test Redis and the test secret."""
     monkeypatch.setenv("DATABASE_URL", demo_db_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE)
     monkeypatch.setenv("AUTHORIZATION_TTL_S", "1800")

@@ -20,9 +20,11 @@ class Recorder:
 
     def __init__(self):
         self.sent: list[tuple[str, str]] = []
+        self.details: list[dict] = []  # each notice's kind, application and fields
 
-    def __call__(self, openid: str, text: str) -> None:
+    def __call__(self, openid: str, text: str, **details) -> None:
         self.sent.append((openid, text))
+        self.details.append(details)
 
 
 def service(clock=lambda: T0, **kwargs) -> tuple[Applications, Recorder]:

@@ -161,7 +161,7 @@ def test_nobody_is_told_of_a_change_that_was_rolled_back(demo_db_url):
 def test_a_failing_notifier_does_not_undo_the_decision(demo_db_url):
     svc, _ = service()
 
-    def broken(openid, text):
+    def broken(openid, text, **_):
         raise ConnectionError("redis is down")
 
     svc.notify = broken

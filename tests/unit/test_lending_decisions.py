@@ -6,7 +6,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from auth_flow.reports import fetch_reports, received_reports
-from conversation.tasks import deliver_texts
+from conversation.notices import deliver_notice
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app
 from lending.credit_lines import current_line
@@ -130,8 +130,11 @@ def test_what_a_customer_can_borrow_and_which_products_fit(demo_db_url):
         assert line.products == ("阳光e贷",)  # 富农担保贷 starts at 5万
 
 
-def test_the_wechat_notifier_queues_a_customer_service_message(settings):
+def test_the_wechat_notifier_queues_a_notice(settings):
     WeChatNotifier(Jobs(settings))("o_demo_zhangjianguo", "您的阳光e贷申请已审批通过")
+    WeChatNotifier(Jobs(settings))("o_demo_zhangjianguo", "已放款", kind="disbursement", application_id=7)
     queue = Queue(queue_name("o_demo_zhangjianguo", settings.worker_processes), connection=connect(settings.redis_url))
-    job = queue.jobs[0]
-    assert job.func is deliver_texts and job.args[:2] == ("o_demo_zhangjianguo", ["您的阳光e贷申请已审批通过"])
+    first, second = queue.jobs
+    assert first.func is deliver_notice
+    assert first.args == ("o_demo_zhangjianguo", "您的阳光e贷申请已审批通过", "notice", None, None, {})
+    assert second.args == ("o_demo_zhangjianguo", "已放款", "disbursement", 7, None, {})

@@ -29,6 +29,8 @@ def test_safe_mode_with_a_valid_key(tmp_path):
         ({"WECHAT_AES_KEY": "!" * 43}, "base64"),
         ({"WEB_PORT": "eighty"}, "WEB_PORT"),
         ({"WECHAT_TOKEN": "has space"}, "WECHAT_TOKEN"),
+        ({"WXA_PUSH_AES_KEY": "tooshort"}, "WXA_PUSH_AES_KEY must be the 43-character"),
+        ({"WXA_PUSH_TOKEN": "has space"}, "WXA_PUSH_TOKEN"),
         ({"WECHAT_MAX_CLOCK_SKEW": "-1"}, "WECHAT_MAX_CLOCK_SKEW"),
         ({"DATABASE_URL": "var/db.sqlite"}, "DATABASE_URL"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
@@ -53,8 +55,9 @@ def test_production_refuses_every_development_secret(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load(env, dotenv=tmp_path / "none")
     left = [p.split()[0] for p in exc.value.problems if "still the development default" in p]
-    assert left == ["WECHAT_TOKEN", "WECHAT_SECRET", "WXA_SECRET", "WECOM_SECRET", "SMS_API_KEY"]
+    assert left == ["WECHAT_TOKEN", "WECHAT_SECRET", "WXA_SECRET", "WXA_PUSH_TOKEN", "WECOM_SECRET", "SMS_API_KEY"]
     env.update(WECHAT_TOKEN="realtoken1", WECHAT_SECRET="s1", WXA_SECRET="s2", WECOM_SECRET="s3", SMS_API_KEY="k")
+    env.update(WXA_PUSH_TOKEN="realpushtoken1")
     with pytest.raises(ConfigError) as exc:
         load(env, dotenv=tmp_path / "none")
     assert not [p for p in exc.value.problems if "still the development default" in p]

@@ -286,3 +286,52 @@ def test_jscode2session(client):
     assert login("x y")["errcode"] == 40029
     assert login("abc", secret="wrong")["errcode"] == 40125
     assert login("abc", appid="wx_nobody")["errcode"] == 40013
+
+
+# -- subscription messages, the 48-hour window ------------------------------------------
+def subscribe_send(client, tok, data, touser="o_mp_1", template_id="sub_a"):
+    body = {"touser": touser, "template_id": template_id, "data": data}
+    return client.post(
+        "/cgi-bin/message/subscribe/send", query_string={"access_token": tok}, data=json.dumps(body).encode()
+    ).get_json()
+
+
+def test_a_subscription_message_needs_an_acceptance_and_uses_it(client):
+    tok = token(client, WXA, WXA_SECRET)
+    data = {"thing1": {"value": "一" * 20}}
+    assert subscribe_send(client, tok, data)["errcode"] == 43101
+    answer = client.post("/_emulator/subscriptions", json={"openid": "o_mp_1", "template_ids": ["sub_a"]})
+    assert answer.get_json() == {"openid": "o_mp_1", "left": {"sub_a": 1}, "pushed": None}
+    assert subscribe_send(client, tok, {"thing1": {"value": "一" * 21}})["errcode"] == 47003  # over a thing's 20
+    assert subscribe_send(client, tok, data)["errcode"] == 0
+    assert subscribe_send(client, tok, data)["errcode"] == 43101  # one-time: used up
+    sent = client.get("/_emulator/subscribe_messages", query_string={"touser": "o_mp_1"}).get_json()
+    assert [(m["template_id"], m["data"]) for m in sent] == [("sub_a", data)]
+    assert subscribe_send(client, token(client), data)["errcode"] == 48001  # the Official Account's token
+
+
+def test_the_window_is_settable_per_user(client):
+    tok = token(client)
+    client.post("/_emulator/window", json={"touser": "o_1", "silent_hours": 49})
+    client.post("/_emulator/window", json={"touser": "o_2", "silent_hours": 47})
+    assert send(client, tok, text("o_1", "在吗"))["errcode"] == 45015
+    assert send(client, tok, text("o_2", "在吗"))["errcode"] == 0
+    assert send(client, tok, text("o_3", "在吗"))["errcode"] == 0  # never set: open
+    client.post("/_emulator/window", json={"touser": "o_1", "silent_hours": None})
+    assert send(client, tok, text("o_1", "在吗"))["errcode"] == 0
+    assert client.post("/_emulator/window", json={"touser": "o_1", "silent_hours": "x"}).status_code == 400
+    assert client.post("/_emulator/subscriptions", json={"openid": "o_mp_1"}).status_code == 400
+
+
+def test_the_chat_console_shows_a_template_message():
+    from emulators.wechat.chat import describe_message
+
+    msg = {
+        "msgtype": "template",
+        "payload": {
+            "template_id": "t",
+            "data": {"thing1": {"value": "阳光e贷"}, "thing2": {"value": "已通过"}},
+            "url": None,
+        },
+    }
+    assert describe_message(msg) == "[模板消息] 阳光e贷；已通过"

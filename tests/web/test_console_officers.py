@@ -13,7 +13,15 @@ from handoff import service as h
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.jobs import queue_name
-from sunshine.models import ApplicationEvent, ConversationMessage, HandOff, LoanApplication, Officer, utcnow
+from sunshine.models import (
+    ApplicationEvent,
+    ConversationMessage,
+    HandOff,
+    LoanApplication,
+    NoticeDelivery,
+    Officer,
+    utcnow,
+)
 from sunshine.redis import connect
 
 OPENID = "o_demo_zhangjianguo"
@@ -408,3 +416,23 @@ def test_a_large_approval_waits_for_another_supervisor_in_the_console(login, dem
         history = [(e.actor, e.action) for e in application.events]
         assert application.status == "approved"
         assert history == [("officer:officer01", "first_approval"), ("officer:supervisor01", "approved")]
+
+
+def test_the_application_page_shows_which_channel_carried_each_notice(login, demo_settings):
+    app_id = _application_under_review(demo_settings)
+    with unit_of_work(demo_settings.database_url) as s:
+        for channel, status in (("subscribe", "delivered"), ("officer", "to_officer"), (None, "queued")):
+            s.add(
+                NoticeDelivery(
+                    kind="application_status",
+                    openid=OPENID,
+                    application_id=app_id,
+                    text=f"通知经{channel}",
+                    status=status,
+                    channel=channel,
+                )
+            )
+    page = login().get(f"/console/applications/{app_id}").data.decode()
+    notices = page[page.index('id="notices"') :]
+    assert "通知客户" in notices and "贷款审批进度" in notices
+    assert notices.index("订阅消息") < notices.index("转客户经理") < notices.index("发送中")

@@ -8,15 +8,17 @@ from datetime import timedelta
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
 from auth_flow.identity import page_id
 from auth_flow.qr import authorization_url, png
 from auth_flow.tokens import reissue_for_application
+from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
 from lending.applications import Applications, LendingError, awaiting_second_approval
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
-from sunshine.models import LoanApplication
+from sunshine.models import LoanApplication, NoticeDelivery
 from webhooks.console import bp
 from webhooks.console.auth import login_required
 from webhooks.console.common import profile, settings
@@ -36,9 +38,15 @@ def _application(application_id: int) -> LoanApplication:
 def application_page(application_id: int) -> ResponseReturnValue:
     application = _application(application_id)
     first = awaiting_second_approval(application)
+    notices = g.db.scalars(
+        select(NoticeDelivery).where(NoticeDelivery.application_id == application.id).order_by(NoticeDelivery.id)
+    ).all()
     return render_template(
         "console/application.html",
         a=application,
+        notices=[
+            (n, notice_kind(settings(), n.kind).title, CHANNEL_NAMES.get(n.channel or "", "发送中")) for n in notices
+        ],
         profile=profile(application.customer),
         now=utcnow(),
         first_approver=first,

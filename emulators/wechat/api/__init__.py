@@ -16,6 +16,13 @@ API endpoints (as on api.weixin.qq.com / mp.weixin.qq.com):
 - `POST /cgi-bin/message/custom/send?access_token=`   (Official Account token)
 - `POST /cgi-bin/message/template/send?access_token=` (Official Account token; listed by
   `/_emulator/messages` with msgtype "template", payload {template_id, data, url})
+- `POST /cgi-bin/message/subscribe/send?access_token=` (mini-program token): 43101 unless the user
+  accepted the template and has an acceptance left (one per accept: 一次性订阅); 47003 for a
+  keyword value over its type's limit (thing 20 characters, phrase 5, ...)
+- `POST /cgi-bin/media/upload?access_token=&type=image` (multipart `media`: PNG, JPEG or GIF) ->
+  `{"type", "media_id", "created_at"}`; image messages need a media_id uploaded within 3 days (40007)
+- `POST /cgi-bin/menu/create`, `GET /cgi-bin/menu/get` (Official Account token; WeChat's limits:
+  3 buttons, 5 sub-buttons, names 16/60 bytes; 46003 without a menu)
 - `POST /cgi-bin/qrcode/create?access_token=`        (Official Account token)
 - `GET  /cgi-bin/showqrcode?ticket=`                 (PNG; real host: mp.weixin.qq.com)
 - `POST /wxa/getwxacodeunlimit?access_token=`        (mini-program token; PNG or JSON error)
@@ -52,6 +59,16 @@ Control endpoints:
 - `POST /_emulator/oauth_user` `{"openid": ...}` (null: none): the WeChat user the authorize
   page answers for, as if that person had opened the page in their WeChat.
 - `POST /_emulator/config` `{"token_ttl_s", "token_grace_s", "wxa_pages": [...] | null}`.
+- `POST /_emulator/window` `{"touser", "silent_hours": 49}`: the user last wrote that long ago; over
+  48 hours customer-service messages to them answer 45015 (`null`: forget; users never set: open).
+- `GET  /_emulator/template_messages?touser=`, `GET /_emulator/subscribe_messages?touser=` (a
+  mini-program openid): the template and subscription messages sent, oldest first.
+- `POST /_emulator/subscriptions` `{"openid", "template_ids": [...], "status": "accept" | "reject"}`:
+  the person answers wx.requestSubscribeMessage; the emulator remembers it and pushes a
+  `subscribe_msg_popup_event` to the mini-program's push URL (`GET ?openid=`: sends left).
+- `POST /_emulator/wxa_push` `{"url", "token", "aes_key", "format": "xml" | "json"}`: the push URL
+  (default: PUBLIC_BASE_URL + `/wechat/mp`, WXA_PUSH_TOKEN, WXA_PUSH_AES_KEY, XML).
+- `GET  /_emulator/media`, `GET /_emulator/menu`: the media uploaded, the current menu.
 - `GET  /healthz`.
 """
 
@@ -79,11 +96,23 @@ def create_app(
 ) -> Flask:
     """A fresh WeChat API emulator knowing `apps` (default: the accounts in `settings`)."""
     app = Flask("emulators.wechat")
+    if settings is None and apps is None:
+        from sunshine.settings import load
+
+        settings = load()
     app.extensions["wechat_emulator"] = EmulatorState(
         apps if apps is not None else default_apps(settings),
         token_ttl_s=token_ttl_s,
         token_grace_s=token_grace_s,
         wxa_pages=wxa_pages,
+        wxa_push=None
+        if settings is None
+        else {
+            "url": settings.public_base_url.rstrip("/") + "/wechat/mp",
+            "token": settings.wxa_push_token,
+            "aes_key": settings.wxa_push_aes_key,
+            "format": "xml",
+        },
     )
     app.register_error_handler(WeChatError, wire.on_wechat_error)
     app.before_request(wire.inject_fault)

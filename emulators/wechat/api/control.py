@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import time
 
+import requests
 from flask import Blueprint, request
 
 from emulators.wechat.api.sns import CODE_RE
 from emulators.wechat.api.state import Fault
 from emulators.wechat.api.wire import answer, state
+from emulators.wechat.push import MiniProgramPush
 
 control = Blueprint("control", __name__)
 
@@ -114,3 +117,98 @@ def config():
     except (TypeError, ValueError):
         return answer({"error": "token_ttl_s and token_grace_s are seconds, wxa_pages a list or null"}, 400)
     return answer(emulator.configure(ttl, grace, pages))
+
+
+@control.get("/_emulator/template_messages")
+def template_messages():
+    """Official Account template messages sent to `touser` (everyone without it), oldest first."""
+    return answer(state().template_messages_for(request.args.get("touser") or None))
+
+
+@control.get("/_emulator/subscribe_messages")
+def subscribe_messages():
+    """Mini-program subscription messages sent to `touser` (a mini-program openid), oldest first."""
+    return answer(state().subscribe_messages_for(request.args.get("touser") or None))
+
+
+@control.post("/_emulator/window")
+def window():
+    """`{"touser", "silent_hours": 49}`: the user last wrote that long ago (over 48: customer-service
+    messages answer 45015); `{"touser", "silent_hours": null}`: forget (the window is open)."""
+    spec = request.get_json(force=True, silent=True)
+    if not isinstance(spec, dict) or not isinstance(spec.get("touser"), str) or not spec["touser"]:
+        return answer({"error": 'body must be {"touser": ..., "silent_hours": number | null}'}, 400)
+    hours = spec.get("silent_hours")
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, int | float) or hours < 0):
+        return answer({"error": "silent_hours must be a number of hours >= 0, or null"}, 400)
+    state().set_last_inbound(spec["touser"], None if hours is None else time.time() - hours * 3600)
+    return answer({"ok": True, "touser": spec["touser"], "silent_hours": hours})
+
+
+@control.route("/_emulator/wxa_push", methods=["GET", "POST"])
+def wxa_push():
+    """Where the mini-program's message push goes: `{"url", "token", "aes_key", "format": "xml" | "json"}`."""
+    if request.method == "POST":
+        spec = request.get_json(force=True, silent=True)
+        if not isinstance(spec, dict) or not spec.get("url") or not spec.get("token"):
+            return answer(
+                {"error": 'body must be {"url", "token", "aes_key": optional, "format": "xml" | "json"}'}, 400
+            )
+        if spec.get("format", "xml") not in ("xml", "json"):
+            return answer({"error": "format must be xml or json"}, 400)
+        state().wxa_push = {
+            "url": spec["url"],
+            "token": spec["token"],
+            "aes_key": spec.get("aes_key") or "",
+            "format": spec.get("format", "xml"),
+        }
+    push = state().wxa_push
+    return answer({k: ("***" if k in ("token", "aes_key") and v else v) for k, v in (push or {}).items()})
+
+
+@control.route("/_emulator/subscriptions", methods=["GET", "POST"])
+def subscriptions():
+    """POST `{"openid", "template_ids": [...], "status": "accept" | "reject"}`: the person answers
+    wx.requestSubscribeMessage in the mini-program; WeChat remembers it and pushes a
+    subscribe_msg_popup_event to the push URL (`pushed`: the URL's HTTP status, or the error).
+    GET `?openid=`: the sends left per template."""
+    if request.method == "GET":
+        return answer(state().subscriptions_of(request.args.get("openid", "")))
+    spec = request.get_json(force=True, silent=True)
+    ok = (
+        isinstance(spec, dict)
+        and isinstance(spec.get("openid"), str)
+        and spec["openid"]
+        and isinstance(spec.get("template_ids"), list)
+        and spec["template_ids"]
+        and all(isinstance(t, str) and t for t in spec["template_ids"])
+        and spec.get("status", "accept") in ("accept", "reject")
+    )
+    if not ok:
+        return answer({"error": 'body must be {"openid", "template_ids": [...], "status": "accept" | "reject"}'}, 400)
+    status = spec.get("status", "accept")
+    left = state().subscribe(spec["openid"], spec["template_ids"], status)
+    push = state().wxa_push
+    pushed: int | str | None = None
+    if push:
+        items = [{"TemplateId": t, "SubscribeStatusString": status, "PopupScene": "0"} for t in spec["template_ids"]]
+        app = next((a for a in state().apps.values() if a.kind == "wxa"), None)
+        try:
+            pushed = (
+                MiniProgramPush(push["url"], push["token"], app.appid if app else "", push["aes_key"], push["format"])
+                .send(spec["openid"], "subscribe_msg_popup_event", items)
+                .status_code
+            )
+        except requests.RequestException as exc:
+            pushed = f"{type(exc).__name__}"
+    return answer({"openid": spec["openid"], "left": left, "pushed": pushed})
+
+
+@control.get("/_emulator/media")
+def media():
+    return answer(state().media_uploaded())
+
+
+@control.get("/_emulator/menu")
+def menu():
+    return answer({"menu": state().current_menu()})

@@ -16,29 +16,49 @@ ERRMSG = {
     40002: "invalid grant_type",
     40003: "invalid openid",
     40008: "invalid message type",
+    40009: "invalid image size",
     40013: "invalid appid",
+    40005: "invalid file type",
+    40007: "invalid media_id",
+    40016: "invalid button size",
+    40017: "invalid button type",
+    40018: "invalid button name size",
+    40019: "invalid button key size",
+    40020: "invalid button url size",
+    40023: "invalid sub button size",
+    40024: "invalid sub button type",
+    40025: "invalid sub button name size",
+    40026: "invalid sub button key size",
+    40027: "invalid sub button url size",
     40029: "invalid code",
+    40037: "invalid template_id",
     40052: "invalid action name",
     40053: "invalid action info, please check document",
     40125: "invalid appsecret",
     40163: "code been used",
     40169: "invalid length for scene, or the data is not json",
     41001: "access_token missing",
+    41005: "media data missing",
     41008: "missing code",
     41030: "invalid page",
+    43101: "user refuse to accept the msg",
     42001: "access_token expired",
     44002: "empty post data",
     45002: "content size out of limit",
     45008: "article size out of limit",
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
+    46003: "menu no exist",
     45047: "out of response count limit",
     47001: "data format error",
+    47003: "argument invalid!",
     48001: "api unauthorized",
 }
 # Paths a fault without an explicit `path` does not touch.
 FAULT_EXEMPT = ("/cgi-bin/token", "/cgi-bin/showqrcode")
 OAUTH_CODE_TTL_S = 300
+WINDOW_S = 48 * 3600  # customer-service messages reach a user this long after their last message
+MEDIA_TTL_S = 3 * 86400  # temporary media
 
 
 class WeChatError(Exception):
@@ -90,6 +110,8 @@ class EmulatorState:
     token_ttl_s: int = 7200
     token_grace_s: int = 300
     wxa_pages: set[str] | None = None  # None: any well-formed page exists
+    # Where the mini-program's message push goes ({"url", "token", "aes_key", "format"}; None: nowhere).
+    wxa_push: dict | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
@@ -107,6 +129,11 @@ class EmulatorState:
         self.oauth_codes: dict[str, dict] = {}
         self.calls: collections.deque[dict] = collections.deque(maxlen=10000)
         self._seq = 0
+        self.last_inbound: dict[str, float] = {}  # users whose 48-hour window is kept (others: always open)
+        self.accepted: dict[tuple[str, str], int] = {}  # (mini-program openid, template_id) -> sends left
+        self.subscribe_messages: list[dict] = []
+        self.media: dict[str, dict] = {}
+        self.menu: dict | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -213,6 +240,87 @@ class EmulatorState:
     def messages_for(self, touser: str | None, since: int = 0) -> list[dict]:
         with self.lock:
             return [dict(m) for m in self.messages if (touser is None or m["touser"] == touser) and m["id"] > since]
+
+    def template_messages_for(self, touser: str | None) -> list[dict]:
+        return [m for m in self.messages_for(touser) if m["msgtype"] == "template"]
+
+    # -- the 48-hour window of customer-service messages ---------------------------
+    def set_last_inbound(self, openid: str, at: float | None) -> None:
+        """When `openid` last wrote (None: forget, the window is always open again)."""
+        with self.lock:
+            if at is None:
+                self.last_inbound.pop(openid, None)
+            else:
+                self.last_inbound[openid] = at
+
+    def check_window(self, openid: str) -> None:
+        """45015 when the user's last message is more than 48 hours old."""
+        with self.lock:
+            at = self.last_inbound.get(openid)
+        if at is not None and time.time() - at > WINDOW_S:
+            raise WeChatError(45015)
+
+    # -- subscription messages (mini-program) --------------------------------------
+    def subscribe(self, openid: str, template_ids: list[str], status: str) -> dict[str, int]:
+        """What wx.requestSubscribeMessage does: each `accept` allows one more message of that template
+        (一次性订阅), `reject` none. Returns the sends now left per template."""
+        with self.lock:
+            for template_id in template_ids:
+                key = (openid, template_id)
+                self.accepted[key] = self.accepted.get(key, 0) + 1 if status == "accept" else 0
+            return {t: self.accepted[(openid, t)] for t in template_ids}
+
+    def subscriptions_of(self, openid: str) -> dict[str, int]:
+        with self.lock:
+            return {t: n for (o, t), n in self.accepted.items() if o == openid}
+
+    def send_subscribe_message(self, app: App, body: dict) -> dict:
+        """Use one acceptance of the template and record the message; 43101 when none is left."""
+        key = (body["touser"], body["template_id"])
+        with self.lock:
+            if self.accepted.get(key, 0) <= 0:
+                raise WeChatError(43101)
+            self.accepted[key] -= 1
+            self._seq += 1
+            msg = {
+                "id": self._seq,
+                "touser": body["touser"],
+                "template_id": body["template_id"],
+                "page": body.get("page"),
+                "data": body["data"],
+                "appid": app.appid,
+                "received_at": now_iso(),
+            }
+            self.subscribe_messages.append(msg)
+            return msg
+
+    def subscribe_messages_for(self, touser: str | None) -> list[dict]:
+        with self.lock:
+            return [dict(m) for m in self.subscribe_messages if touser is None or m["touser"] == touser]
+
+    # -- media and the menu --------------------------------------------------------
+    def add_media(self, record: dict) -> None:
+        with self.lock:
+            self.media[record["media_id"]] = record
+
+    def check_media(self, media_id: str) -> None:
+        """40007 for a media_id never uploaded or older than 3 days."""
+        with self.lock:
+            record = self.media.get(media_id)
+        if record is None or time.time() - record["created_at"] > MEDIA_TTL_S:
+            raise WeChatError(40007)
+
+    def media_uploaded(self) -> list[dict]:
+        with self.lock:
+            return list(self.media.values())
+
+    def set_menu(self, menu: dict) -> None:
+        with self.lock:
+            self.menu = menu
+
+    def current_menu(self) -> dict | None:
+        with self.lock:
+            return self.menu
 
     def record_call(self, call: dict) -> None:
         with self.lock:
