@@ -1,11 +1,13 @@
-"""The consent-evidence chain: every step of every authorization, each record sealed
-together with the one before it, so that changing or deleting a record breaks every later seal.
+"""The consent-evidence chain: every step of every authorization, and the signing of every loan
+contract (`contract_id`), each record sealed together with the one before it, so that changing or
+deleting a record breaks every later seal.
 
 `record_hash = HMAC-SHA256(key, prev_hash + canonical JSON of the record and its key id)`,
 the key being the EVIDENCE_KEYS secret named by EVIDENCE_KEY_ID when the record was written
 (the record keeps that `key_id`; rotating keys leaves old records verifiable with the old
 key). The key is not in the database: whoever can write the table but does not hold the key
 cannot rewrite the chain and seal it again. The first record's `prev_hash` is GENESIS.
+A contract's record seals its `contract_id` too; an authorization's content is as it always was.
 `prev_hash` is unique, so two writers cannot fork the chain: the loser's insert fails and it
 appends again after the winner.
 
@@ -33,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sunshine.clock import utcnow
-from sunshine.models import Authorization, ConsentEvidence
+from sunshine.models import Authorization, ConsentEvidence, LoanContract
 from sunshine.settings import Settings, load
 
 GENESIS = "0" * 64
@@ -97,7 +99,17 @@ def seal(prev_hash: str, content: Mapping, key_id: str, keys: Keys) -> str:
 def _content(record: ConsentEvidence) -> dict:
     out = {name: getattr(record, name) for name in FIELDS}
     out["at"] = record.at.isoformat()
+    if record.contract_id is not None:
+        out["contract_id"] = record.contract_id
     return out
+
+
+def _sealed(rec: Mapping) -> dict:
+    """What an exported record's hash seals (exports from before contracts have no contract_id)."""
+    content = {name: rec[name] for name in FIELDS}
+    if rec.get("contract_id") is not None:
+        content["contract_id"] = rec["contract_id"]
+    return content
 
 
 def _last_hash(session: Session) -> str:
@@ -107,7 +119,7 @@ def _last_hash(session: Session) -> str:
 
 def append(
     session: Session,
-    auth: Authorization,
+    subject: Authorization | LoanContract,
     event: str,
     client: Client,
     consent_text: str = "",
@@ -115,16 +127,19 @@ def append(
     image_sha256: list[str] | None = None,
     **detail,
 ) -> ConsentEvidence:
-    """Add one step to the chain (in the session's transaction), sealed with the current key."""
+    """Add one step of an authorization or a contract to the chain (in the session's
+    transaction), sealed with the current key."""
     keys = configured_keys()
+    contract = isinstance(subject, LoanContract)
     for _ in range(5):
         record = ConsentEvidence(
-            authorization_id=auth.id,
+            authorization_id=None if contract else subject.id,
+            contract_id=subject.id if contract else None,
             at=utcnow(),
             event=event,
-            party_role=auth.party_role,
-            party_name=auth.party_name,
-            party_id_masked=auth.party_id_masked,
+            party_role=subject.party_role,
+            party_name=subject.party_name,
+            party_id_masked=subject.party_id_masked,
             consent_text=consent_text,
             face=face or {},
             image_sha256=image_sha256 or [],
@@ -150,6 +165,7 @@ def export(session: Session) -> Iterator[dict]:
     for record in session.scalars(query):
         yield {
             "id": record.id,
+            "contract_id": None,
             **_content(record),
             "key_id": record.key_id,
             "prev_hash": record.prev_hash,
@@ -266,7 +282,7 @@ def verify_chain(records: Iterable[dict], keys: Keys | None = None, checkpoints:
     for rec in records:
         position += 1
         rid, key_id = rec["id"], rec.get("key_id", LEGACY)  # exports from before keys have no key_id
-        content = {name: rec[name] for name in FIELDS}
+        content = _sealed(rec)
         if rec["prev_hash"] != prev:
             problems.append(f"record {rid}: does not follow the record before it")
         if key_id == LEGACY:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from auth_flow.tokens import CheckResult, StepRefused, bind_session, failed_chec
 from clients.sms import CODE_DIGITS, SmsClient, SmsError, code_digest, code_text, new_code
 from clients.wechat import WeChatApi, WeChatApiError
 from sunshine.clock import utcnow
-from sunshine.models import Authorization, Customer
+from sunshine.models import Authorization, Customer, LoanContract
 from sunshine.protect import constant_time_equal, unseal
 
 log = logging.getLogger(__name__)
@@ -51,35 +52,94 @@ def identity_factor(party: Customer) -> str:
     return "wechat" if party.wechat_openid else "sms"
 
 
-def _code_hash(secret_key: str, auth: Authorization, code: str) -> str:
-    return code_digest(secret_key, str(auth.id), code)
+# What is signed or authorized with a code sent to the phone on file: its own code fields.
+CodeHolder = Authorization | LoanContract
+
+
+def _code_scope(holder: CodeHolder) -> str:
+    """A code works only for what it was sent for (an authorization by its id, as it always was)."""
+    return str(holder.id) if isinstance(holder, Authorization) else f"contract:{holder.id}"
+
+
+def text_code(
+    session: Session, secret_key: str, holder: CodeHolder, party: Customer, sms: SmsClient, purpose: str, client: Client
+) -> str:
+    """Text a 6-digit code (valid SMS_CODE_TTL) to `party`'s phone on file for `holder` (an
+    authorization or a contract, locked by the caller), at most SMS_MAX_SENDS and not twice within
+    SMS_RESEND_AFTER. Recorded in the evidence chain; returns the masked phone it went to."""
+    if not party.phone_sealed or not party.phone_masked:
+        raise StepRefused("银行没有登记您的手机号，无法发送验证码，请联系客户经理")
+    now = utcnow()
+    if holder.sms_code_expires_at and now < holder.sms_code_expires_at - SMS_CODE_TTL + SMS_RESEND_AFTER:
+        raise StepRefused(f"验证码刚刚发出，请{SMS_RESEND_AFTER.seconds}秒后再重新获取")
+    if holder.sms_sends >= SMS_MAX_SENDS:
+        raise StepRefused("验证码发送次数过多，请联系客户经理")
+    code = new_code()
+    try:
+        sms.send(unseal(secret_key, party.phone_sealed), code_text(purpose, code, SMS_CODE_TTL.seconds // 60))
+    except SmsError as exc:
+        log.warning("SMS code for %s %s not sent: %s", type(holder).__name__, holder.id, exc)
+        raise StepRefused("短信发送失败，请稍后再试") from None
+    holder.sms_code_hash = code_digest(secret_key, _code_scope(holder), code)
+    holder.sms_code_expires_at = now + SMS_CODE_TTL
+    holder.sms_sends = type(holder).sms_sends + 1  # in SQL, on the row the caller locked
+    evidence.append(session, holder, "sms_code_sent", client, phone=party.phone_masked)
+    return party.phone_masked
+
+
+@dataclass(frozen=True)
+class Factor:
+    """The second factor's outcome: `ok`, what it was (`detail`, JSON for the evidence), and
+    what the party reads when it failed (`why`)."""
+
+    ok: bool
+    detail: dict[str, Any]
+    why: str
+
+
+def own_wechat_or_code(
+    session: Session,
+    secret_key: str,
+    holder: CodeHolder,
+    party: Customer,
+    client: Client,
+    wechat_openid: str | None,
+    sms_code: str | None,
+    link: str,
+    whose: str,
+) -> Factor:
+    """The party's own WeChat (`wechat_openid`, from WeChat's web authorization, must be the one
+    bound to them) or, for a party without one, `sms_code` the unexpired code texted for `holder`
+    (used up when it matches). `link` and `whose` word the messages ("授权链接", "被查询人")."""
+    if party.wechat_openid:  # identity_factor(party) == "wechat"
+        if not wechat_openid:
+            evidence.append(session, holder, "refused", client, step="identity", reason="no_wechat_identity")
+            raise StepRefused(f"请在微信里打开{link}，以确认是您本人的微信")
+        return Factor(
+            constant_time_equal(wechat_openid, party.wechat_openid),
+            {"factor": "wechat_oauth", "wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()},
+            f"当前微信不是{whose}本人的微信，请本人用自己的微信打开",
+        )
+    code = (sms_code or "").strip()
+    if not code:
+        raise StepRefused("请先获取短信验证码并填写")
+    ok = bool(
+        holder.sms_code_hash
+        and holder.sms_code_expires_at
+        and holder.sms_code_expires_at >= utcnow()
+        and constant_time_equal(code_digest(secret_key, _code_scope(holder), code), holder.sms_code_hash)
+    )
+    return Factor(ok, {"factor": "sms_code", "phone": party.phone_masked}, "短信验证码不正确或已过期，请重新获取")
 
 
 def send_sms_code(session: Session, secret_key: str, token: str, sms: SmsClient, client: Client) -> str:
-    """Text a 6-digit code (valid SMS_CODE_TTL) to the phone on file of a party without a bound
-    WeChat. Returns the masked phone it went to."""
+    """Text a code to the phone on file of a party without a bound WeChat. Returns the masked
+    phone it went to."""
     auth = open_for_step(session, token, "sms_code", client)
     party = party_of(session, auth)
     if identity_factor(party) != "sms":
         raise StepRefused("您的微信已与银行绑定，请直接用本人微信打开授权链接，不需要短信验证码")
-    if not party.phone_sealed or not party.phone_masked:
-        raise StepRefused("银行没有登记您的手机号，无法发送验证码，请联系客户经理")
-    now = utcnow()
-    if auth.sms_code_expires_at and now < auth.sms_code_expires_at - SMS_CODE_TTL + SMS_RESEND_AFTER:
-        raise StepRefused(f"验证码刚刚发出，请{SMS_RESEND_AFTER.seconds}秒后再重新获取")
-    if auth.sms_sends >= SMS_MAX_SENDS:
-        raise StepRefused("验证码发送次数过多，请联系客户经理重新发起授权")
-    code = new_code()
-    try:
-        text = code_text("征信查询授权", code, SMS_CODE_TTL.seconds // 60)
-        sms.send(unseal(secret_key, party.phone_sealed), text)
-    except SmsError as exc:
-        log.warning("SMS code for authorization %s not sent: %s", auth.id, exc)
-        raise StepRefused("短信发送失败，请稍后再试") from None
-    auth.sms_code_hash, auth.sms_code_expires_at = _code_hash(secret_key, auth, code), now + SMS_CODE_TTL
-    auth.sms_sends = Authorization.sms_sends + 1  # in SQL, on the row open_for_step locked
-    evidence.append(session, auth, "sms_code_sent", client, phone=party.phone_masked)
-    return party.phone_masked
+    return text_code(session, secret_key, auth, party, sms, "征信查询授权", client)
 
 
 def _passed(session: Session, auth: Authorization, client: Client, max_attempts: int) -> CheckResult:
@@ -104,27 +164,11 @@ def check_identity(
     WeChat, or, for a party without one, `sms_code` the code texted to their phone."""
     auth = open_for_step(session, token, "identity", client)
     party = party_of(session, auth)
-    # What the second factor found, recorded with the check: `detail` holds JSON values.
-    detail: dict[str, Any] = {"method": "name_id_digits"}
-    if party.wechat_openid:  # identity_factor(party) == "wechat"
-        if not wechat_openid:
-            evidence.append(session, auth, "refused", client, step="identity", reason="no_wechat_identity")
-            raise StepRefused("请在微信里打开授权链接，以确认是您本人的微信")
-        second_ok = constant_time_equal(wechat_openid, party.wechat_openid)
-        detail |= {"factor": "wechat_oauth", "wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()}
-        why = "当前微信不是被查询人本人的微信，请本人用自己的微信打开"
-    else:
-        code = (sms_code or "").strip()
-        if not code:
-            raise StepRefused("请先获取短信验证码并填写")
-        second_ok = bool(
-            auth.sms_code_hash
-            and auth.sms_code_expires_at
-            and auth.sms_code_expires_at >= utcnow()
-            and constant_time_equal(_code_hash(secret_key, auth, code), auth.sms_code_hash)
-        )
-        detail |= {"factor": "sms_code", "phone": party.phone_masked}
-        why = "短信验证码不正确或已过期，请重新获取"
+    factor = own_wechat_or_code(
+        session, secret_key, auth, party, client, wechat_openid, sms_code, "授权链接", "被查询人"
+    )
+    detail: dict[str, Any] = {"method": "name_id_digits", **factor.detail}
+    second_ok, why = factor.ok, factor.why
     id_number = unseal(secret_key, party.id_sealed)
     given = (id_digits or "").strip().upper()
     name_ok = (

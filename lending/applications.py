@@ -1,10 +1,14 @@
 """Loan applications: checks of what is asked, the status machine, risk rules
 and decisions, with every step recorded in `application_events`.
 
-    draft -> submitted -> awaiting_authorization -> under_review -> approved -> disbursed
+    draft -> submitted -> awaiting_authorization -> under_review -> approved -> signed -> disbursed
                  |                                      |  (auto or officer)
                  +-> rejected (a rejecting rule)         +-> rejected
-    any live status -> withdrawn (the customer changes their mind)
+    any live status up to approved -> withdrawn (the customer changes their mind)
+
+Approval offers the loan contract (lending.contracts): the approval notice carries its link;
+the borrower's signature (auth_flow.signing) moves the application to `signed`, and the
+disbursement follows.
 
 At submission the risk rules run: a rejecting hit ends the application,
 otherwise it waits for the credit-report authorizations. When the reports
@@ -38,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from clients.bureau import CreditReport
 from lending.amounts import format_amount
+from lending.contracts import DEFAULT_TTL, offer, signing_url, token_for
 from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
 from lending.notify import WeChatNotifier
@@ -64,7 +69,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "submitted": frozenset({"awaiting_authorization", "rejected", "withdrawn"}),
     "awaiting_authorization": frozenset({"under_review", "withdrawn"}),
     "under_review": frozenset({"approved", "rejected", "withdrawn"}),
-    "approved": frozenset({"disbursed", "withdrawn"}),
+    "approved": frozenset({"signed", "withdrawn"}),
+    "signed": frozenset({"disbursed"}),
     **{status: frozenset() for status in FINAL_APPLICATION_STATUSES},
 }
 # How the customer and the officer read each status.
@@ -74,6 +80,7 @@ STATUS_LABELS = {
     "awaiting_authorization": "等待征信授权",
     "under_review": "审核中",
     "approved": "审批通过",
+    "signed": "已签约",
     "rejected": "没有通过",
     "withdrawn": "已撤销",
     "disbursed": "已放款",
@@ -184,8 +191,9 @@ def _review_deadline(application: LoanApplication) -> datetime:
 
 
 class Applications:
-    """The application service. `secret_key` reads the sealed ID numbers (age);
-    `notify(openid, text)` tells the customer; `review_within` is the officers' deadline."""
+    """The application service. `secret_key` reads the sealed ID numbers (age) and makes the
+    contract links (under `public_base_url`, valid `contract_ttl`); `notify(openid, text)` tells
+    the customer; `review_within` is the officers' deadline."""
 
     def __init__(
         self,
@@ -195,8 +203,12 @@ class Applications:
         review_within: timedelta = DEFAULT_REVIEW_WITHIN,
         core_banking: CoreBanking | None = None,
         clock: Callable[[], datetime] = utcnow,
+        public_base_url: str = "",
+        contract_ttl: timedelta = DEFAULT_TTL,
     ):
         self.secret_key = secret_key
+        self.public_base_url = public_base_url
+        self.contract_ttl = contract_ttl
         self.notify = notify
         self.rules = rules or RuleBook.load()
         self.review_within = review_within
@@ -208,7 +220,14 @@ class Applications:
         """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
         if notify is None:
             notify = WeChatNotifier(Jobs(settings))
-        return cls(settings.secret_key, notify, review_within=timedelta(hours=settings.loan_review_hours), **kwargs)
+        return cls(
+            settings.secret_key,
+            notify,
+            review_within=timedelta(hours=settings.loan_review_hours),
+            public_base_url=settings.public_base_url,
+            contract_ttl=timedelta(hours=settings.contract_ttl_hours),
+            **kwargs,
+        )
 
     # --- asking ------------------------------------------------------------------
 
@@ -384,6 +403,12 @@ class Applications:
         )
         return application
 
+    def sign(self, session: Session, application_id: int, contract_id: int) -> LoanApplication:
+        """The borrower signed the loan contract (auth_flow.signing): the disbursement follows."""
+        application = self._get(session, application_id, lock=True)
+        self._move(session, application, "signed", "customer", "contract_signed", contract_id=contract_id)
+        return application
+
     def escalate_overdue(self, session: Session, now: datetime | None = None) -> list[LoanApplication]:
         """Flag every application whose officer deadline has passed (once each); returns them."""
         now = now or self.clock()
@@ -530,6 +555,8 @@ class Applications:
         _require(application, to_status)
         self._record(session, application, application.status, to_status, actor, action, reason, **detail)
         application.status = to_status
+        if to_status == "approved":
+            offer(session, application, self.secret_key, self.clock(), self.contract_ttl)
         text = self.notice(session, application)
         openid = application.customer.wechat_openid
         if text and openid:
@@ -570,8 +597,7 @@ class Applications:
             )
         )
 
-    @staticmethod
-    def notice(session: Session, application: LoanApplication) -> str | None:
+    def notice(self, session: Session, application: LoanApplication) -> str | None:
         """What the customer is told when the application reaches its current status."""
         product = application.product.name
         what = f"{product}申请（{format_amount(application.amount)}，{application.term_months}个月）"
@@ -587,7 +613,10 @@ class Applications:
         if status == "under_review":
             return f"您的{what}正在自动审批，请稍候。"
         if status == "approved":
-            return f"好消息！您的{what}已审批通过，放款后会再通知您。"
+            link = signing_url(self.public_base_url, token_for(self.secret_key, application.id))
+            return f"好消息！您的{what}已审批通过，请点击签署借款合同：{link}"
+        if status == "signed":
+            return f"您的{what}借款合同已签署，正在为您放款，到账后会在微信里通知您。"
         if status == "rejected":
             return f"很抱歉，您的{what}这次没有通过审批。想了解原因或重新申请，请回复“转人工”联系客户经理。"
         if status == "withdrawn":

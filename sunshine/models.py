@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -403,7 +404,9 @@ class ConsentEvidence(Base):
 
     __tablename__ = "consent_evidence"
     id: Mapped[int] = Column(Integer, primary_key=True)
-    authorization_id: Mapped[int] = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
+    # Whose step: an authorization's, or (migration 0019) the signing of a loan contract.
+    authorization_id: Mapped[int | None] = Column(Integer, ForeignKey("authorizations.id"), index=True)
+    contract_id: Mapped[int | None] = Column(Integer, ForeignKey("loan_contracts.id"), index=True)
     at: Mapped[datetime] = Column(DateTime, nullable=False)
     event: Mapped[str] = Column(String(32), nullable=False)
     party_role: Mapped[str] = Column(String(16), nullable=False)
@@ -535,3 +538,39 @@ class WxaSubscription(Base):
     updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("mp_openid", "template_id"),)
+
+
+# -- the electronic loan contract (lending/contracts.py, auth_flow/signing.py, migration 0019) --
+
+
+class LoanContract(Base):
+    """The loan contract (借款合同) of an approved application: offered with a link when the
+    application is approved, signed by the borrower with their own WeChat or an SMS code; the
+    signed text, its PDF and the PDF's SHA-256 are kept (the hash is checked on every download)."""
+
+    __tablename__ = "loan_contracts"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, unique=True)
+    token_hash: Mapped[str] = Column(String(64), unique=True, nullable=False)  # SHA-256 of the link's token
+    status: Mapped[str] = Column(String(16), nullable=False, default="offered")  # offered | signed
+    version: Mapped[str] = Column(String(16), nullable=False)  # the template's version
+    party_name: Mapped[str] = Column(String(64), nullable=False)  # the borrower
+    party_id_masked: Mapped[str] = Column(String(32), nullable=False)
+    text_sha256: Mapped[str | None] = Column(String(64))  # the text last shown; once signed, the signed text
+    offered_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = Column(DateTime, nullable=False)
+    signed_at: Mapped[datetime | None] = Column(DateTime)
+    proof: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)  # the factor that signed, and how
+    text: Mapped[str | None] = Column(Text)  # the signed text, exactly as shown
+    pdf: Mapped[bytes | None] = Column(LargeBinary)
+    pdf_sha256: Mapped[str | None] = Column(String(64))
+    evidence_id: Mapped[int | None] = Column(Integer)  # the consent_evidence record of the signing
+    # The SMS code of a borrower signing without their WeChat (HMAC, never the code).
+    sms_code_hash: Mapped[str | None] = Column(String(64))
+    sms_code_expires_at: Mapped[datetime | None] = Column(DateTime)
+    sms_sends: Mapped[int] = Column(Integer, nullable=False, default=0)
+
+    application: Mapped[LoanApplication] = relationship("LoanApplication")
+
+    # The evidence chain names each record's party by role: a contract's is the borrower, the applicant.
+    party_role = "applicant"

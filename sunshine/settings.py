@@ -71,6 +71,13 @@ class Settings:
     authorization_ttl_s: int = 1800
     # Hours an officer has to decide an application sent to review (the bank's promised time).
     loan_review_hours: int = 24
+    # --- the electronic loan contract (lending/contracts.py, auth_flow/signing.py) ---
+    # The lender as the contract names it.
+    bank_name: str = "阳光农村商业银行"
+    # Hours the contract's signing link stays valid after the approval.
+    contract_ttl_hours: int = 72
+    # Loans above this many yuan are signed with a face check besides the WeChat or SMS proof.
+    contract_face_above: int = 50000
     log_level: str = "INFO"
 
     # --- remote credit-report authorization (auth_flow) ---
@@ -524,6 +531,12 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("WORKER_PROCESSES must be between 1 and 64")
     if not 1 <= s.loan_review_hours <= 720:
         problems.append("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
+    if not 1 <= s.contract_ttl_hours <= 720:
+        problems.append("CONTRACT_TTL_HOURS must be between 1 and 720 hours")
+    if s.contract_face_above < 0:
+        problems.append("CONTRACT_FACE_ABOVE must be 0 (a face check for every loan) or more yuan")
+    if not s.bank_name.strip():
+        problems.append("BANK_NAME must name the lender, as the loan contract says it")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:
         problems.append("WECHAT_REPLY_BUDGET_S must be between 0.5 and 4.5 seconds (WeChat waits 5 s)")
     if not 0.2 <= s.face_tolerance <= 0.6:

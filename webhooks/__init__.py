@@ -13,7 +13,7 @@ from werkzeug.routing import IntegerConverter
 from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
-from webhooks import api, console, health, wechat, wxa_push
+from webhooks import api, console, contracts, health, wechat, wxa_push
 
 MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     app.register_blueprint(wechat.bp)
     app.register_blueprint(wxa_push.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(contracts.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)
     app.register_blueprint(health.bp)

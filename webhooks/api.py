@@ -370,24 +370,36 @@ def authorization_page(token: str):
             [h for h in exc.get_headers() if h[0] == "Retry-After"],
         )
     if not session.get(OPENID_KEY):
-        s = _settings()
-        session[STATE_KEY], session[NEXT_KEY] = secrets.token_urlsafe(16), token
-        callback = f"{s.public_base_url.rstrip('/')}/auth/wechat-callback"
-        return redirect(WeChatApi.from_settings(s).oauth_authorize_url(callback, session[STATE_KEY]))
+        return wechat_identity(f"/auth/{token}")
     return render_template("auth.html", auth=details, token=token)
+
+
+def wechat_identity(back_to: str):
+    """Send the browser through WeChat's web authorization (snsapi_base, silent), back to the page
+    at `back_to` (a path of this site) with the user's openid in the signed session."""
+    s = _settings()
+    session[STATE_KEY], session[NEXT_KEY] = secrets.token_urlsafe(16), back_to
+    callback = f"{s.public_base_url.rstrip('/')}/auth/wechat-callback"
+    return redirect(WeChatApi.from_settings(s).oauth_authorize_url(callback, session[STATE_KEY]))
+
+
+# The pages WeChat's web authorization may come back to.
+WECHAT_RETURN_PATHS = ("/auth/", "/contract/")
 
 
 @bp.get("/auth/wechat-callback")
 def authorization_wechat_callback():
     """WeChat comes back with a code naming the user: keep their openid in the signed session."""
-    expected, token = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
+    expected, back_to = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
     code, state = request.args.get("code", ""), request.args.get("state", "")
-    failed = "微信身份确认失败，请关闭页面，再从微信里重新打开授权链接"
-    if not expected or not token or not code or not constant_time_equal(state, expected):
+    failed = "微信身份确认失败，请关闭页面，再从微信里重新打开链接"
+    if not isinstance(back_to, str) or not back_to.startswith(WECHAT_RETURN_PATHS) or "//" in back_to:
+        back_to = None
+    if not expected or not back_to or not code or not constant_time_equal(state, expected):
         return render_template("auth_invalid.html", message=failed), 400
     try:
         session[OPENID_KEY] = WeChatApi.from_settings(_settings()).oauth_openid(code)
     except WeChatApiError as exc:
         current_app.logger.warning("WeChat web authorization failed: %s", exc)
         return render_template("auth_invalid.html", message=failed), 502 if exc.errcode is None else 400
-    return redirect(f"/auth/{token}")
+    return redirect(back_to)

@@ -6,10 +6,12 @@ import pytest
 from sqlalchemy import func, select
 
 from lending.applications import DecisionError, IllegalTransition, ReportsIncomplete, officer_queue
+from lending.contracts import for_application, token_for
 from lending.credit_lines import current_line
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, CreditLine, LoanApplication, Officer
+from tests import TEST_SECRET
 from tests.unit.lending_helpers import T0, report, service
 
 ZHANG = "o_demo_zhangjianguo"  # farmer, line 20万, spouse 李秀英
@@ -44,8 +46,13 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
         assert current_line(s, by_openid(s, ZHANG), today=T0.date()).available == 150_000  # held while in progress
         app = svc.report_arrived(s, app_id, zhang_reports())
         assert (app.status, app.review_mode, app.risk_hits) == ("approved", "auto", [])
-    assert told.sent[-1] == (ZHANG, "好消息！您的阳光e贷申请（5万元，12个月）已审批通过，放款后会再通知您。")
+    assert told.sent[-1] == (
+        ZHANG,
+        "好消息！您的阳光e贷申请（5万元，12个月）已审批通过，请点击签署借款合同："
+        f"/contract/{token_for(TEST_SECRET, app_id)}",
+    )
     with unit_of_work(demo_db_url) as s:
+        svc.sign(s, app_id, for_application(s, app_id).id)
         app = svc.disburse(s, app_id)
         assert app.loan_account == f"SIM{app_id:012d}"
     with unit_of_work(demo_db_url) as s:
@@ -58,7 +65,8 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
             ("submitted", "awaiting_authorization", "system"),
             ("awaiting_authorization", "under_review", "system"),
             ("under_review", "approved", "auto"),
-            ("approved", "disbursed", "core_banking"),
+            ("approved", "signed", "customer"),
+            ("signed", "disbursed", "core_banking"),
         ]
         assert all(e.at == T0 for e in events) and "自动审批通过" in events[4].reason
         line = current_line(s, by_openid(s, ZHANG), today=T0.date())
@@ -175,6 +183,7 @@ def test_disbursement_counts_against_the_line(demo_db_url):
     app_id = apply_zhang(demo_db_url, svc, amount=80_000)
     with unit_of_work(demo_db_url) as s:
         svc.report_arrived(s, app_id, zhang_reports())
+        svc.sign(s, app_id, for_application(s, app_id).id)
         svc.disburse(s, app_id)
     with unit_of_work(demo_db_url) as s:
         assert (
