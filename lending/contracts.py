@@ -165,7 +165,7 @@ def offer(
     session: Session, application: LoanApplication, secret_key: str, now: datetime, ttl: timedelta = DEFAULT_TTL
 ) -> LoanContract:
     """The application was approved (at `now`): its contract is offered (once; the link stays the same)."""
-    contract = session.scalar(select(LoanContract).where(LoanContract.application_id == application.id))
+    contract = contract_of(session, application.id)
     if contract is not None:
         return contract
     borrower = application.customer
@@ -203,12 +203,17 @@ def find_by_token(session: Session, token: str, lock: bool = False) -> LoanContr
     return contract
 
 
-def for_application(session: Session, application_id: int, lock: bool = False) -> LoanContract:
-    """The contract of an application (the mini-program finds it by the customer's application)."""
+def contract_of(session: Session, application_id: int, lock: bool = False) -> LoanContract | None:
+    """The contract of an application, if it was offered."""
     query = select(LoanContract).where(LoanContract.application_id == application_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    contract = session.scalar(query)
+    return session.scalar(query)
+
+
+def for_application(session: Session, application_id: int, lock: bool = False) -> LoanContract:
+    """The contract of an application (the mini-program finds it by the customer's application)."""
+    contract = contract_of(session, application_id, lock)
     if contract is None:
         raise ContractError("no_contract", "这笔贷款申请还没有借款合同（审批通过后才有）")
     return contract

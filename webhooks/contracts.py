@@ -27,6 +27,7 @@ bp.after_request(no_store)  # the contract names the borrower
 
 # HTTP status of each refusal code.
 STATUS = {
+    "bad_request": 400,
     "unknown_token": 404,
     "other_person": 403,
     "wrong_code": 422,
@@ -35,6 +36,7 @@ STATUS = {
     "pdf_altered": 500,
 }
 _NAMES = {
+    400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",

@@ -6,19 +6,21 @@ from __future__ import annotations
 import base64
 from datetime import timedelta
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from auth_flow.identity import page_id
 from auth_flow.qr import authorization_url, png
+from auth_flow.signing import FACTOR_NAMES
 from auth_flow.tokens import reissue_for_application
 from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
 from lending.applications import Applications, LendingError, awaiting_second_approval
+from lending.contracts import ContractError, contract_number, contract_of, pdf_intact
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
-from sunshine.models import LoanApplication, NoticeDelivery
+from sunshine.models import LoanApplication, NoticeDelivery, audit
 from webhooks.console import bp
 from webhooks.console.auth import login_required
 from webhooks.console.common import profile, settings
@@ -41,16 +43,39 @@ def application_page(application_id: int) -> ResponseReturnValue:
     notices = g.db.scalars(
         select(NoticeDelivery).where(NoticeDelivery.application_id == application.id).order_by(NoticeDelivery.id)
     ).all()
+    contract = contract_of(g.db, application.id)
     return render_template(
         "console/application.html",
         a=application,
         notices=[
             (n, notice_kind(settings(), n.kind).title, CHANNEL_NAMES.get(n.channel or "", "发送中")) for n in notices
         ],
+        contract=contract,
+        signed_with=FACTOR_NAMES.get(contract.proof.get("factor", ""), "") if contract else "",
         profile=profile(application.customer),
         now=utcnow(),
         first_approver=first,
         can_confirm=first is not None and g.officer.role == handoffs.SUPERVISOR and g.officer.id != first.id,
+    )
+
+
+@bp.get("/applications/<int:application_id>/contract.pdf")
+@login_required
+def contract_pdf(application_id: int) -> ResponseReturnValue:
+    """The signed loan contract's PDF (its SHA-256 checked); every view is in the audit log."""
+    application = _application(application_id)
+    contract = contract_of(g.db, application.id)
+    if contract is None or contract.status != "signed":
+        abort(404, description="这笔申请的借款合同还没有签署")
+    try:
+        data = pdf_intact(contract)
+    except ContractError as exc:
+        abort(500, description=exc.message)
+    audit(g.db, handoffs.actor_of(g.officer), "contract.pdf_viewed", "loan_application", application.id)
+    return Response(
+        data,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="contract-{contract_number(application)}.pdf"'},
     )
 
 
