@@ -112,6 +112,120 @@ _STEPS: dict[str, dict[str, Any]] = {
     },
 }
 
+_CONTRACT_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["error", "code", "message"],
+        }
+    }
+}
+
+
+def _refusals(**described: str) -> dict:
+    """A contract operation's refusals: {"error", "code" (for machines), "message" (for the borrower)}."""
+    return {
+        status.removeprefix("r"): {"description": text, "content": _CONTRACT_ERROR}
+        for status, text in described.items()
+    }
+
+
+_CONTRACT_COMMON = dict(
+    r403="`other_person`: the borrower has a bound WeChat and this session's WeChat is someone else's",
+    r404="`unknown_token`: no contract has this link",
+    r429="Too many unknown tokens, or refusals recorded as evidence, from this client or on this link",
+)
+# The loan contract's API (webhooks/contracts.py): the link of the approval notice, /contract/{token}.
+_CONTRACT_PATHS: dict[str, dict[str, Any]] = {
+    "/api/contracts/{token}": {
+        "get": {
+            "summary": "The loan contract: its text made now, `text_sha256` (sign with it), version, terms, "
+            "status; how it is signed (`factor`: wechat or sms, `face_required`); once signed, when and how. "
+            "Showing an offered text records its hash",
+            "parameters": [_TOKEN],
+            "responses": {
+                "200": {
+                    "description": "The contract",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Contract"}}},
+                },
+                **_refusals(**_CONTRACT_COMMON),
+            },
+        }
+    },
+    "/api/contracts/{token}/sms-code": {
+        "post": {
+            "summary": "Text a signing code (valid 5 minutes, resent after 60 s, at most 5) to the phone on "
+            "file of a borrower without a bound WeChat",
+            "parameters": [_TOKEN],
+            "responses": {
+                "200": {
+                    "description": "Sent",
+                    "content": _json({"ok": {"type": "boolean"}, "message": {"type": "string"}}, ["ok", "message"]),
+                },
+                **_refusals(
+                    **_CONTRACT_COMMON,
+                    r409="Not signable now (`already_signed`, `withdrawn`, `not_approved`, `expired`) or no code "
+                    "possible (`refused`: WeChat bound, no phone on file, resent too soon, too many, gateway down)",
+                ),
+            },
+        }
+    },
+    "/api/contracts/{token}/sign": {
+        "post": {
+            "summary": "Sign the contract whose text has SHA-256 `text_sha256` (from the read), with this "
+            "session's WeChat (web authorization) or `sms_code`. Recorded in the evidence chain; the PDF is "
+            "made and kept; the application moves to `signed` and the disbursement is queued",
+            "parameters": [_TOKEN],
+            "requestBody": {
+                "content": _json(
+                    {
+                        "text_sha256": {"type": "string", "minLength": 64, "maxLength": 64},
+                        "sms_code": {"type": "string", "pattern": "^[0-9]{6}$"},
+                    },
+                    ["text_sha256"],
+                )
+            },
+            "responses": {
+                "200": {
+                    "description": "Signed",
+                    "content": _json(
+                        {
+                            "ok": {"type": "boolean"},
+                            "status": {"type": "string", "enum": ["signed"]},
+                            "message": {"type": "string"},
+                            "pdf_sha256": {"type": "string"},
+                        },
+                        ["ok", "status", "message", "pdf_sha256"],
+                    ),
+                },
+                **_refusals(
+                    **_CONTRACT_COMMON,
+                    r400="`bad_request`: not a JSON object with `text_sha256`, or `sms_code` not a string",
+                    r409="`already_signed`, `withdrawn`, `not_approved`, `expired`, `face_required` (above "
+                    "CONTRACT_FACE_ABOVE), or `refused` (open it in WeChat; ask for a code first)",
+                    r422="`text_changed` (合同内容已更新，请重新阅读后再签署) or `wrong_code` (wrong or expired; "
+                    "the code is used up either way)",
+                ),
+            },
+        }
+    },
+    "/api/contracts/{token}/pdf": {
+        "get": {
+            "summary": "The signed contract's PDF (its stored SHA-256 checked first)",
+            "parameters": [_TOKEN],
+            "responses": {
+                "200": {"description": "The PDF", "content": {"application/pdf": {}}},
+                **_refusals(
+                    **_CONTRACT_COMMON,
+                    r409="`not_signed`: nothing signed yet",
+                    r500="`pdf_altered`: the kept PDF does not match its hash",
+                ),
+            },
+        }
+    },
+}
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {
@@ -178,6 +292,7 @@ SPEC = {
         },
         # -- the officer console (session cookie from /console/login; POSTs need X-CSRF-Token;
         #    a session ends at logout, password change, CONSOLE_SESSION_MAX_S or CONSOLE_SESSION_IDLE_S) --
+        **_CONTRACT_PATHS,
         "/api/console/changes": {
             "get": {
                 "summary": "A version that changes whenever a hand-off, message or application changes",
@@ -289,6 +404,29 @@ SPEC = {
     "components": {
         "schemas": {
             "Error": _ERROR,
+            "Contract": {
+                "type": "object",
+                "properties": {
+                    "contract_number": {"type": "string", "example": "YGJK00000012"},
+                    "status": {"type": "string", "enum": ["offered", "signed"]},
+                    "application_status": {"type": "string"},
+                    "bank": {"type": "string"},
+                    "product": {"type": "string"},
+                    "amount": {"type": "integer"},
+                    "term_months": {"type": "integer"},
+                    "annual_rate": {"type": "string", "example": "4.35%"},
+                    "repayment_method": {"type": "string", "example": "等额本息"},
+                    "text": {"type": "string"},
+                    "text_sha256": {"type": "string"},
+                    "version": {"type": "string"},
+                    "factor": {"type": "string", "enum": ["wechat", "sms"]},
+                    "face_required": {"type": "boolean"},
+                    "signed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "signed_with": {"type": "string"},
+                    "pdf_sha256": {"type": ["string", "null"]},
+                },
+                "required": ["contract_number", "status", "text", "text_sha256", "version"],
+            },
             "Authorization": {
                 "type": "object",
                 "properties": {

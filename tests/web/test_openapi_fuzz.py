@@ -25,6 +25,7 @@ from hypothesis_jsonschema import from_schema
 from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
+from tests.unit.contract_helpers import approved
 from tests.web.test_console_officers import csrf_of
 from webhooks.openapi import SPEC
 
@@ -58,7 +59,7 @@ def resolved(schema):
 @pytest.fixture
 def world(make_client, demo_settings):
     """Clients (anonymous, officer, supervisor) and real objects for path parameters: a valid
-    authorization token and an open hand-off."""
+    authorization token, a contract's link token and an open hand-off."""
     from handoff.service import request_hand_off
 
     with unit_of_work(demo_settings.database_url) as s:
@@ -76,14 +77,15 @@ def world(make_client, demo_settings):
         assert client.post("/console/login", data=form).status_code == 302
         client.csrf = csrf_of(client.get("/console").data)
         clients[username] = client
-    return {"clients": clients, "token": token, "id": hand_off_id}
+    contract_token = approved(demo_settings.database_url)[3]  # 张建国's 5万 阳光e贷, approved
+    return {"clients": clients, "token": token, "contract_token": contract_token, "id": hand_off_id}
 
 
 def path_values(draw, path: str, method: str, world) -> dict:
     values = {}
     params = {p["name"]: p["schema"] for p in SPEC["paths"][path][method]["parameters"] if p["in"] == "path"}
     for name, schema in params.items():
-        real = world["token"] if name == "token" else world["id"]
+        real = world["id"] if name != "token" else world["contract_token" if "/contracts/" in path else "token"]
         values[name] = quote(str(draw(st.sampled_from([real]) | from_schema(schema), label=name)), safe="")
     return values
 
