@@ -23,7 +23,6 @@ from string import Template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lending.amounts import format_amount
 from sunshine.clock import customer_date, in_beijing, utcnow
 from sunshine.models import LoanApplication, LoanContract, LoanProduct
 
@@ -126,7 +125,7 @@ def contract_text(application: LoanApplication, bank: str, offered_at: datetime)
         borrower=borrower.name,
         borrower_id=borrower.id_masked,
         product=product.name,
-        amount_figures=f"{application.amount:,}（{format_amount(application.amount)}）",
+        amount_figures=f"{application.amount:,}.00",
         amount_capitals=amount_in_capitals(application.amount),
         purpose=application.purpose.strip().rstrip("。") or "个人生产经营及消费",
         term_months=application.term_months,

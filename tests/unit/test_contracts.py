@@ -92,7 +92,7 @@ def test_the_contract_names_the_parties_the_amount_in_capitals_the_rate_and_the_
     for part in (
         "贷款人（甲方）：阳光农村商业银行",
         "借款人（乙方）：张建国　身份证号码：3212**********0119",
-        "人民币50,000（5万元）元（大写：人民币伍万元整）",
+        "人民币50,000.00元（大写：人民币伍万元整）",
         "买化肥",
         "12个月",
         "年利率4.35%",
