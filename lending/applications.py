@@ -564,6 +564,8 @@ class Applications:
             details = {
                 "kind": "disbursement" if to_status == "disbursed" else "application_status",
                 "application_id": application.id,
+                # A template message opens the contract's signing page (the approval notice's link).
+                "link": self.contract_link(application) if to_status == "approved" else None,
                 "fields": {
                     "product": application.product.name,
                     "amount": application.amount,
@@ -597,6 +599,10 @@ class Applications:
             )
         )
 
+    def contract_link(self, application: LoanApplication) -> str:
+        """The signing page of the application's loan contract (lending.contracts)."""
+        return signing_url(self.public_base_url, token_for(self.secret_key, application.id))
+
     def notice(self, session: Session, application: LoanApplication) -> str | None:
         """What the customer is told when the application reaches its current status."""
         product = application.product.name
@@ -613,8 +619,7 @@ class Applications:
         if status == "under_review":
             return f"您的{what}正在自动审批，请稍候。"
         if status == "approved":
-            link = signing_url(self.public_base_url, token_for(self.secret_key, application.id))
-            return f"好消息！您的{what}已审批通过，请点击签署借款合同：{link}"
+            return f"好消息！您的{what}已审批通过，请点击签署借款合同：{self.contract_link(application)}"
         if status == "signed":
             return f"您的{what}借款合同已签署，正在为您放款，到账后会在微信里通知您。"
         if status == "rejected":

@@ -85,7 +85,9 @@ def _state(db_url, app_id):
 
 
 def test_the_contract_names_the_parties_the_amount_in_capitals_the_rate_and_the_terms(demo_db_url):
-    _, _, app_id, token = approved(demo_db_url, amount=50_000)
+    _, told, app_id, token = approved(demo_db_url, amount=50_000)
+    assert told.sent[-1][1].endswith(f"请点击签署借款合同：/contract/{token}")
+    assert told.details[-1]["link"] == f"/contract/{token}"  # what a template message opens
     view = _read(demo_db_url, token)
     text = view["text"]
     assert text.startswith("个人借款合同")
