@@ -4,6 +4,7 @@ route about one hand-off, message or application refuses an officer it does not 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from datetime import timedelta
@@ -24,6 +25,7 @@ from sunshine.models import (
     FaceReview,
     HandOff,
     LoanApplication,
+    LoanContract,
     Officer,
     utcnow,
 )
@@ -49,7 +51,7 @@ PUBLIC = {
     "static",
     "api.authorization_wechat_callback",
 }
-TOKEN = "api."
+TOKEN = ("api.", "contracts.")
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
 OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id", "customer_id", "review_id"}
@@ -131,6 +133,22 @@ def others(demo_settings):
         s.flush()
         review = FaceReview(authorization_id=locked.id, reference_id=reference.id, face={}, frames_sealed=[photo])
         s.add(review)
+        pdf = b"%PDF-1.4 a signed contract"
+        s.add(  # the application's signed loan contract (its PDF is a console route too)
+            LoanContract(
+                application_id=application.id,
+                token_hash="1" * 64,
+                status="signed",
+                version="2026.1",
+                party_name=customer.name,
+                party_id_masked=customer.id_masked,
+                expires_at=utcnow() + timedelta(hours=72),
+                signed_at=utcnow(),
+                proof={"factor": "wechat_oauth"},
+                pdf=pdf,
+                pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+            )
+        )
         s.flush()
         return {
             "authorization_id": locked.id,
@@ -251,8 +269,9 @@ def test_every_token_route_answers_an_unknown_token_with_404_and_a_message(make_
                     url, data={"frames": (io.BytesIO(b"\xff\xd8"), "f.jpg")}, content_type="multipart/form-data"
                 )
             else:  # a well-formed body: only the token is wrong
-                resp = client.open(url, method=method, json={"name": "张三", "id_digits": "123456", "agree": True})
+                body = {"name": "张三", "id_digits": "123456", "agree": True, "text_sha256": "0" * 64}
+                resp = client.open(url, method=method, json=body)
             assert resp.status_code == 404, (method, rule.rule, resp.status_code)
-            assert "授权码无效" in resp.data.decode()
+            assert ("合同链接无效" if rule.endpoint.startswith("contracts.") else "授权码无效") in resp.data.decode()
             seen += 1
-    assert seen >= 9
+    assert seen >= 14
