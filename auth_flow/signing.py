@@ -98,9 +98,15 @@ def _is_borrower(contract: LoanContract, proof: Proof) -> bool | None:
 
 
 def check_reader(session: Session, contract: LoanContract, proof: Proof, client: Client) -> None:
-    """A borrower with a bound WeChat reads their contract in that WeChat only: another
-    person's WeChat is refused (recorded). A borrower without one reads it from the link."""
-    if contract.application.customer.wechat_openid and _is_borrower(contract, proof) is False:
+    """A borrower with a bound WeChat reads and signs their contract in that WeChat only (the
+    text names them in full): without a WeChat identity the page asks for one; another person's
+    WeChat is refused (recorded). A borrower without one reads it from the link."""
+    if not contract.application.customer.wechat_openid:
+        return
+    mine = _is_borrower(contract, proof)
+    if mine is None:
+        raise StepRefused("请在微信里打开合同链接，以确认是您本人的微信")
+    if not mine:
         _refuse(session, contract, client, "other_person", "这份借款合同只能由借款人本人用自己的微信打开和签署")
 
 

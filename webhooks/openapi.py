@@ -149,7 +149,11 @@ _CONTRACT_PATHS: dict[str, dict[str, Any]] = {
                     "description": "The contract",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Contract"}}},
                 },
-                **_refusals(**_CONTRACT_COMMON),
+                **_refusals(
+                    **_CONTRACT_COMMON,
+                    r409="`refused`: the borrower has a bound WeChat and this session has no WeChat identity "
+                    "(open the link in WeChat)",
+                ),
             },
         }
     },
@@ -218,7 +222,7 @@ _CONTRACT_PATHS: dict[str, dict[str, Any]] = {
                 "200": {"description": "The PDF", "content": {"application/pdf": {}}},
                 **_refusals(
                     **_CONTRACT_COMMON,
-                    r409="`not_signed`: nothing signed yet",
+                    r409="`not_signed`: nothing signed yet; or `refused`: opened outside WeChat",
                     r500="`pdf_altered`: the kept PDF does not match its hash",
                 ),
             },

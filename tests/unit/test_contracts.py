@@ -175,14 +175,16 @@ def test_another_persons_wechat_can_neither_read_nor_sign(demo_db_url):
         signing.read(s, find_by_token(s, token), TERMS, stranger, WEB)
     assert caught.value.code == "other_person" and "借款人本人" in caught.value.message
     assert _refused(demo_db_url, svc, token, shown["text_sha256"], stranger) == "other_person"
-    # the page opened outside WeChat (no WeChat identity) cannot sign for a borrower who has one
+    # outside WeChat (no WeChat identity) a borrower who has one can neither read nor sign
     with unit_of_work(demo_db_url) as s:
+        with pytest.raises(signing.StepRefused, match="请在微信里打开合同链接"):
+            signing.read(s, find_by_token(s, token), TERMS, Proof(), WEB)
         with pytest.raises(signing.StepRefused, match="请在微信里打开合同链接"):
             signing.sign(s, find_by_token(s, token), shown["text_sha256"], TERMS, Proof(), WEB, svc, Disbursals())
     assert _state(demo_db_url, app_id) == ("approved", "offered", None)
     with unit_of_work(demo_db_url) as s:
         reasons = [r.detail.get("reason") for r in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))]
-        assert reasons == ["other_person", "other_person", "no_wechat_identity"]
+        assert reasons == ["other_person", "other_person"]
 
 
 def test_an_expired_or_already_signed_contract_is_not_signed(demo_db_url):
