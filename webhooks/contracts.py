@@ -59,9 +59,9 @@ def _refusal(code: str, message: str):
     return jsonify(error=_NAMES[status], code=code, message=message), status
 
 
-def _with_contract(token: str, step: Callable[[Any, LoanContract], Any]) -> tuple[Any, Any]:
+def _with_contract(token: str, step: Callable[[Any, LoanContract], Any]) -> tuple[Any, tuple[str, str] | None]:
     """Run `step(session, contract)` in a unit of work that commits even when the step is refused
-    (the refusal is evidence); returns (result, None) or (None, the refusal's response)."""
+    (the refusal is evidence); returns (result, None) or (None, (code, message))."""
     _limit(TOKEN_LOOKUPS)
     _limit(DEAD_TOKEN_STEPS, who=_token_key())
     _limit(DEAD_TOKEN_STEPS_BY_CLIENT)
@@ -79,7 +79,7 @@ def _with_contract(token: str, step: Callable[[Any, LoanContract], Any]) -> tupl
         _unknown_token()
     elif refused[0] in ("other_person", "wrong_code", "text_changed", "face_required"):
         _dead_token()  # recorded as evidence: bounded per link and per client
-    return None, _refusal(*refused)
+    return None, refused
 
 
 @bp.get("/api/contracts/<token>")
@@ -87,7 +87,7 @@ def contract(token: str):
     """The contract's text (its hash to sign with), terms and status."""
     terms = Terms.from_settings(_settings())
     view, refused = _with_contract(token, lambda db, c: signing.read(db, c, terms, _proof(), _client()))
-    return refused or jsonify(view)
+    return _refusal(*refused) if refused else jsonify(view)
 
 
 @bp.post("/api/contracts/<token>/sms-code")
@@ -96,7 +96,7 @@ def contract_sms_code(token: str):
     s = _settings()
     terms, sms = Terms.from_settings(s), SmsClient.from_settings(s)
     phone, refused = _with_contract(token, lambda db, c: signing.send_code(db, c, terms, sms, _proof(), _client()))
-    return refused or jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
+    return _refusal(*refused) if refused else jsonify(ok=True, message=f"验证码已发送到{phone}，5分钟内有效")
 
 
 @bp.post("/api/contracts/<token>/sign")
@@ -115,7 +115,7 @@ def contract_sign(token: str):
         lambda db, c: signing.sign(db, c, body["text_sha256"], terms, _proof(code), _client(), applications, jobs),
     )
     if refused:
-        return refused
+        return _refusal(*refused)
     return jsonify(ok=True, status=signed.status, message=signing.SIGNED_MESSAGE, pdf_sha256=signed.pdf_sha256)
 
 
@@ -126,7 +126,7 @@ def contract_pdf(token: str):
         token, lambda db, c: (signing.pdf(db, c, _proof(), _client()), contract_number(c.application))
     )
     if refused:
-        return refused
+        return _refusal(*refused)
     data, number = out
     return Response(
         data,
@@ -149,7 +149,7 @@ def contract_page(token: str):
     except HTTPException as exc:  # a rate limit (429), shown as a page
         return _invalid(exc.description or "", exc.code or 429, [h for h in exc.get_headers() if h[0] == "Retry-After"])
     if refused:
-        return _invalid(refused[0].json["message"], refused[1])
+        return _invalid(refused[1], STATUS.get(refused[0], 409))
     if view is None:
         return wechat_identity(f"/contract/{token}")
     return render_template("contract.html", contract=view, token=token)
