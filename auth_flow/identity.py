@@ -2,7 +2,10 @@
 
 On the H5 page: their name and the last 6 digits of their ID number, with their own WeChat
 (from the page's web authorization) or, when no WeChat is bound to them, a code texted to
-their phone on file. In the mini-program: wx.login's code names their WeChat.
+their phone on file; or, in the bank's mini-program, with the mini-program session the party
+logged in with (`/api/mp/login`). In the mini-program also: wx.login's code names their WeChat.
+Whose WeChat it is follows the one rule of lending.customers.by_openid (the openid in that
+AppID, or the UnionID).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from auth_flow.evidence import Client
 from auth_flow.tokens import CheckResult, StepRefused, bind_session, failed_check, open_for_step, party_of
 from clients.sms import CODE_DIGITS, SmsClient, SmsError, code_digest, code_text, new_code
 from clients.wechat import WeChatApi, WeChatApiError
+from lending.customers import MINI_PROGRAM, by_openid
 from sunshine.clock import utcnow
 from sunshine.models import Authorization, Customer, LoanContract
 from sunshine.protect import constant_time_equal, unseal
@@ -87,6 +91,10 @@ def text_code(
     return party.phone_masked
 
 
+def _is_party(found: Customer | None, party: Customer) -> bool:
+    return found is not None and found.id == party.id
+
+
 @dataclass(frozen=True)
 class Factor:
     """The second factor's outcome: `ok`, what it was (`detail`, JSON for the evidence), and
@@ -107,6 +115,7 @@ def own_wechat_or_code(
     sms_code: str | None,
     link: str,
     whose: str,
+    wechat_unionid: str | None = None,
 ) -> Factor:
     """The party's own WeChat (`wechat_openid`, from WeChat's web authorization, must be the one
     bound to them) or, for a party without one, `sms_code` the unexpired code texted for `holder`
@@ -116,7 +125,7 @@ def own_wechat_or_code(
             evidence.append(session, holder, "refused", client, step="identity", reason="no_wechat_identity")
             raise StepRefused(f"请在微信里打开{link}，以确认是您本人的微信")
         return Factor(
-            constant_time_equal(wechat_openid, party.wechat_openid),
+            _is_party(by_openid(session, wechat_openid, wechat_unionid), party),
             {"factor": "wechat_oauth", "wechat_openid_sha256": hashlib.sha256(wechat_openid.encode()).hexdigest()},
             f"当前微信不是{whose}本人的微信，请本人用自己的微信打开",
         )
@@ -158,15 +167,27 @@ def check_identity(
     max_attempts: int,
     wechat_openid: str | None = None,
     sms_code: str | None = None,
+    wechat_unionid: str | None = None,
+    mini_program: tuple[str, str | None] | None = None,
 ) -> CheckResult:
     """Step 1 on the H5 page: the party's name and the last digits of their ID number, and
-    a second factor: `wechat_openid` (from WeChat's web authorization) must be the party's bound
-    WeChat, or, for a party without one, `sms_code` the code texted to their phone."""
+    a second factor: the mini-program session (`mini_program`: its openid and UnionID) must be
+    the party's, else `wechat_openid` (with `wechat_unionid`, from WeChat's web authorization)
+    must be the party's bound WeChat, or, for a party without one, `sms_code` the code texted
+    to their phone."""
     auth = open_for_step(session, token, "identity", client)
     party = party_of(session, auth)
-    factor = own_wechat_or_code(
-        session, secret_key, auth, party, client, wechat_openid, sms_code, "授权链接", "被查询人"
-    )
+    if mini_program is not None:
+        mp_openid, mp_unionid = mini_program
+        factor = Factor(
+            _is_party(by_openid(session, mp_openid, mp_unionid, MINI_PROGRAM), party),
+            {"factor": "mp_session", "mp_openid_sha256": hashlib.sha256(mp_openid.encode()).hexdigest()},
+            "当前登录小程序的微信不是被查询人本人的微信，请本人用自己的微信登录",
+        )
+    else:
+        factor = own_wechat_or_code(
+            session, secret_key, auth, party, client, wechat_openid, sms_code, "授权链接", "被查询人", wechat_unionid
+        )
     detail: dict[str, Any] = {"method": "name_id_digits", **factor.detail}
     second_ok, why = factor.ok, factor.why
     id_number = unseal(secret_key, party.id_sealed)
@@ -193,14 +214,14 @@ def check_identity_wxa(
     """Step 1 in the mini-program: wx.login's code must belong to the party's own WeChat."""
     auth = open_for_step(session, token, "identity", client)
     party = party_of(session, auth)
-    if not party.wechat_openid:
+    if not (party.wechat_openid or party.mp_openid or party.unionid):
         raise StepRefused("您的微信还没有和银行客户信息绑定，请改用姓名和身份证号核对")
     try:
-        openid = api.jscode2session(js_code).openid
+        login = api.jscode2session(js_code)
     except WeChatApiError as exc:
         evidence.append(session, auth, "identity_failed", client, method="wxa_login", errcode=exc.errcode)
         return failed_check(session, auth, "微信登录校验失败，请关闭页面后重新打开", max_attempts, client)
-    if constant_time_equal(openid, party.wechat_openid):
+    if _is_party(by_openid(session, login.openid, login.unionid, MINI_PROGRAM), party):
         auth.identity_checked_at = utcnow()
         evidence.append(session, auth, "identity_checked", client, method="wxa_login", factor="wxa_login")
         return _passed(session, auth, client, max_attempts)

@@ -117,6 +117,15 @@ class SceneQrCode:
 
 
 @dataclass(frozen=True)
+class WebUser:
+    """The WeChat user web authorization names: their Official Account openid and, when the
+    Official Account is under the bank's Open Platform account, their UnionID."""
+
+    openid: str
+    unionid: str | None = None
+
+
+@dataclass(frozen=True)
 class WxaSession:
     """A mini-program login: jscode2session's answer."""
 
@@ -437,6 +446,7 @@ class WeChatApi:
         naming the user (silently: snsapi_base asks the user nothing)."""
         return self._oauth(redirect_uri, state).authorize_url
 
-    def oauth_openid(self, code: str) -> str:
-        """The openid of the WeChat user who came back with `code` (one-time, 5 minutes)."""
-        return self._call(self._oauth().fetch_access_token, code)["openid"]
+    def oauth_user(self, code: str) -> WebUser:
+        """The WeChat user who came back with `code` (one-time, 5 minutes)."""
+        res = self._call(self._oauth().fetch_access_token, code)
+        return WebUser(openid=res["openid"], unionid=res.get("unionid"))

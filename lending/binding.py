@@ -20,8 +20,11 @@ and an ID number (which a spouse or a neighbour may know or guess) are not enoug
   someone tried (an officer changes a binding). A binding is announced to the phone on file.
 
 A refusal is raised after what it counted: the caller commits it all the same (as the bot's
-actions do). Entry points (the bot's actions; a mini-program API would call the same two functions with
-the openid its login yields) word nothing themselves beyond what these return or raise.
+actions do). Entry points (the bot's actions with the Official Account's openid; the mini-program API with
+the mini-program's openid and UnionID its login yields, `app=MINI_PROGRAM`) word nothing
+themselves beyond what these return or raise. A binding keeps this AppID's openid and the
+UnionID on the customer, so the person is recognised in the other AppID too
+(lending.customers.by_openid).
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clients.sms import SmsClient, SmsError, code_digest, code_text, new_code, signed
-from lending.customers import IdentificationFailed, by_openid, read_name_and_id
+from lending.customers import (
+    OFFICIAL_ACCOUNT,
+    IdentificationFailed,
+    by_openid,
+    by_unionid,
+    openid_field,
+    read_name_and_id,
+)
 from sunshine.clock import customer_time, utcnow
 from sunshine.counters import bump
 from sunshine.jobs import after_commit
@@ -142,12 +152,26 @@ def count_guess(session: Session, openid: str, limits: BindLimits) -> None:
         raise BindingRefused(TOO_MANY_GUESSES)
 
 
-def request_code(session: Session, secret_key: str, openid: str, text: str, limits: BindLimits, send: Sender) -> str:
+def _free_for(customer: Customer, app: str, unionid: str | None) -> bool:
+    """The customer has no WeChat user in this AppID, and no other person's UnionID."""
+    return getattr(customer, openid_field(app)) is None and customer.unionid in (None, unionid)
+
+
+def request_code(
+    session: Session,
+    secret_key: str,
+    openid: str,
+    text: str,
+    limits: BindLimits,
+    send: Sender,
+    unionid: str | None = None,
+    app: str = OFFICIAL_ACCOUNT,
+) -> str:
     """Step 1: name and ID number in `text`. Returns the answer (the same for every well-formed
     name+ID); IdentificationFailed for a malformed one (nothing counted), BindingRefused when
     this WeChat user is bound already or has used up today's guesses."""
     name, id_number = read_name_and_id(text)
-    if by_openid(session, openid) is not None:
+    if by_openid(session, openid, unionid, app) is not None:
         raise BindingRefused(ALREADY_BOUND)
     count_guess(session, openid, limits)
     id_fp = fingerprint(secret_key, id_number)
@@ -156,7 +180,7 @@ def request_code(session: Session, secret_key: str, openid: str, text: str, limi
     matched = customer is not None and constant_time_equal(customer.name, name)
     phone = _phone(secret_key, customer) if matched and customer is not None else None
     may_text = phone is not None and texts_for_id <= limits.codes_per_id_per_day
-    may_bind = may_text and customer is not None and customer.wechat_openid is None
+    may_bind = may_text and customer is not None and _free_for(customer, app, unionid)
     session.execute(
         update(WeChatBindRequest)
         .where(WeChatBindRequest.openid == openid, WeChatBindRequest.status == "pending")
@@ -192,12 +216,20 @@ def request_code(session: Session, secret_key: str, openid: str, text: str, limi
         customer.id if matched and customer is not None else "-",
         id_number=mask_id_number(id_number),
         outcome=outcome,
+        app=app,
     )
     return code_sent(limits)
 
 
 def confirm_code(
-    session: Session, secret_key: str, openid: str, code: str, limits: BindLimits, send: Sender
+    session: Session,
+    secret_key: str,
+    openid: str,
+    code: str,
+    limits: BindLimits,
+    send: Sender,
+    unionid: str | None = None,
+    app: str = OFFICIAL_ACCOUNT,
 ) -> Customer:
     """Step 2: the code this WeChat user was texted. Binds and returns the customer, and tells
     their phone; BindingRefused otherwise (the same words for a request that could never bind)."""
@@ -223,12 +255,19 @@ def confirm_code(
             raise BindingRefused(CODE_DEAD)
         raise BindingRefused(f"验证码不对，请核对短信里的6位数字再发一次（还可以再试{left}次）。")
     customer = session.get(Customer, request.customer_id, with_for_update=True, populate_existing=True)
-    if customer is None or customer.wechat_openid is not None or by_openid(session, openid) is not None:
+    if (
+        customer is None
+        or not _free_for(customer, app, unionid)
+        or by_openid(session, openid, unionid, app) is not None
+        or (unionid and customer.unionid is None and by_unionid(session, unionid) is not None)
+    ):
         request.status = "failed"
         raise BindingRefused(BOUND_ELSEWHERE_MEANWHILE)
-    customer.wechat_openid = openid
+    setattr(customer, openid_field(app), openid)
+    if unionid:
+        customer.unionid = unionid
     request.status = "bound"
-    audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id, how="sms_code")
+    audit(session, f"wechat:{openid}", "customer.wechat_bound", "customer", customer.id, how="sms_code", app=app)
     phone = _phone(secret_key, customer)
     if phone:
         notice = signed(bound_notice(customer_time(utcnow())))

@@ -8,12 +8,53 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lending.identity import InvalidIdNumber, normalize_id_number
-from sunshine.models import Customer, FamilyMember
+from sunshine.models import Customer, FamilyMember, audit
 from sunshine.protect import fingerprint, mask_id_number
 
+OFFICIAL_ACCOUNT, MINI_PROGRAM = "oa", "mp"  # the bank's two WeChat AppIDs
 
-def by_openid(session: Session, openid: str) -> Customer | None:
-    return session.scalar(select(Customer).where(Customer.wechat_openid == openid))
+
+def openid_field(app: str) -> str:
+    """The Customer field holding this AppID's openid."""
+    return "mp_openid" if app == MINI_PROGRAM else "wechat_openid"
+
+
+def by_openid(
+    session: Session, openid: str, unionid: str | None = None, app: str = OFFICIAL_ACCOUNT
+) -> Customer | None:
+    """Who this WeChat user is, the one rule for the chat, the H5 page and the mini-program:
+    the customer bound to `openid` in that AppID (the Official Account's or the mini-program's:
+    WeChat gives one person a different openid in each), else, when WeChat told the UnionID
+    (one person across the AppIDs of the bank's Open Platform account), the customer bound
+    to that UnionID through either AppID."""
+    found = session.scalar(select(Customer).where(getattr(Customer, openid_field(app)) == openid))
+    if found is None and unionid:
+        found = session.scalar(select(Customer).where(Customer.unionid == unionid))
+    return found
+
+
+def remember_wechat(session: Session, openid: str, unionid: str | None, app: str = OFFICIAL_ACCOUNT) -> Customer | None:
+    """What WeChat just told (web authorization, jscode2session, user info): the customer this
+    WeChat user is (by_openid), with the UnionID and this AppID's openid kept on them where they
+    were not known yet, so that the person is recognised in the other AppID too."""
+    customer = by_openid(session, openid, unionid, app)
+    if customer is None:
+        return None
+    field = openid_field(app)
+    if (
+        getattr(customer, field) is None
+        and session.scalar(select(Customer.id).where(getattr(Customer, field) == openid)) is None
+    ):
+        setattr(customer, field, openid)
+        audit(session, f"wechat:{openid}", "customer.wechat_linked", "customer", customer.id, app=app, by="unionid")
+    if unionid and customer.unionid is None and by_unionid(session, unionid) is None:
+        customer.unionid = unionid
+        audit(session, f"wechat:{openid}", "customer.unionid_kept", "customer", customer.id, app=app)
+    return customer
+
+
+def by_unionid(session: Session, unionid: str) -> Customer | None:
+    return session.scalar(select(Customer).where(Customer.unionid == unionid))
 
 
 def by_id_number(session: Session, secret_key: str, id_number: str) -> Customer | None:

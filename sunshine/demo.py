@@ -88,10 +88,12 @@ def load_demo(session: Session, secret_key: str) -> ImportReport:
     report = import_lines(session, secret_key, _households(), actor="demo")
     officer_id = session.scalar(select(Officer.id).where(Officer.username == DEMO_OFFICER))
     session.execute(update(Customer).where(Customer.officer_id.is_(None)).values(officer_id=officer_id))
-    for row in _rows("wechat_bindings.csv"):
+    for row in _rows("wechat_bindings.csv"):  # the Official Account's openid and/or the UnionID
         customer = by_id_number(session, secret_key, row["id_number"])
-        if customer is not None and customer.wechat_openid != row["openid"]:
+        if customer is not None and row["openid"]:
             customer.wechat_openid = row["openid"]
+        if customer is not None and row["unionid"]:
+            customer.unionid = row["unionid"]
     return report
 
 
@@ -100,12 +102,16 @@ def demo_leftovers(session: Session) -> list[str]:
     published in demo/officers.csv) and demo WeChat ids bound to customers. Production refuses
     to start while any is left."""
     usernames = [row["username"] for row in _rows("officers.csv")]
-    openids = [row["openid"] for row in _rows("wechat_bindings.csv")]
+    openids = [row["openid"] for row in _rows("wechat_bindings.csv") if row["openid"]]
+    unionids = [row["unionid"] for row in _rows("wechat_bindings.csv") if row["unionid"]]
     found = session.scalars(select(Officer.username).where(Officer.username.in_(usernames))).all()
     bound = session.scalars(select(Customer.wechat_openid).where(Customer.wechat_openid.in_(openids))).all()
-    return [f"demo officer {name} (published password) is in the database; delete it" for name in sorted(found)] + [
-        f"demo WeChat id {openid} is bound to a customer; unbind it" for openid in sorted(bound)
-    ]
+    linked = session.scalars(select(Customer.unionid).where(Customer.unionid.in_(unionids))).all()
+    return (
+        [f"demo officer {name} (published password) is in the database; delete it" for name in sorted(found)]
+        + [f"demo WeChat id {openid} is bound to a customer; unbind it" for openid in sorted(bound)]
+        + [f"demo UnionID {unionid} is bound to a customer; unbind it" for unionid in sorted(linked)]
+    )
 
 
 def demo_faces_dir(configured: str = "") -> Path | None:

@@ -29,6 +29,7 @@ from sunshine.models import (
     Authorization,
     ConsentEvidence,
     CreditReportRecord,
+    Customer,
     LoanApplication,
     utcnow,
 )
@@ -116,7 +117,12 @@ def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
 
 
 def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, application):
+    """WeChat gives a person another openid in the mini-program than in the Official Account: the
+    party is recognised by the mini-program openid bound to them or by their UnionID."""
     url, (_, tokens, _) = demo_settings.database_url, application
+    with unit_of_work(url) as s:  # 王春华 bound in the mini-program; 李秀英 bound nowhere
+        s.execute(update(Customer).where(Customer.wechat_openid == "o_demo_wangchunhua").values(mp_openid="m_wang"))
+        s.execute(update(Customer).where(Customer.unionid == "u_demo_lixiuying").values(unionid=None))
     emulator = wechat_app(demo_settings)
     with serve_in_thread(emulator) as base:
         api = WeChatApi(
@@ -127,17 +133,19 @@ def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, ap
             demo_settings.wxa_secret,
         )
 
-        def wx_login(token, openid):
-            code = requests.post(f"{base}/_emulator/jscodes", json={"openid": openid}).json()["code"]
+        def wx_login(token, openid, unionid=None):
+            code = requests.post(f"{base}/_emulator/jscodes", json={"openid": openid, "unionid": unionid}).json()
             with unit_of_work(url) as s:
-                return check_identity_wxa(s, api, tokens[token], code, CLIENT, MAX)
+                return check_identity_wxa(s, api, tokens[token], code["code"], CLIENT, MAX)
 
-        out = wx_login("guarantor", "o_demo_zhangjianguo")
+        out = wx_login("guarantor", "m_zhang", "u_demo_zhangjianguo")  # 张建国, by his UnionID
         assert not out.ok and "不是被查询人本人的微信" in out.message
-        assert wx_login("guarantor", "o_demo_wangchunhua").ok
+        assert not wx_login("guarantor", "o_demo_wangchunhua").ok  # an Official Account openid is no proof here
+        assert wx_login("guarantor", "m_wang").ok
         assert last_evidence(url).detail == {"method": "wxa_login", "factor": "wxa_login"}
+        assert wx_login("applicant", "m_zhang", "u_demo_zhangjianguo").ok
         with pytest.raises(StepRefused, match="没有和银行客户信息绑定"):
-            wx_login("spouse", "o_anyone")
+            wx_login("spouse", "m_anyone")
 
 
 def consent_all(settings, application, sms):

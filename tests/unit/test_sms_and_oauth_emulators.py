@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from clients.sms import SmsClient, SmsError
-from clients.wechat import WeChatApi, WeChatApiError
+from clients.wechat import WeChatApi, WeChatApiError, WebUser
 from emulators import serve_in_thread
 from emulators.sms.api import create_app as sms_app
 from emulators.wechat.api import create_app as wechat_app
@@ -45,15 +45,18 @@ def test_wechat_web_authorization_codes_work_once_for_the_right_account():
             return back.split("code=")[1].split("&")[0]
 
         first = code()
-        assert api.oauth_openid(first) == "o_demo_zhangjianguo"
+        assert api.oauth_user(first) == WebUser("o_demo_zhangjianguo", None)
         with pytest.raises(WeChatApiError) as used:
-            api.oauth_openid(first)
+            api.oauth_user(first)
         assert used.value.errcode == 40163
         with pytest.raises(WeChatApiError) as unknown:
-            api.oauth_openid("made-up")
+            api.oauth_user("made-up")
         assert unknown.value.errcode == 40029
         with pytest.raises(WeChatApiError) as secret:
-            WeChatApi(url, s.wechat_appid, "wrong-secret", open_base=url).oauth_openid(code())
+            WeChatApi(url, s.wechat_appid, "wrong-secret", open_base=url).oauth_user(code())
         assert secret.value.errcode == 40125
+        # under the bank's Open Platform account WeChat tells the UnionID too
+        requests.post(f"{url}/_emulator/oauth_user", json={"openid": "o_x", "unionid": "u_demo_lixiuying"})
+        assert api.oauth_user(code()) == WebUser("o_x", "u_demo_lixiuying")
         mini = WeChatApi(url, s.wxa_appid, s.wxa_secret, open_base=url)  # not an Official Account
         assert requests.get(mini.oauth_authorize_url("https://bank.example/cb", "st")).json()["errcode"] == 40013

@@ -198,7 +198,7 @@ def test_the_right_code_binds_and_the_phone_on_file_is_told(demo_settings, gatew
     assert "绑定微信" in notice and "如非本人操作" in notice and "验证码" not in notice
     with unit_of_work(url) as s:
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "customer.wechat_bound"))
-        assert entry is not None and entry.detail == {"how": "sms_code"}
+        assert entry is not None and entry.detail == {"how": "sms_code", "app": "oa"}
 
 
 def test_read_code_takes_a_lone_six_digit_number():

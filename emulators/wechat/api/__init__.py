@@ -55,9 +55,11 @@ Control endpoints:
 - `GET  /_emulator/calls` API calls received, oldest first (`method`, `path`, `errcode`, `at`).
 - `GET  /_emulator/qrcodes`, `GET /_emulator/wxacodes`: codes created.
 - `POST /_emulator/jscodes` `{"openid": ..., "code": optional, "unionid": optional}`: what
-  wx.login does: a one-time code that jscode2session exchanges for that openid.
-- `POST /_emulator/oauth_user` `{"openid": ...}` (null: none): the WeChat user the authorize
-  page answers for, as if that person had opened the page in their WeChat.
+  wx.login does in the mini-program: a one-time code (chosen, or made up) that jscode2session
+  exchanges for that openid and UnionID, once (40163 when used again).
+- `POST /_emulator/oauth_user` `{"openid": ..., "unionid": optional}` (null: none): the WeChat
+  user the authorize page answers for, as if that person had opened the page in their WeChat;
+  `/sns/oauth2/access_token` returns the UnionID too when one is given.
 - `POST /_emulator/config` `{"token_ttl_s", "token_grace_s", "wxa_pages": [...] | null}`.
 - `POST /_emulator/window` `{"touser", "silent_hours": 49}`: the user last wrote that long ago; over
   48 hours customer-service messages to them answer 45015 (`null`: forget; users never set: open).

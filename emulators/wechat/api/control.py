@@ -98,9 +98,14 @@ def jscodes():
 @control.post("/_emulator/oauth_user")
 def oauth_user():
     spec = request.get_json(force=True, silent=True)
-    if not isinstance(spec, dict) or not (spec.get("openid") is None or isinstance(spec["openid"], str)):
-        return answer({"error": 'body must be {"openid": str | null}'}, 400)
-    return answer({"openid": state().set_oauth_user(spec.get("openid") or None)})
+    if (
+        not isinstance(spec, dict)
+        or not (spec.get("openid") is None or isinstance(spec["openid"], str))
+        or not (spec.get("unionid") is None or isinstance(spec["unionid"], str))
+    ):
+        return answer({"error": 'body must be {"openid": str | null, "unionid": optional str}'}, 400)
+    openid = state().set_oauth_user(spec.get("openid") or None, spec.get("unionid") or None)
+    return answer({"openid": openid, "unionid": spec.get("unionid") or None})
 
 
 @control.post("/_emulator/config")

@@ -81,12 +81,13 @@ def oauth_access_token():
     grant = state().redeem_oauth_code(code)
     if grant is None or grant["appid"] != account.appid or grant["expires_at"] < time.time():
         raise WeChatError(40029)
-    return answer(
-        {
-            "access_token": secrets.token_urlsafe(32),
-            "expires_in": 7200,
-            "refresh_token": secrets.token_urlsafe(32),
-            "openid": grant["openid"],
-            "scope": grant["scope"],
-        }
-    )
+    token = {
+        "access_token": secrets.token_urlsafe(32),
+        "expires_in": 7200,
+        "refresh_token": secrets.token_urlsafe(32),
+        "openid": grant["openid"],
+        "scope": grant["scope"],
+    }
+    if grant.get("unionid"):  # as WeChat: when the account is under an Open Platform account
+        token["unionid"] = grant["unionid"]
+    return answer(token)

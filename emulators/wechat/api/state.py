@@ -126,6 +126,7 @@ class EmulatorState:
         self.jscodes: dict[str, dict] = {}
         self.used_codes: set[str] = set()
         self.oauth_user: str | None = None
+        self.oauth_unionid: str | None = None  # the oauth_user's UnionID, when one was given
         self.oauth_codes: dict[str, dict] = {}
         self.calls: collections.deque[dict] = collections.deque(maxlen=10000)
         self._seq = 0
@@ -370,9 +371,9 @@ class EmulatorState:
             self.used_codes.add(code)
             return self.jscodes.pop(code, None)
 
-    def set_oauth_user(self, openid: str | None) -> str | None:
+    def set_oauth_user(self, openid: str | None, unionid: str | None = None) -> str | None:
         with self.lock:
-            self.oauth_user = openid
+            self.oauth_user, self.oauth_unionid = openid, unionid
         return openid
 
     def oauth_account_and_user(self, appid: str) -> tuple[App | None, str | None]:
@@ -384,6 +385,7 @@ class EmulatorState:
         with self.lock:
             self.oauth_codes[code] = {
                 "openid": openid,
+                "unionid": self.oauth_unionid if openid == self.oauth_user else None,
                 "appid": appid,
                 "scope": scope,
                 "expires_at": time.time() + OAUTH_CODE_TTL_S,
