@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -164,15 +165,19 @@ def reissue_for_application(
     ttl: timedelta,
     daily_limit: int | None = None,
     client: Client | None = None,
+    roles: Collection[str] | None = None,
 ) -> Reissue:
     """One fresh request for every party of the application who has not consented yet
     (a pending earlier one is superseded: its link stops working). A party whose request is
     locked gets none until an officer releases it; with `daily_limit`, a party who already got
     1 + daily_limit links from `requested_by` in the last 24 hours gets none either (their
-    pending link keeps working). Each party held back is recorded in the evidence chain."""
+    pending link keeps working). Each party held back is recorded in the evidence chain.
+    `roles`: only these parties (a party opening their own request in the mini-program)."""
     out = Reissue()
     since = utcnow() - REISSUE_WINDOW
     for role, person in parties(session, application).items():
+        if roles is not None and role not in roles:
+            continue
         earlier = session.scalars(
             select(Authorization)
             .where(Authorization.application_id == application.id, Authorization.party_role == role)

@@ -67,6 +67,16 @@ def open_hand_off(session: Session, openid: str) -> HandOff | None:
     return session.scalar(select(HandOff).where(HandOff.openid == openid, HandOff.status != "closed"))
 
 
+def customer_hand_off(session: Session, customer: Customer) -> HandOff | None:
+    """The customer's open hand-off, else their latest closed one (whichever WeChat it came from)."""
+    return session.scalar(
+        select(HandOff)
+        .where(HandOff.customer_id == customer.id)
+        .order_by(HandOff.status == "closed", HandOff.id.desc())
+        .limit(1)
+    )
+
+
 def responsible_officer_id(session: Session, openid: str, customer: Customer | None) -> int | None:
     """The customer's own officer from the credit file, else the officer of the
     service station whose code they scanned, else none (the branch queue)."""

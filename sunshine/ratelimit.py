@@ -43,6 +43,12 @@ FACE_ATTEMPTS = Limit("face", 10, 600, "刷脸次数太多，请稍后再试")
 # Wrong console passwords from one client address across user names (one user name from one
 # address: `Backoff`, so that nobody elsewhere can lock an officer out).
 LOGIN_FAILURES_BY_CLIENT = Limit("login_client", 20, 15 * 60, "登录失败次数太多，请15分钟后再试")
+# The mini-program API (webhooks/mp.py): logins (each a jscode2session call) from one client
+# address; bearer tokens that open no session from one address (a client guessing tokens is
+# stopped, as TOKEN_LOOKUPS); messages one WeChat user writes to their officer.
+MP_LOGINS = Limit("mp_login", 60, 600, "登录太频繁，请稍后再试")
+MP_BAD_SESSIONS = Limit("mp_bad_session", 20, 600, "登录状态无效的次数太多，请稍后再打开小程序")
+MP_MESSAGES = Limit("mp_message", 30, 600, "消息发得太频繁，请稍后再发")
 
 
 class Limiter:

@@ -201,6 +201,10 @@ class Settings:
     # Fresh authorization links the bot may send one party in 24 hours beyond the first.
     auth_reissues_per_day: int = 3
 
+    # --- the mini-program API (webhooks/mp.py) ---
+    # Seconds a mini-program login's bearer token lasts.
+    mp_session_ttl_s: int = 7200
+
     # --- reference faces (auth_flow.enrolment) ---
     # The demo's reference-face photos (shared/testdata/faces); empty: beside the checkout.
     demo_faces_dir: str = ""
@@ -582,6 +586,8 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("BIND_CODE_TTL_S must be between 60 and 1800 seconds")
     if not 0 <= s.auth_reissues_per_day <= 20:
         problems.append("AUTH_REISSUES_PER_DAY must be between 0 and 20")
+    if not 300 <= s.mp_session_ttl_s <= 86400:
+        problems.append("MP_SESSION_TTL_S must be between 300 and 86400 seconds")
     if not 1 <= s.handoff_warn_minutes <= 240:
         problems.append("HANDOFF_WARN_MINUTES must be between 1 and 240 minutes")
     if not 1 <= s.tracker_retention_hours <= 720:

@@ -13,7 +13,7 @@ from werkzeug.routing import IntegerConverter
 from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
 from sunshine.settings import Settings, load
-from webhooks import api, console, contracts, health, wechat, wxa_push
+from webhooks import api, console, contracts, health, mp, wechat, wxa_push
 
 MAX_BODY_BYTES = 64 * 1024
 # What the pages may load: their own scripts (and inline ones carrying this response's
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     app.register_blueprint(wxa_push.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(contracts.bp)
+    app.register_blueprint(mp.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(console.api)
     app.register_blueprint(health.bp)
@@ -83,8 +84,9 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     def _http_error(exc: HTTPException):
         # Retry-After (429) and Allow (405) go with the answer.
         headers = [h for h in exc.get_headers() if h[0] != "Content-Type"]
-        if request.path.startswith("/api/"):
-            return jsonify(error=exc.name, message=exc.description), exc.code, headers
+        if request.path.startswith("/api/"):  # `code`: the machine-readable name (not_found, ...)
+            code = (exc.name or "error").lower().replace(" ", "_")
+            return jsonify(error=exc.name, code=code, message=exc.description), exc.code, headers
         return f"{exc.code} {exc.description}", exc.code, headers + [("Content-Type", "text/plain; charset=utf-8")]
 
     @app.after_request

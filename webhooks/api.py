@@ -28,6 +28,7 @@ from auth_flow.tokens import (
 )
 from clients.sms import SmsClient
 from clients.wechat import WeChatApi, WeChatApiError
+from lending.customers import remember_wechat
 from lending.notify import WeChatNotifier
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs
@@ -42,6 +43,7 @@ from sunshine.ratelimit import (
     Limiter,
 )
 from sunshine.redis import connect
+from webhooks.mp import current_session
 from webhooks.openapi import SPEC
 from webhooks.private import no_store
 
@@ -206,12 +208,14 @@ def authorization_wechat_code(token: str):
 
 @bp.post("/api/authorizations/<token>/identity")
 def authorization_identity(token: str):
-    """Name and ID digits, with the WeChat identity of this browser session (web authorization)
-    or `sms_code`; or, from the mini-program, `wx_code` (wx.login). Passing binds the later
-    steps to this browser (its step-session cookie; the mini-program gets it in the body)."""
+    """Name and ID digits, with the bank mini-program's session (`Authorization: Bearer`, from
+    /api/mp/login), or the WeChat identity of this browser session (web authorization), or
+    `sms_code`; or, from the mini-program, `wx_code` (wx.login). Passing binds the later steps
+    to this browser (its step-session cookie; the mini-program gets it in the body)."""
     body, s = _json_body(), _settings()
-    mini_program = bool(body.get("wx_code"))
-    if mini_program:
+    mp_session = current_session()  # 401 for a forged or expired bearer token
+    mini_program = bool(body.get("wx_code")) or mp_session is not None
+    if body.get("wx_code"):
         result, failure = _step(
             check_identity_wxa,
             WeChatApi.from_settings(s),
@@ -236,6 +240,8 @@ def authorization_identity(token: str):
             s.auth_max_attempts,
             session.get(OPENID_KEY),
             code,
+            session.get(UNIONID_KEY),
+            (mp_session.openid, mp_session.unionid) if mp_session is not None else None,
         )
     if failure:
         return failure
@@ -354,7 +360,7 @@ def _after_consent(s, application_id: int) -> bool:
     return complete
 
 
-OPENID_KEY, STATE_KEY, NEXT_KEY = "wechat_openid", "oauth_state", "oauth_token"
+OPENID_KEY, UNIONID_KEY, STATE_KEY, NEXT_KEY = "wechat_openid", "wechat_unionid", "oauth_state", "oauth_token"
 
 
 @bp.get("/auth/<token>")
@@ -389,7 +395,8 @@ WECHAT_RETURN_PATHS = ("/auth/", "/contract/")
 
 @bp.get("/auth/wechat-callback")
 def authorization_wechat_callback():
-    """WeChat comes back with a code naming the user: keep their openid in the signed session."""
+    """WeChat comes back with a code naming the user: keep their openid (and UnionID) in the signed
+    session, and on the customer they are (lending.customers.remember_wechat)."""
     expected, back_to = session.pop(STATE_KEY, None), session.pop(NEXT_KEY, None)
     code, state = request.args.get("code", ""), request.args.get("state", "")
     failed = "微信身份确认失败，请关闭页面，再从微信里重新打开链接"
@@ -398,8 +405,11 @@ def authorization_wechat_callback():
     if not expected or not back_to or not code or not constant_time_equal(state, expected):
         return render_template("auth_invalid.html", message=failed), 400
     try:
-        session[OPENID_KEY] = WeChatApi.from_settings(_settings()).oauth_openid(code)
+        user = WeChatApi.from_settings(_settings()).oauth_user(code)
     except WeChatApiError as exc:
         current_app.logger.warning("WeChat web authorization failed: %s", exc)
         return render_template("auth_invalid.html", message=failed), 502 if exc.errcode is None else 400
+    session[OPENID_KEY], session[UNIONID_KEY] = user.openid, user.unionid
+    with unit_of_work(_settings().database_url) as db:
+        remember_wechat(db, user.openid, user.unionid)
     return redirect(back_to)

@@ -48,8 +48,9 @@ _STEP_RESPONSES = {
 # The authorization's steps, each posted to /api/authorizations/{token}/<step>.
 _STEPS: dict[str, dict[str, Any]] = {
     "identity": {
-        "summary": "Step 1: the party's name and last 6 ID digits with the WeChat identity of "
-        "the session (web authorization) or `sms_code`; or a mini-program wx.login code. Passing binds "
+        "summary": "Step 1: the party's name and last 6 ID digits with the bank mini-program's session "
+        "(`Authorization: Bearer`, /api/mp/login), or the WeChat identity of "
+        "the session (web authorization), or `sms_code`; or a mini-program wx.login code. Passing binds "
         "steps 2-4 to this client: an HttpOnly SameSite=Strict cookie `auth_step_...`, or for `wx_code` "
         "the body's `step_session`, sent back as the `X-Step-Session` header. Steps 2-4 from another "
         "session: 409 with `restart: true`",
@@ -67,6 +68,10 @@ _STEPS: dict[str, dict[str, Any]] = {
                     }
                 }
             }
+        },
+        "responses": {
+            **_STEP_RESPONSES,
+            "401": {"description": "A forged or expired mini-program bearer token (`session_invalid`)", **_E},
         },
     },
     "sms-code": {"summary": "Text a 6-digit code (5 minutes) to the phone on file of a party without a bound WeChat"},
@@ -230,6 +235,149 @@ _CONTRACT_PATHS: dict[str, dict[str, Any]] = {
     },
 }
 
+# -- the mini-program API (webhooks/mp.py): `Authorization: Bearer <token>` from /api/mp/login --
+_MP_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["error", "code", "message"],
+}
+_MP_E = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/MpError"}}}}
+_MP_401 = {"description": "No, forged or expired bearer token (`login_required`, `session_invalid`)", **_MP_E}
+_NOT_BOUND = "Not bound to a customer yet (`not_bound`), or another person's record (`not_yours`)"
+_MP_429 = {"description": "Rate limit (`rate_limited`); `Retry-After` says when to try again", **_MP_E}
+_MP_OBJECT = {"application/json": {"schema": {"type": "object"}}}
+
+
+def _mp(summary: str, ok: str = "200", body: dict | None = None, **errors: str) -> dict:
+    """One mini-program operation: its answer, its request body and its refusals (status: description)."""
+    responses: dict[str, Any] = {ok: {"description": "Done", "content": _MP_OBJECT}, "401": _MP_401, "429": _MP_429}
+    responses |= {status.lstrip("_"): {"description": why, **_MP_E} for status, why in errors.items()}
+    op: dict[str, Any] = {"summary": summary, "security": [{"mpBearer": []}], "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object", "properties": body}}}}
+    return op
+
+
+_S = {"type": "string"}
+_MP_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_MP_TOPIC = {
+    "name": "topic",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["hospital-payment", "housing-lottery", "hanshan-park"]},
+}
+_IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}}
+_MP_PATHS: dict[str, dict[str, Any]] = {
+    "/api/mp/login": {
+        "post": {
+            **_mp(
+                "wx.login's code → a bearer token (MP_SESSION_TTL_S); `bound`: recognised as a customer "
+                "(by the mini-program openid or the UnionID)",
+                body={"code": _S},
+                _400="No code (`bad_request`)",
+                _502="WeChat unavailable (`wechat_unavailable`)",
+            ),
+            "security": [],
+        }
+    },
+    "/api/mp/logout": {"post": _mp("End this bearer token")},
+    "/api/mp/me": {"get": _mp("Who am I: bound or not, the masked name")},
+    "/api/mp/binding": {
+        "post": _mp(
+            "Name and ID number: a code to the phone on file (the chat's binding and its limits)",
+            body={"name": _S, "id_number": _S},
+            _400="Missing or malformed name/ID (`bad_request`, `identification_failed`)",
+            _409="Already bound, or today's guesses used up (`binding_refused`)",
+        )
+    },
+    "/api/mp/binding/confirm": {
+        "post": _mp(
+            "The texted code: binds this WeChat (the mini-program openid and the UnionID)",
+            body={"code": _S},
+            _400="No code (`bad_request`)",
+            _409="Wrong, expired or used-up code (`binding_refused`)",
+        )
+    },
+    "/api/mp/credit-line": {"get": _mp("My pre-granted line: amount, used, held, left, expiry", _403=_NOT_BOUND)},
+    "/api/mp/products": {"get": _mp("Products for me (all of them before binding)")},
+    "/api/mp/applications": {
+        "get": _mp("My applications with their timelines", _403=_NOT_BOUND),
+        "post": {
+            **_mp(
+                "Apply (the bot's form rules); the parties' credit-report requests are issued at once",
+                "201",
+                body={
+                    "product": _S,
+                    "amount": {"type": "integer"},
+                    "term_months": {"type": "integer"},
+                    "purpose": _S,
+                    "guarantor": {"type": "object", "properties": {"name": _S, "id_number": _S}},
+                },
+                _200="The application this Idempotency-Key made before",
+                _400="Malformed body or key (`bad_request`)",
+                _403=_NOT_BOUND,
+                _409="The Idempotency-Key was used for another request (`idempotency_key_reused`)",
+                _422="Refused by the lending rules (`application_refused`), guarantor not identified "
+                "(`guarantor_not_identified`)",
+                _428="No Idempotency-Key header (`idempotency_key_required`)",
+            ),
+            "parameters": [_IDEMPOTENCY_KEY],
+        },
+    },
+    "/api/mp/applications/{id}/withdraw": {
+        "post": {
+            **_mp(
+                "Withdraw my application",
+                _403=_NOT_BOUND,
+                _404="No such application (`not_found`)",
+                _409="Cannot be withdrawn now (`not_withdrawable`)",
+            ),
+            "parameters": [_MP_ID],
+        }
+    },
+    "/api/mp/authorizations": {
+        "get": _mp(
+            "Credit-report requests where I am the party (applicant, spouse or guarantor)",
+            _403=_NOT_BOUND,
+        )
+    },
+    "/api/mp/authorizations/{id}/open": {
+        "post": {
+            **_mp(
+                "A fresh token for my request (its earlier link stops working; AUTH_REISSUES_PER_DAY): the "
+                "steps are /api/authorizations/{token}/..., whose identity step takes this bearer token as "
+                "the second factor",
+                _403=_NOT_BOUND,
+                _404="No such request (`not_found`)",
+                _409="Done, superseded or over the daily limit (`not_open`)",
+            ),
+            "parameters": [_MP_ID],
+        }
+    },
+    "/api/mp/hand-off": {"get": _mp("My conversation with my officer", _403=_NOT_BOUND)},
+    "/api/mp/hand-off/messages": {
+        "post": _mp(
+            "Write to my officer while the hand-off is open (an optional Idempotency-Key makes a retry one message)",
+            "201",
+            body={"text": _S},
+            _200="A retry of a message kept before",
+            _400="Empty or too long (`bad_request`)",
+            _403=_NOT_BOUND,
+            _409="No open hand-off (`hand_off_closed`): nothing was kept",
+        )
+    },
+    "/api/mp/services/{topic}": {
+        "get": {
+            "summary": "The scenario services' answers (the bot's own, bot/domain.yml)",
+            "parameters": [_MP_TOPIC],
+            "responses": {
+                "200": {"description": "The answer", "content": _MP_OBJECT},
+                "404": {"description": "Unknown topic (`unknown_topic`)", **_MP_E},
+            },
+        }
+    },
+}
+
 SPEC = {
     "openapi": "3.0.3",
     "info": {
@@ -271,7 +419,7 @@ SPEC = {
         },
         **{
             f"/api/authorizations/{{token}}/{step}": {
-                "post": {**op, "parameters": [_TOKEN], "responses": _STEP_RESPONSES}
+                "post": {"responses": _STEP_RESPONSES, **op, "parameters": [_TOKEN]}
             }
             for step, op in _STEPS.items()
         },
@@ -297,6 +445,7 @@ SPEC = {
         # -- the officer console (session cookie from /console/login; POSTs need X-CSRF-Token;
         #    a session ends at logout, password change, CONSOLE_SESSION_MAX_S or CONSOLE_SESSION_IDLE_S) --
         **_CONTRACT_PATHS,
+        **_MP_PATHS,
         "/api/console/changes": {
             "get": {
                 "summary": "A version that changes whenever a hand-off, message or application changes",
@@ -406,8 +555,10 @@ SPEC = {
         },
     },
     "components": {
+        "securitySchemes": {"mpBearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
             "Error": _ERROR,
+            "MpError": _MP_ERROR,
             "Contract": {
                 "type": "object",
                 "properties": {
@@ -452,6 +603,6 @@ SPEC = {
                     },
                 },
             },
-        }
+        },
     },
 }

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from clients.sms import SmsClient, SmsError
-from clients.wechat import WeChatApi, WeChatApiError, WebUser
+from clients.wechat import WebUser, WeChatApi, WeChatApiError
 from emulators import serve_in_thread
 from emulators.sms.api import create_app as sms_app
 from emulators.wechat.api import create_app as wechat_app

@@ -25,6 +25,8 @@ from hypothesis_jsonschema import from_schema
 from auth_flow.tokens import issue
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
+from sunshine.mp_sessions import open_session
+from sunshine.redis import connect
 from tests.unit.contract_helpers import approved
 from tests.web.test_console_officers import csrf_of
 from webhooks.openapi import SPEC
@@ -58,8 +60,9 @@ def resolved(schema):
 
 @pytest.fixture
 def world(make_client, demo_settings):
-    """Clients (anonymous, officer, supervisor) and real objects for path parameters: a valid
-    authorization token, a contract's link token and an open hand-off."""
+    """Clients (anonymous, a party, a mini-program user logged in as 张建国, officer, supervisor)
+    and real objects for path parameters: a valid authorization token, a contract's link token
+    and an open hand-off."""
     from handoff.service import request_hand_off
 
     with unit_of_work(demo_settings.database_url) as s:
@@ -71,6 +74,9 @@ def world(make_client, demo_settings):
     clients = {None: make_client(**overrides), "party": make_client(**overrides)}
     with clients["party"].session_transaction() as session:  # back from WeChat's web authorization
         session["wechat_openid"] = "o_demo_zhangjianguo"
+    clients["mp"] = make_client(**overrides)  # a mini-program login (/api/mp/login) as 张建国, by his UnionID
+    bearer = open_session(connect(demo_settings.redis_url), "m_fuzz", "u_demo_zhangjianguo", 3600)
+    clients["mp"].environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer}"
     for username in ("officer01", "supervisor01"):  # a console session (a server-side record) by logging in
         client = make_client(**overrides)
         form = {"username": username, "password": "sunshine-demo", "csrf": csrf_of(client.get("/console/login").data)}
@@ -138,8 +144,11 @@ def conforms(resp, operation: dict, where: str) -> None:
 @given(data=st.data())
 def test_every_operation_answers_as_documented(world, path, method, data):
     operation = SPEC["paths"][path][method]
-    console = path.startswith("/api/console/")
-    who = data.draw(st.sampled_from(["officer01", "supervisor01", None] if console else [None, "party"]), label="who")
+    if path.startswith("/api/console/"):
+        clients = ["officer01", "supervisor01", None]
+    else:
+        clients = [None, "mp"] if path.startswith("/api/mp/") else [None, "party", "mp"]
+    who = data.draw(st.sampled_from(clients), label="who")
     client = world["clients"][who]
     client.environ_base["REMOTE_ADDR"] = data.draw(st.ip_addresses(v=4).map(str), label="client address")
     url = path.format(**path_values(data.draw, path, method, world)) if "{" in path else path
