@@ -140,10 +140,9 @@ def current_session() -> MpSession | None:
     token = _bearer()
     if not token and "Authorization" not in request.headers:
         return None
-    _limit(MP_BAD_SESSIONS, _ip(), count=False)
     found = find_session(connect(_settings().redis_url), token)
     if found is None:
-        Limiter(_settings().redis_url).add(MP_BAD_SESSIONS, _ip())
+        _limit(MP_BAD_SESSIONS, _ip())  # 429 once over the limit
         raise Refused(401, "session_invalid", "登录已过期，请重新打开小程序")
     return found
 

@@ -34,8 +34,12 @@ from tests.unit import auth_media as media
 from webhooks import create_app
 
 # Routes anyone may call: WeChat's (signed, tested in tests/web/test_wechat*.py and test_wxa_push.py), health, the
-# spec, the login page, static files. Token routes: the token in the path is the credential.
+# spec, the login page, static files, the mini-program's login and its scenario answers. Token
+# routes: the token in the path is the credential. Mini-program routes: the bearer token of
+# /api/mp/login is (tests/web/test_mp_api.py, and below).
 PUBLIC = {
+    "mp.login",
+    "mp.service",
     "wechat.verify_url",
     "wechat.receive",
     "wxa_push.verify_url",
@@ -52,6 +56,7 @@ PUBLIC = {
     "api.authorization_wechat_callback",
 }
 TOKEN = ("api.", "contracts.")
+BEARER = "mp."
 LOGIN = ("console.", "console_api.")
 # Which object a path parameter names, for the wrong-officer requests.
 OBJECTS = {"hand_off_id", "application_id", "message_id", "authorization_id", "customer_id", "review_id"}
@@ -193,9 +198,26 @@ def test_every_route_is_classified(demo_settings):
         if r.endpoint not in PUBLIC
         and not r.endpoint.startswith(LOGIN)
         and not (r.endpoint.startswith(TOKEN) and "token" in r.arguments)
+        and not r.endpoint.startswith(BEARER)
     ]
     assert unclassified == []
     assert sum(1 for _ in requests_for(app, dict.fromkeys(OBJECTS, 1))) >= 15
+
+
+def test_every_mini_program_route_refuses_a_caller_without_a_session_and_changes_nothing(make_client, demo_settings):
+    client = make_client()
+    before = state(demo_settings)
+    seen = 0
+    for rule in rules(client.application):
+        if not rule.endpoint.startswith(BEARER) or rule.endpoint in PUBLIC:
+            continue
+        url = re.sub(r"<[^>]+>", "1", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            for headers in ({}, {"Authorization": "Bearer forged"}):
+                resp = client.open(url, method=method, json={"text": "hi", "code": "1"}, headers=headers)
+                assert resp.status_code == 401 and resp.json["code"] in ("login_required", "session_invalid")
+                seen += 1
+    assert seen >= 24 and state(demo_settings) == before
 
 
 def test_anonymous_callers_get_the_login_page_or_401_and_change_nothing(make_client, demo_settings, others):

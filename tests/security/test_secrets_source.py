@@ -7,8 +7,10 @@ from sunshine.settings import ROOT
 
 # Files that may touch os.environ, and why: settings reads it; the launcher and the local test
 # stack pass it on to child processes; a benchmark pins its BLAS threads; the clock reads
-# SUNSHINE_CLOCK (a moment, no secret) before any settings exist.
+# SUNSHINE_CLOCK (a moment, no secret) before any settings exist; the mini-program bench passes it
+# on to the gunicorn it starts.
 ALLOWED = {
+    "bench/mp_api.py",
     "sunshine/settings.py",
     "sunshine/launcher.py",
     "sunshine/local_stack.py",

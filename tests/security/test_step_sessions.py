@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sunshine.db import unit_of_work
-from sunshine.models import ApplicationEvent, AuditEntry, Authorization, ConsentEvidence, CreditReportRecord, Officer
+from sunshine.models import (
+    ApplicationEvent,
+    AuditEntry,
+    Authorization,
+    ConsentEvidence,
+    CreditReportRecord,
+    Customer,
+    Officer,
+)
 from tests.unit import auth_media as media
 from tests.unit.test_auth_flow import id_digits
 from tests.web.test_auth_api import face_form, frames_form, in_wechat
@@ -253,8 +261,10 @@ def test_the_mini_program_carries_its_step_session_in_a_header(make_client, demo
 
     url, (_, tokens, _) = demo_settings.database_url, application
     base = f"/api/authorizations/{tokens['guarantor']}"
+    with unit_of_work(url) as s:  # the guarantor's WeChat in the mini-program: another openid than in the chat
+        s.execute(update(Customer).where(Customer.wechat_openid == GUARANTOR_WECHAT).values(mp_openid="m_guarantor"))
     with serve_in_thread(wechat_app(demo_settings)) as wx:
-        code = requests.post(f"{wx}/_emulator/jscodes", json={"openid": GUARANTOR_WECHAT}).json()["code"]
+        code = requests.post(f"{wx}/_emulator/jscodes", json={"openid": "m_guarantor"}).json()["code"]
         resp = make_client(wechat_api_base=wx).post(f"{base}/identity", json={"wx_code": code})
     step_session = resp.json["step_session"]
     assert resp.status_code == 200 and len(step_session) >= 43
