@@ -32,6 +32,7 @@ from lending.applications import STATUS_LABELS, Applications, LendingError
 from lending.binding import BindingRefused, BindLimits, awaiting_code, background_sms, confirm_code, count_guess
 from lending.binding import request_code as binding_request_code
 from lending.catalog import products_for
+from lending.contracts import ContractError, contract_number, for_application, signing_url, token_for
 from lending.credit_lines import current_line
 from lending.customers import MINI_PROGRAM, IdentificationFailed, by_openid, identify, remember_wechat
 from lending.parties import LABELS
@@ -459,6 +460,31 @@ def withdraw(application_id: int):
             db.rollback()
             raise Refused(409, "not_withdrawable", f"没能撤销：{exc}") from None
         return jsonify(_application(db, application))
+
+
+@bp.get("/api/mp/applications/<int:application_id>/contract")
+def contract(application_id: int):
+    """My application's loan contract (lending.contracts): its state and the link into the
+    contract's own page and API (/contract/<token>, /api/contracts/<token>), where it is signed."""
+    who, s = _session(), _settings()
+    with unit_of_work(s.database_url) as db:
+        customer = _bound(db, who)
+        application = _mine(db, customer, LoanApplication, application_id, lambda a: a.customer_id)
+        try:
+            found = for_application(db, application.id)
+        except ContractError as exc:
+            raise Refused(404, exc.code, exc.message) from None
+        token = token_for(s.secret_key, application.id)
+        return jsonify(
+            contract_number=contract_number(application),
+            status=found.status,
+            status_label="已签署" if found.status == "signed" else "待签署",
+            offered_at=found.offered_at.isoformat(),
+            expires_at=found.expires_at.isoformat(),
+            signed_at=found.signed_at.isoformat() if found.signed_at else None,
+            page=signing_url(s.public_base_url, token),
+            api=f"/api/contracts/{token}",
+        )
 
 
 # -- credit-report authorizations -------------------------------------------------------------

@@ -335,6 +335,17 @@ _MP_PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_MP_ID],
         }
     },
+    "/api/mp/applications/{id}/contract": {
+        "get": {
+            **_mp(
+                "My application's loan contract: number, status, dates, and the link to its page and API "
+                "(/contract/{token}, /api/contracts/{token}), where it is read and signed",
+                _403=_NOT_BOUND,
+                _404="No such application (`not_found`) or no contract yet (`no_contract`)",
+            ),
+            "parameters": [_MP_ID],
+        }
+    },
     "/api/mp/authorizations": {
         "get": _mp(
             "Credit-report requests where I am the party (applicant, spouse or guarantor)",

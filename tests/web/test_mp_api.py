@@ -21,6 +21,7 @@ from sunshine.models import Authorization, ConsentEvidence, ConversationMessage,
 from sunshine.mp_sessions import PREFIX
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
+from tests.unit.contract_helpers import approved
 
 CHEN = ("陈立新", "321283196802010556")  # a demo customer bound to no WeChat
 LI_DIGITS = "050229"  # 李秀英's last ID digits
@@ -289,3 +290,14 @@ def test_the_scenario_services_answer_from_the_bot_s_own_responses(mp):
         resp = mp.client.get(f"/api/mp/services/{topic}")
         assert resp.status_code == 200 and resp.json["text"] == domain[response][0]["text"]
     refused(mp.client.get("/api/mp/services/lottery"), 404, "unknown_topic")
+
+
+def test_my_contract_is_found_by_my_application_and_opens_the_contract_s_own_steps(mp, demo_settings, application):
+    zhang = mp.login("m_zhang", "u_demo_zhangjianguo")
+    refused(mp.get(f"/api/mp/applications/{application[0]}/contract", zhang), 404, "no_contract")  # not approved
+    _, _, app_id, token = approved(demo_settings.database_url, amount=60_000)
+    mine = mp.get(f"/api/mp/applications/{app_id}/contract", zhang)
+    assert mine.status_code == 200 and mine.json["status"] == "offered" and mine.json["status_label"] == "待签署"
+    assert mine.json["api"] == f"/api/contracts/{token}" and mine.json["page"].endswith(f"/contract/{token}")
+    assert mine.json["contract_number"] == f"YGJK{app_id:08d}"
+    refused(mp.get(f"/api/mp/applications/{app_id}/contract", mp.login("m_li", "u_demo_lixiuying")), 403, "not_yours")

@@ -88,7 +88,7 @@ def jscodes():
     spec = request.get_json(force=True, silent=True)
     if not isinstance(spec, dict) or not spec.get("openid"):
         return answer({"error": 'body must be {"openid": ..., "code": optional, "unionid": optional}'}, 400)
-    code = spec.get("code") or secrets.token_hex(16)
+    code = spec.get("code") or "c" + secrets.token_hex(16)  # never "bad...", which jscode2session refuses
     if not CODE_RE.fullmatch(code):
         return answer({"error": "code must be 1-128 letters, digits, '_' or '-'"}, 400)
     state().add_jscode(code, spec["openid"], spec.get("unionid"))
