@@ -19,6 +19,7 @@ from rasa_sdk.plugin import plugin_manager
 from sanic import Sanic, response
 from sanic.request import Request
 
+from conversation import scenarios
 from sunshine.guard import bearer_matches
 from sunshine.settings import load
 
@@ -50,6 +51,10 @@ class TokenCheck:
 def main(argv: list[str] | None = None) -> None:
     from rasa_sdk.__main__ import main as sdk_main
 
+    try:
+        scenarios.current()  # the scenario answers' content: refuse to start on a broken file
+    except scenarios.ContentError as exc:
+        sys.exit(f"action server not started: {exc}")
     plugin_manager().register(TokenCheck(load().action_server_token))
     sys.argv = ["rasa_sdk", *(sys.argv[1:] if argv is None else argv)]
     sdk_main()

@@ -26,6 +26,7 @@ from bot.actions.loan_application import (
 )
 from bot.actions.loan_form_validation import ValidateLoanApplicationForm
 from bot.actions.products import ActionInterestRate, ActionProducts
+from bot.actions.scenarios import ActionFaq
 from sunshine.protect import mask_every_handler, mask_records
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ActionAskTerm",
     "ActionCreditLine",
     "ActionDefaultFallback",
+    "ActionFaq",
     "ActionHandOff",
     "ActionInterestRate",
     "ActionOfferWithdrawal",
