@@ -4,14 +4,19 @@
 2. The held-out set tests/nlu/heldout.yml, written apart from the training
    data, parsed by the trained model (var/models/sunshine.tar.gz, trained on
    nlu_data/ only). It was read during development to find weak spots.
-3. The blind set tests/nlu/blind.yml, written without reading the training
-   data or the held-out set and never used to choose examples or settings:
-   the fairest figure for customers the assistant has not seen.
+3. The blind sets tests/nlu/blind.yml and tests/nlu/blind2.yml, written
+   without reading the training data (the second: one-word replies,
+   negations, run-on voice text, dialect) and never used to choose examples
+   or settings: the fairest figures for customers the assistant has not seen.
 
-Per-intent precision/recall/F1 of both go into the README between the
-`nlu-report` markers; the cross-validated weighted F1 is the figure
-`nlu_intent_f1` (the held-out and blind ones `nlu_heldout_f1`, `nlu_blind_f1`)
-in var/bench/results.json.
+Targets: each blind set ≥ TARGET_BLIND weighted intent F1 and every intent
+≥ TARGET_INTENT; the held-out set ≥ TARGET_HELDOUT; cross-validation over the
+hard-case-weighted training data is reported, not targeted. Per-intent
+figures go into the README between the `nlu-report` markers; the weighted
+F1s are the figures `nlu_intent_f1` (cross-validated), `nlu_heldout_f1`,
+`nlu_blind1_f1`, `nlu_blind2_f1` and `nlu_blind_f1` (the lower blind one) in
+var/bench/results.json. `--folds 0` skips the cross-validation (half an hour
+on 2 CPUs) and keeps its last figures out of the table.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ OUT = ROOT / "var" / "nlu-report"
 README = ROOT / "README.md"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 BLIND = ROOT / "tests" / "nlu" / "blind.yml"
+BLIND2 = ROOT / "tests" / "nlu" / "blind2.yml"
 MODEL = ROOT / "var" / "models" / "sunshine.tar.gz"
 RASA = str(Path(sys.executable).with_name("rasa"))
 BEGIN, END = "<!-- nlu-report:begin -->", "<!-- nlu-report:end -->"
-TARGET_OVERALL, TARGET_INTENT = 0.95, 0.90
+TARGET_HELDOUT, TARGET_BLIND, TARGET_INTENT = 0.95, 0.97, 0.90
 
 
 def _rasa_test(*args: str) -> None:
@@ -62,15 +68,34 @@ def cross_validation(folds: int) -> dict:
     return json.loads((out / "intent_report.json").read_text(encoding="utf-8"))
 
 
-def test_set(path: Path) -> dict:
+def test_set(path: Path, model: Path = MODEL) -> dict:
     """The trained model's intent report on a set it was not trained on."""
     out = OUT / path.stem
-    _rasa_test("--nlu", str(path), "--model", str(MODEL), "--out", str(out))
+    _rasa_test("--nlu", str(path), "--model", str(model), "--out", str(out))
     report = json.loads((out / "intent_report.json").read_text(encoding="utf-8"))
     responses = out / "response_selection_report.json"
     if responses.exists():  # faq/* are scored by the ResponseSelector
         report["faq (response selection)"] = json.loads(responses.read_text(encoding="utf-8"))["weighted avg"]
     return report
+
+
+def test_sets(model: Path = MODEL) -> dict[str, dict]:
+    """The intent reports of the held-out and both blind sets."""
+    return {"held-out": test_set(HELDOUT, model), "blind": test_set(BLIND, model), "blind 2": test_set(BLIND2, model)}
+
+
+def figures(reports: dict[str, dict]) -> dict[str, tuple[float, str, float | None]]:
+    """The weighted intent F1s for var/bench/results.json; nlu_blind_f1 is the lower blind set's."""
+    f1 = {label: round(report["weighted avg"]["f1-score"], 4) for label, report in reports.items()}
+    found: dict[str, tuple[float, str, float | None]] = {
+        "nlu_heldout_f1": (f1["held-out"], "F1", None),
+        "nlu_blind1_f1": (f1["blind"], "F1", None),
+        "nlu_blind2_f1": (f1["blind 2"], "F1", None),
+        "nlu_blind_f1": (min(f1["blind"], f1["blind 2"]), "F1", None),
+    }
+    if "CV" in f1:
+        found["nlu_intent_f1"] = (f1["CV"], "F1", None)
+    return found
 
 
 def intents(report: dict) -> dict:
@@ -81,39 +106,31 @@ def intents(report: dict) -> dict:
     }
 
 
-def table(cv: dict, heldout: dict, blind: dict) -> str:
-    names = sorted(set(intents(cv)) | set(intents(heldout)) | set(intents(blind)))
-    rows = [
-        "| intent | CV precision | CV recall | CV F1 | held-out F1 | held-out n "
-        "| blind precision | blind recall | blind F1 | blind n |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def table(reports: dict[str, dict]) -> str:
+    """Per intent: the cross-validation's precision, recall and F1, then F1 and n of each test set."""
+    cv, sets = reports.get("CV", {}), {k: v for k, v in reports.items() if k != "CV"}
+    names = sorted(set().union(*(intents(r) for r in reports.values())))
+    head = ["intent", "CV precision", "CV recall", "CV F1"] + [f"{k} {c}" for k in sets for c in ("F1", "n")]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cells(report: dict, name: str, keys=("precision", "recall", "f1-score")) -> list[str]:
         r = report.get(name)
         return [f"{r[k]:.3f}" for k in keys] if r else ["–"] * len(keys)
 
-    def support(report: dict, name: str) -> list[str]:
-        return [str(report.get(name, {}).get("support", ""))]
-
     for name in names + ["weighted avg"]:
         label = f"**{name}**" if name == "weighted avg" else name
-        row = (
-            cells(cv, name)
-            + cells(heldout, name, ("f1-score",))
-            + support(heldout, name)
-            + cells(blind, name)
-            + support(blind, name)
-        )
+        row = cells(cv, name)
+        for report in sets.values():
+            row += cells(report, name, ("f1-score",)) + [str(report.get(name, {}).get("support", ""))]
         rows.append(f"| {label} | " + " | ".join(row) + " |")
     return "\n".join(rows)
 
 
-def verdict(report: dict, label: str) -> list[str]:
+def verdict(report: dict, label: str, overall_target: float) -> list[str]:
     problems = []
     overall = report["weighted avg"]["f1-score"]
-    if overall < TARGET_OVERALL:
-        problems.append(f"{label}: weighted intent F1 {overall:.3f} < {TARGET_OVERALL}")
+    if overall < overall_target:
+        problems.append(f"{label}: weighted intent F1 {overall:.3f} < {overall_target}")
     problems += [
         f"{label}: {name} F1 {r['f1-score']:.3f} < {TARGET_INTENT}"
         for name, r in intents(report).items()
@@ -134,35 +151,31 @@ def write_readme(text: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (0: skip it)")
+    parser.add_argument("--model", type=Path, default=MODEL, help="the trained model to test")
     args = parser.parse_args()
     started = time.monotonic()
-    cv = cross_validation(args.folds)
-    heldout, blind = test_set(HELDOUT), test_set(BLIND)
-    f1 = {
-        label: report["weighted avg"]["f1-score"]
-        for label, report in (("cross-validated", cv), ("held-out", heldout), ("blind", blind))
-    }
-    problems = verdict(cv, "cross-validation") + verdict(heldout, "held-out") + verdict(blind, "blind")
+    reports = {"CV": cross_validation(args.folds)} if args.folds else {}
+    reports |= test_sets(args.model)
+    f1 = {label: report["weighted avg"]["f1-score"] for label, report in reports.items()}
+    problems = verdict(reports["held-out"], "held-out", TARGET_HELDOUT)
+    problems += verdict(reports["blind"], "blind", TARGET_BLIND) + verdict(reports["blind 2"], "blind 2", TARGET_BLIND)
     summary = (
-        f"Command: `make nlu-report` ({args.folds}-fold cross-validation of nlu_data/, then the "
-        f"held-out set tests/nlu/heldout.yml and the blind set tests/nlu/blind.yml on the trained model), "
-        f"{time.strftime('%Y-%m-%d')}, {time.monotonic() - started:.0f} s. Weighted intent F1: "
+        "Command: `make nlu-report` ("
+        + (f"{args.folds}-fold cross-validation of nlu_data/, then " if args.folds else "no cross-validation, ")
+        + "the held-out set tests/nlu/heldout.yml and the blind sets tests/nlu/blind.yml and "
+        f"tests/nlu/blind2.yml on the trained model), {time.strftime('%Y-%m-%d')}, "
+        f"{time.monotonic() - started:.0f} s. Weighted intent F1: "
         + ", ".join(f"{label} **{value:.3f}**" for label, value in f1.items())
-        + f" (targets ≥ {TARGET_OVERALL} overall, ≥ {TARGET_INTENT} per intent"
+        + f" (targets: blind sets ≥ {TARGET_BLIND}, held-out ≥ {TARGET_HELDOUT}, every intent ≥ {TARGET_INTENT}; "
+        "cross-validation not targeted"
         + (f"; below target: {'; '.join(problems)}" if problems else "; all met")
         + ").\n\n"
     )
-    write_readme(summary + table(cv, heldout, blind))
-    record(
-        {
-            "nlu_intent_f1": (round(f1["cross-validated"], 4), "F1", None),
-            "nlu_heldout_f1": (round(f1["held-out"], 4), "F1", None),
-            "nlu_blind_f1": (round(f1["blind"], 4), "F1", None),
-        }
-    )
+    write_readme(summary + table(reports))
+    record(figures(reports))
     print(summary)
-    print(table(cv, heldout, blind))
+    print(table(reports))
     return 0
 
 
