@@ -1,7 +1,7 @@
 """Checks on the NLU data that need no training.
 
-- The held-out set (tests/nlu/heldout.yml) and the blind set
-  (tests/nlu/blind.yml, written without reading either of the others) share
+- The held-out set (tests/nlu/heldout.yml) and the blind sets
+  (tests/nlu/blind.yml and blind2.yml, written without reading the training data) share
   no example text with the training data (nlu_data/), and every intent (and
   faq/* response key) that is trained on has examples in both, as does every
   intent in the domain.
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DIR = ROOT / "nlu_data"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 BLIND = ROOT / "tests" / "nlu" / "blind.yml"
+BLIND2 = ROOT / "tests" / "nlu" / "blind2.yml"
 DOMAIN = ROOT / "bot" / "domain.yml"
 JIEBA_DIR = TRAIN_DIR / "jieba"
 HARD_CASES = sorted(TRAIN_DIR.glob("hard_cases*.yml"))
@@ -66,6 +67,11 @@ def blind():
     return _load(BLIND)
 
 
+@pytest.fixture(scope="module")
+def blind2():
+    return _load(BLIND2)
+
+
 def _key(message) -> str:
     return message.get("intent_response_key") or message.get("intent")
 
@@ -78,7 +84,7 @@ def _norm(text: str) -> str:
     return re.sub(r"[\s，。,.!！?？~、]+", "", text).lower()
 
 
-@pytest.mark.parametrize("which", ["heldout", "blind"])
+@pytest.mark.parametrize("which", ["heldout", "blind", "blind2"])
 def test_no_test_text_in_training(which, train, request):
     trained = {_norm(m.get("text")) for m in _examples(train)}
     leaked = [m.get("text") for m in _examples(request.getfixturevalue(which)) if _norm(m.get("text")) in trained]
@@ -127,14 +133,14 @@ def test_training_has_no_duplicates():
     assert not dups, f"duplicated training examples: {dups}"
 
 
-@pytest.mark.parametrize("which", ["heldout", "blind"])
+@pytest.mark.parametrize("which", ["heldout", "blind", "blind2"])
 def test_test_set_has_no_duplicates(which, request):
     texts = [_norm(m.get("text")) for m in _examples(request.getfixturevalue(which))]
     dups = sorted({t for t in texts if texts.count(t) > 1})
     assert not dups, f"duplicated {which} examples: {dups}"
 
 
-@pytest.mark.parametrize("which", ["heldout", "blind"])
+@pytest.mark.parametrize("which", ["heldout", "blind", "blind2"])
 def test_every_intent_has_test_examples(which, train, request):
     domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8"))
     domain_intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
@@ -154,7 +160,7 @@ def _entities(data):
             yield m.get("text"), e
 
 
-@pytest.mark.parametrize("which", ["train", "heldout", "blind"])
+@pytest.mark.parametrize("which", ["train", "heldout", "blind", "blind2"])
 def test_entity_values(which, request):
     data = request.getfixturevalue(which)
     bad = []
@@ -193,7 +199,7 @@ def tokenizers():
     return made
 
 
-@pytest.mark.parametrize("which", ["train", "heldout", "blind"])
+@pytest.mark.parametrize("which", ["train", "heldout", "blind", "blind2"])
 def test_entities_on_token_boundaries(which, request, tokenizers):
     data = request.getfixturevalue(which)
     bad = []
