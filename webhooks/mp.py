@@ -13,11 +13,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +24,7 @@ from auth_flow.qr import authorization_url
 from auth_flow.tokens import reissue_for_application
 from clients.sms import SmsClient
 from clients.wechat import WeChatApi, WeChatApiError
+from conversation.scenarios import answer_for
 from handoff.service import conversation, customer_hand_off, keep_customer_message
 from lending.applications import STATUS_LABELS, Applications, LendingError
 from lending.binding import BindingRefused, BindLimits, awaiting_code, background_sms, confirm_code, count_guess
@@ -54,12 +52,12 @@ from webhooks.private import no_store
 bp = Blueprint("mp", __name__)
 bp.after_request(no_store)  # every answer is about one customer
 
-BOT_DOMAIN = Path(__file__).resolve().parents[1] / "bot" / "domain.yml"
-# The scenario services' topics and the bot's answers (bot/domain.yml) that are their one source.
+# The scenario services' topics and their topics in the content file the bot answers from
+# (conversation/content/scenarios.yml, the one source).
 SERVICES = {
-    "hospital-payment": "utter_faq/hospital_payment",
-    "housing-lottery": "utter_faq/housing_lottery",
-    "hanshan-park": "utter_faq/scenic_ticket",
+    "hospital-payment": "hospital_payment",
+    "housing-lottery": "housing_lottery",
+    "hanshan-park": "scenic_ticket",
 }
 AUTH_STATUS_LABELS = {
     "pending": "待授权",
@@ -611,16 +609,10 @@ def hand_off_message():
 # -- scenario services -----------------------------------------------------------------------
 
 
-@cache
-def _bot_responses() -> dict[str, list[dict]]:
-    """The bot's responses (bot/domain.yml), read once per process."""
-    return yaml.safe_load(BOT_DOMAIN.read_text(encoding="utf-8"))["responses"]
-
-
 @bp.get("/api/mp/services/<topic>")
 def service(topic: str):
-    """Hospital payment, housing lottery, Hanshan park tickets: the bot's own answers."""
+    """Hospital payment, housing lottery, Hanshan park tickets: the bot's own answers, from the
+    content file (conversation.scenarios): text, links, mini-program page and the one offer."""
     if topic not in SERVICES:
         raise Refused(404, "unknown_topic", "没有这项服务，可选：医院缴费、摇号验资、寒山公园门票")
-    answers = _bot_responses()[SERVICES[topic]]
-    return jsonify(topic=topic, text=answers[0]["text"])
+    return jsonify(answer_for(SERVICES[topic]).as_dict() | {"topic": topic})

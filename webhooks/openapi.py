@@ -379,7 +379,7 @@ _MP_PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/mp/services/{topic}": {
         "get": {
-            "summary": "The scenario services' answers (the bot's own, bot/domain.yml)",
+            "summary": "The scenario services' answers (the bot's own, conversation/content/scenarios.yml)",
             "parameters": [_MP_TOPIC],
             "responses": {
                 "200": {"description": "The answer", "content": _MP_OBJECT},

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-import yaml
 from sqlalchemy import func, select
 
 from handoff.service import request_hand_off
@@ -280,15 +279,17 @@ def test_my_hand_off_conversation_is_read_and_written_while_open(mp, demo_settin
     refused(mp.get("/api/mp/hand-off", mp.login("m_nobody")), 403, "not_bound")
 
 
-def test_the_scenario_services_answer_from_the_bot_s_own_responses(mp):
-    domain = yaml.safe_load(open("bot/domain.yml", encoding="utf-8"))["responses"]
-    for topic, response in (
-        ("hospital-payment", "utter_faq/hospital_payment"),
-        ("housing-lottery", "utter_faq/housing_lottery"),
-        ("hanshan-park", "utter_faq/scenic_ticket"),
+def test_the_scenario_services_answer_from_the_bot_s_own_content(mp):
+    from conversation.scenarios import answer_for
+
+    for topic, key in (
+        ("hospital-payment", "hospital_payment"),
+        ("housing-lottery", "housing_lottery"),
+        ("hanshan-park", "scenic_ticket"),
     ):
         resp = mp.client.get(f"/api/mp/services/{topic}")
-        assert resp.status_code == 200 and resp.json["text"] == domain[response][0]["text"]
+        assert resp.status_code == 200 and resp.json["text"] == answer_for(key).text
+        assert resp.json["offer"] == answer_for(key).offer and resp.json["topic"] == topic
     refused(mp.client.get("/api/mp/services/lottery"), 404, "unknown_topic")
 
 
