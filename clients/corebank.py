@@ -90,9 +90,7 @@ class DepositAccount:
 
     @classmethod
     def from_json(cls, data: dict) -> DepositAccount:
-        return cls(
-            data["account_no"], data["account_name"], data["status"], data["balance_fen"], data["available_fen"]
-        )
+        return cls(data["account_no"], data["account_name"], data["status"], data["balance_fen"], data["available_fen"])
 
 
 @dataclass(frozen=True)
@@ -269,7 +267,9 @@ class CoreBankingClient:
         if body is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         try:
-            resp = self.http.request(method, self.base_url + path, data=raw or None, headers=headers, timeout=self.timeout)
+            resp = self.http.request(
+                method, self.base_url + path, data=raw or None, headers=headers, timeout=self.timeout
+            )
         except requests.Timeout as exc:
             raise CoreBankingUnavailable(
                 f"core banking at {self.base_url} did not answer {path} within {self.timeout:g} s"
@@ -280,7 +280,9 @@ class CoreBankingClient:
             answer = resp.json()
             code, message = str(answer["code"]), str(answer.get("message", ""))
         except (ValueError, KeyError, TypeError) as exc:
-            raise CoreBankingUnavailable(f"core banking answered {path} with HTTP {resp.status_code} and no envelope") from exc
+            raise CoreBankingUnavailable(
+                f"core banking answered {path} with HTTP {resp.status_code} and no envelope"
+            ) from exc
         if resp.status_code >= 500:
             raise CoreBankingUnavailable(f"core banking failed {path}: HTTP {resp.status_code} {code} {message}")
         if code != SUCCESS:

@@ -46,6 +46,18 @@ from sunshine import clock
 
 FAULT_MODES = ("fail", "slow", "refuse")
 METHODS = ("equal_instalments", "interest_monthly", "revolving")
+LOAN_FIELDS = (
+    "contract_no",
+    "id_number",
+    "name",
+    "product_code",
+    "principal_fen",
+    "annual_rate_bp",
+    "term_months",
+    "repayment_method",
+    "settlement_account",
+    "schedule",
+)
 MESSAGES = {
     SUCCESS: "交易成功",
     "E0001": "请求报文不合法",
@@ -192,8 +204,7 @@ def create_app(channel_id: str, secret: str) -> Flask:
         return {**acc, "available_fen": available}
 
     def open_loan(body: dict) -> dict:
-        need = ("contract_no", "id_number", "name", "product_code", "principal_fen", "annual_rate_bp")
-        missing = [k for k in (*need, "term_months", "repayment_method", "settlement_account", "schedule") if k not in body]
+        missing = [k for k in LOAN_FIELDS if k not in body]
         if missing:
             raise Refusal("E0001", f"缺少字段：{', '.join(missing)}")
         if body["repayment_method"] not in METHODS:
@@ -235,7 +246,10 @@ def create_app(channel_id: str, secret: str) -> Flask:
         loan = loan_of(loan_no)
         if loan["disbursed_on"]:
             raise Refusal("E0302", "该借据已放款")
-        if body.get("amount_fen") != loan["principal_fen"] or body.get("settlement_account") != loan["settlement_account"]:
+        if (body.get("amount_fen"), body.get("settlement_account")) != (
+            loan["principal_fen"],
+            loan["settlement_account"],
+        ):
             raise Refusal("E0001", "放款金额或入账账户与借据不符")
         acc = account(loan["settlement_account"])
         if acc["status"] != "normal":
