@@ -147,7 +147,7 @@ def retry(session: Session, application_id: int, actor: str, jobs: Jobs) -> Disb
     application = session.get(LoanApplication, application_id, with_for_update=True)
     if application is None:
         raise ApplicationNotFound("没有找到这笔贷款申请")
-    record = _record_of(session, application_id)
+    record = record_of(session, application_id)
     if application.status != "signed" or record is None or record.status != "failed":
         raise NothingToRetry("这笔申请没有失败的放款，不能重新放款")
     record.status, record.attempts = "pending", 0
@@ -160,7 +160,8 @@ def retry(session: Session, application_id: int, actor: str, jobs: Jobs) -> Disb
 # --- inside ------------------------------------------------------------------------------
 
 
-def _record_of(session: Session, application_id: int) -> Disbursement | None:
+def record_of(session: Session, application_id: int) -> Disbursement | None:
+    """The application's disbursement record, if the job has run."""
     return session.scalar(select(Disbursement).where(Disbursement.application_id == application_id))
 
 
@@ -175,7 +176,7 @@ def _take_order(database_url: str, application_id: int, secret_key: str) -> Orde
         if application.status != "signed":
             raise NotSigned(f"申请{application_id}还没有签订借款合同，不能放款")
         product = application.product
-        record = _record_of(session, application_id)
+        record = record_of(session, application_id)
         if record is None:
             plan = schedule(
                 product.repayment_method,
@@ -215,7 +216,7 @@ def _take_order(database_url: str, application_id: int, secret_key: str) -> Orde
 def _record(database_url: str, order: Order, applications: Applications, booked: CoreLoan, paid: Payment) -> None:
     """Step 3: the loan recorded, the application disbursed, the customer told."""
     with unit_of_work(database_url) as session:
-        record = _record_of(session, order.application_id)
+        record = record_of(session, order.application_id)
         application = session.get(LoanApplication, order.application_id, with_for_update=True)
         if application is None or record is None:
             raise ApplicationNotFound("没有找到这笔贷款申请")
@@ -229,7 +230,7 @@ def _record(database_url: str, order: Order, applications: Applications, booked:
 def _fail(database_url: str, order: Order, code: str, reason: str, notify: OfficerNotifier) -> None:
     """The core refused, or never answered: recorded in the history, the officer told."""
     with unit_of_work(database_url) as session:
-        record = _record_of(session, order.application_id)
+        record = record_of(session, order.application_id)
         application = session.get(LoanApplication, order.application_id)
         if record is None or application is None:
             raise ApplicationNotFound("没有找到这笔贷款申请")
