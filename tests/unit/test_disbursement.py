@@ -211,3 +211,23 @@ def test_the_loan_follows_the_core_repayments_overdue_and_early_repayment(core):
         assert early.principal_fen == 5_000_000 and early.interest_due_fen == plan.instalments[1].interest_fen
         assert days == 9 and early.interest_accrued_fen == 5438  # 5,000,000 × 4.35% × 9 / 360 = 5,437.5, half up
         assert early.total_fen == 5_000_000 + plan.instalments[1].interest_fen + 5438
+
+
+def test_sync_loans_copies_every_live_loan_and_the_command_says_so(core, capsys):
+    from lending.__main__ import main
+
+    settings, svc, _, url, _ = core
+    app_id = approved(settings, svc)
+    disburse(settings, app_id, svc)
+    requests.post(f"{url}/_emulator/today", json={"date": "2031-01-01"}, timeout=5)
+    assert main(["sync-loans"], settings=settings) == 0
+    assert "已与核心系统同步贷款1笔，失败0笔" in capsys.readouterr().out
+    with unit_of_work(settings.database_url) as s:
+        loan = s.scalar(select(Loan))
+        assert loan.status == "overdue" and loan.overdue_fen == sum(
+            i.principal_fen + i.interest_fen for i in loan.instalments
+        )
+        assert all(i.status == "overdue" for i in loan.instalments)
+    requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "path": "loans"}, timeout=5)
+    assert main(["sync-loans"], settings=settings) == 1
+    assert "失败1笔" in capsys.readouterr().out
