@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 
 from lending.repayment import (
+    METHODS,
     InstalmentState,
     add_months,
     due_dates,
@@ -95,3 +96,15 @@ def test_paid_in_full_leaves_nothing():
     assert next_due(paid) is None
     assert early_repayment(paid, 435, DISBURSED, date(2027, 3, 1)).total_fen == 0
     assert yuan_text(426_581) == "4,265.81元"
+
+
+def test_each_product_has_a_known_repayment_method(tmp_path):
+    from lending.catalog import PRODUCTS_FILE, ProductFileError, read_products
+
+    methods = {p["code"]: p["repayment_method"] for p in read_products()}
+    assert methods["sunshine_e_loan"] == "revolving" and set(methods.values()) <= set(METHODS)
+    bad = tmp_path / "products.yml"
+    source = PRODUCTS_FILE.read_text(encoding="utf-8")
+    bad.write_text(source.replace("repayment_method: revolving", "repayment_method: balloon"), encoding="utf-8")
+    with pytest.raises(ProductFileError, match="sunshine_e_loan: repayment_method must be one of"):
+        read_products(bad)
