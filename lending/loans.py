@@ -26,6 +26,8 @@ from sunshine.models import Loan, LoanApplication, LoanInstalment
 
 log = logging.getLogger(__name__)
 LIVE_STATUSES = ("active", "overdue")
+# How customers and officers read a loan's status.
+LOAN_STATUS_LABELS = {"active": "正常还款中", "overdue": "已逾期", "closed": "已结清"}
 
 
 def record_loan(session: Session, application: LoanApplication, booked: CoreLoan, paid: Payment, now: datetime) -> Loan:

@@ -61,3 +61,18 @@ def test_the_officer_retries_a_failed_disbursement(make_client, demo_settings, c
     again = client.post(f"/console/applications/{app_id}/disbursement", data={"csrf": csrf_of(page.data)})
     assert again.status_code == 302 and jobs.disbursed == [app_id]
     assert "没有失败的放款" in client.get(f"/console/applications/{app_id}").data.decode()
+
+
+def test_a_disbursed_application_shows_its_loan(make_client, demo_settings, corebank):
+    client, url, _ = corebank
+    svc, _ = service(core_banking=client)
+    app_id = apply_zhang(demo_settings.database_url, svc)
+    with unit_of_work(demo_settings.database_url) as s:
+        svc.report_arrived(s, app_id, zhang_reports())
+        sign(s, svc, app_id)
+    assert disburse(replace(demo_settings, core_banking_url=url), app_id, svc) == "paid"
+    web = make_client(jobs=Enqueued())
+    login(web)
+    page = web.get(f"/console/applications/{app_id}").data.decode()
+    assert 'id="loan"' in page and "正常还款中" in page and "50,000.00元" in page and "随借随还" in page
+    assert "第1期" in page and "核心系统" in page and 'id="disbursement"' not in page

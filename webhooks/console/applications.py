@@ -16,7 +16,7 @@ from auth_flow.signing import FACTOR_NAMES
 from auth_flow.tokens import reissue_for_application
 from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
-from lending import disbursement
+from lending import disbursement, loans
 from lending.applications import Applications, LendingError, awaiting_second_approval
 from lending.contracts import ContractError, contract_number, contract_of, pdf_intact
 from lending.parties import ROLE_NAMES
@@ -58,7 +58,14 @@ def application_page(application_id: int) -> ResponseReturnValue:
         first_approver=first,
         can_confirm=first is not None and g.officer.role == handoffs.SUPERVISOR and g.officer.id != first.id,
         disbursement=disbursement.record_of(g.db, application_id),
+        loan=loan_schedule(application_id),
     )
+
+
+def loan_schedule(application_id: int) -> loans.LoanSchedule | None:
+    """The disbursed loan's schedule as last synchronised from the core, if any."""
+    loan = loans.loan_of_application(g.db, application_id)
+    return loans.schedule_of(loan) if loan is not None else None
 
 
 @bp.get("/applications/<int:application_id>/contract.pdf")
