@@ -219,7 +219,8 @@ def test_sync_loans_copies_every_live_loan_and_the_command_says_so(core, capsys)
     settings, svc, _, url, _ = core
     app_id = approved(settings, svc)
     disburse(settings, app_id, svc)
-    requests.post(f"{url}/_emulator/today", json={"date": "2031-01-01"}, timeout=5)
+    past_maturity = clock.today() + timedelta(days=400)
+    requests.post(f"{url}/_emulator/today", json={"date": past_maturity.isoformat()}, timeout=5)
     assert main(["sync-loans"], settings=settings) == 0
     assert "已与核心系统同步贷款1笔，失败0笔" in capsys.readouterr().out
     with unit_of_work(settings.database_url) as s:
