@@ -232,3 +232,32 @@ def test_sync_loans_copies_every_live_loan_and_the_command_says_so(core, capsys)
     requests.post(f"{url}/_emulator/faults", json={"mode": "fail", "path": "loans"}, timeout=5)
     assert main(["sync-loans"], settings=settings) == 1
     assert "失败1笔" in capsys.readouterr().out
+
+
+def test_the_sync_job_is_enqueued_on_the_loan_s_queue_and_runs_with_the_process_settings(core, monkeypatch):
+    from rq import Queue
+
+    from lending.loans import sync_job
+    from sunshine.jobs import Jobs, current_settings, per_process, queue_name
+
+    settings, svc, _, url, _ = core
+    app_id = approved(settings, svc)
+    disburse(settings, app_id, svc)
+    with unit_of_work(settings.database_url) as s:
+        loan_id = s.scalar(select(Loan.id))
+    jobs = Jobs(settings)
+    jobs.sync_loan(loan_id)
+    (job,) = Queue(queue_name(f"loan:{loan_id}", settings.worker_processes), connection=jobs.connection).jobs
+    assert (job.func_name, job.args) == ("lending.loans.sync_job", (loan_id,))
+    for name, value in (("DATABASE_URL", settings.database_url), ("CORE_BANKING_URL", url)):
+        monkeypatch.setenv(name, value)
+    current_settings.cache_clear()
+    per_process.cache_clear()
+    try:
+        requests.post(
+            f"{url}/_emulator/today", json={"date": (clock.today() + timedelta(days=45)).isoformat()}, timeout=5
+        )
+        assert sync_job(loan_id) == "overdue"
+    finally:
+        current_settings.cache_clear()
+        per_process.cache_clear()
