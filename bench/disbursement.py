@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import statistics
 import subprocess
 import sys
@@ -74,6 +73,7 @@ def measure() -> tuple[float, float]:
     from sunshine.db import unit_of_work
     from sunshine.demo import load_demo
     from sunshine.jobs import Jobs
+    from sunshine.launcher import child_env
     from sunshine.local_stack import free_port
     from sunshine.migrate import upgrade
     from sunshine.settings import ROOT, Settings
@@ -98,15 +98,8 @@ def measure() -> tuple[float, float]:
             upgrade(settings.database_url)
             with unit_of_work(settings.database_url) as s:
                 load_demo(s, SECRET)
-            env = dict(
-                os.environ,
-                DATABASE_URL=settings.database_url,
-                REDIS_URL=settings.redis_url,
-                CORE_BANKING_URL=core,
-                WECHAT_API_BASE=wechat,
-                SECRET_KEY=SECRET,
-                WORKER_PROCESSES="1",
-            )
+            env = child_env(settings)  # the launcher's environment of a child process, and the rest:
+            env.update(CORE_BANKING_URL=core, WECHAT_API_BASE=wechat, SECRET_KEY=SECRET, WORKER_PROCESSES="1")
             worker = subprocess.Popen(  # noqa: S603  our own worker module, no shell
                 [sys.executable, "-m", "conversation.worker", "0"],
                 cwd=ROOT,
