@@ -344,13 +344,9 @@ def test_a_worker_killed_mid_disbursement_pays_once_after_restart(stack):
 
 
 def _told_of(stack, openid: str, words: str) -> list[dict]:
-    """The messages to `openid` that say `words`, by whichever channel the notice policy chose."""
-    return [
-        m
-        for kind in ("messages", "template_messages")
-        for m in requests.get(f"{stack.wechat_api}/_emulator/{kind}", params={"touser": openid}, timeout=5).json()
-        if words in json.dumps(m, ensure_ascii=False)
-    ]
+    """The messages to `openid` that say `words`: customer-service and template messages alike."""
+    got = requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid}, timeout=5).json()
+    return [m for m in got if words in json.dumps(m, ensure_ascii=False)]
 
 
 def _report_statuses(url: str, app_id: int, until=None, timeout: float = 0) -> list[str]:
