@@ -74,7 +74,7 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_sett
         line = current_line(s, by_openid(s, ZHANG), today=T0.date())
         assert (line.used, line.pending, line.available) == (50_000, 0, 150_000)
     assert "5万元已发放到您尾号" in told.sent[-1][1]
-    assert len(told.sent) == 3  # one notice per commit: the latest state (signing tells nothing here)
+    assert len(told.sent) == 4  # one notice per commit: the latest state
 
 
 def test_the_same_idempotency_key_makes_one_application(demo_db_url):

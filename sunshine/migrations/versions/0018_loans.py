@@ -1,7 +1,7 @@
 """loans: products' repayment method, disbursements, loans and their instalments
 
 Revision ID: 0018
-Revises: 0020
+Revises: 0019
 Create Date: 2026-12-06 06:45:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
