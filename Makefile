@@ -85,7 +85,8 @@ test-postgres: $(STAMP) $(MODEL)
 	DATABASE_URL=$${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTEST) -m "not no_database and not faults"
 
 # Each benchmark starts what it needs; figures are merged into var/bench/results.json.
-BENCHMARKS := bench.nlu bench.webhook bench.lending bench.assistant bench.auth bench.handoff bench.binding bench.evidence bench.notices bench.mp_api
+BENCHMARKS := bench.nlu bench.webhook bench.lending bench.assistant bench.auth bench.handoff bench.binding bench.evidence \
+	bench.notices bench.mp_api bench.disbursement
 
 bench: $(STAMP) $(MODEL)
 	@set -e; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m $$b; done

@@ -174,7 +174,7 @@ def give_consent(
     session: Session, token: str, agree: bool, client: Client, notify: OfficerNotifier | None = None
 ) -> Authorization:
     """Step 4: consent to the credit-report query; the token is used up. The officer hears of
-    it (and of a refusal) through `notify` (default: auth_flow.notices.notify_officer)."""
+    it (and of a refusal) through `notify` (default: lending.notify.notify_officer)."""
     auth = open_for_step(session, token, "consent", client)
     if auth.identity_checked_at is None or auth.biometric_consent_at is None or auth.face_verified_at is None:
         evidence.append(session, auth, "refused", client, step="consent", reason="face_not_verified")

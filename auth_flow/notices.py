@@ -2,7 +2,7 @@
 arrival and a query that finally failed go into the application's history
 (lending.applications.note) and to the officer through an `OfficerNotifier`.
 
-The default notifier, `notify_officer`, records the notice (audit entry
+The default notifier, `notify_officer` (lending.notify), records the notice (audit entry
 `officer.notified`) and, once the transaction commits, queues it for the officer
 in WeCom (sunshine.jobs.Jobs.tell_officer).
 
@@ -13,31 +13,15 @@ the face check or refuses the query.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from sqlalchemy.orm import Session
 
 from auth_flow.progress import missing_consents
 from lending.applications import note
+from lending.notify import OfficerNotifier, notify_officer
 from lending.parties import LABELS, ROLE_NAMES
 from sunshine.jobs import Jobs, after_commit, current_settings
-from sunshine.models import Authorization, Customer, LoanApplication, Officer, audit
+from sunshine.models import Authorization, Customer, LoanApplication, audit
 from sunshine.protect import mask_name
-
-
-class OfficerNotifier(Protocol):
-    def __call__(self, session: Session, officer_id: int | None, text: str) -> None:
-        """Tell officer `officer_id` (None: the customer has no officer) `text`, in `session`'s transaction."""
-
-
-def notify_officer(session: Session, officer_id: int | None, text: str) -> None:
-    """Record the notice and, after the commit, send it to the officer in WeCom."""
-    audit(session, "system", "officer.notified", "officer", officer_id if officer_id is not None else "-", text=text)
-    officer = session.get(Officer, officer_id) if officer_id is not None else None
-    if officer is not None and officer.wecom_userid:
-        userid = officer.wecom_userid
-        # A failure to queue is logged: the notice is in the audit log and the application's history.
-        after_commit(session, lambda: Jobs(current_settings()).tell_officer(userid, text))
 
 
 def party_label(role: str, name: str) -> str:

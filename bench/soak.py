@@ -50,7 +50,7 @@ HOUSEHOLDS = 3000
 SAMPLE_EVERY_S = 30
 # Processes whose memory holds the run's data by design (the emulator keeps every message,
 # Redis the trackers and de-duplication keys): reported, but not in soak_mem_growth_ratio.
-DATA_HOLDERS = ("redis", "wechat-emulator", "bureau-emulator", "wecom-emulator", "sms-emulator")
+DATA_HOLDERS = ("redis", "wechat-emulator", "bureau-emulator", "corebank-emulator", "wecom-emulator", "sms-emulator")
 
 QUESTIONS = (
     "你好",

@@ -7,6 +7,7 @@ can see what was sent.
   WeChat's side of the message webhook (`emulators.wechat.user.WeChatUser`,
   the `make chat` console `python -m emulators.wechat.chat`).
 - `emulators.bureau` — the credit bureau's report API (`python -m emulators.bureau`).
+- `emulators.corebank` — the bank core's open API: deposit and loan accounts (`python -m emulators.corebank`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
     python -m lending escalate-overdue [--every SECONDS]
                                                       flag applications past their review deadline
                                                       (once, or every SECONDS: `make run` keeps it running)
+    python -m lending sync-loans                      copy every live loan's balances and instalments from core banking
 
 Exit status: 0 done, 1 done but some rows or applications were left out, 2 could not run.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import select
 from tqdm import tqdm
 
+from lending import loans
 from lending.applications import Applications
 from lending.village_file import RowError, import_file
 from sunshine.db import unit_of_work
@@ -103,6 +105,15 @@ def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
     return run_rounds(one_round, every_s, "escalation round")
 
 
+def sync_loans(settings: Settings) -> int:
+    synced = loans.sync_loans(settings)
+    failed = {loan_id: state for loan_id, state in synced.items() if state.startswith("error")}
+    print(f"已与核心系统同步贷款{len(synced) - len(failed)}笔，失败{len(failed)}笔。")
+    for loan_id, state in failed.items():
+        print(f"  贷款{loan_id}：{state}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lending", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +129,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     )
     esc = commands.add_parser("escalate-overdue", help="flag applications past their review deadline")
     esc.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
+    commands.add_parser("sync-loans", help="copy every live loan's balances and instalments from core banking")
     args = parser.parse_args(argv)
     try:
         settings = settings or load()
@@ -129,6 +141,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         return import_credit_lines(settings, args.file, args.actor)
     if args.command == "approve-village":
         return approve_village(settings, args.village, args.officer, args.reason, args.max_amount)
+    if args.command == "sync-loans":
+        return sync_loans(settings)
     return escalate_overdue(settings, args.every)
 
 

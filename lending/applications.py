@@ -2,13 +2,13 @@
 and decisions, with every step recorded in `application_events`.
 
     draft -> submitted -> awaiting_authorization -> under_review -> approved -> signed -> disbursed
-                 |                                      |  (auto or officer)
-                 +-> rejected (a rejecting rule)         +-> rejected
+                 |                                      |  (auto or officer)   (contract) (core banking,
+                 +-> rejected (a rejecting rule)         +-> rejected                   lending.disbursement)
     any live status up to approved -> withdrawn (the customer changes their mind)
 
 Approval offers the loan contract (lending.contracts): the approval notice carries its link;
 the borrower's signature (auth_flow.signing) moves the application to `signed`, and the
-disbursement follows.
+disbursement follows (lending.disbursement pays it out through core banking, exactly once).
 
 At submission the risk rules run: a rejecting hit ends the application,
 otherwise it waits for the credit-report authorizations. When the reports
@@ -41,15 +41,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from clients.bureau import CreditReport
+from clients.corebank import CoreBankingClient, CoreLoan, Payment
 from lending.amounts import format_amount
 from lending.contracts import DEFAULT_TTL, offer, signing_url, token_for
 from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
+from lending.loans import loan_of_application, record_loan, schedule_of
 from lending.notify import WeChatNotifier
 from lending.parties import LABELS
+from lending.repayment import METHOD_LABELS, yuan_text
 from lending.reports import parties
 from lending.risk import RiskContext, RuleBook, RuleHit
-from sunshine.clock import customer_time
+from sunshine.clock import customer_date, customer_time
 from sunshine.jobs import Jobs, after_commit
 from sunshine.models import (
     FINAL_APPLICATION_STATUSES,
@@ -60,7 +63,7 @@ from sunshine.models import (
     Officer,
     utcnow,
 )
-from sunshine.protect import mask_name, unseal
+from sunshine.protect import mask_account, mask_name, unseal
 
 log = logging.getLogger(__name__)
 
@@ -163,20 +166,6 @@ class ReportsIncomplete(LendingError):
     """A party who must authorize has no credit report yet."""
 
 
-class CoreBanking(Protocol):
-    def open_loan(self, application: LoanApplication) -> str:
-        """Book the loan and pay it out; returns the loan account (借据号)."""
-
-
-class CoreBankingStub:
-    """SIMULATION of the core-banking system: books nothing, pays nothing, and
-    returns a made-up loan account. Stands in until the bank's core-banking
-    interface is connected."""
-
-    def open_loan(self, application: LoanApplication) -> str:
-        return f"SIM{application.id:012d}"
-
-
 @dataclass
 class BatchReport:
     approved: list[int] = field(default_factory=list)
@@ -193,7 +182,8 @@ def _review_deadline(application: LoanApplication) -> datetime:
 class Applications:
     """The application service. `secret_key` reads the sealed ID numbers (age) and makes the
     contract links (under `public_base_url`, valid `contract_ttl`); `notify(openid, text)` tells
-    the customer; `review_within` is the officers' deadline."""
+    the customer; `review_within` is the officers' deadline; `core_banking` is the core the
+    disbursement pays through (lending.disbursement)."""
 
     def __init__(
         self,
@@ -201,7 +191,7 @@ class Applications:
         notify: Notifier,
         rules: RuleBook | None = None,
         review_within: timedelta = DEFAULT_REVIEW_WITHIN,
-        core_banking: CoreBanking | None = None,
+        core_banking: CoreBankingClient | None = None,
         clock: Callable[[], datetime] = utcnow,
         public_base_url: str = "",
         contract_ttl: timedelta = DEFAULT_TTL,
@@ -212,14 +202,16 @@ class Applications:
         self.notify = notify
         self.rules = rules or RuleBook.load()
         self.review_within = review_within
-        self.core_banking = core_banking or CoreBankingStub()
+        self.core_banking = core_banking
         self.clock = clock
 
     @classmethod
     def from_settings(cls, settings, notify: Notifier | None = None, **kwargs) -> Applications:
-        """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers."""
+        """The service as the processes use it: customers told in WeChat, LOAN_REVIEW_HOURS for officers,
+        the core at CORE_BANKING_URL."""
         if notify is None:
             notify = WeChatNotifier(Jobs(settings))
+        kwargs.setdefault("core_banking", CoreBankingClient.from_settings(settings))
         return cls(
             settings.secret_key,
             notify,
@@ -390,16 +382,28 @@ class Applications:
         self._move(session, application, "withdrawn", actor, "withdrawn", reason)
         return application
 
-    def disburse(self, session: Session, application_id: int) -> LoanApplication:
-        """Pay out an approved loan through core banking and count it as used on the credit line."""
+    def disburse(self, session: Session, application_id: int, booked: CoreLoan, paid: Payment) -> LoanApplication:
+        """Record a signed loan the core booked and paid out (lending.disbursement calls the core):
+        the loan and its schedule are stored and the amount counts as used on the credit line."""
         application = self._get(session, application_id, lock=True)
         _require(application, "disbursed")
-        application.loan_account = self.core_banking.open_loan(application)
+        application.loan_account = booked.loan_no
+        record_loan(session, application, booked, paid, self.clock())
         line = valid_line(session, application.customer_id, self.clock().date())
         if line is not None:
             line.used_amount += application.amount
+        session.flush()
         self._move(
-            session, application, "disbursed", "core_banking", "disbursed", loan_account=application.loan_account
+            session,
+            application,
+            "disbursed",
+            "core_banking",
+            "disbursed",
+            f"已放款至客户结算账户{mask_account(paid.account_no)}",
+            loan_account=booked.loan_no,
+            serial_no=paid.serial_no,
+            amount_fen=paid.amount_fen,
+            value_date=paid.value_date.isoformat(),
         )
         return application
 
@@ -627,11 +631,24 @@ class Applications:
         if status == "withdrawn":
             return f"您的{what}已撤销，需要时可以随时重新申请。"
         if status == "disbursed":
-            return (
-                f"您的{product}贷款{format_amount(application.amount)}已放款，借据号{application.loan_account}，"
-                "请留意到账短信。按时还款能保持良好信用。"
-            )
+            return disbursed_notice(session, application)
         return None
+
+
+def disbursed_notice(session: Session, application: LoanApplication) -> str:
+    """The customer's notice of the money paid out: amount, account (masked), first due date and amount."""
+    text = f"您的{application.product.name}贷款{format_amount(application.amount)}已发放"
+    loan = loan_of_application(session, application.id)
+    if loan is None:
+        return f"{text}，借据号{application.loan_account}。"
+    first = schedule_of(loan).next_due
+    text += f"到您{mask_account(loan.settlement_account)}的账户，借据号{loan.account_no}。"
+    if first is not None:
+        text += (
+            f"首期还款日{customer_date(first.due_date)}，应还{yuan_text(first.principal_fen + first.interest_fen)}"
+            f"（{METHOD_LABELS[loan.repayment_method]}），请在还款日前把钱存入该账户。"
+        )
+    return text + "按时还款能保持良好信用。"
 
 
 def note(

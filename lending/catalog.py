@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lending.parties import ROLES
+from lending.repayment import METHODS
 from sunshine.models import LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
@@ -26,6 +27,7 @@ _FIELDS = (
     "second_approval_above",
     "authorizing_parties",
     "description",
+    "repayment_method",
 )
 # The kinds of customer the products are for, and how customers and officers read them.
 CUSTOMER_TYPE_LABELS = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
@@ -53,6 +55,8 @@ def _check(row: dict) -> None:
         )
     if not row["auto_approval_limit"] <= row["second_approval_above"] <= row["max_amount"]:
         raise ProductFileError(f"product {code}: need auto_approval_limit <= second_approval_above <= max_amount")
+    if row["repayment_method"] not in METHODS:
+        raise ProductFileError(f"product {code}: repayment_method must be one of {', '.join(METHODS)}")
     if not row["terms_months"] or not all(isinstance(t, int) and t > 0 for t in row["terms_months"]):
         raise ProductFileError(f"product {code}: terms_months must be a list of whole months")
 

@@ -130,9 +130,14 @@ class Jobs:
         self.enqueue(key, "auth_flow.reports.fetch_job", application_id, timeout_s=REPORTS_TIMEOUT_S)
 
     # -- the loan -------------------------------------------------------------------
-    def disburse(self, application_id: int) -> None:
+    def disburse(self, application_id: int, delay_s: float = 0) -> None:
         """Pay out a signed loan through core banking in a worker (lending.disbursement.disburse_job)."""
-        self.enqueue(f"application:{application_id}", "lending.disbursement.disburse_job", application_id)
+        key = f"application:{application_id}"
+        self.enqueue(key, "lending.disbursement.disburse_job", application_id, delay_s=delay_s)
+
+    def sync_loan(self, loan_id: int) -> None:
+        """Copy a loan's balances and instalment statuses from core banking (lending.loans.sync_job)."""
+        self.enqueue(f"loan:{loan_id}", "lending.loans.sync_job", loan_id)
 
 
 _AFTER_COMMIT = "sunshine.after_commit"

@@ -141,6 +141,7 @@ def services(s: Settings) -> list[Service]:
     for name, url, module in (
         ("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),
+        ("corebank-emulator", s.core_banking_url, "emulators.corebank"),
         ("wecom-emulator", s.wecom_api_base, "emulators.wecom"),
         ("sms-emulator", s.sms_api_base, "emulators.sms"),
         # the face-verification service is called only by the certified face engine

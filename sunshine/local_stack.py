@@ -122,7 +122,8 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
     """Launch the stack with its log in `folder`; returns once `/readyz` answers 200.
     `settings` are extra environment variables (e.g. WEB_WORKERS="2")."""
     ports = {
-        name: free_port() for name in ("web", "rasa", "actions", "wechat", "bureau", "wecom", "sms", "faceid", "redis")
+        name: free_port()
+        for name in ("web", "rasa", "actions", "wechat", "bureau", "corebank", "wecom", "sms", "faceid", "redis")
     }
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
@@ -133,6 +134,7 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         ACTION_SERVER_URL=f"http://127.0.0.1:{ports['actions']}",
         WECHAT_API_BASE=f"http://127.0.0.1:{ports['wechat']}",
         BUREAU_URL=f"http://127.0.0.1:{ports['bureau']}",
+        CORE_BANKING_URL=f"http://127.0.0.1:{ports['corebank']}",
         WECOM_API_BASE=f"http://127.0.0.1:{ports['wecom']}",
         SMS_API_BASE=f"http://127.0.0.1:{ports['sms']}",
         FACEID_URL=f"http://127.0.0.1:{ports['faceid']}",

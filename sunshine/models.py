@@ -145,6 +145,8 @@ class LoanProduct(Base):
     auto_approval_limit: Mapped[int] = Column(Integer, nullable=False, default=0)
     # An officer's approval above this amount needs a supervisor's second approval (四眼原则; 0: always).
     second_approval_above: Mapped[int] = Column(Integer, nullable=False, default=0)
+    # equal_instalments | interest_monthly | revolving (lending.repayment; migration 0018)
+    repayment_method: Mapped[str] = Column(String(32), nullable=False, default="equal_instalments")
 
 
 # Statuses after which an application is no longer live (see lending.applications).
@@ -215,6 +217,68 @@ class ApplicationEvent(Base):
     detail: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
 
     application: Mapped[LoanApplication] = relationship("LoanApplication", back_populates="events")
+
+
+class Disbursement(Base):
+    """Paying out one signed application through core banking (lending.disbursement), written
+    before the core is called: its keys make a retried call the same request to the core."""
+
+    __tablename__ = "disbursements"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, unique=True)
+    # The core's Idempotency-Key of the disbursement (the loan account's opening adds ":open").
+    idempotency_key: Mapped[str] = Column(String(64), unique=True, nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False, default="pending")  # pending | paid | failed
+    attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
+    # The schedule sent to the core at the loan account's opening: [{number, due_date, principal_fen, interest_fen}]
+    schedule: Mapped[list[dict[str, Any]]] = Column(JSON, nullable=False, default=list)
+    error_code: Mapped[str | None] = Column(String(32))
+    error: Mapped[str | None] = Column(Text)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Loan(Base):
+    """A disbursed loan (借据): what the core booked, copied here and kept in sync with it."""
+
+    __tablename__ = "loans"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, unique=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    account_no: Mapped[str] = Column(String(32), unique=True, nullable=False)  # the core's loan account
+    settlement_account: Mapped[str] = Column(String(32), nullable=False)  # the deposit account it was paid into
+    principal_fen: Mapped[int] = Column(Integer, nullable=False)
+    annual_rate_bp: Mapped[int] = Column(Integer, nullable=False)
+    term_months: Mapped[int] = Column(Integer, nullable=False)
+    repayment_method: Mapped[str] = Column(String(32), nullable=False)
+    disbursed_at: Mapped[datetime] = Column(DateTime, nullable=False)
+    disbursed_on: Mapped[date] = Column(Date, nullable=False)  # the value date, in Beijing
+    status: Mapped[str] = Column(String(16), nullable=False, default="active")  # active | overdue | closed
+    principal_outstanding_fen: Mapped[int] = Column(Integer, nullable=False)
+    overdue_fen: Mapped[int] = Column(Integer, nullable=False, default=0)
+    synced_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+    application: Mapped[LoanApplication] = relationship("LoanApplication")
+    instalments: Mapped[list[LoanInstalment]] = relationship(
+        "LoanInstalment", back_populates="loan", order_by="LoanInstalment.number"
+    )
+
+
+class LoanInstalment(Base):
+    """One instalment of a loan's repayment schedule, in fen, with what the core says was paid."""
+
+    __tablename__ = "loan_instalments"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    loan_id: Mapped[int] = Column(Integer, ForeignKey("loans.id"), nullable=False)
+    number: Mapped[int] = Column(Integer, nullable=False)
+    due_date: Mapped[date] = Column(Date, nullable=False)
+    principal_fen: Mapped[int] = Column(Integer, nullable=False)
+    interest_fen: Mapped[int] = Column(Integer, nullable=False)
+    paid_fen: Mapped[int] = Column(Integer, nullable=False, default=0)
+    status: Mapped[str] = Column(String(16), nullable=False, default="scheduled")  # scheduled | paid | overdue
+
+    loan: Mapped[Loan] = relationship("Loan", back_populates="instalments")
+    __table_args__ = (UniqueConstraint("loan_id", "number"), Index("ix_loan_instalments_due", "status", "due_date"))
 
 
 class WatchListEntry(Base):

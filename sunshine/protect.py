@@ -35,6 +35,11 @@ def mask_phone(phone: str) -> str:
     return s[:3] + "****" + s[-4:] if len(s) == 11 else "*" * len(s)
 
 
+def mask_account(account_no: str) -> str:
+    """尾号1234: a bank account as a customer's message names it (its last four digits)."""
+    return f"尾号{account_no.strip()[-4:]}"
+
+
 def mask_name(name: str) -> str:
     """张建国 -> 张**; a name is kept to its family character."""
     return name[:1] + "*" * (len(name) - 1) if name else name

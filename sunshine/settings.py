@@ -104,6 +104,15 @@ class Settings:
     # Credit-bureau query: seconds per attempt, and attempts before the query is marked failed.
     bureau_timeout_s: float = 5.0
     bureau_attempts: int = 3
+    # -- core banking (clients/corebank.py): the bank core's open API, this channel's credentials --
+    core_banking_url: str = "http://127.0.0.1:8500"
+    core_banking_emulator_port: int = 8500
+    # The channel id the core knows this system by, and the secret its requests are signed with (HMAC-SHA256).
+    core_banking_channel_id: str = "SUNSHINE-WX"
+    core_banking_secret: str = "demo-core-banking-secret"  # noqa: S105  development default, refused in production
+    # Seconds per core-banking call, and attempts of a disbursement the core did not answer before the officer is told.
+    core_banking_timeout_s: float = 10.0
+    disbursement_attempts: int = 3
     # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console/) --
     wecom_api_base: str = "http://127.0.0.1:8300"
     wecom_corpid: str = "ww0000000000demo01"
@@ -298,6 +307,7 @@ DEVELOPMENT_SECRETS = (
     "wecom_secret",
     "sms_api_key",
     "faceid_secret_key",
+    "core_banking_secret",
 )
 
 # --- demo camera: the face challenge's vocabulary (auth_flow.liveness) and the fixed demo order ---
@@ -350,9 +360,17 @@ HTTP_SETTINGS = (
     "wechat_open_base",
     "sms_api_base",
     "faceid_url",
+    "core_banking_url",
 )
 # The outside systems the project ships emulators of: in production each must be the real host, over TLS.
-OUTSIDE_SYSTEMS = ("wechat_api_base", "wechat_open_base", "bureau_url", "sms_api_base", "wecom_api_base")
+OUTSIDE_SYSTEMS = (
+    "wechat_api_base",
+    "wechat_open_base",
+    "bureau_url",
+    "sms_api_base",
+    "wecom_api_base",
+    "core_banking_url",
+)
 # Least length of SECRET_KEY and of the services' tokens in production.
 MIN_SECRET_CHARS = 32
 ENVIRONMENTS = ("development", "production")
@@ -565,6 +583,8 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("AUTH_WECHAT_CODE must be mp, wxa or none")
     if not 1 <= s.bureau_attempts <= 10:
         problems.append("BUREAU_ATTEMPTS must be between 1 and 10")
+    if not 1 <= s.disbursement_attempts <= 10:
+        problems.append("DISBURSEMENT_ATTEMPTS must be between 1 and 10")
     if s.report_query_stale_s < 10:
         problems.append("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
     if "://" not in s.database_url:

@@ -22,9 +22,11 @@ from werkzeug.security import generate_password_hash
 
 from auth_flow.enrolment import enroll_reference
 from auth_flow.tokens import reissue_for_application
+from clients.corebank import CoreBankingClient
 from clients.sms import SmsClient
 from emulators import serve_in_thread
 from emulators.bureau.api import create_app as bureau_app
+from emulators.corebank.api import create_app as corebank_app
 from emulators.sms.api import create_app as sms_app
 from emulators.wechat.api import create_app as create_wechat_emulator
 from emulators.wechat.user import WeChatUser
@@ -158,6 +160,7 @@ SERVICE_ADDRESSES = (
     "wecom_api_base",
     "sms_api_base",
     "faceid_url",
+    "core_banking_url",
 )
 
 
@@ -204,6 +207,16 @@ def bureau():
     app = bureau_app()
     with serve_in_thread(app) as url:
         yield url, app.extensions["bureau_emulator"]
+
+
+@pytest.fixture
+def corebank():
+    """The core-banking emulator over real HTTP: (a client of it, its base URL, its state)."""
+    s = Settings()
+    app = corebank_app(s.core_banking_channel_id, s.core_banking_secret)
+    with serve_in_thread(app) as url:
+        client = CoreBankingClient(url, s.core_banking_channel_id, s.core_banking_secret, timeout=5)
+        yield client, url, app.extensions["corebank_emulator"]
 
 
 @pytest.fixture

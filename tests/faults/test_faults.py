@@ -289,6 +289,66 @@ def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_un
     assert len(queries) == len(auth_ids)  # the refused attempts made no report at the bureau
 
 
+def signed_application(stack, openid: str = "o_demo_qianyumei", amount: int = 60_000) -> int:
+    """A civil servant's 公e贷 approved on a clean report and signed (as the contract's signing leaves it)."""
+    from lending.customers import by_openid
+    from tests.unit.lending_helpers import report, service, sign
+
+    svc, _ = service()
+    with unit_of_work(stack.env["DATABASE_URL"]) as s:
+        customer = by_openid(s, openid)
+        app = svc.apply(s, customer.id, "civil_servant_e_loan", amount, 12, idempotency_key=f"faults-{openid}")
+        svc.report_arrived(s, app.id, {"applicant": report("321283198604251024", customer.name)})
+        sign(s, svc, app.id)
+        return app.id
+
+
+def test_a_worker_killed_mid_disbursement_pays_once_after_restart(stack):
+    """The disbursement job waits for a slow core (which has booked and paid) when its worker dies: the
+    restarted worker runs the job again under the same Idempotency-Keys, and the money is paid once."""
+    app_id = signed_application(stack)
+    core, url = stack.env["CORE_BANKING_URL"], stack.env["DATABASE_URL"]
+    fault = {"mode": "slow", "delay": 8, "count": 1, "path": "disbursements"}
+    requests.post(f"{core}/_emulator/faults", json=fault, timeout=5)
+    Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2)).disburse(app_id)
+    deadline = time.monotonic() + 30
+    while not requests.get(f"{core}/_emulator/disbursements", timeout=5).json():  # paid; the answer is on its way
+        assert time.monotonic() < deadline, "the core got no disbursement"
+        time.sleep(0.1)
+    kill_and_wait(stack, "worker." + queue_name(f"application:{app_id}", 2).rsplit(".", 1)[1])
+    deadline = time.monotonic() + 60
+    while True:
+        with unit_of_work(url) as session:
+            status = session.get(LoanApplication, app_id).status
+        if status == "disbursed" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert status == "disbursed"
+    with unit_of_work(url) as session:
+        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+    assert events.count("disbursed") == 1, events
+    paid = requests.get(f"{core}/_emulator/disbursements", timeout=5).json()
+    assert [p["amount_fen"] for p in paid] == [6_000_000]  # paid exactly once
+    keys = [
+        r["key"] for r in requests.get(f"{core}/_emulator/requests", timeout=5).json() if "disbursements" in r["path"]
+    ]
+    assert keys == [f"sunshine-disburse-{app_id}"] * 2
+    with unit_of_work(url) as session:
+        loan_account = session.get(LoanApplication, app_id).loan_account
+    deadline = time.monotonic() + 30
+    while not _told_of(stack, "o_demo_qianyumei", loan_account) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # a moment for a duplicate
+    told = _told_of(stack, "o_demo_qianyumei", loan_account)
+    assert len(told) == 1, told  # the customer was told once
+
+
+def _told_of(stack, openid: str, words: str) -> list[dict]:
+    """The messages to `openid` that say `words`: customer-service and template messages alike."""
+    got = requests.get(f"{stack.wechat_api}/_emulator/messages", params={"touser": openid}, timeout=5).json()
+    return [m for m in got if words in json.dumps(m, ensure_ascii=False)]
+
+
 def _report_statuses(url: str, app_id: int, until=None, timeout: float = 0) -> list[str]:
     """The application's credit-report records' statuses, once `until(statuses)` holds or `timeout` passed."""
     deadline = time.monotonic() + timeout

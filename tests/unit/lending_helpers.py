@@ -8,6 +8,7 @@ from datetime import datetime
 from clients.bureau import CreditReport
 from emulators.bureau.api import build_report, with_check_digit
 from lending.applications import Applications
+from lending.contracts import for_application
 from lending.village_file import import_file
 from tests import TEST_SECRET
 
@@ -30,6 +31,11 @@ class Recorder:
 def service(clock=lambda: T0, **kwargs) -> tuple[Applications, Recorder]:
     notify = Recorder()
     return Applications(TEST_SECRET, notify, clock=clock, **kwargs), notify
+
+
+def sign(session, svc: Applications, application_id: int) -> None:
+    """Sign the contract offered at the approval (what auth_flow.signing does once the borrower's proof passes)."""
+    svc.sign(session, application_id, for_application(session, application_id).id)
 
 
 def person_id(birth: str, risk_digit: int = 1, seq: int = 1) -> str:

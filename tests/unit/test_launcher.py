@@ -67,6 +67,7 @@ def test_services_skip_remote_hosts():
             Settings(
                 wechat_api_base="https://api.weixin.qq.com",
                 bureau_url="https://bureau.example",
+                core_banking_url="https://core.bank.example",
                 wecom_api_base="https://qyapi.weixin.qq.com",
                 sms_api_base="https://sms.example",
                 faceid_url="https://faceid.tencentcloudapi.com",
@@ -86,6 +87,11 @@ def test_services_skip_remote_hosts():
         "report-sweeper",
         "evidence-checkpointer",
     ]
+
+
+def test_the_core_banking_emulator_starts_when_its_url_is_local():
+    names = {s.name: s for s in services(Settings())}
+    assert names["corebank-emulator"].command[-3:] == ["emulators.corebank", "--port", "8500"]
 
 
 def test_the_face_verification_emulator_starts_with_the_certified_engine_when_its_url_is_local():

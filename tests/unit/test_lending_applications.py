@@ -9,6 +9,7 @@ from lending.applications import DecisionError, IllegalTransition, ReportsIncomp
 from lending.contracts import for_application, token_for
 from lending.credit_lines import current_line
 from lending.customers import by_openid
+from lending.disbursement import disburse
 from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, CreditLine, LoanApplication, Officer
 from tests import TEST_SECRET
@@ -31,8 +32,9 @@ def officer(s, username="officer01") -> Officer:
     return s.scalar(select(Officer).where(Officer.username == username))
 
 
-def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_url):
-    svc, told = service()
+def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_settings, corebank):
+    demo_db_url = demo_settings.database_url
+    svc, told = service(core_banking=corebank[0])
     app_id = apply_zhang(demo_db_url, svc)
     assert told.sent == [
         (
@@ -53,9 +55,9 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
     )
     with unit_of_work(demo_db_url) as s:
         svc.sign(s, app_id, for_application(s, app_id).id)
-        app = svc.disburse(s, app_id)
-        assert app.loan_account == f"SIM{app_id:012d}"
+    assert disburse(demo_settings, app_id, svc) == "paid"
     with unit_of_work(demo_db_url) as s:
+        assert s.get(LoanApplication, app_id).loan_account.startswith("LN")
         events = s.scalars(
             select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
         ).all()
@@ -71,8 +73,8 @@ def test_small_loan_is_approved_when_the_reports_arrive_then_disbursed(demo_db_u
         assert all(e.at == T0 for e in events) and "自动审批通过" in events[4].reason
         line = current_line(s, by_openid(s, ZHANG), today=T0.date())
         assert (line.used, line.pending, line.available) == (50_000, 0, 150_000)
-    assert "已放款" in told.sent[-1][1] and f"SIM{app_id:012d}" in told.sent[-1][1]
-    assert len(told.sent) == 3  # one notice per commit: the latest state
+    assert "5万元已发放到您尾号" in told.sent[-1][1]
+    assert len(told.sent) == 4  # one notice per commit: the latest state
 
 
 def test_the_same_idempotency_key_makes_one_application(demo_db_url):
@@ -127,8 +129,8 @@ def test_illegal_steps_raise_and_change_nothing(demo_db_url):
     with unit_of_work(demo_db_url) as s:
         with pytest.raises(IllegalTransition, match="等待征信授权.*不能改为“审批通过”"):
             svc.approve(s, app_id, officer(s), "同意")
-        with pytest.raises(IllegalTransition, match="不能改为“已放款”"):
-            svc.disburse(s, app_id)
+        with pytest.raises(IllegalTransition, match="不能改为“已签约”"):
+            svc.sign(s, app_id, contract_id=0)  # no contract is offered before approval
         with pytest.raises(ReportsIncomplete, match="还缺配偶的征信报告"):
             svc.report_arrived(s, app_id, {"applicant": report(ZHANG_ID)})
         assert s.get(LoanApplication, app_id).status == "awaiting_authorization"
@@ -178,13 +180,14 @@ def test_a_failing_notifier_does_not_undo_the_decision(demo_db_url):
         assert s.get(LoanApplication, app_id).status == "awaiting_authorization"
 
 
-def test_disbursement_counts_against_the_line(demo_db_url):
-    svc, _ = service()
+def test_disbursement_counts_against_the_line(demo_settings, corebank):
+    demo_db_url = demo_settings.database_url
+    svc, _ = service(core_banking=corebank[0])
     app_id = apply_zhang(demo_db_url, svc, amount=80_000)
     with unit_of_work(demo_db_url) as s:
         svc.report_arrived(s, app_id, zhang_reports())
         svc.sign(s, app_id, for_application(s, app_id).id)
-        svc.disburse(s, app_id)
+    assert disburse(demo_settings, app_id, svc) == "paid"
     with unit_of_work(demo_db_url) as s:
         assert (
             s.scalar(select(CreditLine.used_amount).where(CreditLine.customer_id == by_openid(s, ZHANG).id)) == 80_000

@@ -55,9 +55,24 @@ def test_production_refuses_every_development_secret(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load(env, dotenv=tmp_path / "none")
     left = [p.split()[0] for p in exc.value.problems if "still the development default" in p]
-    assert left == ["WECHAT_TOKEN", "WECHAT_SECRET", "WXA_SECRET", "WXA_PUSH_TOKEN", "WECOM_SECRET", "SMS_API_KEY"]
-    env.update(WECHAT_TOKEN="realtoken1", WECHAT_SECRET="s1", WXA_SECRET="s2", WECOM_SECRET="s3", SMS_API_KEY="k")
-    env.update(WXA_PUSH_TOKEN="realpushtoken1")
+    assert left == [
+        "WECHAT_TOKEN",
+        "WECHAT_SECRET",
+        "WXA_SECRET",
+        "WXA_PUSH_TOKEN",
+        "WECOM_SECRET",
+        "SMS_API_KEY",
+        "CORE_BANKING_SECRET",
+    ]
+    env.update(
+        WECHAT_TOKEN="realtoken1",
+        WECHAT_SECRET="s1",
+        WXA_SECRET="s2",
+        WECOM_SECRET="s3",
+        SMS_API_KEY="k",
+        CORE_BANKING_SECRET="c1",
+        WXA_PUSH_TOKEN="realpushtoken1",
+    )
     with pytest.raises(ConfigError) as exc:
         load(env, dotenv=tmp_path / "none")
     assert not [p for p in exc.value.problems if "still the development default" in p]

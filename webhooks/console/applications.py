@@ -1,5 +1,5 @@
 """An application awaiting review: its page, printable authorization codes for the
-parties still to consent, and the officer's decision."""
+parties still to consent, the officer's decision, and 重新放款 after a failed disbursement."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from auth_flow.signing import FACTOR_NAMES
 from auth_flow.tokens import reissue_for_application
 from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
+from lending import disbursement, loans
 from lending.applications import Applications, LendingError, awaiting_second_approval
 from lending.contracts import ContractError, contract_number, contract_of, pdf_intact
 from lending.parties import ROLE_NAMES
@@ -23,7 +24,7 @@ from sunshine.clock import utcnow
 from sunshine.models import LoanApplication, NoticeDelivery, audit
 from webhooks.console import bp
 from webhooks.console.auth import login_required
-from webhooks.console.common import profile, settings
+from webhooks.console.common import jobs, profile, settings
 
 
 def _application(application_id: int) -> LoanApplication:
@@ -56,7 +57,15 @@ def application_page(application_id: int) -> ResponseReturnValue:
         now=utcnow(),
         first_approver=first,
         can_confirm=first is not None and g.officer.role == handoffs.SUPERVISOR and g.officer.id != first.id,
+        disbursement=disbursement.record_of(g.db, application_id),
+        loan=loan_schedule(application_id),
     )
+
+
+def loan_schedule(application_id: int) -> loans.LoanSchedule | None:
+    """The disbursed loan's schedule as last synchronised from the core, if any."""
+    loan = loans.loan_of_application(g.db, application_id)
+    return loans.schedule_of(loan) if loan is not None else None
 
 
 @bp.get("/applications/<int:application_id>/contract.pdf")
@@ -135,3 +144,19 @@ def decide(application_id: int) -> ResponseReturnValue:
     else:
         flash("已审批通过" if decision == "approve" else "已拒绝，客户会收到通知", "ok")
     return redirect(url_for("console.queue"))
+
+
+@bp.post("/applications/<int:application_id>/disbursement")
+@login_required
+def retry_disbursement(application_id: int) -> ResponseReturnValue:
+    """重新放款: a failed disbursement enqueued again, under the same Idempotency-Key (paid once)."""
+    _application(application_id)
+    try:
+        disbursement.retry(g.db, application_id, handoffs.actor_of(g.officer), jobs())
+        g.db.commit()
+    except LendingError as exc:
+        g.db.rollback()
+        flash(str(exc), "error")
+    else:
+        flash("已重新提交放款，结果会记在申请经过里", "ok")
+    return redirect(url_for("console.application_page", application_id=application_id))

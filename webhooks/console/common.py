@@ -14,7 +14,9 @@ from handoff import service as handoffs
 from lending.applications import AWAITING_SECOND_APPROVAL, STATUS_LABELS
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
+from lending.loans import LOAN_STATUS_LABELS
 from lending.parties import ROLE_NAMES
+from lending.repayment import METHOD_LABELS, yuan_text
 from sunshine.clock import officer_time
 from sunshine.jobs import Jobs
 from sunshine.models import Authorization, Customer, LoanApplication, Officer
@@ -51,12 +53,19 @@ def beijing(moment: datetime | None) -> str:
     return officer_time(moment)
 
 
-ACTORS = {"customer": "客户", "bot": "机器人", "system": "系统"}
+ACTORS = {
+    "customer": "客户",
+    "bot": "机器人",
+    "system": "系统",
+    "auto": "自动审批",
+    "risk_rules": "风险规则",
+    "core_banking": "核心系统",
+}
 
 
 @bp.app_template_filter("actor")
 def actor_name(actor: str) -> str:
-    """Who did it, as officers read it: 客户, 机器人, 系统, or the officer's name."""
+    """Who did it, as officers read it: 客户, 机器人, 系统, 自动审批, 核心系统, or the officer's name."""
     if actor in ACTORS:
         return ACTORS[actor]
     if "officer_names" not in g:
@@ -85,6 +94,12 @@ def status_label(application: LoanApplication) -> str:
     return STATUS_LABELS[application.status]
 
 
+@bp.app_template_filter("fen")
+def fen(amount_fen: int) -> str:
+    """1,234.56元: an amount kept in fen (loans, instalments)."""
+    return yuan_text(amount_fen)
+
+
 @bp.app_template_filter("iso")
 def iso(moment: datetime) -> str:
     return moment.replace(tzinfo=timezone.utc).isoformat()
@@ -96,6 +111,8 @@ def _labels() -> dict[str, Any]:
         "reason_labels": handoffs.REASON_LABELS,
         "status_labels": HAND_OFF_STATUS,
         "application_labels": STATUS_LABELS,
+        "loan_labels": LOAN_STATUS_LABELS,
+        "method_labels": METHOD_LABELS,
     }
 
 

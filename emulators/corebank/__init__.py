@@ -1,0 +1,1 @@
+"""The bank core's open API, emulated (`python -m emulators.corebank`)."""
