@@ -68,8 +68,10 @@ def install() -> None:
 def with_auth_token(args: list[str], token: str) -> list[str]:
     """`rasa run` arguments with `--auth-token` (Rasa's HTTP API then asks for `?token=`), taken from
     the settings here so that the token is not on the command line others on the machine can read."""
-    if token and args[:1] == ["run"] and "--auth-token" not in args:
-        return [*args, "--auth-token", token]
+    if token and args[:1] == ["run"] and not any(a.split("=")[0] == "--auth-token" for a in args):
+        # One argument (`--auth-token=...`): a token starting with "-" (token_urlsafe makes them) would
+        # otherwise be read as an option and stop Rasa.
+        return [*args, f"--auth-token={token}"]
     return args
 
 

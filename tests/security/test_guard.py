@@ -220,7 +220,9 @@ def test_rasa_endpoints_carry_the_action_token_and_redis_tls():
 def test_rasa_is_started_with_its_token_off_the_command_line():
     argv = [a for svc in launcher.services(Settings(rasa_token=LONG)) for a in svc.command]
     assert LONG not in argv
-    assert with_auth_token(["run", "--enable-api"], LONG) == ["run", "--enable-api", "--auth-token", LONG]
+    assert with_auth_token(["run", "--enable-api"], LONG) == ["run", "--enable-api", f"--auth-token={LONG}"]
+    # token_urlsafe can start a token with "-": as one argument Rasa's parser still reads it as the value.
+    assert with_auth_token(["run"], "-" + LONG) == ["run", f"--auth-token=-{LONG}"]
     assert with_auth_token(["train"], LONG) == ["train"]
 
 
