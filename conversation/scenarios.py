@@ -43,8 +43,9 @@ class ContentError(ValueError):
 class DepositBalances(Protocol):
     """The core-banking read the 验资 answer needs: a customer's deposit at the bank."""
 
-    def deposit_balance(self, customer: Customer) -> int:
-        """The customer's deposits at the bank that a verification can freeze, in yuan."""
+    def deposit_balance(self, customer: Customer) -> int | None:
+        """The customer's deposits at the bank that a verification can freeze, in yuan (None: it
+        cannot be read now; the answer then says what to bring)."""
         ...
 
 
@@ -297,9 +298,9 @@ def _housing_next_step(content: Content, customer: Customer | None, said: str, d
     bring = "办理时带上本人身份证和咱们银行的卡；钱在别的银行的，提前转到本人的咱们银行卡里。"
     if customer is None:
         return need + bring + "绑定微信后，我可以帮您查存款够不够。"
-    if deposits is None:
+    balance = deposits.deposit_balance(customer) if deposits is not None else None
+    if balance is None:
         return need + bring
-    balance = deposits.deposit_balance(customer)
     if balance >= project.deposit:
         return (
             f"{need}{mask_name(customer.name)}您好，您在咱们银行的存款够验资金额，"

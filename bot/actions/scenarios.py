@@ -10,8 +10,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.common import BankAction, database, openid_of, settings
+from clients.corebank import CoreBankingClient
 from conversation.scenarios import DepositBalances, answer_for
 from lending.customers import by_openid
+from lending.deposits import CoreDeposits
+from sunshine.jobs import per_process
 
 NOT_IN_CONTENT = "这个问题我暂时答不上来，回复“转人工”请客户经理帮您。"
 
@@ -23,10 +26,10 @@ def topic_of(tracker: Tracker) -> str | None:
     return key.split("/", 1)[1] if key.startswith("faq/") else None
 
 
-def deposit_balances() -> DepositBalances | None:
-    """The core-banking deposit read. None (a stub, named so in the README) until the core-banking
-    client exists: the 验资 answer then says what the project requires and what to bring."""
-    return None
+def deposit_balances() -> DepositBalances:
+    """The customer's deposits, read from core banking by this process's client."""
+    s = settings()
+    return CoreDeposits(per_process(CoreBankingClient.from_settings, s), s.secret_key)
 
 
 class ActionFaq(BankAction):

@@ -6,7 +6,11 @@ import pytest
 import requests
 
 from clients.corebank import CoreBankingClient, CoreBankingRejected, CoreBankingUnavailable
+from conversation.scenarios import answer_for
+from lending.deposits import CoreDeposits
 from lending.repayment import schedule
+from sunshine.models import Customer
+from sunshine.protect import seal
 
 ID, NAME = "321283197503120119", "张建国"
 DISBURSED = date(2026, 12, 6)
@@ -118,3 +122,18 @@ def test_a_request_with_a_wrong_signature_or_channel_is_refused(corebank):
 def test_an_unreachable_core(closed_address):
     with pytest.raises(CoreBankingUnavailable, match="unreachable"):
         CoreBankingClient(closed_address, "C", "s", timeout=1).deposit_account("6230580000000000000")
+
+
+def test_the_housing_answer_reads_the_customer_s_deposit_from_the_core(corebank, closed_address):
+    core, _, _ = corebank
+    customer = Customer(id=1, name=NAME, id_sealed=seal("k", ID))
+    balance = CoreDeposits(core, "k").deposit_balance(customer)
+    assert balance == core.settlement_account(ID, NAME).available_fen // 100 and balance > 0
+    # 凤鸣府 asks 30万: more than any emulated opening balance (at most 5万), so the answer says what is missing
+    step = answer_for("housing_lottery", customer, "凤鸣府验资", CoreDeposits(core, "k")).next_step or ""
+    assert "还差" in step and "够验资金额" not in step
+    # a core that cannot answer: the answer says what the project requires and what to bring
+    unreachable = CoreDeposits(CoreBankingClient(closed_address, "C", "s", timeout=1), "k")
+    assert unreachable.deposit_balance(customer) is None
+    step = answer_for("housing_lottery", customer, "凤鸣府验资", unreachable).next_step or ""
+    assert "凤鸣府摇号要验资30万元" in step and "身份证" in step and "还差" not in step
