@@ -12,7 +12,7 @@ from bot.actions.applications import (
 )
 from bot.actions.authorization import ActionStartAuthorization
 from bot.actions.credit_line import ActionCreditLine
-from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
+from bot.actions.hand_off import ActionHandOff
 from bot.actions.loan_application import (
     ActionAskAmount,
     ActionAskApplicationConfirmed,
@@ -27,9 +27,11 @@ from bot.actions.loan_application import (
 from bot.actions.loan_form_validation import ValidateLoanApplicationForm
 from bot.actions.products import ActionInterestRate, ActionProducts
 from bot.actions.scenarios import ActionFaq
+from bot.actions.short_replies import ActionAnswerYesNo, ActionDefaultFallback
 from sunshine.protect import mask_every_handler, mask_records
 
 __all__ = [
+    "ActionAnswerYesNo",
     "ActionApplicationStatus",
     "ActionAskAmount",
     "ActionAskApplicationConfirmed",

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot.actions.common import (
     BankAction,
     applicant,
+    asked,
     database,
     day,
     lending_told_here,
@@ -150,7 +151,7 @@ class ActionOfferWithdrawal(BankAction):
                     "要撤销这笔申请吗？回复“确定”就撤销，回复“不用”就留着。"
                 )
             )
-            return [SlotSet("withdrawal_application", str(application.id))]
+            return [SlotSet("withdrawal_application", str(application.id)), asked("withdrawal")]
 
 
 class ActionWithdrawApplication(BankAction):
@@ -162,21 +163,24 @@ class ActionWithdrawApplication(BankAction):
     def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        cleared = [SlotSet("withdrawal_application", None)]
-        offered = str(tracker.get_slot("withdrawal_application") or "")
-        service, notices = lending_told_here()
-        try:
-            with database() as session:
-                application = _live_application(session, applicant(session, tracker))
-                if application is None or str(application.id) != offered:
-                    dispatcher.utter_message(text="没有要撤销的申请了。想查申请进度，回复“我的申请到哪了”。")
-                    return cleared
-                service.withdraw(
-                    session, application.id, actor=f"wechat:{openid_of(tracker)}", reason="客户在微信里撤销"
-                )
-                current = service.notice(session, application)
-        except LendingError as exc:
-            dispatcher.utter_message(text=f"没能撤销：{exc}")
-            return cleared
-        say_result(dispatcher, notices, current)
+        return withdraw(dispatcher, tracker)
+
+
+def withdraw(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
+    """Withdraw the application action_offer_withdrawal offered, if it is still in progress."""
+    cleared = [SlotSet("withdrawal_application", None)]
+    offered = str(tracker.get_slot("withdrawal_application") or "")
+    service, notices = lending_told_here()
+    try:
+        with database() as session:
+            application = _live_application(session, applicant(session, tracker))
+            if application is None or str(application.id) != offered:
+                dispatcher.utter_message(text="没有要撤销的申请了。想查申请进度，回复“我的申请到哪了”。")
+                return cleared
+            service.withdraw(session, application.id, actor=f"wechat:{openid_of(tracker)}", reason="客户在微信里撤销")
+            current = service.notice(session, application)
+    except LendingError as exc:
+        dispatcher.utter_message(text=f"没能撤销：{exc}")
         return cleared
+    say_result(dispatcher, notices, current)
+    return cleared

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
@@ -134,6 +135,12 @@ def day(d: date) -> str:
 def percent(rate_bp: int) -> str:
     """435 basis points -> '4.35%'."""
     return f"{rate_bp / 100:.2f}%"
+
+
+def asked(question: str) -> dict[str, Any]:
+    """The yes/no question this answer ends with (hand_off_offer, withdrawal): a short reply
+    to it ("中", "不用了") is judged by it (bot.actions.short_replies)."""
+    return SlotSet("yes_no_question", question)
 
 
 def latest_entity(tracker: Tracker, entity: str) -> str | None:

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from bot.actions.common import (
     BankAction,
     amount_asked,
+    asked,
     bind_by_message,
     database,
     day,
@@ -77,10 +78,10 @@ class ActionCreditLine(BankAction):
                     parts.append(f"适合您的产品有：{'、'.join(products)}。")
                 parts.append(OFFER_OFFICER)
                 dispatcher.utter_message(text="".join(parts))
-                return events
+                return [*events, asked("hand_off_offer")]
             answer = self._line_text(customer.id_masked, line, tracker, amount_given)
         dispatcher.utter_message(text=answer)
-        return events
+        return [*events, asked("hand_off_offer")]
 
     @staticmethod
     def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker, amount_given: bool = True) -> str:

@@ -21,7 +21,7 @@ def _reason(tracker: Tracker) -> str:
     return REASON_BY_INTENT.get(intent, "customer_request")
 
 
-def _not_understood_before(tracker: Tracker) -> bool:
+def not_understood_before(tracker: Tracker) -> bool:
     """The bot's answer to the message before this one was "not understood"."""
     users = [i for i, e in enumerate(tracker.events) if e.get("event") == "user"]
     if len(users) < 2:
@@ -40,23 +40,6 @@ class ActionHandOff(BankAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return hand_off(dispatcher, tracker, _reason(tracker))
-
-
-class ActionDefaultFallback(BankAction):
-    """Rasa's fallback when the dialogue policies are not sure what to do (the NLU was
-    sure of an intent that does not fit here): ask to rephrase, and the second time in a
-    row (after either kind of "not understood") hand off to an officer."""
-
-    def name(self) -> str:
-        return "action_default_fallback"
-
-    def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        if _not_understood_before(tracker):
-            return hand_off(dispatcher, tracker, "not_understood")
-        dispatcher.utter_message(response="utter_default")
-        return []
 
 
 def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[dict[str, Any]]:

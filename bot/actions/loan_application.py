@@ -7,6 +7,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from bot.actions.common import (
@@ -33,6 +34,35 @@ from sunshine.protect import mask_name
 
 FORM_SLOTS = ("product", "amount", "term", "purpose", "guarantor_ref", "application_confirmed")
 CHANGE_HINT = "要改哪一项直接说，比如“金额改成3万”“期限改成两年”；不办了回复“取消”。"
+AMOUNT_EXAMPLE = "直接回复金额，比如“5万”。"
+OFFER_HUMAN = "说不清楚的话，回复“转人工”，客户经理来帮您办。"
+
+
+def times_missed(tracker: Tracker, slot: str) -> int:
+    """How many answers in a row the form could not use for `slot` (0 when it is asked for the
+    first time): the user messages that came after `slot` was asked, since it was first asked."""
+    missed, pending = 0, 0
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            pending += 1
+        elif kind == "slot" and event.get("name") == "requested_slot":
+            if event.get("value") != slot:
+                break
+            missed, pending = missed + pending, 0
+        elif kind == "active_loop":
+            break  # the form started (or stopped) here
+    return missed
+
+
+def ask(dispatcher: CollectingDispatcher, tracker: Tracker, slot: str, question: str, short: str, example: str) -> None:
+    """The question the first time; asked again, only its short form; the second miss adds an
+    example, the third also offers an officer."""
+    missed = times_missed(tracker, slot)
+    if missed == 0:
+        dispatcher.utter_message(text=question)
+        return
+    dispatcher.utter_message(text=short + (example if missed >= 2 else "") + (OFFER_HUMAN if missed >= 3 else ""))
 
 
 def _line_sentence(session: Session, customer: Customer) -> str:
@@ -59,11 +89,14 @@ class ActionAskCustomerRef(BankAction):
         if waiting:
             dispatcher.utter_message(text="请把手机短信里的6位验证码发给我；没收到的话，可以重新发姓名和身份证号。")
             return []
-        dispatcher.utter_message(
-            text=(
-                "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234，"
-                "我们会给您在银行预留的手机发验证码。只用于核对，聊天里不会显示完整号码。"
-            )
+        ask(
+            dispatcher,
+            tracker,
+            "customer_ref",
+            "申请贷款要先核对身份。请把您的姓名和身份证号一起发给我，比如：张三 320321199001011234，"
+            "我们会给您在银行预留的手机发验证码。只用于核对，聊天里不会显示完整号码。",
+            "申请贷款要先核对身份，请把您的姓名和身份证号一起发给我。",
+            "比如：张三 320321199001011234。",
         )
         return []
 
@@ -87,11 +120,13 @@ class ActionAskProduct(BankAction):
                 for i, p in enumerate(choices, 1)
             )
             kind = CUSTOMER_TYPE_LABELS.get(customer.customer_type, "")
-            text = (
+            question = (
                 f"{mask_name(customer.name)}您好，{_line_sentence(session, customer)}\n"
                 f"适合{kind}的贷款有：\n{offers}\n回复序号或产品名称，选一个。"
             )
-        dispatcher.utter_message(text=text)
+            names = "、".join(f"{i}. {p.name}" for i, p in enumerate(choices, 1))
+            example = f"比如回复“1”，就是办{choices[0].name}。"
+        ask(dispatcher, tracker, "product", question, f"您想办哪个产品？回复序号或名称：{names}。", example)
         return []
 
 
@@ -105,11 +140,18 @@ class ActionAskAmount(BankAction):
         with database() as session:
             product = chosen_product(session, tracker)
             customer = applicant(session, tracker)
-            text = (
-                f"办{product.name}，能借{yuan(product.min_amount)}到{yuan(product.max_amount)}。"
-                f"{_line_sentence(session, customer)}想借多少？直接回复金额，比如“5万”。"
+            span = f"{yuan(product.min_amount)}到{yuan(product.max_amount)}"
+            question = (
+                f"办{product.name}，能借{span}。{_line_sentence(session, customer)}想借多少？直接回复金额，比如“5万”。"
             )
-        dispatcher.utter_message(text=text)
+        ask(
+            dispatcher,
+            tracker,
+            "amount",
+            question,
+            f"想借多少？{product.name}能借{span}。",
+            "直接回复金额，比如“5万”。",
+        )
         return []
 
 
@@ -122,8 +164,16 @@ class ActionAskTerm(BankAction):
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
             product = chosen_product(session, tracker)
-            offered = "、".join(format_term(m) for m in sorted(product.terms_months))
-            dispatcher.utter_message(text=f"打算借多久？{product.name}可以选：{offered}。")
+            terms = sorted(product.terms_months)
+            offered = "、".join(format_term(m) for m in terms)
+            ask(
+                dispatcher,
+                tracker,
+                "term",
+                f"打算借多久？{product.name}可以选：{offered}。",
+                f"借多久？可以选：{offered}。",
+                f"比如回复“{format_term(terms[0])}”。",
+            )
         return []
 
 
@@ -143,7 +193,14 @@ class ActionAskPurpose(BankAction):
         with database() as session:
             customer = applicant(session, tracker)
             examples = self.EXAMPLES.get(customer.customer_type, self.EXAMPLES["farmer"])
-        dispatcher.utter_message(text=f"这笔钱打算用来做什么？比如：{examples}。")
+        ask(
+            dispatcher,
+            tracker,
+            "purpose",
+            f"这笔钱打算用来做什么？比如：{examples}。",
+            "这笔钱用来做什么？",
+            f"说个大概就行，比如：{examples}。",
+        )
         return []
 
 
@@ -156,11 +213,14 @@ class ActionAskGuarantorRef(BankAction):
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
             product = chosen_product(session, tracker)
-            dispatcher.utter_message(
-                text=(
-                    f"{product.name}需要一名担保人（不能是您本人）。请把担保人的姓名和身份证号发给我，"
-                    "比如：李四 320321198001011234。之后担保人也要自己刷脸授权查征信。"
-                )
+            ask(
+                dispatcher,
+                tracker,
+                "guarantor_ref",
+                f"{product.name}需要一名担保人（不能是您本人）。请把担保人的姓名和身份证号发给我，"
+                "比如：李四 320321198001011234。之后担保人也要自己刷脸授权查征信。",
+                "请把担保人的姓名和身份证号发给我。",
+                "比如：李四 320321198001011234。",
             )
         return []
 
@@ -189,6 +249,8 @@ class ActionAskApplicationConfirmed(BankAction):
                 guarantor = session.get(Customer, int(guarantor_ref))
                 lines.append(f"· 担保人：{named(guarantor)}")
         lines.append(f"没问题回复“确认”提交。{CHANGE_HINT}")
+        if times_missed(tracker, "application_confirmed") >= 3:
+            lines.append(OFFER_HUMAN)
         dispatcher.utter_message(text="\n".join(lines))
         return []
 
@@ -257,3 +319,15 @@ class ActionStopLoanApplication(BankAction):
     def answer(self, dispatcher, tracker, domain):
         dispatcher.utter_message(text="好的，申请先停下了，什么都没有提交。想办的时候说一声“我要贷款”就行。")
         return [*_clear_form(), SlotSet("requested_slot", None)]
+
+
+# The question the form asks for each slot, for asking again after a message not understood.
+ASK_ACTIONS: dict[str, type[BankAction]] = {
+    "customer_ref": ActionAskCustomerRef,
+    "product": ActionAskProduct,
+    "amount": ActionAskAmount,
+    "term": ActionAskTerm,
+    "purpose": ActionAskPurpose,
+    "guarantor_ref": ActionAskGuarantorRef,
+    "application_confirmed": ActionAskApplicationConfirmed,
+}

@@ -30,12 +30,17 @@ from lending.amounts import AmountError, parse_amount
 from lending.binding import BindingRefused, BindLimits, count_guess
 from lending.credit_lines import current_line
 from lending.customers import IdentificationFailed, by_openid, identify, read_name_and_id
+from lending.purposes import MAX_PURPOSE, find_purpose
 from lending.terms import TermError, format_term, parse_term
 from sunshine.models import Customer, LoanProduct
 from sunshine.protect import mask_text
 
 FORM = "loan_application_form"
-MAX_PURPOSE = 200
+# The answers a customer may give before they are asked for, kept and acknowledged.
+OUT_OF_TURN = ("product", "amount", "term", "purpose")
+LABELS = {"product": "产品", "amount": "金额", "term": "期限", "purpose": "用途"}
+# The intents a purpose is read from when it comes with other words ("借5万买化肥").
+PURPOSE_INTENTS = ("apply_loan", "inform")
 
 
 def amount_problem(product: LoanProduct, amount: int) -> str | None:
@@ -58,9 +63,7 @@ def judge_amount(
     problem = amount_problem(product, amount) if product is not None else None
     if problem:
         return False, problem
-    if customer is None:
-        return True, f"好的，借{yuan(amount)}，我记下了。"
-    if product is None:
+    if customer is None or product is None:  # kept; acknowledged with what else was said
         return True, None
     line = current_line(session, customer)
     hours = settings().loan_review_hours
@@ -88,6 +91,25 @@ class ValidateLoanApplicationForm(FormValidationAction):
     def name(self) -> str:
         return "validate_loan_application_form"
 
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[dict[str, Any]]:
+        """Validates as rasa-sdk does, then acknowledges the answers given out of turn ("好的，5万元
+        记下了。"), so that the question that follows asks only for what is missing."""
+        asked, before = tracker.get_slot("requested_slot"), _slots_before_message(tracker)
+        given = set(tracker.slots_to_validate())
+        events = await super().run(dispatcher, tracker, domain)
+        after = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+        given |= set(after)
+        kept = [s for s in OUT_OF_TURN if s != asked and s in given and after.get(s, tracker.get_slot(s)) is not None]
+        required = await self.required_slots(self.domain_slots(domain), dispatcher, tracker, domain)
+        straight_to_confirmation = asked is None and all(
+            tracker.get_slot(s) is not None for s in required if s != "application_confirmed"
+        )
+        if kept and not straight_to_confirmation:
+            with database() as session:
+                said = {s: _spoken(session, s, str(tracker.get_slot(s))) for s in kept}
+            dispatcher.utter_message(text=acknowledgement(said, {s: before.get(s) for s in kept}, tracker))
+        return events
+
     async def required_slots(
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
@@ -107,6 +129,16 @@ class ValidateLoanApplicationForm(FormValidationAction):
             customer = by_openid(session, openid_of(tracker))
             return {"customer_ref": str(customer.id)} if customer else {}
 
+    async def extract_purpose(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A purpose said with other answers or before it is asked ("借5万一年买化肥") is kept."""
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot("requested_slot") == "purpose" or intent not in PURPOSE_INTENTS:
+            return {}
+        found = purpose_in_message(tracker)
+        return {"purpose": found} if found and found != tracker.get_slot("purpose") else {}
+
     def validate_customer_ref(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -125,6 +157,8 @@ class ValidateLoanApplicationForm(FormValidationAction):
     def validate_product(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if _answers_another_question(tracker, "product"):
+            return {"product": None}
         with database() as session:
             customer = applicant(session, tracker)
             if customer is None:  # not identified yet: keep the choice, it is checked once we know them
@@ -132,8 +166,8 @@ class ValidateLoanApplicationForm(FormValidationAction):
             choices = product_choices(session, customer)
             product = _choose(session, choices, str(value or ""))
             if product is None:
-                names = "、".join(f"{i}. {p.name}" for i, p in enumerate(choices, 1))
-                dispatcher.utter_message(text=f"没对上您要的产品。适合您的有：{names}。回复序号或产品名称就行。")
+                if not _answers_another_question(tracker, "product"):  # the question that follows lists them
+                    dispatcher.utter_message(text="没对上您要的产品。")
                 return {"product": None}
             if product not in choices:
                 dispatcher.utter_message(text=_not_offered(product, choices))
@@ -187,8 +221,8 @@ class ValidateLoanApplicationForm(FormValidationAction):
     def validate_purpose(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if _answers_another_question(tracker, "purpose"):
-            return {"purpose": None}
+        if _answers_another_question(tracker, "purpose"):  # "借5万买化肥": the purpose in it, if any
+            return {"purpose": purpose_in_message(tracker)}
         text = mask_text(str(value or "").strip())
         if len(text) < 2 or _is_number_only(text):
             dispatcher.utter_message(text="请说说这笔钱拿去做什么，比如：买化肥、进货、盖大棚、孩子上学。")
@@ -214,10 +248,61 @@ class ValidateLoanApplicationForm(FormValidationAction):
 
 
 def _answers_another_question(tracker: Tracker, slot: str) -> bool:
-    """The message changes another answer ("金额改成3万" while the term is asked) and
-    says nothing for `slot`: its whole text is not this slot's answer."""
+    """The message gives another answer ("金额改成3万" while the term is asked, "买化肥" while
+    the product is) and says nothing for `slot`: its whole text is not this slot's answer."""
     given = {e.get("entity") for e in tracker.latest_message.get("entities") or []}
-    return slot not in given and bool(given & ({"amount", "term", "product"} - {slot}))
+    if slot != "purpose" and purpose_in_message(tracker):
+        given.add("purpose")
+    return slot not in given and bool(given & ({"amount", "term", "product", "purpose"} - {slot}))
+
+
+def purpose_in_message(tracker: Tracker) -> str | None:
+    """The purpose said in the latest message, its amounts, terms and products left out."""
+    text = tracker.latest_message.get("text") or ""
+    marked = [
+        (e["start"], e["end"])
+        for e in tracker.latest_message.get("entities") or []
+        if e.get("entity") in ("amount", "term", "product") and isinstance(e.get("start"), int)
+    ]
+    found = find_purpose(text, marked)
+    return mask_text(found) if found else None
+
+
+def _slots_before_message(tracker: Tracker) -> dict[str, Any]:
+    """The slot values as they were before the latest user message."""
+    users = [i for i, e in enumerate(tracker.events) if e.get("event") == "user"]
+    values: dict[str, Any] = {}
+    for e in tracker.events[: users[-1] if users else 0]:
+        if e.get("event") == "slot":
+            values[e.get("name")] = e.get("value")
+    return values
+
+
+def _spoken(session: Session, slot: str, value: str) -> str:
+    """A kept answer as the chat says it: 阳光e贷, 5万元, 12个月, “买化肥”."""
+    if slot == "product":
+        product = session.get(LoanProduct, value)
+        return product.name if product else value
+    if slot == "amount" and value.isdigit():
+        return yuan(int(value))
+    if slot == "term" and value.isdigit():
+        return format_term(int(value))
+    return f"“{value}”"
+
+
+def acknowledgement(said: dict[str, str], before: dict[str, Any], tracker: Tracker) -> str:
+    """好的，5万元记下了。 / 好的，金额改成3万元了。 / 好的，5万元已经记下了。"""
+    changed = [f"{LABELS[s]}改成{text}" for s, text in said.items() if before.get(s) not in (None, tracker.get_slot(s))]
+    same = [text for s, text in said.items() if before.get(s) == tracker.get_slot(s)]
+    new = [text if s != "purpose" else f"用途{text}" for s, text in said.items() if before.get(s) is None]
+    parts = []
+    if changed:
+        parts.append("，".join(changed) + "了")
+    if new:
+        parts.append("、".join(new) + ("都" if len(new) > 1 else "") + "记下了")
+    if same:
+        parts.append("、".join(same) + "已经记下了")
+    return "好的，" + "；".join(parts) + "。"
 
 
 def _not_offered(product: LoanProduct, choices: list[LoanProduct]) -> str:

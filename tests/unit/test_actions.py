@@ -15,8 +15,9 @@ import bot.actions
 from bot.actions.applications import ActionApplicationStatus
 from bot.actions.common import SORRY_BUSY
 from bot.actions.credit_line import ActionCreditLine
-from bot.actions.hand_off import ActionDefaultFallback, ActionHandOff
+from bot.actions.hand_off import ActionHandOff
 from bot.actions.products import ActionInterestRate, ActionProducts
+from bot.actions.short_replies import ActionDefaultFallback
 from lending.binding import BindLimits, code_sent
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
@@ -47,7 +48,7 @@ def test_credit_line_answers_with_the_line_from_the_database(bank_env):
     assert "商e贷" not in text and "公e贷" not in text  # not for farmers
     assert "3212**********0119" in text  # masked ID
     assert "321283197503120119" not in text
-    assert events == []
+    assert events == [{"event": "slot", "name": "yes_no_question", "value": "hand_off_offer", "timestamp": None}]
 
 
 def test_credit_line_follows_the_database_not_a_template(bank_env):
@@ -133,7 +134,10 @@ def test_unknown_customer_giving_name_and_id_number_gets_a_code_then_is_bound_an
 
     assert text.startswith("验证码正确，微信已绑定：陈**（身份证3212**********0556）。")
     assert "预授信额度是15万元" in text and "陈立新" not in text and "您想借" not in text
-    assert events == [{"event": "slot", "timestamp": None, "name": "amount", "value": None}]
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": "amount", "value": None},
+        {"event": "slot", "timestamp": None, "name": "yes_no_question", "value": "hand_off_offer"},
+    ]
     with unit_of_work(bank_env) as session:
         assert session.scalar(select(Customer).where(Customer.wechat_openid == UNKNOWN_OPENID)).name == "陈立新"
     assert "绑定微信" in bank_sms("13912340005", 2)[-1]  # the phone on file is told
