@@ -78,7 +78,7 @@ class Limiter:
             with r.pipeline() as pipe:
                 _, count = pipe.set(key, 0, ex=limit.window_s, nx=True).incr(key).execute()
             return int(count)
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             log.warning("rate limit %s unavailable: %s", limit.name, exc)
             return 0
 
@@ -89,7 +89,7 @@ class Limiter:
     def clear(self, limit: Limit, who: str) -> None:
         try:
             connect(self.redis_url).delete(self._key(limit, who))
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError) as exc:
             log.warning("rate limit %s unavailable: %s", limit.name, exc)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
+import redis
 from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
@@ -49,6 +51,9 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
+REDIS_DOWN = "系统暂时连不上缓存服务（Redis），这次操作没有完成。请稍后再试；一直这样请联系系统管理员。"
+
+
 def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Flask:
     """The web app; `jobs` enqueues work for the workers (default: on the settings' Redis)."""
     settings = settings or load()
@@ -88,6 +93,14 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
             code = (exc.name or "error").lower().replace(" ", "_")
             return jsonify(error=exc.name, code=code, message=exc.description), exc.code, headers
         return f"{exc.code} {exc.description}", exc.code, headers + [("Content-Type", "text/plain; charset=utf-8")]
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError):
+        # Redis unreachable (or refusing): a clear answer in Chinese, never a bare 500.
+        logging.getLogger(__name__).error("Redis unavailable for %s: %s", request.path, exc)
+        if request.path.startswith("/api/"):
+            return jsonify(error="Service Unavailable", message=REDIS_DOWN), 503
+        return REDIS_DOWN, 503, [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "30")]
 
     @app.after_request
     def _security_headers(resp):

@@ -3,6 +3,7 @@ database and Redis: a copied cookie stops working at logout, idle timeout, end o
 lifetime and password change; a first password must be changed before anything else;
 wrong passwords back off per user name and address; private answers are never cached."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from sunshine.clock import travel_to, utcnow
 from sunshine.db import unit_of_work
 from sunshine.models import AuditEntry, Officer, OfficerSession
+from sunshine.jobs import Jobs
 from sunshine.ratelimit import Backoff
 from tests.web.test_console_officers import _application_under_review, csrf_of
 
@@ -232,6 +234,23 @@ def test_redis_down_or_unset_backs_nothing_off():
         backoff = Backoff(url, "t", after=1, base_s=60, max_s=60)
         assert backoff.fail("u|a") == 0 and backoff.retry_after("u|a") == 0
         backoff.clear("u|a")
+
+
+@pytest.mark.parametrize("broken_url", ["", "redis://127.0.0.1:1/0", "redis://127.0.0.1:6379/db-seven"])
+def test_a_misconfigured_or_unreachable_redis_never_turns_a_login_into_a_500(make_client, demo_settings, broken_url):
+    """The login's back-off and rate limit live in Redis: without it they cost nothing (logged)
+    and the login itself works; a wrong password is still refused."""
+    jobs = Jobs(demo_settings)  # the app's queue as started: only the login's REDIS_URL is broken
+    assert log_in(make_client(jobs=jobs, redis_url=broken_url), password="wrong").status_code == 401
+    assert log_in(make_client(jobs=jobs, redis_url=broken_url)).status_code == 302
+
+
+def test_redis_failing_in_a_console_request_gets_a_chinese_page_not_a_500(make_client, demo_settings):
+    broken = Jobs(replace(demo_settings, redis_url="redis://127.0.0.1:1/0"))
+    client = make_client(jobs=broken)
+    client.application.add_url_rule("/console/_enqueue", view_func=lambda: broken.enqueue("k", "x.y") or "")
+    resp = client.get("/console/_enqueue")
+    assert resp.status_code == 503 and "连不上缓存服务" in resp.text and resp.headers["Retry-After"] == "30"
 
 
 def test_private_answers_are_never_cached(make_client, demo_settings):
