@@ -115,6 +115,7 @@ def face_dev_figures() -> dict[str, tuple[float, float]]:
 
 def reports_figure() -> float:
     from auth_flow import reports, tokens
+    from bench import services
     from emulators import serve_in_thread
     from emulators.bureau.api import create_app
     from lending.applications import Applications
@@ -125,10 +126,16 @@ def reports_figure() -> float:
     from sunshine.models import Authorization, LoanApplication
     from sunshine.settings import Settings
 
-    with tempfile.TemporaryDirectory() as tmp, serve_in_thread(create_app()) as bureau_url:
+    # the reports' WeCom notices are queued in Redis, as in production
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_in_thread(create_app()) as bureau_url,
+        services.redis_url() as redis,
+    ):
         settings = replace(
             Settings(),
             database_url=f"sqlite:///{Path(tmp) / 'bench.sqlite'}",
+            redis_url=redis,
             bureau_url=bureau_url,
             secret_key="bench-secret",  # noqa: S106  a benchmark's throw-away secret
         )

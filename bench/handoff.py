@@ -26,6 +26,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import select
 
+from bench import services
 from bench.results import percentile, record
 from emulators.wechat.user import WeChatUser
 from sunshine import local_stack
@@ -81,7 +82,7 @@ def _fill(url: str) -> None:
         )
 
 
-def console_queue_ms(folder: Path) -> tuple[float, float, float]:
+def console_queue_ms(folder: Path, redis: str) -> tuple[float, float, float]:
     """(median ms with 1,000 open hand-offs, p95 ms, median ms with an empty queue)."""
     from webhooks import create_app
 
@@ -89,7 +90,8 @@ def console_queue_ms(folder: Path) -> tuple[float, float, float]:
     upgrade(url)
     with unit_of_work(url) as s:
         load_demo(s, SECRET)
-    client = create_app(Settings(database_url=url, secret_key=SECRET, log_level="WARNING")).test_client()
+    settings = Settings(database_url=url, redis_url=redis, secret_key=SECRET, log_level="WARNING")
+    client = create_app(settings).test_client()
     token = _csrf(client.get("/console/login").data.decode())
     client.post("/console/login", data={"username": "supervisor01", "password": "sunshine-demo", "csrf": token})
 
@@ -146,7 +148,8 @@ def handoff_visible_s(folder: Path) -> list[float]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        median_ms, p95_ms, empty_ms = console_queue_ms(folder)
+        with services.redis_url() as redis:
+            median_ms, p95_ms, empty_ms = console_queue_ms(folder, redis)
         visible = handoff_visible_s(folder)
     figures = {
         "handoff_visible_s": (statistics.median(visible), "s", None),
