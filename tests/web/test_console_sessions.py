@@ -12,8 +12,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from sunshine.clock import travel_to, utcnow
 from sunshine.db import unit_of_work
-from sunshine.models import AuditEntry, Officer, OfficerSession
 from sunshine.jobs import Jobs
+from sunshine.models import AuditEntry, Officer, OfficerSession
 from sunshine.ratelimit import Backoff
 from tests.web.test_console_officers import _application_under_review, csrf_of
 
