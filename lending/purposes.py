@@ -25,7 +25,7 @@ _START = re.compile(
     r"(买|购买|购置|添置|盖|建|修|翻修|装修|进货|囤货|养|种|承包|租|扩大|周转|交学费|看病|治病|上学|读书|开店|开个|办厂)"
 )
 _LOAN_WORDS = re.compile(r"贷|额度|利息|利率|还款|借款|门票|缴费|验资|摇号")
-_STOP = re.compile(r"[，。,.!！?？；;\n]")
+_STOP = re.compile(r"[，。,.!！?？；;\s]")
 _TRAILING = "的了啊呀吧呢哈用钱"
 MAX_PURPOSE = 200
 
@@ -38,7 +38,10 @@ def find_purpose(text: str, skip: list[tuple[int, int]] | None = None) -> str | 
         for i in range(max(0, start), min(len(chars), end)):
             chars[i] = "，"  # a marked value ends the clause before it
     cleaned = "".join(chars)
-    for match in _START.finditer(cleaned):
+    # Said with an amount, the purpose follows it ("俺是种地的 想借5万买种子化肥"): look there first.
+    after = max((end for _, end in skip or []), default=0)
+    matches = sorted(_START.finditer(cleaned), key=lambda m: m.start(1) < after)
+    for match in matches:
         clause = _STOP.split(cleaned[match.start(1) :], maxsplit=1)[0]
         clause = _LOAN_WORDS.split(clause, maxsplit=1)[0].rstrip(_TRAILING).strip()
         if len(clause) >= 2:

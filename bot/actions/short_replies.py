@@ -120,6 +120,14 @@ class ActionDefaultFallback(BankAction):
     def name(self) -> str:
         return "action_default_fallback"
 
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+        """Answers, then waits for the customer: the policies that were unsure would otherwise
+        be asked again with the same message and fall back again, turn after turn."""
+        events = super().run(dispatcher, tracker, domain)
+        if any(e.get("event") == "followup" for e in events):
+            return events
+        return [*events, FollowupAction("action_listen")]
+
     def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:

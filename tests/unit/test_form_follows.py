@@ -95,6 +95,8 @@ def test_purposes_are_found_inside_longer_messages():
     assert find_purpose("我想用阳光e贷借5万一年买化肥", [(3, 7), (8, 10), (10, 12)]) == "买化肥"
     assert find_purpose("借3万盖大棚用的") == "盖大棚"
     assert find_purpose("我想买个大棚贷款") == "买个大棚"
+    assert find_purpose("俺是种地的 想借5万买种子化肥", [(8, 10)]) == "买种子化肥"
+    assert find_purpose("养猪想扩大规模 能贷款吗") == "养猪想扩大规模"
     for none in ("我要贷款", "借5万", "一年", "寒山公园门票咋买", "我想办个贷款"):
         assert find_purpose(none) is None, none
 

@@ -84,3 +84,12 @@ def test_the_fallback_in_the_form_confirms_on_a_plain_yes_and_asks_again_otherwi
     assert events[1]["event"] == "followup" and events[1]["name"] == "loan_application_form"
     text, _ = run(ActionDefaultFallback(), form_turn("term", "那个那个啥"))
     assert text.startswith("这句我没太明白。") and "可以选" in text
+
+
+def test_the_fallback_always_ends_the_turn_waiting_for_the_customer(bank_env):
+    """Without it the unsure policies fall back again on the same message, ten times, and the
+    conversation stops answering (seen on the stack in a form that could not use a message)."""
+    _, events = run(ActionDefaultFallback(), form_turn("application_confirmed", "在线申请贷款在哪里", "apply_loan"))
+    assert events[-1]["event"] == "followup" and events[-1]["name"] == "action_listen"
+    _, events = run(ActionDefaultFallback(), after_question(None, "嗯那个啥", "nlu_fallback"))
+    assert events[-1]["name"] == "action_listen"
