@@ -10,7 +10,7 @@ import itertools
 import pytest
 from rasa.shared.nlu.training_data.loading import load_data
 
-from tests.integration.test_assistant import BLIND, HELDOUT, _texted_code
+from tests.integration.test_assistant import BLIND, BLIND2, HELDOUT, _texted_code
 from tests.integration.test_stack import converse
 
 WANG = "o_demo_wangchunhua"  # 王春华, a farmer with an 8万 line, bound in the demo
@@ -110,7 +110,7 @@ def test_every_held_out_and_blind_message_is_answered_at_every_point_of_the_form
     """Three conversations (an unknown WeChat user, one asked who they are, a bound farmer taken
     through each point of the form in turn) share the messages in batches; every message, and
     every message of the way to each point, must get an answer."""
-    texts = [e.get("text") for path in (HELDOUT, BLIND) for e in load_data(str(path)).intent_examples]
+    texts = [e.get("text") for path in (HELDOUT, BLIND, BLIND2) for e in load_data(str(path)).intent_examples]
     conversations = [
         ("o_convform_stranger", itertools.repeat(("取消",))),
         ("o_convform_unidentified", itertools.repeat(("取消", "我要贷款"))),
