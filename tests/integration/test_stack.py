@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -122,6 +123,7 @@ def test_make_chat_scripted(stack):
     assert "20万" in result.stdout or "200000" in result.stdout
 
 
+@pytest.mark.last_on_stack
 def test_ctrl_c_leaves_no_process_behind(stack):
     ports = [int(stack.web.rsplit(":", 1)[1]), int(stack.wechat_api.rsplit(":", 1)[1])]
     assert stack.stop() == []
