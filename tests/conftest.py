@@ -164,6 +164,17 @@ SERVICE_ADDRESSES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def faces_remembered():
+    """Face detection, encodings and landmarks computed once per frame in this test process
+    (`auth_media.RememberedFaces`); processes the tests start compute their own."""
+    remembered = media.RememberedFaces()
+    with pytest.MonkeyPatch.context() as mp:
+        for module in ("auth_flow.faces", "auth_flow.liveness"):
+            mp.setattr(f"{module}._face_recognition", lambda: remembered)
+        yield
+
+
 @pytest.fixture(scope="session")
 def closed_address():
     """http://127.0.0.1:<port> where nothing listens: a socket bound for the session and never
