@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from auth_flow.enrolment import enroll_reference
 from auth_flow.tokens import reissue_for_application
@@ -162,6 +162,16 @@ SERVICE_ADDRESSES = (
     "faceid_url",
     "core_banking_url",
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def password_checks_remembered():
+    """The console's password check remembers each (hash, password) pair's answer in this test
+    process: scrypt costs about half a second by design, and the tests log the same demo officers
+    (their hashes copied from the session's template) in hundreds of times."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("webhooks.console.auth.check_password_hash", functools.cache(check_password_hash))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
