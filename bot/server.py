@@ -14,6 +14,13 @@ Rasa also looks up the class of every stored event by walking all subclasses
 of `Event` (and asking `inspect.isabstract` of each) for every event it
 loads, each turn: most of the time of loading a tracker. Here each event
 type's class is looked up once.
+
+Rasa loads each TensorFlow model (DIET, the response selector, TED) by
+fitting it on one example, only to create its weights, before reading the
+trained weights over them; that fit traces the whole training step into a
+graph (the gradients, the CRF layer): most of the model's loading time, again
+at every restart. Here that one step runs eagerly (the same weights are
+created, and overwritten as before); prediction is traced as in Rasa.
 """
 
 from __future__ import annotations
@@ -22,14 +29,19 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+import tensorflow as tf
 from jsonschema import validators
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import Event
+from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+from rasa.utils.tensorflow.models import RasaModel
 
 from sunshine.protect import mask_records
 
 _rasa_validate_action_result = RemoteAction._validate_action_result
 _rasa_resolve_by_type = Event.resolve_by_type
+_rasa_load_model = RasaModel.load.__func__  # type: ignore[attr-defined]
 _event_classes: dict[str, type[Event]] = {}
 
 
@@ -59,10 +71,41 @@ def resolve_event_type(type_name: str, default: type[Event] | None = None) -> ty
     return found
 
 
+def load_model(
+    cls: type[RasaModel],
+    model_file_name: str,
+    model_data_example: Any,
+    predict_data_example: Any = None,
+    finetune_mode: bool = False,
+    *args: Any,
+    **kwargs: Any,
+) -> RasaModel:
+    """RasaModel.load, its weights created by tracing the training loss of one example (every layer
+    the training step builds) without its gradients, and the optimizer's by building it; fine-tuning,
+    which trains on, goes through Rasa's own."""
+    if finetune_mode:
+        return _rasa_load_model(cls, model_file_name, model_data_example, predict_data_example, True, *args, **kwargs)
+    model = cls(*args, **kwargs)
+    config = kwargs.get("config", {})
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=config.get(RUN_EAGERLY)
+    )
+    example, _ = RasaBatchDataGenerator(model_data_example, batch_size=1)[0]
+    model._training = True
+    tf.function(model.batch_loss)(example)
+    model._training = None
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(model_file_name)
+    if predict_data_example:
+        model.run_inference(predict_data_example)
+    return model
+
+
 def install() -> None:
-    """Use the prepared validator and the event-class look-up in this process's Rasa."""
+    """Use the prepared validator, the event-class look-up and the eager model build in this process's Rasa."""
     RemoteAction._validate_action_result = validate_action_result
     Event.resolve_by_type = staticmethod(resolve_event_type)
+    RasaModel.load = classmethod(load_model)  # type: ignore[method-assign,assignment]
 
 
 def with_auth_token(args: list[str], token: str) -> list[str]:

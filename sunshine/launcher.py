@@ -61,6 +61,7 @@ class Service:
     name: str
     port: int
     command: list[str]
+    uses_database: bool = True  # False: starts while the database is prepared (Rasa loads its model meanwhile)
 
 
 def _local_port(url: str) -> int | None:
@@ -120,6 +121,7 @@ def services(s: Settings) -> list[Service]:
                     "--port",
                     str(rasa_port),
                 ],
+                uses_database=False,
             )
         )
     action_port = _local_port(s.action_server_url)
@@ -130,6 +132,7 @@ def services(s: Settings) -> list[Service]:
                 action_port,
                 # rasa-sdk's action server, refusing calls without ACTION_SERVER_TOKEN (bot/action_server.py)
                 [py, "-m", "bot.action_server", "--actions", "bot.actions", "--port", str(action_port)],
+                uses_database=False,  # only its actions do, called once the web is ready
             )
         )
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
@@ -149,7 +152,7 @@ def services(s: Settings) -> list[Service]:
     ):
         port = _local_port(url)
         if port:
-            out.append(Service(name, port, [py, "-m", module, "--port", str(port)]))
+            out.append(Service(name, port, [py, "-m", module, "--port", str(port)], uses_database=False))
     return out
 
 
@@ -336,7 +339,6 @@ def run(s: Settings, private_port: int) -> int:
     check_ports(s, private_redis)
     check_database(s)
     check_model()
-    prepare(s)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     endpoints = RUN_DIR / "endpoints.yml"  # holds the action server's token and Redis's password
     endpoints.touch(mode=0o600)
@@ -351,16 +353,23 @@ def run(s: Settings, private_port: int) -> int:
             env=dict(env, SUNSHINE_SERVICE="redis"),
             cwd=str(ROOT),
             ready=lambda: redis_server.reachable(s.redis_url, 0.2),
+            before_prepare=True,
         )
         print(f"starting a private Redis at {Settings.public(s)['redis_url']} (REDIS_URL is empty)", flush=True)
     for svc in services(s):
         # `exec`: the service itself is the supervised process, not a shell around it.
         # SUNSHINE_SERVICE tells which service a process (and its children) belongs to.
         manager.add_process(
-            svc.name, "exec " + shlex.join(svc.command), env=dict(env, SUNSHINE_SERVICE=svc.name), cwd=str(ROOT)
+            svc.name,
+            "exec " + shlex.join(svc.command),
+            env=dict(env, SUNSHINE_SERVICE=svc.name),
+            cwd=str(ROOT),
+            before_prepare=not svc.uses_database,
         )
     threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
-    manager.loop()
+    # Redis, Rasa (loading its model, the longest start), the action server and the emulators start
+    # while the database is migrated and the demo loaded; the web and the workers after that.
+    manager.loop(prepare=lambda: prepare(s))
     return manager.returncode or 0
 
 

@@ -12,6 +12,10 @@ everything, as a production supervisor (systemd, supervisord) would.
 - A process can be given a readiness check: the processes after it start
   only once it answers, and on the way down it is stopped only after them
   (the private Redis, which the others use until they have stopped).
+- `loop(prepare)` starts the processes added with `before_prepare` (those
+  that do not need what it prepares: Rasa loading its model), runs
+  `prepare()`, then starts the others; when it raises, everything started
+  is stopped and the exception goes up to the caller.
 - A service has died when its own process has exited, even if children it
   forked still hold its output open (RQ's scheduler process); what it leaves
   behind in its process group is killed with it, as systemd does with a
@@ -76,11 +80,23 @@ class Supervisor(Manager):
         self._started_at: dict[str, float] = {}
         self._quick_failures: dict[str, int] = {}
         self._due: dict[str, float] = {}  # name -> monotonic time of its pending restart
+        self._before_prepare: set[str] = set()
 
-    def add_process(self, name, cmd, quiet=False, env=None, cwd=None, ready: Callable[[], bool] | None = None):
+    def add_process(
+        self,
+        name,
+        cmd,
+        quiet=False,
+        env=None,
+        cwd=None,
+        ready: Callable[[], bool] | None = None,
+        before_prepare: bool = False,
+    ):
         proc = super().add_process(name, cmd, quiet=quiet, env=env, cwd=cwd)
         if ready is not None:
             self._ready[name] = ready
+        if before_prepare:
+            self._before_prepare.add(name)
         return proc
 
     # -- starting -------------------------------------------------------------
@@ -91,8 +107,17 @@ class Supervisor(Manager):
         p["process"].start()
         self._started_at[name] = time.monotonic()
 
-    def _start(self):
-        for name in self._processes:
+    def _start(self, prepare: Callable[[], None] | None = None) -> None:
+        first = [n for n in self._processes if prepare is None or n in self._before_prepare]
+        self._start_in_order(first)
+        if prepare is not None:
+            prepare()
+            self._start_in_order([n for n in self._processes if n not in first])
+
+    def _start_in_order(self, names: list[str]) -> None:
+        for name in names:
+            if self._terminating:  # Ctrl-C during the start, or the preparation failed
+                return
             self._spawn(name)
             if name in self._ready:
                 self._wait_ready(name)
@@ -106,7 +131,7 @@ class Supervisor(Manager):
         self._system_print(f"{name} not ready after {READY_WAIT_S:.0f} s\n")
 
     # -- the loop -------------------------------------------------------------
-    def loop(self):
+    def loop(self, prepare: Callable[[], None] | None = None) -> None:
         def _terminate(signum, frame):
             self._system_print(f"{SIGNALS[signum]['name']} received\n")
             self.returncode = SIGNALS[signum]["rc"]
@@ -115,7 +140,12 @@ class Supervisor(Manager):
 
         signal.signal(signal.SIGTERM, _terminate)
         signal.signal(signal.SIGINT, _terminate)
-        self._start()
+        failed: BaseException | None = None
+        try:
+            self._start(prepare)
+        except Exception as exc:  # the preparation failed: stop what started, then say why
+            failed = exc
+            self.terminate()
         exit_start = None
         while True:
             try:
@@ -136,6 +166,8 @@ class Supervisor(Manager):
                     break
                 if self._clock.now() - exit_start > datetime.timedelta(seconds=KILL_WAIT):
                     self.kill()
+        if failed is not None:
+            raise failed
 
     def _handle(self, msg) -> None:
         if msg.type == "line":
@@ -179,7 +211,9 @@ class Supervisor(Manager):
         return all(p.get("returncode") is not None or "process" not in p for p in self._processes.values())
 
     def _killall(self, force=False):
-        others_stopped = all("returncode" in p for n, p in self._processes.items() if n not in self._ready)
+        others_stopped = all(
+            "returncode" in p or "process" not in p for n, p in self._processes.items() if n not in self._ready
+        )
         sent = "killed" if force else "signalled"
         for n, p in self._processes.items():
             if n in self._ready and not (force or others_stopped):

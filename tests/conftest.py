@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from auth_flow.enrolment import enroll_reference
 from auth_flow.tokens import reissue_for_application
@@ -164,6 +164,27 @@ SERVICE_ADDRESSES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def password_checks_remembered():
+    """The console's password check remembers each (hash, password) pair's answer in this test
+    process: scrypt costs about half a second by design, and the tests log the same demo officers
+    (their hashes copied from the session's template) in hundreds of times."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("webhooks.console.auth.check_password_hash", functools.cache(check_password_hash))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def faces_remembered():
+    """Face detection, encodings and landmarks computed once per frame in this test process
+    (`auth_media.RememberedFaces`); processes the tests start compute their own."""
+    remembered = media.RememberedFaces()
+    with pytest.MonkeyPatch.context() as mp:
+        for module in ("auth_flow.faces", "auth_flow.liveness"):
+            mp.setattr(f"{module}._face_recognition", lambda: remembered)
+        yield
+
+
 @pytest.fixture(scope="session")
 def closed_address():
     """http://127.0.0.1:<port> where nothing listens: a socket bound for the session and never
@@ -302,45 +323,49 @@ def emulated(demo_settings):
     per_process.cache_clear()
 
 
-_SHARED_STACKS: list[local_stack.Stack] = []
-
-
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook reads the groups (it is registered later)
 def pytest_collection_modifyitems(items):
-    """The tests on the shared stack first, then the fault tests: they start a stack of their
-    own, and the shared one is stopped first (`stop_shared_stack`), so that two Rasa servers never
-    compete for the machine. With pytest-xdist (`make test`: two processes) both kinds are one
-    group that one process runs in this order, while the other runs the rest."""
+    """The tests on the shared stack in order: those that only use it, then the fault tests (they kill
+    and slow its processes), then those that stop it (`last_on_stack`). With pytest-xdist (`make
+    test`: two processes) they are one group that one process runs in this order while the other
+    runs the rest."""
 
     def tier(item: pytest.Item) -> int:
-        if item.get_closest_marker("faults"):
-            return 1
-        return 0 if "stack" in getattr(item, "fixturenames", ()) else 2
+        if "stack" not in getattr(item, "fixturenames", ()):
+            return 3
+        if item.get_closest_marker("last_on_stack"):
+            return 2
+        return 1 if item.get_closest_marker("faults") else 0
 
     items.sort(key=tier)
     for item in items:
-        if tier(item) < 2:
+        if tier(item) < 3:
             item.add_marker(pytest.mark.xdist_group("stack"))
 
 
-def stop_shared_stack() -> None:
-    """Stop the session's shared stack, if one was started (no later test uses it: see above)."""
-    for s in _SHARED_STACKS:
-        s.stop()
+# The shared stack's settings beyond the launcher's: two web workers (the fault tests kill one), two
+# reply workers, a short passive budget so that answers also go through the customer-service API, and a
+# bureau timeout long enough for a slow query to be in flight when its worker dies (tests/faults).
+STACK_SETTINGS = {
+    "SECRET_KEY": TEST_SECRET,
+    "FACE_CHALLENGE_DEMO_ORDER": DEMO_CHALLENGE_ORDER,  # as `make run` starts it, with the demo switch
+    "WEB_WORKERS": "2",
+    "WORKER_PROCESSES": "2",
+    "WECHAT_REPLY_BUDGET_S": "1.5",
+    "RESTART_BACKOFF_S": "1",
+    "BUREAU_TIMEOUT_S": "20",
+}
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The whole stack, started by the same launcher as `make run`, on free ports (see
-    `sunshine.local_stack`): once per session, for the integration and browser tests."""
+    `sunshine.local_stack`): once per session, for the integration, browser and fault tests."""
     folder = tmp_path_factory.mktemp("stack")
     with fresh_database(folder) as db_url:
         try:
-            # as `make run` starts it: the demo switch (local_stack) and the demo challenge order
-            s = local_stack.start(
-                folder, db_url, SECRET_KEY="integration-secret", FACE_CHALLENGE_DEMO_ORDER=DEMO_CHALLENGE_ORDER
-            )
+            s = local_stack.start(folder, db_url, **STACK_SETTINGS)
         except local_stack.StackFailed as exc:
             pytest.fail(str(exc))
-        _SHARED_STACKS.append(s)
         yield s
         s.stop()

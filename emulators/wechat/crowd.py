@@ -21,6 +21,9 @@ duplicated answer in one customer's visit cancel out in the counts (a visit
 is a few messages, so that needs two faults in a few seconds). A passive
 reply whose text is one of `acknowledgements` (e.g. "received, please wait")
 is not the answer: such a message still needs one customer-service answer.
+A message the bank keeps for a person instead of answering (`kept`, e.g. one
+held in an officer's open hand-off) is not waited for while settling; it is
+still reported lost, for the caller to excuse.
 
     crowd = Crowd(web + "/wechat", emulator, token, appid, aes_key, users=8)
     crowd.start(duration_s=60)          # in the background
@@ -179,6 +182,7 @@ class Crowd:
         conversation: Callable[[int, int], Iterable[str]] = questions,
         prefix: str | None = None,
         acknowledgements: Iterable[str] = (),
+        kept: Callable[[list[int]], set[int]] | None = None,
         **user_options,
     ):
         self.webhook_url = webhook_url
@@ -189,6 +193,7 @@ class Crowd:
         self.prefix = prefix or f"o_crowd_{secrets.token_hex(3)}_"
         self.user_options = user_options
         self.acknowledgements = frozenset(acknowledgements)
+        self.kept = kept  # which of the given MsgIds the bank keeps for a person: no answer to wait for
         self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._stopping = threading.Event()
@@ -319,11 +324,15 @@ class Crowd:
         by_user: dict[str, list[Message]] = {}
         for m in messages:
             by_user.setdefault(m.openid, []).append(m)
-        expected = {u: sum(self._needs_answer(m) for m in ms) for u, ms in by_user.items()}
+        expected = {u: [m.msg_id for m in ms if self._needs_answer(m)] for u, ms in by_user.items()}
         deadline = time.monotonic() + settle_s
         while True:
             pushed = self._pushed()
-            if all(len(pushed.get(u, [])) >= n for u, n in expected.items()) or time.monotonic() > deadline:
+            short = {u: ids for u, ids in expected.items() if len(pushed.get(u, [])) < len(ids)}
+            if short and self.kept is not None:
+                held = self.kept([i for ids in short.values() for i in ids])
+                short = {u: ids for u, ids in short.items() if len(pushed.get(u, [])) < len(set(ids) - held)}
+            if not short or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         time.sleep(1)  # a late duplicate would show up now

@@ -1,7 +1,8 @@
 """Faults of the whole stack under a crowd of WeChat users (issue 8).
 
-One stack (`sunshine.local_stack`, the launcher of `make run`) serves the whole
-module. For each fault a crowd of simulated WeChat users (emulators/wechat/crowd.py)
+They run on the session's shared stack (`stack` in tests/conftest.py, the launcher
+of `make run`, with the settings they need), after every test that only uses it.
+For each fault a crowd of simulated WeChat users (emulators/wechat/crowd.py)
 sends messages before, during and after it; one process is SIGKILLed and the
 launcher's supervisor restarts it, or an emulator is told to be slow or to fail.
 Then the counts: every message got exactly one answer (the bot's, or a clear
@@ -25,7 +26,6 @@ from conversation.inbox import HELD_FOR_LATER
 from conversation.tasks import BOT_UNAVAILABLE
 from emulators.wechat.crowd import Crowd, Result
 from emulators.wechat.user import WeChatUser
-from sunshine import local_stack
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs, queue_name
 from sunshine.models import (
@@ -37,37 +37,11 @@ from sunshine.models import (
     OfficerNotice,
 )
 from sunshine.settings import ROOT, Settings
-from tests.conftest import TEST_SECRET, fresh_database, stop_shared_stack
+from tests import TEST_SECRET
 
 pytestmark = pytest.mark.faults
 SETTINGS = Settings()
 USERS = 4
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stop_shared_stack()
-    folder = tmp_path_factory.mktemp("faults")
-    with fresh_database(folder) as db_url:
-        try:
-            # Two web workers (one is killed), two reply workers, a short passive budget so that
-            # answers also go through the customer-service API, and a restart back-off long enough
-            # for a message to arrive while a process is down.
-            # The bureau's timeout is long enough for a slow query to be in flight when its worker dies.
-            s = local_stack.start(
-                folder,
-                db_url,
-                SECRET_KEY=TEST_SECRET,
-                WEB_WORKERS="2",
-                WORKER_PROCESSES="2",
-                WECHAT_REPLY_BUDGET_S="1.5",
-                RESTART_BACKOFF_S="1",
-                BUREAU_TIMEOUT_S="20",
-            )
-        except local_stack.StackFailed as exc:
-            pytest.fail(str(exc))
-        yield s
-        s.stop()
 
 
 def crowd_during(stack, inject, before_s: float = 2.0, after_s: float = 4.0, settle_s: float = 30) -> Result:
@@ -79,6 +53,7 @@ def crowd_during(stack, inject, before_s: float = 2.0, after_s: float = 4.0, set
         SETTINGS.wechat_appid,
         users=USERS,
         acknowledgements=[HELD_FOR_LATER],
+        kept=lambda msg_ids: kept_for_officer(stack, msg_ids),
     )
     crowd.start(duration_s=300)
     try:
@@ -164,9 +139,12 @@ class SmsTexts:
         return requests.get(f"{self.base}/_emulator/messages", timeout=5).json()[index]
 
 
-def consented_application(stack, product: str = "guaranteed_farm_loan", key: str = "faults-1") -> int:
-    """张建国's loan (by default the guaranteed farm loan, guaranteed by 王春华) with every party's
-    consent given, as the unit tests of auth_flow do it."""
+def consented_application(
+    stack, product: str = "guaranteed_farm_loan", key: str = "faults-1", applicant: str = "o_demo_zhangjianguo"
+) -> int:
+    """The applicant's loan (by default 张建国's guaranteed farm loan, guaranteed by 王春华) with every
+    party's consent given, as the unit tests of auth_flow do it. The shared stack's other tests apply
+    too (张建国 for 阳光e贷): a fault test applies for what no other test applies for."""
     from datetime import timedelta
 
     from auth_flow import enrolment, tokens
@@ -179,7 +157,7 @@ def consented_application(stack, product: str = "guaranteed_farm_loan", key: str
     url = stack.env["DATABASE_URL"]
     svc, _ = lending_service()
     with unit_of_work(url) as s:
-        head, guarantor = by_openid(s, "o_demo_zhangjianguo"), by_openid(s, "o_demo_wangchunhua")
+        head, guarantor = by_openid(s, applicant), by_openid(s, "o_demo_wangchunhua")
         app = svc.apply(
             s,
             head.id,
@@ -208,7 +186,7 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
     app_id = consented_application(stack)
     bureau = stack.env["BUREAU_URL"]
     requests.post(f"{bureau}/_emulator/faults", json={"mode": "slow", "delay": 6, "count": 3}, timeout=5)
-    Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2)).fetch_reports(app_id)
+    stack_jobs(stack).fetch_reports(app_id)
     url = stack.env["DATABASE_URL"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the job has claimed the queries and waits for the bureau
@@ -220,7 +198,8 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
             break
         time.sleep(0.2)
     assert querying == ["querying"] * 3
-    kill_and_wait(stack, "worker." + queue_name(f"application:{app_id}", 2).rsplit(".", 1)[1])
+    workers = int(stack.env["WORKER_PROCESSES"])
+    kill_and_wait(stack, "worker." + queue_name(f"application:{app_id}", workers).rsplit(".", 1)[1])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with unit_of_work(url) as session:
@@ -243,11 +222,11 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
 def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_until_a_retry(stack):
     """Every query answered 503 through all its attempts: the application waits, the officer hears it
     in WeCom and in the application's history; once the bureau is back, `retry-reports` decides it once."""
-    app_id = consented_application(stack, "sunshine_e_loan", "faults-2")
+    app_id = consented_application(stack, "sunshine_e_loan", "faults-2", applicant="o_demo_wangchunhua")
     bureau, url = stack.env["BUREAU_URL"], stack.env["DATABASE_URL"]
     requests.post(f"{bureau}/_emulator/faults", json={"mode": "fail", "status": 503, "count": 1000}, timeout=5)
     try:
-        Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2)).fetch_reports(app_id)
+        stack_jobs(stack).fetch_reports(app_id)
         statuses = _report_statuses(url, app_id, until=lambda st: st and set(st) == {"failed"}, timeout=60)
     finally:
         requests.delete(f"{bureau}/_emulator/faults", timeout=5)
@@ -369,7 +348,7 @@ def test_wechat_api_slow_failing_and_token_expired(stack):
     notices = [f"o_fault_notice_{i}" for i in range(6)]
 
     def inject():
-        jobs = Jobs(Settings(redis_url=_redis_url(stack), worker_processes=2))
+        jobs = stack_jobs(stack)
         requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "delay": 3, "count": 2}, timeout=5)
         requests.post(f"{stack.wechat_api}/_emulator/faults", json={"path": send, "status": 503, "count": 2}, timeout=5)
         requests.post(
@@ -456,6 +435,11 @@ def test_a_killed_rasa_gives_a_fallback_and_tells_an_officer(stack):
 
 def _redis_url(stack) -> str:
     return stack.redis_url
+
+
+def stack_jobs(stack) -> Jobs:
+    """The stack's job queues, as its web and workers enqueue to them."""
+    return Jobs(Settings(redis_url=stack.redis_url, worker_processes=int(stack.env["WORKER_PROCESSES"])))
 
 
 def _pushed(stack, openid: str, at_least: int, timeout: float) -> list[dict]:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from sqlalchemy import select
 
 from conversation.inbound import PASSED_TO_OFFICER
+from emulators.wechat.chat import describe_message
 from emulators.wechat.user import WeChatUser
 from handoff.service import close_hand_off
 from lending.applications import Applications
@@ -24,7 +26,8 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def converse(stack, openid: str, text: str, quiet_s: float = 1.5, max_wait_s: float = 15) -> list[str]:
-    """Send one text as WeChat would; return the passive reply and any customer-service messages."""
+    """Send one text as WeChat would; return the passive reply and any customer-service messages
+    (each as `make chat` shows it)."""
     s = Settings()
     user = WeChatUser(stack.web + "/wechat", s.wechat_token, s.wechat_appid, openid=openid, timeout=6)
     seen = len(requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json())
@@ -34,7 +37,7 @@ def converse(stack, openid: str, text: str, quiet_s: float = 1.5, max_wait_s: fl
     while time.monotonic() < deadline:
         pushed = requests.get(stack.wechat_api + "/_emulator/messages", params={"touser": openid}, timeout=5).json()
         if len(pushed) > seen:
-            answers += [m["content"] for m in pushed[seen:]]
+            answers += [describe_message(m) for m in pushed[seen:]]  # texts, and e.g. the QR image after a link
             seen, last_change = len(pushed), time.monotonic()
         if answers and time.monotonic() - last_change > quiet_s:
             break
@@ -122,6 +125,7 @@ def test_make_chat_scripted(stack):
     assert "20万" in result.stdout or "200000" in result.stdout
 
 
+@pytest.mark.last_on_stack
 def test_ctrl_c_leaves_no_process_behind(stack):
     ports = [int(stack.web.rsplit(":", 1)[1]), int(stack.wechat_api.rsplit(":", 1)[1])]
     assert stack.stop() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import io
 import itertools
 from functools import lru_cache
@@ -104,3 +106,31 @@ class FixedChallenge:
     def sample(self, population, k):
         assert set(self.actions) <= set(population) and len(self.actions) == k
         return list(self.actions)
+
+
+class RememberedFaces:
+    """face_recognition (imported at its first use, as auth_flow.faces does) with each result of its
+    detection, encodings and landmarks remembered per frame: they are pure functions of the pixels,
+    up to a second a frame, and the tests show the same frames (the clip's, the reference photo)
+    hundreds of times. What a caller gets is a copy, as from the library."""
+
+    REMEMBERED = ("face_locations", "face_encodings", "face_landmarks")
+
+    def __init__(self) -> None:
+        self._results: dict[tuple, object] = {}
+
+    def __getattr__(self, name: str):
+        import face_recognition
+
+        found = getattr(face_recognition, name)
+        if name not in self.REMEMBERED:
+            return found
+
+        def remembered(pixels: np.ndarray, *args, **kwargs):
+            frame = hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).digest()
+            key = (name, frame, pixels.shape, str(pixels.dtype), repr(args), repr(sorted(kwargs.items())))
+            if key not in self._results:
+                self._results[key] = found(pixels, *args, **kwargs)
+            return copy.deepcopy(self._results[key])
+
+        return remembered

@@ -9,6 +9,7 @@ from jsonschema import validators
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered, deserialise_events
 from rasa.utils.endpoints import EndpointConfig
+from rasa.utils.tensorflow.models import RasaModel
 
 from bot import server
 from sunshine.launcher import services
@@ -39,6 +40,7 @@ def installed(monkeypatch):
     """server.install() for one test: Rasa's own methods come back afterwards."""
     monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
     monkeypatch.setattr(Event, "resolve_by_type", staticmethod(Event.resolve_by_type))
+    monkeypatch.setattr(RasaModel, "load", RasaModel.__dict__["load"])  # the classmethod itself
     server.install()
     server.response_validator.cache_clear()
     server._event_classes.clear()

@@ -143,3 +143,48 @@ def test_on_the_way_down_a_dependency_stops_after_the_others(quiet_signals, tmp_
     lines = out.getvalue().splitlines()
     order = [i for i, line in enumerate(lines) if "user stopped" in line or "sending SIGTERM to redis" in line]
     assert len(order) == 2 and "user stopped" in lines[order[0]], lines
+
+
+def test_the_preparation_runs_after_the_processes_that_do_not_wait_for_it_and_before_the_others(quiet_signals):
+    sup, out, _ = make()
+    sup.add_process("model", SLEEPER, before_prepare=True)
+    sup.add_process("web", SLEEPER)
+    seen = []
+    sup_loop = threading.Thread(target=sup.loop, kwargs={"prepare": lambda: seen.append(set(started(sup)))})
+    sup_loop.start()
+    assert wait_for(lambda: sup._processes["web"].get("pid"))
+    assert seen == [{"model"}]
+    sup.terminate()
+    sup_loop.join(15)
+    assert not sup_loop.is_alive()
+
+
+def test_a_failed_preparation_stops_what_started_and_is_raised(quiet_signals):
+    sup, out, _ = make()
+    sup.add_process("model", SLEEPER, before_prepare=True)
+    sup.add_process("web", SLEEPER)
+    raised = []
+
+    def prepare():
+        assert wait_for(lambda: sup._processes["model"].get("process") is not None)
+        raise RuntimeError("the migration failed")
+
+    def loop():
+        try:
+            sup.loop(prepare=prepare)
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [str(e) for e in raised] == ["the migration failed"]
+    assert "process" not in sup._processes["web"]  # never started
+    model = sup._processes["model"]
+    assert model.get("returncode") is not None
+    assert not psutil.pid_exists(model["pid"]) or psutil.Process(model["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def started(sup: Supervisor) -> list[str]:
+    return [name for name, p in sup._processes.items() if "process" in p]
