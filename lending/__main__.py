@@ -7,6 +7,9 @@
                                                       flag applications past their review deadline
                                                       (once, or every SECONDS: `make run` keeps it running)
     python -m lending sync-loans                      copy every live loan's balances and instalments from core banking
+    python -m lending remind-repayments [--date YYYY-MM-DD] [--every SECONDS]
+                                                      repayment reminders and overdue notices of the day (Beijing),
+                                                      once per instalment (`make run` keeps it running)
 
 Exit status: 0 done, 1 done but some rows or applications were left out, 2 could not run.
 """
@@ -15,15 +18,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
 from tqdm import tqdm
 
-from lending import loans
+from lending import loans, reminders
 from lending.applications import Applications
+from lending.notify import WeChatNotifier
 from lending.village_file import RowError, import_file
+from sunshine import clock
+from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
+from sunshine.jobs import Jobs
 from sunshine.models import Officer
 from sunshine.periodic import run_rounds
 from sunshine.protect import configure_logging
@@ -114,6 +122,37 @@ def sync_loans(settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def remind_repayments(settings: Settings, on: date | None = None, every_s: float | None = None) -> int:
+    """Once (for `on`, default today in Beijing), or every `every_s` seconds from REPAYMENT_REMINDER_HOUR."""
+    notify = WeChatNotifier(Jobs(settings))
+    failed = False
+
+    def one_round(once: bool) -> None:
+        nonlocal failed
+        if not once and clock.in_beijing(clock.utcnow()).hour < settings.repayment_reminder_hour:
+            return  # no reminders in the night: the day's round waits for the hour
+        report = reminders.remind_repayments(settings, notify, on=on)
+        failed = bool(report.failed)
+        if once or report.sent or report.failed or report.to_officer:
+            print(
+                f"{customer_date(report.on)}还款提醒：同步贷款{report.synced}笔，发出提醒{len(report.sent)}条，"
+                f"转客户经理{len(report.to_officer)}条，核心系统未应答{len(report.failed)}笔。",
+                flush=True,
+            )
+            for loan_id, reason in report.failed.items():
+                print(f"  贷款{loan_id}：{reason}", flush=True)
+
+    code = run_rounds(one_round, every_s, "repayment reminder round")
+    return 1 if code == 0 and failed and every_s is None else code
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期格式应为YYYY-MM-DD：{text}") from None
+
+
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lending", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +169,9 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     esc = commands.add_parser("escalate-overdue", help="flag applications past their review deadline")
     esc.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     commands.add_parser("sync-loans", help="copy every live loan's balances and instalments from core banking")
+    remind = commands.add_parser("remind-repayments", help="repayment reminders and overdue notices of the day")
+    remind.add_argument("--date", type=_date, help="the Beijing date to remind for (default: today)")
+    remind.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)
     try:
         settings = settings or load()
@@ -143,6 +185,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         return approve_village(settings, args.village, args.officer, args.reason, args.max_amount)
     if args.command == "sync-loans":
         return sync_loans(settings)
+    if args.command == "remind-repayments":
+        return remind_repayments(settings, args.date, args.every)
     return escalate_overdue(settings, args.every)
 
 

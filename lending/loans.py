@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clients.corebank import CoreBankingClient, CoreBankingError, CoreLoan, Payment
-from lending.repayment import EarlyRepayment, Instalment, InstalmentState, early_repayment
+from lending.repayment import METHOD_LABELS, EarlyRepayment, Instalment, InstalmentState, early_repayment
 from sunshine import clock
 from sunshine.db import unit_of_work
 from sunshine.jobs import current_settings, per_process
@@ -154,3 +154,62 @@ def early_repayment_of(loan: Loan, on: date | None = None) -> EarlyRepayment:
         for i in loan.instalments
     ]
     return early_repayment(states, loan.annual_rate_bp, loan.disbursed_on, on or clock.today())
+
+
+# How customers read an instalment's status (the core's).
+INSTALMENT_STATUS_LABELS = {"scheduled": "待还", "paid": "已还清", "overdue": "已逾期"}
+
+
+def owed_fen(instalment: LoanInstalment) -> int:
+    """What an instalment still asks for (principal and interest, less what was paid)."""
+    return max(instalment.principal_fen + instalment.interest_fen - instalment.paid_fen, 0)
+
+
+@dataclass(frozen=True)
+class RepaymentFacts:
+    """One loan as the customer asks about it (我还要还多少 / 哪天还 / 能提前还吗) on `on`, from the
+    loan as last synchronised with the core (`synced_at`)."""
+
+    loan: Loan
+    product: str
+    method: str  # the repayment method as customers read it
+    on: date
+    upcoming: LoanInstalment | None  # the first unpaid instalment not yet overdue
+    overdue: list[LoanInstalment]  # overdue by the core, oldest first
+    overdue_days: int  # since the oldest overdue instalment's due date
+    remaining_fen: int  # every unpaid instalment's principal and interest, as scheduled
+    instalments_left: int
+    early: EarlyRepayment | None  # repaying everything on `on` (None once closed)
+
+    @property
+    def overdue_fen(self) -> int:
+        return sum(owed_fen(i) for i in self.overdue)
+
+    @property
+    def maturity(self) -> date:
+        return self.loan.instalments[-1].due_date
+
+
+def facts_of(loan: Loan, on: date | None = None) -> RepaymentFacts:
+    """The facts of one loan on `on` (today in Beijing)."""
+    on = on or clock.today()
+    unpaid = [i for i in loan.instalments if owed_fen(i)]
+    overdue = [i for i in unpaid if i.status == "overdue"]
+    upcoming = next((i for i in unpaid if i.status != "overdue"), None)
+    return RepaymentFacts(
+        loan=loan,
+        product=loan.application.product.name,
+        method=METHOD_LABELS[loan.repayment_method],
+        on=on,
+        upcoming=upcoming,
+        overdue=overdue,
+        overdue_days=(on - overdue[0].due_date).days if overdue else 0,
+        remaining_fen=sum(owed_fen(i) for i in unpaid),
+        instalments_left=len(unpaid),
+        early=early_repayment_of(loan, max(on, loan.disbursed_on)) if unpaid else None,
+    )
+
+
+def repayment_facts(session: Session, customer_id: int, on: date | None = None) -> list[RepaymentFacts]:
+    """The facts of each of the customer's live loans (active or overdue), newest first."""
+    return [facts_of(loan, on) for loan in loans_of(session, customer_id, live_only=True)]

@@ -281,6 +281,24 @@ class LoanInstalment(Base):
     __table_args__ = (UniqueConstraint("loan_id", "number"), Index("ix_loan_instalments_due", "status", "due_date"))
 
 
+class RepaymentReminder(Base):
+    """A repayment notice sent for one instalment (lending.reminders): `before` (REPAYMENT_REMINDER_DAYS
+    ahead), `due_day` or `overdue`, each once per instalment; the row is claimed before the notice goes."""
+
+    __tablename__ = "repayment_reminders"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    loan_id: Mapped[int] = Column(Integer, ForeignKey("loans.id"), nullable=False, index=True)
+    instalment_id: Mapped[int] = Column(Integer, ForeignKey("loan_instalments.id"), nullable=False)
+    kind: Mapped[str] = Column(String(16), nullable=False)  # before | due_day | overdue
+    sent_on: Mapped[date] = Column(Date, nullable=False)  # the Beijing date of the sweep that sent it
+    amount_fen: Mapped[int] = Column(Integer, nullable=False)  # what the instalment still asked for
+    # wechat (queued through the notice policy) | officer (the customer has no WeChat: the officer was told)
+    # | none (a reminder for a customer without WeChat: recorded, not sent)
+    channel: Mapped[str] = Column(String(16), nullable=False)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    __table_args__ = (UniqueConstraint("instalment_id", "kind"),)
+
+
 class WatchListEntry(Base):
     """A person the bank watches (关注名单): applications are intercepted by the risk rules."""
 

@@ -113,6 +113,10 @@ class Settings:
     # Seconds per core-banking call, and attempts of a disbursement the core did not answer before the officer is told.
     core_banking_timeout_s: float = 10.0
     disbursement_attempts: int = 3
+    # Repayment reminders (lending.reminders): days before each due date the first one goes (0: only on
+    # the day), and the Beijing hour from which `make run`'s reminder rounds send each day's notices.
+    repayment_reminder_days: int = 3
+    repayment_reminder_hour: int = 9
     # -- officers: hand-off, console, WeCom notifications (handoff/, webhooks/console/) --
     wecom_api_base: str = "http://127.0.0.1:8300"
     wecom_corpid: str = "ww0000000000demo01"
@@ -585,6 +589,10 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("BUREAU_ATTEMPTS must be between 1 and 10")
     if not 1 <= s.disbursement_attempts <= 10:
         problems.append("DISBURSEMENT_ATTEMPTS must be between 1 and 10")
+    if not 0 <= s.repayment_reminder_days <= 30:
+        problems.append("REPAYMENT_REMINDER_DAYS must be between 0 (only on the due date) and 30")
+    if not 0 <= s.repayment_reminder_hour <= 23:
+        problems.append("REPAYMENT_REMINDER_HOUR must be an hour of the day, 0-23 (Beijing time)")
     if s.report_query_stale_s < 10:
         problems.append("REPORT_QUERY_STALE_S must be at least 10 seconds (longer than one bureau query)")
     if "://" not in s.database_url:

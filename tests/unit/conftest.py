@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from tests.conftest import TEST_SECRET
 from tests.unit.bot_trackers import PUBLIC_BASE
+from tests.unit.lending_helpers import service
 
 
 @pytest.fixture
@@ -39,3 +41,11 @@ def bank_sms(bank_env, sms, monkeypatch):
             time.sleep(0.02)
 
     return texts_to
+
+
+@pytest.fixture
+def core(demo_settings, corebank):
+    """(settings, the service with the emulated core, what customers were told, the emulator's URL and state)."""
+    client, url, state = corebank
+    svc, told = service(core_banking=client)
+    return replace(demo_settings, core_banking_url=url), svc, told, url, state

@@ -16,16 +16,8 @@ from lending.loans import early_repayment_of, loans_of, schedule_of, sync_loan
 from sunshine import clock
 from sunshine.db import unit_of_work
 from sunshine.models import ApplicationEvent, AuditEntry, Disbursement, Loan, LoanApplication
-from tests.unit.lending_helpers import service, sign
-from tests.unit.test_lending_applications import ZHANG, ZHANG_ID, apply_zhang, zhang_reports
-
-
-@pytest.fixture
-def core(demo_settings, corebank):
-    """(settings, the service with the emulated core, what customers were told, the emulator's URL and state)."""
-    client, url, state = corebank
-    svc, told = service(core_banking=client)
-    return replace(demo_settings, core_banking_url=url), svc, told, url, state
+from tests.unit.loan_helpers import approved
+from tests.unit.test_lending_applications import ZHANG, ZHANG_ID
 
 
 class Officers:
@@ -36,15 +28,6 @@ class Officers:
 
     def __call__(self, session, officer_id, text):
         self.told.append((officer_id, text))
-
-
-def approved(settings, svc, amount=50_000, signed=True) -> int:
-    app_id = apply_zhang(settings.database_url, svc, amount=amount)
-    with unit_of_work(settings.database_url) as s:
-        svc.report_arrived(s, app_id, zhang_reports())
-        if signed:
-            sign(s, svc, app_id)
-    return app_id
 
 
 def events(settings, app_id) -> list[ApplicationEvent]:

@@ -83,6 +83,7 @@ def test_services_skip_remote_hosts():
         "worker.2",
         "worker.3",
         "escalator",
+        "repayment-reminder",
         "handoff-watch",
         "report-sweeper",
         "evidence-checkpointer",
