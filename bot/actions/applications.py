@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -19,12 +18,15 @@ from bot.actions.common import (
     day,
     lending_told_here,
     openid_of,
-    percent,
     say_result,
     yuan,
 )
 from lending.applications import STATUS_LABELS, LendingError
-from sunshine.models import FINAL_APPLICATION_STATUSES, ApplicationEvent, Customer, LoanApplication, LoanProduct
+from lending.loans import RepaymentFacts, loans_of, owed_fen, repayment_facts
+from lending.repayment import yuan_text
+from sunshine.clock import customer_time
+from sunshine.models import FINAL_APPLICATION_STATUSES, Customer, LoanApplication, LoanProduct
+from sunshine.protect import mask_account
 
 
 class ActionApplicationStatus(BankAction):
@@ -67,13 +69,9 @@ class ActionApplicationStatus(BankAction):
         return []
 
 
-def _add_months(d: date, months: int) -> date:
-    year, month = divmod(d.month - 1 + months, 12)
-    return date(d.year + year, month + 1, min(d.day, 28))
-
-
 class ActionRepayment(BankAction):
-    """ask_repayment: the customer's disbursed loans with their due dates, and how to repay."""
+    """ask_repayment (我还要还多少 / 哪天还 / 能提前还吗): each live loan's next due date and amount, what
+    remains, anything overdue, and what repaying early costs today (lending.loans.repayment_facts)."""
 
     def name(self) -> str:
         return "action_repayment"
@@ -81,40 +79,65 @@ class ActionRepayment(BankAction):
     def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        loans = []
         with database() as session:
             customer = applicant(session, tracker)
-            if customer is not None:
-                rows = session.execute(
-                    select(LoanApplication, LoanProduct, ApplicationEvent.at)
-                    .join(LoanProduct, LoanProduct.code == LoanApplication.product_code)
-                    .join(
-                        ApplicationEvent,
-                        (ApplicationEvent.application_id == LoanApplication.id)
-                        & (ApplicationEvent.to_status == "disbursed"),
-                    )
-                    .where(LoanApplication.customer_id == customer.id, LoanApplication.status == "disbursed")
-                    .order_by(ApplicationEvent.at)
-                ).all()
-                for app, product, disbursed_at in rows:
-                    due = _add_months(disbursed_at.date(), app.term_months)
-                    loans.append(
-                        f"· {product.name}{yuan(app.amount)}（借据号{app.loan_account}），"
-                        f"年利率{percent(product.annual_rate_bp)}，{day(due)}到期。"
-                    )
-        how = (
-            "还款方法：到期日前把钱存进贷款绑定的那张卡，系统自动扣款；"
-            "想提前还，在手机银行或到网点都能办，利息按实际天数算。千万别逾期，逾期要多收罚息、"
-            "影响征信；手头紧的话，提前回复“转人工”跟客户经理商量。"
-        )
-        if loans:
-            text = "您在用的贷款：\n" + "\n".join(loans) + "\n" + how
-        elif customer is not None:
-            text = "您现在没有要还的贷款。" + how
-        else:
-            text = how
+            if customer is None:
+                text = (
+                    "我这边还没查到您微信绑定的客户信息，查不了您的贷款。"
+                    "发送“姓名+身份证号”绑定后再问我，或者回复“转人工”让客户经理帮您查。"
+                )
+            else:
+                loans = repayment_facts(session, customer.id)
+                text = "\n\n".join(_loan_answer(f) for f in loans) if loans else _no_loan(session, customer.id)
         dispatcher.utter_message(text=text)
         return []
+
+
+def _no_loan(session: Session, customer_id: int) -> str:
+    if loans_of(session, customer_id):
+        return "您的贷款都已还清，现在没有要还的钱。想再借，回复“我要贷款”。"
+    return (
+        "您现在没有在还的贷款，不用还款。想申请贷款，回复“我要贷款”；"
+        "申请已经批了还没到账的，回复“我的申请到哪了”查进度，有疑问回复“转人工”找客户经理。"
+    )
+
+
+def _loan_answer(f: RepaymentFacts) -> str:
+    """One loan's answer: next due, overdue (kindly, with what to do), what remains, repaying early."""
+    loan, account = f.loan, mask_account(f.loan.settlement_account)
+    lines = [f"{f.product}（借据号{loan.account_no}，{f.method}，借款{yuan_text(loan.principal_fen)}）："]
+    if f.overdue:
+        first = f.overdue[0]
+        lines.append(
+            f"⚠ 第{first.number}期起有{len(f.overdue)}期没还上，共{yuan_text(f.overdue_fen)}，"
+            f"已逾期{f.overdue_days}天。请尽快把这笔钱存进您{account}的账户，银行会自动扣款。"
+            "逾期会记入征信，拖得越久影响越大；手头确实有困难的，回复“转人工”跟客户经理商量，一起想办法。"
+            f"（数据截至{customer_time(loan.synced_at)}，如果您刚存上，以银行扣款为准。）"
+        )
+    nxt = f.upcoming
+    if nxt is not None:
+        when = "今天就是还款日" if nxt.due_date == f.on else f"{day(nxt.due_date)}还"
+        lines.append(
+            f"下一期：第{nxt.number}期，{when}，应还{yuan_text(owed_fen(nxt))}"
+            f"（本金{yuan_text(nxt.principal_fen)}、利息{yuan_text(nxt.interest_fen)}"
+            + (f"，已还{yuan_text(nxt.paid_fen)}" if nxt.paid_fen else "")
+            + f"）。还款日前把钱存进您{account}的账户，到期自动扣款。"
+        )
+    lines.append(
+        f"还剩{f.instalments_left}期，按计划一共还要还{yuan_text(f.remaining_fen)}"
+        f"（剩余本金{yuan_text(loan.principal_outstanding_fen)}），{day(f.maturity)}到期。"
+    )
+    if f.early is not None:
+        interest = f.early.interest_due_fen + f.early.interest_accrued_fen
+        saved = f.remaining_fen - f.early.total_fen
+        lines.append(
+            f"提前还：今天一次还清需要{yuan_text(f.early.total_fen)}（本金{yuan_text(f.early.principal_fen)}，"
+            f"利息{yuan_text(interest)}，利息只算到今天）"
+            + (f"，比按计划还省{yuan_text(saved)}。" if saved > 0 else "。")
+            + ("随借随还的贷款随时能还，还一部分也行，不收手续费。" if loan.repayment_method == "revolving" else "")
+            + f"把钱存进{account}的账户后，回复“转人工”请客户经理办理，也可以到网点办。"
+        )
+    return "\n".join(lines)
 
 
 def _live_application(session: Session, customer: Customer | None) -> LoanApplication | None:

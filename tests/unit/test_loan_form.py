@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
 
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from bot.actions.applications import ActionRepayment
 from bot.actions.loan_application import (
     ActionAskAmount,
     ActionAskApplicationConfirmed,
@@ -25,7 +23,7 @@ from bot.actions.loan_form_validation import FORM, ValidateLoanApplicationForm
 from lending.binding import BindLimits, code_sent
 from lending.customers import IdentificationFailed, by_id_number, identify
 from sunshine.db import unit_of_work
-from sunshine.models import ApplicationEvent, AuditEntry, Customer, LoanApplication
+from sunshine.models import AuditEntry, Customer, LoanApplication
 from tests.conftest import TEST_SECRET
 from tests.unit.bot_trackers import DEMO_OPENID, DOMAIN, UNKNOWN_OPENID, entity, make_tracker, run, user_event
 
@@ -348,37 +346,3 @@ def test_stopping_the_form_clears_the_answers(bank_env):
     assert "什么都没有提交" in text
     assert {e["name"] for e in events if e["value"] is None} >= {"product", "amount", "term", "purpose"}
     assert applications(bank_env) == []
-
-
-# --- repayment ------------------------------------------------------------------------------
-
-
-def test_repayment_lists_the_customers_own_loans(bank_env):
-    text, _ = run(ActionRepayment(), make_tracker(DEMO_OPENID, user_event("贷款咋还", "ask_repayment")))
-    assert text.startswith("您现在没有要还的贷款。") and "还款方法" in text
-    with unit_of_work(bank_env) as session:
-        zhang = session.scalar(select(Customer).where(Customer.wechat_openid == DEMO_OPENID))
-        app = LoanApplication(
-            customer_id=zhang.id,
-            product_code="sunshine_e_loan",
-            amount=80000,
-            term_months=12,
-            purpose="买农机",
-            status="disbursed",
-            risk_hits=[],
-            loan_account="LN0001",
-        )
-        session.add(app)
-        session.flush()
-        session.add(
-            ApplicationEvent(
-                application_id=app.id,
-                at=datetime(2026, 3, 15, 2),
-                actor="core_banking",
-                action="disbursed",
-                from_status="approved",
-                to_status="disbursed",
-            )
-        )
-    text, _ = run(ActionRepayment(), make_tracker(DEMO_OPENID, user_event("贷款咋还", "ask_repayment")))
-    assert "阳光e贷8万元（借据号LN0001），年利率4.35%，2027年3月15日到期" in text
