@@ -4,8 +4,8 @@
 rest take `Authorization: Bearer <token>`. Who the WeChat user is follows the one rule of
 lending.customers.by_openid (the mini-program openid, or the UnionID shared with the Official
 Account). Routes parse, call the same services as the bot (binding, credit lines, products,
-applications, authorizations, hand-offs) and render; every refusal is JSON with a Chinese
-`message` and a machine-readable `code`, and changes nothing.
+applications, loans and their repayment, authorizations, hand-offs) and render; every refusal
+is JSON with a Chinese `message` and a machine-readable `code`, and changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ from lending.catalog import products_for
 from lending.contracts import ContractError, contract_number, for_application, signing_url, token_for
 from lending.credit_lines import current_line
 from lending.customers import MINI_PROGRAM, IdentificationFailed, by_openid, identify, remember_wechat
+from lending.loans import (
+    INSTALMENT_STATUS_LABELS,
+    LOAN_STATUS_LABELS,
+    RepaymentFacts,
+    facts_of,
+    loans_of,
+    owed_fen,
+)
 from lending.parties import LABELS
 from sunshine.db import unit_of_work
 from sunshine.models import (
@@ -40,11 +48,12 @@ from sunshine.models import (
     ApplicationEvent,
     Authorization,
     Customer,
+    Loan,
     LoanApplication,
     LoanProduct,
 )
 from sunshine.mp_sessions import MpSession, end_session, find_session, open_session
-from sunshine.protect import mask_name
+from sunshine.protect import mask_account, mask_name
 from sunshine.ratelimit import MP_BAD_SESSIONS, MP_LOGINS, MP_MESSAGES, Limit, Limiter
 from sunshine.redis import connect
 from webhooks.private import no_store
@@ -482,6 +491,88 @@ def contract(application_id: int):
             signed_at=found.signed_at.isoformat() if found.signed_at else None,
             page=signing_url(s.public_base_url, token),
             api=f"/api/contracts/{token}",
+        )
+
+
+# -- loans and repayment -----------------------------------------------------------------------
+
+
+def _loan(f: RepaymentFacts) -> dict:
+    """A loan as its list shows it: status, balances, the next instalment (lending.loans.facts_of)."""
+    loan, nxt = f.loan, f.upcoming
+    return {
+        "id": loan.id,
+        "application_id": loan.application_id,
+        "product": f.product,
+        "loan_account": loan.account_no,
+        "settlement_account": mask_account(loan.settlement_account),
+        "repayment_method": loan.repayment_method,
+        "repayment_method_label": f.method,
+        "principal_fen": loan.principal_fen,
+        "annual_rate_bp": loan.annual_rate_bp,
+        "term_months": loan.term_months,
+        "disbursed_on": loan.disbursed_on.isoformat(),
+        "maturity": f.maturity.isoformat(),
+        "status": loan.status,
+        "status_label": LOAN_STATUS_LABELS.get(loan.status, loan.status),
+        "principal_outstanding_fen": loan.principal_outstanding_fen,
+        "remaining_fen": f.remaining_fen,
+        "instalments_left": f.instalments_left,
+        "overdue_fen": f.overdue_fen,
+        "overdue_days": f.overdue_days,
+        "next_due": (
+            {"number": nxt.number, "due_date": nxt.due_date.isoformat(), "amount_fen": owed_fen(nxt)}
+            if nxt is not None
+            else None
+        ),
+        "synced_at": loan.synced_at.isoformat(),
+    }
+
+
+@bp.get("/api/mp/loans")
+def loans():
+    """My loans (借据), newest first, as last synchronised with core banking."""
+    who = _session()
+    with unit_of_work(_settings().database_url) as db:
+        customer = _bound(db, who)
+        return jsonify(loans=[_loan(facts_of(loan)) for loan in loans_of(db, customer.id)])
+
+
+@bp.get("/api/mp/loans/<int:loan_id>")
+def loan(loan_id: int):
+    """My loan's schedule, each instalment with its status, and what repaying it all today costs."""
+    who = _session()
+    with unit_of_work(_settings().database_url) as db:
+        customer = _bound(db, who)
+        found = _mine(db, customer, Loan, loan_id, lambda row: row.customer_id)
+        f = facts_of(found)
+        early = f.early
+        return jsonify(
+            **_loan(f),
+            instalments=[
+                {
+                    "number": i.number,
+                    "due_date": i.due_date.isoformat(),
+                    "principal_fen": i.principal_fen,
+                    "interest_fen": i.interest_fen,
+                    "paid_fen": i.paid_fen,
+                    "owed_fen": owed_fen(i),
+                    "status": i.status,
+                    "status_label": INSTALMENT_STATUS_LABELS.get(i.status, i.status),
+                }
+                for i in found.instalments
+            ],
+            early_repayment=(
+                {
+                    "on": early.on.isoformat(),
+                    "principal_fen": early.principal_fen,
+                    "interest_due_fen": early.interest_due_fen,
+                    "interest_accrued_fen": early.interest_accrued_fen,
+                    "total_fen": early.total_fen,
+                }
+                if early is not None
+                else None
+            ),
         )
 
 

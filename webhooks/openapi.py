@@ -346,6 +346,24 @@ _MP_PATHS: dict[str, dict[str, Any]] = {
             "parameters": [_MP_ID],
         }
     },
+    "/api/mp/loans": {
+        "get": _mp(
+            "My loans (借据), newest first: status, balances in fen, the next instalment due (`next_due`), "
+            "as last synchronised with core banking (`synced_at`)",
+            _403=_NOT_BOUND,
+        )
+    },
+    "/api/mp/loans/{id}": {
+        "get": {
+            **_mp(
+                "My loan with its schedule (each instalment's due date, principal, interest, paid, owed, "
+                "status) and `early_repayment`: what repaying it all today costs (null once closed)",
+                _403=_NOT_BOUND,
+                _404="No such loan (`not_found`)",
+            ),
+            "parameters": [_MP_ID],
+        }
+    },
     "/api/mp/authorizations": {
         "get": _mp(
             "Credit-report requests where I am the party (applicant, spouse or guarantor)",

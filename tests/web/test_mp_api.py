@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,12 +17,17 @@ from sqlalchemy import func, select
 from handoff.service import request_hand_off
 from lending.binding import BindLimits, confirm_code, request_code
 from lending.customers import by_openid
+from lending.loans import sync_loan
+from lending.repayment import add_months
+from sunshine import clock
 from sunshine.db import unit_of_work
-from sunshine.models import Authorization, ConsentEvidence, ConversationMessage, Customer, LoanApplication
+from sunshine.models import Authorization, ConsentEvidence, ConversationMessage, Customer, Loan, LoanApplication
 from sunshine.mp_sessions import PREFIX
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
 from tests.unit.contract_helpers import approved
+from tests.unit.lending_helpers import service
+from tests.unit.loan_helpers import core_today, paid_out
 
 CHEN = ("陈立新", "321283196802010556")  # a demo customer bound to no WeChat
 LI_DIGITS = "050229"  # 李秀英's last ID digits
@@ -302,3 +309,41 @@ def test_my_contract_is_found_by_my_application_and_opens_the_contract_s_own_ste
     assert mine.json["api"] == f"/api/contracts/{token}" and mine.json["page"].endswith(f"/contract/{token}")
     assert mine.json["contract_number"] == f"YGJK{app_id:08d}"
     refused(mp.get(f"/api/mp/applications/{app_id}/contract", mp.login("m_li", "u_demo_lixiuying")), 403, "not_yours")
+
+
+def test_my_loans_and_a_loan_s_schedule_with_today_s_early_repayment(mp, demo_settings, corebank):
+    client, url, _ = corebank
+    settings = replace(demo_settings, core_banking_url=url)
+    svc, _ = service(core_banking=client)
+    zhang = mp.login("m_zhang", "u_demo_zhangjianguo")
+    assert mp.get("/api/mp/loans", zhang).json == {"loans": []}
+    loan_id = paid_out(settings, svc, "interest_monthly")
+    late = add_months(clock.today(), 1) + timedelta(days=2)
+    core_today(url, late)
+    with unit_of_work(settings.database_url) as s:
+        sync_loan(s, client, loan_id)
+        loan = s.get(Loan, loan_id)
+        first, second = loan.instalments[0], loan.instalments[1]
+    with clock.travel_to(late):
+        (mine,) = mp.get("/api/mp/loans", zhang).json["loans"]
+        detail = mp.get(f"/api/mp/loans/{loan_id}", zhang)
+    assert (mine["id"], mine["status"], mine["status_label"], mine["repayment_method_label"]) == (
+        loan_id,
+        "overdue",
+        "已逾期",
+        "按月付息、到期还本",
+    )
+    assert mine["overdue_fen"] == first.interest_fen and mine["overdue_days"] == 2
+    assert mine["next_due"] == {"number": 2, "due_date": second.due_date.isoformat(), "amount_fen": second.interest_fen}
+    assert mine["settlement_account"].startswith("尾号") and mine["principal_outstanding_fen"] == 5_000_000
+    assert detail.status_code == 200 and detail.json["loan_account"] == mine["loan_account"]
+    schedule = detail.json["instalments"]
+    assert len(schedule) == 12 and [i["status_label"] for i in schedule[:2]] == ["已逾期", "待还"]
+    assert schedule[-1]["principal_fen"] == 5_000_000 and schedule[0]["owed_fen"] == first.interest_fen
+    early = detail.json["early_repayment"]
+    assert early["on"] == late.isoformat() and early["principal_fen"] == 5_000_000
+    assert early["interest_due_fen"] == first.interest_fen and early["interest_accrued_fen"] == 1208  # 2 days
+    assert early["total_fen"] == 5_000_000 + first.interest_fen + 1208
+    refused(mp.get(f"/api/mp/loans/{loan_id}", mp.login("m_li", "u_demo_lixiuying")), 403, "not_yours")
+    refused(mp.get("/api/mp/loans/999999", zhang), 404, "not_found")
+    refused(mp.get("/api/mp/loans", mp.login("m_nobody")), 403, "not_bound")
