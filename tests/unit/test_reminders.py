@@ -5,7 +5,7 @@ through the core-banking emulator with its today moved in step with the sweep's 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 import requests
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from lending.__main__ import main
 from lending.loans import facts_of, owed_fen, repayment_facts
-from lending.reminders import remind_repayments
+from lending.reminders import SweepReport, remind_repayments
 from lending.repayment import add_months, schedule
 from sunshine import clock
 from sunshine.db import unit_of_work
@@ -248,3 +248,20 @@ def test_the_command_queues_the_notices_through_the_notice_policy(core, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["remind-repayments", "--date", "2027-13-01"], settings=settings)
     assert exit_.value.code == 2 and "日期格式应为YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_the_kept_running_rounds_send_from_the_reminder_hour_in_beijing(core, monkeypatch):
+    settings, svc, _, url, _ = core
+    paid_out(settings, svc)
+    due = first_due()
+    core_today(url, due)
+    rounds = []
+    # one round of `--every`, as sunshine.periodic.run_rounds runs it
+    monkeypatch.setattr("lending.__main__.run_rounds", lambda one_round, every_s, what: one_round(False) or 0)
+    monkeypatch.setattr("lending.reminders.remind_repayments", lambda *a, **k: rounds.append(k) or SweepReport(due))
+    with clock.travel_to(datetime.combine(due - timedelta(days=1), time(23, 30))):  # 07:30 in Beijing
+        assert main(["remind-repayments", "--every", "3600"], settings=settings) == 0
+    assert rounds == []
+    with clock.travel_to(datetime.combine(due, time(1, 0))):  # 09:00 in Beijing (REPAYMENT_REMINDER_HOUR)
+        assert main(["remind-repayments", "--every", "3600"], settings=settings) == 0
+    assert len(rounds) == 1

@@ -36,6 +36,8 @@ def test_safe_mode_with_a_valid_key(tmp_path):
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"RASA_URL": "localhost:5005"}, "RASA_URL"),
         ({"REFERENCE_IMPORT_MAX_BYTES": "1000"}, "REFERENCE_IMPORT_MAX_BYTES"),
+        ({"REPAYMENT_REMINDER_DAYS": "-1"}, "REPAYMENT_REMINDER_DAYS must be between 0"),
+        ({"REPAYMENT_REMINDER_HOUR": "24"}, "REPAYMENT_REMINDER_HOUR must be an hour"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(tmp_path, env, words):
