@@ -4,6 +4,7 @@ through the core-banking emulator with its today moved in step with the sweep's 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 
@@ -265,3 +266,24 @@ def test_the_kept_running_rounds_send_from_the_reminder_hour_in_beijing(core, mo
     with clock.travel_to(datetime.combine(due, time(1, 0))):  # 09:00 in Beijing (REPAYMENT_REMINDER_HOUR)
         assert main(["remind-repayments", "--every", "3600"], settings=settings) == 0
     assert len(rounds) == 1
+
+
+def test_two_processes_sweeping_at_once_send_each_reminder_once(core):
+    settings, svc, _, url, _ = core
+    loan_id = paid_out(settings, svc)
+    due = first_due()
+    core_today(url, due)
+    told, reports = Recorder(), []
+    sweeps = [
+        threading.Thread(
+            target=lambda: reports.append(remind_repayments(settings, told, core=svc.core_banking, on=due))
+        )
+        for _ in range(2)
+    ]
+    for t in sweeps:
+        t.start()
+    for t in sweeps:
+        t.join(30)
+    assert len(reports) == 2 and sorted(len(r.sent) for r in reports) == [0, 1]
+    assert len(told.sent) == 1 and reminders(settings)[0][1] == "due_day"
+    assert [r.sent for r in reports if r.sent] == [[(loan_id, 1, "due_day")]]
