@@ -109,7 +109,7 @@ def _loan_answer(f: RepaymentFacts) -> str:
     if f.overdue:
         first = f.overdue[0]
         lines.append(
-            f"⚠ 第{first.number}期起有{len(f.overdue)}期没还上，共{yuan_text(f.overdue_fen)}，"
+            f"注意：第{first.number}期起有{len(f.overdue)}期没还上，共{yuan_text(f.overdue_fen)}，"
             f"已逾期{f.overdue_days}天。请尽快把这笔钱存进您{account}的账户，银行会自动扣款。"
             "逾期会记入征信，拖得越久影响越大；手头确实有困难的，回复“转人工”跟客户经理商量，一起想办法。"
             f"（数据截至{customer_time(loan.synced_at)}，如果您刚存上，以银行扣款为准。）"

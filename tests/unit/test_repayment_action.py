@@ -64,7 +64,7 @@ def test_an_overdue_instalment_is_warned_of_kindly_with_how_to_repay(bank_env, c
     with clock.travel_to(late):
         text = ask("我还要还多少")
     owed = yuan_text(first.principal_fen + first.interest_fen)
-    assert f"⚠ 第1期起有1期没还上，共{owed}，已逾期3天。请尽快把这笔钱存进您尾号{account}的账户" in text
+    assert f"注意：第1期起有1期没还上，共{owed}，已逾期3天。请尽快把这笔钱存进您尾号{account}的账户" in text
     assert "手头确实有困难的，回复“转人工”跟客户经理商量" in text
     assert "下一期：第2期" in text and "等额本息" in text
     assert "随借随还" not in text
