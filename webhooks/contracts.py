@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from auth_flow import signing
 from auth_flow.face_step import FaceCheck
@@ -45,6 +45,8 @@ STATUS = {
     "wrong_code": 422,
     "text_changed": 422,
     "face_failed": 422,
+    "too_large": 413,
+    "too_many_attempts": 429,
     "renewal_limit": 429,
     "not_signed": 409,
     "pdf_altered": 500,
@@ -54,6 +56,7 @@ _NAMES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Payload Too Large",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -145,11 +148,18 @@ def contract_face_challenge(token: str):
     return _refusal(*refused) if refused else jsonify(ok=True, **challenge)
 
 
+_UPLOAD_CODES = {400: "bad_request", 413: "too_large"}
+
+
 @bp.post("/api/contracts/<token>/face")
 def contract_face(token: str):
     """Frames (multipart `frames`) taken while the borrower does the challenge's actions, with
     `nonce` and each frame's step (`steps`), as the authorization's face step takes them."""
-    attempt = face_upload(token)
+    try:
+        attempt = face_upload(token, lambda status, message: _refusal(_UPLOAD_CODES[status], message))
+    except TooManyRequests as exc:  # FACE_ATTEMPTS on this link
+        body, status = _refusal("too_many_attempts", exc.description or "")
+        return body, status, [h for h in exc.get_headers() if h[0] == "Retry-After"]
     if not isinstance(attempt, FaceUpload):
         return attempt
     s = _settings()
