@@ -46,6 +46,7 @@ from lending.amounts import format_amount
 from lending.applications import STATUS_LABELS, Applications
 from lending.contract_pdf import render
 from lending.contracts import (
+    LOCKED,
     REPAYMENT_METHODS,
     ContractError,
     check_renewable,
@@ -154,6 +155,7 @@ def read(session: Session, contract: LoanContract, terms: Terms, proof: Proof, c
         "repayment_method": REPAYMENT_METHODS[repayment_method(application.product)][0],
         "expires_at": contract.expires_at.isoformat() + "Z",
         "expired": contract.status == "offered" and contract.expires_at < utcnow(),
+        "locked_message": LOCKED if contract.status == "locked" else "",
     }
     if contract.status == "signed":
         return view | {

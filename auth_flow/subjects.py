@@ -18,11 +18,18 @@ from auth_flow import evidence
 from auth_flow.evidence import Client
 from auth_flow.tokens import CheckResult, failed_check, party_of, tell_officer
 from handoff.service import request_hand_off
+from lending.contracts import LOCKED
 from sunshine.clock import utcnow
-from sunshine.models import FINAL_APPLICATION_STATUSES, Authorization, FaceReview, LoanApplication, LoanContract, audit
+from sunshine.models import (
+    FINAL_APPLICATION_STATUSES,
+    Authorization,
+    Customer,
+    FaceReview,
+    LoanApplication,
+    LoanContract,
+    audit,
+)
 from sunshine.protect import mask_name
-
-CONTRACT_LOCKED = "刷脸核验失败次数过多，合同签署已锁定。客户经理已收到通知，会联系您处理"
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class FaceSubject:
             return self.row.application.customer_id
         return self.row.customer_id
 
-    def party(self, session: Session):
+    def party(self, session: Session) -> Customer:
         """Whose face it is."""
         return self.row.application.customer if isinstance(self.row, LoanContract) else party_of(session, self.row)
 
@@ -130,4 +137,4 @@ def lock_contract(session: Session, contract: LoanContract, client: Client) -> s
     evidence.append(session, contract, "locked", client, attempts=contract.attempts)
     audit(session, "h5", "contract.locked", "loan_contract", contract.id, attempts=contract.attempts)
     FaceSubject(contract).tell_officer(session, "contract_locked")
-    return CONTRACT_LOCKED
+    return LOCKED

@@ -134,6 +134,8 @@ def test_too_many_failures_lock_the_contract_until_an_officer_renews_its_link(ab
     assert result.locked and "已锁定" in result.message
     assert contract(settings, app_id).status == "locked"
     with unit_of_work(settings.database_url) as s:
+        assert "已锁定" in signing.read(s, find_by_token(s, token), TERMS, OWN, WEB)["locked_message"]
+    with unit_of_work(settings.database_url) as s:
         assert s.scalar(select(HandOff.reason).order_by(HandOff.id.desc()).limit(1)) == "contract_locked"
         with pytest.raises(ContractError) as by_customer:
             signing.renew(s, find_by_token(s, token), TERMS, OWN, WEB)
