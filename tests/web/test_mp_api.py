@@ -12,15 +12,19 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from auth_flow import signing
+from auth_flow.evidence import Client
+from auth_flow.signing import Proof
 from handoff.service import request_hand_off
 from lending.binding import BindLimits, confirm_code, request_code
+from lending.contracts import find_by_token
 from lending.customers import by_openid
 from sunshine.db import unit_of_work
 from sunshine.models import Authorization, ConsentEvidence, ConversationMessage, Customer, LoanApplication
 from sunshine.mp_sessions import PREFIX
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
-from tests.unit.contract_helpers import approved
+from tests.unit.contract_helpers import TERMS, approved
 
 CHEN = ("陈立新", "321283196802010556")  # a demo customer bound to no WeChat
 LI_DIGITS = "050229"  # 李秀英's last ID digits
@@ -302,3 +306,7 @@ def test_my_contract_is_found_by_my_application_and_opens_the_contract_s_own_ste
     assert mine.json["api"] == f"/api/contracts/{token}" and mine.json["page"].endswith(f"/contract/{token}")
     assert mine.json["contract_number"] == f"YGJK{app_id:08d}"
     refused(mp.get(f"/api/mp/applications/{app_id}/contract", mp.login("m_li", "u_demo_lixiuying")), 403, "not_yours")
+    with unit_of_work(demo_settings.database_url) as s:  # an officer renewed its link: the old one is dead
+        renewed = signing.renew(s, find_by_token(s, token), TERMS, Proof(), Client(), by="officer:officer01")
+    again = mp.get(f"/api/mp/applications/{app_id}/contract", zhang)
+    assert again.json["api"] == f"/api/contracts/{renewed}" != f"/api/contracts/{token}"
