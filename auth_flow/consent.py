@@ -5,27 +5,23 @@ the credit-report query, which uses the token up. And what the page shows of a r
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from auth_flow import evidence, face_review, faces, liveness, notices
-from auth_flow.enrolment import reference_of
+from auth_flow import evidence, face_review, face_step, liveness, notices
 from auth_flow.evidence import Client
-from auth_flow.face_engines import FaceEngine, NoReference
-from auth_flow.face_review import RETRY_ADVICE
+from auth_flow.face_engines import FaceEngine
+from auth_flow.face_step import FaceCheck
 from auth_flow.identity import ID_DIGITS, identity_factor, page_id, page_name
 from auth_flow.notices import OfficerNotifier
+from auth_flow.subjects import FaceSubject
 from auth_flow.tokens import (
     BANK,
     CheckResult,
     StepRefused,
-    failed_check,
     in_session,
     open_for_step,
     party_of,
-    tell_officer,
 )
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
@@ -92,7 +88,7 @@ def face_challenge(session: Session, token: str, client: Client, challenges: liv
     """Step 3 begins: a new random challenge (the actions the page asks for) for this attempt."""
     auth = open_for_step(session, token, "face", client)  # the face step's first request: bound alike
     _ready_for_face(session, auth, client, "face_challenge")
-    return challenges.issue(auth.id).public()
+    return face_step.challenge(FaceSubject(auth), challenges)
 
 
 def check_face(
@@ -108,66 +104,12 @@ def check_face(
     steps: list[int] | None,
     review_minutes: int = 30,
 ) -> CheckResult:
-    """Step 3: the frames taken while the party does the challenge's actions (`steps[i]`: the
-    step of frame i): an unused challenge of this authorization inside its window, frames never
-    seen before, the same person (as `engine` decides), live (not planar), the actions in order.
-    A frame to retake (poor quality, service busy) uses no attempt; a match in the review band
-    is recorded as `face_review` and held for an officer (the selfie sealed, `auth_flow.face_review`):
-    it uses no attempt either, the page waits for the officer."""
+    """Step 3: the frames taken while the party does the challenge's actions (auth_flow.face_step:
+    the shared face step; a match in the review band waits for an officer)."""
     auth = open_for_step(session, token, "face", client)
     _ready_for_face(session, auth, client, "face")
-    hashes = [faces.sha256(u) for u in uploads]
-    party = party_of(session, auth)
-    try:
-        challenge = challenges.admit(nonce, auth.id, hashes)
-    except liveness.ChallengeRefused as exc:
-        evidence.append(session, auth, "liveness_refused", client, image_sha256=hashes, reason=exc.reason)
-        return failed_check(session, auth, str(exc), max_attempts, client)
-    asked = challenge.evidence()
-    try:
-        seen = face_review.Seen(engine.matcher(session, party))
-        verdict = liveness.verify(seen, uploads, min_motion, challenge, steps)
-    except NoReference as exc:
-        evidence.append(session, auth, "refused", client, step="face", reason="no_reference", engine=engine.name)
-        raise StepRefused(str(exc)) from None
-    except faces.Retake as exc:
-        evidence.append(
-            session,
-            auth,
-            "face_retake",
-            client,
-            image_sha256=hashes,
-            reason=str(exc),
-            engine=engine.name,
-            challenge=asked,
-        )
-        return CheckResult(False, str(exc), max(max_attempts - auth.attempts, 0))
-    except faces.FaceError as exc:
-        evidence.append(session, auth, "face_unusable", client, image_sha256=hashes, reason=str(exc), challenge=asked)
-        return failed_check(session, auth, str(exc), max_attempts, client)
-    result, actions = verdict.face, verdict.actions
-    face = result.as_dict()
-    detail: dict[str, Any] = {"challenge": asked, "actions": actions.as_dict() if actions else None}
-    face_review.supersede(session, auth)  # a decided attempt: a review still pending is moot
-    if verdict.passed:
-        auth.face_verified_at = utcnow()
-        evidence.append(session, auth, "face_passed", client, face=face, image_sha256=hashes, **detail)
-        return CheckResult(True, "人脸核验通过", max_attempts - auth.attempts, face=face)
-    if verdict.review:  # neither clearly the person nor not: an officer compares the selfie with the reference
-        review = face_review.hold(session, auth, engine.secret_key, seen.selfie, face, reference_of(session, party.id))
-        evidence.append(
-            session, auth, "face_review", client, face=face, image_sha256=hashes, review_id=review.id, **detail
-        )
-        tell_officer(session, auth, "face_review", engine=result.match.engine, score=round(result.match.score, 4))
-        return face_review.held_result(review, auth, max_attempts, review_minutes)
-    evidence.append(session, auth, "face_failed", client, face=face, image_sha256=hashes, **detail)
-    if not result.live and result.match.outcome != "fail":
-        why = "未检测到真人动作，请对准摄像头、按提示做动作，不要使用照片"
-    elif not verdict.actions_ok and result.match.outcome != "fail":
-        why = actions.message if actions else "动作不对，请按提示重新刷脸"
-    else:
-        why = f"这次没能确认是您本人。{RETRY_ADVICE}"
-    return failed_check(session, auth, why, max_attempts, client, face=face)
+    face_check = FaceCheck(engine, min_motion, challenges, max_attempts, review_minutes)
+    return face_step.check(session, FaceSubject(auth), uploads, client, face_check, nonce, steps)
 
 
 def give_consent(

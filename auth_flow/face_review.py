@@ -5,10 +5,14 @@ the person nor clearly not: common for East-Asian faces with a small cohort).
   key (`faces.seal_image`: a downscaled JPEG, no metadata), with the engine's score and
   thresholds. The review is not a failed try: the page tells the person an officer checks it.
 - `decide`: an officer approves (the face step passes: the person continues to the consent in
-  the same step session) or rejects (the attempt counts, as a failed match would). Recorded in
+  the same step session, or to signing the contract) or rejects (the attempt counts, as a failed
+  match would). Recorded in
   the evidence chain, the audit log and the application's history; the frames are deleted.
 - `purge`: frames nobody decided within FACE_REVIEW_RETENTION_HOURS, or whose request is no
   longer pending, are deleted by the report sweeper's rounds.
+
+A review is of an authorization's face step or of a loan contract's (auth_flow.subjects): the
+functions take either row.
 """
 
 from __future__ import annotations
@@ -20,19 +24,12 @@ from sqlalchemy.orm import Session
 
 from auth_flow import evidence, faces
 from auth_flow.evidence import Client
-from auth_flow.tokens import CheckResult, failed_check
+from auth_flow.subjects import FaceSubject
+from auth_flow.tokens import CheckResult
 from lending.applications import note
 from lending.parties import LABELS
 from sunshine.clock import utcnow
-from sunshine.models import (
-    FINAL_APPLICATION_STATUSES,
-    Authorization,
-    FaceReference,
-    FaceReview,
-    LoanApplication,
-    Officer,
-    audit,
-)
+from sunshine.models import Authorization, FaceReference, FaceReview, LoanContract, Officer, audit
 from sunshine.protect import mask_name
 
 # What helps a genuine person through the match (the message never suggests they are someone else).
@@ -72,10 +69,10 @@ def _drop_frames(review: FaceReview) -> None:
     review.frames_deleted_at = utcnow()
 
 
-def supersede(session: Session, auth: Authorization) -> None:
+def supersede(session: Session, auth: Authorization | LoanContract) -> None:
     """A later decided attempt: a review still pending is moot and its frames go."""
     for review in session.scalars(
-        select(FaceReview).where(FaceReview.authorization_id == auth.id, FaceReview.status == "pending")
+        select(FaceReview).where(FaceSubject(auth).reviews(), FaceReview.status == "pending")
     ):
         review.status = "superseded"
         _drop_frames(review)
@@ -83,7 +80,7 @@ def supersede(session: Session, auth: Authorization) -> None:
 
 def hold(
     session: Session,
-    auth: Authorization,
+    auth: Authorization | LoanContract,
     secret_key: str,
     selfie: bytes,
     face: dict,
@@ -91,13 +88,14 @@ def hold(
 ) -> FaceReview:
     """Keep what the officer needs to decide: the selfie sealed, the engine's score and thresholds."""
     supersede(session, auth)
+    subject = FaceSubject(auth)
     review = FaceReview(
-        authorization_id=auth.id,
+        **subject.review_link(),
         reference_id=reference.id if reference is not None else None,
         status="pending",
         face=face,
         frames_sealed=[faces.seal_image(secret_key, selfie)],
-        step_session_hash=auth.step_session_hash,
+        step_session_hash=subject.step_session_hash,
         created_at=utcnow(),
     )
     session.add(review)
@@ -105,29 +103,24 @@ def hold(
     return review
 
 
-def held_result(review: FaceReview, auth: Authorization, max_attempts: int, minutes: int) -> CheckResult:
+def held_result(review: FaceReview, auth: Authorization | LoanContract, max_attempts: int, minutes: int) -> CheckResult:
     """What the page is told: an officer checks it; nothing counted."""
     return CheckResult(
         False, waiting_message(minutes), max(max_attempts - auth.attempts, 0), face=review.face, review=True
     )
 
 
-def latest(session: Session, authorization_id: int) -> FaceReview | None:
-    return session.scalar(
-        select(FaceReview)
-        .where(FaceReview.authorization_id == authorization_id)
-        .order_by(FaceReview.id.desc())
-        .limit(1)
-    )
+def latest(session: Session, auth: Authorization | LoanContract) -> FaceReview | None:
+    return session.scalar(select(FaceReview).where(FaceSubject(auth).reviews()).order_by(FaceReview.id.desc()).limit(1))
 
 
 NO_REVIEW = {"status": "none", "message": ""}
 
 
-def page_state(session: Session, auth: Authorization, minutes: int) -> dict:
+def page_state(session: Session, auth: Authorization | LoanContract, minutes: int) -> dict:
     """The page's view of the latest review in this step session: waiting, rejected (how to retry), or none."""
-    review = latest(session, auth.id)
-    if review is None or review.step_session_hash != auth.step_session_hash:
+    review = latest(session, auth)
+    if review is None or review.step_session_hash != FaceSubject(auth).step_session_hash:
         return NO_REVIEW
     if review.status == "pending":
         return {"status": "pending", "message": waiting_message(minutes)}
@@ -136,13 +129,19 @@ def page_state(session: Session, auth: Authorization, minutes: int) -> dict:
     return NO_REVIEW
 
 
-def pending_reviews(session: Session, authorization_ids: list[int]) -> list[FaceReview]:
-    if not authorization_ids:
+def pending_reviews(
+    session: Session, authorization_ids: list[int], contract_ids: tuple[int, ...] | list[int] = ()
+) -> list[FaceReview]:
+    """The pending reviews of these authorizations and contracts."""
+    if not authorization_ids and not contract_ids:
         return []
     return list(
         session.scalars(
             select(FaceReview)
-            .where(FaceReview.authorization_id.in_(authorization_ids), FaceReview.status == "pending")
+            .where(
+                or_(FaceReview.authorization_id.in_(authorization_ids), FaceReview.contract_id.in_(contract_ids)),
+                FaceReview.status == "pending",
+            )
             .order_by(FaceReview.id)
         )
     )
@@ -163,38 +162,43 @@ def decide(
     if found is None:
         raise ReviewRefused("没有这次人脸核验")
     # The request's row first, then the review's: the order a face attempt takes them in.
-    auth = _locked(session, Authorization, found.authorization_id)
+    if found.contract_id is not None:
+        subject = FaceSubject(_locked(session, LoanContract, found.contract_id))
+    else:
+        subject = FaceSubject(_locked(session, Authorization, found.authorization_id or 0))
+    auth = subject.row
     review = _locked(session, FaceReview, review_id)
     if review.status != "pending":
         raise ReviewRefused(f"这次人脸核验已经处理过了（{STATUS_LABELS[review.status]}），不能重复处理")
-    application = session.get(LoanApplication, auth.application_id) if auth.application_id else None
-    if auth.status != "pending" or auth.expires_at < utcnow():
-        raise ReviewRefused("这个授权链接已过期、已使用或已作废，不能再核验；需要时请重新发授权链接")
-    if application is not None and application.status in FINAL_APPLICATION_STATUSES:
-        raise ReviewRefused("这笔贷款申请已经撤销或办结，不需要再核验")
-    if review.step_session_hash != auth.step_session_hash:
+    if not subject.open_for_face(session):
+        if subject.contract:
+            raise ReviewRefused("这份借款合同已签署、已锁定、链接已过期或申请已不是审批通过状态，不能再核验")
+        raise ReviewRefused("这个授权链接已过期、已使用或已作废，或贷款申请已撤销或办结，不能再核验")
+    if review.step_session_hash != subject.step_session_hash:
         raise ReviewRefused("客户已在另一台手机或浏览器上重新开始，这次核验作废")
     review.status = "approved" if approve else "rejected"
     review.decided_at, review.decided_by = utcnow(), officer.username
     _drop_frames(review)
     event = f"face_review_{review.status}"
     evidence.append(session, auth, event, client, face=review.face, officer=officer.username, review_id=review.id)
-    audit(session, officer.username, f"face_review.{review.status}", "authorization", auth.id, review_id=review.id)
+    audit(session, officer.username, f"face_review.{review.status}", subject.kind, auth.id, review_id=review.id)
     if approve:
         auth.face_verified_at = utcnow()
     else:
-        failed_check(session, auth, REJECTED, max_attempts, client)
+        subject.fail(session, REJECTED, max_attempts, client)
     if auth.application_id:
         verdict = "确认是本人，人脸核验通过" if approve else "不能确认是本人，人脸核验不通过（计一次失败）"
+        what = "签署借款合同时" if subject.contract else ""
         note(
             session,
             auth.application_id,
             officer.display_name,
             event,
-            f"客户经理{officer.display_name}人工核验{LABELS[auth.party_role]}{mask_name(auth.party_name)}的刷脸照片：{verdict}",
-            authorization_id=auth.id,
+            f"客户经理{officer.display_name}人工核验{LABELS[auth.party_role]}{mask_name(auth.party_name)}"
+            f"{what}的刷脸照片：{verdict}",
             officer=officer.username,
             review_id=review.id,
+            **subject.review_link(),
         )
     return review
 
@@ -225,13 +229,16 @@ def purge(session: Session, retention_hours: int) -> int:
     now = utcnow()
     stale = session.scalars(
         select(FaceReview)
-        .join(Authorization, Authorization.id == FaceReview.authorization_id)
+        .outerjoin(Authorization, Authorization.id == FaceReview.authorization_id)
+        .outerjoin(LoanContract, LoanContract.id == FaceReview.contract_id)
         .where(
             FaceReview.status == "pending",
             or_(
                 FaceReview.created_at < now - timedelta(hours=retention_hours),
                 Authorization.status != "pending",
                 Authorization.expires_at < now,
+                LoanContract.status != "offered",
+                LoanContract.expires_at < now,
             ),
         )
         .with_for_update(of=FaceReview)
@@ -239,7 +246,7 @@ def purge(session: Session, retention_hours: int) -> int:
     for review in stale:
         review.status = "expired"
         _drop_frames(review)
-        auth = session.get(Authorization, review.authorization_id)
-        if auth is not None:  # the foreign key keeps it so
-            evidence.append(session, auth, "face_review_expired", SYSTEM, review_id=review.id)
+        evidence.append(
+            session, FaceSubject.of_review(session, review).row, "face_review_expired", SYSTEM, review_id=review.id
+        )
     return len(stale)

@@ -12,13 +12,14 @@
 - Active liveness: a recording of the person turning their head would pass the planar
   check, so each attempt first gets a random challenge from the server (`Challenges.issue`):
   a look at the camera, then CHALLENGE_LENGTH actions (turn left, turn right, nod, open the
-  mouth) in a random order, bound to a nonce, to the authorization and to a time window,
-  kept in Redis and usable once. The page uploads each frame with the index of the step it
-  was taken in; `check_actions` measures each frame's head pose and mouth against the first
-  step's (yaw: the nose tip between the jaw's ends; pitch: the nose tip's height under the
-  eyes, in eye distances; mouth: the inner lips' gap over the mouth's width) and wants each
-  step to show its action (and a nod or mouth step not to be a turn). Frames seen in an
-  earlier attempt (same SHA-256) are refused as a replay.
+  mouth) in a random order, bound to a nonce, to the face check's subject (an authorization,
+  or a loan contract's signing: auth_flow.subjects) and to a time window, kept in Redis and
+  usable once. The page uploads each frame with the index of the step it was taken in;
+  `check_actions` measures each frame's head pose and mouth against the first step's (yaw:
+  the nose tip between the jaw's ends; pitch: the nose tip's height under the eyes, in eye
+  distances; mouth: the inner lips' gap over the mouth's width) and wants each step to show
+  its action (and a nod or mouth step not to be a turn). Frames seen in an earlier attempt
+  (same SHA-256) are refused as a replay.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ _random: random.Random = secrets.SystemRandom()  # tests replace it to fix the c
 @dataclass(frozen=True)
 class Challenge:
     nonce: str
-    authorization_id: int
+    authorization_id: int | str  # the face check's subject (auth_flow.subjects.FaceSubject.challenge_key)
     actions: tuple[str, ...]
     issued_at: datetime
     window_s: int
@@ -143,7 +144,7 @@ class Challenges:
     def _key(self, kind: str, name: str) -> str:
         return f"{self.PREFIX}{kind}:{name}"
 
-    def issue(self, authorization_id: int) -> Challenge:
+    def issue(self, authorization_id: int | str) -> Challenge:
         challenge = Challenge(
             nonce=secrets.token_urlsafe(24),
             authorization_id=authorization_id,
@@ -164,7 +165,7 @@ class Challenges:
             pipe.execute()
         return challenge
 
-    def take(self, nonce: str, authorization_id: int) -> Challenge:
+    def take(self, nonce: str, authorization_id: int | str) -> Challenge:
         """The challenge `nonce` names, used up; ChallengeRefused when there is none, it was
         used, it belongs to another authorization, a later challenge of the authorization
         replaced it (one attempt at a time), or its window has passed."""
@@ -193,7 +194,7 @@ class Challenges:
             raise ChallengeRefused("outside_window", f"没有在{self.window_s}秒内完成动作，请点“开始”重新刷脸")
         return challenge
 
-    def admit(self, nonce: str, authorization_id: int, hashes: list[str]) -> Challenge:
+    def admit(self, nonce: str, authorization_id: int | str, hashes: list[str]) -> Challenge:
         """The challenge an attempt answers, used up, when its frames (`hashes`) were never
         uploaded before; ChallengeRefused otherwise (see `take`; "replayed_frames")."""
         challenge = self.take(nonce, authorization_id)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -36,7 +36,15 @@ from lending.applications import note
 from lending.parties import LABELS, ROLES
 from lending.reports import parties
 from sunshine.clock import utcnow
-from sunshine.models import FINAL_APPLICATION_STATUSES, Authorization, Customer, LoanApplication, Officer, audit
+from sunshine.models import (
+    FINAL_APPLICATION_STATUSES,
+    Authorization,
+    Customer,
+    LoanApplication,
+    LoanContract,
+    Officer,
+    audit,
+)
 from sunshine.protect import constant_time_equal, mask_name
 
 DEFAULT_PURPOSE = "贷款审批"
@@ -369,19 +377,30 @@ def party_of(session: Session, auth: Authorization) -> Customer:
 
 
 def failed_check(
-    session: Session, auth: Authorization, message: str, max_attempts: int, client: Client, face: dict | None = None
+    session: Session,
+    auth: Authorization | LoanContract,
+    message: str,
+    max_attempts: int,
+    client: Client,
+    face: dict | None = None,
+    lock: Callable[[], str] | None = None,
 ) -> CheckResult:
-    """Count a failed identity or face check; the last allowed failure locks the token."""
-    auth.attempts = Authorization.attempts + 1  # in SQL: one UPDATE on the locked row
+    """Count a failed identity or face check of an authorization or a loan contract's signing;
+    the last allowed failure locks it (`lock`, which returns what the person is told; default:
+    the authorization's lock)."""
+    counter = LoanContract.attempts if isinstance(auth, LoanContract) else Authorization.attempts
+    auth.attempts = counter + 1  # in SQL: one UPDATE on the locked row
     session.flush()
     left = max(max_attempts - auth.attempts, 0)
     if left == 0:
-        _lock(session, auth, client)
-        return CheckResult(False, _STATUS_MESSAGES["locked"], 0, locked=True, face=face)
+        if lock is None and isinstance(auth, LoanContract):
+            raise TypeError("a contract's failed check is given its lock (auth_flow.subjects)")
+        told = lock() if lock is not None else _lock(session, auth, client)  # type: ignore[arg-type]
+        return CheckResult(False, told, 0, locked=True, face=face)
     return CheckResult(False, f"{message}（还可以再试{left}次）", left, face=face)
 
 
-def _lock(session: Session, auth: Authorization, client: Client) -> None:
+def _lock(session: Session, auth: Authorization, client: Client) -> str:
     """Too many failures: the token stops working and the applicant's officer gets a hand-off."""
     auth.status = "locked"
     evidence.append(session, auth, "locked", client, attempts=auth.attempts)
@@ -390,6 +409,7 @@ def _lock(session: Session, auth: Authorization, client: Client) -> None:
         session, _customer(session, auth.customer_id), notices.locked_text(auth), auth.application_id
     )
     tell_officer(session, auth, "authorization_locked")
+    return _STATUS_MESSAGES["locked"]
 
 
 def tell_officer(session: Session, auth: Authorization, reason: str, **summary) -> None:

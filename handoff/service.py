@@ -24,6 +24,7 @@ REASONS = (
     "not_understood",
     "above_auto_limit",
     "authorization_locked",
+    "contract_locked",
     "face_review",
     "bot_unavailable",
     "message_undelivered",
@@ -34,6 +35,7 @@ REASON_LABELS = {
     "not_understood": "机器人两次没听懂",
     "above_auto_limit": "超过自动审批额度",
     "authorization_locked": "授权被锁定",
+    "contract_locked": "合同签署被锁定",
     "face_review": "人脸核验待人工核对",
     "bot_unavailable": "机器人暂时不可用",
     "message_undelivered": "消息未能送达",
@@ -41,6 +43,7 @@ REASON_LABELS = {
 # Higher first in the officers' queue.
 PRIORITIES = {
     "authorization_locked": 3,
+    "contract_locked": 3,
     "face_review": 2,
     "complaint": 2,
     "above_auto_limit": 2,

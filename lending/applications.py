@@ -603,9 +603,32 @@ class Applications:
             )
         )
 
-    def contract_link(self, application: LoanApplication) -> str:
-        """The signing page of the application's loan contract (lending.contracts)."""
-        return signing_url(self.public_base_url, token_for(self.secret_key, application.id))
+    def contract_link(self, application: LoanApplication, renewals: int = 0) -> str:
+        """The signing page of the application's loan contract (lending.contracts; `renewals`: its
+        link renewed so many times)."""
+        return signing_url(self.public_base_url, token_for(self.secret_key, application.id, renewals))
+
+    def send_contract_link(self, session: Session, application: LoanApplication, renewals: int) -> str:
+        """The contract's link was renewed: the borrower is told the new one in WeChat (once
+        committed). Returns the link."""
+        link = self.contract_link(application, renewals)
+        openid = application.customer.wechat_openid
+        if openid:
+            text = f"您的借款合同签署链接已更新（之前的链接已失效），请点击签署：{link}"
+            details = {
+                "kind": "application_status",
+                "application_id": application.id,
+                "link": link,
+                "fields": {
+                    "product": application.product.name,
+                    "amount": application.amount,
+                    "status": STATUS_LABELS[application.status],
+                    "loan_account": application.loan_account,
+                },
+            }
+            key = ("lending.contract_link", application.id)
+            after_commit(session, partial(self.notify, openid, text, **details), key=key)
+        return link
 
     def notice(self, session: Session, application: LoanApplication) -> str | None:
         """What the customer is told when the application reaches its current status."""

@@ -7,7 +7,7 @@ must carry the hash of the text the borrower read; when anything changed in betw
 differs and the signature is refused. The contract is offered when the application is approved
 (`offer`): its link carries a token derived from SECRET_KEY and the application (`token_for`), of
 which only the SHA-256 is stored, so the approval notice can always name it and a database
-reader cannot use it.
+reader cannot use it. An expired link is renewed (`renew`): a new token, the old one dead.
 """
 
 from __future__ import annotations
@@ -146,9 +146,11 @@ def contract_number(application: LoanApplication) -> str:
     return f"YGJK{application.id:08d}"
 
 
-def token_for(secret_key: str, application_id: int) -> str:
-    """The contract link's token: a keyed hash of the application (32 URL-safe characters)."""
-    mac = hmac.new(secret_key.encode(), f"loan-contract:{application_id}".encode(), hashlib.sha256).digest()
+def token_for(secret_key: str, application_id: int, renewals: int = 0) -> str:
+    """The contract link's token: a keyed hash of the application and how many times its link was
+    renewed (32 URL-safe characters; each renewal a new token, the old one stops working)."""
+    message = f"loan-contract:{application_id}" + (f":{renewals}" if renewals else "")
+    mac = hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode()[:32]
 
 
@@ -184,6 +186,9 @@ def offer(
     session.flush()
     return contract
 
+
+LOCKED = "刷脸核验失败次数过多，合同签署已锁定。客户经理已收到通知，会联系您处理"
+EXPIRED = "合同签署链接已过期，请点“重新获取签署链接”，或联系客户经理重新发送"
 
 _CLOSED = {
     "withdrawn": ("withdrawn", "这笔贷款申请已撤销，合同不能再签署"),
@@ -227,8 +232,40 @@ def check_signable(contract: LoanContract) -> None:
         raise ContractError(*_CLOSED[status])
     if status != "approved":
         raise ContractError("not_approved", "这笔贷款申请还没有审批通过，暂时不能签署合同")
+    if contract.status == "locked":
+        raise ContractError("locked", LOCKED)
     if contract.expires_at < utcnow():
-        raise ContractError("expired", "合同签署链接已过期，请联系客户经理重新发送")
+        raise ContractError("expired", EXPIRED)
+
+
+def check_renewable(contract: LoanContract, by_officer: bool) -> None:
+    """Raise ContractError unless the link may be renewed now: the contract is not signed, the
+    application is approved; the borrower renews an expired link only, an officer also a link
+    still valid or locked (a lock's release: the face attempts start again)."""
+    if contract.status == "signed":
+        raise ContractError("already_signed", "这份借款合同已经签署过了，不需要新的签署链接")
+    status = contract.application.status
+    if status in _CLOSED:
+        raise ContractError(*_CLOSED[status])
+    if status != "approved":
+        raise ContractError("not_approved", "这笔贷款申请还没有审批通过，暂时不能签署合同")
+    if by_officer:
+        return
+    if contract.status == "locked":
+        raise ContractError("locked", LOCKED)
+    if contract.expires_at >= utcnow():
+        raise ContractError("not_expired", "合同签署链接仍在有效期内，请直接用它签署，不需要重新获取")
+
+
+def renew(contract: LoanContract, secret_key: str, now: datetime, ttl: timedelta = DEFAULT_TTL) -> str:
+    """A new link for the contract (the old one stops working), valid `ttl` from `now`; a locked
+    contract is offered again with its face attempts reset. Returns the new token."""
+    contract.renewals += 1
+    token = token_for(secret_key, contract.application_id, contract.renewals)
+    contract.token_hash = token_hash(token)
+    contract.expires_at = now + ttl
+    contract.status, contract.attempts, contract.sms_code_hash = "offered", 0, None
+    return token
 
 
 def pdf_intact(contract: LoanContract) -> bytes:

@@ -466,7 +466,9 @@ class FaceReview(Base):
 
     __tablename__ = "face_reviews"
     id: Mapped[int] = Column(Integer, primary_key=True)
-    authorization_id: Mapped[int] = Column(Integer, ForeignKey("authorizations.id"), nullable=False, index=True)
+    # Whose face check: an authorization's, or (migration 0022) a loan contract's signing.
+    authorization_id: Mapped[int | None] = Column(Integer, ForeignKey("authorizations.id"), index=True)
+    contract_id: Mapped[int | None] = Column(Integer, ForeignKey("loan_contracts.id"), index=True)
     reference_id: Mapped[int | None] = Column(Integer, ForeignKey("face_references.id"))
     # pending | approved | rejected | superseded (a later attempt) | expired (purged undecided)
     status: Mapped[str] = Column(String(16), nullable=False, default="pending")
@@ -634,7 +636,8 @@ class LoanContract(Base):
     id: Mapped[int] = Column(Integer, primary_key=True)
     application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, unique=True)
     token_hash: Mapped[str] = Column(String(64), unique=True, nullable=False)  # SHA-256 of the link's token
-    status: Mapped[str] = Column(String(16), nullable=False, default="offered")  # offered | signed
+    # offered | signed | locked (too many failed face checks, until an officer renews the link)
+    status: Mapped[str] = Column(String(16), nullable=False, default="offered")
     version: Mapped[str] = Column(String(16), nullable=False)  # the template's version
     party_name: Mapped[str] = Column(String(64), nullable=False)  # the borrower
     party_id_masked: Mapped[str] = Column(String(32), nullable=False)
@@ -651,6 +654,11 @@ class LoanContract(Base):
     sms_code_hash: Mapped[str | None] = Column(String(64))
     sms_code_expires_at: Mapped[datetime | None] = Column(DateTime)
     sms_sends: Mapped[int] = Column(Integer, nullable=False, default=0)
+    # Migration 0022: the face check above CONTRACT_FACE_ABOVE (failed attempts, when it passed),
+    # and how many times the link was renewed (each renewal a new token; lending.contracts.renew).
+    attempts: Mapped[int] = Column(Integer, nullable=False, default=0)
+    face_verified_at: Mapped[datetime | None] = Column(DateTime)
+    renewals: Mapped[int] = Column(Integer, nullable=False, default=0)
 
     application: Mapped[LoanApplication] = relationship("LoanApplication")
 

@@ -78,6 +78,8 @@ class Settings:
     contract_ttl_hours: int = 72
     # Loans above this many yuan are signed with a face check besides the WeChat or SMS proof.
     contract_face_above: int = 50000
+    # Renewals of one loan contract's signing link in 24 hours (by the borrower or an officer).
+    contract_renewals_per_day: int = 3
     log_level: str = "INFO"
 
     # --- remote credit-report authorization (auth_flow) ---
@@ -561,6 +563,8 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("CONTRACT_TTL_HOURS must be between 1 and 720 hours")
     if s.contract_face_above < 0:
         problems.append("CONTRACT_FACE_ABOVE must be 0 (a face check for every loan) or more yuan")
+    if not 0 <= s.contract_renewals_per_day <= 20:
+        problems.append("CONTRACT_RENEWALS_PER_DAY must be between 0 and 20")
     if not s.bank_name.strip():
         problems.append("BANK_NAME must name the lender, as the loan contract says it")
     if not 0.5 <= s.wechat_reply_budget_s <= 4.5:

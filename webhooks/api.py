@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, TooManyRequests
@@ -284,37 +285,55 @@ def authorization_face(token: str):
     """Frames (multipart field `frames`, JPEG or PNG) taken while the party does the challenge's
     actions, with `nonce` and, per frame, its step index (`steps`)."""
     s = _settings()
-    # Counted per link (one party's request), not per address: a village station's Wi-Fi is one address.
-    _limit(FACE_ATTEMPTS, count=True, who="token:" + hashlib.sha256(token.encode()).hexdigest()[:32])
-    if (request.content_length or 0) > s.auth_upload_max_bytes:
-        return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
-    try:
-        _, form, files = parse_form_data(
-            request.environ, max_content_length=s.auth_upload_max_bytes, max_form_memory_size=s.auth_upload_max_bytes
-        )
-    except RequestEntityTooLarge:
-        return _error(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
-    uploads = [f.read() for f in files.getlist("frames")]
-    if not uploads:
-        return _error(400, "没有收到照片，请允许使用摄像头后重新拍摄")
-    try:
-        steps = [int(v) for v in form.getlist("steps")] or None
-    except ValueError:
-        return _error(400, "动作步骤应为整数，请重新刷脸")
+    attempt = face_upload(token)
+    if not isinstance(attempt, FaceUpload):
+        return attempt
     result, failure = _step(
         check_face,
         token,
-        uploads,
+        attempt.frames,
         _client(token),
         s.auth_max_attempts,
         engine_from_settings(s),
         s.face_liveness_min_motion,
         _challenges(s),
-        form.get("nonce", ""),
-        steps,
+        attempt.nonce,
+        attempt.steps,
         s.face_review_minutes,
     )
     return failure or jsonify(ok=True, message=result.message, face=result.face)
+
+
+@dataclass(frozen=True)
+class FaceUpload:
+    frames: list[bytes]
+    nonce: str
+    steps: list[int] | None
+
+
+def face_upload(token: str, refuse=None) -> FaceUpload | tuple[Response, int]:
+    """One face attempt's upload (an authorization's or a contract's): the frames (multipart
+    `frames`), the challenge's `nonce` and each frame's step (`steps`); or the error response
+    (`refuse(status, message)`, default the authorization API's).
+    Attempts are counted per link (FACE_ATTEMPTS), not per address: a village station's Wi-Fi is one address."""
+    s, refuse = _settings(), refuse or _error
+    _limit(FACE_ATTEMPTS, count=True, who="token:" + hashlib.sha256(token.encode()).hexdigest()[:32])
+    if (request.content_length or 0) > s.auth_upload_max_bytes:
+        return refuse(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
+    try:
+        _, form, files = parse_form_data(
+            request.environ, max_content_length=s.auth_upload_max_bytes, max_form_memory_size=s.auth_upload_max_bytes
+        )
+    except RequestEntityTooLarge:
+        return refuse(413, "照片太大，请重新拍摄（单次上传不超过8MB）")
+    uploads = [f.read() for f in files.getlist("frames")]
+    if not uploads:
+        return refuse(400, "没有收到照片，请允许使用摄像头后重新拍摄")
+    try:
+        steps = [int(v) for v in form.getlist("steps")] or None
+    except ValueError:
+        return refuse(400, "动作步骤应为整数，请重新刷脸")
+    return FaceUpload(uploads, form.get("nonce", ""), steps)
 
 
 @bp.post("/api/authorizations/<token>/consent")

@@ -1,5 +1,6 @@
 """The loan contract's H5 page and JSON API: the borrower opens the link of the approval
-notice, reads the contract, signs it (auth_flow.signing) and downloads the signed PDF.
+notice, reads the contract, passes the face check above CONTRACT_FACE_ABOVE, signs it
+(auth_flow.signing) and downloads the signed PDF; an expired link is renewed.
 Routes parse, call the service, render; refusals answer {"error", "code", "message"}."""
 
 from __future__ import annotations
@@ -8,18 +9,29 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from auth_flow import signing
+from auth_flow.face_step import FaceCheck
 from auth_flow.signing import Proof, Terms
-from auth_flow.tokens import StepRefused
+from auth_flow.tokens import CheckResult, StepRefused
 from clients.sms import SmsClient
 from lending.applications import Applications
 from lending.contracts import ContractError, contract_number, find_by_token
 from sunshine.db import unit_of_work
 from sunshine.models import LoanContract
 from sunshine.ratelimit import DEAD_TOKEN_STEPS, DEAD_TOKEN_STEPS_BY_CLIENT, TOKEN_LOOKUPS
-from webhooks.api import OPENID_KEY, _client, _dead_token, _limit, _token_key, _unknown_token, wechat_identity
+from webhooks.api import (
+    OPENID_KEY,
+    FaceUpload,
+    _client,
+    _dead_token,
+    _limit,
+    _token_key,
+    _unknown_token,
+    face_upload,
+    wechat_identity,
+)
 from webhooks.private import no_store
 
 bp = Blueprint("contracts", __name__)
@@ -32,6 +44,10 @@ STATUS = {
     "other_person": 403,
     "wrong_code": 422,
     "text_changed": 422,
+    "face_failed": 422,
+    "too_large": 413,
+    "too_many_attempts": 429,
+    "renewal_limit": 429,
     "not_signed": 409,
     "pdf_altered": 500,
 }
@@ -40,7 +56,9 @@ _NAMES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Payload Too Large",
     422: "Unprocessable Entity",
+    429: "Too Many Requests",
     500: "Internal Server Error",
 }
 
@@ -54,9 +72,9 @@ def _proof(sms_code: str | None = None) -> Proof:
     return Proof(wechat_openid=session.get(OPENID_KEY), sms_code=sms_code)
 
 
-def _refusal(code: str, message: str):
+def _refusal(code: str, message: str, **extra):
     status = STATUS.get(code, 409)
-    return jsonify(error=_NAMES[status], code=code, message=message), status
+    return jsonify(error=_NAMES[status], code=code, message=message, **extra), status
 
 
 def _with_contract(token: str, step: Callable[[Any, LoanContract], Any]) -> tuple[Any, tuple[str, str] | None]:
@@ -77,7 +95,7 @@ def _with_contract(token: str, step: Callable[[Any, LoanContract], Any]) -> tupl
         return result, None
     if refused[0] == "unknown_token":
         _unknown_token()
-    elif refused[0] in ("other_person", "wrong_code", "text_changed", "face_required"):
+    elif refused[0] in ("other_person", "wrong_code", "text_changed", "face_required", "renewal_limit"):
         _dead_token()  # recorded as evidence: bounded per link and per client
     return None, refused
 
@@ -117,6 +135,69 @@ def contract_sign(token: str):
     if refused:
         return _refusal(*refused)
     return jsonify(ok=True, status=signed.status, message=signing.SIGNED_MESSAGE, pdf_sha256=signed.pdf_sha256)
+
+
+@bp.post("/api/contracts/<token>/face-challenge")
+def contract_face_challenge(token: str):
+    """A new random challenge for one face attempt (a loan above CONTRACT_FACE_ABOVE)."""
+    s = _settings()
+    terms, face_check = Terms.from_settings(s), FaceCheck.from_settings(s)
+    challenge, refused = _with_contract(
+        token, lambda db, c: signing.face_challenge(db, c, terms, _proof(), _client(), face_check)
+    )
+    return _refusal(*refused) if refused else jsonify(ok=True, **challenge)
+
+
+_UPLOAD_CODES = {400: "bad_request", 413: "too_large"}
+
+
+@bp.post("/api/contracts/<token>/face")
+def contract_face(token: str):
+    """Frames (multipart `frames`) taken while the borrower does the challenge's actions, with
+    `nonce` and each frame's step (`steps`), as the authorization's face step takes them."""
+    try:
+        attempt = face_upload(token, lambda status, message: _refusal(_UPLOAD_CODES[status], message))
+    except TooManyRequests as exc:  # FACE_ATTEMPTS on this link
+        body, status = _refusal("too_many_attempts", exc.description or "")
+        return body, status, [h for h in exc.get_headers() if h[0] == "Retry-After"]
+    if not isinstance(attempt, FaceUpload):
+        return attempt
+    s = _settings()
+    terms, face_check = Terms.from_settings(s), FaceCheck.from_settings(s)
+    result, refused = _with_contract(
+        token,
+        lambda db, c: signing.check_face(
+            db, c, terms, _proof(), _client(), face_check, attempt.frames, attempt.nonce, attempt.steps
+        ),
+    )
+    if refused:
+        return _refusal(*refused)
+    checked: CheckResult = result
+    if not checked.ok:
+        return _refusal(
+            "face_failed",
+            checked.message,
+            attempts_left=checked.attempts_left,
+            locked=checked.locked,
+            review=checked.review,
+        )
+    return jsonify(ok=True, message=checked.message, face=checked.face)
+
+
+@bp.post("/api/contracts/<token>/renew")
+def contract_renew(token: str):
+    """A new signing link for an expired one (the old link stops working); answers the new link."""
+    s = _settings()
+    terms, applications = Terms.from_settings(s), Applications.from_settings(s)
+
+    def step(db, c: LoanContract) -> str:
+        signing.renew(db, c, terms, _proof(), _client())
+        return applications.send_contract_link(db, c.application, c.renewals)
+
+    link, refused = _with_contract(token, step)
+    if refused:
+        return _refusal(*refused)
+    return jsonify(ok=True, link=link, message="已生成新的合同签署链接，之前的链接已失效")
 
 
 @bp.get("/api/contracts/<token>/pdf")

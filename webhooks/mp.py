@@ -481,11 +481,11 @@ def contract(application_id: int):
             found = for_application(db, application.id)
         except ContractError as exc:
             raise Refused(404, exc.code, exc.message) from None
-        token = token_for(s.secret_key, application.id)
+        token = token_for(s.secret_key, application.id, found.renewals)  # the link as last renewed
         return jsonify(
             contract_number=contract_number(application),
             status=found.status,
-            status_label="已签署" if found.status == "signed" else "待签署",
+            status_label={"signed": "已签署", "locked": "已锁定"}.get(found.status, "待签署"),
             offered_at=found.offered_at.isoformat(),
             expires_at=found.expires_at.isoformat(),
             signed_at=found.signed_at.isoformat() if found.signed_at else None,

@@ -219,6 +219,80 @@ _CONTRACT_PATHS: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "/api/contracts/{token}/face-challenge": {
+        "post": {
+            "summary": "Above CONTRACT_FACE_ABOVE, before signing: a new random liveness challenge for the "
+            "borrower's face check (`nonce`, `steps` with their Chinese `prompt`, `frames_per_step`, "
+            "`expires_in`), usable once, as the authorization's face step",
+            "parameters": [_TOKEN],
+            "responses": {
+                "200": {"description": "The challenge", "content": _json({"ok": {"type": "boolean"}}, ["ok"])},
+                **_refusals(
+                    **_CONTRACT_COMMON,
+                    r409="Not signable now (`already_signed`, `withdrawn`, `not_approved`, `expired`, `locked`), "
+                    "or `refused` (at or below the limit: no face step; already passed; open it in WeChat)",
+                ),
+            },
+        }
+    },
+    "/api/contracts/{token}/face": {
+        "post": {
+            "summary": "The borrower's face attempt: 3-16 frames (multipart `frames`) taken while doing the "
+            "challenge's steps, each with its step index (`steps`), and the challenge's `nonce`; matched with "
+            "the borrower's enrolled reference (or the certified service), live, the actions in order. A pass "
+            "lets them sign; a match in the review band waits for an officer (`review`: nothing counted); "
+            "AUTH_MAX_ATTEMPTS failures lock the contract until an officer renews its link",
+            "parameters": [_TOKEN],
+            "requestBody": _STEPS["face"]["requestBody"],
+            "responses": {
+                "200": {
+                    "description": "Passed",
+                    "content": _json(
+                        {"ok": {"type": "boolean"}, "message": {"type": "string"}, "face": {"type": "object"}},
+                        ["ok", "message"],
+                    ),
+                },
+                **_refusals(
+                    **{
+                        **_CONTRACT_COMMON,
+                        "r429": "`too_many_attempts`: FACE_ATTEMPTS uploads on this link; or too many unknown "
+                        "tokens or recorded refusals from this client or on this link",
+                    },
+                    r400="`bad_request`: no frames, or steps that are not integers",
+                    r409="As the challenge's refusals",
+                    r413="`too_large`: the upload is larger than AUTH_UPLOAD_MAX_BYTES",
+                    r422="`face_failed`: not passed (with `attempts_left`, `locked`, and `review` when an officer "
+                    "decides); a frame to retake counts nothing",
+                ),
+            },
+        }
+    },
+    "/api/contracts/{token}/renew": {
+        "post": {
+            "summary": "A new signing link for an expired one, by its borrower (as its reader): the old link "
+            "stops working, the new one is valid CONTRACT_TTL_HOURS and is also sent to the borrower's WeChat; "
+            "at most CONTRACT_RENEWALS_PER_DAY renewals in 24 hours (an officer's from the console included)",
+            "parameters": [_TOKEN],
+            "responses": {
+                "200": {
+                    "description": "Renewed",
+                    "content": _json(
+                        {"ok": {"type": "boolean"}, "link": {"type": "string"}, "message": {"type": "string"}},
+                        ["ok", "link", "message"],
+                    ),
+                },
+                **_refusals(
+                    **{
+                        **_CONTRACT_COMMON,
+                        "r429": "`renewal_limit`: CONTRACT_RENEWALS_PER_DAY reached; or too many unknown tokens "
+                        "or recorded refusals from this client or on this link",
+                    },
+                    r409="`not_expired` (sign with it), `locked` (an officer renews it), `already_signed`, "
+                    "`withdrawn`, `not_approved`, or `refused` (open it in WeChat)",
+                ),
+            },
+        }
+    },
     "/api/contracts/{token}/pdf": {
         "get": {
             "summary": "The signed contract's PDF (its stored SHA-256 checked first)",
@@ -592,7 +666,8 @@ SPEC = {
                 "type": "object",
                 "properties": {
                     "contract_number": {"type": "string", "example": "YGJK00000012"},
-                    "status": {"type": "string", "enum": ["offered", "signed"]},
+                    "status": {"type": "string", "enum": ["offered", "signed", "locked"]},
+                    "expired": {"type": "boolean", "description": "Offered, its link expired: renew it"},
                     "application_status": {"type": "string"},
                     "bank": {"type": "string"},
                     "product": {"type": "string"},
@@ -604,7 +679,16 @@ SPEC = {
                     "text_sha256": {"type": "string"},
                     "version": {"type": "string"},
                     "factor": {"type": "string", "enum": ["wechat", "sms"]},
-                    "face_required": {"type": "boolean"},
+                    "face_required": {"type": "boolean", "description": "Above CONTRACT_FACE_ABOVE"},
+                    "face_verified": {"type": "boolean", "description": "The face check passed: sign now"},
+                    "face_review": {
+                        "type": "object",
+                        "description": "The face check awaiting an officer, rejected by one, or none",
+                        "properties": {
+                            "status": {"type": "string", "enum": ["none", "pending", "rejected"]},
+                            "message": {"type": "string"},
+                        },
+                    },
                     "signed_at": {"type": ["string", "null"], "format": "date-time"},
                     "signed_with": {"type": "string"},
                     "pdf_sha256": {"type": ["string", "null"]},

@@ -14,8 +14,12 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from auth_flow import signing
+from auth_flow.evidence import Client
+from auth_flow.signing import Proof
 from handoff.service import request_hand_off
 from lending.binding import BindLimits, confirm_code, request_code
+from lending.contracts import find_by_token
 from lending.customers import by_openid
 from lending.loans import sync_loan
 from lending.repayment import add_months
@@ -25,7 +29,7 @@ from sunshine.models import Authorization, ConsentEvidence, ConversationMessage,
 from sunshine.mp_sessions import PREFIX
 from sunshine.redis import connect
 from tests.conftest import TEST_SECRET
-from tests.unit.contract_helpers import approved
+from tests.unit.contract_helpers import TERMS, approved
 from tests.unit.lending_helpers import service
 from tests.unit.loan_helpers import core_today, paid_out
 
@@ -309,6 +313,10 @@ def test_my_contract_is_found_by_my_application_and_opens_the_contract_s_own_ste
     assert mine.json["api"] == f"/api/contracts/{token}" and mine.json["page"].endswith(f"/contract/{token}")
     assert mine.json["contract_number"] == f"YGJK{app_id:08d}"
     refused(mp.get(f"/api/mp/applications/{app_id}/contract", mp.login("m_li", "u_demo_lixiuying")), 403, "not_yours")
+    with unit_of_work(demo_settings.database_url) as s:  # an officer renewed its link: the old one is dead
+        renewed = signing.renew(s, find_by_token(s, token), TERMS, Proof(), Client(), by="officer:officer01")
+    again = mp.get(f"/api/mp/applications/{app_id}/contract", zhang)
+    assert again.json["api"] == f"/api/contracts/{renewed}" != f"/api/contracts/{token}"
 
 
 def test_my_loans_and_a_loan_s_schedule_with_today_s_early_repayment(mp, demo_settings, corebank):

@@ -10,9 +10,11 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from auth_flow import signing
+from auth_flow.evidence import Client
 from auth_flow.identity import page_id
 from auth_flow.qr import authorization_url, png
-from auth_flow.signing import FACTOR_NAMES
+from auth_flow.signing import FACTOR_NAMES, Proof, Terms
 from auth_flow.tokens import reissue_for_application
 from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
@@ -86,6 +88,34 @@ def contract_pdf(application_id: int) -> ResponseReturnValue:
         mimetype="application/pdf",
         headers={"Content-Disposition": f'inline; filename="contract-{contract_number(application)}.pdf"'},
     )
+
+
+@bp.post("/applications/<int:application_id>/contract/renew")
+@login_required
+def contract_renew(application_id: int) -> ResponseReturnValue:
+    """A new signing link for the contract (expired, still valid or locked: a lock's release);
+    the old link stops working and the borrower is sent the new one in WeChat."""
+    application = _application(application_id)
+    back = redirect(url_for("console.application_page", application_id=application_id))
+    contract = contract_of(g.db, application.id, lock=True)
+    if contract is None:
+        flash("这笔申请还没有借款合同（审批通过后才有）", "error")
+        return back
+    s = settings()
+    client = Client(ip=request.remote_addr or "", user_agent=request.headers.get("User-Agent", ""))
+    try:
+        signing.renew(g.db, contract, Terms.from_settings(s), Proof(), client, by=f"officer:{g.officer.username}")
+    except ContractError as exc:
+        g.db.commit()  # a refusal is evidence
+        flash(exc.message, "error")
+        return back
+    link = Applications.from_settings(s).send_contract_link(g.db, application, contract.renewals)
+    g.db.commit()
+    if application.customer.wechat_openid:
+        flash("已生成新的合同签署链接并发到客户微信，之前的链接已失效", "ok")
+    else:
+        flash(f"已生成新的合同签署链接（之前的链接已失效）。客户没有绑定微信，请把链接交给客户本人：{link}", "ok")
+    return back
 
 
 @bp.post("/applications/<int:application_id>/authorization-codes")

@@ -15,7 +15,9 @@ from sqlalchemy import select
 
 from auth_flow import face_review
 from auth_flow.evidence import Client
+from auth_flow.subjects import FaceSubject
 from handoff import service as handoffs
+from lending.contracts import contract_of
 from lending.parties import ROLE_NAMES
 from sunshine.models import Authorization, Customer, FaceReview, HandOff
 from webhooks.console import bp
@@ -23,30 +25,31 @@ from webhooks.console.auth import login_required
 from webhooks.console.common import settings
 
 
-def _allowed(auth: Authorization) -> bool:
+def _allowed(subject: FaceSubject) -> bool:
     """The console's rule for an application (`applications._application`: a supervisor, or the
     applicant's officer), applied to the request's applicant, with or without an application."""
     if g.officer.role == handoffs.SUPERVISOR:
         return True
-    applicant = g.db.get(Customer, auth.customer_id)
+    applicant = g.db.get(Customer, subject.applicant_id)
     return applicant is not None and applicant.officer_id == g.officer.id
 
 
-def _review(review_id: int) -> tuple[FaceReview, Authorization]:
+def _review(review_id: int) -> tuple[FaceReview, FaceSubject]:
     review = g.db.get(FaceReview, review_id)
     if review is None:
         abort(404, description="没有这次人脸核验")
-    auth = g.db.get(Authorization, review.authorization_id)
-    if not _allowed(auth):
+    subject = FaceSubject.of_review(g.db, review)
+    if not _allowed(subject):
         abort(403, description="这是其他客户经理的客户，只有主管可以查看")
-    return review, auth
+    return review, subject
 
 
-def _card(review: FaceReview, auth: Authorization) -> dict[str, Any]:
-    face = review.face or {}
+def _card(review: FaceReview, subject: FaceSubject) -> dict[str, Any]:
+    face, row = review.face or {}, subject.row
+    what = "，签署借款合同" if subject.contract else ""
     return {
         "review": review,
-        "party": f"{auth.party_name}（{ROLE_NAMES[auth.party_role]}）",
+        "party": f"{row.party_name}（{ROLE_NAMES[row.party_role]}{what}）",
         "frames": len(review.frames_sealed or []),
         "score": face.get("score"),
         "threshold": face.get("threshold"),
@@ -59,17 +62,22 @@ def _card(review: FaceReview, auth: Authorization) -> dict[str, Any]:
 
 def review_cards(application_id: int | None = None, hand_off: HandOff | None = None) -> list[dict[str, Any]]:
     """The pending reviews an application's page or a `face_review` hand-off shows."""
+    contract_ids: list[int] = []
     if application_id is not None:
         ids = list(g.db.scalars(select(Authorization.id).where(Authorization.application_id == application_id)))
+        contract = contract_of(g.db, application_id)
+        contract_ids = [contract.id] if contract is not None else []
     elif hand_off is not None and hand_off.reason == "face_review":
-        ids = [int(hand_off.summary["authorization_id"])] if (hand_off.summary or {}).get("authorization_id") else []
+        summary = hand_off.summary or {}
+        ids = [int(summary["authorization_id"])] if summary.get("authorization_id") else []
+        contract_ids = [int(summary["contract_id"])] if summary.get("contract_id") else []
     else:
         return []
     cards = []
-    for review in face_review.pending_reviews(g.db, ids):
-        auth = g.db.get(Authorization, review.authorization_id)
-        if _allowed(auth):
-            cards.append(_card(review, auth))
+    for review in face_review.pending_reviews(g.db, ids, contract_ids):
+        subject = FaceSubject.of_review(g.db, review)
+        if _allowed(subject):
+            cards.append(_card(review, subject))
     return cards
 
 
@@ -104,12 +112,12 @@ def face_review_reference(review_id: int) -> ResponseReturnValue:
 @login_required
 def face_review_decide(review_id: int) -> ResponseReturnValue:
     """通过 / 不通过: the face step passes, or the attempt counts; the frames are deleted."""
-    review, auth = _review(review_id)
+    review, subject = _review(review_id)
     hand_off_id = request.form.get("hand_off_id", type=int)
     if hand_off_id:
         back = redirect(url_for("console.hand_off_page", hand_off_id=hand_off_id))
-    elif auth.application_id:
-        back = redirect(url_for("console.application_page", application_id=auth.application_id))
+    elif subject.application_id:
+        back = redirect(url_for("console.application_page", application_id=subject.application_id))
     else:
         back = redirect(url_for("console.queue"))
     decision = request.form.get("decision")
@@ -125,7 +133,8 @@ def face_review_decide(review_id: int) -> ResponseReturnValue:
         return back
     g.db.commit()
     if decision == "approve":
-        flash("已确认是本人：客户的页面会自动进入下一步（确认授权），照片已删除", "ok")
+        next_step = "签署合同" if subject.contract else "确认授权"
+        flash(f"已确认是本人：客户的页面会自动进入下一步（{next_step}），照片已删除", "ok")
     else:
         flash("已记为核验不通过（计一次失败），客户会看到重新刷脸的提示，照片已删除", "ok")
     return back
