@@ -6,7 +6,6 @@ one `make run` and the tests start), so that the benchmarks run on a fresh machi
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,12 +13,13 @@ from pathlib import Path
 
 from sunshine import redis_server
 from sunshine.local_stack import free_port
+from sunshine.settings import load
 
 
 @contextmanager
 def redis_url() -> Iterator[str]:
     """The URL of a Redis for this benchmark: REDIS_URL's, or a private one stopped at the end."""
-    configured = os.environ.get("REDIS_URL", "")
+    configured = load().redis_url
     if configured:
         if not redis_server.reachable(configured, 2):
             raise SystemExit("cannot reach REDIS_URL: start that Redis, or leave REDIS_URL empty for a private one")

@@ -29,6 +29,7 @@ from emulators.wechat.user import WeChatUser
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs, queue_name
 from sunshine.models import (
+    FINAL_APPLICATION_STATUSES,
     ApplicationEvent,
     ConversationMessage,
     CreditReportRecord,
@@ -276,6 +277,15 @@ def signed_application(stack, openid: str = "o_demo_qianyumei", amount: int = 60
     svc, _ = service()
     with unit_of_work(stack.env["DATABASE_URL"]) as s:
         customer = by_openid(s, openid)
+        # The shared stack's earlier tests may have left her 公e贷 application live (one per product).
+        for live in s.scalars(
+            select(LoanApplication).where(
+                LoanApplication.customer_id == customer.id,
+                LoanApplication.product_code == "civil_servant_e_loan",
+                LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES),
+            )
+        ):
+            svc.withdraw(s, live.id, actor="test")
         app = svc.apply(s, customer.id, "civil_servant_e_loan", amount, 12, idempotency_key=f"faults-{openid}")
         svc.report_arrived(s, app.id, {"applicant": report("321283198604251024", customer.name)})
         sign(s, svc, app.id)
