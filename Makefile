@@ -9,7 +9,7 @@ MODEL := var/models/sunshine.tar.gz
 export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
-.PHONY: setup run test test-fast test-clock test-postgres lint train chat bench soak nlu-report clean help audit
+.PHONY: setup run demo test test-fast test-clock test-postgres lint train chat bench soak nlu-report clean help audit
 .DEFAULT_GOAL := help
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make soak   10 minutes of simulated WeChat users against the whole stack (capacity, memory)"
 	@echo "make lint   static checks: ruff (rules and format), mypy, import layers"
 	@echo "make nlu-report  cross-validate the NLU and test it on the held-out and blind sets; tables go to the README"
+	@echo "make demo   the bank's story end to end on the running stack (or one it starts), with its timings"
 	@echo "make chat   talk to the bot as a WeChat user (reads lines from standard input)"
 	@echo "make setup  create .venv and install (called by run and test)"
 	@echo "make train  train the Rasa model if the training data changed"
@@ -55,6 +56,12 @@ DEMO ?= 1
 
 run: $(STAMP) $(MODEL)
 	$(PY) -m sunshine.launcher run $(if $(filter 1,$(DEMO)),--demo)
+
+# The bank's story end to end (chat, authorization pages in Chromium, reports, approval, contract,
+# money, schedule, an officer's approval), on the running stack or one it starts; DEMO_ARGS="--shots DIR".
+demo: $(STAMP) $(MODEL)
+	@scripts/ensure-chromium.sh
+	$(PY) -m demo.story $(DEMO_ARGS)
 
 chat: $(STAMP)
 	@$(PY) -m emulators.wechat.chat
@@ -91,7 +98,7 @@ test-postgres: $(STAMP) $(MODEL)
 # into var/bench/results.json. Every benchmark runs even when one fails; the failed ones are named
 # at the end and make the target fail.
 BENCHMARKS := bench.nlu bench.webhook bench.lending bench.assistant bench.auth bench.handoff bench.binding bench.evidence \
-	bench.notices bench.mp_api bench.disbursement
+	bench.notices bench.mp_api bench.disbursement demo.story
 
 bench: $(STAMP) $(MODEL)
 	@failed=""; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m $$b || failed="$$failed $$b"; done; \
