@@ -145,7 +145,7 @@ class Story:
         console.skip_old_messages()
         return console, heard
 
-    def say(self, console: ChatConsole, heard: io.StringIO, text: str) -> str:
+    def say(self, console: ChatConsole, heard: io.StringIO, text: str, again: bool = False) -> str:
         """The customer sends `text`; the bank's answers (as `make chat` prints them)."""
         self.quote("customer:", text)
         start = heard.tell()
@@ -156,6 +156,8 @@ class Story:
         if not answer.strip():
             raise TimeoutError(f"the bot did not answer {text!r} within {CHAT_WAIT_S:g} s")
         self.quote("bank:", "\n".join(line.strip() for line in answer.replace("银行：", "").strip().splitlines()))
+        if "麻烦您再说一遍" in answer and not again:  # it could not handle it (e.g. warming up): once more
+            return self.say(console, heard, text, again=True)
         return answer
 
     def messages_since(self, mark: int) -> list[dict[str, Any]]:
@@ -450,6 +452,9 @@ def stack_to_use(out) -> Iterator[Target]:
         print(f"Stack ready at {stack.web} after {time.monotonic() - started:.0f} s", file=out, flush=True)
         try:
             yield Target(stack.web, stack.wechat_api, stack.env["DATABASE_URL"])
+        except StepFailed:
+            print(f"\nThe stack's log, its end:\n{stack.log_tail(40)}", file=out, flush=True)
+            raise
         finally:
             stack.stop()
 
