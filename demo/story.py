@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -91,8 +92,8 @@ class StepFailed(RuntimeError):
 class Story:
     """The steps, each printed with the seconds since the story began."""
 
-    def __init__(self, target: Target, household: Household, out, shots: Path | None = None):
-        self.target, self.household, self.out, self.shots = target, household, out, shots
+    def __init__(self, target: Target, household: Household, out, shots: Path | None, folder: Path):
+        self.target, self.household, self.out, self.shots, self.folder = target, household, out, shots, folder
         self.started = time.monotonic()
         self.marks: dict[str, float] = {}
         self.settings = load()
@@ -221,9 +222,10 @@ class Story:
             page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
             self.line(f"screenshot {self.shots / name}.png", indent=4)
 
-    def camera_browser(self):
-        """A Chromium whose camera plays the demo face from its first frame (a browser per party:
-        the fake camera goes on where it was, and the challenge's timing starts at the look)."""
+    def camera_browser(self, shot: str):
+        """A Chromium whose camera plays a new take of the demo face from its first frame (a browser
+        per party: the fake camera goes on where it was, and the challenge's timing starts at the look)."""
+        camera = demo_camera(self.folder / f"{shot}.y4m", self.settings, secrets.randbits(32))
         return self.playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
@@ -231,13 +233,13 @@ class Story:
                 "--no-sandbox",
                 "--use-fake-device-for-media-stream",
                 "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={self.camera}",
+                f"--use-file-for-fake-video-capture={camera}",
             ],
         )
 
     def authorize(self, link: str, name: str, digits: str, shot: str) -> None:
         """One party on the authorization page: identity, face (the fake camera), consent."""
-        browser = self.camera_browser()
+        browser = self.camera_browser(shot)
         try:
             page = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"]).new_page()
             page.goto(link)
@@ -319,11 +321,10 @@ class Story:
                 self.line(f"#{i.number:<2} {i.due_date}  {amounts}", indent=6)
 
     # -- the story -------------------------------------------------------------------
-    def run(self, camera: Path) -> dict[str, float]:
+    def run(self) -> dict[str, float]:
         from playwright.sync_api import sync_playwright
 
         h = self.household
-        self.camera = camera
         with ExitStack() as stack:
             self.playwright = stack.enter_context(sync_playwright())
             browser = self.playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -401,25 +402,21 @@ class Story:
         }
 
 
-def demo_camera(folder: Path, settings: Settings) -> Path:
-    """The demo face answering the demo challenge order, for Chromium's fake camera."""
+def demo_camera(path: Path, settings: Settings, take: int) -> Path:
+    """The demo face answering the demo challenge order, for Chromium's fake camera: a take of
+    its own for each party (the page refuses frames it has seen before)."""
     faces = demo_faces_dir(settings.demo_faces_dir)
     if faces is None:
-        raise StepFailed(
-            "the fake camera", "the demo face photos (shared/testdata/faces) are missing: set DEMO_FACES_DIR"
-        )
-    camera = folder / "camera.y4m"
-    write_demo_camera(camera, faces, demo_challenge_order(settings.face_challenge_demo_order or DEMO_CHALLENGE_ORDER))
-    return camera
+        raise RuntimeError("the demo face photos (shared/testdata/faces) are missing: set DEMO_FACES_DIR")
+    order = demo_challenge_order(settings.face_challenge_demo_order or DEMO_CHALLENGE_ORDER)
+    write_demo_camera(path, faces, order, take)
+    return path
 
 
 def tell(target: Target, household: Household, out, shots: Path | None = None) -> dict[str, float]:
     """Run the story on `target`; its figures. Raises StepFailed naming the step."""
-    story = Story(target, household, out, shots)
     with tempfile.TemporaryDirectory() as tmp:
-        with story.step("0. the fake camera: the demo face answering the demo challenge"):
-            camera = demo_camera(Path(tmp), story.settings)
-        return story.run(camera)
+        return Story(target, household, out, shots, Path(tmp)).run()
 
 
 def answering(url: str) -> bool:

@@ -152,12 +152,17 @@ def challenge_video(clip_frames: Sequence[np.ndarray], actions: Sequence[str]) -
     return out
 
 
-def write_demo_camera(path: Path, faces_dir: Path, actions: Sequence[str]) -> int:
+def write_demo_camera(path: Path, faces_dir: Path, actions: Sequence[str], take: int | None = None) -> int:
     """A y4m file for Chromium's fake camera: the moving clip's singer (the face of 张建国 and
     李秀英 in the demo) answering a face challenge of `actions` at the page's timing; returns
-    the number of frames."""
+    the number of frames. `take` (a seed): another take of the same face, every pixel moved by
+    a little sensor noise, so that its frames are not the bytes of an earlier take (the page
+    refuses frames it has seen: `auth_flow.liveness`, "replayed_frames")."""
     last = max(k for action in ["look", *actions] for k in POSES[action])
     frames = challenge_video(video_frames(faces_dir / CLIP, 0, last + 1), actions)
+    if take is not None:
+        noise = np.random.default_rng(take)
+        frames = [np.clip(f.astype(np.int16) + noise.integers(-3, 4, f.shape), 0, 255).astype(np.uint8) for f in frames]
     write_y4m(path, frames, FPS)
     return len(frames)
 
