@@ -89,6 +89,10 @@ class StepFailed(RuntimeError):
         self.step, self.reason = step, reason
 
 
+class FaceNotPassed(RuntimeError):
+    pass
+
+
 class Story:
     """The steps, each printed with the seconds since the story began."""
 
@@ -237,8 +241,18 @@ class Story:
             ],
         )
 
-    def authorize(self, link: str, name: str, digits: str, shot: str) -> None:
-        """One party on the authorization page: identity, face (the fake camera), consent."""
+    def authorize(self, link: str, name: str, digits: str, shot: str, tries: int = 3) -> None:
+        """One party on the authorization page: identity, face (the fake camera), consent; a
+        failed face check is tried again from the link, as the page offers (再试)."""
+        for attempt in range(1, tries + 1):
+            try:
+                return self.authorize_once(link, name, digits, shot)
+            except FaceNotPassed:
+                if attempt == tries:
+                    raise
+                self.line(f"the face check did not pass: {name} tries again (attempt {attempt + 1})", indent=4)
+
+    def authorize_once(self, link: str, name: str, digits: str, shot: str) -> None:
         browser = self.camera_browser(shot)
         try:
             page = browser.new_context(viewport={"width": 390, "height": 844}, permissions=["camera"]).new_page()
@@ -262,7 +276,7 @@ class Story:
             self.quote("page:", page.text_content("#message") or "")
             if page.is_hidden("#step-consent"):
                 self.shot(page, shot)
-                raise RuntimeError(f"the face check did not pass: {page.text_content('#message')!r}")
+                raise FaceNotPassed(f"the face check did not pass: {page.text_content('#message')!r}")
             page.click("#consent-go")
             page.wait_for_function(
                 "() => document.getElementById('message').dataset.result === 'consented'", timeout=30000

@@ -52,7 +52,7 @@ def story_household(stack):
         head.wechat_openid, spouse.unionid = STORY.openid, STORY.spouse_unionid
         head.officer_id = spouse.officer_id = officer_id
         for person in (head, spouse):
-            enroll_reference(s, secret, person, image, "test", source="test")
+            enroll_reference(s, secret, person, image, "test", source="demo")
         return head.id
 
 
