@@ -342,22 +342,23 @@ def assign_customer(
 class Village:
     name: str
     customers: int
-    by_officer: dict[str, int]  # officers' display names (未分配: none) and how many customers each
+    by_officer: dict[str, int]  # officers' names (未分配: none; a stopped one marked) and their customers
 
 
 def villages(session: Session, by: Officer) -> list[Village]:
     """The villages of the credit files, with how many customers each officer serves there."""
     require_supervisor(session, by, "customers.list")
     rows = session.execute(
-        select(Customer.village, Officer.display_name, func.count())
+        select(Customer.village, Officer.display_name, Officer.active, func.count())
         .outerjoin(Officer, Officer.id == Customer.officer_id)
         .where(Customer.village.is_not(None))
-        .group_by(Customer.village, Officer.display_name)
+        .group_by(Customer.village, Officer.display_name, Officer.active)
         .order_by(Customer.village, Officer.display_name)
     )
     found: dict[str, dict[str, int]] = {}
-    for village, officer_name, count in rows:
-        found.setdefault(village, {})[officer_name or "未分配"] = count
+    for village, officer_name, active, count in rows:
+        label = "未分配" if officer_name is None else officer_name + ("" if active else "（已停用）")
+        found.setdefault(village, {})[label] = count
     return [Village(name, sum(counts.values()), counts) for name, counts in found.items()]
 
 

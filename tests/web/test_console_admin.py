@@ -5,6 +5,7 @@ first passwords shown once, sessions ended, stations' QR codes from the WeChat e
 import re
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from lending.customers import by_id_number
@@ -172,8 +173,10 @@ def test_a_stations_printable_qr_code_is_a_permanent_code_from_wechat(make_clien
     settings, base, _ = emulated
     boss = logged_in(lambda: make_client(wechat_api_base=base), "supervisor01")
     page = text(boss.get("/console/admin/stations/1/qr"))
-    assert "黄桥村惠农服务站" in page and "data:image/png;base64," in page and "data-print" in page
-    assert "由本站客户经理李经理为您服务" in page
+    assert "黄桥村惠农服务站" in page and "data:image/png;base64,iVBORw0KGgo" in page and "data-print" in page
+    assert "由本站的李经理为您服务" in page
+    made = requests.get(f"{base}/_emulator/qrcodes", timeout=5).json()
+    assert [(q["action_name"], q["scene_str"]) for q in made] == [("QR_LIMIT_STR_SCENE", "station:HQ001")]
     assert boss.get("/console/admin/stations/999/qr").status_code == 404
 
 
