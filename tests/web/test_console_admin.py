@@ -39,6 +39,7 @@ def boss(make_client):
 
 def first_password(resp) -> str:
     assert resp.status_code == 200 and "只显示这一次" in text(resp)
+    assert resp.headers["Cache-Control"] == "no-store"  # not kept by the browser or a proxy
     return re.search(r'class="first-password">([^<]+)<', text(resp)).group(1)
 
 
