@@ -38,8 +38,8 @@ USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
 WECOM_USERID = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 STATION_CODE = re.compile(r"[A-Z0-9]{2,16}")
 NAME_LIMIT = 32  # display names, station names and villages as officers type them
-# First passwords: no look-alike characters (0/O, 1/l/I), read out or copied from the screen.
-FIRST_PASSWORD_CHARACTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  an alphabet, not a password
+# First passwords' alphabet: no look-alike characters (0/O, 1/l/I), read out or copied from the screen.
+FIRST_PASSWORD_CHARACTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
 FIRST_PASSWORD_LENGTH = 12
 
 
@@ -60,12 +60,12 @@ def require_supervisor(session: Session, officer: Officer, doing: str) -> None:
     raise NotSupervisor("只有主管可以进行管理操作（客户经理账号、服务站、客户分配、关注名单）")
 
 
-def _text(value: str, what: str, limit: int = NAME_LIMIT) -> str:
+def _text(value: str, what: str) -> str:
     value = (value or "").strip()
     if not value:
         raise AdminError(f"请填写{what}")
-    if len(value) > limit:
-        raise AdminError(f"{what}不能超过{limit}个字")
+    if len(value) > NAME_LIMIT:
+        raise AdminError(f"{what}不能超过{NAME_LIMIT}个字")
     return value
 
 
