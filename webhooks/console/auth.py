@@ -31,7 +31,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from handoff import admin
 from handoff import service as handoffs
-from handoff.admin import end_sessions
 from sunshine.clock import utcnow
 from sunshine.db import unit_of_work
 from sunshine.models import Officer, OfficerSession, audit
@@ -286,7 +285,7 @@ def password_submit() -> ResponseReturnValue:
         return _password_page(problem, 400)
     officer.password_hash = generate_password_hash(form["new"])
     officer.must_change_password, officer.password_changed_at = False, utcnow()
-    ended = end_sessions(g.db, officer, "password_changed")
+    ended = admin.end_sessions(g.db, officer, "password_changed")
     _start_session(g.db, officer)
     audit(g.db, handoffs.actor_of(officer), "console.password_changed", "officer", officer.id, sessions_ended=ended)
     flash("密码已修改，其他地方的登录已全部退出", "ok")
