@@ -82,12 +82,14 @@ def customer_hand_off(session: Session, customer: Customer) -> HandOff | None:
 
 def responsible_officer_id(session: Session, openid: str, customer: Customer | None) -> int | None:
     """The customer's own officer from the credit file, else the officer of the
-    service station whose code they scanned, else none (the branch queue)."""
-    if customer is not None and customer.officer_id:
-        return customer.officer_id
+    service station whose code they scanned, else none (the branch queue). An officer
+    whose account is stopped is passed over."""
+    if customer is not None and customer.officer is not None and customer.officer.active:
+        return customer.officer.id
     follower = session.get(Follower, openid)
-    if follower is not None and follower.station is not None:
-        return follower.station.officer_id
+    station_officer = follower.station.officer if follower is not None and follower.station is not None else None
+    if station_officer is not None and station_officer.active:
+        return station_officer.id
     return None
 
 

@@ -66,9 +66,13 @@ def import_credit_lines(settings: Settings, path: Path, actor: str) -> int:
     except RowError as exc:  # the file as a whole (its header) is unusable
         print(f"无法导入：{exc}", file=sys.stderr)
         return 2
+    if report.refused is not None:  # an unknown or stopped officer: nothing was imported
+        print(f"无法导入：{report.refused}", file=sys.stderr)
+        return 2
+    assigned = f"，{report.officers_assigned}人换了客户经理" if report.officers_assigned else ""
     print(
         f"导入完成：新增{report.created}户，更新{report.updated}户，未变{report.unchanged}户，"
-        f"有误{len(report.errors)}行。"
+        f"有误{len(report.errors)}行{assigned}。"
     )
     for line_no, reason in report.errors[:SHOWN_ERRORS]:
         print(f"  第{line_no}行：{reason}")

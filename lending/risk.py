@@ -56,17 +56,67 @@ class RuleHit:
         return {"code": self.code, "outcome": self.outcome, "description": self.description, "stage": self.stage}
 
 
-def watch(session: Session, secret_key: str, id_number: str, reason: str, actor: str) -> WatchListEntry:
-    """Put a person on the watch list (关注名单), or return their entry; the ID number is kept as a fingerprint."""
+class WatchListError(ValueError):
+    """A watch-list change that cannot be made; the message is for the officer."""
+
+
+WATCH_REASON_LIMIT = 200  # as the watch_list table keeps it
+
+
+def _watch_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise WatchListError("请写明原因")
+    if len(reason) > WATCH_REASON_LIMIT:
+        raise WatchListError(f"原因不能超过{WATCH_REASON_LIMIT}个字")
+    return reason
+
+
+def watch(session: Session, secret_key: str, id_number: str, reason: str, actor: str) -> tuple[WatchListEntry, bool]:
+    """Put a person on the watch list (关注名单) with a reason (required); the ID number is kept
+    as a fingerprint. Returns (entry, created): a person already there keeps their entry."""
     id_number = normalize_id_number(id_number)
+    reason = _watch_reason(reason)
     fp = fingerprint(secret_key, id_number)
     entry = session.scalar(select(WatchListEntry).where(WatchListEntry.id_fingerprint == fp))
+    if entry is not None:
+        return entry, False
+    entry = WatchListEntry(id_fingerprint=fp, id_masked=mask_id_number(id_number), reason=reason, added_by=actor)
+    session.add(entry)
+    session.flush()
+    audit(session, actor, "watch_list.added", "watch_list", entry.id, id_masked=entry.id_masked, reason=reason)
+    return entry, True
+
+
+def unwatch(session: Session, entry_id: int, reason: str, actor: str) -> str:
+    """Take a person off the watch list with a reason (required); the audit log keeps the entry.
+    Returns their masked ID number."""
+    reason = _watch_reason(reason)
+    entry = session.get(WatchListEntry, entry_id)
     if entry is None:
-        entry = WatchListEntry(id_fingerprint=fp, id_masked=mask_id_number(id_number), reason=reason, added_by=actor)
-        session.add(entry)
-        session.flush()
-        audit(session, actor, "watch_list.added", "watch_list", entry.id, id_masked=entry.id_masked, reason=reason)
-    return entry
+        raise WatchListError("关注名单上没有这一条（可能已被移除）")
+    audit(
+        session,
+        actor,
+        "watch_list.removed",
+        "watch_list",
+        entry.id,
+        id_masked=entry.id_masked,
+        reason=reason,
+        added_reason=entry.reason,
+        added_by=entry.added_by,
+        added_at=entry.added_at.isoformat(),
+    )
+    session.delete(entry)
+    session.flush()
+    return entry.id_masked
+
+
+def watched(session: Session) -> list[WatchListEntry]:
+    """The watch list, latest first."""
+    return list(
+        session.scalars(select(WatchListEntry).order_by(WatchListEntry.added_at.desc(), WatchListEntry.id.desc()))
+    )
 
 
 @dataclass(frozen=True)

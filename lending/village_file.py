@@ -2,10 +2,14 @@
 
 Each row is one household: village, household head, ID number, phone,
 customer type, pre-granted line, valid-until, family members
-(`role:name:id_number:phone`, separated by `;`) and tags (`key=value;...`).
+(`role:name:id_number:phone`, separated by `;`), tags (`key=value;...`) and,
+in an optional `officer` column, the user name of the officer who serves the
+household (head and members; empty: unchanged).
 Rows are validated one by one: a bad row is reported with its line number
-and reason and the good rows are still imported. Importing the same file
-again changes nothing; a changed line is recorded in the audit log.
+and reason and the good rows are still imported. An officer who is unknown or
+whose account is stopped refuses the whole file instead (nothing of it is
+imported; the refusal is recorded). Importing the same file again changes
+nothing; a changed line or officer is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from lending.catalog import CUSTOMER_TYPES
 from lending.identity import InvalidIdNumber, normalize_id_number
-from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, utcnow
+from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, Officer, audit, utcnow
 from sunshine.protect import fingerprint, mask_id_number, mask_phone, mask_text, seal
 
 COLUMNS = (
@@ -35,12 +39,21 @@ COLUMNS = (
     "members",
     "tags",
 )
+OFFICER_COLUMN = "officer"  # optional: the user name of the household's officer
 MEMBER_ROLES = ("spouse", "child", "parent", "sibling")
 NAME_LIMIT = 64  # names and villages, as the customers table stores them
 
 
 class RowError(ValueError):
     """A row that cannot be imported; the message says why (in Chinese)."""
+
+
+class FileRefused(RowError):
+    """A row that refuses the whole file (an unknown or stopped officer)."""
+
+    def __init__(self, line_no: int, reason: str) -> None:
+        super().__init__(f"第{line_no}行：{reason}，整个文件未导入")
+        self.line_no = line_no
 
 
 @dataclass
@@ -60,6 +73,8 @@ class Household:
     valid_until: date
     members: list[tuple[str, Person]]
     tags: dict[str, str]
+    officer: str = ""  # the officer's user name, empty when the file leaves it unchanged
+    officer_id: int | None = None
 
 
 @dataclass
@@ -68,6 +83,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    officers_assigned: int = 0  # customers whose officer the file changed
+    refused: FileRefused | None = None  # the file was refused: nothing of it was imported
 
 
 def _phone(raw: str) -> str:
@@ -126,7 +143,8 @@ def parse_row(line_no: int, row: dict[str, str]) -> Household:
         if not sep:
             raise RowError(f"标签 {part!r} 应为 键=值")
         tags[key.strip()] = value.strip()
-    return Household(line_no, need("village"), head, customer_type, amount, valid_until, members, tags)
+    officer = (row.get(OFFICER_COLUMN) or "").strip()
+    return Household(line_no, need("village"), head, customer_type, amount, valid_until, members, tags, officer)
 
 
 def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -163,8 +181,45 @@ def import_lines(
     actor: str = "import",
     progress: Callable[[int, int | None], None] | None = None,
 ) -> ImportReport:
-    """Import the lines of a village credit file (see `import_file`)."""
+    """Import the lines of a village credit file (see `import_file`). A file refused for its
+    officer column is rolled back whole and the refusal recorded (`report.refused`)."""
     report = ImportReport()
+    officers = {row.username: row for row in session.execute(select(Officer.id, Officer.username, Officer.active))}
+    savepoint: SessionTransaction = session.begin_nested()
+    try:
+        _import_rows(session, secret_key, lines, actor, progress, report, officers)
+    except FileRefused as exc:
+        savepoint.rollback()
+        audit(session, actor, "village_file.refused", "village_file", exc.line_no, reason=str(exc))
+        return ImportReport(refused=exc)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return report
+
+
+def _officer_id(officers: dict, hh: Household) -> int | None:
+    """The id of the household's officer (None: unchanged); FileRefused for an unknown or stopped one."""
+    if not hh.officer:
+        return None
+    officer = officers.get(hh.officer)
+    if officer is None:
+        raise FileRefused(hh.line_no, f"客户经理用户名 {hh.officer!r} 不存在")
+    if not officer.active:
+        raise FileRefused(hh.line_no, f"客户经理 {hh.officer} 的账号已停用")
+    return officer.id
+
+
+def _import_rows(
+    session: Session,
+    secret_key: str,
+    lines: Iterable[str],
+    actor: str,
+    progress: Callable[[int, int | None], None] | None,
+    report: ImportReport,
+    officers: dict,
+) -> None:
     batch: dict[str, Household] = {}  # by the head's ID number
     rows = 0
     for line_no, row in read_rows(lines):
@@ -174,6 +229,7 @@ def import_lines(
         except RowError as exc:
             report.errors.append((line_no, mask_text(str(exc))))
             continue
+        hh.officer_id = _officer_id(officers, hh)
         if hh.head.id_number in batch or len(batch) >= BATCH_SIZE:
             # A household seen again is written after the first, as if row by row.
             _write_batch(session, secret_key, list(batch.values()), actor, report)
@@ -184,7 +240,6 @@ def import_lines(
     _write_batch(session, secret_key, list(batch.values()), actor, report)
     if progress:
         progress(rows, None)
-    return report
 
 
 def _write_batch(session: Session, key: str, households: list[Household], actor: str, report: ImportReport) -> None:
@@ -192,6 +247,7 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
         return
     ids = _write_people(session, key, households)
     _write_family_links(session, households, ids)
+    _write_officers(session, households, ids, actor, report)
     heads = [ids[hh.head.id_number] for hh in households]
     lines = {
         row.customer_id: row
@@ -332,6 +388,48 @@ def _write_family_links(session: Session, households: list[Household], ids: dict
     ]
     if missing:
         session.execute(insert(table), missing)
+
+
+def _write_officers(
+    session: Session, households: list[Household], ids: dict[str, int], actor: str, report: ImportReport
+) -> None:
+    """Give each household's head and members to the officer its row names (when it names one)."""
+    wanted = {
+        ids[person.id_number]: hh
+        for hh in households
+        if hh.officer_id is not None
+        for person in (hh.head, *(p for _, p in hh.members))
+    }
+    if not wanted:
+        return
+    table = Customer.__table__
+    changing = [
+        (row.id, row.officer_id)
+        for row in session.execute(select(table.c.id, table.c.officer_id).where(table.c.id.in_(wanted)))
+        if row.officer_id != wanted[row.id].officer_id
+    ]
+    if not changing:
+        return
+    session.execute(
+        update(table).where(table.c.id == bindparam("b_id")),
+        [{"b_id": customer_id, "officer_id": wanted[customer_id].officer_id} for customer_id, _ in changing],
+    )
+    names = {officer_id: name for officer_id, name in session.execute(select(Officer.id, Officer.username))}
+    session.execute(
+        insert(AuditEntry.__table__),
+        [
+            _audit_row(
+                actor,
+                "customer.officer_assigned",
+                customer_id,
+                before=names.get(before),
+                after=wanted[customer_id].officer,
+                line_no=wanted[customer_id].line_no,
+            )
+            for customer_id, before in changing
+        ],
+    )
+    report.officers_assigned += len(changing)
 
 
 def _audit_row(actor: str, action: str, customer_id: int, **detail) -> dict:

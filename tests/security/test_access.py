@@ -297,3 +297,27 @@ def test_every_token_route_answers_an_unknown_token_with_404_and_a_message(make_
             assert ("合同链接无效" if rule.endpoint.startswith("contracts.") else "授权码无效") in resp.data.decode()
             seen += 1
     assert seen >= 14
+
+
+def test_an_officer_gets_403_on_every_administration_route_recorded_and_nothing_else_changes(
+    make_client, demo_settings, others
+):
+    """Every supervisors' route (`console.admin_*`), whatever its parameters and form say."""
+    officer = log_in(make_client(), "officer01")
+    before = state(demo_settings)
+    values = {"officer_id": others["officer_id"], "station_id": 1, "entry_id": 1}
+    form = {"csrf": officer.csrf, "username": "mole", "display_name": "内鬼", "role": "supervisor", "code": "HQ009"}
+    form |= {"name": "站", "village": "黄桥村", "id_number": "321283197503120119", "reason": "x", "officer_id": "1"}
+    checked = []
+    for method, url, rule in requests_for(officer.application, values):
+        if not rule.endpoint.startswith("console.admin_"):
+            continue
+        resp = officer.open(url, method=method, data=form)
+        assert resp.status_code == 403 and "只有主管可以进行管理操作" in resp.data.decode(), (method, url)
+        checked.append(rule.endpoint)
+    assert len(checked) >= 14
+    with unit_of_work(demo_settings.database_url) as s:
+        refused = s.scalar(select(func.count()).where(AuditEntry.action == "admin.refused"))
+        assert s.scalar(select(func.count()).select_from(Officer)) == 3  # the demo's two and officer02
+    assert refused == len(checked) and state(demo_settings)[0] == before[0] + refused
+    assert state(demo_settings)[1:] == before[1:]

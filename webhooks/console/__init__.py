@@ -7,8 +7,9 @@ hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 
 One module per concern adds its routes to these two blueprints: `auth` (login,
-CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `references` (reference faces); `common` holds
-what their pages share. A new page is a new module imported at the bottom.
+CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `references` (reference faces), and the
+supervisors' administration: `admin_officers`, `stations`, `assignments` (customers to officers),
+`watch_list`; `common` holds what their pages share. A new page is a new module imported at the bottom.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ api.after_request(no_store)
 
 # The route modules add their routes to `bp` and `api` when imported, so they come after them.
 from webhooks.console import (  # noqa: E402
+    admin_officers,
     applications,
+    assignments,
     auth,
     common,
     face_reviews,
@@ -41,6 +44,23 @@ from webhooks.console import (  # noqa: E402
     locks,
     queue,
     references,
+    stations,
+    watch_list,
 )
 
-__all__ = ["api", "applications", "auth", "bp", "common", "face_reviews", "hand_offs", "locks", "queue", "references"]
+__all__ = [
+    "admin_officers",
+    "api",
+    "applications",
+    "assignments",
+    "auth",
+    "bp",
+    "common",
+    "face_reviews",
+    "hand_offs",
+    "locks",
+    "queue",
+    "references",
+    "stations",
+    "watch_list",
+]

@@ -10,7 +10,7 @@ console's background polls do not count as the officer's use (`passive`).
 Wrong passwords back off per user name and address (LOGIN_BACKOFF_*), so that a stranger
 elsewhere cannot lock an officer out, and are limited per address across user names.
 An officer whose password was given to them (`must_change_password`) chooses their own
-before anything else.
+before anything else. Administration pages are for supervisors (`supervisor_required`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from handoff import admin
 from handoff import service as handoffs
 from sunshine.clock import utcnow
 from sunshine.db import unit_of_work
@@ -114,17 +115,6 @@ def _start_session(db: Session, officer: Officer) -> None:
     session.update({SESSION_KEY: token, "officer_name": officer.display_name, "role": officer.role})
 
 
-def end_sessions(db: Session, officer: Officer, reason: str) -> int:
-    """End every live session of this officer (e.g. the password changed); returns how many."""
-    result = db.execute(
-        update(OfficerSession)
-        .where(OfficerSession.officer_id == officer.id, OfficerSession.ended_at.is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def passive(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
     """Mark a view the page calls by itself (polls): it does not keep the session alive
     (an unattended console still times out; its script then reloads to the login)."""
@@ -157,6 +147,21 @@ def login_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, Respon
             return view(*args, **kwargs)
 
     return wrapper
+
+
+def supervisor_required(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
+    """`login_required`, and only a supervisor reaches the view: anyone else gets 403 with the
+    reason, the refusal recorded (handoff.admin.require_supervisor) and nothing changed."""
+
+    @wraps(view)
+    def supervisor_only(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
+        try:
+            admin.require_supervisor(g.db, g.officer, request.endpoint or request.path)
+        except admin.NotSupervisor as exc:
+            return render_template("console/refused.html", message=str(exc)), 403
+        return view(*args, **kwargs)
+
+    return login_required(supervisor_only)
 
 
 # --- logging in and out ------------------------------------------------------------------
@@ -280,7 +285,7 @@ def password_submit() -> ResponseReturnValue:
         return _password_page(problem, 400)
     officer.password_hash = generate_password_hash(form["new"])
     officer.must_change_password, officer.password_changed_at = False, utcnow()
-    ended = end_sessions(g.db, officer, "password_changed")
+    ended = admin.end_sessions(g.db, officer, "password_changed")
     _start_session(g.db, officer)
     audit(g.db, handoffs.actor_of(officer), "console.password_changed", "officer", officer.id, sessions_ended=ended)
     flash("密码已修改，其他地方的登录已全部退出", "ok")

@@ -42,6 +42,11 @@ def settings() -> Settings:
     return current_app.config["SETTINGS"]
 
 
+def officer_id_of(raw: str | None) -> int | None:
+    """The officer chosen in a form's select (None: none chosen)."""
+    return int(raw) if raw and raw.isdigit() else None
+
+
 def jobs() -> Jobs:
     """The app's job enqueuer (built by create_app): officers' replies go to the customer's queue."""
     return current_app.extensions["jobs"]
