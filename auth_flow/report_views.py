@@ -12,6 +12,7 @@ console's: the customer's own officer or a supervisor).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from auth_flow.reports import received_reports
 from clients.bureau import CreditReport
 from lending.parties import ROLE_NAMES, ROLES
 from lending.reports import parties
+from sunshine.clock import full_time
 from sunshine.models import Authorization, LoanApplication, Officer, ReportView
 
 VIEW_REASONS = {"loan_approval": "贷款审批", "post_loan_management": "贷后管理", "dispute": "客户异议处理"}
@@ -46,6 +48,13 @@ class PartyReport:
     @property
     def consented(self) -> bool:
         return self.authorization is not None and self.authorization.status == "consented"
+
+    @property
+    def issued(self) -> str:
+        """When the bureau issued the report, in Beijing time (2026-12-06 17:44)."""
+        if self.report is None:
+            return ""
+        return full_time(datetime.fromisoformat(self.report.issued_at).astimezone(timezone.utc).replace(tzinfo=None))
 
     @property
     def worst_overdue(self) -> str:

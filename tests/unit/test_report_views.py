@@ -143,3 +143,9 @@ def test_the_worst_overdue_in_one_phrase():
         f"当前逾期{summary['current_overdue_amount']:,.2f}元，最长逾期{summary['max_overdue_months']}个月"
     )
     assert PartyReport("spouse", "李四", None, None).worst_overdue == ""
+
+
+def test_the_report_s_time_is_read_in_beijing_time():
+    party = party_with("0")
+    assert party.issued == "2026-12-06 17:00"
+    assert PartyReport("spouse", "李四", None, None).issued == ""
