@@ -527,7 +527,8 @@ class CreditReportRecord(Base):
 
 class ReportView(Base):
     """An officer opening one party's full credit report, or being refused it (auth_flow.report_views):
-    who, when, whose report, why; kept for the bank's supervision."""
+    who, when, whose report, why; kept for the bank's supervision. Append-only: the migration adds
+    triggers refusing UPDATE, DELETE and TRUNCATE."""
 
     __tablename__ = "report_views"
     id: Mapped[int] = Column(Integer, primary_key=True)

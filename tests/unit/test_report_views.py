@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from auth_flow import reports
 from auth_flow.report_views import PartyReport, ReportRefused, open_report, party_reports, views_of
@@ -75,6 +76,21 @@ def test_a_full_report_opens_for_a_reason_and_the_view_is_recorded(reported):
     assert views(settings.database_url) == [("officer01", "spouse", "loan_approval", "shown", None, report_id)]
     with unit_of_work(settings.database_url) as s:
         assert [v.party_role for v in views_of(s, app_id)] == ["spouse"]
+
+
+def test_the_views_cannot_be_changed_or_deleted(reported):
+    """On SQLite and, with DATABASE_URL=postgresql://..., PostgreSQL (where TRUNCATE too)."""
+    settings, app_id, _ = reported
+    with unit_of_work(settings.database_url) as s:
+        open_report(s, TEST_SECRET, s.get(LoanApplication, app_id), officer(s), "applicant", "post_loan_management")
+    statements = ["UPDATE report_views SET reason = 'dispute'", "DELETE FROM report_views"]
+    if settings.database_url.startswith("postgresql"):
+        statements.append("TRUNCATE report_views")
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="append-only"):
+            with unit_of_work(settings.database_url) as s:
+                s.execute(text(statement))
+    assert [v[2:4] for v in views(settings.database_url)] == [("post_loan_management", "shown")]
 
 
 def test_without_a_reason_nothing_opens_and_the_attempt_is_recorded(reported):
