@@ -525,6 +525,26 @@ class CreditReportRecord(Base):
     finished_at: Mapped[datetime | None] = Column(DateTime)
 
 
+class ReportView(Base):
+    """An officer opening one party's full credit report, or being refused it (auth_flow.report_views):
+    who, when, whose report, why; kept for the bank's supervision. Append-only: the migration adds
+    triggers refusing UPDATE, DELETE and TRUNCATE."""
+
+    __tablename__ = "report_views"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)
+    officer_id: Mapped[int] = Column(Integer, ForeignKey("officers.id"), nullable=False, index=True)
+    application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
+    party_role: Mapped[str] = Column(String(16), nullable=False)  # applicant | spouse | guarantor
+    reason: Mapped[str] = Column(String(32), nullable=False)  # auth_flow.report_views.VIEW_REASONS, "" if none
+    outcome: Mapped[str] = Column(String(16), nullable=False)  # shown | refused
+    authorization_id: Mapped[int | None] = Column(Integer, ForeignKey("authorizations.id"))  # the consent shown under
+    report_id: Mapped[str | None] = Column(String(64))  # the bureau's report shown
+    refusal: Mapped[str | None] = Column(Text)  # what the officer was told when refused
+
+    officer: Mapped[Officer] = relationship("Officer")
+
+
 # -- officers: hand-off notifications and the console's queue (handoff/, webhooks/console.py) --
 
 

@@ -1,5 +1,6 @@
-"""An application awaiting review: its page, printable authorization codes for the
-parties still to consent, the officer's decision, and 重新放款 after a failed disbursement."""
+"""An application awaiting review: its page (with the parties' credit-report summaries), a
+party's full report opened for a reason, printable authorization codes for the parties still
+to consent, the officer's decision, and 重新放款 after a failed disbursement."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from auth_flow import signing
+from auth_flow import report_views, signing
 from auth_flow.evidence import Client
 from auth_flow.identity import page_id
 from auth_flow.qr import authorization_url, png
@@ -61,6 +62,39 @@ def application_page(application_id: int) -> ResponseReturnValue:
         can_confirm=first is not None and g.officer.role == handoffs.SUPERVISOR and g.officer.id != first.id,
         disbursement=disbursement.record_of(g.db, application_id),
         loan=loan_schedule(application_id),
+        party_reports=report_views.party_reports(g.db, settings().secret_key, application),
+        report_views=report_views.views_of(g.db, application.id),
+        view_reasons=report_views.VIEW_REASONS,
+    )
+
+
+@bp.post("/applications/<int:application_id>/reports")
+@login_required
+def credit_report(application_id: int) -> ResponseReturnValue:
+    """One party's full credit report, opened for the reason the officer picked (the view is
+    recorded; a refusal too, and the officer is told why)."""
+    application = _application(application_id)
+    try:
+        party, view = report_views.open_report(
+            g.db,
+            settings().secret_key,
+            application,
+            g.officer,
+            request.form.get("role", ""),
+            request.form.get("reason", ""),
+        )
+    except report_views.ReportRefused as exc:
+        g.db.commit()  # the refused attempt is a record
+        flash(exc.message, "error")
+        return redirect(url_for("console.application_page", application_id=application_id, _anchor="credit-reports"))
+    g.db.commit()
+    return render_template(
+        "console/credit_report.html",
+        a=application,
+        party=party,
+        view=view,
+        reason=report_views.VIEW_REASONS[view.reason],
+        account_status=report_views.ACCOUNT_STATUS,
     )
 
 
