@@ -57,7 +57,8 @@ def test_port_in_use_is_named(tmp_path, redis_url):
 def test_rasa_endpoints_use_the_shared_redis():
     text = rasa_endpoints(Settings(redis_url="redis://:pw@10.0.0.5:6380/3", action_server_url="http://a:5055"))
     assert "url: http://a:5055/webhook" in text
-    assert text.count("url: 10.0.0.5") == 2 and "port: 6380" in text and "db: 3" in text and 'password: "pw"' in text
+    assert text.count('url: "redis://:pw@10.0.0.5:6380/3"') == 2
+    assert "type: bot.tracker_store.RedisTrackerStore" in text and "type: bot.lock_store.RedisLockStore" in text
 
 
 def test_services_skip_remote_hosts():
