@@ -133,7 +133,8 @@ def redis_base_url(tmp_path_factory):
     """A real Redis server: the one at REDIS_URL, else a private one started here."""
     url = os.environ.get("REDIS_URL", "")
     if url and redis_server.reachable(url):
-        yield url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+        base, _, db = url.rpartition("/")
+        yield base if (not db or db.isdigit()) and url.count("/") > 2 else url  # Sentinel: .../MASTER_NAME/DB
         return
     port = free_port()
     proc = redis_server.start(port, tmp_path_factory.mktemp("redis"))
