@@ -34,6 +34,13 @@ def check(tmp_path, **env):
         ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
         ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
+        # failover forms: no Sentinel answers (its password not shown), no listed database host answers
+        (
+            {"REDIS_URL": "redis+sentinel://:pw@127.0.0.1:1/main/0"},
+            "REDIS_URL=redis+sentinel://:***@127.0.0.1:1/main/0",
+        ),
+        ({"REDIS_URL": "redis+sentinel://127.0.0.1:1/"}, "name the master"),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1,127.0.0.1:2/nothing"}, "cannot reach DATABASE_URL"),
         ({"FACE_CHALLENGE_DEMO_ORDER": "left,right,nod"}, "FACE_CHALLENGE_DEMO_ORDER is set but SUNSHINE_DEMO is off"),
     ],
 )
