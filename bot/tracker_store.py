@@ -46,6 +46,7 @@ class RedisTrackerStore(tracker_store.RedisTrackerStore):
         **kwargs: Any,
     ) -> None:
         """`host`: the Redis URL (endpoints.yml's `url`)."""
+        # Not Rasa's RedisTrackerStore.__init__: it makes a client of one host and port.
         tracker_store.TrackerStore.__init__(self, domain, event_broker, **kwargs)
         self.red = connect(host, decode_responses=True)
         self.record_exp = record_exp

@@ -82,8 +82,9 @@ def connect(url: str, socket_timeout: float | None = 10.0, decode_responses: boo
         return redis.Redis.from_url(url, **options)
     target = sentinel_target(url)
     extra = dict(target.options)
-    tls = {"ssl": True, **({"ssl_ca_certs": extra["ssl_ca_certs"]} if "ssl_ca_certs" in extra else {})}
-    tls = tls if target.tls else {}
+    tls: dict[str, Any] = {}
+    if target.tls:
+        tls = {"ssl": True, **({"ssl_ca_certs": extra["ssl_ca_certs"]} if "ssl_ca_certs" in extra else {})}
     sentinel = Sentinel(
         target.sentinels,
         # A Sentinel answers at once or is down: never wait on one as long as a worker's BLPOP.

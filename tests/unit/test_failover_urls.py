@@ -4,10 +4,12 @@ checked, hidden in logs. The failovers themselves: tests/faults/test_failover.py
 from __future__ import annotations
 
 import pytest
+from redis.connection import SSLConnection
+from redis.sentinel import SentinelConnectionPool, SentinelManagedSSLConnection
 from sqlalchemy.engine import make_url
 
 from sunshine.db import engine_url
-from sunshine.redis import SentinelTarget, sentinel_target
+from sunshine.redis import SentinelTarget, connect, sentinel_target
 from sunshine.settings import ConfigError, Settings, load
 
 
@@ -65,3 +67,18 @@ def test_libpq_lists_of_hosts_become_the_form_sqlalchemy_parses():
     assert args["host"] == "h1,h2" and args["port"] == "5432," and args["target_session_attrs"] == "read-write"
     for unchanged in ("postgresql://app@h1:5432/db", "sqlite:///var/sunshine.db", "postgresql://u@/db?host=h1&host=h2"):
         assert engine_url(unchanged) == unchanged
+
+
+def test_a_tls_sentinel_url_makes_tls_clients_of_the_sentinels_and_the_master():
+    client = connect("rediss+sentinel://app:pw@s1,s2/main/3?sentinel_password=sp&ssl_ca_certs=/etc/ca.pem")
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "main"
+    assert pool.connection_class is SentinelManagedSSLConnection
+    master = {k: pool.connection_kwargs[k] for k in ("db", "username", "password", "ssl_ca_certs")}
+    assert master == {"db": 3, "username": "app", "password": "pw", "ssl_ca_certs": "/etc/ca.pem"}
+    sentinels = [s.connection_pool for s in pool.sentinel_manager.sentinels]
+    assert [(p.connection_kwargs["host"], p.connection_kwargs["port"]) for p in sentinels] == [
+        ("s1", 26379),
+        ("s2", 26379),
+    ]
+    assert all(p.connection_class is SSLConnection and p.connection_kwargs["password"] == "sp" for p in sentinels)
