@@ -14,8 +14,23 @@ from sqlalchemy.pool import QueuePool
 from sunshine.settings import VAR
 
 
+def engine_url(url: str) -> str:
+    """`url` as SQLAlchemy takes it: libpq's list of hosts (`postgresql://u@h1:5432,h2:5432/db?...`,
+    which SQLAlchemy 1.4 cannot parse) becomes its `?host=h1:5432&host=h2:5432` form; libpq
+    tries them in order (with `target_session_attrs=read-write`, until one takes writes)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    if not scheme.startswith("postgresql") or "," not in hosts:
+        return url
+    path, question, query = tail.partition("?")
+    listed = "&".join(f"host={host}" for host in hosts.split(","))
+    return f"{scheme}{sep}{credentials}{at}{slash}{path}?{listed}{'&' + query if question and query else ''}"
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder and foreign keys."""
+    """An engine for `url` (`engine_url`); SQLite files get their folder and foreign keys."""
+    url = engine_url(url)
     kwargs: dict = {"future": True, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         VAR.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import inspect, text
@@ -200,29 +200,18 @@ def check_model() -> None:
 
 
 def rasa_endpoints(s: Settings) -> str:
-    """Rasa's endpoints.yml: the action server (called with its token), and Redis (its password,
-    TLS for rediss://) for trackers (Rasa's store without its read-back before each write:
-    bot/tracker_store.py) and locks."""
-    r = urlsplit(s.redis_url)
-    db = (r.path or "/0").lstrip("/") or "0"
-    redis_part = f"  url: {r.hostname}\n  port: {r.port or 6379}\n  db: {db}"
-    if r.username:
-        redis_part += f"\n  username: {json.dumps(unquote(r.username))}"
-    if r.password:
-        redis_part += f"\n  password: {json.dumps(unquote(r.password))}"
-    if r.scheme == "rediss":
-        redis_part += "\n  use_ssl: true"
-        ca = parse_qs(r.query).get("ssl_ca_certs")
-        if ca:
-            redis_part += f"\n  ssl_ca_certs: {json.dumps(ca[0])}"
+    """Rasa's endpoints.yml: the action server (called with its token), and REDIS_URL (its password,
+    TLS, or Sentinel) for trackers (Rasa's store without its read-back before each write:
+    bot/tracker_store.py) and locks (bot/lock_store.py), both connected by sunshine.redis.connect."""
     headers = ""
     if s.action_server_token:
         headers = f"\n  headers:\n    Authorization: {json.dumps('Bearer ' + s.action_server_token)}"
+    redis = f"  url: {json.dumps(s.redis_url)}"
     return (
         f"action_endpoint:\n  url: {s.action_server_url.rstrip('/')}/webhook{headers}\n"
-        f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis_part}\n"
+        f"tracker_store:\n  type: bot.tracker_store.RedisTrackerStore\n{redis}\n"
         f"  key_prefix: tracker\n  record_exp: {s.tracker_retention_hours * 3600}\n"
-        f"lock_store:\n  type: redis\n{redis_part}\n  key_prefix: lock\n"
+        f"lock_store:\n  type: bot.lock_store.RedisLockStore\n{redis}\n  key_prefix: lock\n"
     )
 
 

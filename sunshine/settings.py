@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sunshine.redis import is_sentinel, sentinel_target
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
@@ -455,18 +457,52 @@ def production_problems(s: Settings) -> list[str]:
         url = getattr(s, name)
         if not is_loopback(urlsplit(url).hostname) and not url.startswith("https://"):
             problems.append(f"{name.upper()}={url!r} is another machine over plain http; use https:// (its token)")
-    redis = urlsplit(s.redis_url)
-    if s.redis_url.startswith(("redis://", "rediss://")) and not is_loopback(redis.hostname):
-        if not redis.password:
-            problems.append("REDIS_URL names another machine without a password; add one (redis://:PASSWORD@host)")
-        if redis.scheme != "rediss":
-            problems.append("REDIS_URL names another machine over plain TCP; use rediss:// (TLS)")
+    problems += remote_redis_problems(s.redis_url)
     if s.evidence_key() == Settings().evidence_key():
         problems.append("EVIDENCE_KEY_ID names the development evidence key; add a real key to EVIDENCE_KEYS")
     return problems
 
 
+def redis_url_problems(url: str) -> list[str]:
+    """REDIS_URL's problem, if any: a scheme redis-py does not know, or a Sentinel URL that is malformed."""
+    if not url:
+        return []
+    if is_sentinel(url):
+        try:
+            sentinel_target(url)
+        except ValueError as exc:
+            return [f"REDIS_URL={_hide_password(url)!r}: {exc}"]
+        return []
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return [f"REDIS_URL={_hide_password(url)!r} must start with redis://, rediss://, unix:// or redis+sentinel://"]
+    return []
+
+
+def remote_redis_problems(url: str) -> list[str]:
+    """Production: a Redis (or a Sentinel) on another machine needs a password and TLS."""
+    if redis_url_problems(url):
+        return []  # setting_problems says what is wrong
+    if is_sentinel(url):
+        target = sentinel_target(url)
+        if all(is_loopback(host) for host, _ in target.sentinels):
+            return []
+        password, tls, form = target.password, target.tls, "rediss+sentinel://:PASSWORD@host:26379,.../MASTER"
+    else:
+        parts = urlsplit(url)
+        if not url.startswith(("redis://", "rediss://")) or is_loopback(parts.hostname):
+            return []
+        password, tls, form = parts.password, parts.scheme == "rediss", "rediss://:PASSWORD@host"
+    problems = []
+    if not password:
+        problems.append(f"REDIS_URL names another machine without a password; add one ({form})")
+    if not tls:
+        problems.append(f"REDIS_URL names another machine over plain TCP; use TLS ({form})")
+    return problems
+
+
 def _hide_password(url: str) -> str:
+    """`url` with the password after the user name, and any `...password=` option, as ***."""
+    url = re.sub(r"([?&][a-z_]*password=)[^&]*", r"\1***", url)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
@@ -604,8 +640,7 @@ def setting_problems(s: Settings) -> list[str]:
             f"DATABASE_URL={s.database_url!r} is not a URL; use e.g. sqlite:///var/sunshine.db or "
             "postgresql://user@host/db"
         )
-    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append(f"REDIS_URL={s.redis_url!r} must start with redis://, rediss:// or unix://")
+    problems += redis_url_problems(s.redis_url)
     if not 0 <= s.trusted_proxies <= 5:
         problems.append("TRUSTED_PROXIES must be 0 (no proxy) to 5: the number of proxies in front of the web")
     if not 1 <= s.bind_guesses_per_day <= 50:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from auth_flow.enrolment import enroll_reference
@@ -32,7 +33,7 @@ from emulators.wechat.api import create_app as create_wechat_emulator
 from emulators.wechat.user import WeChatUser
 from lending.customers import by_openid
 from sunshine import local_stack, redis_server
-from sunshine.db import engine_for, unit_of_work
+from sunshine.db import engine_for, engine_url, unit_of_work
 from sunshine.demo import load_demo
 from sunshine.jobs import Jobs, per_process
 from sunshine.local_stack import free_port  # noqa: F401  (tests import it from here)
@@ -56,10 +57,11 @@ def fresh_database(folder: Path):
         yield f"sqlite:///{folder / 'sunshine.sqlite'}"
         return
     name = f"sunshine_test_{uuid.uuid4().hex[:8]}"
+    url = engine_url(url)  # a list of hosts (failover) in the form SQLAlchemy parses
     admin = create_engine(url, isolation_level="AUTOCOMMIT", future=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    test_url = url.rsplit("/", 1)[0] + "/" + name
+    test_url = make_url(url).set(database=name).render_as_string(hide_password=False)
     try:
         yield test_url
     finally:
@@ -131,7 +133,8 @@ def redis_base_url(tmp_path_factory):
     """A real Redis server: the one at REDIS_URL, else a private one started here."""
     url = os.environ.get("REDIS_URL", "")
     if url and redis_server.reachable(url):
-        yield url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+        base, _, db = url.rpartition("/")
+        yield base if (not db or db.isdigit()) and url.count("/") > 2 else url  # Sentinel: .../MASTER_NAME/DB
         return
     port = free_port()
     proc = redis_server.start(port, tmp_path_factory.mktemp("redis"))
@@ -143,10 +146,8 @@ def redis_base_url(tmp_path_factory):
 @pytest.fixture
 def redis_url(redis_base_url):
     """A flushed Redis database reserved for tests."""
-    import redis
-
     url = f"{redis_base_url}/{TEST_REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
+    connect(url).flushdb()
     return url
 
 

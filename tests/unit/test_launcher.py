@@ -34,6 +34,13 @@ def check(tmp_path, **env):
         ({"WECHAT_AES_KEY": "abc"}, "WECHAT_AES_KEY must be the 43-character EncodingAESKey"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "cannot reach DATABASE_URL"),
         ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "cannot reach REDIS_URL"),
+        # failover forms: no Sentinel answers (its password not shown), no listed database host answers
+        (
+            {"REDIS_URL": "redis+sentinel://:pw@127.0.0.1:1/main/0"},
+            "REDIS_URL=redis+sentinel://:***@127.0.0.1:1/main/0",
+        ),
+        ({"REDIS_URL": "redis+sentinel://127.0.0.1:1/"}, "name the master"),
+        ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1,127.0.0.1:2/nothing"}, "cannot reach DATABASE_URL"),
         ({"FACE_CHALLENGE_DEMO_ORDER": "left,right,nod"}, "FACE_CHALLENGE_DEMO_ORDER is set but SUNSHINE_DEMO is off"),
     ],
 )
@@ -57,7 +64,8 @@ def test_port_in_use_is_named(tmp_path, redis_url):
 def test_rasa_endpoints_use_the_shared_redis():
     text = rasa_endpoints(Settings(redis_url="redis://:pw@10.0.0.5:6380/3", action_server_url="http://a:5055"))
     assert "url: http://a:5055/webhook" in text
-    assert text.count("url: 10.0.0.5") == 2 and "port: 6380" in text and "db: 3" in text and 'password: "pw"' in text
+    assert text.count('url: "redis://:pw@10.0.0.5:6380/3"') == 2
+    assert "type: bot.tracker_store.RedisTrackerStore" in text and "type: bot.lock_store.RedisLockStore" in text
 
 
 def test_services_skip_remote_hosts():

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 import pytest
 import redis
+from rasa.core.lock_store import LockStore
 from rasa.core.tracker_store import TrackerStore, create_tracker_store
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
+from bot.lock_store import RedisLockStore
 from bot.tracker_store import RedisTrackerStore, continues
 from sunshine.launcher import rasa_endpoints
 from sunshine.settings import ROOT, Settings
@@ -25,15 +26,7 @@ DOMAIN = Domain.load(str(ROOT / "bot" / "domain.yml"))
 
 @pytest.fixture
 def store(redis_url) -> RedisTrackerStore:
-    parts = urlsplit(redis_url)
-    return RedisTrackerStore(
-        DOMAIN,
-        host=parts.hostname,
-        port=parts.port,
-        db=int(parts.path.strip("/")),
-        record_exp=600,
-        key_prefix="tracker",
-    )
+    return RedisTrackerStore(DOMAIN, host=redis_url, record_exp=600, key_prefix="tracker")
 
 
 def turn(tracker: DialogueStateTracker, text: str, answer: str) -> None:
@@ -97,3 +90,8 @@ def test_the_launchers_endpoints_give_rasa_this_store(redis_url, tmp_path):
     assert type(created) is RedisTrackerStore
     assert created.record_exp == Settings().tracker_retention_hours * 3600 == 86400
     assert isinstance(created.red, redis.Redis) and created.red.ping()
+
+    locks = LockStore.create(read_endpoint_config(str(path), "lock_store"))
+    assert type(locks) is RedisLockStore and locks.key_prefix == "lock:lock:"
+    locks.save_lock(LockStore.create_lock("o_farmer"))
+    assert locks.get_lock("o_farmer").conversation_id == "o_farmer"
