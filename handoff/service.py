@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from clients.wechat import OUT_OF_RESPONSE_WINDOW
 from lending.customers import by_openid
+from lending.tags import labelled
 from sunshine.clock import customer_time
 from sunshine.models import ConversationMessage, Customer, Follower, HandOff, Officer, OfficerNotice, audit, utcnow
 
@@ -102,7 +103,7 @@ def request_hand_off(
     application_id: int | None = None,
 ) -> tuple[HandOff, bool]:
     """Open a hand-off for this WeChat user (about `application_id`, if any), or return the
-    one already open.
+    one already open. The summary carries the customer's tags as they were then.
 
     Returns (hand_off, created).
     """
@@ -112,12 +113,13 @@ def request_hand_off(
     if existing is not None:
         return existing, False
     customer = by_openid(session, openid)
+    tags = labelled(session, customer.id) if customer else []
     hand_off = HandOff(
         openid=openid,
         customer_id=customer.id if customer else None,
         officer_id=responsible_officer_id(session, openid, customer),
         reason=reason,
-        summary=summary or {},
+        summary={**(summary or {}), "tags": tags} if tags else summary or {},
         priority=PRIORITIES[reason],
         deadline=utcnow() + deadline,
         application_id=application_id,

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from clients.bureau import CreditReport
 from clients.corebank import CoreBankingClient, CoreLoan, Payment
 from lending.amounts import format_amount
+from lending.catalog import products_offered
 from lending.contracts import DEFAULT_TTL, offer, signing_url, token_for
 from lending.credit_lines import current_line, valid_line
 from lending.identity import birth_date
@@ -246,7 +247,7 @@ class Applications:
         product = session.get(LoanProduct, product_code)
         if product is None:
             raise UnknownProduct("没有这个贷款产品，请从阳光e贷、商e贷、公e贷等产品中选择")
-        if customer.customer_type not in product.customer_types:
+        if product not in products_offered(session, customer):
             raise ProductNotForCustomer(f"{product.name}不面向您这类客户，可以问我“有哪些贷款产品”看看适合您的")
         _check_amount(product, amount)
         if term_months not in product.terms_months:

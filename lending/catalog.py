@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from lending.parties import ROLES
 from lending.repayment import METHODS
-from sunshine.models import LoanProduct
+from lending.tags import TagFileError, check_tag_map, pairs_of
+from sunshine.models import Customer, LoanProduct
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
 _FIELDS = (
@@ -28,7 +29,9 @@ _FIELDS = (
     "authorizing_parties",
     "description",
     "repayment_method",
+    "offered_to_tags",
 )
+OPTIONAL = {"offered_to_tags": dict}  # fields a product may leave out, and their empty value
 # The kinds of customer the products are for, and how customers and officers read them.
 CUSTOMER_TYPE_LABELS = {"farmer": "农户", "merchant": "个体工商户", "civil_servant": "公职人员"}
 CUSTOMER_TYPES = tuple(CUSTOMER_TYPE_LABELS)
@@ -40,7 +43,9 @@ class ProductFileError(ValueError):
 
 def _check(row: dict) -> None:
     code = row.get("code", "?")
-    missing = [k for k in ("code", "annual_rate", *_FIELDS) if k not in row and k != "annual_rate_bp"]
+    missing = [
+        k for k in ("code", "annual_rate", *_FIELDS) if k not in row and k != "annual_rate_bp" and k not in OPTIONAL
+    ]
     if missing:
         raise ProductFileError(f"product {code}: missing {', '.join(missing)}")
     if not set(row["customer_types"]) <= set(CUSTOMER_TYPES):
@@ -59,6 +64,10 @@ def _check(row: dict) -> None:
         raise ProductFileError(f"product {code}: repayment_method must be one of {', '.join(METHODS)}")
     if not row["terms_months"] or not all(isinstance(t, int) and t > 0 for t in row["terms_months"]):
         raise ProductFileError(f"product {code}: terms_months must be a list of whole months")
+    try:
+        check_tag_map(f"product {code}: offered_to_tags", row.get("offered_to_tags", {}))
+    except TagFileError as exc:
+        raise ProductFileError(str(exc)) from None
 
 
 def read_products(path: Path = PRODUCTS_FILE) -> list[dict]:
@@ -66,6 +75,7 @@ def read_products(path: Path = PRODUCTS_FILE) -> list[dict]:
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     for row in rows:
         _check(row)
+        row.update({k: empty() for k, empty in OPTIONAL.items() if k not in row})
         row["annual_rate_bp"] = int((Decimal(str(row.pop("annual_rate"))) * 10000).to_integral_value())
     return rows
 
@@ -87,7 +97,21 @@ def sync_products(session: Session, path: Path = PRODUCTS_FILE) -> int:
     return changed
 
 
-def products_for(session: Session, customer_type: str) -> list[LoanProduct]:
-    """Products that serve this customer type, smallest entry amount first."""
+def products_for(session: Session, customer_type: str, tags: frozenset | set = frozenset()) -> list[LoanProduct]:
+    """Products that serve this customer type or are offered to one of these tags
+    ((kind, value) pairs), smallest entry amount first."""
     products = session.scalars(select(LoanProduct).order_by(LoanProduct.min_amount, LoanProduct.code))
-    return [p for p in products if customer_type in p.customer_types]
+    return [p for p in products if offered(p, customer_type, tags)]
+
+
+def offered(product: LoanProduct, customer_type: str, tags: frozenset | set = frozenset()) -> bool:
+    """Whether the product is for this customer type, or offered to one of these tags."""
+    return customer_type in product.customer_types or any(
+        (kind, value) in tags for kind, values in (product.offered_to_tags or {}).items() for value in values
+    )
+
+
+def products_offered(session: Session, customer: Customer) -> list[LoanProduct]:
+    """The products offered to this customer (by type and by tag): the one list the chat, the
+    mini-program, the console and the application's check follow."""
+    return products_for(session, customer.customer_type, pairs_of(session, customer.id))

@@ -3,15 +3,16 @@ promised to applications still in progress, what is left, and which products fit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from lending.catalog import products_for
+from lending.catalog import products_offered
 from sunshine import clock
-from sunshine.models import CreditLine, Customer, LoanApplication
+from sunshine.models import CreditLine, CreditLineChange, Customer, LoanApplication, utcnow
 
 # Applications whose amount is held against the line until they are disbursed or end.
 RESERVING_STATUSES = ("submitted", "awaiting_authorization", "under_review", "approved")
@@ -73,5 +74,64 @@ def current_line(
     )
     return replace(
         view,
-        products=tuple(p.name for p in products_for(session, customer.customer_type) if p.min_amount <= view.available),
+        products=tuple(p.name for p in products_offered(session, customer) if p.min_amount <= view.available),
+    )
+
+
+# Where a line's change came from, as officers read it.
+CHANGE_SOURCES = {"village_file": "整村授信档案", "inspection": "年检", "migration": "迁移前已有"}
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One change of a credit line; old_amount None: granted."""
+
+    credit_line_id: int
+    customer_id: int
+    old_amount: int | None
+    new_amount: int
+    old_valid_until: date | None
+    new_valid_until: date
+    source: str
+    actor: str
+    reason: str = ""
+    at: datetime | None = None
+
+
+def record_line_changes(session: Session, changes: Iterable[LineChange]) -> int:
+    """The one writer of a line's history (credit_line_changes), many at once; returns how many."""
+    now = utcnow()
+    rows = [{**asdict(c), "at": c.at or now} for c in changes]
+    for row in rows:
+        if row["source"] not in CHANGE_SOURCES:
+            raise ValueError(f"unknown credit-line change source {row['source']!r}")
+    if rows:
+        session.execute(insert(CreditLineChange.__table__), rows)
+    return len(rows)
+
+
+def change_line(
+    session: Session, line: CreditLine, amount: int, valid_until: date, source: str, actor: str, reason: str = ""
+) -> bool:
+    """Set a line's amount and validity (增持减退, renewal) and record the change; False when
+    nothing changes."""
+    if (line.amount, line.valid_until) == (amount, valid_until):
+        return False
+    change = LineChange(
+        line.id, line.customer_id, line.amount, amount, line.valid_until, valid_until, source, actor, reason
+    )
+    line.amount, line.valid_until = amount, valid_until
+    session.flush()
+    record_line_changes(session, [change])
+    return True
+
+
+def line_history(session: Session, customer_id: int) -> list[CreditLineChange]:
+    """Every change of the customer's lines, newest first."""
+    return list(
+        session.scalars(
+            select(CreditLineChange)
+            .where(CreditLineChange.customer_id == customer_id)
+            .order_by(CreditLineChange.at.desc(), CreditLineChange.id.desc())
+        )
     )

@@ -1,15 +1,19 @@
-"""Finding the bank's customers by WeChat identity or by name and ID number."""
+"""Finding the bank's customers by WeChat identity or by name and ID number, and the
+officers' search by name, masked ID number or phone."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Boolean, case, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from lending.identity import InvalidIdNumber, normalize_id_number
 from sunshine.models import Customer, FamilyMember, audit
-from sunshine.protect import fingerprint, mask_id_number
+from sunshine.protect import fingerprint, mask_id_number, unseal
 
 OFFICIAL_ACCOUNT, MINI_PROGRAM = "oa", "mp"  # the bank's two WeChat AppIDs
 
@@ -124,3 +128,115 @@ def identify(session: Session, secret_key: str, text: str) -> Customer:
             "请核对后重发；确认没错的话，回复“转人工”请客户经理帮您查。"
         )
     return customer
+
+
+# --- the officers' search ---------------------------------------------------------------
+
+SEARCH_LIMIT = 50
+_DOTS = str.maketrans({".": "·", "•": "·", "・": "·", "‧": "·", "･": "·"})
+_NUMBER = re.compile(r"[0-9Xx*]+")
+
+
+class SearchRefused(ValueError):
+    """A search the console cannot run; the message tells the officer what to type."""
+
+
+def normalise_name(name: str) -> str:
+    """A name as searched: full-width letters and digits made half-width, spaces dropped,
+    the middle dots of minority names made one (·)."""
+    return "".join(unicodedata.normalize("NFKC", name).translate(_DOTS).split())
+
+
+def search_keys(name: str | None = None, id_number: str | None = None, phone: str | None = None) -> dict[str, str]:
+    """The customers table's search columns for what is given (name_norm, id_last4, phone_last4)."""
+    keys = {}
+    if name is not None:
+        keys["name_norm"] = normalise_name(name)
+    if id_number is not None:
+        keys["id_last4"] = id_number.strip().upper()[-4:]
+    if phone is not None:
+        keys["phone_last4"] = phone.strip()[-4:]
+    return keys
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    customers: list[Customer]
+    more: bool  # more matched than are shown
+
+
+def _matches(pattern: str, value: str | None) -> bool:
+    """'3210**********1234' against a whole number; a pattern without * matches the number's end."""
+    if not value:
+        return False
+    if "*" not in pattern:
+        return value.upper().endswith(pattern)
+    return len(pattern) == len(value) and all(p in ("*", v) for p, v in zip(pattern, value.upper(), strict=True))
+
+
+def search(
+    session: Session, secret_key: str, query: str, officer_id: int | None, limit: int = SEARCH_LIMIT
+) -> SearchResult:
+    """Customers by name (or part of it), ID number or phone, whole or masked (3210**********1234,
+    139****0001, or their last digits: 1234), or a name and a number together. Only the
+    customers of `officer_id` (None: every officer's). SearchRefused says what to type instead."""
+    words = [unicodedata.normalize("NFKC", w) for w in (query or "").split()]
+    names = [normalise_name(w) for w in words if not _NUMBER.fullmatch(w)]
+    numbers = [w.upper() for w in words if _NUMBER.fullmatch(w)]
+    if not words:
+        raise SearchRefused("请输入姓名、身份证号或手机号（可以只输后4位，或用*代替不知道的数字）")
+    if len(numbers) > 1:
+        raise SearchRefused("一次只能按一个号码查找")
+    stmt = select(Customer)
+    if officer_id is not None:
+        stmt = stmt.where(Customer.officer_id == officer_id)
+    for name in names:
+        stmt = stmt.where(Customer.name_norm.contains(name, autoescape=True))
+    checked_here = False  # the number's hidden digits are checked below, not in SQL
+    if numbers:
+        condition, checked_here = _number_filter(secret_key, numbers[0])
+        stmt = stmt.where(condition)
+    if names:
+        stmt = stmt.order_by(
+            case(
+                (Customer.name_norm == names[0], 0),
+                (Customer.name_norm.startswith(names[0], autoescape=True), 1),
+                else_=2,
+            )
+        )
+    stmt = stmt.order_by(Customer.name_norm, Customer.id)
+    if not checked_here:
+        rows = list(session.scalars(stmt.limit(limit + 1)))
+    else:  # the few sharing the last four: their sealed numbers opened and compared
+        pattern = numbers[0]
+        rows = [
+            c
+            for c in session.scalars(stmt)
+            if _matches(pattern, unseal(secret_key, c.id_sealed))
+            or (c.phone_sealed is not None and _matches(pattern, unseal(secret_key, c.phone_sealed)))
+        ][: limit + 1]
+    return SearchResult(rows[:limit], len(rows) > limit)
+
+
+def _number_filter(secret_key: str, pattern: str) -> tuple[ColumnElement[Boolean], bool]:
+    """The SQL condition for a number: a whole ID or phone by its fingerprint, else by its last
+    four; and whether the rest of the pattern must still be compared with the sealed numbers."""
+    if "*" not in pattern:
+        if len(pattern) == 18:
+            try:
+                return Customer.id_fingerprint == fingerprint(secret_key, normalize_id_number(pattern)), False
+            except InvalidIdNumber as exc:
+                raise SearchRefused(str(exc)) from None
+        if len(pattern) == 11 and pattern.isdigit() and pattern[0] == "1":
+            return Customer.phone_fingerprint == fingerprint(secret_key, pattern), False
+    tail = pattern.rsplit("*", 1)[-1]
+    if len(tail) < 4:
+        raise SearchRefused("号码请至少写出最后4位，不知道的数字用*代替，比如 3210**********1234 或 1234")
+    if "*" in pattern and len(pattern) not in (11, 18):
+        raise SearchRefused("带*号时请写全位数：身份证18位、手机号11位，比如 3210**********1234、139****0001")
+    last4 = tail[-4:]
+    if "*" in pattern and len(pattern) == 18:
+        return Customer.id_last4 == last4, True
+    if "*" in pattern:
+        return Customer.phone_last4 == last4, True
+    return or_(Customer.id_last4 == last4, Customer.phone_last4 == last4), len(pattern) > 4

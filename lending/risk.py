@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from clients.bureau import CreditReport
 from lending.identity import normalize_id_number
 from lending.parties import RISK_LABELS
+from lending.tags import TagFileError, catalogue, check_tag_map, pairs_of
 from sunshine.models import CreditLine, Customer, FamilyMember, LoanApplication, WatchListEntry, audit
 from sunshine.protect import fingerprint, mask_id_number
 
@@ -236,6 +237,16 @@ def _watch_list(ctx: RiskContext, p: dict) -> Iterator[dict]:
         yield {"reason": entry.reason}
 
 
+@check("tagged", "tag")
+def _tagged(ctx: RiskContext, p: dict) -> Iterator[dict]:
+    """The applicant has one of the tags in `params.tags` ({kind: [values]}, lending/tags.yml)."""
+    have = pairs_of(ctx.session, ctx.customer.id)
+    for kind, values in p["tags"].items():
+        for value in values:
+            if (kind, value) in have:
+                yield {"tag": f"{catalogue().label(kind)}：{value}"}
+
+
 @report_check("current_overdue", "amount")
 def _current_overdue(report: CreditReport, p: dict) -> dict | None:
     if report.has_current_overdue:
@@ -294,6 +305,11 @@ class RuleBook:
                 raise RuleFileError(f"rule {rule.code}: unknown check {rule.check!r}; known: {', '.join(CHECKS)}")
             if rule.outcome not in OUTCOMES:
                 raise RuleFileError(f"rule {rule.code}: outcome must be reject or review")
+            if rule.check == "tagged":
+                try:
+                    check_tag_map(f"rule {rule.code}: params.tags", rule.params.get("tags"))
+                except TagFileError as exc:
+                    raise RuleFileError(str(exc)) from None
             unknown = (
                 {name for _, name, _, _ in string.Formatter().parse(rule.description) if name}
                 - set(rule.params)

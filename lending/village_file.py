@@ -2,14 +2,15 @@
 
 Each row is one household: village, household head, ID number, phone,
 customer type, pre-granted line, valid-until, family members
-(`role:name:id_number:phone`, separated by `;`), tags (`key=value;...`) and,
-in an optional `officer` column, the user name of the officer who serves the
-household (head and members; empty: unchanged).
-Rows are validated one by one: a bad row is reported with its line number
-and reason and the good rows are still imported. An officer who is unknown or
-whose account is stopped refuses the whole file instead (nothing of it is
-imported; the refusal is recorded). Importing the same file again changes
-nothing; a changed line or officer is recorded in the audit log.
+(`role:name:id_number:phone`, separated by `;`), tags (`kind=value;...`, each in
+the catalogue lending/tags.yml) and, in an optional `officer` column, the user name
+of the officer who serves the household (head and members; empty: unchanged).
+Rows are validated one by one: a bad row is reported with its line number and
+reason (and recorded in the audit log) and the good rows are still imported. An
+officer who is unknown or whose account is stopped refuses the whole file instead
+(nothing of it is imported; the refusal is recorded). Importing the same file
+again changes nothing; a changed line or officer is recorded in the audit log,
+a changed line in the line's history too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from lending.catalog import CUSTOMER_TYPES
+from lending.credit_lines import LineChange, record_line_changes
+from lending.customers import search_keys
 from lending.identity import InvalidIdNumber, normalize_id_number
+from lending.tags import Pair, TagRefused, catalogue, write_village_tags
 from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, Officer, audit, utcnow
 from sunshine.protect import fingerprint, mask_id_number, mask_phone, mask_text, seal
 
@@ -72,7 +76,7 @@ class Household:
     credit_line: int
     valid_until: date
     members: list[tuple[str, Person]]
-    tags: dict[str, str]
+    tags: list[Pair]
     officer: str = ""  # the officer's user name, empty when the file leaves it unchanged
     officer_id: int | None = None
 
@@ -137,12 +141,10 @@ def parse_row(line_no: int, row: dict[str, str]) -> Household:
         if member.id_number == head.id_number:
             raise RowError(f"家庭成员{name}的身份证号与户主相同")
         members.append((bits[0], member))
-    tags = {}
-    for part in filter(None, (p.strip() for p in (row.get("tags") or "").split(";"))):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise RowError(f"标签 {part!r} 应为 键=值")
-        tags[key.strip()] = value.strip()
+    try:
+        tags = catalogue().parse(row.get("tags") or "")
+    except TagRefused as exc:
+        raise RowError(str(exc)) from None
     officer = (row.get(OFFICER_COLUMN) or "").strip()
     return Household(line_no, need("village"), head, customer_type, amount, valid_until, members, tags, officer)
 
@@ -221,6 +223,7 @@ def _import_rows(
     officers: dict,
 ) -> None:
     batch: dict[str, Household] = {}  # by the head's ID number
+    refused: list[dict] = []  # audit rows of the rows refused
     rows = 0
     for line_no, row in read_rows(lines):
         rows += 1
@@ -228,6 +231,9 @@ def _import_rows(
             hh = parse_row(line_no, row)
         except RowError as exc:
             report.errors.append((line_no, mask_text(str(exc))))
+            refused.append(
+                _audit_row(actor, "village_file.row_refused", line_no, "village_file", reason=report.errors[-1][1])
+            )
             continue
         hh.officer_id = _officer_id(officers, hh)
         if hh.head.id_number in batch or len(batch) >= BATCH_SIZE:
@@ -238,6 +244,8 @@ def _import_rows(
                 progress(rows - 1, None)
         batch[hh.head.id_number] = hh
     _write_batch(session, secret_key, list(batch.values()), actor, report)
+    if refused:
+        session.execute(insert(AuditEntry.__table__), refused)
     if progress:
         progress(rows, None)
 
@@ -249,32 +257,29 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
     _write_family_links(session, households, ids)
     _write_officers(session, households, ids, actor, report)
     heads = [ids[hh.head.id_number] for hh in households]
+    retagged = write_village_tags(session, dict(zip(heads, (hh.tags for hh in households), strict=True)), actor)
+    table = CreditLine.__table__
     lines = {
         row.customer_id: row
         for row in session.execute(
-            select(
-                CreditLine.id, CreditLine.customer_id, CreditLine.amount, CreditLine.valid_until, CreditLine.tags
-            ).where(CreditLine.customer_id.in_(heads), CreditLine.source == "whole_village")
+            select(table.c.id, table.c.customer_id, table.c.amount, table.c.valid_until).where(
+                table.c.customer_id.in_(heads), table.c.source == "whole_village"
+            )
         )
     }
-    new_lines, changed_lines, entries = [], [], []
-    for hh, head_id in zip(households, heads, strict=False):
+    granted: dict[int, Household] = {}  # by the head's customer id
+    changed_lines, entries, changes = [], [], []
+    for hh, head_id in zip(households, heads, strict=True):
         line = lines.get(head_id)
         if line is None:
-            new_lines.append(
-                {
-                    "customer_id": head_id,
-                    "amount": hh.credit_line,
-                    "valid_until": hh.valid_until,
-                    "tags": hh.tags,
-                    "source": "whole_village",
-                    "used_amount": 0,
-                }
-            )
+            granted[head_id] = hh
             entries.append(_audit_row(actor, "credit_line.granted", head_id, amount=hh.credit_line, line_no=hh.line_no))
             report.created += 1
-        elif (line.amount, line.valid_until, line.tags) == (hh.credit_line, hh.valid_until, hh.tags):
-            report.unchanged += 1
+        elif (line.amount, line.valid_until) == (hh.credit_line, hh.valid_until):
+            if head_id in retagged:
+                report.updated += 1
+            else:
+                report.unchanged += 1
         else:
             if line.amount != hh.credit_line:
                 # 增持减退: a raised or lowered line is kept in the audit log.
@@ -288,15 +293,57 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
                         line_no=hh.line_no,
                     )
                 )
-            changed_lines.append(
-                {"b_id": line.id, "amount": hh.credit_line, "valid_until": hh.valid_until, "tags": hh.tags}
+            changes.append(
+                LineChange(
+                    line.id,
+                    head_id,
+                    line.amount,
+                    hh.credit_line,
+                    line.valid_until,
+                    hh.valid_until,
+                    "village_file",
+                    actor,
+                    f"第{hh.line_no}行",
+                )
             )
+            changed_lines.append({"b_id": line.id, "amount": hh.credit_line, "valid_until": hh.valid_until})
             report.updated += 1
-    table = CreditLine.__table__
-    if new_lines:
-        session.execute(insert(table), new_lines)
+    if granted:
+        session.execute(
+            insert(table),
+            [
+                {
+                    "customer_id": head_id,
+                    "amount": hh.credit_line,
+                    "valid_until": hh.valid_until,
+                    "source": "whole_village",
+                    "used_amount": 0,
+                }
+                for head_id, hh in granted.items()
+            ],
+        )
+        for row in session.execute(
+            select(table.c.customer_id, table.c.id).where(
+                table.c.customer_id.in_(granted), table.c.source == "whole_village"
+            )
+        ):
+            hh = granted[row.customer_id]
+            changes.append(
+                LineChange(
+                    row.id,
+                    row.customer_id,
+                    None,
+                    hh.credit_line,
+                    None,
+                    hh.valid_until,
+                    "village_file",
+                    actor,
+                    f"第{hh.line_no}行",
+                )
+            )
     if changed_lines:
         session.execute(update(table).where(table.c.id == bindparam("b_id")), changed_lines)
+    record_line_changes(session, changes)
     if entries:
         session.execute(insert(AuditEntry.__table__), entries)
 
@@ -331,6 +378,7 @@ def _write_people(session: Session, key: str, households: list[Household]) -> di
                 "phone_fingerprint": phone_fp,
                 "phone_sealed": seal(key, person.phone),
                 "phone_masked": mask_phone(person.phone),
+                "phone_last4": search_keys(phone=person.phone)["phone_last4"],
             }
             if phone_fp
             else {}
@@ -347,12 +395,22 @@ def _write_people(session: Session, key: str, households: list[Household]) -> di
                     "phone_fingerprint": None,
                     "phone_sealed": None,
                     "phone_masked": None,
+                    "phone_last4": None,
+                    **search_keys(person.name, id_number),
                     **phone,
                 }
             )
             continue
         if (row.name, row.village, row.customer_type) != (person.name, village, customer_type):
-            changed.append({"b_id": row.id, "name": person.name, "village": village, "customer_type": customer_type})
+            changed.append(
+                {
+                    "b_id": row.id,
+                    "name": person.name,
+                    "name_norm": search_keys(person.name)["name_norm"],
+                    "village": village,
+                    "customer_type": customer_type,
+                }
+            )
         if phone_fp and phone_fp != row.phone_fingerprint:
             phones.append({"b_id": row.id, **phone})
     if new:
@@ -432,13 +490,13 @@ def _write_officers(
     report.officers_assigned += len(changing)
 
 
-def _audit_row(actor: str, action: str, customer_id: int, **detail) -> dict:
+def _audit_row(actor: str, action: str, subject_id: int, subject_type: str = "customer", **detail) -> dict:
     """An audit_log row for a bulk insert (sunshine.models.audit, for many at once)."""
     return {
         "at": utcnow(),
         "actor": actor,
         "action": action,
-        "subject_type": "customer",
-        "subject_id": str(customer_id),
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
         "detail": detail,
     }

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import inspect, text
 
+from lending.data_files import data_file_problems
 from sunshine import redis_server
 from sunshine.db import make_engine, unit_of_work
 from sunshine.demo import demo_faces_dir, demo_leftovers, load_demo, load_demo_references
@@ -383,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     try:
         s = load_settings(args.demo)
+        problems = data_file_problems()
+        if problems:
+            raise StartupError(*problems)
         if args.command == "check":
             s, private = _resolve_redis(s, args.private_redis_port)
             check_ports(s, private)

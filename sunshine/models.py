@@ -90,8 +90,13 @@ class Customer(Base):
     # under the bank's WeChat Open Platform account, their UnionID.
     mp_openid: Mapped[str | None] = Column(String(64), unique=True)
     unionid: Mapped[str | None] = Column(String(64), unique=True)
-    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"), index=True)
     created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    # What the console searches by (migration 0024; lending.customers.search_keys): the name as
+    # typed without spaces, and the last four characters of the ID number and of the phone.
+    name_norm: Mapped[str | None] = Column(String(64), index=True)
+    id_last4: Mapped[str | None] = Column(String(4), index=True)
+    phone_last4: Mapped[str | None] = Column(String(4), index=True)
 
     officer: Mapped[Officer | None] = relationship("Officer")
     credit_lines: Mapped[list[CreditLine]] = relationship("CreditLine", back_populates="customer")
@@ -120,10 +125,46 @@ class CreditLine(Base):
     used_amount: Mapped[int] = Column(Integer, nullable=False, default=0)
     valid_until: Mapped[date] = Column(Date, nullable=False)
     source: Mapped[str] = Column(String(32), nullable=False, default="whole_village")
-    tags: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)
     updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     customer: Mapped[Customer] = relationship("Customer", back_populates="credit_lines")
+
+
+class CreditLineChange(Base):
+    """One change of a credit line (granted, raised, lowered, renewed), written only by
+    lending.credit_lines.record_line_changes (migration 0024)."""
+
+    __tablename__ = "credit_line_changes"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    credit_line_id: Mapped[int] = Column(Integer, ForeignKey("credit_lines.id"), nullable=False, index=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    old_amount: Mapped[int | None] = Column(Integer)  # None: the line was granted
+    new_amount: Mapped[int] = Column(Integer, nullable=False)
+    old_valid_until: Mapped[date | None] = Column(Date)
+    new_valid_until: Mapped[date] = Column(Date, nullable=False)
+    source: Mapped[str] = Column(String(16), nullable=False)  # village_file | inspection | migration
+    actor: Mapped[str] = Column(String(64), nullable=False)
+    reason: Mapped[str] = Column(String(200), nullable=False, default="")
+    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+
+class CustomerTag(Base):
+    """A tag of a customer, one value of a kind in lending/tags.yml (migration 0024): from the
+    village file or set by an officer, with who and when."""
+
+    __tablename__ = "customer_tags"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    kind: Mapped[str] = Column(String(32), nullable=False)
+    value: Mapped[str] = Column(String(64), nullable=False)
+    source: Mapped[str] = Column(String(16), nullable=False)  # village_file | officer
+    set_by: Mapped[str] = Column(String(64), nullable=False)
+    set_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("customer_id", "kind", "value"),
+        Index("ix_customer_tags_kind_value", "kind", "value"),
+    )
 
 
 class LoanProduct(Base):
@@ -147,6 +188,8 @@ class LoanProduct(Base):
     second_approval_above: Mapped[int] = Column(Integer, nullable=False, default=0)
     # equal_instalments | interest_monthly | revolving (lending.repayment; migration 0018)
     repayment_method: Mapped[str] = Column(String(32), nullable=False, default="equal_instalments")
+    # Also offered to customers with any of these tags, whatever their type ({kind: [values]}; migration 0024).
+    offered_to_tags: Mapped[dict[str, list[str]]] = Column(JSON, nullable=False, default=dict)
 
 
 # Statuses after which an application is no longer live (see lending.applications).

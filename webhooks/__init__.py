@@ -12,9 +12,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from lending.data_files import data_file_problems
 from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
-from sunshine.settings import Settings, load
+from sunshine.settings import ConfigError, Settings, load
 from webhooks import api, console, contracts, health, mp, wechat, wxa_push
 
 MAX_BODY_BYTES = 64 * 1024
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     """The web app; `jobs` enqueues work for the workers (default: on the settings' Redis)."""
     settings = settings or load()
     configure_logging(settings.log_level)
+    problems = data_file_problems()
+    if problems:  # a wrong tags, products or rules file stops the web app from starting
+        raise ConfigError(*problems)
     app = Flask(__name__)
     app.url_map.converters["int"] = RowId
     https = settings.public_base_url.startswith("https://")

@@ -29,7 +29,7 @@ from handoff.service import conversation, customer_hand_off, keep_customer_messa
 from lending.applications import STATUS_LABELS, Applications, LendingError
 from lending.binding import BindingRefused, BindLimits, awaiting_code, background_sms, confirm_code, count_guess
 from lending.binding import request_code as binding_request_code
-from lending.catalog import products_for
+from lending.catalog import products_offered
 from lending.contracts import ContractError, contract_number, for_application, signing_url, token_for
 from lending.credit_lines import current_line
 from lending.customers import MINI_PROGRAM, IdentificationFailed, by_openid, identify, remember_wechat
@@ -272,7 +272,7 @@ def credit_line():
         customer = _bound(db, who)
         line = current_line(db, customer)
         if line is None:
-            products = [p.name for p in products_for(db, customer.customer_type)]
+            products = [p.name for p in products_offered(db, customer)]
             return jsonify(has_line=False, message="您目前没有有效的预授信额度", products=products)
         return jsonify(
             has_line=True,
@@ -302,13 +302,13 @@ def _product(p: LoanProduct) -> dict:
 
 @bp.get("/api/mp/products")
 def products():
-    """The products for my customer type (lending.catalog.products_for, the bot's rule); all
+    """The products offered to me (lending.catalog.products_offered, the bot's rule); all
     products for a WeChat user not bound yet."""
     who = _session()
     with unit_of_work(_settings().database_url) as db:
         customer = _me(db, who)
         if customer is not None:
-            found = products_for(db, customer.customer_type)
+            found = products_offered(db, customer)
         else:
             found = list(db.scalars(select(LoanProduct).order_by(LoanProduct.min_amount, LoanProduct.code)))
         return jsonify(products=[_product(p) for p in found])

@@ -18,7 +18,7 @@ from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url
 from auth_flow.tokens import locked_message, locked_requests, reissue_for_application
 from bot.actions.common import BankAction, applicant, database, settings
-from lending.catalog import products_for
+from lending.catalog import products_offered
 from lending.notify import WeChatNotifier
 from lending.parties import LABELS, ROLES
 from sunshine.jobs import Jobs
@@ -145,7 +145,7 @@ class ActionStartAuthorization(BankAction):
 
     @staticmethod
     def _before_applying(session: Session, customer: Customer) -> str:
-        parties = {role for p in products_for(session, customer.customer_type) for role in p.authorizing_parties}
+        parties = {role for p in products_offered(session, customer) for role in p.authorizing_parties}
         who = "、".join(LABELS[r] for r in ROLES if r in parties)
         return (
             f"{EXPLAIN}按您能办的产品，可能需要授权的人：{who}（有担保人的产品才要担保人）。"

@@ -33,7 +33,7 @@ from lending.binding import (
     read_code,
     request_code,
 )
-from lending.catalog import products_for
+from lending.catalog import products_offered
 from lending.customers import IdentificationFailed, by_openid, has_id_number
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
@@ -80,7 +80,7 @@ def chosen_product(session: Session, tracker: Tracker) -> LoanProduct | None:
 
 def product_choices(session: Session, customer: Customer) -> list[LoanProduct]:
     """The products offered to this customer, in the order the bot numbers them."""
-    return products_for(session, customer.customer_type)
+    return products_offered(session, customer)
 
 
 def lending_told_here() -> tuple[Applications, list[str]]:

@@ -20,7 +20,7 @@ from bot.actions.common import (
     yuan,
 )
 from lending.binding import read_code
-from lending.catalog import CUSTOMER_TYPE_LABELS, products_for
+from lending.catalog import CUSTOMER_TYPE_LABELS, products_for, products_offered
 from lending.credit_lines import CreditLineView, current_line
 from lending.customers import by_openid
 from sunshine.protect import mask_name
@@ -73,7 +73,7 @@ class ActionCreditLine(BankAction):
                     f"{mask_name(customer.name)}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
                     "客户经理可以帮您看看能不能申请。",
                 ]
-                products = [p.name for p in products_for(session, customer.customer_type)]
+                products = [p.name for p in products_offered(session, customer)]
                 if products:
                     parts.append(f"适合您的产品有：{'、'.join(products)}。")
                 parts.append(OFFER_OFFICER)

@@ -19,14 +19,15 @@ from bot.actions.common import (
     slot_or_entity,
     yuan,
 )
-from lending.catalog import CUSTOMER_TYPE_LABELS, products_for
+from lending.catalog import CUSTOMER_TYPE_LABELS, products_for, products_offered
 from lending.customers import by_openid
 from lending.parties import LABELS
 from sunshine.models import LoanProduct
 
 
 def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProduct], str | None]:
-    """The product just named, else those for the customer's type, else all; and the type."""
+    """The product just named, else those for the type named, else those offered to the customer
+    (by type and tags), else all; and the type."""
     code = slot_or_entity(tracker, "product")
     if code:
         product = session.get(LoanProduct, code)
@@ -35,7 +36,8 @@ def _chosen_products(session: Session, tracker: Tracker) -> tuple[list[LoanProdu
     customer_type = slot_or_entity(tracker, "customer_type")
     if customer_type not in CUSTOMER_TYPE_LABELS:
         customer = by_openid(session, openid_of(tracker))
-        customer_type = customer.customer_type if customer else None
+        if customer is not None:
+            return products_offered(session, customer), customer.customer_type
     if customer_type in CUSTOMER_TYPE_LABELS:
         return products_for(session, customer_type), customer_type
     return list(session.scalars(select(LoanProduct).order_by(LoanProduct.min_amount, LoanProduct.code))), None

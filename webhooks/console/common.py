@@ -17,6 +17,7 @@ from lending.credit_lines import current_line
 from lending.loans import LOAN_STATUS_LABELS
 from lending.parties import ROLE_NAMES
 from lending.repayment import METHOD_LABELS, yuan_text
+from lending.tags import labelled
 from sunshine.clock import officer_time
 from sunshine.jobs import Jobs
 from sunshine.models import Authorization, Customer, LoanApplication, Officer
@@ -35,7 +36,6 @@ AUTHORIZATION_STATUS = {
     "superseded": "已作废",
     "revoked": "已撤销",
 }
-TAG_LABELS = {"occupation": "职业", "income_band": "年收入", "assets": "资产"}
 
 
 def settings() -> Settings:
@@ -122,7 +122,7 @@ def _labels() -> dict[str, Any]:
 
 
 def profile(customer: Customer | None) -> dict[str, Any] | None:
-    """The customer beside a hand-off or an application: type, credit line and its tags,
+    """The customer beside a hand-off or an application: type, credit line, tags,
     applications, recent authorizations."""
     if customer is None:
         return None
@@ -131,7 +131,7 @@ def profile(customer: Customer | None) -> dict[str, Any] | None:
         "customer": customer,
         "type": CUSTOMER_TYPE_LABELS.get(customer.customer_type, customer.customer_type),
         "line": current_line(db, customer),
-        "tags": {TAG_LABELS.get(k, k): v for line in customer.credit_lines for k, v in (line.tags or {}).items()},
+        "tags": labelled(db, customer.id),
         "applications": db.scalars(
             select(LoanApplication)
             .where(LoanApplication.customer_id == customer.id)
