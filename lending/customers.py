@@ -187,7 +187,7 @@ def search(
         raise SearchRefused("请输入姓名、身份证号或手机号（可以只输后4位，或用*代替不知道的数字）")
     if len(numbers) > 1:
         raise SearchRefused("一次只能按一个号码查找")
-    stmt = select(Customer)
+    stmt = select(Customer.id)  # ids first: a name's part is looked for in the narrow indexes
     if officer_id is not None:
         stmt = stmt.where(Customer.officer_id == officer_id)
     for name in names:
@@ -206,16 +206,17 @@ def search(
         )
     stmt = stmt.order_by(Customer.name_norm, Customer.id)
     if not checked_here:
-        rows = list(session.scalars(stmt.limit(limit + 1)))
+        ids = list(session.scalars(stmt.limit(limit + 1)))
     else:  # the few sharing the last four: their sealed numbers opened and compared
         pattern = numbers[0]
-        rows = [
-            c
-            for c in session.scalars(stmt)
-            if _matches(pattern, unseal(secret_key, c.id_sealed))
-            or (c.phone_sealed is not None and _matches(pattern, unseal(secret_key, c.phone_sealed)))
+        ids = [
+            row.id
+            for row in session.execute(stmt.add_columns(Customer.id_sealed, Customer.phone_sealed))
+            if _matches(pattern, unseal(secret_key, row.id_sealed))
+            or (row.phone_sealed is not None and _matches(pattern, unseal(secret_key, row.phone_sealed)))
         ][: limit + 1]
-    return SearchResult(rows[:limit], len(rows) > limit)
+    found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids[:limit])))}
+    return SearchResult([found[i] for i in ids[:limit]], len(ids) > limit)
 
 
 def _number_filter(secret_key: str, pattern: str) -> tuple[ColumnElement[Boolean], bool]:

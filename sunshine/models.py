@@ -90,16 +90,19 @@ class Customer(Base):
     # under the bank's WeChat Open Platform account, their UnionID.
     mp_openid: Mapped[str | None] = Column(String(64), unique=True)
     unionid: Mapped[str | None] = Column(String(64), unique=True)
-    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"), index=True)
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"))
     created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
     # What the console searches by (migration 0024; lending.customers.search_keys): the name as
     # typed without spaces, and the last four characters of the ID number and of the phone.
+    # The name's indexes are narrow: a search by part of a name reads them, not the table.
     name_norm: Mapped[str | None] = Column(String(64), index=True)
     id_last4: Mapped[str | None] = Column(String(4), index=True)
     phone_last4: Mapped[str | None] = Column(String(4), index=True)
 
     officer: Mapped[Officer | None] = relationship("Officer")
     credit_lines: Mapped[list[CreditLine]] = relationship("CreditLine", back_populates="customer")
+
+    __table_args__ = (Index("ix_customers_officer_id_name_norm", "officer_id", "name_norm"),)
 
 
 class FamilyMember(Base):

@@ -32,7 +32,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_customers_name_norm", ["name_norm"])
         batch_op.create_index("ix_customers_id_last4", ["id_last4"])
         batch_op.create_index("ix_customers_phone_last4", ["phone_last4"])
-        batch_op.create_index("ix_customers_officer_id", ["officer_id"])
+        batch_op.create_index("ix_customers_officer_id_name_norm", ["officer_id", "name_norm"])
     with op.batch_alter_table("loan_products") as batch_op:
         batch_op.add_column(sa.Column("offered_to_tags", sa.JSON(), nullable=False, server_default="{}"))
     op.create_table(
@@ -166,7 +166,7 @@ def downgrade() -> None:
     with op.batch_alter_table("loan_products") as batch_op:
         batch_op.drop_column("offered_to_tags")
     with op.batch_alter_table("customers") as batch_op:
-        batch_op.drop_index("ix_customers_officer_id")
+        batch_op.drop_index("ix_customers_officer_id_name_norm")
         batch_op.drop_index("ix_customers_phone_last4")
         batch_op.drop_index("ix_customers_id_last4")
         batch_op.drop_index("ix_customers_name_norm")
