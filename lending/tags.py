@@ -122,7 +122,7 @@ def catalogue() -> Catalogue:
     return read_catalogue()
 
 
-def check_tag_map(where: str, tags: object) -> dict[str, list[str]]:
+def check_tag_map(where: str, tags: object) -> None:
     """A `{kind: [values]}` another data file names (products' offered_to_tags, a rule's
     params), every value in the catalogue; TagFileError naming `where` otherwise."""
     if not isinstance(tags, dict) or not all(isinstance(v, list) and v for v in tags.values()):
@@ -133,7 +133,6 @@ def check_tag_map(where: str, tags: object) -> dict[str, list[str]]:
                 catalogue().check(kind, value)
             except TagRefused:
                 raise TagFileError(f"{where}: tag {kind}={value} is not in {TAGS_FILE.name}") from None
-    return tags
 
 
 def tags_of(session: Session, customer_id: int) -> list[CustomerTag]:
