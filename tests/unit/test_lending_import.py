@@ -14,6 +14,8 @@ from sunshine.protect import mask_id_number
 from tests.conftest import TEST_SECRET
 from tests.unit.lending_helpers import import_village, person_id, report, service
 
+REFUSED = "village_file.row_refused"
+
 
 def table_counts(s):
     return tuple(
@@ -83,7 +85,7 @@ def test_bad_rows_say_why_and_never_show_an_id_number(db_url, tmp_path):
         result = import_village(s, tmp_path, rows)
         assert table_counts(s) == (0, 0, 0, 6)  # nothing but the refusals, recorded
         refused = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
-        assert [(e.action, e.subject_id) for e in refused] == [("village_file.row_refused", str(n)) for n in range(2, 8)]
+        assert [(e.action, e.subject_id) for e in refused] == [(REFUSED, str(n)) for n in range(2, 8)]
         assert good not in str([e.detail for e in refused])
     reasons = dict(result.errors)
     assert sorted(reasons) == [2, 3, 4, 5, 6, 7]

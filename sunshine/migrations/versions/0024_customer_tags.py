@@ -2,7 +2,7 @@
 (credit_line_changes), the console's search columns, products offered by tag
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0025 (0022 -> 0025 -> 0024)
 Create Date: 2026-12-06 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
