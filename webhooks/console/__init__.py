@@ -7,7 +7,8 @@ hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 
 One module per concern adds its routes to these two blueprints: `auth` (login,
-CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `references` (reference faces), and the
+CSRF, who is logged in), `home` (the officer's day), `queue`, `hand_offs`, `applications`,
+`references` (reference faces), `figures` (the branch's, for supervisors), and the
 supervisors' administration: `admin_officers`, `stations`, `assignments` (customers to officers),
 `watch_list`; `common` holds what their pages share. A new page is a new module imported at the bottom.
 """
@@ -40,7 +41,9 @@ from webhooks.console import (  # noqa: E402
     auth,
     common,
     face_reviews,
+    figures,
     hand_offs,
+    home,
     locks,
     queue,
     references,
@@ -57,7 +60,9 @@ __all__ = [
     "bp",
     "common",
     "face_reviews",
+    "figures",
     "hand_offs",
+    "home",
     "locks",
     "queue",
     "references",
