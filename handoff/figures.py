@@ -4,9 +4,9 @@ over a period, the applications (online ones: submitted by the customer), the sh
 approved by itself, the officers' decisions against the promised time, the first officer reply
 to hand-offs, and the authorizations completed with how long they took.
 
-Five grouped SQL aggregates, whatever the branch's size. Durations are summed in SQL and
-divided here, so that the branch's averages are the villages' added up. Times are stored as
-naive UTC; the period is Beijing dates, as officers read them.
+Six grouped SQL aggregates on indexed columns, whatever the branch's size. Durations are
+summed in SQL and divided here, so that the branch's averages are the villages' added up.
+Times are stored as naive UTC; the period is Beijing dates, as officers read them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Float, and_, case, func, or_, select
+from sqlalchemy import Float, and_, case, distinct, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -218,53 +218,47 @@ COLUMNS = (
 )
 
 
-def _village(column):
-    return func.coalesce(column, "")
-
-
 def _households(session: Session, today: date):
-    valid = CreditLine.valid_until >= today
-    lines = (
-        select(
-            CreditLine.customer_id,
-            func.sum(case((valid, CreditLine.amount), else_=0)).label("amount"),
-            func.sum(case((valid, CreditLine.used_amount), else_=0)).label("used"),
-        )
-        .group_by(CreditLine.customer_id)
-        .subquery()
+    """Household heads by village: every customer who is no one's family member."""
+    query = (
+        select(Customer.village, func.count())
+        .where(Customer.id.not_in(select(FamilyMember.member_id)))
+        .group_by(Customer.village)
     )
-    member = select(FamilyMember.id).where(FamilyMember.member_id == Customer.id).exists()
-    village = _village(Customer.village)
+    return ("households",), session.execute(query)
+
+
+def _lines(session: Session, today: date):
+    """Households with a credit file (a line granted, valid or not), with a line valid `today`,
+    drawing on it; the valid lines' amounts."""
+    valid = CreditLine.valid_until >= today
     query = (
         select(
-            village,
-            func.count(Customer.id),
-            func.count(lines.c.customer_id),
-            func.sum(case((lines.c.amount > 0, 1), else_=0)),
-            func.coalesce(func.sum(lines.c.amount), 0),
-            func.sum(case((lines.c.used > 0, 1), else_=0)),
-            func.coalesce(func.sum(lines.c.used), 0),
+            Customer.village,
+            func.count(distinct(CreditLine.customer_id)),
+            func.count(distinct(case((and_(valid, CreditLine.amount > 0), CreditLine.customer_id)))),
+            func.sum(case((valid, CreditLine.amount), else_=0)),
+            func.count(distinct(case((and_(valid, CreditLine.used_amount > 0), CreditLine.customer_id)))),
+            func.sum(case((valid, CreditLine.used_amount), else_=0)),
         )
-        .outerjoin(lines, lines.c.customer_id == Customer.id)
-        .where(~member)
-        .group_by(village)
+        .join(Customer, Customer.id == CreditLine.customer_id)
+        .where(Customer.id.not_in(select(FamilyMember.member_id)))
+        .group_by(Customer.village)
     )
-    names = ("households", "filed", "with_line", "line_amount", "using", "used_amount")
-    return names, session.execute(query)
+    return ("filed", "with_line", "line_amount", "using", "used_amount"), session.execute(query)
 
 
 def _applications(session: Session, start: datetime, end: datetime):
-    village = _village(Customer.village)
     query = (
         select(
-            village,
+            Customer.village,
             func.count(ApplicationEvent.id),
             func.sum(case((ApplicationEvent.actor == "customer", 1), else_=0)),
         )
         .join(LoanApplication, LoanApplication.id == ApplicationEvent.application_id)
         .join(Customer, Customer.id == LoanApplication.customer_id)
         .where(ApplicationEvent.action == "submitted", ApplicationEvent.at >= start, ApplicationEvent.at < end)
-        .group_by(village)
+        .group_by(Customer.village)
     )
     return ("applications", "online"), session.execute(query)
 
@@ -283,7 +277,7 @@ def _decisions(session: Session, start: datetime, end: datetime):
     by_officer = and_(ApplicationEvent.actor.like("officer:%"), LoanApplication.review_mode == "officer")
     decisions = (
         select(
-            _village(Customer.village).label("village"),
+            Customer.village,
             case((and_(ApplicationEvent.actor == "auto", ApplicationEvent.to_status == "approved"), 1), else_=0).label(
                 "auto"
             ),
@@ -326,7 +320,7 @@ def _hand_offs(session: Session, start: datetime, end: datetime):
     )
     opened = (
         select(
-            _village(Customer.village).label("village"),
+            Customer.village,
             HandOff.created_at,
             HandOff.deadline,
             first_reply.label("first_reply"),
@@ -346,10 +340,9 @@ def _hand_offs(session: Session, start: datetime, end: datetime):
 
 
 def _authorizations(session: Session, start: datetime, end: datetime):
-    village = _village(Customer.village)
     query = (
         select(
-            village,
+            Customer.village,
             func.count(Authorization.id),
             func.count(Authorization.consented_at),
             func.coalesce(func.sum(_SecondsBetween(Authorization.created_at, Authorization.consented_at)), 0.0),
@@ -361,7 +354,7 @@ def _authorizations(session: Session, start: datetime, end: datetime):
             # a request re-issued counts once: the one that replaced it
             or_(Authorization.status != "superseded", Authorization.consented_at.is_not(None)),
         )
-        .group_by(village)
+        .group_by(Customer.village)
     )
     return ("authorizations", "authorized", "authorization_seconds"), session.execute(query)
 
@@ -370,9 +363,10 @@ def branch_figures(session: Session, period: Period, today: date) -> BranchFigur
     """The figures of every village and of the branch: households and lines as of `today`
     (a Beijing date), the rest over `period`."""
     start, end = period.bounds
-    villages: dict[str, VillageFigures] = {}
+    villages: dict[str | None, VillageFigures] = {}
     for names, rows in (
         _households(session, today),
+        _lines(session, today),
         _applications(session, start, end),
         _decisions(session, start, end),
         _hand_offs(session, start, end),
