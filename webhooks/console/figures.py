@@ -19,7 +19,10 @@ from webhooks.console import bp
 from webhooks.console.auth import login_required
 from webhooks.console.common import settings
 
-LABEL_W, BAR_W, VALUE_W, BAR_H, GAP = 110, 300, 90, 14, 10
+LABEL_W, BAR_W, VALUE_W = 110, 300, 90
+# Bars are 14 px high while they fit in PLOT_H; a branch of many villages gets thinner bars (down
+# to 3 px, without their texts: the table below and each bar's tooltip give the numbers).
+BAR_H, MIN_BAR_H, PLOT_H, TEXT_H = 14, 3, 640, 11
 COLORS = ("#d4a017", "#8a6410", "#4f8a3c")
 
 
@@ -46,64 +49,97 @@ class Chart:
     groups: list[dict[str, Any]] = field(default_factory=list)
     width: int = LABEL_W + BAR_W + VALUE_W
     height: int = 0
+    bar_h: int = BAR_H
 
 
-def _chart(title: str, attrs: tuple[str, ...], series: tuple[str, ...], kind: str, rows, note: str = "") -> Chart:
+def _chart(
+    title: str,
+    attrs: tuple[str, ...],
+    series: tuple[str, ...],
+    kind: str,
+    figures: branch.BranchFigures,
+    note: str = "",
+) -> Chart:
+    """The chart of `attrs` per village, and for the branch unless they are counts (its total
+    would dwarf the villages': the note says it)."""
     chart = Chart(title, series, kind, note)
-    top = 24 if len(series) > 1 else 6  # room for the legend
+    rows = figures.villages if kind == "count" else [*figures.villages, figures.branch]
+    chart.bar_h = bar_h = max(MIN_BAR_H, min(BAR_H, int(PLOT_H / (max(len(rows), 1) * (len(series) + 0.7)))))
+    gap, texts = max(2, round(bar_h * 0.7)), bar_h >= TEXT_H
     values = [[getattr(row, a) for a in attrs] for row in rows]
     most = 1.0 if kind == "share" else max([v for vs in values for v in vs if v] or [1])
-    y = top
+    y = 24 if len(series) > 1 else 6  # room for the legend
     for row, row_values in zip(rows, values, strict=True):
-        bars = []
-        for i, value in enumerate(row_values):
-            bars.append(
-                {
-                    "y": y + i * BAR_H,
-                    "w": round(BAR_W * (value or 0) / most, 1),
-                    "color": COLORS[i],
-                    "text": _value(value, kind),
-                    "label": series[i],
-                }
-            )
-        span = BAR_H * len(row_values)
-        last = row is rows[-1]  # the branch
-        chart.groups.append({"label": row.village, "label_y": y + span / 2 + 5, "bars": bars, "branch": last})
-        y += span + GAP
+        bars = [
+            {
+                "y": y + i * bar_h,
+                "w": round(BAR_W * (value or 0) / most, 1),
+                "color": COLORS[i],
+                "text": _value(value, kind) if texts else "",
+                "tip": f"{row.village} {series[i]}：{_value(value, kind)}",
+            }
+            for i, value in enumerate(row_values)
+        ]
+        span = bar_h * len(row_values)
+        branch_row = row is figures.branch
+        chart.groups.append(
+            {
+                "label": row.village if branch_row or span >= TEXT_H else "",
+                "label_y": y + span / 2 + 4,
+                "bars": bars,
+                "branch": branch_row,
+            }
+        )
+        y += span + gap
     chart.height = y
     return chart
 
 
 def _charts(figures: branch.BranchFigures) -> list[Chart]:
-    rows = [*figures.villages, figures.branch]
-    promise = settings().loan_review_hours
+    total, promise = figures.branch, settings().loan_review_hours
     return [
         _chart(
             "建档面、授信面与用信率",
             ("filed_share", "line_share", "use_share"),
             ("建档面", "授信面", "用信率"),
             "share",
-            rows,
+            figures,
             "建档面、授信面：占村里户数；用信率：占授信户数（截至今天）",
         ),
-        _chart("线上申请（笔）", ("applications", "online"), ("全部申请", "线上申请"), "count", rows),
-        _chart("系统自动审批占比", ("auto_share",), ("系统审批占比",), "share", rows, "系统自动批准的占已决定申请"),
+        _chart(
+            "线上申请（笔）",
+            ("applications", "online"),
+            ("全部申请", "线上申请"),
+            "count",
+            figures,
+            f"全支行{total.applications:,}笔，其中线上{total.online:,}笔（客户自己在微信里提交）",
+        ),
+        _chart("系统自动审批占比", ("auto_share",), ("系统审批占比",), "share", figures, "系统自动批准的占已决定申请"),
         _chart(
             "大额贷款按时决定",
             ("on_time_share",),
             ("按时决定占比",),
             "share",
-            rows,
+            figures,
             f"客户经理在承诺时限（{promise}小时）内作出决定的占比",
         ),
-        _chart("平均决定用时（小时）", ("decision_hours",), ("平均决定用时",), "hours", rows, "从进入人工审批到决定"),
-        _chart("转人工首次回复（分钟）", ("reply_minutes",), ("平均首次回复",), "minutes", rows),
+        _chart(
+            "平均决定用时（小时）", ("decision_hours",), ("平均决定用时",), "hours", figures, "从进入人工审批到决定"
+        ),
+        _chart(
+            "转人工首次回复（分钟）",
+            ("reply_minutes",),
+            ("平均首次回复",),
+            "minutes",
+            figures,
+            f"从转人工到客户经理第一次回复；全支行按时回复{_value(total.answered_on_time_share, 'share')}",
+        ),
         _chart(
             "征信授权完成",
             ("authorized_share",),
             ("授权完成率",),
             "share",
-            rows,
+            figures,
             "完成的授权占请求（重新发起的只算一次）",
         ),
         _chart(
@@ -111,7 +147,7 @@ def _charts(figures: branch.BranchFigures) -> list[Chart]:
             ("authorization_minutes",),
             ("平均授权用时",),
             "minutes",
-            rows,
+            figures,
             "从发出请求到本人同意",
         ),
     ]
@@ -141,7 +177,6 @@ def figures() -> ResponseReturnValue:
         value=_value,
         colors=COLORS,
         label_w=LABEL_W,
-        bar_h=BAR_H,
     )
 
 
