@@ -84,7 +84,7 @@ class Customer(Base):
     customer_type: Mapped[str] = Column(
         String(16), nullable=False, default="farmer"
     )  # farmer | merchant | civil_servant
-    village: Mapped[str | None] = Column(String(64))
+    village: Mapped[str | None] = Column(String(64), index=True)  # the branch's figures by village (migration 0028)
     wechat_openid: Mapped[str | None] = Column(String(64), unique=True)  # in the Official Account
     # The same person in the bank's mini-program (another AppID, another openid) and, linking the two
     # under the bank's WeChat Open Platform account, their UnionID.
@@ -252,7 +252,7 @@ class ApplicationEvent(Base):
     __tablename__ = "application_events"
     id: Mapped[int] = Column(Integer, primary_key=True)
     application_id: Mapped[int] = Column(Integer, ForeignKey("loan_applications.id"), nullable=False, index=True)
-    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)  # migration 0028
     actor: Mapped[str] = Column(
         String(64), nullable=False
     )  # customer | auto | risk_rules | officer:<username> | system
@@ -372,7 +372,7 @@ class Authorization(Base):
     token_hash: Mapped[str] = Column(String(64), unique=True, nullable=False)
     status: Mapped[str] = Column(String(16), nullable=False, default="pending")
     expires_at: Mapped[datetime] = Column(DateTime, nullable=False)
-    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)  # migration 0028
     consented_at: Mapped[datetime | None] = Column(DateTime)
     # auth_flow (migration 0005): whose report, and how far the party has come.
     party_customer_id: Mapped[int | None] = Column(Integer, ForeignKey("customers.id"))
@@ -404,7 +404,7 @@ class HandOff(Base):
     priority: Mapped[int] = Column(Integer, nullable=False, default=0)
     status: Mapped[str] = Column(String(16), nullable=False, default="open")  # open | claimed | closed
     deadline: Mapped[datetime] = Column(DateTime, nullable=False)
-    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, index=True)  # migration 0028
     closed_at: Mapped[datetime | None] = Column(DateTime)
 
     customer: Mapped[Customer | None] = relationship("Customer")

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from handoff.canned import load_canned_replies
 from lending.data_files import data_file_problems
 from sunshine.jobs import Jobs
 from sunshine.protect import configure_logging
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     app.extensions["jobs"] = jobs or Jobs(settings)
+    # The officers' canned replies, checked here: a broken file stops the start, not a conversation.
+    app.extensions["canned_replies"] = load_canned_replies()
     app.register_blueprint(wechat.bp)
     app.register_blueprint(wxa_push.bp)
     app.register_blueprint(api.bp)

@@ -81,7 +81,7 @@ def test_login_returns_to_the_page_asked_for_never_elsewhere(make_client, demo_s
     assert (
         client.post("/console/login", data=dict(form, csrf=token, next="https://evil.example/"))
         .headers["Location"]
-        .endswith("/console")
+        .endswith("/console/home")
     )
 
 

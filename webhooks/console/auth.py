@@ -219,7 +219,7 @@ def login_submit() -> ResponseReturnValue:
             return redirect(url_for("console.password"))
     # Only back into the console (never an outside address).
     safe = target.startswith("/console") and not target.startswith("//")
-    return redirect(target if safe else url_for("console.queue"))
+    return redirect(target if safe else url_for("console.home"))
 
 
 @bp.post("/logout")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -95,6 +95,7 @@ def _page(hand_off_id: int, error: str | None = None, status: int = 200) -> Resp
         officers=officers,
         error=error,
         messages=[_message_json(m) for m in handoffs.conversation(g.db, hand_off.openid)],
+        canned_replies=current_app.extensions["canned_replies"],
     ), status
 
 

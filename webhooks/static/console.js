@@ -26,6 +26,20 @@
     select.addEventListener("change", function () { select.form.submit(); });
   });
 
+  // Canned replies: the chosen text goes into the reply box at the cursor (replacing what is
+  // selected), where the officer can still change it before sending.
+  document.querySelectorAll("[data-insert-into]").forEach(function (picker) {
+    picker.addEventListener("change", function () {
+      var box = document.getElementById(picker.dataset.insertInto), text = picker.value;
+      if (!text) { return; }
+      var start = box.selectionStart, end = box.selectionEnd;
+      box.value = box.value.slice(0, start) + text + box.value.slice(end);
+      box.focus();
+      box.selectionStart = box.selectionEnd = start + text.length;
+      picker.value = "";
+    });
+  });
+
   function getJSON(url) {
     return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}}).then(function (r) {
       if (r.status === 401) { location.reload(); }
@@ -33,8 +47,8 @@
     });
   }
 
-  // -- the queue: reload its tables when anything changed --------------------------
-  var queue = document.getElementById("queue");
+  // -- the queue and the home page: reload their tables when anything changed ----------
+  var queue = document.querySelector("[data-rows-url]");
   if (queue) {
     var version = null;
     var pollQueue = function () {
