@@ -1,14 +1,14 @@
 """the branch's figures: customers by village, application events, hand-offs and authorizations by time
 
 Revision ID: 0028
-Revises: 0025 (rebased: main's head was 0025)
+Revises: 0024
 Create Date: 2026-12-06 10:00:00
 """
 
 from alembic import op
 
 revision = "0028"
-down_revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
