@@ -7,7 +7,8 @@ hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 
 One module per concern adds its routes to these two blueprints: `auth` (login,
-CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `references` (reference faces), and the
+CSRF, who is logged in), `queue`, `hand_offs`, `applications`, `entry` (an officer enters an
+application), `references` (reference faces), and the
 supervisors' administration: `admin_officers`, `stations`, `assignments` (customers to officers),
 `watch_list`; `common` holds what their pages share. A new page is a new module imported at the bottom.
 """
@@ -39,6 +40,7 @@ from webhooks.console import (  # noqa: E402
     assignments,
     auth,
     common,
+    entry,
     face_reviews,
     hand_offs,
     locks,
@@ -56,6 +58,7 @@ __all__ = [
     "auth",
     "bp",
     "common",
+    "entry",
     "face_reviews",
     "hand_offs",
     "locks",
