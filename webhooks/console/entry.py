@@ -161,7 +161,7 @@ def _checked(customer: Customer, form: EntryForm) -> tuple[LoanProduct, int, int
     if within_product and line is not None and amount > line.available and not form.over_line:
         raise EntryRefused(
             f"金额{format_amount(amount)}超过客户剩余可用额度{format_amount(line.available)}。"
-            "可以照样提交（超出额度的申请转客户经理审核），请勾选“超出额度仍然提交”；或者改小金额"
+            "可以照样提交（超出额度的申请转客户经理审核），请勾选“超出可用额度也提交”；或者改小金额"
         )
     return product, amount, int(form.term), guarantor_id
 
