@@ -6,6 +6,8 @@ makes nothing new; another officer's customer and bad input are refused, changin
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -238,3 +240,42 @@ def test_lookup_refuses_unknown_or_malformed_id_numbers_and_a_missing_csrf(login
     assert resp.status_code == 400 and "表单已过期，请核对后重新提交" in resp.data.decode()
     assert 'value="5万"' in resp.data.decode()
     assert counts(demo_settings) == (0, 0)
+
+
+def test_a_double_click_sends_the_form_twice_at_once_and_makes_one_application(
+    login, make_client, demo_settings, monkeypatch
+):
+    from webhooks.console import entry
+
+    officer, customer_id = login(), zhang(demo_settings)
+    form = form_of(officer, customer_id) | {
+        "product": "sunshine_e_loan",
+        "amount": "5万",
+        "term": "12",
+        "purpose": "买化肥",
+    }
+    second = make_client()  # the same browser's second request, on another worker
+    second.set_cookie("session", officer.get_cookie("session").value)
+    applying = entry.Applications.apply
+
+    def slow_apply(*args, **kwargs):  # the first request is still working when the second arrives
+        application = applying(*args, **kwargs)
+        time.sleep(0.5)
+        return application
+
+    monkeypatch.setattr(entry.Applications, "apply", slow_apply)
+    answers: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda c=c: answers.append(c.post(f"/console/customers/{customer_id}/apply", data=form).status_code)
+        )
+        for c in (officer, second)
+    ]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [200, 303]
+    assert counts(demo_settings) == (1, 2)  # one application, one request per party
+    assert len(queued_requests(demo_settings, "o_demo_zhangjianguo")) == 1

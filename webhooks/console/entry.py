@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -71,10 +71,12 @@ def _may_enter(customer: Customer) -> bool:
     return g.officer.role == handoffs.SUPERVISOR or customer.officer_id in (None, g.officer.id)
 
 
-def _customer(customer_id: int) -> Customer:
+def _customer(customer_id: int, lock: bool = False) -> Customer:
     """The applicant, when this officer may enter an application for them: another officer's
-    customer is refused (403) and the refusal kept in the audit log."""
-    customer = g.db.get(Customer, customer_id)
+    customer is refused (403) and the refusal kept in the audit log. `lock`: the row is locked
+    until the transaction ends, so that one form sent twice at once (a double click) is entered
+    once: the second request waits, then finds the first's application by its key."""
+    customer = g.db.get(Customer, customer_id, with_for_update=True if lock else None)
     if customer is None:
         abort(404, description="没有这位客户")
     if not _may_enter(customer):
@@ -205,15 +207,11 @@ def apply_form(customer_id: int) -> ResponseReturnValue:
 def apply_submit(customer_id: int) -> ResponseReturnValue:
     """Submit through lending.applications (the chat's rules); a form submitted twice makes one
     application. Then each party's request goes to their WeChat and the QR codes are shown to print."""
-    customer = _customer(customer_id)
+    customer = _customer(customer_id, lock=True)
     form = EntryForm.posted()
     if not form.key or len(form.key) > KEY_MAX:
-        return _form_page(
-            customer,
-            EntryForm(**{**form.__dict__, "key": secrets.token_urlsafe(24)}),
-            "表单已过期，请核对后重新提交",
-            400,
-        )
+        fresh = replace(form, key=secrets.token_urlsafe(24))
+        return _form_page(customer, fresh, "表单已过期，请核对后重新提交", 400)
     key = _stored_key(customer.id, form.key)
     done = g.db.scalar(select(LoanApplication).where(LoanApplication.idempotency_key == key))
     if done is not None:
