@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, replace
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -89,8 +89,9 @@ def _customer(customer_id: int, lock: bool = False) -> Customer:
             reason="other_officer",
             method=request.method,
         )
-        g.db.commit()
-        abort(403, description="这是其他客户经理的客户，只有主管可以为他录入贷款申请")
+        g.db.commit()  # the refusal is kept: the page below is raised, which rolls back what follows
+        message = "这是其他客户经理的客户，只有主管可以为他录入贷款申请"
+        abort(make_response(render_template("console/refused.html", message=message), 403))
     return customer
 
 
