@@ -8,20 +8,30 @@ in WeCom (sunshine.jobs.Jobs.tell_officer).
 
 The applicant hears in WeChat (`tell_applicant`: audit entry `customer.notified`, then
 sunshine.jobs.Jobs.notice after the commit) when a party's link locks, a party declines
-the face check or refuses the query.
+the face check or refuses the query. Each party gets their request's link in WeChat
+(`send_requests`), whoever issued it: the bot, or an officer entering the application.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from auth_flow.progress import missing_consents
-from lending.applications import note
+from auth_flow.qr import authorization_url
+from lending.applications import Notifier, note
 from lending.notify import OfficerNotifier, notify_officer
 from lending.parties import LABELS, ROLE_NAMES
 from sunshine.jobs import Jobs, after_commit, current_settings
 from sunshine.models import Authorization, Customer, LoanApplication, audit
 from sunshine.protect import mask_name
+
+if TYPE_CHECKING:
+    from auth_flow.tokens import IssuedAuthorization
 
 
 def party_label(role: str, name: str) -> str:
@@ -39,6 +49,56 @@ def tell_applicant(session: Session, applicant: Customer, text: str, application
             session,
             lambda: Jobs(current_settings()).notice(openid, text, "authorization_progress", application_id),
         )
+
+
+def validity(ttl: timedelta) -> str:
+    """How long a link works, as people read it: 30分钟内有效, 24小时内有效."""
+    minutes = int(ttl.total_seconds() // 60)
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes // 60}小时内有效"
+    return f"{max(minutes, 1)}分钟内有效"
+
+
+def request_text(applicant: Customer, role: str, url: str, ttl: timedelta) -> str:
+    """A party's authorization request as they read it in WeChat."""
+    if role == "applicant":
+        return f"您的贷款申请需要您本人授权查询征信。请本人打开链接核对、刷脸、同意，{validity(ttl)}：\n{url}"
+    return (
+        f"{mask_name(applicant.name)}申请贷款，需要您授权查询征信（{LABELS[role]}）。"
+        f"请本人打开链接核对、刷脸、同意，{validity(ttl)}：\n{url}"
+    )
+
+
+def send_requests(
+    session: Session,
+    application: LoanApplication,
+    issued: Iterable[IssuedAuthorization],
+    notify: Notifier,
+    public_base_url: str,
+    ttl: timedelta,
+) -> list[str]:
+    """Send each party their request's link in WeChat once the transaction commits, through
+    `notify` (lending.notify.WeChatNotifier: a customer-service message inside the 48-hour window,
+    else a subscription or template message, else the officer). Returns the roles sent; a party
+    without WeChat gets nothing here (their QR code, or the mini-program's list of requests)."""
+    sent = []
+    applicant = application.customer
+    for item in issued:
+        auth = item.authorization
+        party = session.get(Customer, auth.party_customer_id)
+        if party is None or not party.wechat_openid:
+            continue
+        url = authorization_url(public_base_url, item.token)
+        details = {
+            "kind": "authorization_request",
+            "application_id": application.id,
+            "link": url,
+            "fields": {"applicant": mask_name(applicant.name), "party": f"{LABELS[auth.party_role]}征信查询授权"},
+        }
+        text = request_text(applicant, auth.party_role, url, ttl)
+        after_commit(session, partial(notify, party.wechat_openid, text, **details), key=("auth_flow.request", auth.id))
+        sent.append(auth.party_role)
+    return sent
 
 
 def locked_text(auth: Authorization) -> str:

@@ -235,8 +235,11 @@ class Applications:
         guarantor_id: int | None = None,
         idempotency_key: str | None = None,
         actor: str = "customer",
+        channel: str | None = None,
     ) -> LoanApplication:
-        """A checked application in draft; the one already made under `idempotency_key`, if any."""
+        """A checked application in draft; the one already made under `idempotency_key`, if any.
+        `actor` made it, through `channel` when not the customer's own (e.g. "console": an officer
+        entered it), both kept in its history."""
         if idempotency_key:
             existing = self._by_key(session, customer_id, idempotency_key)
             if existing is not None:
@@ -287,7 +290,7 @@ class Applications:
             if existing:
                 return existing
             raise _already_applying(product, None) from None
-        self._record(session, application, None, "draft", actor, "created")
+        self._record(session, application, None, "draft", actor, "created", **({"channel": channel} if channel else {}))
         return application
 
     def submit(self, session: Session, application_id: int, actor: str = "customer") -> LoanApplication:
@@ -311,8 +314,12 @@ class Applications:
         idempotency_key: str,
         purpose: str = "",
         guarantor_id: int | None = None,
+        actor: str = "customer",
+        channel: str | None = None,
     ) -> LoanApplication:
-        """Draft and submit in one step (the bot's confirmation). The same key again returns the same application."""
+        """Draft and submit in one step (the bot's confirmation, the mini-program, an officer's entry
+        in the console: `actor` and `channel` as for `draft`). The same key again returns the same
+        application."""
         application = self.draft(
             session,
             customer_id,
@@ -322,8 +329,10 @@ class Applications:
             purpose=purpose,
             guarantor_id=guarantor_id,
             idempotency_key=idempotency_key,
+            actor=actor,
+            channel=channel,
         )
-        return self.submit(session, application.id) if application.status == "draft" else application
+        return self.submit(session, application.id, actor) if application.status == "draft" else application
 
     # --- deciding ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["find_purpose"]
+__all__ = ["EXAMPLES", "MAX_PURPOSE", "find_purpose"]
 
 # What the money does, as farmers, merchants and salaried customers say it.
 _START = re.compile(
@@ -28,6 +28,12 @@ _LOAN_WORDS = re.compile(r"贷|额度|利息|利率|还款|借款|门票|缴费|
 _STOP = re.compile(r"[，。,.!！?？；;\s]")
 _TRAILING = "的了啊呀吧呢哈用钱"
 MAX_PURPOSE = 200
+# What each kind of customer typically borrows for: the examples the chat and the console offer.
+EXAMPLES = {
+    "farmer": ("买化肥种子", "盖大棚", "买农机", "买猪苗"),
+    "merchant": ("进货", "门面装修", "资金周转"),
+    "civil_servant": ("装修房子", "买车", "孩子上学"),
+}
 
 
 def find_purpose(text: str, skip: list[tuple[int, int]] | None = None) -> str | None:

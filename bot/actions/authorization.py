@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from auth_flow.identity import page_id
+from auth_flow.notices import send_requests, validity
 from auth_flow.progress import missing_consents, progress_text
 from auth_flow.qr import authorization_url
 from auth_flow.tokens import locked_message, locked_requests, reissue_for_application
@@ -61,13 +62,6 @@ def _links_pending(session: Session, application: LoanApplication) -> bool:
     return missing <= live
 
 
-def _validity(ttl: timedelta) -> str:
-    minutes = int(ttl.total_seconds() // 60)
-    if minutes >= 120 and minutes % 60 == 0:
-        return f"{minutes // 60}小时内有效"
-    return f"{max(minutes, 1)}分钟内有效"
-
-
 class ActionStartAuthorization(BankAction):
     """authorize_credit_report, and right after an application is submitted."""
 
@@ -81,7 +75,6 @@ class ActionStartAuthorization(BankAction):
         cfg = settings()
         ttl = timedelta(seconds=cfg.authorization_ttl_s)
         text_said = tracker.latest_message.get("text") or ""
-        forwarded: list[tuple[str, str, dict]] = []
         qr_images: list[tuple[str, str]] = []  # (token, expires_at) of the QR codes to send as images
         with database(cfg) as session:
             customer = applicant(session, tracker)
@@ -109,35 +102,20 @@ class ActionStartAuthorization(BankAction):
                 auth, url = item.authorization, authorization_url(cfg.public_base_url, item.token)
                 qr = f"{cfg.public_base_url.rstrip('/')}/api/authorizations/{item.token}/qr.png"
                 if auth.party_role == "applicant":
-                    lines.append(f"您本人的授权链接（{_validity(ttl)}，请不要转给别人）：\n{url}")
+                    lines.append(f"您本人的授权链接（{validity(ttl)}，请不要转给别人）：\n{url}")
                     continue
                 label = LABELS[auth.party_role]
                 lines.append(
                     f"请把这个链接转给{label}{mask_name(auth.party_name)}（身份证{page_id(auth.party_id_masked)}）本人打开，"
-                    f"或让TA扫二维码（{_validity(ttl)}，二维码图片随后发给您）：\n{url}\n二维码：{qr}"
+                    f"或让TA扫二维码（{validity(ttl)}，二维码图片随后发给您）：\n{url}\n二维码：{qr}"
                 )
                 qr_images.append((item.token, auth.expires_at.isoformat()))
-                party = session.get(Customer, auth.party_customer_id)
-                if party is not None and party.wechat_openid:
-                    forwarded.append(
-                        (
-                            party.wechat_openid,
-                            f"{mask_name(customer.name)}申请贷款，需要您授权查询征信（{label}）。"
-                            f"请本人打开链接核对、刷脸、同意，{_validity(ttl)}：\n{url}",
-                            {
-                                "kind": "authorization_request",
-                                "application_id": application.id,
-                                "link": url,
-                                "fields": {"applicant": mask_name(customer.name), "party": f"{label}征信查询授权"},
-                            },
-                        )
-                    )
+            # The other parties get their links in WeChat once this commits (the applicant's is in this answer).
+            others = [i for i in out.issued if i.authorization.party_role != "applicant"]
+            send_requests(session, application, others, WeChatNotifier(Jobs(cfg)), cfg.public_base_url, ttl)
             lines.append(progress_text(session, application))
-        if forwarded or qr_images:
+        if qr_images:
             jobs = Jobs(cfg)
-            notify = WeChatNotifier(jobs)
-            for openid, text, details in forwarded:
-                notify(openid, text, **details)
             for token, expires_at in qr_images:  # queued after this answer, on the same customer's queue
                 jobs.qr_image(tracker.sender_id, token, expires_at)
         dispatcher.utter_message(text="\n".join(lines))

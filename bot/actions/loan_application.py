@@ -28,6 +28,7 @@ from lending.applications import LendingError
 from lending.binding import awaiting_code
 from lending.catalog import CUSTOMER_TYPE_LABELS
 from lending.credit_lines import current_line
+from lending.purposes import EXAMPLES
 from lending.terms import format_term
 from sunshine.models import Customer
 from sunshine.protect import mask_name
@@ -180,19 +181,13 @@ class ActionAskTerm(BankAction):
 class ActionAskPurpose(BankAction):
     """Asks what the money is for, with examples that fit the customer's type."""
 
-    EXAMPLES = {
-        "farmer": "买化肥种子、盖大棚、买农机、买猪苗",
-        "merchant": "进货、门面装修、资金周转",
-        "civil_servant": "装修房子、买车、孩子上学",
-    }
-
     def name(self) -> str:
         return "action_ask_purpose"
 
     def answer(self, dispatcher, tracker, domain):
         with database() as session:
             customer = applicant(session, tracker)
-            examples = self.EXAMPLES.get(customer.customer_type, self.EXAMPLES["farmer"])
+            examples = "、".join(EXAMPLES.get(customer.customer_type, EXAMPLES["farmer"]))
         ask(
             dispatcher,
             tracker,

@@ -172,3 +172,27 @@ def test_a_locked_party_gets_no_fresh_link_until_an_officer_releases_it(bank_env
         assert len(released) == 1 and name in released[0].reason and released[0].actor == name
     fresh = tokens(ask("重新发授权链接"))
     assert len(fresh) == 2
+
+
+def test_the_other_parties_get_their_links_in_wechat_and_the_applicant_in_the_chat(bank_env):
+    from rq import Queue
+
+    from sunshine.jobs import queue_name
+    from sunshine.redis import connect
+    from sunshine.settings import load
+
+    applications, _ = service()
+    with unit_of_work(bank_env) as session:
+        zhang, wang = by_openid(session, DEMO_OPENID), by_openid(session, "o_demo_wangchunhua")
+        applications.apply(session, zhang.id, "guaranteed_farm_loan", 100_000, 24, "g-key", guarantor_id=wang.id)
+
+    text = ask()
+
+    cfg = load()
+    queued = Queue(queue_name("o_demo_wangchunhua", cfg.worker_processes), connection=connect(cfg.redis_url)).jobs
+    notices = [j.args for j in queued if j.func_name == "conversation.notices.deliver_notice"]
+    own, spouse, guarantor = tokens(text)
+    assert [(n[0], n[2], n[4]) for n in notices] == [
+        ("o_demo_wangchunhua", "authorization_request", f"{LINK}{guarantor}")
+    ]  # the spouse 李秀英 has no WeChat bound: the applicant forwards her link
+    assert notices[0][1].startswith("张**申请贷款，需要您授权查询征信（担保人）")

@@ -7,11 +7,11 @@ hand-off and lending services, and render; sending happens in the background
 jobs (handoff.jobs), after the records are committed.
 
 One module per concern adds its routes to these two blueprints: `auth` (login,
-CSRF, who is logged in), `home` (the officer's day), `queue`, `hand_offs`, `applications`, `customers`
-(search, a customer's page, tags), `references` (reference faces), `figures` (the branch's, for
-supervisors), and the supervisors' administration: `admin_officers`, `stations`, `assignments` (customers
-to officers), `watch_list`; `common` holds what their pages share. A new page is a new module imported at
-the bottom.
+CSRF, who is logged in), `home` (the officer's day), `queue`, `hand_offs`, `applications`, `entry` (an
+officer enters an application), `customers` (search, a customer's page, tags), `references` (reference
+faces), `figures` (the branch's, for supervisors), and the supervisors' administration: `admin_officers`,
+`stations`, `assignments` (customers to officers), `watch_list`; `common` holds what their pages share. A
+new page is a new module imported at the bottom.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from webhooks.console import (  # noqa: E402
     auth,
     common,
     customers,
+    entry,
     face_reviews,
     figures,
     hand_offs,
@@ -62,6 +63,7 @@ __all__ = [
     "bp",
     "common",
     "customers",
+    "entry",
     "face_reviews",
     "figures",
     "hand_offs",

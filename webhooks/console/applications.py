@@ -1,6 +1,7 @@
 """An application awaiting review: its page (with the parties' credit-report summaries), a
-party's full report opened for a reason, printable authorization codes for the parties still
-to consent, the officer's decision, and 重新放款 after a failed disbursement."""
+party's full report opened for a reason, authorization codes for the parties still to consent
+(sent to their WeChat and printable), the officer's decision, and 重新放款 after a failed
+disbursement."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from sqlalchemy import select
 from auth_flow import report_views, signing
 from auth_flow.evidence import Client
 from auth_flow.identity import page_id
+from auth_flow.notices import send_requests
 from auth_flow.qr import authorization_url, png
 from auth_flow.signing import FACTOR_NAMES, Proof, Terms
 from auth_flow.tokens import reissue_for_application
 from conversation.notices import CHANNEL_NAMES, notice_kind
 from handoff import service as handoffs
 from lending import disbursement, loans
-from lending.applications import Applications, LendingError, awaiting_second_approval
+from lending.applications import Applications, LendingError, awaiting_second_approval, note
 from lending.contracts import ContractError, contract_number, contract_of, pdf_intact
+from lending.notify import WeChatNotifier
 from lending.parties import ROLE_NAMES
 from sunshine.clock import utcnow
 from sunshine.models import LoanApplication, NoticeDelivery, audit
@@ -156,15 +159,36 @@ def contract_renew(application_id: int) -> ResponseReturnValue:
 @login_required
 def authorization_codes(application_id: int) -> ResponseReturnValue:
     """Issue fresh authorization codes for every party still to consent (earlier links stop
-    working) and show them on one printable page."""
+    working), send each party theirs in WeChat, and show them on one printable page."""
     application = _application(application_id)
     if application.status != "awaiting_authorization":
         flash("这笔申请现在不需要征信授权", "error")
         return redirect(url_for("console.application_page", application_id=application_id))
+    return push_codes(application)
+
+
+def push_codes(application: LoanApplication) -> ResponseReturnValue:
+    """Fresh requests for the application's parties still to consent, each sent to the party's
+    WeChat once committed (as the chat sends them), and the printable page of their QR codes."""
     s = settings()
-    out = reissue_for_application(
-        g.db, application, f"officer:{g.officer.username}", timedelta(seconds=s.authorization_ttl_s)
-    )
+    ttl = timedelta(seconds=s.authorization_ttl_s)
+    client = Client(ip=request.remote_addr or "", user_agent=request.headers.get("User-Agent", ""))
+    out = reissue_for_application(g.db, application, handoffs.actor_of(g.officer), ttl, client=client)
+    notify = WeChatNotifier(jobs())
+    sent = send_requests(g.db, application, out.issued, notify, s.public_base_url, ttl)
+    if out.issued:
+        note(
+            g.db,
+            application.id,
+            handoffs.actor_of(g.officer),
+            "authorization_requests_sent",
+            "生成了授权二维码（"
+            + "、".join(ROLE_NAMES[i.authorization.party_role] for i in out.issued)
+            + "）"
+            + ("；已发到微信：" + "、".join(ROLE_NAMES[r] for r in sent) if sent else "；都没有绑定微信"),
+            roles=[i.authorization.party_role for i in out.issued],
+            wechat=sent,
+        )
     codes = [
         {
             "role": ROLE_NAMES[i.authorization.party_role],
@@ -173,6 +197,7 @@ def authorization_codes(application_id: int) -> ResponseReturnValue:
             "expires_at": i.authorization.expires_at,
             "url": authorization_url(s.public_base_url, i.token),
             "png": base64.b64encode(png(authorization_url(s.public_base_url, i.token))).decode(),
+            "wechat": i.authorization.party_role in sent,
         }
         for i in out.issued
     ]

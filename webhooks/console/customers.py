@@ -113,7 +113,7 @@ def _render(customer: Customer, error: str | None = None, status: int = 200) -> 
             ).all(),
             authorization_labels=AUTHORIZATION_STATUS,
             hand_offs=hand_offs,
-            apply_url=f"{url_for('console.customer_page', customer_id=customer.id)}/apply",
+            apply_url=url_for("console.apply_form", customer_id=customer.id),
         ),
         status,
     )

@@ -40,6 +40,22 @@
     });
   });
 
+  // -- entering an application: the chosen product's terms, its guarantor field -------
+  var product = document.getElementById("entry-product");
+  if (product) {
+    var fitProduct = function () {
+      var chosen = product.selectedOptions[0], term = document.getElementById("entry-term");
+      var terms = chosen && chosen.dataset.terms ? chosen.dataset.terms.split(",") : null;
+      Array.prototype.forEach.call(term.options, function (o) {
+        o.hidden = Boolean(o.value && terms && terms.indexOf(o.value) < 0);
+      });
+      if (term.selectedOptions[0] && term.selectedOptions[0].hidden) { term.value = ""; }
+      document.getElementById("entry-guarantor").hidden = Boolean(chosen && chosen.dataset.guarantor === "0");
+    };
+    product.addEventListener("change", fitProduct);
+    fitProduct();
+  }
+
   function getJSON(url) {
     return fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}}).then(function (r) {
       if (r.status === 401) { location.reload(); }
