@@ -71,8 +71,13 @@ class Stack:
     def kill_all(self) -> None:
         """SIGKILL the launcher and every process it started, at once, as the loss of its host would:
         nothing is restarted, nothing stops cleanly."""
-        tree = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
-        for group in dict.fromkeys(os.getpgid(p.pid) for p in tree if p.is_running()):
+        groups = {self.proc.pid: None}  # the launcher's own group first: nothing restarts after it
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                groups[os.getpgid(p.pid)] = None
+            except ProcessLookupError:
+                continue
+        for group in groups:
             try:
                 os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
