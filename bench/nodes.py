@@ -73,6 +73,7 @@ def crowd_run(cluster: local_stack.Cluster, nodes: list[local_stack.Stack], user
             conversation=Visits(HOUSEHOLDS),
             acknowledgements=[HELD_FOR_LATER],
             kept=lambda ids: kept_for_officer(url, ids),
+            notice=lambda m: m["msgtype"] == "image",  # an application's authorization QR codes
         )
         crowd.start(duration_s=seconds)
         if during is not None:

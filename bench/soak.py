@@ -81,9 +81,8 @@ MIX = (("questions", 0.55), ("application", 0.25), ("authorization", 0.13), ("ha
 class Visits:
     """What one customer says in one visit, drawn from MIX (the same for the same user and visit)."""
 
-    def __init__(self, households: int, apply_first: bool = False):
+    def __init__(self, households: int):
         self.households = households
-        self.apply_first = apply_first  # every user's first visit a loan application
         self._next_household = itertools.count()
 
     def kind(self, rng: random.Random) -> str:
@@ -96,7 +95,7 @@ class Visits:
 
     def __call__(self, user: int, visit: int) -> list[str]:
         rng = random.Random(f"{user}:{visit}")  # noqa: S311  a reproducible mix of messages, not a secret
-        kind = "application" if self.apply_first and visit == 0 else self.kind(rng)
+        kind = self.kind(rng)
         if kind == "application":  # a household of the village file, each once while they last
             row = village_row(next(self._next_household) % self.households)
             return [

@@ -4,8 +4,8 @@ One shared stack (Redis, Rasa, action server, emulators) and two nodes of web,
 reply workers and duties (`run --roles`, separate process groups and ports, as two
 hosts), behind a TCP balancer that sends each connection to the next node in turn (a
 WeChat retry often lands on the other node). A crowd of WeChat users talks through it
-with the soak's mix (questions, loan applications, 转人工; each user's first visit applies
-for a loan) while a credit-report query is in flight on one node; that node is SIGKILLed
+with the soak's mix (questions, loan applications, 转人工), each user first as a bound
+customer applying for a loan, while a credit-report query is in flight on one node; that node is SIGKILLed
 whole and not restarted. Then: every message answered exactly once or kept for an
 officer; each customer's messages asked of the bot once each, in order, and answered in
 that order; the reports queried once at the bureau and the application decided once; no
@@ -20,6 +20,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from bench.lending import village_row
 from bench.soak import Visits, load_households
 from bot.actions.common import SORRY_BUSY
 from clients.rasa import RasaClient
@@ -27,6 +28,7 @@ from conversation.inbox import HELD_FOR_LATER
 from conversation.tasks import BOT_UNAVAILABLE
 from emulators.balancer import serve_balancer
 from emulators.wechat.crowd import Crowd, Result
+from lending.customers import by_id_number
 from sunshine import leases, local_stack
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs, queue_name
@@ -40,6 +42,8 @@ from tests.faults.test_faults import consented_application, kept_for_officer
 pytestmark = pytest.mark.faults
 HOUSEHOLDS = 40
 USERS = 6
+# A bound customer's loan application, as the demo story answers the bot's questions.
+APPLICATION = ("我想贷款", "1", "借5万", "一年", "买化肥种子", "确认", "我的申请到哪一步了")
 NODE_SETTINGS = dict(STACK_SETTINGS, WEB_WORKERS="1", HEARTBEAT_TTL_S="4")
 
 
@@ -61,6 +65,15 @@ def partition_holder(redis_url: str, key: str, partitions: int) -> str:
     partition = queue_name(key, partitions).rsplit(".", 1)[1]
     holder = leases.Lease(connect(redis_url), f"partition:{partition}", "", 1).holder_now() or ""
     return holder.split("-", 1)[1].rsplit("-", 1)[0]
+
+
+def bind_households(db_url: str, prefix: str) -> None:
+    """Each user's first customer is a household of the village file, bound to that WeChat (the last
+    households: the soak's application visits try to bind the first ones)."""
+    with unit_of_work(db_url) as session:
+        for user in range(USERS):
+            customer = by_id_number(session, TEST_SECRET, village_row(HOUSEHOLDS - 1 - user)["id_number"])
+            customer.wechat_openid = f"{prefix}{user}_0"
 
 
 def wait_for(check, timeout: float, what: str):
@@ -95,6 +108,8 @@ def test_a_node_lost_under_load_loses_and_repeats_nothing(cluster, tmp_path):
     shared, (node_a, node_b) = cluster.shared, cluster.nodes
     db_url, redis_url = shared.env["DATABASE_URL"], shared.redis_url
     load_households(db_url, TEST_SECRET, tmp_path, HOUSEHOLDS)
+    prefix, visits = "o_nodes_", Visits(HOUSEHOLDS)
+    bind_households(db_url, prefix)
     app_id = consented_application(shared)
     with unit_of_work(db_url) as session:
         applications_before = session.scalar(select(func.count(LoanApplication.id)))
@@ -109,9 +124,11 @@ def test_a_node_lost_under_load_loses_and_repeats_nothing(cluster, tmp_path):
             s.wechat_token,
             s.wechat_appid,
             users=USERS,
-            conversation=Visits(HOUSEHOLDS, apply_first=True),
+            conversation=lambda user, visit: APPLICATION if visit == 0 else visits(user, visit),
+            prefix=prefix,
             acknowledgements=[HELD_FOR_LATER],
             kept=lambda msg_ids: kept_for_officer(shared, msg_ids),
+            notice=lambda m: m["msgtype"] == "image",  # an application's authorization QR codes
         )
         crowd.start(duration_s=120)
         try:
