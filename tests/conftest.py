@@ -328,7 +328,7 @@ def emulated(demo_settings):
 def pytest_collection_modifyitems(items):
     """The tests on the shared stack in order: those that only use it, then the fault tests (they kill
     and slow its processes), then those that stop it (`last_on_stack`), then the fault tests that
-    start stacks of their own (tests/faults/test_nodes.py: not beside the shared one). With
+    start servers of their own (tests/faults/test_nodes.py, test_failover.py: not beside the shared stack). With
     pytest-xdist (`make test`: two processes) they are one group that one process runs in this
     order while the other runs the rest."""
 
