@@ -93,8 +93,9 @@ def partitions_by_node(redis_url: str, partitions: int) -> dict[str, int]:
 
 
 def holder_node(redis_url: str, partition: int) -> str:
-    holder = leases.Lease(connect(redis_url), f"partition:{partition}", "", 1).holder_now() or "-"
-    return holder.split("-", 1)[-1].rsplit("-", 1)[0]
+    """The node whose worker holds the partition (`replies.K-<node>-<pid>`); "" for none."""
+    holder = leases.Lease(connect(redis_url), f"partition:{partition}", "", 1).holder_now()
+    return holder.split("-", 1)[1].rsplit("-", 1)[0] if holder else ""
 
 
 def spread(cluster: local_stack.Cluster, partitions: int) -> None:
@@ -110,7 +111,7 @@ def spread(cluster: local_stack.Cluster, partitions: int) -> None:
             continue
         nodes[owner].processes(f"worker.{k}")[0].send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while holder_node(redis_url, k) in (owner, "-") and time.monotonic() < deadline:
+        while holder_node(redis_url, k) in (owner, "") and time.monotonic() < deadline:
             time.sleep(0.2)
 
 
