@@ -33,7 +33,7 @@ from lending.customers import by_id_number
 from sunshine.db import unit_of_work
 from sunshine.demo import demo_faces_dir, write_demo_camera
 from sunshine.models import LoanApplication
-from sunshine.periodic import run_rounds
+from sunshine.periodic import run_rounds, shared_duty
 from sunshine.protect import configure_logging, mask_id_number
 from sunshine.settings import DEMO_CHALLENGE_ORDER, VAR, demo_challenge_order, load
 
@@ -176,7 +176,7 @@ def evidence_checkpoint(settings, folder: Path, every_s: float | None) -> int:
         path = evidence.write_checkpoint(point, folder)
         print(f"evidence checkpoint {path}: {json.dumps(point, sort_keys=True)}", flush=True)
 
-    return run_rounds(one_round, every_s, "evidence checkpoint")
+    return run_rounds(one_round, every_s, "evidence checkpoint", shared_duty(settings, "checkpointer", every_s))
 
 
 def verify_evidence(settings, source: Path | None, checkpoints: Path) -> int:
@@ -265,7 +265,7 @@ def sweep_reports(settings, every_s: float | None) -> int:
         if purged or once:
             print(f"face reviews purged: {purged}", flush=True)
 
-    return run_rounds(one_round, every_s, "report sweep")
+    return run_rounds(one_round, every_s, "report sweep", shared_duty(settings, "sweeper", every_s))
 
 
 if __name__ == "__main__":

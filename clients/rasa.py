@@ -37,9 +37,8 @@ class RasaClient:
         except (requests.RequestException, ValueError) as exc:
             raise RasaUnavailable(f"Rasa at {self.base_url} failed: {type(exc).__name__}") from exc
 
-    def history(self, sender: str, timeout: float = 3.0) -> list[dict]:
-        """What the customer and the bot said, oldest first, from the tracker (Rasa's HTTP API):
-        [{"author": "customer" | "bot", "text": ..., "at": unix seconds}]."""
+    def _events(self, sender: str, timeout: float) -> list[dict]:
+        """Every event of the sender's tracker, oldest first (Rasa's HTTP API)."""
         try:
             resp = self._http.get(
                 f"{self.base_url}/conversations/{quote(sender, safe='')}/tracker",
@@ -47,9 +46,29 @@ class RasaClient:
                 timeout=timeout,
             )
             resp.raise_for_status()
-            events = resp.json().get("events") or []
+            return resp.json().get("events") or []
         except (requests.RequestException, ValueError, AttributeError) as exc:
             raise RasaUnavailable(f"Rasa at {self.base_url} failed: {type(exc).__name__}") from exc
+
+    def answer_to(self, sender: str, message_key: str, timeout: float = 10.0) -> list[dict] | None:
+        """The bot's messages (as `send` returns them) in answer to the message that `send` gave
+        `{"message_key": message_key}` as metadata; None when the bot has no such message."""
+        events = self._events(sender, timeout)
+        for i in range(len(events) - 1, -1, -1):
+            if events[i].get("event") == "user" and (events[i].get("metadata") or {}).get("message_key") == message_key:
+                answer = []
+                for later in events[i + 1 :]:
+                    if later.get("event") == "user":
+                        break
+                    if later.get("event") == "bot":
+                        answer.append({**(later.get("data") or {}), "text": later.get("text")})
+                return answer
+        return None
+
+    def history(self, sender: str, timeout: float = 3.0) -> list[dict]:
+        """What the customer and the bot said, oldest first, from the tracker (Rasa's HTTP API):
+        [{"author": "customer" | "bot", "text": ..., "at": unix seconds}]."""
+        events = self._events(sender, timeout)
         authors = {"user": "customer", "bot": "bot"}
         return [
             {"author": authors[e["event"]], "text": e["text"], "at": e.get("timestamp")}

@@ -64,6 +64,7 @@ def _keys(message_key: str) -> dict[str, str]:
         "bot": f"{base}:bot",
         "answer": f"{base}:answer",
         "sent": f"{base}:sent",
+        "asked": f"{base}:asked",
     }
 
 
@@ -176,6 +177,11 @@ def remembered_answer(r: redis.Redis, message_key: str) -> list[str] | None:
 
 def remember_answer(r: redis.Redis, message_key: str, texts: list[str]) -> None:
     r.set(_keys(message_key)["answer"], json.dumps(texts, ensure_ascii=False), ex=KEY_TTL_S)
+
+
+def asked_key(message_key: str) -> str:
+    """Set when the job asks the bot: a run again of the job reads the answer back instead."""
+    return _keys(message_key)["asked"]
 
 
 def sent_count_key(message_key: str) -> str:

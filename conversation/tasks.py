@@ -12,6 +12,7 @@ from clients.rasa import RasaClient, RasaUnavailable
 from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
 from conversation.relay import (
     KEY_TTL_S,
+    asked_key,
     bot_texts,
     remember_answer,
     remembered_answer,
@@ -37,14 +38,17 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
     """Ask the bot and hand its answer to the waiting web request, or send it.
 
     Safe to run again after the worker died in the middle: the bot is asked
-    once per message, and only chunks not yet sent are sent.
+    once per message (unless the run again comes while the bot is still in the
+    middle of the first asking), and only chunks not yet sent are sent.
     """
     settings = settings or current_settings()
     r = connect(settings.redis_url)
     texts = remembered_answer(r, message_key)
     if texts is None:
         try:
-            texts = bot_texts(rasa_client(settings.rasa_url, settings.rasa_token).send(openid, text))
+            texts = bot_texts(
+                _ask_once(r, rasa_client(settings.rasa_url, settings.rasa_token), openid, text, message_key)
+            )
             if not texts and not _action_server_up(settings):
                 # Rasa carries on without the custom action's events: the answer was lost.
                 raise RasaUnavailable("no answer: the action server is down")
@@ -58,6 +62,19 @@ def answer_message(openid: str, text: str, message_key: str, settings: Settings 
         remember_answer(r, message_key, texts)
     if not worker_claims_passive(r, message_key, texts):
         deliver_texts(openid, split_for_wechat(texts), settings=settings, progress_key=sent_count_key(message_key))
+
+
+def _ask_once(r, rasa: RasaClient, openid: str, text: str, message_key: str) -> list[dict]:
+    """The bot's answer to the message: asked now, or, when an earlier run of the job asked it
+    and died before keeping the answer, read back from the conversation's tracker (the message
+    went with its key as metadata)."""
+    if r.exists(asked_key(message_key)):
+        answer = rasa.answer_to(openid, message_key)
+        if answer is not None:
+            log.warning("message %s: the bot's answer read back from its tracker, not asked again", message_key)
+            return answer
+    r.set(asked_key(message_key), 1, ex=KEY_TTL_S)
+    return rasa.send(openid, text, {"message_key": message_key})
 
 
 def _action_server_up(settings: Settings) -> bool:

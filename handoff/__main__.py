@@ -3,7 +3,8 @@
 Each round it queues for the bot the customers' messages held in the database while Redis was
 down (conversation.inbox), stores WeCom notices of deadlines about to pass (HANDOFF_WARN_MINUTES) and of
 overdue hand-offs (to supervisors), and enqueues every notice not yet sent; every minute it
-also queues again officers' replies whose job was lost. Exit status 2: could not run.
+also queues again officers' replies whose job was lost. Run on several nodes, a round acts on
+one of them (`sunshine.periodic`). Exit status 2: could not run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from handoff.jobs import dispatch
 from handoff.service import sweep_deadlines
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs
+from sunshine.periodic import run_rounds, shared_duty
 from sunshine.protect import configure_logging
 from sunshine.settings import ConfigError, Settings, load
 
@@ -50,20 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     jobs = Jobs(settings)
-    rounds = 0
-    while True:
-        try:
-            queued = watch_once(settings, jobs, requeue_stale=rounds % max(1, int(60 / (args.every or 60))) == 0)
-            if queued:
-                log.info("queued %d notice(s) and message(s)", queued)
-        except SQLAlchemyError as exc:  # the database is back in a moment: the next round catches up
-            log.error("hand-off watch round failed: %s", exc)
-            if not args.every:
-                return 2
-        if not args.every:
-            return 0
-        rounds += 1
-        time.sleep(args.every)
+    every_s = args.every or None
+    stale_every = max(1, int(60 / (every_s or 60)))
+
+    def one_round(once: bool) -> None:
+        # every minute (the periods are the same on every node), officers' replies whose job was lost
+        period = int(time.time() / every_s) if every_s else 0
+        queued = watch_once(settings, jobs, requeue_stale=once or period % stale_every == 0)
+        if queued:
+            log.info("queued %d notice(s) and message(s)", queued)
+
+    try:
+        return run_rounds(one_round, every_s, "hand-off watch round", shared_duty(settings, "watcher", every_s))
+    except SQLAlchemyError as exc:  # a single round that could not reach the database
+        log.error("hand-off watch round failed: %s", exc)
+        return 2
 
 
 if __name__ == "__main__":

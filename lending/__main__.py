@@ -33,7 +33,7 @@ from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs
 from sunshine.models import Officer
-from sunshine.periodic import run_rounds
+from sunshine.periodic import run_rounds, shared_duty
 from sunshine.protect import configure_logging
 from sunshine.settings import ConfigError, Settings, load
 
@@ -114,7 +114,7 @@ def escalate_overdue(settings: Settings, every_s: float | None = None) -> int:
                     flush=True,
                 )
 
-    return run_rounds(one_round, every_s, "escalation round")
+    return run_rounds(one_round, every_s, "escalation round", shared_duty(settings, "escalator", every_s))
 
 
 def sync_loans(settings: Settings) -> int:
@@ -146,7 +146,7 @@ def remind_repayments(settings: Settings, on: date | None = None, every_s: float
             for loan_id, reason in report.failed.items():
                 print(f"  贷款{loan_id}：{reason}", flush=True)
 
-    code = run_rounds(one_round, every_s, "repayment reminder round")
+    code = run_rounds(one_round, every_s, "repayment reminder round", shared_duty(settings, "reminder", every_s))
     return 1 if code == 0 and failed and every_s is None else code
 
 

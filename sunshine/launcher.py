@@ -5,6 +5,7 @@ restarts a process that dies and stops them all on Ctrl-C.
     python -m sunshine.launcher check    # only the checks, one line per problem
     python -m sunshine.launcher prepare  # checks, migrations (and demo data with SUNSHINE_DEMO on)
     python -m sunshine.launcher run      # all of it, then every process
+    python -m sunshine.launcher run --roles web,worker   # only these roles' processes (a node of several)
 
 `--demo` (what `make run` passes) turns SUNSHINE_DEMO on unless `.env` or the environment
 say otherwise, and with it FACE_CHALLENGE_DEMO_ORDER (the demo camera's fixed face challenge,
@@ -63,6 +64,24 @@ class Service:
     port: int
     command: list[str]
     uses_database: bool = True  # False: starts while the database is prepared (Rasa loads its model meanwhile)
+    role: str = ""  # what `--roles` names it by (ROLES)
+
+
+# The roles a node can run (`run --roles`), each one or more of `services`; without `--roles`, all.
+ROLES = (
+    "web",
+    "worker",
+    "rasa",
+    "actions",
+    "escalator",
+    "reminder",
+    "watcher",
+    "sweeper",
+    "checkpointer",
+    "emulators",
+)
+# The roles of a node of web and workers: each duty runs on every such node and acts once (sunshine.leases).
+NODE_ROLES = ("web", "worker", "escalator", "reminder", "watcher", "sweeper", "checkpointer")
 
 
 def _local_port(url: str) -> int | None:
@@ -72,8 +91,39 @@ def _local_port(url: str) -> int | None:
     return None
 
 
-def services(s: Settings) -> list[Service]:
-    """The processes this machine runs, from the settings."""
+def parse_roles(text: str) -> frozenset[str]:
+    """`web,worker` as a set of roles; an unknown one is a StartupError naming the known ones."""
+    roles = frozenset(r.strip() for r in text.split(",") if r.strip())
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise StartupError(
+            f"--roles: unknown role {', '.join(unknown) or '(none given)'}; the roles: {', '.join(ROLES)}"
+        )
+    return roles
+
+
+def _role_port(url: str, asked: bool) -> int | None:
+    """The port a role reached at `url` listens on here: when asked for by `--roles`, wherever the
+    URL points (this node is that host); otherwise only when the URL is on this machine."""
+    if asked:
+        parts = urlsplit(url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+    return _local_port(url)
+
+
+def services(s: Settings, roles: frozenset[str] | None = None) -> list[Service]:
+    """The processes this machine runs, from the settings: every role's, or only `roles`'."""
+    out = [svc for svc in _all_services(s, roles) if roles is None or svc.role in roles]
+    missing = sorted((roles or frozenset()) - {svc.role for svc in out})
+    if missing:
+        raise StartupError(
+            f"--roles {', '.join(missing)}: nothing to start (the emulators start only for service URLs on this "
+            "machine, the face-verification emulator only with FACE_ENGINE=certified)"
+        )
+    return out
+
+
+def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
     py = str(BIN / "python")
     out = [
         Service(
@@ -88,16 +138,17 @@ def services(s: Settings) -> list[Service]:
                 "--threads",
                 str(s.web_threads),
                 "--bind",
-                f"127.0.0.1:{s.web_port}",
+                f"{s.bind_host}:{s.web_port}",
                 "--timeout",
                 "30",
                 "--graceful-timeout",
                 "10",
                 "webhooks:create_app()",
             ],
+            role="web",
         )
     ]
-    rasa_port = _local_port(s.rasa_url)
+    rasa_port = _role_port(s.rasa_url, bool(roles and "rasa" in roles))
     if rasa_port:
         # `rasa run` with the action server's answers checked by a prepared validator (bot/server.py).
         out.append(
@@ -118,14 +169,15 @@ def services(s: Settings) -> list[Service]:
                     "--credentials",
                     str(ROOT / "bot" / "credentials.yml"),
                     "--interface",
-                    "127.0.0.1",
+                    s.bind_host,
                     "--port",
                     str(rasa_port),
                 ],
                 uses_database=False,
+                role="rasa",
             )
         )
-    action_port = _local_port(s.action_server_url)
+    action_port = _role_port(s.action_server_url, bool(roles and "actions" in roles))
     if action_port:
         out.append(
             Service(
@@ -134,15 +186,22 @@ def services(s: Settings) -> list[Service]:
                 # rasa-sdk's action server, refusing calls without ACTION_SERVER_TOKEN (bot/action_server.py)
                 [py, "-m", "bot.action_server", "--actions", "bot.actions", "--port", str(action_port)],
                 uses_database=False,  # only its actions do, called once the web is ready
+                role="actions",
             )
         )
-    out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
-    out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
-    out.append(Service("repayment-reminder", 0, [py, "-m", "lending", "remind-repayments", "--every", "3600"]))
-    out.append(Service("handoff-watch", 0, [py, "-m", "handoff", "watch", "--every", "2"]))
-    out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
+    out += [
+        Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)], role="worker")
+        for n in range(s.worker_processes)
+    ]
     every = str(s.evidence_checkpoint_every_s)
-    out.append(Service("evidence-checkpointer", 0, [py, "-m", "auth_flow", "evidence-checkpoint", "--every", every]))
+    for name, role, command in (
+        ("escalator", "escalator", ["lending", "escalate-overdue", "--every", "60"]),
+        ("repayment-reminder", "reminder", ["lending", "remind-repayments", "--every", "3600"]),
+        ("handoff-watch", "watcher", ["handoff", "watch", "--every", "2"]),
+        ("report-sweeper", "sweeper", ["auth_flow", "sweep-reports", "--every", "60"]),
+        ("evidence-checkpointer", "checkpointer", ["auth_flow", "evidence-checkpoint", "--every", every]),
+    ):
+        out.append(Service(name, 0, [py, "-m", *command], role=role))
     for name, url, module in (
         ("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),
@@ -154,26 +213,28 @@ def services(s: Settings) -> list[Service]:
     ):
         port = _local_port(url)
         if port:
-            out.append(Service(name, port, [py, "-m", module, "--port", str(port)], uses_database=False))
+            out.append(
+                Service(name, port, [py, "-m", module, "--port", str(port)], uses_database=False, role="emulators")
+            )
     return out
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def check_ports(s: Settings, private_redis_port: int | None) -> None:
-    wanted = [(svc.name, svc.port) for svc in services(s) if svc.port]
+def check_ports(s: Settings, private_redis_port: int | None, roles: frozenset[str] | None = None) -> None:
+    wanted = [(svc.name, svc.port) for svc in services(s, roles) if svc.port]
     if private_redis_port:
         wanted.append(("redis", private_redis_port))
     for name, port in wanted:
-        if not port_free(port):
+        if not port_free(port, s.bind_host if name in ("web", "rasa", "actions") else "127.0.0.1"):
             raise StartupError(
                 f"port {port} ({name}) is already in use: stop what listens there "
                 f"(ss -ltnp 'sport = :{port}') or choose another port in .env"
@@ -270,7 +331,8 @@ def child_env(s: Settings) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         # rasa-sdk's action server listens on SANIC_HOST, by default every interface: anyone
         # who reached it could run the bot's actions (apply for a loan) with a forged tracker.
-        SANIC_HOST="127.0.0.1",
+        # BIND_HOST: this machine only, unless a node of several serves the others (its token then).
+        SANIC_HOST=s.bind_host,
         # Rasa's conversation lock outlives a Rasa or Redis that died mid-turn (60 s by default),
         # holding up that customer's next turn; a turn takes well under a second.
         TICKET_LOCK_LIFETIME="15",
@@ -282,7 +344,8 @@ def child_env(s: Settings) -> dict[str, str]:
 
 
 def _announce_when_ready(s: Settings, started: float) -> None:
-    url = f"http://127.0.0.1:{s.web_port}"
+    host = "127.0.0.1" if s.bind_host in ("0.0.0.0", "::") else s.bind_host  # noqa: S104  (a check, not a bind)
+    url = f"http://{host}:{s.web_port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
@@ -323,13 +386,15 @@ def _count_restart(s: Settings, name: str) -> None:
     count(connect(s.redis_url), "service_restarts_total", service=name)
 
 
-def run(s: Settings, private_port: int) -> int:
+def run(s: Settings, private_port: int, roles: frozenset[str] | None = None) -> int:
     started = time.monotonic()
     s, private_redis = _resolve_redis(s, private_port)
     s = with_service_tokens(s)
-    check_ports(s, private_redis)
+    started_services = services(s, roles)
+    check_ports(s, private_redis, roles)
     check_database(s)
-    check_model()
+    if any(svc.role == "rasa" for svc in started_services):
+        check_model()
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     endpoints = RUN_DIR / "endpoints.yml"  # holds the action server's token and Redis's password
     endpoints.touch(mode=0o600)
@@ -347,7 +412,7 @@ def run(s: Settings, private_port: int) -> int:
             before_prepare=True,
         )
         print(f"starting a private Redis at {Settings.public(s)['redis_url']} (REDIS_URL is empty)", flush=True)
-    for svc in services(s):
+    for svc in started_services:
         # `exec`: the service itself is the supervised process, not a shell around it.
         # SUNSHINE_SERVICE tells which service a process (and its children) belongs to.
         manager.add_process(
@@ -357,7 +422,8 @@ def run(s: Settings, private_port: int) -> int:
             cwd=str(ROOT),
             before_prepare=not svc.uses_database,
         )
-    threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
+    if any(svc.role == "web" for svc in started_services):
+        threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
     # Redis, Rasa (loading its model, the longest start), the action server and the emulators start
     # while the database is migrated and the demo loaded; the web and the workers after that.
     manager.loop(prepare=lambda: prepare(s))
@@ -380,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("check", "prepare", "run"))
     parser.add_argument("--private-redis-port", type=int, default=int(os.environ.get("PRIVATE_REDIS_PORT", 6390)))
     parser.add_argument("--demo", action="store_true", help="SUNSHINE_DEMO on unless .env or the environment say")
+    parser.add_argument("--roles", help=f"only these roles, comma-separated ({','.join(ROLES)}); default: all")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     try:
@@ -387,12 +454,14 @@ def main(argv: list[str] | None = None) -> int:
         problems = data_file_problems()
         if problems:
             raise StartupError(*problems)
+        roles = parse_roles(args.roles) if args.roles is not None else None
         if args.command == "check":
             s, private = _resolve_redis(s, args.private_redis_port)
-            check_ports(s, private)
+            check_ports(s, private, roles)
             check_database(s)
             check_no_demo_in_production(s)
-            check_model()
+            if any(svc.role == "rasa" for svc in services(s, roles)):
+                check_model()
             print("configuration ok")
             return 0
         if args.command == "prepare":
@@ -400,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             prepare(s)
             print("database migrated" + (" and demo data loaded" if s.sunshine_demo else ""))
             return 0
-        return run(s, args.private_redis_port)
+        return run(s, args.private_redis_port, roles)
     except (ConfigError, StartupError) as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The whole stack started by the same launcher as `make run`, on free ports,
 for the integration tests and the benchmarks: private Redis, Rasa, action
-server, web under gunicorn, workers and emulators."""
+server, web under gunicorn, workers and emulators; or several nodes of it
+on this machine as separate hosts would run them (`start_cluster`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from sunshine.launcher import NODE_ROLES
 from sunshine.settings import ROOT
 
 STARTUP_TIMEOUT_S = 240
@@ -49,6 +51,7 @@ class Stack:
     wechat_api: str
     rasa: str
     log: Path
+    roles: str | None = None  # `run --roles`; None: every role
     _before_kill: dict[str, set[int]] = field(default_factory=dict, repr=False)
 
     def stop(self, timeout: float = 60) -> list[psutil.Process]:
@@ -64,6 +67,22 @@ class Stack:
             raise
         time.sleep(1)
         return [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    def kill_all(self) -> None:
+        """SIGKILL the launcher and every process it started, at once, as the loss of its host would:
+        nothing is restarted, nothing stops cleanly."""
+        groups = {self.proc.pid: None}  # the launcher's own group first: nothing restarts after it
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                groups[os.getpgid(p.pid)] = None
+            except ProcessLookupError:
+                continue
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
 
     def processes(self, service: str) -> list[psutil.Process]:
         """The live processes of one launcher service ("redis", "rasa", "actions", "web", "worker.0", ...),
@@ -118,9 +137,48 @@ class Stack:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start(folder: Path, database_url: str, **settings: str) -> Stack:
-    """Launch the stack with its log in `folder`; returns once `/readyz` answers 200.
-    `settings` are extra environment variables (e.g. WEB_WORKERS="2")."""
+def start(
+    folder: Path, database_url: str, roles: str | None = None, join: Stack | None = None, **settings: str
+) -> Stack:
+    """Launch the stack with its log in `folder`; returns once it is ready (`/readyz` answers 200;
+    without the web role, Rasa and the action server answer). `roles`: only these (`run --roles`);
+    `join`: a running stack whose Redis, Rasa, action server, emulators, tokens and secret this one
+    shares, on a web port of its own (another node). `settings` are extra environment variables."""
+    return wait_ready(launch(folder, database_url, roles, join, **settings))
+
+
+def launch(
+    folder: Path, database_url: str, roles: str | None = None, join: Stack | None = None, **settings: str
+) -> Stack:
+    """`start` without waiting for it to be ready."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if join is not None:
+        web_port = free_port()
+        env = dict(join.env)
+        env.update(
+            WEB_PORT=str(web_port),
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+            REDIS_URL=join.redis_url,
+            SUNSHINE_RUN_DIR=str(folder / "run"),
+        )
+    else:
+        env = _env(folder, database_url)
+    env.update(settings)
+    log = folder / "stack.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603  our own fixed argv (the launcher), no shell
+            [sys.executable, "-m", "sunshine.launcher", "run", *(["--roles", roles] if roles else [])],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    web = f"http://127.0.0.1:{env['WEB_PORT']}"
+    return Stack(proc, env, web, env["WECHAT_API_BASE"], env["RASA_URL"], log, roles)
+
+
+def _env(folder: Path, database_url: str) -> dict[str, str]:
     ports = {
         name: free_port()
         for name in ("web", "rasa", "actions", "wechat", "bureau", "corebank", "wecom", "sms", "faceid", "redis")
@@ -150,28 +208,79 @@ def start(folder: Path, database_url: str, **settings: str) -> Stack:
         SUNSHINE_RUN_DIR=str(folder / "run"),
         EVIDENCE_CHECKPOINT_DIR=str(folder / "evidence-checkpoints"),  # checkpoints belong to one database
     )
-    env.update(settings)
-    log = folder / "stack.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603  our own fixed argv (the launcher), no shell
-            [sys.executable, "-m", "sunshine.launcher", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack = Stack(proc, env, f"http://127.0.0.1:{ports['web']}", env["WECHAT_API_BASE"], env["RASA_URL"], log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise StackFailed(f"the stack exited with {proc.returncode}:\n{stack.log_tail()}")
-        try:
-            if requests.get(stack.web + "/readyz", timeout=2).status_code == 200:
-                return stack
-        except requests.RequestException:
-            pass
+    return env
+
+
+def _answers(url: str, **options) -> bool:
+    try:
+        return requests.get(url, timeout=2, **options).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def is_ready(stack: Stack) -> bool:
+    """`/readyz` answers 200; a stack without the web role: Rasa (its model loaded) and the action server answer."""
+    if stack.roles is None or "web" in stack.roles.split(","):
+        return _answers(stack.web + "/readyz")
+    return _answers(stack.rasa + "/status", params={"token": stack.env["RASA_TOKEN"]}) and _answers(
+        stack.env["ACTION_SERVER_URL"] + "/health"
+    )
+
+
+def wait_ready(stack: Stack, timeout_s: float = STARTUP_TIMEOUT_S) -> Stack:
+    deadline = time.monotonic() + timeout_s
+    while not is_ready(stack):
+        if stack.proc.poll() is not None:
+            raise StackFailed(f"the stack exited with {stack.proc.returncode}:\n{stack.log_tail()}")
         if time.monotonic() > deadline:
             stack.stop()
-            raise StackFailed(f"the stack was not ready within {STARTUP_TIMEOUT_S} s:\n{stack.log_tail()}")
+            raise StackFailed(f"the stack was not ready within {timeout_s:.0f} s:\n{stack.log_tail()}")
         time.sleep(1)
+    return stack
+
+
+# The shared part of a cluster on one machine: one Redis, Rasa, action server and emulators.
+SHARED_ROLES = "rasa,actions,emulators"
+
+
+@dataclass
+class Cluster:
+    """Nodes of web, workers and duties (`NODE_ROLES`) sharing one database and one `shared` stack."""
+
+    shared: Stack
+    nodes: list[Stack]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.shared.stop()
+
+
+def start_cluster(folder: Path, database_url: str, nodes: int = 2, **settings: str) -> Cluster:
+    """The shared stack, then `nodes` nodes named node-a, node-b, ... each with its own web port and
+    process group, started together; returns once every one is ready."""
+    shared = start(folder / "shared", database_url, SHARED_ROLES, None, **settings)
+    cluster = Cluster(shared, [])
+    try:
+        for n in range(nodes):
+            cluster.nodes.append(add_node(cluster, folder, n, ready=False, **settings))
+        for node in cluster.nodes:
+            wait_ready(node)
+    except StackFailed:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def add_node(cluster: Cluster, folder: Path, n: int, ready: bool = True, **settings: str) -> Stack:
+    """Start node `n` (node-a for 0) of the cluster: web, workers and duties; returns it (once ready)."""
+    name = f"node-{chr(ord('a') + n)}"
+    node = launch(
+        folder / name,
+        cluster.shared.env["DATABASE_URL"],
+        ",".join(NODE_ROLES),
+        cluster.shared,
+        NODE_NAME=name,
+        **settings,
+    )
+    return wait_ready(node) if ready else node

@@ -41,6 +41,9 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     secret_key: str = "dev-only-secret-change-me"  # noqa: S105  development default, refused in production
     web_port: int = 8000
+    # The address the web, Rasa and the action server listen on: this machine only, or, on a node
+    # of several that others reach, its private-network address.
+    bind_host: str = "127.0.0.1"
     web_workers: int = 2
     # Threads per web worker: each waiting message holds one for up to the reply budget.
     web_threads: int = 64
@@ -48,6 +51,11 @@ class Settings:
     worker_processes: int = 4
     # Seconds the launcher waits before restarting a process that died (doubled while it keeps dying).
     restart_backoff_s: float = 1.0
+    # This node's name in Redis (heartbeats, leases); empty: the host name. Unique per node.
+    node_name: str = ""
+    # Seconds after its last heartbeat that a node's process counts as dead: its reply partitions
+    # and started jobs are taken over by another node's worker.
+    heartbeat_ttl_s: float = 10.0
 
     wechat_token: str = "sunshinedevtoken"  # noqa: S105  development default, refused in production
     wechat_appid: str = "wx0000000000demo01"
@@ -593,6 +601,10 @@ def setting_problems(s: Settings) -> list[str]:
         problems.append("WEB_THREADS must be between 1 and 1000")
     if not 1 <= s.worker_processes <= 64:
         problems.append("WORKER_PROCESSES must be between 1 and 64")
+    if not 3 <= s.heartbeat_ttl_s <= 300:
+        problems.append("HEARTBEAT_TTL_S must be between 3 and 300 seconds")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", s.node_name):
+        problems.append("NODE_NAME must be up to 64 letters, digits, '.', '_' or '-' (empty: the host name)")
     if not 1 <= s.loan_review_hours <= 720:
         problems.append("LOAN_REVIEW_HOURS must be between 1 and 720 hours")
     if not 1 <= s.contract_ttl_hours <= 720:

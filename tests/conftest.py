@@ -327,20 +327,21 @@ def emulated(demo_settings):
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook reads the groups (it is registered later)
 def pytest_collection_modifyitems(items):
     """The tests on the shared stack in order: those that only use it, then the fault tests (they kill
-    and slow its processes), then those that stop it (`last_on_stack`). With pytest-xdist (`make
-    test`: two processes) they are one group that one process runs in this order while the other
-    runs the rest."""
+    and slow its processes), then those that stop it (`last_on_stack`), then the fault tests that
+    start servers of their own (tests/faults/test_nodes.py, test_failover.py: not beside the shared stack). With
+    pytest-xdist (`make test`: two processes) they are one group that one process runs in this
+    order while the other runs the rest."""
 
     def tier(item: pytest.Item) -> int:
         if "stack" not in getattr(item, "fixturenames", ()):
-            return 3
+            return 3 if item.get_closest_marker("faults") else 4
         if item.get_closest_marker("last_on_stack"):
             return 2
         return 1 if item.get_closest_marker("faults") else 0
 
     items.sort(key=tier)
     for item in items:
-        if tier(item) < 3:
+        if tier(item) < 4:
             item.add_marker(pytest.mark.xdist_group("stack"))
 
 

@@ -23,7 +23,9 @@ reply whose text is one of `acknowledgements` (e.g. "received, please wait")
 is not the answer: such a message still needs one customer-service answer.
 A message the bank keeps for a person instead of answering (`kept`, e.g. one
 held in an officer's open hand-off) is not waited for while settling; it is
-still reported lost, for the caller to excuse.
+still reported lost, for the caller to excuse. A customer-service message the
+bank sends on its own (`notice`, e.g. the authorization QR codes after an
+application) is no answer.
 
     crowd = Crowd(web + "/wechat", emulator, token, appid, aes_key, users=8)
     crowd.start(duration_s=60)          # in the background
@@ -183,6 +185,7 @@ class Crowd:
         prefix: str | None = None,
         acknowledgements: Iterable[str] = (),
         kept: Callable[[list[int]], set[int]] | None = None,
+        notice: Callable[[dict], bool] | None = None,
         **user_options,
     ):
         self.webhook_url = webhook_url
@@ -194,6 +197,7 @@ class Crowd:
         self.user_options = user_options
         self.acknowledgements = frozenset(acknowledgements)
         self.kept = kept  # which of the given MsgIds the bank keeps for a person: no answer to wait for
+        self.notice = notice  # which customer-service messages the bank sends on its own: not answers
         self._lock = threading.Lock()
         self._messages: list[Message] = []
         self._stopping = threading.Event()
@@ -309,7 +313,7 @@ class Crowd:
         ).json()
         for m in new:
             self._seen_upto = max(self._seen_upto, m["id"])
-            if m["touser"].startswith(self.prefix):
+            if m["touser"].startswith(self.prefix) and not (self.notice and self.notice(m)):
                 self._answers.setdefault(m["touser"], []).append(m)
         return self._answers
 

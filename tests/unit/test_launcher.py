@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-from sunshine.launcher import child_env, load_settings, rasa_endpoints, services
+from sunshine.launcher import (
+    NODE_ROLES,
+    ROLES,
+    StartupError,
+    child_env,
+    load_settings,
+    parse_roles,
+    rasa_endpoints,
+    services,
+)
 from sunshine.settings import DEMO_CHALLENGE_ORDER, ROOT, Settings
 from tests.conftest import SERVICE_ADDRESSES, free_port
 
@@ -127,3 +136,37 @@ def test_make_runs_demo_switch_sets_the_demo_order_unless_told_otherwise(tmp_pat
     off = load_settings(True, env={"SUNSHINE_DEMO": "0"}, dotenv=none)  # `.env` turned the demo off: no order
     assert not off.sunshine_demo and off.face_challenge_demo_order == ""
     assert load_settings(False, env={}, dotenv=none).face_challenge_demo_order == ""
+
+
+def test_roles_start_only_their_processes():
+    s = Settings(worker_processes=2)
+    node = services(s, parse_roles("web,worker,watcher"))
+    assert [svc.name for svc in node] == ["web", "worker.0", "worker.1", "handoff-watch"]
+    assert {svc.role for svc in services(s, frozenset(NODE_ROLES))} == set(NODE_ROLES)
+    assert [svc.name for svc in services(s)] == [svc.name for svc in services(s, frozenset(ROLES))]
+
+
+def test_a_rasa_node_runs_rasa_and_the_action_server_on_their_urls_ports_wherever_they_point():
+    s = Settings(rasa_url="http://10.0.0.21:5105", action_server_url="http://10.0.0.21:5155", bind_host="10.0.0.21")
+    assert [svc.name for svc in services(s)][:2] == ["web", "worker.0"]  # not this machine's without --roles
+    rasa, actions = services(s, parse_roles("rasa,actions"))
+    assert rasa.port == 5105 and rasa.command[rasa.command.index("--interface") + 1] == "10.0.0.21"
+    assert actions.command[-2:] == ["--port", "5155"] and child_env(s)["SANIC_HOST"] == "10.0.0.21"
+    web = services(s, parse_roles("web"))[0]
+    assert web.command[web.command.index("--bind") + 1] == "10.0.0.21:8000"
+
+
+def test_an_unknown_or_empty_role_and_a_role_with_nothing_to_start_are_refused():
+    with pytest.raises(StartupError, match="unknown role sweepers; the roles: web, worker"):
+        parse_roles("web,sweepers")
+    with pytest.raises(StartupError, match="none given"):
+        parse_roles(" , ")
+    remote = Settings(
+        wechat_api_base="https://api.weixin.qq.com",
+        bureau_url="https://bureau.example",
+        core_banking_url="https://core.bank.example",
+        wecom_api_base="https://qyapi.weixin.qq.com",
+        sms_api_base="https://sms.example",
+    )
+    with pytest.raises(StartupError, match="--roles emulators: nothing to start"):
+        services(remote, parse_roles("emulators"))

@@ -258,7 +258,7 @@ def test_the_kept_running_rounds_send_from_the_reminder_hour_in_beijing(core, mo
     core_today(url, due)
     rounds = []
     # one round of `--every`, as sunshine.periodic.run_rounds runs it
-    monkeypatch.setattr("lending.__main__.run_rounds", lambda one_round, every_s, what: one_round(False) or 0)
+    monkeypatch.setattr("lending.__main__.run_rounds", lambda one_round, every_s, what, duty: one_round(False) or 0)
     monkeypatch.setattr("lending.reminders.remind_repayments", lambda *a, **k: rounds.append(k) or SweepReport(due))
     with clock.travel_to(datetime.combine(due - timedelta(days=1), time(23, 30))):  # 07:30 in Beijing
         assert main(["remind-repayments", "--every", "3600"], settings=settings) == 0
