@@ -139,6 +139,7 @@ def services(s: Settings) -> list[Service]:
     out += [Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)]) for n in range(s.worker_processes)]
     out.append(Service("escalator", 0, [py, "-m", "lending", "escalate-overdue", "--every", "60"]))
     out.append(Service("repayment-reminder", 0, [py, "-m", "lending", "remind-repayments", "--every", "3600"]))
+    out.append(Service("annual-inspection", 0, [py, "-m", "lending", "annual-inspection", "--every", "86400"]))
     out.append(Service("handoff-watch", 0, [py, "-m", "handoff", "watch", "--every", "2"]))
     out.append(Service("report-sweeper", 0, [py, "-m", "auth_flow", "sweep-reports", "--every", "60"]))
     every = str(s.evidence_checkpoint_every_s)
