@@ -649,7 +649,7 @@ def submit(
         raise LookupError(f"no credit line {inspection.credit_line_id}")
     now = clock.utcnow()
     inspection.submitted_at, inspection.submitted_by = now, f"officer:{officer.username}"
-    inspection.outcome = OUTCOMES[inspection.conclusion]
+    inspection.outcome = OUTCOMES[conclusion]
     if inspection.conclusion == "withdraw":
         inspection.new_amount, inspection.new_valid_until = line.amount, today - timedelta(days=1)
         line.valid_until = inspection.new_valid_until
