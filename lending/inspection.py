@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,10 @@ class InspectionRulesError(ValueError):
 
 class InspectionError(ValueError):
     """An officer's action on an inspection refused; the message is for the officer (nothing changed)."""
+
+
+class Locked(InspectionError):
+    """A change to an inspection already submitted (the refusal is in the session's audit log)."""
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -175,6 +179,12 @@ class Rules:
                 f"{name}: adjust.raise_above_pct and adjust.lower_below_pct must not exceed income.max_change_pct"
             )
         return rules
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> Rules:
+    """The rules of lending/inspection_rules.yml, read and checked once per process."""
+    return Rules.load()
 
 
 _BAND = re.compile(r"(\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?\s*(万)?(?:元)?(?:以上|以下)?")
@@ -589,7 +599,7 @@ def _refuse_locked(session: Session, inspection: LineInspection, officer: Office
         session, f"officer:{officer.username}", "inspection.refused_locked", "line_inspection", inspection.id, what=what
     )
     at = clock.in_beijing(inspection.submitted_at).strftime("%Y-%m-%d %H:%M") if inspection.submitted_at else ""
-    raise InspectionError(f"这次年检已于{at}提交并锁定，不能再修改；如有新情况请联系主管。")
+    raise Locked(f"这次年检已于{at}提交并锁定，不能再修改；如有新情况请联系主管。")
 
 
 def save(
@@ -642,7 +652,7 @@ def submit(
     if not inspection.photos and not photos:
         raise InspectionError("请至少上传一张现场照片")
     _write(session, inspection, officer, findings, conclusion, new_amount, photos)
-    rules = rules or Rules.load()
+    rules = rules or default_rules()
     today = today or clock.today()
     line = session.get(CreditLine, inspection.credit_line_id, with_for_update=True)
     if line is None:
@@ -768,7 +778,7 @@ def status_of(session: Session, customer_id: int, today: date, rules: Rules | No
     if latest is not None and latest.outcome == "withdrawn":
         return f"{how}年检后额度已收回"
     if line is not None and (latest is None or latest.due_on != line.valid_until):
-        window = (rules or Rules.load()).window_days
+        window = (rules or default_rules()).window_days
         if line.valid_until <= today + timedelta(days=window):
             return "待年检（到期前银行会自动核查）"
     if latest is None:
