@@ -51,8 +51,8 @@ def test_an_inspection_from_task_to_locked_result(launch_chromium, demo_settings
         with unit_of_work(demo_settings.database_url) as s:
             running = s.get(InspectionBatch, batch_id)
             running.done, running.kept, running.on_site, running.status = 10, 9, 1, "done"
-        page.wait_for_function("document.querySelector('#batch-progress progress').value === 10", timeout=10000)
-        assert page.text_content("[data-count=status_label]") == "已完成"
+        page.wait_for_selector("[data-count=status_label]:text-is('已完成')", timeout=10000)
+        assert page.eval_on_selector("#batch-progress progress", "bar => [bar.value, bar.max]") == [10, 10]
         assert page.text_content("[data-count=passed]") == "9"
     with unit_of_work(demo_settings.database_url) as s:
         assert s.scalar(select(LineInspection.conclusion).where(LineInspection.id == task)) == "pass"
