@@ -742,20 +742,37 @@ def _write(
 # --- what others read --------------------------------------------------------------------------
 
 
-def due_for_officer(session: Session, officer_id: int, today: date) -> list[LineInspection]:
-    """The officer's on-site inspections not yet submitted, by deadline (overdue ones first)."""
-    return list(
-        session.scalars(
-            select(LineInspection)
-            .where(
-                LineInspection.officer_id == officer_id,
-                LineInspection.mode == "on_site",
-                LineInspection.submitted_at.is_(None),
-            )
-            .options(joinedload(LineInspection.customer))
-            .order_by(LineInspection.deadline, LineInspection.id)
-        )
+@dataclass(frozen=True)
+class DueInspection:
+    """An on-site inspection not yet submitted, and the days left until its deadline."""
+
+    inspection: LineInspection
+    days_left: int | None  # negative: overdue; None: no deadline
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+
+def open_tasks(session: Session, today: date, officer_id: int | None = None) -> list[DueInspection]:
+    """The on-site inspections not yet submitted (one officer's, or everyone's), by deadline."""
+    query = (
+        select(LineInspection)
+        .where(LineInspection.mode == "on_site", LineInspection.submitted_at.is_(None))
+        .options(joinedload(LineInspection.customer), joinedload(LineInspection.officer))
+        .order_by(LineInspection.deadline, LineInspection.id)
     )
+    if officer_id is not None:
+        query = query.where(LineInspection.officer_id == officer_id)
+    return [
+        DueInspection(i, (i.deadline - today).days if i.deadline is not None else None) for i in session.scalars(query)
+    ]
+
+
+def due_for_officer(session: Session, officer_id: int, today: date) -> list[DueInspection]:
+    """The officer's on-site inspections not yet submitted, by deadline (overdue ones first),
+    each with the days left on `today` (the officers' home page shows them)."""
+    return open_tasks(session, today, officer_id)
 
 
 def latest_of(session: Session, customer_id: int) -> LineInspection | None:

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, declarative_base, relationship
+from sqlalchemy.orm import Mapped, declarative_base, deferred, relationship
 
 from sunshine.clock import utcnow
 
@@ -809,7 +809,7 @@ class InspectionPhoto(Base):
     content_type: Mapped[str] = Column(String(32), nullable=False)
     size: Mapped[int] = Column(Integer, nullable=False)
     sha256: Mapped[str] = Column(String(64), nullable=False)
-    data: Mapped[bytes] = Column(LargeBinary, nullable=False)
+    data: Mapped[bytes] = deferred(Column(LargeBinary, nullable=False))  # read only when the photo is shown
     uploaded_by: Mapped[str] = Column(String(64), nullable=False)
     uploaded_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
 

@@ -188,7 +188,11 @@ def test_a_batch_passes_off_site_adjusts_and_sends_on_site_once(demo_settings):
         officer01 = s.scalar(select(Officer).where(Officer.username == "officer01"))
         assert (task.mode, task.officer_id, task.deadline) == ("on_site", officer01.id, today + timedelta(days=15))
         assert [r["code"] for r in task.reasons] == ["watch_list"]
-        assert [i.id for i in inspection.due_for_officer(s, officer01.id, today)] == [task.id]
+        assert [
+            (d.inspection.id, d.days_left, d.overdue) for d in inspection.due_for_officer(s, officer01.id, today)
+        ] == [(task.id, 15, False)]
+        late = inspection.due_for_officer(s, officer01.id, today + timedelta(days=16))
+        assert (late[0].days_left, late[0].overdue) == (-1, True)
         batch = s.get(InspectionBatch, report.batch_id)
         assert (batch.status, batch.total, batch.done, batch.kept, batch.raised, batch.on_site) == (
             "done",

@@ -41,19 +41,10 @@ def _inspection(inspection_id: int) -> LineInspection:
 @login_required
 def inspections() -> ResponseReturnValue:
     """The on-site tasks still open (the officer's own; a supervisor's: everyone's) and the latest batches."""
-    if g.officer.role == handoffs.SUPERVISOR:
-        tasks = g.db.scalars(
-            select(LineInspection)
-            .where(LineInspection.mode == "on_site", LineInspection.submitted_at.is_(None))
-            .options(joinedload(LineInspection.customer), joinedload(LineInspection.officer))
-            .order_by(LineInspection.deadline, LineInspection.id)
-        ).all()
-    else:
-        tasks = inspection.due_for_officer(g.db, g.officer.id, clock.today())
+    everyone = g.officer.role == handoffs.SUPERVISOR
+    tasks = inspection.open_tasks(g.db, clock.today(), None if everyone else g.officer.id)
     batches = g.db.scalars(select(InspectionBatch).order_by(InspectionBatch.id.desc()).limit(SHOWN_BATCHES)).all()
-    return render_template(
-        "console/inspections.html", tasks=tasks, batches=batches, today=clock.today(), batch_status=BATCH_STATUS
-    )
+    return render_template("console/inspections.html", tasks=tasks, batches=batches, batch_status=BATCH_STATUS)
 
 
 @bp.get("/inspections/<int:inspection_id>")
