@@ -43,6 +43,7 @@ from clients.corebank import CoreBankingClient, CoreBankingError
 from lending.loans import LIVE_STATUSES, sync_loan
 from lending.notify import OfficerNotifier, notify_officer
 from lending.repayment import add_months
+from lending.tags import TagFileError, check_tag_map, tag_map
 from sunshine import clock
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
@@ -52,6 +53,7 @@ from sunshine.models import (
     CreditLine,
     CreditReportRecord,
     Customer,
+    CustomerTag,
     InspectionBatch,
     InspectionPhoto,
     LineInspection,
@@ -154,6 +156,10 @@ class Rules:
             for k, v in negative.items()
         ):
             raise InspectionRulesError(f"{name}: negative.tags must map a tag name to a list of values")
+        try:
+            check_tag_map("negative.tags", {k: v for k, v in negative.items() if v})
+        except TagFileError as exc:
+            raise InspectionRulesError(f"{name}: {exc}") from None
         rules = cls(
             window_days=number("due.window_days", 0, 366),
             grace_days=number("due.grace_days", 0, 366),
@@ -275,6 +281,11 @@ def judge(rules: Rules, amount: int, baseline: dict[str, Any], facts: Facts) -> 
     outcome = "raised" if new_amount > amount else "lowered" if new_amount < amount else "kept"
     text = f"年收入变化{_pct(change)}，在±{rules.max_income_change_pct:g}%以内，无逾期和负面信息"
     return Judgement("off_site", outcome, new_amount, [{"code": "passed", "text": text}], change)
+
+
+def granted_baseline(amount: int, tags: dict[str, str]) -> dict[str, Any]:
+    """A line's first snapshot: the amount and the household's tags when it was granted."""
+    return {"amount": amount, "tags": tags, "on": clock.today().isoformat()}
 
 
 def snapshot(amount: int, facts: Facts, on: date) -> dict[str, Any]:
@@ -408,6 +419,13 @@ def _inspect_chunk(
     }
     overdue, failed = _overdue_at_core(session, core, list(customers))
     reports = _latest_reports(session, settings.secret_key, list(customers), today, rules.report_max_age_days)
+    pairs: dict[int, list[tuple[str, str]]] = {cid: [] for cid in customers}
+    for row in session.execute(
+        select(CustomerTag.customer_id, CustomerTag.kind, CustomerTag.value)
+        .where(CustomerTag.customer_id.in_(list(customers)))
+        .order_by(CustomerTag.id)
+    ):
+        pairs[row.customer_id].append((row.kind, row.value))
     counts: Counter = Counter()
     for line in lines:
         customer = line.customer
@@ -417,7 +435,7 @@ def _inspect_chunk(
             continue
         got = reports.get(customer.id)
         facts = Facts(
-            tags=dict(line.tags or {}),
+            tags=tag_map(pairs[customer.id]),
             overdue_instalments=overdue.get(customer.id, 0),
             report_current_overdue=got.has_current_overdue if got else None,
             report_overdue_records=len(got.overdue_records) if got else None,

@@ -119,9 +119,10 @@ class FamilyMember(Base):
 
 
 def _granted_baseline(context) -> dict[str, Any]:
-    """A new line's baseline: its amount and tags as granted (any insert, the village file's batches too)."""
+    """A new line's baseline when its inserter gives none: its amount as granted (the village file
+    gives the household's tags too, lending.inspection.granted_baseline)."""
     row = context.get_current_parameters()
-    return {"amount": row["amount"], "tags": row.get("tags") or {}, "on": utcnow().date().isoformat()}
+    return {"amount": row["amount"], "tags": {}, "on": utcnow().date().isoformat()}
 
 
 class CreditLine(Base):

@@ -1,7 +1,7 @@
 """annual inspection: each line's baseline (last year's snapshot), inspection batches, inspections, photos
 
 Revision ID: 0027
-Revises: 0025 (main's head when rebased; the task gave 0022)
+Revises: 0024 (main's head when rebased; the task gave 0022)
 Create Date: 2026-12-06 09:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
@@ -24,15 +24,20 @@ def upgrade() -> None:
     lines = sa.table(
         "credit_lines",
         sa.column("id", sa.Integer()),
+        sa.column("customer_id", sa.Integer()),
         sa.column("amount", sa.Integer()),
-        sa.column("tags", sa.JSON()),
         sa.column("baseline", sa.JSON()),
     )
+    tags = sa.table("customer_tags", sa.column("id"), sa.column("customer_id"), sa.column("kind"), sa.column("value"))
     conn = op.get_bind()
     today = date.today().isoformat()
+    held: dict = {}
+    for t in conn.execute(sa.select(tags.c.customer_id, tags.c.kind, tags.c.value).order_by(tags.c.id)):
+        kinds = held.setdefault(t.customer_id, {})
+        kinds[t.kind] = f"{kinds[t.kind]}、{t.value}" if t.kind in kinds else t.value
     rows = [
-        {"b_id": r.id, "baseline": {"amount": r.amount, "tags": r.tags or {}, "on": today}}
-        for r in conn.execute(sa.select(lines.c.id, lines.c.amount, lines.c.tags))
+        {"b_id": r.id, "baseline": {"amount": r.amount, "tags": held.get(r.customer_id, {}), "on": today}}
+        for r in conn.execute(sa.select(lines.c.id, lines.c.customer_id, lines.c.amount))
     ]
     if rows:
         conn.execute(
