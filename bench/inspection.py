@@ -11,9 +11,11 @@
   chunks of `lending.inspection.CHUNK` lines.
 
 The households come from two village files imported through `lending.village_file` into a
-fresh SQLite database: last year's (the lines' baselines) and this year's, where incomes moved
-(most within ±3%, some up 8% or down 10%, some by half: sent on site), a few carry a negative
-tag, a few heads are on the watch list, and some loans have an instalment overdue at the core.
+fresh SQLite database: last year's (the lines' baselines) and this year's, where one household
+in twelve moved up an income band (sent on site: tags.yml has bands only, so no household moves
+within the ±30% that an adjustment needs), one in a hundred has its head working away (a
+negative tag), one in a hundred heads is on the watch list, and one loan in five has an
+instalment overdue at the core.
 """
 
 from __future__ import annotations
@@ -61,16 +63,9 @@ OVERDUE = 20  # household n with n % 50 == OVERDUE has an instalment overdue (on
 WECHAT_EVERY = 3  # one household in three follows the Official Account
 
 
-def income_now(n: int) -> int:
-    """This year's income of household n (last year's was 100,000)."""
-    k = n % 50
-    if k < 4:
-        return 150_000  # +50%: on site
-    if k < 9:
-        return 108_000  # +8%: raised
-    if k < 13:
-        return 90_000  # -10%: lowered
-    return 100_000 + (n % 7 - 3) * 1_000  # within ±3%: kept
+def band_now(n: int) -> str:
+    """This year's income band of household n (last year's was 5-10万): one in twelve moved up."""
+    return "10-20万" if n % 12 == 5 else "5-10万"
 
 
 def write_year(path: Path, households: int, this_year: bool) -> Path:
@@ -79,11 +74,10 @@ def write_year(path: Path, households: int, this_year: bool) -> Path:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for n in range(households):
-            income = income_now(n) if this_year else 100_000
-            status = ";status=停业" if this_year and n % 100 == 77 else ""
-            writer.writerow(
-                {**village_row(n), "valid_until": due, "tags": f"occupation=水稻种植;income={income}{status}"}
-            )
+            band = band_now(n) if this_year else "5-10万"
+            away = ";family_role=外出务工人员" if this_year and n % 100 == 77 else ""
+            tags = f"occupation=水稻种植;income_band={band}{away}"
+            writer.writerow({**village_row(n), "valid_until": due, "tags": tags})
     return path
 
 
