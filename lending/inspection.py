@@ -771,6 +771,15 @@ class DueInspection:
     def overdue(self) -> bool:
         return self.days_left is not None and self.days_left < 0
 
+    @property
+    def deadline_text(self) -> str:
+        """还剩3天 / 今天到期 / 已超期2天, as officers read it."""
+        if self.days_left is None:
+            return "没有期限"
+        if self.days_left < 0:
+            return f"已超期{-self.days_left}天"
+        return f"还剩{self.days_left}天" if self.days_left else "今天到期"
+
 
 def open_tasks(session: Session, today: date, officer_id: int | None = None) -> list[DueInspection]:
     """The on-site inspections not yet submitted (one officer's, or everyone's), by deadline."""

@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 from sqlalchemy import select
 
+from handoff.workbench import WorkDay, inspections_due
 from lending import inspection
 from lending.__main__ import main
 from lending.customers import by_id_number
@@ -358,3 +359,11 @@ def test_the_command_prints_a_summary(demo_settings, capsys):
     assert main(["annual-inspection", "--village", "黄桥村"], settings=demo_settings) == 0
     out = capsys.readouterr().out
     assert "黄桥村年检完成" in out and "到期1户，非现场通过1户（维持1、上调0、调减0）" in out
+
+
+def test_the_officers_home_page_lists_the_inspections_due(demo_settings, task):
+    with unit_of_work(demo_settings.database_url) as s:
+        group = inspections_due(s, officer(s), WorkDay(clock.utcnow(), clock.today() + timedelta(days=16)))
+        assert (group.kind, group.count, group.overdue) == ("inspections", 1, 1)
+        (row,) = group.rows
+        assert (row.who, row.what, row.page, row.page_id) == ("陈立新", "年检上门核查，已超期1天", "inspection", task)

@@ -1,7 +1,7 @@
 """annual inspection: each line's baseline (last year's snapshot), inspection batches, inspections, photos
 
 Revision ID: 0027
-Revises: 0024 (main's head when rebased; the task gave 0022)
+Revises: 0028 (main's head when rebased; the task gave 0022)
 Create Date: 2026-12-06 09:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0024"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
