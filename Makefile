@@ -98,7 +98,7 @@ test-postgres: $(STAMP) $(MODEL)
 # into var/bench/results.json. Every benchmark runs even when one fails; the failed ones are named
 # at the end and make the target fail.
 BENCHMARKS := bench.nlu bench.webhook bench.lending bench.assistant bench.auth bench.handoff bench.binding bench.evidence \
-	bench.notices bench.mp_api bench.disbursement bench.customers bench.workbench bench.nodes demo.story
+	bench.notices bench.mp_api bench.disbursement bench.customers bench.workbench bench.inspection bench.nodes demo.story
 
 bench: $(STAMP) $(MODEL)
 	@failed=""; for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m $$b || failed="$$failed $$b"; done; \

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 
 from handoff.service import REASON_LABELS, SUPERVISOR
 from lending.applications import officer_queue
+from lending.inspection import due_for_officer
 from lending.loans import LIVE_STATUSES
 from lending.repayment import yuan_text
 from sunshine.clock import in_beijing, utcnow
@@ -243,12 +244,29 @@ def refused_disbursements(session: Session, officer: Officer, day: WorkDay) -> W
     return WorkGroup("disbursements", "放款失败待处理", count, count, rows, "没有放款失败的申请。")
 
 
+def inspections_due(session: Session, officer: Officer, day: WorkDay) -> WorkGroup:
+    """The officer's on-site annual inspections not yet submitted (lending.inspection), by deadline."""
+    due = due_for_officer(session, officer.id, day.today)
+    rows = tuple(
+        WorkRow(
+            d.inspection.customer.name,
+            f"年检上门核查，{d.deadline_text}",
+            "inspection",
+            d.inspection.id,
+            overdue=d.overdue,
+        )
+        for d in due[:ROW_LIMIT]
+    )
+    return WorkGroup("inspections", "待上门年检", len(due), sum(d.overdue for d in due), rows, "没有待上门核查的年检。")
+
+
 SOURCES: tuple[WorkSource, ...] = (
     my_hand_offs,
     branch_queue,
     decisions,
     second_approvals,
     overdue_loans,
+    inspections_due,
     contracts_waiting,
     refused_disbursements,
 )

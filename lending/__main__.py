@@ -10,6 +10,9 @@
     python -m lending remind-repayments [--date YYYY-MM-DD] [--every SECONDS]
                                                       repayment reminders and overdue notices of the day (Beijing),
                                                       once per instalment (`make run` keeps it running)
+    python -m lending annual-inspection [--village VILLAGE] [--date YYYY-MM-DD] [--rules FILE] [--every SECONDS]
+                                                      the annual inspection (年检) of the lines due, with a progress
+                                                      bar and a summary (`make run` runs it daily)
 
 Exit status: 0 done, 1 done but some rows or applications were left out, 2 could not run.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import select
 from tqdm import tqdm
 
-from lending import loans, reminders
+from lending import inspection, loans, reminders
 from lending.applications import Applications
 from lending.notify import WeChatNotifier
 from lending.village_file import RowError, import_file
@@ -150,6 +153,48 @@ def remind_repayments(settings: Settings, on: date | None = None, every_s: float
     return 1 if code == 0 and failed and every_s is None else code
 
 
+def annual_inspection(
+    settings: Settings,
+    village: str | None,
+    on: date | None = None,
+    rules_file: Path = inspection.RULES_FILE,
+    every_s: float | None = None,
+) -> int:
+    """Once (for `on`, default today in Beijing), or every `every_s` seconds (each run inspects
+    only what is newly due: a line is inspected once per validity end)."""
+    try:
+        rules = inspection.Rules.load(rules_file)
+    except inspection.InspectionRulesError as exc:
+        print(f"年检规则文件有误：{exc}", file=sys.stderr)
+        return 2
+    if not settings.redis_url:
+        print("REDIS_URL 未设置：年检结果无法通过微信通知客户，请先设置", file=sys.stderr)
+        return 2
+    notify = WeChatNotifier(Jobs(settings))
+    failed = False
+
+    def one_round(once: bool) -> None:
+        nonlocal failed
+        where = village or "全部村"
+        with tqdm(total=0, unit="户", desc=f"{where}年检", file=sys.stderr, disable=not once) as bar:
+            report = inspection.run_batch(
+                settings, notify, rules, today=on, village=village, actor="command", progress=_progress(bar)
+            )
+        failed = bool(report.failed)
+        c = report.counts
+        if once or report.total:
+            print(
+                f"{where}年检完成（批次{report.batch_id}）：到期{report.total}户，"
+                f"非现场通过{c['kept'] + c['raised'] + c['lowered']}户"
+                f"（维持{c['kept']}、上调{c['raised']}、调减{c['lowered']}），"
+                f"转客户经理上门{c['on_site']}户，核心系统未应答、留待下次{c['failed']}户。",
+                flush=True,
+            )
+
+    code = run_rounds(one_round, every_s, "annual inspection round", shared_duty(settings, "inspection", every_s))
+    return 1 if code == 0 and failed and every_s is None else code
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -176,6 +221,11 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     remind = commands.add_parser("remind-repayments", help="repayment reminders and overdue notices of the day")
     remind.add_argument("--date", type=_date, help="the Beijing date to remind for (default: today)")
     remind.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
+    yearly = commands.add_parser("annual-inspection", help="the annual inspection of the lines due (年检)")
+    yearly.add_argument("--village", help="only this village (default: every village)")
+    yearly.add_argument("--date", type=_date, help="the Beijing date to judge for (default: today)")
+    yearly.add_argument("--rules", type=Path, default=inspection.RULES_FILE, help="the rules file")
+    yearly.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)
     try:
         settings = settings or load()
@@ -189,6 +239,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         return approve_village(settings, args.village, args.officer, args.reason, args.max_amount)
     if args.command == "sync-loans":
         return sync_loans(settings)
+    if args.command == "annual-inspection":
+        return annual_inspection(settings, args.village, args.date, args.rules, args.every)
     if args.command == "remind-repayments":
         return remind_repayments(settings, args.date, args.every)
     return escalate_overdue(settings, args.every)

@@ -261,3 +261,11 @@ def write_village_tags(session: Session, wanted: dict[int, list[Pair]], actor: s
     if new:
         session.execute(insert(table), new)
     return changed
+
+
+def tag_map(pairs) -> dict[str, str]:
+    """Tags as `{kind: value}` (the values of a multiple kind joined with 、), as snapshots keep them."""
+    out: dict[str, list[str]] = {}
+    for kind, value in pairs:
+        out.setdefault(kind, []).append(value)
+    return {kind: "、".join(values) for kind, values in out.items()}

@@ -28,7 +28,8 @@ from lending.catalog import CUSTOMER_TYPES
 from lending.credit_lines import LineChange, record_line_changes
 from lending.customers import search_keys
 from lending.identity import InvalidIdNumber, normalize_id_number
-from lending.tags import Pair, TagRefused, catalogue, write_village_tags
+from lending.inspection import granted_baseline
+from lending.tags import Pair, TagRefused, catalogue, tag_map, write_village_tags
 from sunshine.models import AuditEntry, CreditLine, Customer, FamilyMember, Officer, audit, utcnow
 from sunshine.protect import fingerprint, mask_id_number, mask_phone, mask_text, seal
 
@@ -318,6 +319,7 @@ def _write_batch(session: Session, key: str, households: list[Household], actor:
                     "valid_until": hh.valid_until,
                     "source": "whole_village",
                     "used_amount": 0,
+                    "baseline": granted_baseline(hh.credit_line, tag_map(hh.tags)),
                 }
                 for head_id, hh in granted.items()
             ],

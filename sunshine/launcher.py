@@ -75,13 +75,14 @@ ROLES = (
     "actions",
     "escalator",
     "reminder",
+    "inspection",
     "watcher",
     "sweeper",
     "checkpointer",
     "emulators",
 )
 # The roles of a node of web and workers: each duty runs on every such node and acts once (sunshine.leases).
-NODE_ROLES = ("web", "worker", "escalator", "reminder", "watcher", "sweeper", "checkpointer")
+NODE_ROLES = ("web", "worker", "escalator", "reminder", "inspection", "watcher", "sweeper", "checkpointer")
 
 
 def _local_port(url: str) -> int | None:
@@ -197,6 +198,7 @@ def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
     for name, role, command in (
         ("escalator", "escalator", ["lending", "escalate-overdue", "--every", "60"]),
         ("repayment-reminder", "reminder", ["lending", "remind-repayments", "--every", "3600"]),
+        ("annual-inspection", "inspection", ["lending", "annual-inspection", "--every", "86400"]),
         ("handoff-watch", "watcher", ["handoff", "watch", "--every", "2"]),
         ("report-sweeper", "sweeper", ["auth_flow", "sweep-reports", "--every", "60"]),
         ("evidence-checkpointer", "checkpointer", ["auth_flow", "evidence-checkpoint", "--every", every]),

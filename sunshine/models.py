@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, declarative_base, relationship
+from sqlalchemy.orm import Mapped, declarative_base, deferred, relationship
 
 from sunshine.clock import utcnow
 
@@ -118,6 +118,13 @@ class FamilyMember(Base):
     __table_args__ = (UniqueConstraint("customer_id", "member_id"),)
 
 
+def _granted_baseline(context) -> dict[str, Any]:
+    """A new line's baseline when its inserter gives none: its amount as granted (the village file
+    gives the household's tags too, lending.inspection.granted_baseline)."""
+    row = context.get_current_parameters()
+    return {"amount": row["amount"], "tags": {}, "on": utcnow().date().isoformat()}
+
+
 class CreditLine(Base):
     """A pre-granted line from the village credit file (整村授信)."""
 
@@ -126,9 +133,12 @@ class CreditLine(Base):
     customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
     amount: Mapped[int] = Column(Integer, nullable=False)
     used_amount: Mapped[int] = Column(Integer, nullable=False, default=0)
-    valid_until: Mapped[date] = Column(Date, nullable=False)
+    valid_until: Mapped[date] = Column(Date, nullable=False, index=True)  # the annual inspection's due date
     source: Mapped[str] = Column(String(32), nullable=False, default="whole_village")
     updated_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    # Last year's snapshot for the annual inspection (lending.inspection, migration 0027): the
+    # household's data when the line was granted or last passed its inspection ({amount, tags, on}).
+    baseline: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=_granted_baseline)
 
     customer: Mapped[Customer] = relationship("Customer", back_populates="credit_lines")
 
@@ -730,3 +740,78 @@ class LoanContract(Base):
 
     # The evidence chain names each record's party by role: a contract's is the borrower, the applicant.
     party_role = "applicant"
+
+
+# -- the annual inspection of credit lines (年检, 增持减退; lending/inspection.py, migration 0027) --
+
+
+class InspectionBatch(Base):
+    """One run of the annual inspection (a village's or every due line): its progress and counts."""
+
+    __tablename__ = "inspection_batches"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    village: Mapped[str | None] = Column(String(64))  # None: every village
+    run_on: Mapped[date] = Column(Date, nullable=False)  # the Beijing date the lines were judged for
+    started_by: Mapped[str] = Column(String(64), nullable=False)
+    status: Mapped[str] = Column(String(16), nullable=False, default="running")  # running | done | failed
+    total: Mapped[int] = Column(Integer, nullable=False, default=0)  # lines due
+    done: Mapped[int] = Column(Integer, nullable=False, default=0)  # lines judged (or failed) so far
+    kept: Mapped[int] = Column(Integer, nullable=False, default=0)  # passed off-site, line kept
+    raised: Mapped[int] = Column(Integer, nullable=False, default=0)
+    lowered: Mapped[int] = Column(Integer, nullable=False, default=0)
+    on_site: Mapped[int] = Column(Integer, nullable=False, default=0)  # sent to the officer
+    failed: Mapped[int] = Column(Integer, nullable=False, default=0)  # the core did not answer: next run
+    started_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = Column(DateTime)
+
+
+class LineInspection(Base):
+    """One credit line's annual inspection for one validity end (`due_on`): passed off-site, or
+    an on-site task for the household's officer, locked once the officer submits it."""
+
+    __tablename__ = "line_inspections"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    batch_id: Mapped[int | None] = Column(Integer, ForeignKey("inspection_batches.id"), index=True)
+    credit_line_id: Mapped[int] = Column(Integer, ForeignKey("credit_lines.id"), nullable=False)
+    customer_id: Mapped[int] = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    due_on: Mapped[date] = Column(Date, nullable=False)  # the line's valid_until this inspection is for
+    mode: Mapped[str] = Column(String(16), nullable=False)  # off_site | on_site
+    # kept | raised | lowered (off-site, or the officer's conclusion), withdrawn (收回); None: on-site, open
+    outcome: Mapped[str | None] = Column(String(16))
+    reasons: Mapped[list[dict[str, Any]]] = Column(JSON, nullable=False, default=list)  # [{code, text}]
+    before: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)  # last year's snapshot
+    after: Mapped[dict[str, Any]] = Column(JSON, nullable=False, default=dict)  # the data judged now
+    old_amount: Mapped[int] = Column(Integer, nullable=False)
+    new_amount: Mapped[int | None] = Column(Integer)
+    new_valid_until: Mapped[date | None] = Column(Date)
+    officer_id: Mapped[int | None] = Column(Integer, ForeignKey("officers.id"), index=True)
+    deadline: Mapped[date | None] = Column(Date)  # on-site: by when the officer visits (Beijing date)
+    findings: Mapped[str] = Column(Text, nullable=False, default="")
+    conclusion: Mapped[str | None] = Column(String(16))  # on-site: pass | lower | withdraw
+    saved_at: Mapped[datetime | None] = Column(DateTime)
+    submitted_at: Mapped[datetime | None] = Column(DateTime)  # set: locked
+    submitted_by: Mapped[str | None] = Column(String(64))
+    created_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+    customer: Mapped[Customer] = relationship("Customer")
+    officer: Mapped[Officer | None] = relationship("Officer")
+    photos: Mapped[list[InspectionPhoto]] = relationship(
+        "InspectionPhoto", back_populates="inspection", order_by="InspectionPhoto.id"
+    )
+    __table_args__ = (UniqueConstraint("credit_line_id", "due_on"),)
+
+
+class InspectionPhoto(Base):
+    """A photo the officer took on site (JPEG or PNG), kept with its SHA-256."""
+
+    __tablename__ = "inspection_photos"
+    id: Mapped[int] = Column(Integer, primary_key=True)
+    inspection_id: Mapped[int] = Column(Integer, ForeignKey("line_inspections.id"), nullable=False, index=True)
+    content_type: Mapped[str] = Column(String(32), nullable=False)
+    size: Mapped[int] = Column(Integer, nullable=False)
+    sha256: Mapped[str] = Column(String(64), nullable=False)
+    data: Mapped[bytes] = deferred(Column(LargeBinary, nullable=False))  # read only when the photo is shown
+    uploaded_by: Mapped[str] = Column(String(64), nullable=False)
+    uploaded_at: Mapped[datetime] = Column(DateTime, nullable=False, default=utcnow)
+
+    inspection: Mapped[LineInspection] = relationship("LineInspection", back_populates="photos")

@@ -594,6 +594,43 @@ SPEC = {
                 },
             }
         },
+        "/api/console/inspections/batches/{id}": {
+            "get": {
+                "summary": "An annual inspection batch's status and counts (its summary page polls it while it runs)",
+                "parameters": [_ID],
+                "responses": {
+                    "200": {
+                        "description": "The batch",
+                        "content": _json(
+                            {
+                                "status": {"type": "string", "enum": ["running", "done", "failed"]},
+                                **{
+                                    name: {"type": "integer"}
+                                    for name in (
+                                        "total",
+                                        "done",
+                                        "passed",
+                                        "kept",
+                                        "raised",
+                                        "lowered",
+                                        "on_site",
+                                        "on_site_done",
+                                        "failed",
+                                    )
+                                },
+                            },
+                            ["status", "total", "done"],
+                        ),
+                    },
+                    "401": {"description": "Not logged in (or the session ended)", "content": _JSON_ERROR},
+                    "403": {
+                        "description": "The officer must change their initial password first",
+                        "content": _JSON_ERROR,
+                    },
+                    "404": {"description": "No such batch", "content": _JSON_ERROR},
+                },
+            }
+        },
         "/api/console/hand-offs/{id}/messages": {
             "get": {
                 "summary": "The customer's messages kept for officers, and officers' replies with their delivery",

@@ -1,4 +1,5 @@
-"""How much can I borrow: the pre-granted line (整村授信) from the database."""
+"""How much can I borrow, and is my line still valid: the pre-granted line (整村授信) from the
+database, with its validity and its annual inspection (年检) status."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from lending.binding import read_code
 from lending.catalog import CUSTOMER_TYPE_LABELS, products_for, products_offered
 from lending.credit_lines import CreditLineView, current_line
 from lending.customers import by_openid
+from lending.inspection import status_of
+from sunshine import clock
 from sunshine.protect import mask_name
 
 OFFER_OFFICER = "需要客户经理帮您办理吗？回复“好的”或“不用”。"
@@ -68,9 +71,11 @@ class ActionCreditLine(BankAction):
                 dispatcher.utter_message(text=self._unknown_customer(session, tracker))
                 return []
             line = current_line(session, customer)
+            inspection = status_of(session, customer.id, clock.today())
             if line is None:
                 parts = [
                     f"{mask_name(customer.name)}您好，您目前没有有效的预授信额度（可能已到期，或者还没评定）。",
+                    f"年检状态：{inspection}。" if inspection != "未到年检时间" else "",
                     "客户经理可以帮您看看能不能申请。",
                 ]
                 products = [p.name for p in products_offered(session, customer)]
@@ -79,16 +84,19 @@ class ActionCreditLine(BankAction):
                 parts.append(OFFER_OFFICER)
                 dispatcher.utter_message(text="".join(parts))
                 return [*events, asked("hand_off_offer")]
-            answer = self._line_text(customer.id_masked, line, tracker, amount_given)
+            answer = self._line_text(customer.id_masked, line, inspection, tracker, amount_given)
         dispatcher.utter_message(text=answer)
         return [*events, asked("hand_off_offer")]
 
     @staticmethod
-    def _line_text(id_masked: str, line: CreditLineView, tracker: Tracker, amount_given: bool = True) -> str:
+    def _line_text(
+        id_masked: str, line: CreditLineView, inspection: str, tracker: Tracker, amount_given: bool = True
+    ) -> str:
         where = f"在{line.village}整村授信中" if line.village else ""
         parts = [
             f"{mask_name(line.customer_name)}您好（身份证{id_masked}），您{where}的预授信额度是{yuan(line.amount)}，"
-            f"已用{yuan(line.used)}，还能用{yuan(line.available)}，有效期到{day(line.valid_until)}。",
+            f"已用{yuan(line.used)}，还能用{yuan(line.available)}，有效期到{day(line.valid_until)}"
+            f"（年检状态：{inspection}）。",
         ]
         if line.products:
             parts.append(f"适合您的产品：{'、'.join(line.products)}。")

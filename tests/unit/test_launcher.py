@@ -101,6 +101,7 @@ def test_services_skip_remote_hosts():
         "worker.3",
         "escalator",
         "repayment-reminder",
+        "annual-inspection",
         "handoff-watch",
         "report-sweeper",
         "evidence-checkpointer",

@@ -54,6 +54,7 @@ def test_decisions_for_the_officer_and_second_approvals_for_another_supervisor(d
         "branch_queue",
         "decisions",
         "overdue_loans",
+        "inspections",
         "contracts",
         "disbursements",
     ]  # no second approvals for an officer

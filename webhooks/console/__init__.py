@@ -9,9 +9,9 @@ jobs (handoff.jobs), after the records are committed.
 One module per concern adds its routes to these two blueprints: `auth` (login,
 CSRF, who is logged in), `home` (the officer's day), `queue`, `hand_offs`, `applications`, `entry` (an
 officer enters an application), `customers` (search, a customer's page, tags), `references` (reference
-faces), `figures` (the branch's, for supervisors), and the supervisors' administration: `admin_officers`,
-`stations`, `assignments` (customers to officers), `watch_list`; `common` holds what their pages share. A
-new page is a new module imported at the bottom.
+faces), `inspections` (the annual inspection), `figures` (the branch's, for supervisors), and the
+supervisors' administration: `admin_officers`, `stations`, `assignments` (customers to officers),
+`watch_list`; `common` holds what their pages share. A new page is a new module imported at the bottom.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from webhooks.console import (  # noqa: E402
     figures,
     hand_offs,
     home,
+    inspections,
     locks,
     queue,
     references,
@@ -68,6 +69,7 @@ __all__ = [
     "figures",
     "hand_offs",
     "home",
+    "inspections",
     "locks",
     "queue",
     "references",

@@ -14,17 +14,17 @@ from sunshine.clock import utcnow
 from webhooks.console import bp
 from webhooks.console.auth import login_required, passive
 
-# The work the home page shows, in this order. The annual inspection's "inspections due"
-# (issue 21: an adapter of its `due_for_officer(session, officer_id, today)` returning a
-# workbench.WorkGroup) joins these when it is merged.
+# The work the home page shows, in this order (the annual inspection's too: workbench.inspections_due).
 WORK_SOURCES: tuple[workbench.WorkSource, ...] = workbench.SOURCES
 # The page a row's work is done on: its endpoint and the argument naming the row's id.
 ROW_PAGES = {
     "hand_off": ("console.hand_off_page", "hand_off_id"),
     "application": ("console.application_page", "application_id"),
+    "inspection": ("console.inspection_page", "inspection_id"),
 }
 # Groups whose whole list is a page of its own.
 GROUP_PAGES = {kind: "console.queue" for kind in ("hand_offs", "branch_queue", "decisions", "second_approvals")}
+GROUP_PAGES["inspections"] = "console.inspections"
 
 
 def _row_link(row: workbench.WorkRow) -> str:

@@ -3,9 +3,9 @@ history, enrol a new one from an ID-card photo or a photo taken at the service s
 and import many at once (a CSV of ID numbers and photo names, with the photos in a zip).
 
 The app's request limit (MAX_CONTENT_LENGTH) is for small forms; these uploads are parsed
-with limits of their own before the login and CSRF checks read the form (`_upload`).
-Photos are decoded in memory only (auth_flow.enrolment keeps the sealed encoding and the
-SHA-256, never the image)."""
+with limits of their own before the login and CSRF checks read the form (`upload_form`, which
+the inspections page uses too). Photos are decoded in memory only (auth_flow.enrolment keeps
+the sealed encoding and the SHA-256, never the image)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the small fields around 
 SEARCH_LIMIT = 30
 
 
-def _upload(
+def upload_form(
     limit: Callable[[], int], too_large: str, back: Callable[..., str]
 ) -> Callable[[Callable[P, ResponseReturnValue]], Callable]:
     """Parse a logged-in officer's multipart upload of up to `limit()` bytes so that
@@ -163,7 +163,7 @@ def reference_page(customer_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/customers/<int:customer_id>/reference")
-@_upload(
+@upload_form(
     lambda: enrolment.MAX_PHOTO_BYTES + FORM_OVERHEAD,
     f"照片太大（超过{enrolment.MAX_PHOTO_BYTES // 1_000_000}MB），请压缩后或重新拍一张再登记",
     lambda customer_id: url_for("console.reference_page", customer_id=customer_id),
@@ -198,7 +198,7 @@ def _import_limit() -> int:
 
 
 @bp.post("/references/import")
-@_upload(_import_limit, "上传的文件太大，请分成几批导入", lambda: url_for("console.references"))
+@upload_form(_import_limit, "上传的文件太大，请分成几批导入", lambda: url_for("console.references"))
 @login_required
 def import_references() -> ResponseReturnValue:
     """A CSV (id_number, photo) and a zip of the photos: every row the officer may enrol, with a

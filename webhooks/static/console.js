@@ -63,6 +63,26 @@
     });
   }
 
+  // -- an annual inspection batch: its progress bar and counts while it runs -------------
+  var batch = document.getElementById("batch-progress");
+  if (batch && batch.dataset.status === "running") {
+    var labels = {running: "进行中", done: "已完成", failed: "中断"};
+    var pollBatch = function () {
+      getJSON(batch.dataset.url).then(function (b) {
+        var bar = batch.querySelector("progress");
+        bar.max = Math.max(b.total, 1);
+        bar.value = b.done;
+        b.status_label = labels[b.status] || b.status;
+        Object.keys(b).forEach(function (key) {
+          var el = batch.querySelector('[data-count="' + key + '"]');
+          if (el) { el.textContent = b[key]; }
+        });
+        if (b.status === "running") { setTimeout(pollBatch, 1000); }
+      }).catch(function () { setTimeout(pollBatch, 3000); });
+    };
+    pollBatch();
+  }
+
   // -- the queue and the home page: reload their tables when anything changed ----------
   var queue = document.querySelector("[data-rows-url]");
   if (queue) {
