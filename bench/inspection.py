@@ -11,11 +11,11 @@
   chunks of `lending.inspection.CHUNK` lines.
 
 The households come from two village files imported through `lending.village_file` into a
-fresh SQLite database: last year's (the lines' baselines) and this year's, where one household
-in twelve moved up an income band (sent on site: tags.yml has bands only, so no household moves
-within the ±30% that an adjustment needs), one in a hundred has its head working away (a
-negative tag), one in a hundred heads is on the watch list, and one loan in five has an
-instalment overdue at the core.
+fresh SQLite database: last year's (every household at 5-10万, the lines' baselines) and this
+year's, where one household in twelve moved up a band (raised), one in twelve down a band
+(lowered) and one in twenty-four up two bands (sent on site), one in a hundred has its head
+working away (a negative tag), one in a hundred heads is on the watch list, and one loan in
+five has an instalment overdue at the core.
 """
 
 from __future__ import annotations
@@ -61,11 +61,13 @@ SIZES = (2_000, 10_000)
 LOAN_EVERY = 10  # one household in ten has a live loan at the core
 OVERDUE = 20  # household n with n % 50 == OVERDUE has an instalment overdue (one loan in five)
 WECHAT_EVERY = 3  # one household in three follows the Official Account
+MOVED = {5: "10-20万", 17: "10-20万", 7: "5万以下", 19: "5万以下", 11: "20-50万"}  # this year's band by n % 24
 
 
 def band_now(n: int) -> str:
-    """This year's income band of household n (last year's was 5-10万): one in twelve moved up."""
-    return "10-20万" if n % 12 == 5 else "5-10万"
+    """This year's income band of household n (last year's was 5-10万): one in twelve a band up,
+    one in twelve a band down, one in twenty-four two bands up."""
+    return MOVED.get(n % 24, "5-10万")
 
 
 def write_year(path: Path, households: int, this_year: bool) -> Path:

@@ -5,10 +5,11 @@ judged against last year's snapshot (`CreditLine.baseline`): the household's inc
 latest village file's tags, the instalments the core says are overdue now (the live loans are
 synchronised first), the latest consented credit report, the watch list and negative tags.
 
-- Income moved within the range and nothing negative: **passed off-site**. The line is kept,
-  raised or lowered within the limits (增持减退), valid `extend_months` longer, its baseline
-  becomes today's data, and the customer is told in WeChat (after the commit, through the
-  notice policy).
+- The income band (a tag of lending/tags.yml, compared by its place in the catalogue's order)
+  moved at most the steps allowed and nothing negative: **passed off-site**. The line is kept
+  (same band), raised or lowered by the rules' percentage per band (增持减退), valid
+  `extend_months` longer, its baseline becomes today's data, and the customer is told in WeChat
+  (after the commit, through the notice policy).
 - Otherwise: an **on-site task** for the household's officer, with a deadline; the officer's
   findings, conclusion (通过 / 调减 / 收回) and photos are saved, and locked once submitted.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from clients.corebank import CoreBankingClient, CoreBankingError
 from lending.loans import LIVE_STATUSES, sync_loan
 from lending.notify import OfficerNotifier, notify_officer
 from lending.repayment import add_months
-from lending.tags import TagFileError, check_tag_map, tag_map
+from lending.tags import TagFileError, catalogue, check_tag_map, tag_map
 from sunshine import clock
 from sunshine.clock import customer_date
 from sunshine.db import unit_of_work
@@ -97,18 +97,17 @@ class Locked(InspectionError):
 class Rules:
     window_days: int
     grace_days: int
-    income_tags: tuple[str, ...]
-    max_income_change_pct: float
+    income_tag: str
+    income_bands: tuple[str, ...]  # the tag's values, lowest first, as lending/tags.yml lists them
+    max_band_steps_offsite: int
     max_overdue_instalments: int
     report_max_age_days: int
     report_current_overdue: bool
     max_new_report_overdue_records: int
     watch_list: bool
     negative_tags: dict[str, frozenset[str]]
-    raise_above_pct: float
-    max_raise_pct: float
-    lower_below_pct: float
-    max_lower_pct: float
+    raise_per_band_pct: float
+    lower_per_band_pct: float
     round_to: int
     max_amount: int
     extend_months: int
@@ -147,9 +146,13 @@ class Rules:
                 raise InspectionRulesError(f"{name}: {dotted} must be true or false")
             return value
 
-        tags = get("income.tags")
-        if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and t for t in tags):
-            raise InspectionRulesError(f"{name}: income.tags must be a list of tag names")
+        income_tag = get("income.tag")
+        kind = catalogue().kinds.get(income_tag) if isinstance(income_tag, str) else None
+        if kind is None or kind.multiple:
+            raise InspectionRulesError(
+                f"{name}: income.tag must name a one-value kind of tags.yml (its values are the bands, lowest first),"
+                f" not {income_tag!r}"
+            )
         negative = get("negative.tags")
         if not isinstance(negative, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
@@ -163,50 +166,40 @@ class Rules:
         rules = cls(
             window_days=number("due.window_days", 0, 366),
             grace_days=number("due.grace_days", 0, 366),
-            income_tags=tuple(tags),
-            max_income_change_pct=number("income.max_change_pct", 0, 1000, whole=False),
+            income_tag=kind.code,
+            income_bands=kind.values,
+            max_band_steps_offsite=number("income.max_band_steps_offsite", 0, len(kind.values) - 1),
             max_overdue_instalments=number("negative.max_overdue_instalments", 0, 1000),
             report_max_age_days=number("negative.report_max_age_days", 1, 3660),
             report_current_overdue=flag("negative.report_current_overdue"),
             max_new_report_overdue_records=number("negative.max_new_report_overdue_records", 0, 1000),
             watch_list=flag("negative.watch_list"),
             negative_tags={k: frozenset(v) for k, v in negative.items()},
-            raise_above_pct=number("adjust.raise_above_pct", 0, 100, whole=False),
-            max_raise_pct=number("adjust.max_raise_pct", 0, 100, whole=False),
-            lower_below_pct=number("adjust.lower_below_pct", 0, 100, whole=False),
-            max_lower_pct=number("adjust.max_lower_pct", 0, 100, whole=False),
+            raise_per_band_pct=number("adjust.raise_per_band_pct", 0, 100, whole=False),
+            lower_per_band_pct=number("adjust.lower_per_band_pct", 0, 100, whole=False),
             round_to=number("adjust.round_to", 1, 100_000),
             max_amount=number("adjust.max_amount", 1, 5_000_000),
             extend_months=number("extend_months", 1, 60),
             deadline_days=number("on_site.deadline_days", 1, 180),
         )
-        if rules.raise_above_pct > rules.max_income_change_pct or rules.lower_below_pct > rules.max_income_change_pct:
+        if rules.lower_per_band_pct * rules.max_band_steps_offsite >= 100:
             raise InspectionRulesError(
-                f"{name}: adjust.raise_above_pct and adjust.lower_below_pct must not exceed income.max_change_pct"
+                f"{name}: adjust.lower_per_band_pct times income.max_band_steps_offsite must stay below 100"
+                " (a line lowered off-site would be nothing)"
             )
         return rules
+
+    def band(self, tags: dict[str, Any]) -> int | None:
+        """The household's income band by its place in the catalogue's order (0: the lowest);
+        None when the tag is missing or not one of the catalogue's bands."""
+        value = tags.get(self.income_tag)
+        return self.income_bands.index(value) if value in self.income_bands else None
 
 
 @lru_cache(maxsize=1)
 def default_rules() -> Rules:
     """The rules of lending/inspection_rules.yml, read and checked once per process."""
     return Rules.load()
-
-
-_BAND = re.compile(r"(\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?\s*(万)?(?:元)?(?:以上|以下)?")
-
-
-def income_of(tags: dict[str, Any], names: Iterable[str]) -> int | None:
-    """The yearly income in yuan from the first income tag present: 180000, 18万, or a band
-    such as 10-20万 (its middle); None when there is none that reads as one."""
-    for name in names:
-        value = str(tags.get(name) or "").replace(",", "").strip()
-        match = _BAND.fullmatch(value)
-        if match:
-            low = float(match.group(1))
-            high = float(match.group(2) or match.group(1))
-            return round((low + high) / 2 * (10_000 if match.group(3) else 1))
-    return None
 
 
 # --- judging one household -------------------------------------------------------------------
@@ -229,27 +222,26 @@ class Judgement:
     outcome: str | None  # kept | raised | lowered (off-site); None on site
     new_amount: int
     reasons: list[dict[str, str]] = field(default_factory=list)
-    income_change_pct: float | None = None
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0f}%"
+    band_steps: int | None = None  # this year's band less last year's; None when either is unknown
 
 
 def judge(rules: Rules, amount: int, baseline: dict[str, Any], facts: Facts) -> Judgement:
     """Off-site or on site, and the new line (a pure function of the rules and the data)."""
     reasons: list[dict[str, str]] = []
-    before, now = income_of(baseline.get("tags") or {}, rules.income_tags), income_of(facts.tags, rules.income_tags)
-    change = None
-    if before is None or now is None or before <= 0:
-        reasons.append({"code": "income_unknown", "text": "缺少去年或今年的收入数据，无法比较"})
+    label = catalogue().label(rules.income_tag)
+    before, now = rules.band(baseline.get("tags") or {}), rules.band(facts.tags)
+    steps: int | None = None
+    if before is None or now is None:
+        years = "去年和今年" if before is None and now is None else "去年" if before is None else "今年"
+        reasons.append({"code": "income_unknown", "text": f"{years}的{label}档次不明，无法比较，需上门核查"})
     else:
-        change = (now - before) / before * 100
-        if abs(change) > rules.max_income_change_pct:
+        steps = now - before
+        if abs(steps) > rules.max_band_steps_offsite:
             reasons.append(
                 {
                     "code": "income_changed",
-                    "text": f"年收入由{before}元变为{now}元，变化{_pct(change)}，超过±{rules.max_income_change_pct:g}%",
+                    "text": f"{label}由{rules.income_bands[before]}变为{rules.income_bands[now]}，"
+                    f"跨{abs(steps)}档，需上门核查",
                 }
             )
     if facts.overdue_instalments > rules.max_overdue_instalments:
@@ -266,21 +258,24 @@ def judge(rules: Rules, amount: int, baseline: dict[str, Any], facts: Facts) -> 
         value = str(facts.tags.get(key) or "")
         if value in bad:
             reasons.append({"code": "negative_tag", "text": f"标签“{key}={value}”需要上门核实"})
-    if reasons or change is None:  # no reason: the income was compared
-        return Judgement("on_site", None, amount, reasons, change)
-    if change > rules.raise_above_pct:
-        share = min(change, rules.max_raise_pct)
-    elif change < -rules.lower_below_pct:
-        share = -min(-change, rules.max_lower_pct)
-    else:
-        share = 0.0
+    if reasons or before is None or now is None or steps is None:  # no reason: both bands are known
+        return Judgement("on_site", None, amount, reasons, steps)
+    if steps == 0:
+        text = f"{label}仍为{rules.income_bands[now]}，无逾期和负面信息，额度维持{amount:,}元"
+        return Judgement("off_site", "kept", amount, [{"code": "passed", "text": text}], steps)
+    share = steps * (rules.raise_per_band_pct if steps > 0 else rules.lower_per_band_pct)
     new_amount = min(int(amount * (100 + share) / 100) // rules.round_to * rules.round_to, rules.max_amount)
-    if share > 0:
-        new_amount = max(new_amount, amount)  # rounding never turns a raise into a cut
+    if steps > 0:
+        new_amount = max(new_amount, amount)  # rounding or the ceiling never turns a raise into a cut
     new_amount = max(new_amount, rules.round_to)
     outcome = "raised" if new_amount > amount else "lowered" if new_amount < amount else "kept"
-    text = f"年收入变化{_pct(change)}，在±{rules.max_income_change_pct:g}%以内，无逾期和负面信息"
-    return Judgement("off_site", outcome, new_amount, [{"code": "passed", "text": text}], change)
+    if outcome == "kept":
+        result = f"额度已到上限，维持{amount:,}元"
+    else:
+        result = f"额度按每档{abs(share / steps):g}%由{amount:,}元{'上调' if steps > 0 else '下调'}为{new_amount:,}元"
+    moved = f"{label}由{rules.income_bands[before]}{'升' if steps > 0 else '降'}至{rules.income_bands[now]}"
+    text = f"{moved}（{abs(steps)}档），无逾期和负面信息，{result}"
+    return Judgement("off_site", outcome, new_amount, [{"code": "passed", "text": text}], steps)
 
 
 def granted_baseline(amount: int, tags: dict[str, str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The annual inspection (lending.inspection): the rules file, judging a household, a batch over
-the demo village with the core-banking emulator (passed off-site, adjusted within limits, sent
-on site, the core failing), and the officer's on-site task (saved, submitted and locked, a
-second submit or an edit refused, another officer refused)."""
+"""The annual inspection (lending.inspection): the rules file, judging a household by its income
+band, a batch over the demo village with the core-banking emulator (kept, raised and lowered
+off-site by a band's move, sent on site, the core failing), and the officer's on-site task
+(saved, submitted and locked, a second submit or an edit refused, another officer refused)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from lending.customers import by_id_number
 from lending.inspection import Facts, InspectionError, InspectionRulesError, Photo, Rules, judge
 from lending.repayment import add_months
 from lending.risk import watch
-from lending.tags import write_village_tags
+from lending.tags import catalogue, write_village_tags
 from sunshine import clock
 from sunshine.db import unit_of_work
 from sunshine.models import AuditEntry, CreditLine, Customer, InspectionBatch, LineInspection, Officer
@@ -31,9 +31,10 @@ from tests.unit.loan_helpers import core_today, paid_out
 from tests.unit.test_lending_applications import ZHANG_ID
 
 RULES = Rules.load()
-NUMERIC = replace(RULES, income_tags=("income",))  # incomes in yuan: exact percentages
 CHEN_ID = "321283196802010556"  # 陈立新, no WeChat
 WANG_ID = "32128319820820033X"  # 王春华, WeChat o_demo_wangchunhua
+ZHAO_ID = "321283199007180779"  # 赵小军, WeChat o_demo_zhaoxiaojun
+QIAN_ID = "321283198604251024"  # 钱玉梅, WeChat o_demo_qianyumei
 
 
 def jpeg() -> bytes:
@@ -52,14 +53,26 @@ def rules_data() -> dict:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d["income"].pop("max_change_pct"), "income.max_change_pct is missing"),
-        (lambda d: d["adjust"].update(max_raise_pct=150), "adjust.max_raise_pct must be between 0 and 100, not 150"),
+        (lambda d: d["income"].pop("max_band_steps_offsite"), "income.max_band_steps_offsite is missing"),
+        (
+            lambda d: d["adjust"].update(raise_per_band_pct=150),
+            "adjust.raise_per_band_pct must be between 0 and 100, not 150",
+        ),
+        (
+            lambda d: d["income"].update(max_band_steps_offsite=5),
+            "income.max_band_steps_offsite must be between 0 and 4, not 5",
+        ),
+        (lambda d: d.update(income={"tags": ["income_band"], "max_change_pct": 30}), "income.tag is missing"),
+        (lambda d: d["income"].update(tag="income"), "income.tag must name a one-value kind of tags.yml"),
+        (lambda d: d["income"].update(tag="assets"), "income.tag must name a one-value kind of tags.yml"),
         (lambda d: d["due"].update(window_days="30"), "due.window_days must be a whole number"),
         (lambda d: d["negative"].update(watch_list="yes"), "negative.watch_list must be true or false"),
         (lambda d: d["negative"].update(tags={"status": "停业"}), "negative.tags must map a tag name to a list"),
-        (lambda d: d["income"].update(tags=[]), "income.tags must be a list of tag names"),
         (lambda d: d["negative"].update(tags={"status": ["停业"]}), "tag status=停业 is not in tags.yml"),
-        (lambda d: d["adjust"].update(raise_above_pct=40), "must not exceed income.max_change_pct"),
+        (
+            lambda d: d["income"].update(max_band_steps_offsite=2) or d["adjust"].update(lower_per_band_pct=50),
+            "adjust.lower_per_band_pct times income.max_band_steps_offsite must stay below 100",
+        ),
     ],
 )
 def test_a_bad_rules_file_is_refused_naming_what_is_wrong(change, message):
@@ -78,68 +91,115 @@ def test_the_command_refuses_to_start_with_a_bad_rules_file(demo_settings, tmp_p
         assert s.scalar(select(InspectionBatch.id)) is None
 
 
-@pytest.mark.parametrize(
-    "tags, income",
-    [({"income_band": "10-20万"}, 150_000), ({"income": "180000"}, 180_000), ({"income_band": "5万以下"}, 50_000)],
-)
-def test_income_is_read_from_the_tags(tags, income):
-    assert inspection.income_of(tags, ("income", "income_band")) == income
-    assert inspection.income_of({"occupation": "养殖"}, RULES.income_tags) is None
+def test_the_bands_are_the_catalogues_in_its_order():
+    assert RULES.income_bands == catalogue().kinds["income_band"].values
+    assert RULES.band({"income_band": RULES.income_bands[0]}) == 0
+    assert RULES.band({"income_band": RULES.income_bands[-1]}) == len(RULES.income_bands) - 1
+    for tags in ({"income_band": "180000"}, {"income": "10-20万"}, {"occupation": "水稻种植"}):
+        assert RULES.band(tags) is None
 
 
 # --- judging one household -----------------------------------------------------------------------
 
-LAST_YEAR = {"amount": 100_000, "tags": {"income": "100000"}, "report_overdue_records": 0}
+LAST_YEAR = {"amount": 100_000, "tags": {"income_band": "10-20万"}, "report_overdue_records": 0}
+
+
+def this_year(band: str | None = "10-20万", **kwargs) -> Facts:
+    """This year's facts: the income band (None: no band tag) and anything else."""
+    return Facts(tags={"income_band": band} if band else {"occupation": "水稻种植"}, **kwargs)
 
 
 @pytest.mark.parametrize(
-    "income, outcome, amount",
+    "band, outcome, amount, text",
     [
-        (103_000, "kept", 100_000),  # within ±5%: kept
-        (108_000, "raised", 108_000),  # grew 8%: raised as much
-        (125_000, "raised", 110_000),  # grew 25%: raised 10% at most
-        (88_000, "lowered", 88_000),  # fell 12%: lowered as much
+        ("10-20万", "kept", 100_000, "年收入仍为10-20万，无逾期和负面信息，额度维持100,000元"),
+        (
+            "20-50万",
+            "raised",
+            110_000,
+            "年收入由10-20万升至20-50万（1档），无逾期和负面信息，额度按每档10%由100,000元上调为110,000元",
+        ),
+        (
+            "5-10万",
+            "lowered",
+            80_000,
+            "年收入由10-20万降至5-10万（1档），无逾期和负面信息，额度按每档20%由100,000元下调为80,000元",
+        ),
     ],
 )
-def test_within_range_and_nothing_negative_passes_off_site_adjusted_within_limits(income, outcome, amount):
-    got = judge(NUMERIC, 100_000, LAST_YEAR, Facts(tags={"income": str(income)}))
-    assert (got.mode, got.outcome, got.new_amount) == ("off_site", outcome, amount)
+def test_a_band_kept_or_moved_one_step_passes_off_site_adjusted_per_band(band, outcome, amount, text):
+    got = judge(RULES, 100_000, LAST_YEAR, this_year(band))
+    assert (got.mode, got.outcome, got.new_amount, got.reasons) == (
+        "off_site",
+        outcome,
+        amount,
+        [{"code": "passed", "text": text}],
+    )
+
+
+@pytest.mark.parametrize("band, outcome, amount", [("50万以上", "raised", 120_000), ("5万以下", "lowered", 60_000)])
+def test_the_adjustment_is_per_band_step_when_the_rules_allow_more_steps(band, outcome, amount):
+    got = judge(replace(RULES, max_band_steps_offsite=2), 100_000, LAST_YEAR, this_year(band))
+    assert (got.mode, got.outcome, got.new_amount, got.band_steps) == (
+        "off_site",
+        outcome,
+        amount,
+        2 if outcome == "raised" else -2,
+    )
 
 
 def test_the_line_is_rounded_and_never_above_the_ceiling():
-    assert judge(NUMERIC, 123_456, LAST_YEAR, Facts(tags={"income": "101000"})).new_amount == 123_000
-    assert judge(NUMERIC, 490_000, LAST_YEAR, Facts(tags={"income": "110000"})).new_amount == 500_000
+    assert judge(RULES, 123_456, LAST_YEAR, this_year("20-50万")).new_amount == 135_000
+    assert judge(RULES, 123_456, LAST_YEAR, this_year("5-10万")).new_amount == 98_000
+    assert judge(RULES, 123_456, LAST_YEAR, this_year()).new_amount == 123_456  # kept as it is
+    assert judge(RULES, 490_000, LAST_YEAR, this_year("20-50万")).new_amount == 500_000
+    at_ceiling = judge(RULES, 600_000, LAST_YEAR, this_year("20-50万"))
+    assert (at_ceiling.outcome, at_ceiling.new_amount) == ("kept", 600_000)
+    assert "额度已到上限，维持600,000元" in at_ceiling.reasons[0]["text"]
 
 
 @pytest.mark.parametrize(
-    "facts, code",
+    "baseline, facts, code, text",
     [
-        (Facts(tags={"income": "140000"}), "income_changed"),
-        (Facts(tags={"income": "60000"}), "income_changed"),
-        (Facts(tags={"occupation": "养殖"}), "income_unknown"),
-        (Facts(tags={"income": "100000"}, overdue_instalments=1), "overdue"),
+        (LAST_YEAR, this_year("50万以上"), "income_changed", "年收入由10-20万变为50万以上，跨2档，需上门核查"),
+        (LAST_YEAR, this_year("5万以下"), "income_changed", "年收入由10-20万变为5万以下，跨2档，需上门核查"),
+        (LAST_YEAR, this_year(None), "income_unknown", "今年的年收入档次不明，无法比较，需上门核查"),
+        (LAST_YEAR, this_year("180000"), "income_unknown", "今年的年收入档次不明，无法比较，需上门核查"),
+        ({"tags": {"income": "100000"}}, this_year(), "income_unknown", "去年的年收入档次不明，无法比较，需上门核查"),
+        ({}, this_year(None), "income_unknown", "去年和今年的年收入档次不明，无法比较，需上门核查"),
+        (LAST_YEAR, this_year(overdue_instalments=1), "overdue", "核心系统显示有1期贷款逾期未还"),
         (
-            Facts(tags={"income": "100000"}, report_current_overdue=True, report_overdue_records=1),
+            LAST_YEAR,
+            this_year(report_current_overdue=True, report_overdue_records=1),
             "report_current_overdue",
+            "征信报告显示当前有逾期",
         ),
         (
-            Facts(tags={"income": "100000"}, report_current_overdue=False, report_overdue_records=2),
+            LAST_YEAR,
+            this_year(report_current_overdue=False, report_overdue_records=2),
             "report_new_overdue",
+            "征信报告比去年新增2条逾期记录",
         ),
-        (Facts(tags={"income": "100000"}, watch_reason="涉嫌骗贷"), "watch_list"),
-        (Facts(tags={"income": "100000", "family_role": "外出务工人员"}), "negative_tag"),
+        (LAST_YEAR, this_year(watch_reason="涉嫌骗贷"), "watch_list", "户主在关注名单上：涉嫌骗贷"),
+        (
+            LAST_YEAR,
+            Facts(tags={"income_band": "10-20万", "family_role": "外出务工人员"}),
+            "negative_tag",
+            "标签“family_role=外出务工人员”需要上门核实",
+        ),
     ],
 )
-def test_anything_out_of_range_or_negative_sends_the_household_on_site(facts, code):
-    got = judge(NUMERIC, 100_000, LAST_YEAR, facts)
+def test_too_many_steps_an_unknown_band_or_anything_negative_sends_the_household_on_site(baseline, facts, code, text):
+    got = judge(RULES, 100_000, baseline, facts)
     assert (got.mode, got.outcome, got.new_amount) == ("on_site", None, 100_000)
-    assert code in [r["code"] for r in got.reasons]
+    assert {"code": code, "text": text} in got.reasons
 
 
 def test_overdue_records_already_there_last_year_are_not_new():
     last_year = {**LAST_YEAR, "report_overdue_records": 2}
-    facts = Facts(tags={"income": "100000"}, report_current_overdue=False, report_overdue_records=2)
-    assert judge(NUMERIC, 100_000, last_year, facts).mode == "off_site"
+    assert judge(RULES, 100_000, last_year, this_year(report_current_overdue=False, report_overdue_records=2)).mode == (
+        "off_site"
+    )
 
 
 # --- a batch -----------------------------------------------------------------------------------
@@ -172,47 +232,62 @@ def run(settings, core=None, **kwargs):
     return report, told, officers
 
 
-def test_a_batch_passes_off_site_adjusts_and_sends_on_site_once(demo_settings):
+def test_a_batch_keeps_raises_lowers_and_sends_on_site_once(demo_settings):
     db = demo_settings.database_url
+    # Last year's bands are the demo village file's: 张建国 10-20万, 王春华 5-10万, 钱玉梅 10-20万, 赵小军 20-50万.
     zhang = make_due(db, ZHANG_ID, {"occupation": "水稻种植", "income_band": "10-20万", "assets": "农机"})
-    wang = make_due(db, WANG_ID, {"occupation": "生猪养殖", "income_band": "5-10万"})
+    wang = make_due(db, WANG_ID, {"occupation": "生猪养殖", "income_band": "10-20万"})
+    qian = make_due(db, QIAN_ID, {"occupation": "医护", "income_band": "5-10万"})
+    zhao = make_due(db, ZHAO_ID, {"occupation": "农资店", "income_band": "5-10万"})
     chen = make_due(db, CHEN_ID, {"occupation": "蔬菜大棚", "income_band": "10-20万"})
     with unit_of_work(db) as s:
         watch(s, TEST_SECRET, CHEN_ID, "村委反映外出", "officer01")
     today = clock.today()
     report, told, officers = run(demo_settings, village="黄桥村")
-    assert (report.total, dict(report.counts)) == (3, {"kept": 2, "on_site": 1})
+    assert (report.total, dict(report.counts)) == (5, {"kept": 1, "raised": 1, "lowered": 1, "on_site": 2})
+    renewed = add_months(today + timedelta(days=10), 12)
     with unit_of_work(db) as s:
-        lines = {i: s.get(CreditLine, i) for i in (zhang, wang, chen)}
-        assert (lines[zhang].amount, lines[zhang].valid_until) == (200_000, add_months(today + timedelta(days=10), 12))
-        assert (lines[wang].amount, lines[wang].baseline["tags"]) == (
-            80_000,
-            {"occupation": "生猪养殖", "income_band": "5-10万"},
-        )
-        assert lines[chen].valid_until == today + timedelta(days=10)  # unchanged until the officer has been
-        task = s.scalar(select(LineInspection).where(LineInspection.credit_line_id == chen))
+        lines = {i: s.get(CreditLine, i) for i in (zhang, wang, qian, zhao, chen)}
+        assert [(lines[i].amount, lines[i].valid_until) for i in (zhang, wang, qian)] == [
+            (200_000, renewed),
+            (88_000, renewed),
+            (200_000, renewed),
+        ]
+        assert lines[wang].baseline["tags"] == {"occupation": "生猪养殖", "income_band": "10-20万"}
+        assert lines[wang].baseline["amount"] == 88_000
+        for i in (zhao, chen):  # unchanged until the officer has been
+            assert lines[i].valid_until == today + timedelta(days=10)
+        tasks = {t.credit_line_id: t for t in s.scalars(select(LineInspection).where(LineInspection.mode == "on_site"))}
         officer01 = s.scalar(select(Officer).where(Officer.username == "officer01"))
-        assert (task.mode, task.officer_id, task.deadline) == ("on_site", officer01.id, today + timedelta(days=15))
-        assert [r["code"] for r in task.reasons] == ["watch_list"]
+        assert (tasks[chen].officer_id, tasks[chen].deadline) == (officer01.id, today + timedelta(days=15))
+        assert tasks[chen].reasons == [{"code": "watch_list", "text": "户主在关注名单上：村委反映外出"}]
+        assert tasks[zhao].reasons == [
+            {"code": "income_changed", "text": "年收入由20-50万变为5-10万，跨2档，需上门核查"}
+        ]
         assert [
             (d.inspection.id, d.days_left, d.overdue) for d in inspection.due_for_officer(s, officer01.id, today)
-        ] == [(task.id, 15, False)]
+        ] == [(tasks[chen].id, 15, False), (tasks[zhao].id, 15, False)]
         late = inspection.due_for_officer(s, officer01.id, today + timedelta(days=16))
         assert (late[0].days_left, late[0].overdue) == (-1, True)
         batch = s.get(InspectionBatch, report.batch_id)
-        assert (batch.status, batch.total, batch.done, batch.kept, batch.raised, batch.on_site) == (
+        assert (batch.status, batch.total, batch.done, batch.kept, batch.raised, batch.lowered, batch.on_site) == (
             "done",
-            3,
-            3,
-            2,
-            0,
+            5,
+            5,
             1,
+            1,
+            1,
+            2,
         )
-        assert inspection.batch_summary(s, batch.id)["passed"] == 2
-    assert [openid for openid, _ in told.sent] == ["o_demo_zhangjianguo", "o_demo_wangchunhua"]
-    assert "额度200,000元保持不变" in told.sent[0][1] and "额度80,000元保持不变" in told.sent[1][1]
+        assert inspection.batch_summary(s, batch.id)["passed"] == 3
+        raised = s.scalar(select(AuditEntry).where(AuditEntry.action == "credit_line.raised"))
+        assert raised.detail == {"old": 80_000, "new": 88_000, "by": "annual_inspection"}
+    assert [openid for openid, _ in told.sent] == ["o_demo_zhangjianguo", "o_demo_wangchunhua", "o_demo_qianyumei"]
+    assert "额度200,000元保持不变" in told.sent[0][1]
+    assert "额度由80,000元上调为88,000元" in told.sent[1][1]
+    assert "额度由250,000元调整为200,000元" in told.sent[2][1]
     assert told.details[0]["kind"] == "credit_line_inspection"
-    assert officers.told == [(officer01.id, officers.told[0][1])] and "1户需要上门核查" in officers.told[0][1]
+    assert officers.told == [(officer01.id, officers.told[0][1])] and "2户需要上门核查" in officers.told[0][1]
     again, told, _ = run(demo_settings, village="黄桥村")
     assert (again.total, told.sent) == (0, [])
 

@@ -52,6 +52,7 @@ def test_an_inspection_from_task_to_locked_result(login, demo_settings, task):
     assert "陈立新" in listing and "户主在关注名单上：村委反映外出" in listing and "张建国" not in listing
     page = client.get(f"/console/inspections/{task}").get_data(as_text=True)
     assert "上门核查" in page and "150,000元" in page and "提交并锁定" in page
+    assert "<th>年收入档次</th><td>10-20万</td><td>10-20万</td>" in page
     photo = jpeg()
     resp = post(client, task, "save", findings="去了，", photos=[photo])
     assert resp.status_code == 303

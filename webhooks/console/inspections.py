@@ -54,13 +54,11 @@ def inspection_page(inspection_id: int) -> ResponseReturnValue:
 
 
 def _page(found: LineInspection, status: int = 200) -> ResponseReturnValue:
-    rules = inspection.default_rules()
     return render_template(
         "console/inspection.html",
         i=found,
         profile=profile(found.customer),
-        income_before=inspection.income_of(found.before.get("tags") or {}, rules.income_tags),
-        income_now=inspection.income_of(found.after.get("tags") or {}, rules.income_tags),
+        income_tag=inspection.default_rules().income_tag,
         modes=MODES,
         conclusions=CONCLUSIONS,
         outcomes=inspection.OUTCOME_LABELS,
