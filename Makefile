@@ -69,7 +69,7 @@ chat: $(STAMP)
 # pytest-xdist: the tests on the whole stack run in one process, in order, while the others
 # run beside them (tests/conftest.py groups them); TEST_PROCESSES=0 runs everything in one.
 TEST_PROCESSES ?= 2
-PYTEST := $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup
+PYTEST := $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup --durations=15
 
 test: $(STAMP) $(MODEL)
 	@scripts/ensure-chromium.sh
