@@ -12,6 +12,7 @@ import yaml
 from clients.wechat import WeChatApi
 from conversation.inbound import MENU_INTENTS
 from sunshine.settings import ROOT, Settings
+from sunshine.yaml_files import read_yaml
 
 MENU_FILE = ROOT / "conversation" / "menu.yml"
 BUTTONS, SUB_BUTTONS, NAME_BYTES, SUB_NAME_BYTES, URL_BYTES = 3, 5, 16, 60, 1024
@@ -63,7 +64,7 @@ def _button(raw: Any, where: str, sub: bool, settings: Settings) -> dict:
 def load_menu(settings: Settings, path: Path = MENU_FILE) -> dict:
     """The menu in `path` as menu/create takes it; MenuError when WeChat or the webhook could not use it."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise MenuError(f"{path}：无法读取（{type(exc).__name__}）") from None
     buttons = raw.get("button") if isinstance(raw, dict) else None

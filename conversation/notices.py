@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
-import yaml
 from sqlalchemy import select
 
 from clients.wechat import WeChatApi, WeChatApiError, WeChatUnavailable
@@ -42,6 +41,7 @@ from sunshine.jobs import Jobs, current_settings, per_process
 from sunshine.models import Customer, NoticeDelivery
 from sunshine.redis import connect
 from sunshine.settings import ROOT, Settings
+from sunshine.yaml_files import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _spec(where: str, raw: Any) -> TemplateSpec | None:
 
 def load_templates(path: Path) -> dict[str, NoticeKind]:
     """The notice kinds in a templates file; TemplatesError when it is malformed."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     kinds = raw.get("kinds") if isinstance(raw, dict) else None
     if not isinstance(kinds, dict) or "notice" not in kinds:
         raise TemplatesError(f"{path}: needs `kinds`, with a `notice` kind")

@@ -22,6 +22,7 @@ import yaml
 from lending.amounts import format_amount
 from sunshine.models import Customer
 from sunshine.protect import mask_name
+from sunshine.yaml_files import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def _project(i: int, raw: Any) -> HousingProject:
 
 def _yaml(path: Path, key: str) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except OSError as exc:
         raise ContentError(f"{path.name}: cannot be read ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

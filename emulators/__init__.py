@@ -21,6 +21,9 @@ from contextlib import contextmanager
 from werkzeug.serving import ThreadedWSGIServer
 
 STOP_WAIT_S = 5.0
+# How often a test server's loop looks for a stop request: `stop` waits for the loop to see it,
+# and socketserver's default (0.5 s) would add a quarter of a second to every test serving HTTP.
+STOP_POLL_S = 0.02
 
 
 class _TestServer(ThreadedWSGIServer):
@@ -67,7 +70,12 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str
     On exit the server stops and so do its request threads (none outlives a test to log
     after it). For tests that need real HTTP."""
     server = _TestServer(host, port, app)
-    thread = threading.Thread(target=server.serve_forever, name=f"serve:{server.server_port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": STOP_POLL_S},
+        name=f"serve:{server.server_port}",
+        daemon=True,
+    )
     thread.start()
     try:
         yield f"http://{host}:{server.server_port}"

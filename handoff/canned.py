@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from handoff.service import REPLY_MAX_BYTES
+from sunshine.yaml_files import read_yaml
 
 CANNED_REPLIES_FILE = Path(__file__).with_name("canned_replies.yml")
 
@@ -63,7 +64,7 @@ def load_canned_replies(path: Path | None = None) -> tuple[CannedGroup, ...]:
     CannedRepliesError says what is wrong."""
     path = path or CANNED_REPLIES_FILE
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise CannedRepliesError(f"{path.name}: cannot be read: {exc}") from None
     if not isinstance(raw, list) or not raw:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +12,7 @@ from lending.parties import ROLES
 from lending.repayment import METHODS
 from lending.tags import TagFileError, check_tag_map, pairs_of
 from sunshine.models import Customer, LoanProduct
+from sunshine.yaml_files import read_yaml
 
 PRODUCTS_FILE = Path(__file__).with_name("products.yml")
 _FIELDS = (
@@ -72,7 +72,7 @@ def _check(row: dict) -> None:
 
 def read_products(path: Path = PRODUCTS_FILE) -> list[dict]:
     """The products in the file, validated; rates converted to basis points."""
-    rows = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = read_yaml(path)
     for row in rows:
         _check(row)
         row.update({k: empty() for k, empty in OPTIONAL.items() if k not in row})

@@ -64,6 +64,7 @@ from sunshine.models import (
     audit,
 )
 from sunshine.protect import mask_name, unseal
+from sunshine.yaml_files import read_yaml
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("inspection_rules.yml")
@@ -117,7 +118,7 @@ class Rules:
     def load(cls, path: Path = RULES_FILE) -> Rules:
         """Read and check the rules file (InspectionRulesError naming what is wrong)."""
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = read_yaml(path)
         except (OSError, yaml.YAMLError) as exc:
             raise InspectionRulesError(f"{path.name}: cannot be read: {exc}") from None
         return cls.parse(data, path.name)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from lending.parties import RISK_LABELS
 from lending.tags import TagFileError, catalogue, check_tag_map, pairs_of
 from sunshine.models import CreditLine, Customer, FamilyMember, LoanApplication, WatchListEntry, audit
 from sunshine.protect import fingerprint, mask_id_number
+from sunshine.yaml_files import read_yaml
 
 RULES_FILE = Path(__file__).with_name("rules.yml")
 OUTCOMES = ("reject", "review")
@@ -291,7 +291,7 @@ class RuleBook:
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> RuleBook:
         rules = []
-        for row in yaml.safe_load(path.read_text(encoding="utf-8")):
+        for row in read_yaml(path):
             rule = Rule(
                 code=str(row.get("code", "")),
                 check=row.get("check", ""),

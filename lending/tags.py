@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from sunshine.models import CustomerTag, audit, utcnow
+from sunshine.yaml_files import read_yaml
 
 TAGS_FILE = Path(__file__).with_name("tags.yml")
 VILLAGE_FILE, OFFICER = "village_file", "officer"
@@ -87,7 +88,7 @@ class Catalogue:
 def read_catalogue(path: Path = TAGS_FILE) -> Catalogue:
     """The catalogue in the file, checked; TagFileError naming what is wrong."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise TagFileError(f"{path.name}: cannot be read: {exc}") from None
     if not isinstance(data, dict) or not data:

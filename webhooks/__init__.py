@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 import redis
 from flask import Flask, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Rule
 
 from handoff.canned import load_canned_replies
 from lending.data_files import data_file_problems
@@ -40,6 +43,45 @@ class RowId(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+class LazyBuildRule(Rule):
+    """werkzeug's rule, whose two URL builders (Python functions werkzeug generates and compiles
+    for each rule) are compiled when a URL is first built from the rule, not when the app is made:
+    the app has over a hundred rules and a process builds URLs from few of them."""
+
+    def _compile_builder(self, append_unknown: bool = True) -> Any:
+        compiled = None
+
+        def build(rule: Rule, *args: Any, **kwargs: Any) -> tuple[str, str]:
+            nonlocal compiled
+            if compiled is None:
+                compiled = Rule._compile_builder(rule, append_unknown)
+            return compiled(rule, *args, **kwargs)
+
+        return build
+
+
+class TemplateCode(BytecodeCache):
+    """The templates' compiled code kept in memory, shared by every app this process makes
+    (keyed by template name and source checksum, so an edited template is compiled again)."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self._code:
+            bucket.bytecode_from_string(self._code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+class WebApp(Flask):
+    """Flask, with URL builders compiled on first use and templates compiled once per process."""
+
+    url_rule_class = LazyBuildRule
+    jinja_options = {"bytecode_cache": TemplateCode()}
+
+
 class ChineseJSON(DefaultJSONProvider):
     """JSON answers carry Chinese as itself, not as \\u escapes."""
 
@@ -63,7 +105,7 @@ def create_app(settings: Settings | None = None, jobs: Jobs | None = None) -> Fl
     problems = data_file_problems()
     if problems:  # a wrong tags, products or rules file stops the web app from starting
         raise ConfigError(*problems)
-    app = Flask(__name__)
+    app = WebApp(__name__)
     app.url_map.converters["int"] = RowId
     https = settings.public_base_url.startswith("https://")
     app.config.update(
