@@ -324,13 +324,25 @@ def emulated(demo_settings):
     per_process.cache_clear()
 
 
+# The tests on a whole stack run in two groups, each in one process on a stack of its own (`make
+# test` runs the groups beside each other and beside the rest): the conversations, the soak and the
+# faults on the first; the browser, the demo story, the assistant's checks and the fault tests that
+# start servers of their own (tests/faults/test_nodes.py, test_failover.py) on the second.
+SECOND_STACK = (
+    "tests/browser/",
+    "tests/integration/test_demo_story.py",
+    "tests/integration/test_assistant.py",
+    "tests/faults/test_nodes.py",
+    "tests/faults/test_failover.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook reads the groups (it is registered later)
 def pytest_collection_modifyitems(items):
-    """The tests on the shared stack in order: those that only use it, then the fault tests (they kill
+    """The tests on a stack in order: those that only use it, then the fault tests (they kill
     and slow its processes), then those that stop it (`last_on_stack`), then the fault tests that
-    start servers of their own (tests/faults/test_nodes.py, test_failover.py: not beside the shared stack). With
-    pytest-xdist (`make test`: two processes) they are one group that one process runs in this
-    order while the other runs the rest."""
+    start servers of their own. With pytest-xdist each group is one unit that one process runs in
+    this order while the other processes run the rest."""
 
     def tier(item: pytest.Item) -> int:
         if "stack" not in getattr(item, "fixturenames", ()):
@@ -342,7 +354,8 @@ def pytest_collection_modifyitems(items):
     items.sort(key=tier)
     for item in items:
         if tier(item) < 4:
-            item.add_marker(pytest.mark.xdist_group("stack"))
+            second = item.nodeid.startswith(SECOND_STACK)
+            item.add_marker(pytest.mark.xdist_group("stack2" if second else "stack"))
 
 
 # The shared stack's settings beyond the launcher's: two web workers (the fault tests kill one), two
