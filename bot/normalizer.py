@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from opencc import OpenCC
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -29,8 +30,6 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-
-from sunshine.yaml_files import read_yaml
 
 TYPOS_FILE = Path(__file__).with_name("typos.yml")
 _FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF10, 0xFF5B) if chr(c - 0xFEE0).isalnum()}
@@ -49,7 +48,7 @@ class Typos:
 
 def read_typos(path: Path = TYPOS_FILE) -> Typos:
     """The typo table, checked: every correction as long as its typo, and no typo empty."""
-    data = read_yaml(path) or {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     unknown = set(data) - {"characters", "words"}
     if unknown:
         raise TypoFileError(f"{path.name}: unknown section {', '.join(sorted(unknown))} (characters, words)")
