@@ -158,7 +158,12 @@ def amount_in_message(tracker: Tracker) -> int | None:
     own words: the mark may cover only a piece of it (十五万 of 三十五万, 2 of 2.5万)."""
     text = tracker.latest_message.get("text") or ""
     for e in tracker.latest_message.get("entities") or []:
-        if e.get("entity") == "amount" and isinstance(e.get("start"), int) and isinstance(e.get("end"), int):
+        if not (isinstance(e.get("start"), int) and isinstance(e.get("end"), int)):
+            continue
+        # A mark ending in a money unit is an amount whatever entity the NLU named it (a model
+        # has marked 3000元 as a phone number: no phone number ends in 元 or 块).
+        money = str(e.get("value") or "").endswith(("元", "块", "万"))
+        if e.get("entity") == "amount" or money:
             found = amount_around(text, e["start"], e["end"])
             if found is not None:
                 return found
