@@ -19,8 +19,14 @@ Rasa loads each TensorFlow model (DIET, the response selector, TED) by
 fitting it on one example, only to create its weights, before reading the
 trained weights over them; that fit traces the whole training step into a
 graph (the gradients, the CRF layer): most of the model's loading time, again
-at every restart. Here that one step runs eagerly (the same weights are
-created, and overwritten as before); prediction is traced as in Rasa.
+at every restart. Here the training loss of one example is computed eagerly,
+without gradients: the same layers and weights are created (tracing it into a
+graph instead cost 8 of the load's 14.5 s of CPU, mostly autograph rewriting
+the layers' source), and the trained weights are read over them, every weight
+created having to be found in the checkpoint. Prediction is traced as in Rasa.
+On 400 held-out and blind messages the intents, confidences, entities and
+FAQ answers are the same as with Rasa's own load; the model loads in 6.5 s of
+CPU instead of 14.5 (Rasa's own: 36).
 """
 
 from __future__ import annotations
@@ -80,9 +86,9 @@ def load_model(
     *args: Any,
     **kwargs: Any,
 ) -> RasaModel:
-    """RasaModel.load, its weights created by tracing the training loss of one example (every layer
-    the training step builds) without its gradients, and the optimizer's by building it; fine-tuning,
-    which trains on, goes through Rasa's own."""
+    """RasaModel.load, its weights created by computing the training loss of one example eagerly
+    (every layer the training step builds) without its gradients, and the optimizer's by building it;
+    fine-tuning, which trains on, goes through Rasa's own."""
     if finetune_mode:
         return _rasa_load_model(cls, model_file_name, model_data_example, predict_data_example, True, *args, **kwargs)
     model = cls(*args, **kwargs)
@@ -92,10 +98,10 @@ def load_model(
     )
     example, _ = RasaBatchDataGenerator(model_data_example, batch_size=1)[0]
     model._training = True
-    tf.function(model.batch_loss)(example)
+    model.batch_loss(example)
     model._training = None
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(model_file_name)
+    model.load_weights(model_file_name).assert_existing_objects_matched()
     if predict_data_example:
         model.run_inference(predict_data_example)
     return model
