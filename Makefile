@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 MODEL := var/models/sunshine.tar.gz
 # Rasa keeps trained components in a cache keyed by their data and settings; one
 # cache per user (not per checkout) lets a fresh clone reuse what is already trained.
-export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/sunshine/rasa
+# The face-evaluation tests keep the evaluation set's encodings there too (by image hash and encoder settings).
+export SUNSHINE_CACHE_DIR ?= $(HOME)/.cache/sunshine
+export RASA_CACHE_DIRECTORY ?= $(SUNSHINE_CACHE_DIR)/rasa
 TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) -not -path 'bot/actions/*' 2>/dev/null)
 
 .PHONY: setup run demo test test-fast test-clock test-postgres lint train chat bench soak nlu-report clean help audit

@@ -17,6 +17,7 @@ cached by image SHA-256 (and the encoder's version) in a JSON file.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +79,9 @@ def load_samples(
         samples.append(Sample(group, person, path.name, encoding, entry.get("refused")))
     if cache_path is not None and changed:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache_path.write_text(json.dumps(cache))
+        written = cache_path.with_name(f".{cache_path.name}.{os.getpid()}")
+        written.write_text(json.dumps(cache))
+        written.replace(cache_path)  # whole or not at all: another process may be reading it
     return samples
 
 

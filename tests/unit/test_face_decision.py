@@ -7,9 +7,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import struct
 import zlib
+from pathlib import Path
 
+import dlib
 import numpy as np
 import pytest
 import requests
@@ -184,10 +187,15 @@ def test_no_pass_beyond_face_recognition_s_own_tolerance_whatever_the_cohort():
 
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
+    """The encodings cache evaluate-faces keeps (by image SHA-256 and encoder settings): in
+    SUNSHINE_CACHE_DIR when set (`make test` sets it per user, as Rasa's cache, and names the file by
+    dlib's version), else a new one (every image encoded)."""
     if not EVAL.is_dir():
         pytest.skip(f"no evaluation set at {EVAL}")
-    cache = tmp_path_factory.mktemp("faces") / "encodings.json"
-    return cache
+    kept = os.environ.get("SUNSHINE_CACHE_DIR")
+    if kept:
+        return Path(kept) / f"face-encodings-dlib-{dlib.__version__}.json"
+    return tmp_path_factory.mktemp("faces") / "encodings.json"
 
 
 def test_evaluate_faces_meets_the_target_on_east_asian_faces(evaluation, capsys):
