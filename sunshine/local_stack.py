@@ -28,10 +28,28 @@ class StackFailed(RuntimeError):
     """The stack exited or was not ready in time; the message ends with its log."""
 
 
+# The kernel gives the local ends of outgoing connections ports from this range.
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing is bound to, chosen at random below the kernel's range for outgoing connections.
+    A port the kernel hands out (bind to port 0) can become the local end of a client connection (a
+    pooled database connection keeps one for hours) before the service meant to listen on it binds it."""
+    try:
+        first_ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 0
+    for _ in range(200):
+        port = LOWEST_PORT + secrets.randbelow(first_ephemeral - LOWEST_PORT) if first_ephemeral > LOWEST_PORT else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port below the ephemeral range")
 
 
 def service_of(proc: psutil.Process) -> str | None:
