@@ -99,5 +99,7 @@ def test_officer_enters_an_application_prints_the_codes_and_each_party_gets_thei
         wait_for(lambda openid=openid, link=link: any(link in m for m in _received(stack, openid)), timeout_s=30)
     with unit_of_work(stack.env["DATABASE_URL"]) as s:
         head = by_id_number(s, stack.env["SECRET_KEY"], HEAD)
-        [application] = s.scalars(select(LoanApplication).where(LoanApplication.customer_id == head.id)).all()
+        [application] = s.scalars(
+            select(LoanApplication).where(LoanApplication.customer_id == head.id).order_by(LoanApplication.id)
+        ).all()
         assert application.status == "awaiting_authorization" and application.events[0].actor == "officer:officer01"

@@ -70,10 +70,12 @@ def kept_for_officer(stack, msg_ids: list[int]) -> set[int]:
     """Which of these messages are kept in an open hand-off for the officer to answer."""
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         keys = session.scalars(
-            select(ConversationMessage.wechat_msg_key).where(
+            select(ConversationMessage.wechat_msg_key)
+            .where(
                 ConversationMessage.wechat_msg_key.in_([str(i) for i in msg_ids]),
                 ConversationMessage.hand_off_id.is_not(None),
             )
+            .order_by(ConversationMessage.id)
         ).all()
     return {int(k) for k in keys}
 
@@ -194,7 +196,9 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
     while time.monotonic() < deadline:  # the job has claimed the queries and waits for the bureau
         with unit_of_work(url) as session:
             querying = session.scalars(
-                select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)
+                select(CreditReportRecord.status)
+                .where(CreditReportRecord.application_id == app_id)
+                .order_by(CreditReportRecord.id)
             ).all()
         if querying.count("querying") == 3:
             break
@@ -212,10 +216,18 @@ def test_a_worker_killed_during_a_bureau_query_finishes_it_after_restart_once(st
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
         assert (
-            session.scalars(select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)).all()
+            session.scalars(
+                select(CreditReportRecord.status)
+                .where(CreditReportRecord.application_id == app_id)
+                .order_by(CreditReportRecord.id)
+            ).all()
             == ["received"] * 3
         )
-        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        events = session.scalars(
+            select(ApplicationEvent.action)
+            .where(ApplicationEvent.application_id == app_id)
+            .order_by(ApplicationEvent.id)
+        ).all()
     assert events.count("reports_arrived") == 1, events
     queries = requests.get(f"{bureau}/_emulator/queries", timeout=5).json()[earlier:]
     assert len(queries) == 3  # the second asking of each report was not a second query at the bureau
@@ -235,11 +247,17 @@ def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_un
     assert statuses and set(statuses) == {"failed"}, statuses
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status == "awaiting_authorization"
-        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        events = session.scalars(
+            select(ApplicationEvent.action)
+            .where(ApplicationEvent.application_id == app_id)
+            .order_by(ApplicationEvent.id)
+        ).all()
         auth_ids = {
             str(a)
             for a in session.scalars(
-                select(CreditReportRecord.authorization_id).where(CreditReportRecord.application_id == app_id)
+                select(CreditReportRecord.authorization_id)
+                .where(CreditReportRecord.application_id == app_id)
+                .order_by(CreditReportRecord.id)
             )
         }
     assert events.count("credit_reports_failed") == 1, events
@@ -261,7 +279,11 @@ def test_a_failing_bureau_leaves_the_application_waiting_and_the_officer_told_un
     assert retry.returncode == 0, retry.stderr[-2000:]
     with unit_of_work(url) as session:
         assert session.get(LoanApplication, app_id).status != "awaiting_authorization"
-        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        events = session.scalars(
+            select(ApplicationEvent.action)
+            .where(ApplicationEvent.application_id == app_id)
+            .order_by(ApplicationEvent.id)
+        ).all()
     assert _report_statuses(url, app_id) == ["received"] * len(auth_ids)
     assert events.count("reports_arrived") == 1, events
     queries = [
@@ -280,11 +302,13 @@ def signed_application(stack, openid: str = "o_demo_qianyumei", amount: int = 60
         customer = by_openid(s, openid)
         # The shared stack's earlier tests may have left her 公e贷 application live (one per product).
         for live in s.scalars(
-            select(LoanApplication).where(
+            select(LoanApplication)
+            .where(
                 LoanApplication.customer_id == customer.id,
                 LoanApplication.product_code == "civil_servant_e_loan",
                 LoanApplication.status.not_in(FINAL_APPLICATION_STATUSES),
             )
+            .order_by(LoanApplication.id)
         ):
             svc.withdraw(s, live.id, actor="test")
         app = svc.apply(s, customer.id, "civil_servant_e_loan", amount, 12, idempotency_key=f"faults-{openid}")
@@ -318,7 +342,11 @@ def test_a_worker_killed_mid_disbursement_pays_once_after_restart(stack):
         time.sleep(0.3)
     assert status == "disbursed"
     with unit_of_work(url) as session:
-        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        events = session.scalars(
+            select(ApplicationEvent.action)
+            .where(ApplicationEvent.application_id == app_id)
+            .order_by(ApplicationEvent.id)
+        ).all()
     assert events.count("disbursed") == 1, events
     paid = requests.get(f"{core}/_emulator/disbursements", timeout=5).json()[paid_before:]
     assert [p["amount_fen"] for p in paid] == [6_000_000]  # paid exactly once
@@ -347,7 +375,9 @@ def _report_statuses(url: str, app_id: int, until=None, timeout: float = 0) -> l
     while True:
         with unit_of_work(url) as session:
             statuses = session.scalars(
-                select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)
+                select(CreditReportRecord.status)
+                .where(CreditReportRecord.application_id == app_id)
+                .order_by(CreditReportRecord.id)
             ).all()
         if until is None or until(statuses) or time.monotonic() > deadline:
             return statuses
@@ -402,7 +432,9 @@ def test_a_killed_redis_keeps_messages_and_answers_them_after_restart(stack):
     assert len(answers) == 1 and answers[0]["content"] != HELD_FOR_LATER, answers
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         assert session.scalars(
-            select(ConversationMessage.status).where(ConversationMessage.openid == probe.openid)
+            select(ConversationMessage.status)
+            .where(ConversationMessage.openid == probe.openid)
+            .order_by(ConversationMessage.id)
         ).all() == ["relayed"]
     assert_answered_once(stack, result)
     assert restarts(stack, "redis") >= 1
@@ -432,11 +464,13 @@ def test_a_killed_rasa_gives_a_fallback_and_tells_an_officer(stack):
     while True:  # every hand-off it opened is put before an officer in WeCom
         with unit_of_work(stack.env["DATABASE_URL"]) as session:
             hand_offs = session.scalars(
-                select(HandOff.id).where(HandOff.reason == "bot_unavailable", HandOff.id > before)
+                select(HandOff.id).where(HandOff.reason == "bot_unavailable", HandOff.id > before).order_by(HandOff.id)
             ).all()
             sent = set(
                 session.scalars(
-                    select(OfficerNotice.hand_off_id).where(OfficerNotice.kind == "new", OfficerNotice.status == "sent")
+                    select(OfficerNotice.hand_off_id)
+                    .where(OfficerNotice.kind == "new", OfficerNotice.status == "sent")
+                    .order_by(OfficerNotice.id)
                 ).all()
             )
         if hand_offs and set(hand_offs) <= sent or time.monotonic() > deadline:

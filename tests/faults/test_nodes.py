@@ -160,7 +160,11 @@ def test_a_node_lost_under_load_loses_and_repeats_nothing(cluster, tmp_path):
     )
     assert statuses == ["received"] * 3
     with unit_of_work(db_url) as session:
-        events = session.scalars(select(ApplicationEvent.action).where(ApplicationEvent.application_id == app_id)).all()
+        events = session.scalars(
+            select(ApplicationEvent.action)
+            .where(ApplicationEvent.application_id == app_id)
+            .order_by(ApplicationEvent.id)
+        ).all()
         pairs = session.execute(
             select(LoanApplication.customer_id, LoanApplication.product_code, func.count(LoanApplication.id))
             .group_by(LoanApplication.customer_id, LoanApplication.product_code)
@@ -179,5 +183,9 @@ def test_a_node_lost_under_load_loses_and_repeats_nothing(cluster, tmp_path):
 def _report_statuses(url: str, app_id: int) -> list[str]:
     with unit_of_work(url) as session:
         return list(
-            session.scalars(select(CreditReportRecord.status).where(CreditReportRecord.application_id == app_id)).all()
+            session.scalars(
+                select(CreditReportRecord.status)
+                .where(CreditReportRecord.application_id == app_id)
+                .order_by(CreditReportRecord.id)
+            ).all()
         )

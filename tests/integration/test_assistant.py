@@ -159,11 +159,18 @@ def test_a_customer_applies_through_wechat_from_greeting_to_submission(stack):
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         chen = session.scalar(select(Customer).where(Customer.wechat_openid == openid))
         assert chen is not None and chen.name == "陈立新"
-        apps = session.scalars(select(LoanApplication).where(LoanApplication.customer_id == chen.id)).all()
+        apps = session.scalars(
+            select(LoanApplication).where(LoanApplication.customer_id == chen.id).order_by(LoanApplication.id)
+        ).all()
         assert [(a.product_code, a.amount, a.term_months, a.purpose, a.status) for a in apps] == [
             ("sunshine_e_loan", 50000, 12, "买化肥种子", "awaiting_authorization")
         ]
-        assert session.scalars(select(Authorization).where(Authorization.customer_id == chen.id)).first() is not None
+        assert (
+            session.scalars(
+                select(Authorization).where(Authorization.customer_id == chen.id).order_by(Authorization.id)
+            ).first()
+            is not None
+        )
     assert re.search(r"/auth/[A-Za-z0-9_-]{20,}", said["确认"]), said["确认"]
 
 

@@ -74,7 +74,9 @@ def test_hand_off_switches_the_customer_to_the_officer_and_back(stack):
     with unit_of_work(stack.env["DATABASE_URL"]) as session:
         hand_off = session.get(HandOff, hand_off.id)
         kept = session.scalars(
-            select(ConversationMessage.body).where(ConversationMessage.hand_off_id == hand_off.id)
+            select(ConversationMessage.body)
+            .where(ConversationMessage.hand_off_id == hand_off.id)
+            .order_by(ConversationMessage.id)
         ).all()
         assert kept == ["我想问问30万能批不"]
         close_hand_off(session, hand_off, "officer:officer01")

@@ -70,7 +70,12 @@ def evidence(url, event=None):
 
 def notices_to_applicant(url):
     with unit_of_work(url) as s:
-        return [a.detail["text"] for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "customer.notified"))]
+        return [
+            a.detail["text"]
+            for a in s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "customer.notified").order_by(AuditEntry.id)
+            )
+        ]
 
 
 def test_another_holder_of_the_link_cannot_take_the_steps_after_identity(make_client, demo_settings, guarantor):
@@ -123,7 +128,7 @@ def test_another_holder_of_the_link_cannot_take_the_steps_after_identity(make_cl
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "guarantor"))
         assert auth.status == "pending" and auth.face_verified_at is None and auth.attempts == 0
         assert len(auth.step_session_hash) == 64 and auth.step_session_hash not in cookie  # only its hash is kept
-        assert s.scalars(select(CreditReportRecord)).all() == []
+        assert s.scalars(select(CreditReportRecord).order_by(CreditReportRecord.id)).all() == []
 
 
 def digits_free(shown: str) -> str:
@@ -197,7 +202,10 @@ def test_a_declined_face_check_is_recorded_and_the_applicant_told_once(
     ]
     with unit_of_work(url) as s:
         actions = [
-            e.action for e in s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id))
+            e.action
+            for e in s.scalars(
+                select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
+            )
         ]
         assert actions.count("biometric_declined") == 1
     # a change of mind: the same session can still agree
@@ -244,7 +252,9 @@ def test_a_lock_is_told_to_the_applicant_and_released_only_by_an_officer(make_cl
         assert s.get(Authorization, auth_id).status == "released"
         notes = [
             e
-            for e in s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id))
+            for e in s.scalars(
+                select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
+            )
             if e.action == "authorization_released"
         ]
         assert len(notes) == 1 and notes[0].actor == officer and officer in notes[0].reason

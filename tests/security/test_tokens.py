@@ -81,5 +81,5 @@ def test_a_used_token_opens_nothing_any_more(make_client, demo_settings, applica
         assert resp.status_code == 404 and "已使用" in resp.json["message"], step
     assert client.get(base).status_code == 404 and client.get(f"{base}/qr.png").status_code == 404
     with unit_of_work(demo_settings.database_url) as s:
-        events = s.scalars(select(ConsentEvidence.event)).all()
+        events = s.scalars(select(ConsentEvidence.event).order_by(ConsentEvidence.id)).all()
         assert events and set(events) == {"refused"}

@@ -182,7 +182,7 @@ def test_credit_line_when_the_line_has_expired(bank_env):
 
 def hand_offs(url: str, openid: str) -> list[HandOff]:
     with unit_of_work(url) as session:
-        return list(session.scalars(select(HandOff).where(HandOff.openid == openid)))
+        return list(session.scalars(select(HandOff).where(HandOff.openid == openid).order_by(HandOff.id)))
 
 
 def test_hand_off_is_recorded_once_and_the_customer_told_who_answers(bank_env):

@@ -126,7 +126,7 @@ def test_three_parties_consent_then_reports_are_queried_once_in_parallel(demo_se
     with unit_of_work(settings.database_url) as s:
         app = s.get(LoanApplication, app_id)
         assert app.status == "under_review" and app.review_mode == "officer"  # 担保贷: always an officer
-        assert {r.status for r in s.scalars(select(CreditReportRecord))} == {"received"}
+        assert {r.status for r in s.scalars(select(CreditReportRecord).order_by(CreditReportRecord.id))} == {"received"}
         records = list(evidence.export(s))
     assert evidence.verify_chain(records) == []
     consents = [r for r in records if r["event"] == "consented"]

@@ -113,7 +113,7 @@ def test_a_party_without_a_bound_wechat_passes_an_sms_code_to_the_phone_on_file(
     with unit_of_work(url) as s:
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
         assert auth.sms_code_hash is None and auth.sms_sends == 2 and auth.attempts == 2
-        assert code not in str([e.detail for e in s.scalars(select(ConsentEvidence))])
+        assert code not in str([e.detail for e in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))])
 
 
 def test_the_mini_program_login_must_be_the_party_s_own_wechat(demo_settings, application):
@@ -189,9 +189,12 @@ def test_the_last_consent_s_job_fetches_the_reports_in_a_worker_and_the_officer_
             )
         ]
         officer = str(app.customer.officer_id)
-        assert {a.subject_id for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "officer.notified"))} == {
-            officer
-        }
+        assert {
+            a.subject_id
+            for a in s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "officer.notified").order_by(AuditEntry.id)
+            )
+        } == {officer}
     assert actions.count("authorization_consented") == 3
     assert actions.index("credit_reports_received") < actions.index("reports_arrived")
     assert "还需：" in notices[0] and "全部授权完成" in notices[2] and "征信报告已返回" in notices[3]

@@ -133,7 +133,9 @@ def test_reissues_beyond_the_daily_limit_are_refused_and_recorded(bank_env, monk
     assert "您本人的授权链接" in refused and "您的配偶李**的授权链接" in refused
     with unit_of_work(bank_env) as session:
         assert all(find_by_token(session, t) for t in sent[-1])  # the last links still work
-        refusals = session.scalars(select(ConsentEvidence).where(ConsentEvidence.event == "refused")).all()
+        refusals = session.scalars(
+            select(ConsentEvidence).where(ConsentEvidence.event == "refused").order_by(ConsentEvidence.id)
+        ).all()
         assert [(r.detail["step"], r.detail["reason"]) for r in refusals] == [("reissue", "daily_limit")] * 2
 
 
@@ -159,14 +161,19 @@ def test_a_locked_party_gets_no_fresh_link_until_an_officer_releases_it(bank_env
     assert len(tokens(text)) == 1  # the applicant's own link only
     with unit_of_work(bank_env) as session:
         assert [
-            a.party_role for a in session.scalars(select(Authorization).where(Authorization.status == "pending"))
+            a.party_role
+            for a in session.scalars(
+                select(Authorization).where(Authorization.status == "pending").order_by(Authorization.id)
+            )
         ] == ["applicant"]
         officer = session.scalar(select(Officer).where(Officer.username == "officer01"))
         name = officer.display_name
         release_lock(session, session.scalar(select(Authorization).where(Authorization.status == "locked")), officer)
     with unit_of_work(bank_env) as session:
         history = session.scalars(
-            select(ApplicationEvent).where(ApplicationEvent.application_id == application_id)
+            select(ApplicationEvent)
+            .where(ApplicationEvent.application_id == application_id)
+            .order_by(ApplicationEvent.id)
         ).all()
         released = [e for e in history if e.action == "authorization_released"]
         assert len(released) == 1 and name in released[0].reason and released[0].actor == name

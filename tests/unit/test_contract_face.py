@@ -90,7 +90,11 @@ def contract(settings, app_id) -> LoanContract:
 def events(settings, app_id) -> list[str]:
     with unit_of_work(settings.database_url) as s:
         cid = for_application(s, app_id).id
-        return list(s.scalars(select(ConsentEvidence.event).where(ConsentEvidence.contract_id == cid)))
+        return list(
+            s.scalars(
+                select(ConsentEvidence.event).where(ConsentEvidence.contract_id == cid).order_by(ConsentEvidence.id)
+            )
+        )
 
 
 def test_a_passed_face_check_lets_the_borrower_sign_and_the_signature_carries_it(above):

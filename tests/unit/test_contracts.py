@@ -133,7 +133,9 @@ def test_signing_with_the_borrowers_wechat_records_evidence_keeps_the_pdf_and_qu
         assert record.consent_text == shown["text"] and record.detail["text_sha256"] == shown["text_sha256"]
         assert (record.party_name, record.client_ip) == ("张建国", "10.0.0.8")
         assert evidence.verify_chain(evidence.export(s), evidence.configured_keys()) == []
-        event = s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id)).all()[-1]
+        event = s.scalars(
+            select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
+        ).all()[-1]
         assert (event.from_status, event.to_status, event.detail) == (
             "approved",
             "signed",

@@ -103,7 +103,9 @@ def test_the_village_file_brings_tags_and_refuses_a_row_with_a_tag_outside_the_c
             ("assets", "大棚", "village_file", "import"),
         ]
         assert by_id_number(s, TEST_SECRET, bad) is None  # the refused row changed nothing
-        refused = s.scalars(select(AuditEntry).where(AuditEntry.action == "village_file.row_refused")).all()
+        refused = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "village_file.row_refused").order_by(AuditEntry.id)
+        ).all()
         assert [e.subject_id for e in refused] == ["3", "4", "5"]
     with unit_of_work(db_url) as s:  # the same file again changes nothing
         again = import_village(s, tmp_path, rows[:1])

@@ -32,7 +32,9 @@ class Officers:
 
 def events(settings, app_id) -> list[ApplicationEvent]:
     with unit_of_work(settings.database_url) as s:
-        rows = s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == app_id))
+        rows = s.scalars(
+            select(ApplicationEvent).where(ApplicationEvent.application_id == app_id).order_by(ApplicationEvent.id)
+        )
         return [(e.action, e.to_status, e.reason, e.detail) for e in rows]
 
 
@@ -155,7 +157,7 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_pays_once(core):
     keys = [r["key"] for r in state["requests"] if "disbursements" in r["path"]]
     assert keys == [idempotency_key(app_id)] * 2
     with unit_of_work(settings.database_url) as s:
-        (loan,) = s.scalars(select(Loan)).all()
+        (loan,) = s.scalars(select(Loan).order_by(Loan.id)).all()
         assert s.get(LoanApplication, app_id).status == "disbursed"
     opening = settlement_account_for(ZHANG_ID)[1]
     assert client.deposit_account(loan.settlement_account).balance_fen == opening + 5_000_000

@@ -222,7 +222,7 @@ def test_with_the_demo_references_zhang_and_his_spouse_authorize_with_the_moving
     for token, name in parties.values():
         authorize(demo_db_url, token, name, sms, demo_settings.redis_url)
     with unit_of_work(demo_db_url) as s:
-        assert {a.status for a in s.scalars(select(Authorization))} == {"consented"}
+        assert {a.status for a in s.scalars(select(Authorization).order_by(Authorization.id))} == {"consented"}
 
 
 def test_make_run_s_prepare_loads_the_demo_references(tmp_path, capsys):

@@ -27,7 +27,9 @@ def test_an_entered_application_keeps_who_entered_it_and_how_and_is_made_once(de
         first = svc.apply(s, zhang.id, "sunshine_e_loan", 50_000, 12, "console:k1", **entered)
         again = svc.apply(s, zhang.id, "sunshine_e_loan", 50_000, 12, "console:k1", **entered)
         assert again.id == first.id and first.status == "awaiting_authorization"
-        events = s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == first.id)).all()
+        events = s.scalars(
+            select(ApplicationEvent).where(ApplicationEvent.application_id == first.id).order_by(ApplicationEvent.id)
+        ).all()
     assert [(e.action, e.actor) for e in events] == [
         ("created", "officer:officer01"),
         ("submitted", "officer:officer01"),

@@ -324,7 +324,9 @@ def test_the_evidence_records_which_engine_decided_and_a_retake_costs_no_attempt
     with unit_of_work(db) as s:
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "spouse"))
         assert auth.attempts == 0 and auth.face_verified_at is not None
-        records = s.scalars(select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id)).all()
+        records = s.scalars(
+            select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id).order_by(ConsentEvidence.id)
+        ).all()
         by_event = {r.event: r for r in records}
     assert by_event["face_retake"].detail["engine"] == "local"
     face = by_event["face_passed"].face
@@ -333,7 +335,7 @@ def test_the_evidence_records_which_engine_decided_and_a_retake_costs_no_attempt
 
 def test_the_local_engine_s_cohort_is_the_other_customers_references(demo_settings, application):
     with unit_of_work(demo_settings.database_url) as s:
-        parties = s.scalars(select(Authorization.party_customer_id)).all()
+        parties = s.scalars(select(Authorization.party_customer_id).order_by(Authorization.id)).all()
         cohort = cohort_of(s, TEST_SECRET, parties[0])
         assert cohort.shape == (len(set(parties)) - 1, 128)
         match = LocalEngine(TEST_SECRET, face_match.Policy()).matcher(s, s.get(Customer, parties[0]))

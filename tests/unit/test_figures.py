@@ -126,7 +126,7 @@ def branch(db_url, tmp_path):
                 f"乙村,乙一,{person_id('19700101', seq=5)},,farmer,200000,2027-12-31,,",
             ],
         )
-        people = {c.name: c for c in s.scalars(select(Customer))}
+        people = {c.name: c for c in s.scalars(select(Customer).order_by(Customer.id))}
         a, b, c, e = people["甲一"], people["甲二"], people["甲三"], people["乙一"]
         s.scalar(select(CreditLine).where(CreditLine.customer_id == a.id)).used_amount = 30_000
         s.scalar(select(CreditLine).where(CreditLine.customer_id == c.id)).valid_until = date(2026, 6, 30)  # expired

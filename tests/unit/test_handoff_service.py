@@ -115,7 +115,10 @@ def test_deadlines_warn_the_officer_and_escalate_overdue_to_supervisors_once(dem
         later, _ = h.request_hand_off(s, "o_other", "customer_request", deadline=timedelta(hours=2))
         assert h.sweep_deadlines(s, timedelta(minutes=5)) == 2
         assert h.sweep_deadlines(s, timedelta(minutes=5)) == 0
-        kinds = {(n.hand_off_id, n.officer.username, n.kind) for n in s.scalars(select(OfficerNotice))}
+        kinds = {
+            (n.hand_off_id, n.officer.username, n.kind)
+            for n in s.scalars(select(OfficerNotice).order_by(OfficerNotice.id))
+        }
         assert (near.id, "officer01", "deadline") in kinds
         assert (late.id, "supervisor01", "overdue") in kinds
         assert not any(k[0] == later.id and k[2] != "new" for k in kinds)

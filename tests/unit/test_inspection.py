@@ -257,7 +257,12 @@ def test_a_batch_keeps_raises_lowers_and_sends_on_site_once(demo_settings):
         assert lines[wang].baseline["amount"] == 88_000
         for i in (zhao, chen):  # unchanged until the officer has been
             assert lines[i].valid_until == today + timedelta(days=10)
-        tasks = {t.credit_line_id: t for t in s.scalars(select(LineInspection).where(LineInspection.mode == "on_site"))}
+        tasks = {
+            t.credit_line_id: t
+            for t in s.scalars(
+                select(LineInspection).where(LineInspection.mode == "on_site").order_by(LineInspection.id)
+            )
+        }
         officer01 = s.scalar(select(Officer).where(Officer.username == "officer01"))
         assert (tasks[chen].officer_id, tasks[chen].deadline) == (officer01.id, today + timedelta(days=15))
         assert tasks[chen].reasons == [{"code": "watch_list", "text": "户主在关注名单上：村委反映外出"}]
@@ -375,7 +380,9 @@ def test_a_second_submit_or_an_edit_after_locking_is_refused_and_recorded(demo_s
     with unit_of_work(db) as s:
         locked = s.get(LineInspection, task)
         assert (locked.findings, locked.conclusion, len(locked.photos)) == ("一切正常", "pass", 1)
-        refused = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "inspection.refused_locked")).all()
+        refused = s.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "inspection.refused_locked").order_by(AuditEntry.id)
+        ).all()
         assert refused == [{"what": "submit"}, {"what": "save"}]
 
 

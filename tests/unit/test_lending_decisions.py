@@ -110,7 +110,7 @@ def test_a_village_s_small_pending_loans_are_approved_in_one_run(db_url, tmp_pat
     assert (result.approved, result.over_limit) == (app_ids[:3], app_ids[3:])
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     with unit_of_work(db_url) as s:
-        statuses = {a.id: a.status for a in s.scalars(select(LoanApplication))}
+        statuses = {a.id: a.status for a in s.scalars(select(LoanApplication).order_by(LoanApplication.id))}
         assert [statuses[i] for i in app_ids] == ["approved"] * 3 + ["under_review"]
         assert statuses[other.id] == "under_review"
         assert s.get(LoanApplication, app_ids[0]).events[-1].actor == "officer:supervisor01"

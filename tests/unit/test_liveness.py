@@ -225,8 +225,10 @@ def test_refused_attempts_are_recorded_counted_and_query_nothing(demo_settings, 
     with unit_of_work(url) as s:
         auth = s.scalar(select(Authorization).where(Authorization.party_role == "applicant"))
         assert auth.status == "locked" and auth.face_verified_at is None
-        records = s.scalars(select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id)).all()
-        assert s.scalars(select(CreditReportRecord)).all() == []
+        records = s.scalars(
+            select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id).order_by(ConsentEvidence.id)
+        ).all()
+        assert s.scalars(select(CreditReportRecord).order_by(CreditReportRecord.id)).all() == []
     refused = [(r.event, r.detail.get("reason")) for r in records if r.event in ("liveness_refused", "face_failed")]
     assert refused == [
         ("face_failed", None),

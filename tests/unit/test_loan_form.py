@@ -287,7 +287,7 @@ def test_the_confirmation_shows_every_answer_masked(bank_env):
 
 def applications(url: str) -> list[LoanApplication]:
     with unit_of_work(url) as session:
-        return list(session.scalars(select(LoanApplication)))
+        return list(session.scalars(select(LoanApplication).order_by(LoanApplication.id)))
 
 
 def test_a_confirmed_form_is_submitted_once_and_the_result_told(bank_env):

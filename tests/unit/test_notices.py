@@ -172,7 +172,11 @@ def test_when_every_channel_refuses_the_officer_gets_the_notice(bank):
     with unit_of_work(settings.database_url) as s:
         hand_off = open_hand_off(s, OPENID)
         assert hand_off.reason == "message_undelivered"
-        kept = s.scalars(select(ConversationMessage).where(ConversationMessage.hand_off_id == hand_off.id)).all()
+        kept = s.scalars(
+            select(ConversationMessage)
+            .where(ConversationMessage.hand_off_id == hand_off.id)
+            .order_by(ConversationMessage.id)
+        ).all()
         assert [(m.body, m.status, m.errcode) for m in kept] == [(DECISION_TEXT, "undelivered", 43004)]
 
 

@@ -213,7 +213,9 @@ def test_a_customer_without_wechat_gets_the_officer_told_of_an_overdue_instalmen
         ("overdue", "officer"),
     ]
     with unit_of_work(settings.database_url) as s:
-        (text,) = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "officer.notified")).all()
+        (text,) = s.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "officer.notified").order_by(AuditEntry.id)
+        ).all()
         assert "张**" in text["text"] and "第1期" in text["text"] and "请电话联系" in text["text"]
     assert sweep(settings, svc, url, due + timedelta(days=2))[0].to_officer == []
 

@@ -112,7 +112,16 @@ def test_brute_force_of_a_name_and_id_is_stopped_after_the_limit(demo_settings, 
     assert bound_to(url, STRANGER) is None
     with unit_of_work(url) as s:
         assert by_id_number(s, TEST_SECRET, ZHOU_ID).wechat_openid is None
-        assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "customer.wechat_bind_limited")).all()) == 18
+        assert (
+            len(
+                s.scalars(
+                    select(AuditEntry)
+                    .where(AuditEntry.action == "customer.wechat_bind_limited")
+                    .order_by(AuditEntry.id)
+                ).all()
+            )
+            == 18
+        )
 
 
 def test_a_right_guess_within_the_limit_only_sends_a_code_to_her_phone(demo_settings, gateway):
@@ -289,12 +298,12 @@ def test_customers_are_unchanged_by_failed_binding(demo_settings, gateway):
     send, _ = gateway
     url = demo_settings.database_url
     with unit_of_work(url) as s:
-        before = {c.id: c.wechat_openid for c in s.scalars(select(Customer))}
+        before = {c.id: c.wechat_openid for c in s.scalars(select(Customer).order_by(Customer.id))}
     for text in (f"{ZHOU} {ZHOU_ID}", f"{ZHANG} {ZHANG_ID}", f"王五 {CHEN_ID}"):
         ask(url, STRANGER, text, send)
         confirm(url, STRANGER, "123456", send)
     with unit_of_work(url) as s:
-        assert {c.id: c.wechat_openid for c in s.scalars(select(Customer))} == before
+        assert {c.id: c.wechat_openid for c in s.scalars(select(Customer).order_by(Customer.id))} == before
 
 
 def test_a_gateway_failure_is_logged_and_the_answer_stands(demo_settings, closed_address, caplog):

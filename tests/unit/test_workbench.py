@@ -135,7 +135,9 @@ def test_counts_are_whole_rows_are_limited_and_sources_may_be_added(demo_setting
     assert (queue.count, len(queue.rows)) == (ROW_LIMIT + 3, ROW_LIMIT)
 
     def visits(session, officer_: Officer, day: WorkDay) -> WorkGroup:
-        mine = session.scalars(select(Customer.name).where(Customer.officer_id == officer_.id)).all()
+        mine = session.scalars(
+            select(Customer.name).where(Customer.officer_id == officer_.id).order_by(Customer.id)
+        ).all()
         return WorkGroup("visits", "今日走访", len(mine), 0, (), f"{day.today}没有走访")
 
     with unit_of_work(url) as s:

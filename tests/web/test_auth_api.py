@@ -70,7 +70,7 @@ def test_bad_input_and_attacks_are_refused_and_recorded(make_client, demo_settin
         events = [e.event for e in s.scalars(select(ConsentEvidence).order_by(ConsentEvidence.id))]
         assert events == ["refused", "refused", "refused", "refused", "identity_failed"]
         assert s.scalar(select(Authorization.attempts).where(Authorization.party_role == "guarantor")) == 1
-        assert s.scalars(select(CreditReportRecord)).all() == []
+        assert s.scalars(select(CreditReportRecord).order_by(CreditReportRecord.id)).all() == []
 
 
 def test_a_non_image_upload_counts_as_a_failed_attempt(make_client, demo_settings, application, sms):
@@ -203,7 +203,9 @@ def test_the_last_consent_queues_the_reports_for_a_worker(
     settings = replace(demo_settings, bureau_url=url)
     app_id, tokens, names = application
     with unit_of_work(settings.database_url) as s:  # the spouse and the guarantor consented earlier
-        for auth in s.scalars(select(Authorization).where(Authorization.party_role != "applicant")):
+        for auth in s.scalars(
+            select(Authorization).where(Authorization.party_role != "applicant").order_by(Authorization.id)
+        ):
             auth.status = "consented"
         digits = id_digits(s, tokens["applicant"])
     client = in_wechat(make_client(bureau_url=url), "o_demo_zhangjianguo")

@@ -24,12 +24,15 @@ def text(resp) -> str:
 
 def ids(settings):
     with unit_of_work(settings.database_url) as s:
-        return {o.username: o.id for o in s.scalars(select(Officer))}
+        return {o.username: o.id for o in s.scalars(select(Officer).order_by(Officer.id))}
 
 
 def audits(settings, action):
     with unit_of_work(settings.database_url) as s:
-        return [(e.actor, e.detail) for e in s.scalars(select(AuditEntry).where(AuditEntry.action == action))]
+        return [
+            (e.actor, e.detail)
+            for e in s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        ]
 
 
 @pytest.fixture
@@ -120,7 +123,9 @@ def test_deactivating_an_officer_ends_their_sessions_and_reactivating_does_not_r
     assert not is_in(me)
     assert log_in(make_client(), "officer01", "sunshine-demo").status_code == 401
     with unit_of_work(demo_settings.database_url) as s:
-        ended = s.scalars(select(OfficerSession.end_reason).where(OfficerSession.officer_id == officer_id)).all()
+        ended = s.scalars(
+            select(OfficerSession.end_reason).where(OfficerSession.officer_id == officer_id).order_by(OfficerSession.id)
+        ).all()
         assert ended == ["deactivated"]
     again = boss.post(f"/console/admin/officers/{officer_id}/deactivate", data={"csrf": boss.csrf})
     assert again.status_code == 400 and "李经理的账号已经停用" in text(again)

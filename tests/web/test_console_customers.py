@@ -64,7 +64,9 @@ def test_an_officer_finds_and_opens_only_their_own_customers_a_supervisor_all(lo
     resp = officer.post(f"/console/customers/{cid}/tags", data={"tag": "assets=货车", "csrf": officer.csrf})
     assert resp.status_code == 403
     with unit_of_work(demo_settings.database_url) as s:
-        refused = s.scalars(select(AuditEntry).where(AuditEntry.action == "customer.access_refused")).all()
+        refused = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "customer.access_refused").order_by(AuditEntry.id)
+        ).all()
         assert [(e.actor, e.subject_id) for e in refused] == [("officer:officer01", str(cid))] * 2
         assert "资产：货车" not in labelled(s, cid)
     supervisor = login("supervisor01")

@@ -92,7 +92,11 @@ def test_officer_finds_the_applicant_enters_the_application_and_the_codes_go_out
             "awaiting_authorization",
         )
         assert application.purpose == "扩大养殖" and application.guarantor.name == "王春华"
-        events = s.scalars(select(ApplicationEvent).where(ApplicationEvent.application_id == application.id)).all()
+        events = s.scalars(
+            select(ApplicationEvent)
+            .where(ApplicationEvent.application_id == application.id)
+            .order_by(ApplicationEvent.id)
+        ).all()
         assert [(e.action, e.actor) for e in events] == [
             ("created", "officer:officer01"),
             ("submitted", "officer:officer01"),
@@ -156,7 +160,9 @@ def test_another_officers_customer_is_refused_and_recorded_a_supervisor_may(logi
         assert resp.status_code == 403 and "这是其他客户经理的客户，只有主管可以为他录入贷款申请" in resp.data.decode()
     assert counts(demo_settings) == (0, 0)
     with unit_of_work(demo_settings.database_url) as s:
-        refusals = s.scalars(select(AuditEntry).where(AuditEntry.action == "application.entry_refused")).all()
+        refusals = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "application.entry_refused").order_by(AuditEntry.id)
+        ).all()
         assert [(r.actor, r.subject_id, r.detail["method"]) for r in refusals] == [
             ("officer:officer01", str(customer_id), "GET"),
             ("officer:officer01", str(customer_id), "POST"),

@@ -96,7 +96,14 @@ def test_another_officers_task_is_403_without_the_supervisor_role(login, demo_se
     assert "陈立新" not in other.get("/console/inspections").get_data(as_text=True)
     with unit_of_work(demo_settings.database_url) as s:
         assert s.get(LineInspection, task).submitted_at is None
-        assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "inspection.refused_other")).all()) == 2
+        assert (
+            len(
+                s.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "inspection.refused_other").order_by(AuditEntry.id)
+                ).all()
+            )
+            == 2
+        )
     supervisor = login("supervisor01")
     assert "陈立新" in supervisor.get("/console/inspections").get_data(as_text=True)
     assert supervisor.get(f"/console/inspections/{task}").status_code == 200

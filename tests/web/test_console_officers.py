@@ -162,7 +162,9 @@ def test_reply_to_a_closed_hand_off_gets_a_clear_message(login, demo_settings):
     page = officer.post(f"/console/hand-offs/{hid}/reply", data={"text": "还在吗", "csrf": officer.csrf})
     assert page.status_code == 409 and "这个会话已经结束，不能再回复" in page.data.decode()
     with unit_of_work(demo_settings.database_url) as s:
-        assert [m.body for m in s.scalars(select(ConversationMessage))] == [h.CLOSING_NOTE]
+        assert [m.body for m in s.scalars(select(ConversationMessage).order_by(ConversationMessage.id))] == [
+            h.CLOSING_NOTE
+        ]
 
 
 def test_claim_transfer_and_the_queue(login, demo_settings):

@@ -198,7 +198,7 @@ def test_an_officer_with_a_first_password_must_change_it_before_anything_else(ma
 
 def test_the_demo_officers_need_no_change(demo_settings):
     with unit_of_work(demo_settings.database_url) as s:
-        assert s.scalars(select(Officer.must_change_password)).all() == [False, False]
+        assert s.scalars(select(Officer.must_change_password).order_by(Officer.id)).all() == [False, False]
 
 
 def test_wrong_passwords_back_off_for_that_address_only(make_client, demo_settings):

@@ -87,7 +87,9 @@ def test_the_officer_sees_the_contract_and_downloads_its_pdf(make_client, demo_s
     pdf = page.get(f"/console/applications/{app_id}/contract.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     with unit_of_work(demo_settings.database_url) as s:
-        viewed = s.scalars(select(AuditEntry).where(AuditEntry.action == "contract.pdf_viewed")).all()
+        viewed = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "contract.pdf_viewed").order_by(AuditEntry.id)
+        ).all()
         assert [(e.actor, e.subject_id) for e in viewed] == [("officer:officer01", str(app_id))]
 
 

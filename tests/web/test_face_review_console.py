@@ -80,7 +80,10 @@ def test_the_officer_compares_and_approves_and_the_page_continues_to_the_consent
         auth = s.get(Authorization, review.authorization_id)
         assert auth.attempts == 0
         events = [
-            e.event for e in s.scalars(select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id))
+            e.event
+            for e in s.scalars(
+                select(ConsentEvidence).where(ConsentEvidence.authorization_id == auth.id).order_by(ConsentEvidence.id)
+            )
         ]
         assert events[-2:] == ["face_review", "face_review_approved"]
     # The waiting page's next poll: the face step passed; the consent follows in the same session.

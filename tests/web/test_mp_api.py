@@ -285,7 +285,7 @@ def test_my_hand_off_conversation_is_read_and_written_while_open(mp, demo_settin
     assert conversation["open"] is True
     assert [(m["author"], m["body"]) for m in conversation["messages"]] == [("我", "想把期限改成24个月")]
     with unit_of_work(url) as s:
-        kept = s.scalars(select(ConversationMessage)).all()
+        kept = s.scalars(select(ConversationMessage).order_by(ConversationMessage.id)).all()
         assert [(m.openid, m.author, m.direction) for m in kept] == [("o_demo_zhangjianguo", "customer", "inbound")]
     refused(mp.get("/api/mp/hand-off", mp.login("m_nobody")), 403, "not_bound")
 

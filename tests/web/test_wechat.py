@@ -177,7 +177,7 @@ def test_redis_down_still_answers_in_time_and_keeps_the_message(make_client, bot
     assert relay_held(demo_settings, queued) == 1 and relay_held(demo_settings, queued) == 0
     assert queued.asked == [("o_demo_zhangjianguo", "你好", "1003")]
     with unit_of_work(demo_settings.database_url) as session:
-        assert session.scalars(select(ConversationMessage.status)).all() == ["relayed"]
+        assert session.scalars(select(ConversationMessage.status).order_by(ConversationMessage.id)).all() == ["relayed"]
     # A late retry of it now is a duplicate: it does not reach the bot again.
     resp = make_client().post("/wechat", data=text_xml("你好", msg_id=1003), query_string=signed_query(token))
     assert resp.status_code == 200 and bot.asked == []

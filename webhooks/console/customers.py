@@ -71,7 +71,10 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
 def _render(customer: Customer, error: str | None = None, status: int = 200) -> ResponseReturnValue:
     db = g.db
     as_head = db.scalars(
-        select(FamilyMember).where(FamilyMember.customer_id == customer.id).options(joinedload(FamilyMember.member))
+        select(FamilyMember)
+        .where(FamilyMember.customer_id == customer.id)
+        .order_by(FamilyMember.id)
+        .options(joinedload(FamilyMember.member))
     ).all()
     heads = db.execute(
         select(FamilyMember.role, Customer)
