@@ -25,7 +25,7 @@ graph instead cost 8 of the load's 14.5 s of CPU, mostly autograph rewriting
 the layers' source), and the trained weights are read over them, every weight
 created having to be found in the checkpoint. Prediction is traced as in Rasa.
 On 400 held-out and blind messages the intents, confidences, entities and
-FAQ answers are the same as with Rasa's own load; the model loads in 6.5 s of
+FAQ answers are the same as with Rasa's own load; the model loads in 6.3 s of
 CPU instead of 14.5 (Rasa's own: 36).
 """
 
