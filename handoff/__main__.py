@@ -40,19 +40,10 @@ def watch_once(settings: Settings, jobs: Jobs, requeue_stale: bool = True) -> in
     return dispatch(settings, jobs, requeue_stale)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handoff", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("watch",))
-    parser.add_argument("--every", type=float, default=0, help="repeat every SECONDS (0: once)")
-    args = parser.parse_args(argv)
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
+def watch(settings: Settings, every_s: float | None = None) -> int:
+    """One round, or a round every `every_s` seconds until stopped; exit status 2: a single round
+    could not reach the database."""
     jobs = Jobs(settings)
-    every_s = args.every or None
     stale_every = max(1, int(60 / (every_s or 60)))
 
     def one_round(once: bool) -> None:
@@ -67,6 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     except SQLAlchemyError as exc:  # a single round that could not reach the database
         log.error("hand-off watch round failed: %s", exc)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handoff", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("watch",))
+    parser.add_argument("--every", type=float, default=0, help="repeat every SECONDS (0: once)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    return watch(settings, args.every or None)
 
 
 if __name__ == "__main__":

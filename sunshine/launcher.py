@@ -64,25 +64,16 @@ class Service:
     port: int
     command: list[str]
     uses_database: bool = True  # False: starts while the database is prepared (Rasa loads its model meanwhile)
-    role: str = ""  # what `--roles` names it by (ROLES)
+    roles: frozenset[str] = frozenset()  # what `--roles` names it by (ROLES)
 
 
+# The periodic duties, each a role of its own, all run by one process (`python -m duties`, whose
+# DUTIES these name).
+DUTY_ROLES = ("escalator", "reminder", "inspection", "watcher", "sweeper", "checkpointer")
 # The roles a node can run (`run --roles`), each one or more of `services`; without `--roles`, all.
-ROLES = (
-    "web",
-    "worker",
-    "rasa",
-    "actions",
-    "escalator",
-    "reminder",
-    "inspection",
-    "watcher",
-    "sweeper",
-    "checkpointer",
-    "emulators",
-)
+ROLES = ("web", "worker", "rasa", "actions", *DUTY_ROLES, "emulators")
 # The roles of a node of web and workers: each duty runs on every such node and acts once (sunshine.leases).
-NODE_ROLES = ("web", "worker", "escalator", "reminder", "inspection", "watcher", "sweeper", "checkpointer")
+NODE_ROLES = ("web", "worker", *DUTY_ROLES)
 
 
 def _local_port(url: str) -> int | None:
@@ -114,8 +105,8 @@ def _role_port(url: str, asked: bool) -> int | None:
 
 def services(s: Settings, roles: frozenset[str] | None = None) -> list[Service]:
     """The processes this machine runs, from the settings: every role's, or only `roles`'."""
-    out = [svc for svc in _all_services(s, roles) if roles is None or svc.role in roles]
-    missing = sorted((roles or frozenset()) - {svc.role for svc in out})
+    out = [svc for svc in _all_services(s, roles) if roles is None or svc.roles & roles]
+    missing = sorted((roles or frozenset()) - frozenset().union(*(svc.roles for svc in out)))
     if missing:
         raise StartupError(
             f"--roles {', '.join(missing)}: nothing to start (the emulators start only for service URLs on this "
@@ -146,7 +137,7 @@ def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
                 "10",
                 "webhooks:create_app()",
             ],
-            role="web",
+            roles=frozenset({"web"}),
         )
     ]
     rasa_port = _role_port(s.rasa_url, bool(roles and "rasa" in roles))
@@ -175,7 +166,7 @@ def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
                     str(rasa_port),
                 ],
                 uses_database=False,
-                role="rasa",
+                roles=frozenset({"rasa"}),
             )
         )
     action_port = _role_port(s.action_server_url, bool(roles and "actions" in roles))
@@ -187,23 +178,16 @@ def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
                 # rasa-sdk's action server, refusing calls without ACTION_SERVER_TOKEN (bot/action_server.py)
                 [py, "-m", "bot.action_server", "--actions", "bot.actions", "--port", str(action_port)],
                 uses_database=False,  # only its actions do, called once the web is ready
-                role="actions",
+                roles=frozenset({"actions"}),
             )
         )
     out += [
-        Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)], role="worker")
+        Service(f"worker.{n}", 0, [py, "-m", "conversation.worker", str(n)], roles=frozenset({"worker"}))
         for n in range(s.worker_processes)
     ]
-    every = str(s.evidence_checkpoint_every_s)
-    for name, role, command in (
-        ("escalator", "escalator", ["lending", "escalate-overdue", "--every", "60"]),
-        ("repayment-reminder", "reminder", ["lending", "remind-repayments", "--every", "3600"]),
-        ("annual-inspection", "inspection", ["lending", "annual-inspection", "--every", "86400"]),
-        ("handoff-watch", "watcher", ["handoff", "watch", "--every", "2"]),
-        ("report-sweeper", "sweeper", ["auth_flow", "sweep-reports", "--every", "60"]),
-        ("evidence-checkpointer", "checkpointer", ["auth_flow", "evidence-checkpoint", "--every", every]),
-    ):
-        out.append(Service(name, 0, [py, "-m", *command], role=role))
+    duties = [role for role in DUTY_ROLES if roles is None or role in roles]
+    if duties:
+        out.append(Service("duties", 0, [py, "-m", "duties", *duties], roles=frozenset(duties)))
     for name, url, module in (
         ("wechat-emulator", s.wechat_api_base, "emulators.wechat"),
         ("bureau-emulator", s.bureau_url, "emulators.bureau"),
@@ -216,7 +200,13 @@ def _all_services(s: Settings, roles: frozenset[str] | None) -> list[Service]:
         port = _local_port(url)
         if port:
             out.append(
-                Service(name, port, [py, "-m", module, "--port", str(port)], uses_database=False, role="emulators")
+                Service(
+                    name,
+                    port,
+                    [py, "-m", module, "--port", str(port)],
+                    uses_database=False,
+                    roles=frozenset({"emulators"}),
+                )
             )
     return out
 
@@ -395,7 +385,7 @@ def run(s: Settings, private_port: int, roles: frozenset[str] | None = None) -> 
     started_services = services(s, roles)
     check_ports(s, private_redis, roles)
     check_database(s)
-    if any(svc.role == "rasa" for svc in started_services):
+    if any("rasa" in svc.roles for svc in started_services):
         check_model()
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     endpoints = RUN_DIR / "endpoints.yml"  # holds the action server's token and Redis's password
@@ -424,7 +414,7 @@ def run(s: Settings, private_port: int, roles: frozenset[str] | None = None) -> 
             cwd=str(ROOT),
             before_prepare=not svc.uses_database,
         )
-    if any(svc.role == "web" for svc in started_services):
+    if any("web" in svc.roles for svc in started_services):
         threading.Thread(target=_announce_when_ready, args=(s, started), daemon=True).start()
     # Redis, Rasa (loading its model, the longest start), the action server and the emulators start
     # while the database is migrated and the demo loaded; the web and the workers after that.
@@ -462,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             check_ports(s, private, roles)
             check_database(s)
             check_no_demo_in_production(s)
-            if any(svc.role == "rasa" for svc in services(s, roles)):
+            if any("rasa" in svc.roles for svc in services(s, roles)):
                 check_model()
             print("configuration ok")
             return 0

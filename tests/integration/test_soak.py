@@ -12,7 +12,7 @@ def test_a_short_soak_answers_every_message_once_and_samples_every_process(stack
     assert all(m.answer for m in result.messages) and run.apologies == 0
     assert len(result.answer_times_ms) == result.sent
     sampled = set(run.memory[0][1])
-    assert {"launcher", "redis", "rasa", "actions", "web", "web.worker", "worker.0", "handoff-watch"} <= sampled
+    assert {"launcher", "redis", "rasa", "actions", "web", "web.worker", "worker.0", "duties"} <= sampled
     assert all(v for v in run.memory[-1][1].values()), "a process of the stack is gone"
     ratio, which = run.growth_ratio()
     assert ratio > 0 and which.split("#")[0] not in soak.DATA_HOLDERS

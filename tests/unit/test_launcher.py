@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from sunshine.launcher import (
+    DUTY_ROLES,
     NODE_ROLES,
     ROLES,
     StartupError,
@@ -99,12 +100,7 @@ def test_services_skip_remote_hosts():
         "worker.1",
         "worker.2",
         "worker.3",
-        "escalator",
-        "repayment-reminder",
-        "annual-inspection",
-        "handoff-watch",
-        "report-sweeper",
-        "evidence-checkpointer",
+        "duties",
     ]
 
 
@@ -141,9 +137,12 @@ def test_make_runs_demo_switch_sets_the_demo_order_unless_told_otherwise(tmp_pat
 
 def test_roles_start_only_their_processes():
     s = Settings(worker_processes=2)
-    node = services(s, parse_roles("web,worker,watcher"))
-    assert [svc.name for svc in node] == ["web", "worker.0", "worker.1", "handoff-watch"]
-    assert {svc.role for svc in services(s, frozenset(NODE_ROLES))} == set(NODE_ROLES)
+    node = services(s, parse_roles("web,worker,watcher,sweeper"))
+    assert [svc.name for svc in node] == ["web", "worker.0", "worker.1", "duties"]
+    assert node[-1].command[-3:] == ["duties", "watcher", "sweeper"]  # only the duties asked for
+    assert frozenset().union(*(svc.roles for svc in services(s, frozenset(NODE_ROLES)))) == set(NODE_ROLES)
+    (every_duty,) = [svc for svc in services(s) if svc.name == "duties"]  # one process for every duty
+    assert every_duty.command[-len(DUTY_ROLES) - 2 :] == ["-m", "duties", *DUTY_ROLES]
     assert [svc.name for svc in services(s)] == [svc.name for svc in services(s, frozenset(ROLES))]
 
 
