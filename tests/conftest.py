@@ -189,8 +189,10 @@ def password_checks_remembered():
 @pytest.fixture(scope="session", autouse=True)
 def faces_remembered():
     """Face detection, encodings and landmarks computed once per frame in this test process
-    (`auth_media.RememberedFaces`); processes the tests start compute their own."""
-    remembered = media.RememberedFaces()
+    (`auth_media.RememberedFaces`), and kept in SUNSHINE_CACHE_DIR when set (`make test` sets it) for
+    the other test processes and the next runs; processes the tests start compute their own."""
+    kept = os.environ.get("SUNSHINE_CACHE_DIR")
+    remembered = media.RememberedFaces(Path(kept) if kept else None)
     with pytest.MonkeyPatch.context() as mp:
         for module in ("auth_flow.faces", "auth_flow.liveness"):
             mp.setattr(f"{module}._face_recognition", lambda: remembered)

@@ -6,6 +6,8 @@ import copy
 import hashlib
 import io
 import itertools
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -112,12 +114,18 @@ class RememberedFaces:
     """face_recognition (imported at its first use, as auth_flow.faces does) with each result of its
     detection, encodings and landmarks remembered per frame: they are pure functions of the pixels,
     up to a second a frame, and the tests show the same frames (the clip's, the reference photo)
-    hundreds of times. What a caller gets is a copy, as from the library."""
+    hundreds of times. What a caller gets is a copy, as from the library.
+
+    With a `folder` (`make test`: in SUNSHINE_CACHE_DIR, kept per user as Rasa's cache), each result is
+    also kept there as a JSON file, shared by the test processes and kept from one run to the next
+    (dlib's face detection was about 40 s of the suite's CPU); the folder is named by dlib's and
+    face_recognition's versions."""
 
     REMEMBERED = ("face_locations", "face_encodings", "face_landmarks")
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self._results: dict[tuple, object] = {}
+        self._folder = folder
 
     def __getattr__(self, name: str):
         import face_recognition
@@ -130,7 +138,42 @@ class RememberedFaces:
             frame = hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).digest()
             key = (name, frame, pixels.shape, str(pixels.dtype), repr(args), repr(sorted(kwargs.items())))
             if key not in self._results:
-                self._results[key] = found(pixels, *args, **kwargs)
+                self._results[key] = self._kept(key, lambda: found(pixels, *args, **kwargs))
             return copy.deepcopy(self._results[key])
 
         return remembered
+
+    def _kept(self, key: tuple, compute):
+        """The result from the folder, else computed (and written there)."""
+        if self._folder is None:
+            return compute()
+        import dlib
+        import face_recognition
+
+        name = key[0]
+        folder = self._folder / f"face-results-dlib-{dlib.__version__}-fr-{face_recognition.__version__}"
+        path = folder / f"{hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()}.json"
+        try:
+            return _from_json(name, json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, AttributeError):  # not kept yet, or unreadable: computed again
+            result = compute()
+        folder.mkdir(parents=True, exist_ok=True)
+        written = path.with_suffix(f".{os.getpid()}.tmp")
+        written.write_text(json.dumps(_to_json(name, result)))
+        os.replace(written, path)  # whole or not at all, whichever process writes it
+        return result
+
+
+def _to_json(name: str, result: list):
+    if name == "face_encodings":
+        return [encoding.tolist() for encoding in result]
+    return result  # locations: tuples; landmarks: dicts of lists of tuples (JSON lists)
+
+
+def _from_json(name: str, kept: list) -> list:
+    """face_recognition's types: locations as tuples, encodings as float64 arrays, landmark points as tuples."""
+    if name == "face_locations":
+        return [tuple(location) for location in kept]
+    if name == "face_encodings":
+        return [np.array(encoding, dtype=np.float64) for encoding in kept]
+    return [{part: [tuple(point) for point in points] for part, points in face.items()} for face in kept]
