@@ -25,7 +25,7 @@ TRAINING_DATA := $(shell find bot nlu_data -type f \( -name '*.yml' -o -name '*.
 help:
 	@echo "make run    start every process (Redis if needed, Rasa, actions, web, worker, emulators)"
 	@echo "make test   run the whole test suite"
-	@echo "make test-fast  the tests that need no whole stack (unit, web, security, NLU data): ~2.5 min"
+	@echo "make test-fast  the tests that need no whole stack (unit, web, security, NLU data): ~2 min"
 	@echo "make test-clock the fast tier with the clock moved to 2031, on SQLite (no test may depend on the calendar)"
 	@echo "make test-postgres  make test on PostgreSQL (DATABASE_URL, default the local server's database test)"
 	@echo "make bench  run the benchmarks; figures go to var/bench/results.json"
