@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clients.wechat import WeChatApi, WeChatApiError
 from conversation.menu import MENU_FILE, MenuError, load_menu, publish
-from sunshine.settings import ConfigError, load
+from sunshine.settings import load_for_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("publish",))
     parser.add_argument("--file", type=Path, default=MENU_FILE, help="the menu file (default: conversation/menu.yml)")
     args = parser.parse_args(argv)
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_for_command()
     try:
         menu = load_menu(settings, args.file)
     except MenuError as exc:

@@ -9,7 +9,7 @@ import sys
 
 from duties import DUTIES, run
 from sunshine.protect import configure_logging
-from sunshine.settings import ConfigError, load
+from sunshine.settings import load_for_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.duty if name not in DUTIES]
     if unknown:
         parser.error(f"unknown duty {', '.join(unknown)}; the duties: {', '.join(DUTIES)}")
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_for_command()
     configure_logging(settings.log_level)
     try:
         return run(settings, args.duty or list(DUTIES))

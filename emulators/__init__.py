@@ -91,17 +91,12 @@ def serve_main(prog: str, description: str, make_app, default_port, banner: str,
     """
     import argparse
     import logging
-    import sys
 
     from werkzeug.serving import make_server
 
-    from sunshine.settings import ConfigError, load
+    from sunshine.settings import load_for_command
 
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_for_command()
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=default_port(settings))

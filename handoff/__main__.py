@@ -25,7 +25,7 @@ from sunshine.db import unit_of_work
 from sunshine.jobs import Jobs
 from sunshine.periodic import run_rounds, shared_duty
 from sunshine.protect import configure_logging
-from sunshine.settings import ConfigError, Settings, load
+from sunshine.settings import Settings, load_for_command
 
 log = logging.getLogger("handoff.watch")
 
@@ -65,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("watch",))
     parser.add_argument("--every", type=float, default=0, help="repeat every SECONDS (0: once)")
     args = parser.parse_args(argv)
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_for_command()
     configure_logging(settings.log_level)
     return watch(settings, args.every or None)
 

@@ -38,7 +38,7 @@ from sunshine.jobs import Jobs
 from sunshine.models import Officer
 from sunshine.periodic import run_rounds, shared_duty
 from sunshine.protect import configure_logging
-from sunshine.settings import ConfigError, Settings, load
+from sunshine.settings import Settings, load_for_command
 
 SHOWN_ERRORS = 50
 
@@ -227,11 +227,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     yearly.add_argument("--rules", type=Path, default=inspection.RULES_FILE, help="the rules file")
     yearly.add_argument("--every", type=float, metavar="SECONDS", help="keep running, a round every SECONDS")
     args = parser.parse_args(argv)
-    try:
-        settings = settings or load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings or load_for_command()
     configure_logging(settings.log_level)
     if args.command == "import-credit-lines":
         return import_credit_lines(settings, args.file, args.actor)

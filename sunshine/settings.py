@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import os
 import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -725,3 +726,13 @@ def load(
     settings = Settings(**kwargs)
     validate(settings)
     return settings
+
+
+def load_for_command() -> Settings:
+    """The settings for a command (`python -m ...`): on a configuration problem, the problem on
+    standard error and exit status 2."""
+    try:
+        return load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

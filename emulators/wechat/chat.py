@@ -214,13 +214,9 @@ class ChatConsole:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sunshine.settings import ConfigError, load
+    from sunshine.settings import load_for_command
 
-    try:
-        settings = load()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    settings = load_for_command()  # exit status 2, as EXIT_UNREACHABLE
     parser = argparse.ArgumentParser(
         prog="python -m emulators.wechat.chat", description="Talk to the Official Account as a WeChat user."
     )

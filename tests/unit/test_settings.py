@@ -1,8 +1,11 @@
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from sunshine.settings import ConfigError, load
+from sunshine.settings import ROOT, ConfigError, load
 
 GOOD_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -142,3 +145,28 @@ def test_the_demo_challenge_order_needs_the_demo_switch_and_is_refused_in_produc
     # `make run`'s default, overridden by an empty value: the random challenge again
     defaults = {"SUNSHINE_DEMO": "1", "FACE_CHALLENGE_DEMO_ORDER": "left,right,mouth"}
     assert load({"FACE_CHALLENGE_DEMO_ORDER": ""}, tmp_path / "x", defaults).face_challenge_demo_order == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["duties"],
+        ["handoff", "watch"],
+        ["lending", "escalate-overdue"],
+        ["conversation", "menu", "publish"],
+        ["emulators.bureau"],
+        ["emulators.wechat.chat"],
+    ],
+)
+def test_a_command_with_a_bad_setting_says_which_and_exits_with_2(command):
+    done = subprocess.run(
+        [sys.executable, "-m", *command],
+        env=dict(os.environ, REPAYMENT_REMINDER_HOUR="24", PYTHONPATH=str(ROOT)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("configuration error: REPAYMENT_REMINDER_HOUR must be an hour"), done.stderr
