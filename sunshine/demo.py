@@ -142,13 +142,22 @@ STEP_S, FPS = 2.4, 10
 
 def challenge_video(clip_frames: Sequence[np.ndarray], actions: Sequence[str]) -> list[np.ndarray]:
     """A camera's view of the clip's singer doing `actions` after a look at the camera, one
-    step of the page's timing each (the clip's frames of each pose, in turn), then looking
-    again; `clip_frames`: the clip's frames from its first (at least up to the last pose)."""
+    step of the page's timing each, then looking again; `clip_frames`: the clip's frames from
+    its first (at least up to the last pose).
+
+    Each step goes into its pose and back out (the pose's frames, the last held, then backwards:
+    a sixth of the step each), so that the pose's fullest frame (the open mouth of 267, say) fills
+    0.8 s to 1.6 s of the step, where the page takes its frames (1.0 s and 1.4 s; 1.8 s): the
+    video may run up to 0.6 s behind the page's clock, as Chromium's fake camera does when the
+    machine is busy (a late frame is not made up for), or ahead. With each pose's frames in turn
+    across the step, the fullest one showed only from 1.6 s, and a camera 0.2 s late failed the
+    mouth step of the demo story now and then."""
     per_step = round(STEP_S * FPS)
     out = []
     for action in ["look", *actions, "look"]:
         poses = [clip_frames[k] for k in POSES[action]]
-        out += [poses[i * len(poses) // per_step] for i in range(per_step)]
+        there_and_back = [*poses, poses[-1], *reversed(poses)]
+        out += [there_and_back[i * len(there_and_back) // per_step] for i in range(per_step)]
     return out
 
 
