@@ -18,7 +18,8 @@ Restart-safe: a record still `querying` after REPORT_QUERY_STALE_S (its process 
 mid-query) is taken back by the next `fetch_reports` of that application (one taker:
 a conditional UPDATE) and queried again under the same key. `sweep_reports` (run
 every minute by `python -m auth_flow sweep-reports --every 60`, a `make run` process)
-finds those, and applications whose consents are complete but whose job never ran.
+finds those, and applications whose consents are complete (the last SWEEP_AFTER_S ago)
+but whose job never ran.
 A job put back by the worker after its worker died (`conversation.worker`) takes its
 own `querying` records back at once (`retake=True`), without waiting for them to go stale.
 """
@@ -48,6 +49,10 @@ from sunshine.protect import seal, unseal
 
 log = logging.getLogger(__name__)
 BACKOFF_S = 0.5  # first retry after 0.5 s, then 1 s, 2 s, ...
+# The sweep leaves an application to the job its last consent enqueued for this long: a job still
+# queued behind others must not find its queries claimed by a sweep (on a node that may then die
+# mid-query, leaving them to go stale: REPORT_QUERY_STALE_S).
+SWEEP_AFTER_S = 60
 
 
 @dataclass
@@ -225,14 +230,22 @@ def fetch_job(application_id: int) -> str:
 def sweep_reports(
     settings, applications: Applications | None = None, notify: notices.OfficerNotifier | None = None
 ) -> dict[int, str]:
-    """Fetch the reports of every application whose consents are complete but whose reports
-    are neither in nor being queried (its job died or never ran); {application id: state}."""
+    """Fetch the reports of every application whose consents are complete, the last at least
+    SWEEP_AFTER_S ago, but whose reports are neither in nor being queried (its job died or never
+    ran); {application id: state}."""
     with unit_of_work(settings.database_url) as session:
         # Only those with a consent can be complete: the many waiting for their first are not loaded.
         consented = select(Authorization.application_id).where(Authorization.status == "consented")
+        just_consented = select(Authorization.application_id).where(
+            Authorization.consented_at > utcnow() - timedelta(seconds=SWEEP_AFTER_S)
+        )
         waiting = session.scalars(
             select(LoanApplication)
-            .where(LoanApplication.status == "awaiting_authorization", LoanApplication.id.in_(consented))
+            .where(
+                LoanApplication.status == "awaiting_authorization",
+                LoanApplication.id.in_(consented),
+                LoanApplication.id.not_in(just_consented),
+            )
             .order_by(LoanApplication.id)
         ).all()
         ready = [a.id for a in waiting if not missing_consents(session, a)]

@@ -212,6 +212,9 @@ def test_a_query_stuck_in_querying_is_run_again_by_the_sweep_under_the_same_key(
     first = BureauClient(url).query_report(id_number, name, auth_id)
     svc, _ = lending_service()
     notices = Notices()
+    assert reports.sweep_reports(settings, applications=svc, notify=notices) == {}  # left to the consents' job
+    with unit_of_work(settings.database_url) as s:  # SWEEP_AFTER_S later
+        s.execute(update(Authorization).values(consented_at=utcnow() - timedelta(seconds=reports.SWEEP_AFTER_S + 1)))
     assert reports.sweep_reports(settings, applications=svc, notify=notices) == {app_id: "claimed_elsewhere"}
     with unit_of_work(settings.database_url) as s:  # REPORT_QUERY_STALE_S later
         s.execute(
